@@ -1,0 +1,96 @@
+"""The message record, its kinds, simulated time and the payload codec.
+
+Simulated time is an integer count of *quanta* (``QUANTA`` per unit of time):
+integer arithmetic makes arrival instants exact, so two messages that should
+arrive together do, on one process or on many.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, NamedTuple
+
+import msgpack
+import numpy as np
+
+QUANTA = 1_000_000
+"""Quanta per unit of simulated time."""
+
+FORWARD = 0
+"""Activity travelling along a projection."""
+DELTA = 1
+"""Credit, sensitivity or nudge travelling against a projection."""
+CONTROL = 2
+"""Data, teacher and phase signals that enter from outside the network."""
+
+KIND_NAMES = ("forward", "delta", "control")
+
+
+class LocalityError(RuntimeError):
+    """An agent tried to address an agent that is not its graph neighbour."""
+
+
+class Message(NamedTuple):
+    """One timestamped message between two neighbouring agents."""
+
+    kind: int
+    src: str
+    dst: str
+    t_sent: int
+    t_arrive: int
+    seq: int
+    payload: Any
+
+
+def canonical_key(m: Message) -> tuple:
+    """The order in which simultaneous messages are handed to an agent."""
+    return (m.t_arrive, m.kind, m.src, m.seq)
+
+
+def to_quanta(t: float) -> int:
+    """Convert a time in units to integer quanta (rounded to nearest)."""
+    return int(round(float(t) * QUANTA))
+
+
+def to_time(q: int) -> float:
+    """Convert integer quanta to a time in units."""
+    return q / QUANTA
+
+
+# -- payload codec ---------------------------------------------------------
+# Arrays travel as a msgpack extension: raw little-endian float64 bytes plus
+# their shape. Bit-exact, no pickle, and the decoder checks every length.
+_EXT_ARRAY = 1
+_HDR = struct.Struct("<B")
+
+
+def encode_payload(obj: Any) -> Any:
+    """msgpack ``default`` hook: numpy arrays and scalars to exact forms."""
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj, dtype="<f8")
+        shape = struct.pack(f"<{a.ndim}I", *a.shape)
+        return msgpack.ExtType(_EXT_ARRAY, _HDR.pack(a.ndim) + shape + a.tobytes())
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    raise TypeError(f"cannot encode payload of type {type(obj).__name__}")
+
+
+def decode_ext(code: int, data: bytes) -> Any:
+    """msgpack ``ext_hook``: rebuild arrays, refusing malformed data."""
+    if code != _EXT_ARRAY or len(data) < 1:
+        raise ValueError(f"unknown or empty extension type {code}")
+    ndim = data[0]
+    if ndim > 8:
+        raise ValueError(f"array with {ndim} dimensions refused")
+    end = 1 + 4 * ndim
+    if len(data) < end:
+        raise ValueError("truncated array header")
+    shape = struct.unpack(f"<{ndim}I", data[1:end])
+    n = 1
+    for s in shape:
+        n *= s
+    if len(data) - end != 8 * n:
+        raise ValueError("array length does not match its shape")
+    return np.frombuffer(data, dtype="<f8", offset=end).reshape(shape).copy()

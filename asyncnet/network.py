@@ -1,0 +1,288 @@
+"""From a ``networkx.DiGraph`` to populations, projections and delays.
+
+Nodes are populations (``size`` neurons with one ``activation`` and a
+``role``); edges are projections (a weight matrix and a link delay). The
+description is checked here, once, with errors that name what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import networkx as nx
+import numpy as np
+
+from .messages import QUANTA, to_quanta
+
+
+class NetworkError(ValueError):
+    """The network description is invalid."""
+
+
+def _sig(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * a))
+
+
+def _sig_d(a: np.ndarray) -> np.ndarray:
+    s = _sig(a)
+    return s * (1.0 - s)
+
+
+ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
+    "tanh": (np.tanh, lambda a: 1.0 - np.tanh(a) ** 2),
+    "sigmoid": (_sig, _sig_d),
+    "linear": (lambda a: a * 1.0, lambda a: np.ones_like(a)),
+    "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(float)),
+    "softplus": (lambda a: np.logaddexp(0.0, a), _sig),
+}
+"""Activation name -> (f, f')."""
+
+ROLES = ("input", "hidden", "output")
+
+
+def activation(name: str) -> tuple[Callable, Callable]:
+    """The activation function and its derivative, by name."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise NetworkError(
+            f"unknown activation {name!r} (known: {', '.join(sorted(ACTIVATIONS))})"
+        ) from None
+
+
+def agent_rng(seed: int, name: str) -> np.random.Generator:
+    """The random stream of one agent, seeded from ``(seed, name)`` only."""
+    h = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=16).digest()
+    return np.random.default_rng(int.from_bytes(h, "little"))
+
+
+@dataclass
+class Population:
+    """A node: ``size`` neurons sharing an activation and a role."""
+
+    name: str
+    size: int
+    activation: str
+    role: str
+    bias: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+
+@dataclass
+class Projection:
+    """An edge: the weights from ``pre`` to ``post`` and the link delay."""
+
+    pre: str
+    post: str
+    weight: np.ndarray  # shape (post.size, pre.size)
+    delay_q: int  # whole projection delay, in quanta
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The synapse agent's name."""
+        return f"{self.pre}->{self.post}"
+
+    @property
+    def delay(self) -> float:
+        """The projection delay in units of time."""
+        return self.delay_q / QUANTA
+
+    @property
+    def legs(self) -> tuple[int, int]:
+        """Delays (quanta) of the two links: pre -> synapse, synapse -> post."""
+        first = self.delay_q // 2
+        return first, self.delay_q - first
+
+
+class Network:
+    """Validated populations and projections built from a DiGraph."""
+
+    def __init__(self, graph: nx.DiGraph, populations: dict, projections: dict):
+        self.graph = graph
+        self.populations: dict[str, Population] = populations
+        self.projections: dict[tuple[str, str], Projection] = projections
+
+    # -- construction ---------------------------------------------------
+    @classmethod
+    def from_graph(
+        cls,
+        graph: nx.DiGraph,
+        *,
+        seed: int = 0,
+        speed: float | None = None,
+        require_dag: bool = False,
+    ) -> "Network":
+        """Check ``graph`` and build its populations and projections.
+
+        Weights not given on an edge are drawn from the projection's own
+        random stream (``init`` = ``normal`` scaled by ``scale/sqrt(fan_in)``,
+        or ``uniform``), so they depend on the seed and the edge only.
+        """
+        if not isinstance(graph, nx.DiGraph):
+            raise NetworkError("the network must be a networkx.DiGraph")
+        if graph.number_of_nodes() == 0:
+            raise NetworkError("the network has no nodes")
+        speed = graph.graph.get("speed", speed)
+        pops: dict[str, Population] = {}
+        for name, a in graph.nodes(data=True):
+            name = str(name)
+            if "->" in name or ":" in name:
+                raise NetworkError(f"node {name!r}: names may not contain '->' or ':'")
+            size = a.get("size", 1)
+            if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+                raise NetworkError(f"node {name!r}: size must be a positive integer, got {size!r}")
+            act = a.get("activation", "tanh")
+            activation(act)
+            role = a.get("role")
+            if role is None:
+                if graph.in_degree(name) == 0:
+                    role = "input"
+                elif graph.out_degree(name) == 0:
+                    role = "output"
+                else:
+                    role = "hidden"
+            if role not in ROLES:
+                raise NetworkError(f"node {name!r}: role must be one of {ROLES}, got {role!r}")
+            if role == "input" and graph.in_degree(name) > 0:
+                raise NetworkError(f"node {name!r}: an input population cannot have incoming edges")
+            bias = a.get("bias")
+            if bias is None:
+                bias = np.zeros(size)
+            bias = np.asarray(bias, dtype=float).reshape(-1)
+            if bias.shape != (size,):
+                raise NetworkError(f"node {name!r}: bias has {bias.size} entries, size is {size}")
+            pops[name] = Population(name, int(size), act, role, bias.copy(), dict(a))
+        if not any(p.role == "input" for p in pops.values()):
+            raise NetworkError("the network has no input population")
+        if not any(p.role == "output" for p in pops.values()):
+            raise NetworkError("the network has no output population")
+        if require_dag and not nx.is_directed_acyclic_graph(graph):
+            cycle = nx.find_cycle(graph)
+            path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"
+            raise NetworkError(f"this rule needs an acyclic network, but it has a cycle: {path}")
+        projs: dict[tuple[str, str], Projection] = {}
+        for u, v, a in graph.edges(data=True):
+            u, v = str(u), str(v)
+            if u == v:
+                raise NetworkError(f"edge {u}->{v}: self-loops are not allowed (use a population)")
+            if "delay" in a:
+                delay = a["delay"]
+            elif "length" in a:
+                sp = a.get("speed", speed)
+                if sp is None or not sp > 0:
+                    raise NetworkError(f"edge {u}->{v}: a length needs a positive speed")
+                delay = a["length"] / sp
+            else:
+                delay = 1.0
+            if not isinstance(delay, (int, float, np.number)) or not np.isfinite(delay) or delay <= 0:
+                raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
+            dq = to_quanta(delay)
+            if dq < 2:
+                raise NetworkError(f"edge {u}->{v}: delay {delay} is below the time resolution")
+            shape = (pops[v].size, pops[u].size)
+            w = a.get("weight")
+            if w is None:
+                w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
+                                agent_rng(seed, f"init:{u}->{v}"))
+            w = np.asarray(w, dtype=float)
+            if w.ndim < 2:
+                w = w.reshape(shape)
+            if w.shape != shape:
+                raise NetworkError(
+                    f"edge {u}->{v}: weight has shape {w.shape}, sizes need {shape}"
+                )
+            projs[(u, v)] = Projection(u, v, w.copy(), dq, dict(a))
+        return cls(graph, pops, projs)
+
+    # -- queries ----------------------------------------------------------
+    def pre(self, node: str) -> list[str]:
+        """Populations projecting to ``node``, sorted."""
+        return sorted(u for (u, v) in self.projections if v == node)
+
+    def post(self, node: str) -> list[str]:
+        """Populations ``node`` projects to, sorted."""
+        return sorted(v for (u, v) in self.projections if u == node)
+
+    def inputs(self) -> list[str]:
+        """Input populations, sorted."""
+        return sorted(n for n, p in self.populations.items() if p.role == "input")
+
+    def outputs(self) -> list[str]:
+        """Output populations, sorted."""
+        return sorted(n for n, p in self.populations.items() if p.role == "output")
+
+    def depth(self) -> int:
+        """L: the number of edges on the longest path (DAGs only)."""
+        return nx.dag_longest_path_length(self.graph)
+
+    def layer_of(self) -> dict[str, int]:
+        """Longest distance from an input, per population (DAGs only)."""
+        layer: dict[str, int] = {}
+        for n in nx.topological_sort(self.graph):
+            ps = list(self.graph.predecessors(n))
+            layer[str(n)] = 0 if not ps else 1 + max(layer[str(p)] for p in ps)
+        return layer
+
+    def min_delay_q(self) -> int:
+        """The smallest projection delay, in quanta."""
+        return min(p.delay_q for p in self.projections.values())
+
+
+def init_weight(shape: tuple[int, int], init: str, scale: float,
+                rng: np.random.Generator) -> np.ndarray:
+    """Draw one weight matrix: ``normal`` (scale/sqrt(fan_in)) or ``uniform``."""
+    fan_in = shape[1]
+    if init == "normal":
+        return rng.standard_normal(shape) * (scale / np.sqrt(fan_in))
+    if init == "uniform":
+        lim = scale * np.sqrt(3.0 / fan_in)
+        return rng.uniform(-lim, lim, shape)
+    raise NetworkError(f"unknown weight init {init!r} (known: normal, uniform)")
+
+
+def layered(
+    sizes: list[int],
+    *,
+    activation: str = "tanh",
+    out_activation: str | None = None,
+    delay: float = 1.0,
+    scale: float = 1.0,
+    init: str = "normal",
+) -> nx.DiGraph:
+    """A chain of populations ``l0 -> l1 -> ... -> lL`` with the given sizes."""
+    if len(sizes) < 2:
+        raise NetworkError("a layered network needs at least two layer sizes")
+    g = nx.DiGraph()
+    L = len(sizes) - 1
+    for i, n in enumerate(sizes):
+        role = "input" if i == 0 else "output" if i == L else "hidden"
+        act = "linear" if i == 0 else (out_activation or activation) if i == L else activation
+        g.add_node(f"l{i}", size=n, activation=act, role=role)
+    for i in range(L):
+        g.add_edge(f"l{i}", f"l{i + 1}", delay=delay, scale=scale, init=init)
+    return g
+
+
+def expand_to_neurons(net: Network) -> nx.DiGraph:
+    """The same network written with size-1 nodes: one node per neuron.
+
+    Neuron ``k`` of population ``p`` becomes node ``p_k``; every nonzero-shape
+    projection becomes a complete bipartite set of 1x1 edges carrying the
+    same weights, delays and biases. Used to check that both granularities
+    give the same numbers.
+    """
+    g = nx.DiGraph()
+    g.graph.update(net.graph.graph)
+    for name, p in net.populations.items():
+        for k in range(p.size):
+            g.add_node(f"{name}_{k}", size=1, activation=p.activation, role=p.role,
+                       bias=[p.bias[k]])
+    for (u, v), pr in net.projections.items():
+        for i in range(pr.weight.shape[0]):
+            for j in range(pr.weight.shape[1]):
+                g.add_edge(f"{u}_{j}", f"{v}_{i}", delay=pr.delay_q / QUANTA,
+                           weight=[[pr.weight[i, j]]])
+    return g

@@ -1,0 +1,181 @@
+"""Backprop diffusion, discrete delay model (SCHEMES.md §1).
+
+    x[t+1, l+1] = σ(W_l x[t, l] + b)          forward wave
+    δ[t, L]     = σ'(a[t, L]) ⊙ (x[t, L] - y)  output error (loss ½‖x - y‖²)
+    δ[t+1, l]   = σ'(a[t, l]) ⊙ W_lᵀ δ[t, l+1]  delta wave, with the *current* a
+    ΔW_l(t)     = -η δ[t, l+1] x[t, l]ᵀ        the two values that meet
+
+A neuron keeps the latest contribution from each of its synapses, and on
+every instant something reaches it recomputes what changed and sends it on.
+A synapse relays ``W x`` forward and ``Wᵀ δ`` backward and learns from the
+forward and delta values that meet at it. Nothing else is known to anyone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..messages import CONTROL, DELTA, FORWARD
+from ..network import Network, Population, Projection, activation
+from . import register
+
+
+@register("diffusion")
+@dataclass
+class Diffusion:
+    """Rule parameters: learning rates and the initial state of neurons.
+
+    ``init_state``: ``"random"`` (standard normal pre-activations and deltas,
+    the "arbitrary initial state" of the exactness claim) or ``"zero"``.
+    """
+
+    eta: float = 0.0
+    eta_bias: float | None = None
+    init_state: str = "random"
+    name: str = "diffusion"
+    requires_dag: bool = False
+
+    def __post_init__(self) -> None:
+        if self.init_state not in ("random", "zero"):
+            raise ValueError(f"init_state must be 'random' or 'zero', got {self.init_state!r}")
+        if self.eta < 0:
+            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.eta_bias is None:
+            self.eta_bias = self.eta
+
+    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> "Neuron":
+        """The physics of one population."""
+        return Neuron(self, pop, net, rng)
+
+    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> "Synapse":
+        """The physics of one projection."""
+        return Synapse(self, proj)
+
+
+class Neuron:
+    """A population's activity ``x = σ(a)``, its delta and its bias."""
+
+    def __init__(self, rule: Diffusion, pop: Population, net: Network,
+                 rng: np.random.Generator):
+        self.f, self.fprime = activation(pop.activation)
+        self.role = pop.role
+        self.eta_b = rule.eta_bias
+        self.b = pop.bias.copy()
+        n = pop.size
+        rand = rule.init_state == "random"
+        self.a = rng.standard_normal(n) if rand else np.zeros(n)
+        self.delta = rng.standard_normal(n) if rand else np.zeros(n)
+        self.x = self.a.copy() if self.role == "input" else self.f(self.a)
+        self.in_syn = [f"{u}->{pop.name}" for u in net.pre(pop.name)]
+        self.out_syn = [f"{pop.name}->{v}" for v in net.post(pop.name)]
+        self.fwd = {s: np.zeros(n) for s in self.in_syn}
+        self.back = {s: np.zeros(n) for s in self.out_syn}
+        self.target: np.ndarray | None = None
+
+    def start(self, t: float) -> list:
+        """Announce the (arbitrary) initial state to every synapse."""
+        out = []
+        if self.out_syn:
+            out.append(("out", FORWARD, self.x))
+        if self.in_syn:
+            out.append(("in", DELTA, self.delta))
+        return out
+
+    def react(self, t: float, batch: list) -> list:
+        """Update from everything that arrived now; send what changed."""
+        got_f = got_d = got_y = False
+        for m in batch:
+            if m.kind == FORWARD:
+                self.fwd[m.src] = m.payload
+                got_f = True
+            elif m.kind == DELTA:
+                self.back[m.src] = m.payload
+                got_d = True
+            elif m.kind == CONTROL:
+                if self.role == "input":
+                    self.a = np.asarray(m.payload, dtype=float)
+                    self.x = self.a
+                    got_f = True
+                else:
+                    self.target = np.asarray(m.payload, dtype=float)
+                    got_y = True
+        new_delta = False
+        if got_d and self.role != "output":
+            # δ[t+1] uses a[t]: the delta wave meets the activity of the
+            # previous instant, before this instant's forward update.
+            s = sum_in_order(self.back, self.out_syn)
+            self.delta = s if self.role == "input" else self.fprime(self.a) * s
+            new_delta = True
+        if got_f and self.role != "input":
+            self.a = sum_in_order(self.fwd, self.in_syn) + self.b
+            self.x = self.f(self.a)
+        if self.role == "output" and (got_f or got_y) and self.target is not None:
+            self.delta = self.fprime(self.a) * (self.x - self.target)
+            new_delta = True
+        if new_delta and self.role != "input" and self.eta_b:
+            self.b = self.b - self.eta_b * self.delta
+        out = []
+        if got_f and self.out_syn:
+            out.append(("out", FORWARD, self.x))
+        if new_delta and self.in_syn:
+            out.append(("in", DELTA, self.delta))
+        return out
+
+    def state(self) -> dict:
+        """Activity, delta, bias, pre-activation and current target."""
+        s = {"state": self.x, "delta": self.delta, "bias": self.b, "preact": self.a}
+        if self.role == "input":
+            s["input"] = self.x
+        if self.target is not None:
+            s["target"] = self.target
+        return s
+
+
+class Synapse:
+    """A projection: relays ``W x`` and ``Wᵀ δ``; learns where they meet."""
+
+    def __init__(self, rule: Diffusion, proj: Projection):
+        self.W = proj.weight.copy()
+        self.eta = rule.eta
+        self.x_pre = np.zeros(self.W.shape[1])
+        self.d_post = np.zeros(self.W.shape[0])
+        self.grad = np.zeros_like(self.W)
+        self.t_grad = -1.0
+
+    def start(self, t: float) -> list:
+        """Synapses wait for their neurons."""
+        return []
+
+    def react(self, t: float, batch: list) -> list:
+        """Relay what arrived and update from the values that meet."""
+        out = []
+        for m in batch:
+            if m.kind == FORWARD:
+                self.x_pre = m.payload
+            else:
+                self.d_post = m.payload
+        kinds = {m.kind for m in batch}
+        if FORWARD in kinds:
+            out.append(("out", FORWARD, self.W @ self.x_pre))
+        if DELTA in kinds:
+            out.append(("in", DELTA, self.W.T @ self.d_post))
+        self.grad = np.outer(self.d_post, self.x_pre)
+        self.t_grad = t
+        if self.eta:
+            self.W = self.W - self.eta * self.grad
+        return out
+
+    def state(self) -> dict:
+        """Weight and latest gradient estimate (sign of dV/dW)."""
+        return {"weight": self.W, "grad": self.grad}
+
+
+def sum_in_order(d: dict, names: list[str]) -> np.ndarray:
+    """Sum contributions in a fixed (sorted-name) order: reproducible bits."""
+    it = iter(names)
+    total = d[next(it)]
+    for n in it:
+        total = total + d[n]
+    return total
