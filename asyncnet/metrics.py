@@ -1,0 +1,132 @@
+"""Measurements of a run: traffic, locality, latency, gradient error, alignment.
+
+``Traffic`` is fed message batches — by the engine during a run, or by the
+event log afterwards — so ``asyncnet stats`` computes the same figures from
+a log alone as ``asyncnet run`` does live.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .messages import CONTROL, DELTA, FORWARD, KIND_NAMES, QUANTA, Message
+
+INF = float("inf")
+
+
+class Traffic:
+    """Counts by kind, link delays, locality, and input -> update latency.
+
+    ``links`` is the locality graph (agent -> neighbour -> delay). For the
+    first ``traces`` changes of an input value after t = 0 it follows the
+    change forward (through forward messages) and records when it first
+    reached a synapse (a weight update that used the new input); once it
+    reaches an output, it follows the credit born there backward (through
+    delta messages) and records when that first reached a synapse (a weight
+    update that used the credit the new input caused).
+    """
+
+    def __init__(self, links: dict[str, dict[str, int]], inputs: list[str],
+                 outputs: list[str], traces: int = 5, horizon: int = 0):
+        self.links = links
+        self.inputs = set(inputs)
+        self.outputs = set(outputs)
+        self.count = [0, 0, 0]
+        self.local = 0
+        self.dmin = [INF, INF, INF]
+        self.dmax = [0, 0, 0]
+        self.dsum = [0, 0, 0]
+        self.traces_left = traces
+        self.horizon = horizon
+        self.last_input: dict[str, bytes] = {}
+        self.cones: list[dict] = []
+        self.latency_forward: list[float] = []
+        self.latency_credit: list[float] = []
+
+    def __call__(self, batch: list[Message]) -> None:
+        """Account for one delivered batch."""
+        for m in batch:
+            k = m.kind
+            self.count[k] += 1
+            d = m.t_arrive - m.t_sent
+            self.dsum[k] += d
+            if d < self.dmin[k]:
+                self.dmin[k] = d
+            if d > self.dmax[k]:
+                self.dmax[k] = d
+            if self.links.get(m.src, {}).get(m.dst) == d:
+                self.local += 1
+            if self.cones:
+                self._trace(m)
+            if k == CONTROL and m.dst in self.inputs:
+                self._input(m)
+
+    def _input(self, m: Message) -> None:
+        v = np.asarray(m.payload, dtype=float).tobytes()
+        prev = self.last_input.get(m.dst)
+        self.last_input[m.dst] = v
+        if prev is not None and prev != v and self.traces_left > 0 and m.t_arrive > 0:
+            self.traces_left -= 1
+            self.cones.append({"t0": m.t_arrive, "reach": {m.dst: m.t_arrive},
+                               "back": {}, "fwd": None, "credit": None})
+
+    def _trace(self, m: Message) -> None:
+        for c in list(self.cones):
+            cone = c["reach"] if m.kind == FORWARD else c["back"] if m.kind == DELTA else None
+            t_src = None if cone is None else cone.get(m.src)
+            if t_src is None or m.t_sent < t_src:
+                continue
+            if m.dst not in cone:
+                cone[m.dst] = m.t_arrive
+                if m.kind == FORWARD and m.dst in self.outputs:
+                    c["back"].setdefault(m.dst, m.t_arrive)
+            if "->" in m.dst:
+                if m.kind == FORWARD and c["fwd"] is None:
+                    c["fwd"] = m.t_arrive - c["t0"]
+                if m.kind == DELTA and c["credit"] is None:
+                    c["credit"] = m.t_arrive - c["t0"]
+            done = c["fwd"] is not None and c["credit"] is not None
+            if done or (self.horizon and m.t_arrive - c["t0"] > self.horizon):
+                self.cones.remove(c)
+                if c["fwd"] is not None:
+                    self.latency_forward.append(c["fwd"] / QUANTA)
+                if c["credit"] is not None:
+                    self.latency_credit.append(c["credit"] / QUANTA)
+
+    def summary(self) -> dict:
+        """The figures as a plain dict (JSON-ready)."""
+        total = sum(self.count)
+        delays = {}
+        for k, name in enumerate(KIND_NAMES):
+            if self.count[k]:
+                delays[name] = {"min": self.dmin[k] / QUANTA, "max": self.dmax[k] / QUANTA,
+                                "mean": self.dsum[k] / self.count[k] / QUANTA}
+        return {
+            "messages": {"total": total, **dict(zip(KIND_NAMES, self.count))},
+            "locality": {"one_link": self.local, "share": self.local / total if total else 1.0},
+            "link_delay": delays,
+            "latency": {
+                "input_to_first_update_forward": _mean(self.latency_forward),
+                "input_to_first_update_credit": _mean(self.latency_credit),
+                "input_changes_traced": len(self.latency_forward),
+            },
+        }
+
+
+def _mean(xs: list[float]) -> float | None:
+    return float(np.mean(xs)) if xs else None
+
+
+def rel_error(g: np.ndarray, ref: np.ndarray) -> float:
+    """Normwise relative error ``max|g - ref| / max|ref|``."""
+    scale = float(np.max(np.abs(ref)))
+    return float(np.max(np.abs(g - ref))) / (scale if scale > 0 else 1.0)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of the angle between two flattened arrays (nan if one is zero)."""
+    a, b = np.ravel(a), np.ravel(b)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else math.nan

@@ -1,0 +1,56 @@
+"""``asyncnet stats``: the run's traffic figures, computed from a log alone."""
+
+from __future__ import annotations
+
+import warnings
+
+from .eventlog import EventLog
+from .messages import KIND_NAMES
+from .metrics import Traffic
+from .scenario import load
+from .simulation import build_engine, response_delay
+from .messages import to_quanta
+
+
+def log_stats(path: str) -> dict:
+    """Counts, locality and latency of the messages in the log at ``path``."""
+    log = EventLog(path)
+    sc = load(log.header.get("scenario_path", path), text=log.header["scenario"])
+    eng, net, _ = build_engine(sc)
+    tr = Traffic(eng.links, net.inputs(), net.outputs(), horizon=to_quanta(4 * response_delay(net) + 4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for m in log.messages():
+            tr([m])
+    for w in caught:
+        warnings.warn(str(w.message), stacklevel=2)
+    s = tr.summary()
+    s["log"] = {"path": path, "bytes": log.size, "complete": log.footer is not None,
+                "scenario": sc.name, "seed": log.header.get("seed")}
+    if log.footer is not None:
+        s["log"]["digest"] = log.footer.get("digest")
+        if "workers" in log.footer:
+            s["workers"] = log.footer["workers"]
+    return s
+
+
+def format_stats(s: dict) -> str:
+    """Human-readable stats."""
+    m = s["messages"]
+    lines = [f"log       {s['log']['path']} ({s['log']['bytes'] / 1e6:.2f} MB, scenario "
+             f"{s['log']['scenario']}, seed {s['log']['seed']}"
+             + ("" if s["log"]["complete"] else ", TRUNCATED") + ")",
+             f"messages  {m['total']:,}: " + ", ".join(f"{k} {m[k]:,}" for k in KIND_NAMES),
+             f"locality  {100 * s['locality']['share']:.1f}% travelled exactly one link"]
+    for k, v in s["link_delay"].items():
+        lines.append(f"delay     {k}: min {v['min']:g}, mean {v['mean']:.4g}, max {v['max']:g}")
+    lat = s["latency"]
+    f = lat["input_to_first_update_forward"]
+    c = lat["input_to_first_update_credit"]
+    lines.append(f"latency   input change -> first weight update: "
+                 f"{'n/a' if f is None else f'{f:g}'} (forward), "
+                 f"{'n/a' if c is None else f'{c:g}'} (credit); "
+                 f"{lat['input_changes_traced']} changes traced")
+    for w in s.get("workers", []):
+        lines.append("worker    " + ", ".join(f"{k} {v}" for k, v in w.items()))
+    return "\n".join(lines)
