@@ -35,7 +35,7 @@ class Diffusion:
     eta_bias: float | None = None
     init_state: str = "random"
     name: str = "diffusion"
-    requires_dag: bool = False
+    requires_dag: bool = True
 
     def __post_init__(self) -> None:
         if self.init_state not in ("random", "zero"):

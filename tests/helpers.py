@@ -1,0 +1,57 @@
+"""Shared test helpers: random graphs and small runs."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from asyncnet.engine import Engine
+from asyncnet.messages import QUANTA
+from asyncnet.network import Network
+
+
+def random_dag(seed: int, n_hidden: int = 6, p: float = 0.5, delay=1.0) -> nx.DiGraph:
+    """A random DAG: one input, hidden nodes in random order, one output.
+
+    Every hidden node gets at least one parent and one child so every path
+    leads from the input to the output. ``delay`` may be a callable(rng).
+    """
+    rng = np.random.default_rng(seed)
+    g = nx.DiGraph()
+    g.add_node("in", size=int(rng.integers(1, 4)), activation="linear", role="input")
+    names = [f"h{i}" for i in range(n_hidden)]
+    for n in names:
+        g.add_node(n, size=int(rng.integers(1, 4)), activation="tanh", role="hidden")
+    g.add_node("out", size=int(rng.integers(1, 3)), activation="tanh", role="output")
+    order = ["in", *names, "out"]
+
+    def d():
+        return float(delay(rng)) if callable(delay) else delay
+
+    for i, v in enumerate(order[1:], start=1):
+        parents = [u for u in order[:i] if u != "out" and rng.random() < p]
+        if not parents:
+            parents = [order[int(rng.integers(0, i))]]
+        for u in parents:
+            g.add_edge(u, v, delay=d())
+    for i, u in enumerate(order[:-1]):
+        if g.out_degree(u) == 0:
+            v = order[int(rng.integers(i + 1, len(order)))]
+            g.add_edge(u, v, delay=d())
+    return g
+
+
+def gradient_trace(net: Network, rule, u, y, until: float, seed: int = 0):
+    """Run with constant input/target; return {(synapse, frame): grad}."""
+    inp, out = net.inputs()[0], net.outputs()[0]
+    eng = Engine(net, rule, seed=seed, sources={inp: lambda t: u, out: lambda t: y})
+    trace = {}
+    legs = {p.name: p.legs[0] for p in net.projections.values()}
+
+    def mon(agent, t):
+        if agent.name in legs:
+            trace[(agent.name, (t - legs[agent.name]) / QUANTA)] = agent.model.grad.copy()
+
+    eng.monitors.append(mon)
+    eng.run(until)
+    return trace, eng
