@@ -7,7 +7,8 @@ messages waiting for a future instant. It never reads another agent.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

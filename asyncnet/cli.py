@@ -101,7 +101,8 @@ def format_summary(s: dict) -> str:
         lines.append("          layer  error at t=2L-1  max error t>=2L  exact from t")
         for row in ex["layers"]:
             lines.append(f"          {row['layer']:5d}  {_e(row['error_at_2L_minus_1']):>15}"
-                         f"  {_e(row['max_error_from_2L']):>15}  {_fmt_t(row['exact_from_frame']):>12}")
+                         f"  {_e(row['max_error_from_2L']):>15}"
+                         f"  {_fmt_t(row['exact_from_frame']):>12}")
         verdict = "EXACT" if ex["exact"] else "NOT exact"
         lines.append(f"          {verdict} from t=2L={2 * ex['depth']} on "
                      f"(tolerance {ex['tolerance']:g})")

@@ -9,7 +9,8 @@ then as one batch in canonical order, then its local timer if due then.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import simpy
 
@@ -158,7 +159,7 @@ class Engine:
         if end > self.env.now:
             self.env.run(until=end)
 
-    def at(self, t: float, fn: Callable[["Engine", float], None]) -> None:
+    def at(self, t: float, fn: Callable[[Engine, float], None]) -> None:
         """Call ``fn(engine, t)`` at time ``t`` (a probe: it reads, never sends)."""
         ev = self.env.timeout(to_quanta(t) - self.env.now)
         ev.callbacks.append(lambda _ev: fn(self, t))

@@ -16,7 +16,8 @@ import hashlib
 import io
 import os
 import warnings
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import msgpack
 

@@ -104,7 +104,7 @@ class Traffic:
                 delays[name] = {"min": self.dmin[k] / QUANTA, "max": self.dmax[k] / QUANTA,
                                 "mean": self.dsum[k] / self.count[k] / QUANTA}
         return {
-            "messages": {"total": total, **dict(zip(KIND_NAMES, self.count))},
+            "messages": {"total": total, **dict(zip(KIND_NAMES, self.count, strict=True))},
             "locality": {"one_link": self.local, "share": self.local / total if total else 1.0},
             "link_delay": delays,
             "latency": {

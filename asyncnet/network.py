@@ -8,8 +8,8 @@ description is checked here, once, with errors that name what is wrong.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import networkx as nx
 import numpy as np
@@ -114,7 +114,7 @@ class Network:
         seed: int = 0,
         speed: float | None = None,
         require_dag: bool = False,
-    ) -> "Network":
+    ) -> Network:
         """Check ``graph`` and build its populations and projections.
 
         Weights not given on an edge are drawn from the projection's own
@@ -177,7 +177,8 @@ class Network:
                 delay = a["length"] / sp
             else:
                 delay = 1.0
-            if not isinstance(delay, (int, float, np.number)) or not np.isfinite(delay) or delay <= 0:
+            number = isinstance(delay, (int, float, np.number)) and not isinstance(delay, bool)
+            if not number or not np.isfinite(delay) or delay <= 0:
                 raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
             dq = to_quanta(delay)
             if dq < 2:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 import numpy as np
@@ -55,7 +55,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
              save_state: str | None = None) -> dict:
     """Run a scenario in this process; return its summary."""
     eng, net, stream = build_engine(sc)
-    traffic = Traffic(eng.links, net.inputs(), net.outputs(), horizon=to_quanta(4 * response_delay(net) + 4))
+    traffic = Traffic(eng.links, net.inputs(), net.outputs(),
+                      horizon=to_quanta(4 * response_delay(net) + 4))
     eng.sinks.append(traffic)
     writer = EventLogWriter(log_path, log_header(sc, eng.names)) if log_path else None
     if writer:

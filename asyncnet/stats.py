@@ -5,11 +5,10 @@ from __future__ import annotations
 import warnings
 
 from .eventlog import EventLog
-from .messages import KIND_NAMES
+from .messages import KIND_NAMES, to_quanta
 from .metrics import Traffic
 from .scenario import load
 from .simulation import build_engine, response_delay
-from .messages import to_quanta
 
 
 def log_stats(path: str) -> dict:
@@ -17,7 +16,8 @@ def log_stats(path: str) -> dict:
     log = EventLog(path)
     sc = load(log.header.get("scenario_path", path), text=log.header["scenario"])
     eng, net, _ = build_engine(sc)
-    tr = Traffic(eng.links, net.inputs(), net.outputs(), horizon=to_quanta(4 * response_delay(net) + 4))
+    tr = Traffic(eng.links, net.inputs(), net.outputs(),
+                 horizon=to_quanta(4 * response_delay(net) + 4))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for m in log.messages():

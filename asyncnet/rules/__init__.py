@@ -6,7 +6,8 @@ scheme modules register themselves here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 RULES: dict[str, Callable[..., Any]] = {}
 

@@ -45,11 +45,11 @@ class Diffusion:
         if self.eta_bias is None:
             self.eta_bias = self.eta
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> "Neuron":
+    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> Neuron:
         """The physics of one population."""
         return Neuron(self, pop, net, rng)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> "Synapse":
+    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> Synapse:
         """The physics of one projection."""
         return Synapse(self, proj)
 

@@ -1,0 +1,33 @@
+"""The router refuses traffic between agents that are not graph neighbours."""
+
+import pytest
+
+from asyncnet.engine import Engine
+from asyncnet.messages import FORWARD, LocalityError
+from asyncnet.network import Network, layered
+from asyncnet.rules.diffusion import Diffusion
+
+
+def _engine():
+    net = Network.from_graph(layered([2, 3, 1]), seed=0)
+    return Engine(net, Diffusion(), seed=0, sources={"l0": lambda t: [0.0, 1.0]})
+
+
+def test_neuron_cannot_reach_a_neuron_directly():
+    eng = _engine()
+    with pytest.raises(LocalityError, match="l0 cannot address l1"):
+        eng.agents["l0"].send_to(0, "l1", FORWARD, 1.0)
+
+
+def test_synapse_cannot_skip_a_layer():
+    eng = _engine()
+    with pytest.raises(LocalityError):
+        eng.agents["l0->l1"].send_to(0, "l1->l2", FORWARD, 1.0)
+    eng.agents["l0->l1"].send_to(0, "l1", FORWARD, 1.0)  # a neighbour is fine
+
+
+def test_a_rule_that_emits_to_a_stranger_is_stopped():
+    eng = _engine()
+    eng.agents["l1"].ports["out"] = ["l2"]  # a miswired port: not a neighbour
+    with pytest.raises(LocalityError):
+        eng.run(3)
