@@ -51,9 +51,17 @@ class Agent:
 
     def emit(self, now: int, emits: list) -> None:
         """Send a rule's ``(port, kind, payload)`` emits to their neighbours."""
+        # send_to, inlined: this loop is the per-message hot path
+        links, route, name, seq = self.links, self.send, self.name, self.seq
         for port, kind, payload in emits:
             for dst in self.ports.get(port, ()):
-                self.send_to(now, dst, kind, payload)
+                delay = links.get(dst)
+                if delay is None:
+                    self.seq = seq
+                    raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
+                seq += 1
+                route(Message(kind, name, dst, now, now + delay, seq, payload))
+        self.seq = seq
 
 
 class Source:

@@ -62,10 +62,14 @@ def to_time(q: int) -> float:
 # their shape. Bit-exact, no pickle, and the decoder checks every length.
 _EXT_ARRAY = 1
 _HDR = struct.Struct("<B")
+_VEC = struct.Struct("<BI")
 
 
 def encode_payload(obj: Any) -> Any:
     """msgpack ``default`` hook: numpy arrays and scalars to exact forms."""
+    if type(obj) is np.ndarray and obj.ndim == 1 and obj.dtype.str == "<f8":
+        # the common case, short-circuited: a contiguous float64 vector
+        return msgpack.ExtType(_EXT_ARRAY, _VEC.pack(1, obj.shape[0]) + obj.tobytes())
     if isinstance(obj, np.ndarray):
         a = np.ascontiguousarray(obj, dtype="<f8")
         shape = struct.pack(f"<{a.ndim}I", *a.shape)

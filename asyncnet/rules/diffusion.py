@@ -151,17 +151,19 @@ class Synapse:
     def react(self, t: float, batch: list) -> list:
         """Relay what arrived and update from the values that meet."""
         out = []
+        got_f = got_d = False
         for m in batch:
             if m.kind == FORWARD:
                 self.x_pre = m.payload
+                got_f = True
             else:
                 self.d_post = m.payload
-        kinds = {m.kind for m in batch}
-        if FORWARD in kinds:
+                got_d = True
+        if got_f:
             out.append(("out", FORWARD, self.W @ self.x_pre))
-        if DELTA in kinds:
+        if got_d:
             out.append(("in", DELTA, self.W.T @ self.d_post))
-        self.grad = np.outer(self.d_post, self.x_pre)
+        self.grad = self.d_post[:, None] * self.x_pre[None, :]
         self.t_grad = t
         if self.eta:
             self.W = self.W - self.eta * self.grad
