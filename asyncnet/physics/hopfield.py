@@ -142,7 +142,7 @@ def layered_net(sizes: list[int], *, act: str = "sigmoid", scale: float = 1.0,
     starts = np.cumsum([0] + list(sizes))
     W = np.zeros((n, n))
     mask = np.zeros((n, n), bool)
-    for a, b in zip(range(len(sizes) - 1), range(1, len(sizes))):
+    for a, b in zip(range(len(sizes) - 1), range(1, len(sizes)), strict=True):
         ia = slice(starts[a], starts[a + 1])
         ib = slice(starts[b], starts[b + 1])
         lim = scale * np.sqrt(6.0 / (sizes[a] + sizes[b]))

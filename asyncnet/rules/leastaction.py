@@ -266,6 +266,7 @@ class LANeuron:
         self.u_in: np.ndarray | None = None
         self.target: np.ndarray | None = None
         self.fires = 0
+        self._dt = rule.dt  # the continuous rule sets it per firing
         if rule.mode == "async":
             self.my_period = rule.period * (1 + rule.period_spread * rng.uniform(-1, 1))
         self.a = self._preact()
@@ -278,7 +279,7 @@ class LANeuron:
 
     def _update(self) -> None:
         """One Euler step of this neuron's own ``x`` and ``λ`` from what it holds."""
-        dt = self.rule.dt
+        dt = self._dt
         if self.role == "input":
             if self.u_in is not None:
                 self.x = self.u_in
