@@ -204,6 +204,7 @@ def _attach_exactness(eng: Engine, net: Network, stream) -> Callable[[], dict]:
                 "max_error_from_2L": max(worst) if worst else None,
                 "exact": bool(worst) and max(worst) <= EXACT_TOL}
 
+    result.errs = errs  # the accumulator, merged across workers by the cluster
     return result
 
 

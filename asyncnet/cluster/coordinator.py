@@ -1,0 +1,240 @@
+"""Run a scenario over N worker processes with conservative time windows.
+
+The coordinator partitions the agents, hands each worker its partition and
+then drives windows of at most the lookahead (the smallest delay of a link
+that crosses partitions): a message sent inside a window across the cut
+arrives after the window, so every worker can run its window alone. After
+each window the workers return the records they delivered and one frame of
+outgoing messages per peer; the coordinator relays the frames, merges the
+records in the log's canonical order and writes them with the same writer
+as an in-process run — which is why the log is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from operator import itemgetter
+
+import numpy as np
+
+from ..eventlog import EventLogWriter
+from ..messages import CONTROL, Message, to_quanta, to_time
+from ..metrics import Traffic
+from ..scenario import Scenario, ScenarioError
+from ..simulation import (
+    _attach_exactness,
+    alignment_sweep,
+    build_engine,
+    describe,
+    log_header,
+    response_delay,
+)
+from . import wire
+from .partition import Partition, PartitionError, partition
+from .transport import Cluster, ClusterError, Member
+
+WINDOWS_AT_LEAST = 50
+"""Even without a cut, a run is cut into this many windows (progress, streaming)."""
+_KEY = itemgetter(0, 1, 2, 3, 4)
+
+
+def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = None,
+                         progress: Callable[[float], None] | None = None,
+                         save_state: str | None = None, bind: str | None = None,
+                         local: int | None = None, timeout: float = 5.0,
+                         join_timeout: float = 60.0, keys: str | None = None,
+                         method: str | None = None) -> dict:
+    """Run a scenario on ``workers`` processes; return the same summary as
+    ``simulation.simulate`` plus a ``cluster`` section.
+
+    ``local`` of the workers are started here (all by default); the others
+    join with ``asyncnet worker --connect`` at ``bind``.
+    """
+    eng0, net, stream = build_engine(sc, local=[])
+    try:
+        part = partition(eng0.links, workers, method or sc.cluster.get("partition", "auto"),
+                         starts=net.inputs())
+    except PartitionError as e:
+        raise ScenarioError(f"{sc.path}: [cluster] {e}") from None
+    traffic = Traffic(eng0.links, net.inputs(), net.outputs(),
+                      horizon=to_quanta(4 * response_delay(net) + 4))
+    writer = EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
+    kind = sc.analysis.get("kind", "accuracy")
+    t0 = time.perf_counter()
+    complete = False
+    run = _Run(sc, part, eng0.names, traffic, writer, progress)
+    try:
+        with Cluster(workers, local=local, bind=bind, timeout=timeout,
+                     join_timeout=join_timeout, keys=keys) as cl:
+            run.cluster = cl
+            cl.describe_part = run.describe_part
+            cl.spawn()
+            cl.join()
+            run.start(want_log=writer is not None)
+            run.windows()
+            results = run.finish(save_state=bool(save_state))
+            complete = True
+    finally:
+        footer = writer.close(complete=complete) if writer else None
+    wall = time.perf_counter() - t0
+    delivered = sum(traffic.count)
+    summary = {
+        "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
+        "network": describe(net), "duration": sc.duration,
+        "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
+        **traffic.summary(),
+        "result": next((r["evaluation"] for r in results if "evaluation" in r),
+                       {"loss": None, "accuracy": None, "evaluated": 0}),
+    }
+    if kind == "exactness":
+        exact = _attach_exactness(eng0, net, stream)
+        for r in results:
+            for lay, frame, err in r.get("exact_errs", []):
+                k = (lay, frame)
+                exact.errs[k] = max(exact.errs.get(k, 0.0), err)
+        summary["exactness"] = exact()
+    if kind == "alignment":
+        # the sweep's extra runs are unlogged analyses: they run here, in-process
+        summary["alignment"] = alignment_sweep(sc, net, progress)
+    cluster = {**part.describe(), "windows": run.n_windows,
+               "workers": [r["stats"] for r in results]}
+    summary["cluster"] = cluster
+    if writer:
+        summary["log"] = {"path": log_path, "records": footer["count"],
+                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
+        with open(cluster_sidecar(log_path), "w", encoding="utf-8") as f:
+            json.dump(cluster, f, indent=1)
+    if save_state:
+        index = {n: i for i, n in enumerate(eng0.names)}
+        arrays = [(k, v) for r in results for k, v in r.get("state", [])]
+        arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
+        np.savez(save_state, **dict(arrays))
+        summary["state"] = save_state
+    return summary
+
+
+def cluster_sidecar(log_path: str) -> str:
+    """Where the per-worker figures of a distributed run are kept, next to its log
+    (not in it: the log itself is the same bytes whatever the number of workers)."""
+    return log_path + ".cluster.json"
+
+
+class _Run:
+    """The window loop of one run: scheduling, relaying, merging."""
+
+    def __init__(self, sc: Scenario, part: Partition, names: list[str], traffic: Traffic,
+                 writer: EventLogWriter | None, progress):
+        self.sc, self.part, self.names = sc, part, names
+        self.traffic, self.writer, self.progress = traffic, writer, progress
+        self.cluster: Cluster | None = None
+        self.end_q = to_quanta(sc.duration)
+        look = part.lookahead_q or self.end_q
+        self.window = max(1, min(look, -(-self.end_q // WINDOWS_AT_LEAST)))
+        self.n_windows = 0
+        self.t = 0
+
+    def describe_part(self, k: int) -> str:
+        agents = self.part.parts[k]
+        head = ", ".join(agents[:4]) + (", ..." if len(agents) > 4 else "")
+        return f"partition {k}: {len(agents)} agents ({head})"
+
+    def start(self, want_log: bool) -> None:
+        cl = self.cluster
+        owner = [self.part.owner[n] for n in self.names]
+        self.members: list[Member] = cl.members
+        for m in self.members:
+            cl.send(m, [b"INIT", wire.pack({
+                "part": m.part, "scenario": self.sc.text, "path": self.sc.path,
+                "agents": self.names, "owner": owner, "log": want_log,
+                "timeout": max(30.0, 3 * cl.timeout)})])
+        cl.where = "building its partition"
+        got = cl.collect(self.members, b"READY")
+        self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
+                       for k, f in got.items()}
+        self.inbox: dict[int, list[bytes]] = {m.part: [] for m in self.members}
+        self.inbox_min: dict[int, int | None] = {m.part: None for m in self.members}
+
+    def windows(self) -> None:
+        cl = self.cluster
+        by_part = {m.part: m for m in self.members}
+        while True:
+            starts = [t for t in self.next_t.values() if t is not None]
+            starts += [t for t in self.inbox_min.values() if t is not None]
+            if not starts or min(starts) >= self.end_q:
+                break
+            begin = max(self.t, min(starts))
+            end = min(begin + self.window, self.end_q)
+            active = [by_part[k] for k in sorted(by_part)
+                      if (self.next_t[k] is not None and self.next_t[k] < end)
+                      or (self.inbox_min[k] is not None and self.inbox_min[k] < end)]
+            head = wire.pack({"end": end})
+            for m in active:
+                cl.send(m, [b"RUN", head, *self.inbox[m.part]])
+                self.inbox[m.part], self.inbox_min[m.part] = [], None
+            cl.where = f"running the window t={to_time(begin):g}..{to_time(end):g}"
+            got = cl.collect(active, b"DONE")
+            rows: list[list] = []
+            for k in sorted(got):
+                frames = got[k]
+                h = wire.as_map(wire.unpack(frames[0]), "DONE")
+                self.next_t[k] = h["next_t"]
+                rows += wire.unpack(frames[1])
+                peers = h["peers"]
+                if len(frames) != 2 + len(peers):
+                    raise ClusterError(f"{cl.name(by_part[k])} sent {len(frames) - 2} "
+                                       f"message frames for {len(peers)} peers")
+                for (peer, _count, t_min), frame in zip(peers, frames[2:], strict=True):
+                    if peer not in self.inbox or t_min < end:
+                        raise ClusterError(f"{cl.name(by_part[k])} sent a message that "
+                                           f"arrives inside the window (or to no worker)")
+                    self.inbox[peer].append(frame)
+                    cur = self.inbox_min[peer]
+                    self.inbox_min[peer] = t_min if cur is None else min(cur, t_min)
+            self._merge(rows)
+            self.n_windows += 1
+            self.t = end
+            if self.progress is not None:
+                self.progress(to_time(end))
+        if self.progress is not None:
+            self.progress(to_time(self.end_q))
+
+    def _merge(self, rows: list[list]) -> None:
+        """Write one window's records in canonical order, instant by instant."""
+        if not rows:
+            return
+        rows.sort(key=_KEY)
+        names, log, traffic, writer = self.names, self.writer is not None, self.traffic, \
+            self.writer
+        i = 0
+        n = len(rows)
+        while i < n:
+            t = rows[i][0]
+            j = i
+            while j < n and rows[j][0] == t:
+                j += 1
+            inst = rows[i:j]
+            msgs = []
+            for t_a, d, kind, s, seq, t_sent, x in inst:
+                if log and kind == CONTROL:
+                    x = wire.unpack(x)[6]
+                elif log:
+                    x = None
+                msgs.append(Message(kind, names[s], names[d], t_sent, t_a, seq, x))
+            traffic(msgs)
+            if writer is not None:
+                writer.write_instant([(r[0], r[2], r[6]) for r in inst])
+            i = j
+
+    def finish(self, save_state: bool) -> list[dict]:
+        cl = self.cluster
+        for m in self.members:
+            cl.send(m, [b"FINISH", wire.pack({"state": save_state})])
+        cl.where = "reporting results"
+        got = cl.collect(self.members, b"RESULT")
+        return [wire.as_map(wire.unpack(got[k][0]), "RESULT") for k in sorted(got)]
+
+
+__all__ = ["simulate_distributed", "cluster_sidecar", "ClusterError"]
