@@ -119,6 +119,9 @@ def format_summary(s: dict) -> str:
             for row in al["rows"]:
                 vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
                 lines.append(f"            {row['hold']:6g} {vals}")
+    if "settling" in s:
+        from .analyses import format_settling
+        lines += format_settling(s["settling"])
     lines.append(f"speed     {s['wall_seconds']:.2f} s wall, "
                  f"{s['messages_per_second'] or 0:,.0f} messages/s")
     if "log" in s:

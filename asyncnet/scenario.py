@@ -35,14 +35,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
              "target": list, "period": NUM, "lag": NUM, "target_scale": NUM,
              "input_node": str, "output_node": str},
     "loss": {"kind": str},
-    "analysis": {"kind": str, "holds": list, "warmup": NUM},
+    "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM},
     "output": {"log": str, "save_state": str, "progress": bool},
     "cluster": {"workers": int, "partition": str},
 }
 NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": list}
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
-ANALYSES = ("none", "accuracy", "exactness", "alignment")
+ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling")
 
 
 @dataclass

@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from . import __version__
+from .analyses import attach_settling
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .messages import QUANTA, to_quanta
@@ -64,6 +65,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     kind = sc.analysis.get("kind", "accuracy")
     evaluate = _attach_evaluation(eng, net, stream, sc)
     exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
+    settle = attach_settling(eng, net, stream, sc.analysis) if kind == "settling" else None
     t0 = time.perf_counter()
     complete = False
     try:
@@ -80,6 +82,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     }
     if exact is not None:
         summary["exactness"] = exact()
+    if settle is not None:
+        summary["settling"] = settle()
     if kind == "alignment":
         summary["alignment"] = alignment_sweep(sc, net, progress)
     if writer:

@@ -1,0 +1,142 @@
+"""Analyses of relaxation schemes: how and when the gradient settles.
+
+``settling`` (SCHEMES.md §1 continuous time, §2): constant input and target,
+frozen weights. Every time a synapse agent wakes, its gradient estimate is
+compared with an independent reference — plain backprop on a DAG
+(:func:`asyncnet.reference.backprop`), the Almeida–Pineda gradient of the
+fixed point on a graph with cycles (:func:`asyncnet.reference.recurrent_backprop`,
+Newton's method plus a linear solve). The summary says when every synapse
+became exact and stayed so, after how many neuron firings and messages, and
+how fast the error fell (a fitted exponential rate, against the rate the rule
+predicts where it can).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import networkx as nx
+import numpy as np
+
+from .metrics import rel_error
+from .reference import backprop, recurrent_backprop
+
+EXACT_TOL = 1e-12
+FIT_WINDOW = (1e-11, 1e-3)  # errors used for the rate fit: past the transient, above rounding
+
+
+def attach_settling(eng, net, stream, params: dict) -> Callable[[], dict]:
+    """Watch every synapse's gradient against the reference; return ``result()``."""
+    if stream.kind != "constant":
+        raise ValueError("the settling analysis needs a constant data stream")
+    u, y = stream.frame_value(0.0)
+    dag = nx.is_directed_acyclic_graph(net.graph)
+    ref_fn = backprop if dag else recurrent_backprop
+    ref = ref_fn(net, {stream.input_node: u}, {stream.output_node: y})
+    grads = {p.name: ref["grad"][(p.pre, p.post)] for p in net.projections.values()}
+    tol = float(params.get("tolerance", EXACT_TOL))
+    err = dict.fromkeys(grads, math.inf)
+    fires: dict[str, int] = {}
+    state = {"fires": 0}
+    timeline: list[tuple[int, float, int, int]] = []  # (t quanta, worst, firings, messages)
+
+    def monitor(agent, t: int) -> None:
+        name = agent.name
+        model = agent.model
+        if name in grads:
+            err[name] = rel_error(model.grad, grads[name])
+            worst = max(err.values())
+            if not timeline or timeline[-1][1] != worst:
+                timeline.append((t, worst, state["fires"], eng.messages()))
+        elif hasattr(model, "fires"):
+            # a neuron: count its own updates (sync: per instant; async: per timer)
+            state["fires"] += model.fires - fires.get(name, 0)
+            fires[name] = model.fires
+
+    eng.monitors.append(monitor)
+    n_neurons = len(net.populations)
+
+    def result() -> dict:
+        from .messages import QUANTA
+        out = {"reference": "backprop" if dag else "recurrent backprop (Almeida-Pineda)",
+               "tolerance": tol, "acyclic": dag, "neurons": n_neurons,
+               "final_error": timeline[-1][1] if timeline else None,
+               "exact_from": None, "firings_to_exact": None, "messages_to_exact": None,
+               "firings_per_neuron_to_exact": None,
+               "total_firings": state["fires"], "total_messages": eng.messages()}
+        if not dag:
+            eig = np.linalg.eigvals(ref["J"]) if ref["J"].size else np.zeros(1)
+            out["jacobian_spectral_radius"] = float(np.max(np.abs(eig)))
+            out["jacobian_max_real_eig"] = float(np.max(eig.real))
+        if timeline and timeline[-1][1] <= tol:
+            k = len(timeline) - 1
+            while k > 0 and timeline[k - 1][1] <= tol:
+                k -= 1
+            t, _, f, m = timeline[k]
+            out.update(exact_from=t / QUANTA, firings_to_exact=f, messages_to_exact=m,
+                       firings_per_neuron_to_exact=f / n_neurons)
+        out.update(fit_rate(timeline))
+        rule = eng.rule
+        pred = getattr(rule, "predicted_rate", None)
+        out["predicted_rate"] = pred(net, None if dag else ref["J"]) if pred else None
+        return out
+
+    return result
+
+
+def fit_rate(timeline: list[tuple[int, float, int, int]]) -> dict:
+    """Exponential rates fitted to the error's tail (per unit of time).
+
+    ``measured_rate``: slope of ``-log(error)`` against time where the error
+    is inside ``FIT_WINDOW``; ``measured_rate_poly``: the same with a free
+    power-law prefactor, ``log e = a + b log t - r t`` — on a DAG the modes
+    are degenerate (Jordan blocks) and the error is a polynomial times an
+    exponential, which biases a plain exponential fit low.
+    """
+    from .messages import QUANTA
+    pts = [(t / QUANTA, e) for t, e, _, _ in timeline
+           if FIT_WINDOW[0] < e < FIT_WINDOW[1] and t > 0]
+    if len(pts) < 6:
+        return {"measured_rate": None, "measured_rate_poly": None, "fit_points": len(pts)}
+    ts = np.array([p[0] for p in pts])
+    le = np.log([p[1] for p in pts])
+    slope = np.polyfit(ts, le, 1)[0]
+    A = np.column_stack([np.ones_like(ts), np.log(ts), ts])
+    coef = np.linalg.lstsq(A, le, rcond=None)[0]
+    return {"measured_rate": float(-slope), "measured_rate_poly": float(-coef[2]),
+            "fit_points": len(pts), "fit_span": [float(ts[0]), float(ts[-1])]}
+
+
+def format_settling(s: dict) -> list[str]:
+    """Summary lines for the settling analysis."""
+    def g(x, fmt="{:.3g}"):
+        return "n/a" if x is None else fmt.format(x)
+
+    lines = [f"settling  every synapse's gradient vs {s['reference']} "
+             f"(normwise relative error, tolerance {s['tolerance']:g})"]
+    if s["exact_from"] is not None:
+        lines.append(f"          EXACT from t={s['exact_from']:g}: after "
+                     f"{s['firings_to_exact']:,} neuron updates "
+                     f"({s['firings_per_neuron_to_exact']:.1f} per neuron agent) and "
+                     f"{s['messages_to_exact']:,} messages")
+    else:
+        lines.append(f"          not exact by the end: final error {g(s['final_error'], '{:.2e}')}")
+    if s.get("measured_rate") is not None:
+        span = f"t={s['fit_span'][0]:g}..{s['fit_span'][1]:g}"
+        pred = g(s["predicted_rate"], "{:.4f}")
+        if s["acyclic"]:
+            # degenerate modes: error ~ t^b e^{-rt}; a plain exponential fit is biased low
+            lines.append(f"          error decay rate per unit time ({span}): fit of "
+                         f"t^b e^(-rt) r={s['measured_rate_poly']:.4f} (plain exp fit "
+                         f"{s['measured_rate']:.4f}); predicted {pred}")
+        else:
+            lines.append(f"          error decay rate per unit time ({span}): exp fit "
+                         f"{s['measured_rate']:.4f}; predicted without link delays {pred}")
+    if "jacobian_spectral_radius" in s:
+        lines.append(f"          fixed point: spectral radius of J "
+                     f"{s['jacobian_spectral_radius']:.3f}, "
+                     f"max Re eig {s['jacobian_max_real_eig']:.3f}")
+    lines.append(f"          final error {g(s['final_error'], '{:.2e}')}; "
+                 f"{s['total_firings']:,} neuron updates, {s['total_messages']:,} messages in all")
+    return lines

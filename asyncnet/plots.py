@@ -1,0 +1,247 @@
+"""``asyncnet plot LOG --waves -o FILE.png``: space-time pictures from an event log.
+
+The wave picture (the diffusion paper's Figs. 1–3) is depth against time:
+for every population, which *input frame* its forward activity carries and
+for which frame its delta carries credit. Both are read from the log alone
+(the header holds the scenario, hence the graph; the records hold every
+delivered message):
+
+- a *frame* starts whenever a data source's control value changes;
+- forward information is followed causally: an agent carries the newest
+  input frame among the forward messages (or input values) it has received,
+  and a message carries what its sender carried when it was sent;
+- credit for a frame is born at an output once both that frame's input has
+  reached it through the forward wave and that frame's target has arrived
+  (``min`` of the two), and is followed back through delta messages.
+
+Where a population's forward frame and credit frame coincide, the update
+there is the gradient of one single frame (drawn as a black strip).
+matplotlib is an optional extra (``pip install 'asyncnet[plot]'``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import sys
+
+import networkx as nx
+
+from .cli import command
+from .eventlog import EventLog, LogError
+from .messages import CONTROL, DELTA, FORWARD, QUANTA
+
+UNINFORMED = -1
+
+
+class _History:
+    """A label per agent as a step function of time (times nondecreasing)."""
+
+    def __init__(self) -> None:
+        self.t: dict[str, list[int]] = {}
+        self.v: dict[str, list[int]] = {}
+
+    def at(self, name: str, t: int) -> int:
+        ts = self.t.get(name)
+        if not ts:
+            return UNINFORMED
+        k = bisect.bisect_right(ts, t)
+        return self.v[name][k - 1] if k else UNINFORMED
+
+    def raise_to(self, name: str, t: int, label: int) -> None:
+        cur = self.at(name, t)
+        if label > cur:
+            self.t.setdefault(name, []).append(t)
+            self.v.setdefault(name, []).append(label)
+
+    def steps(self, name: str) -> list[tuple[int, int]]:
+        return list(zip(self.t.get(name, []), self.v.get(name, []), strict=True))
+
+
+def wave_labels(path: str) -> dict:
+    """Forward and credit frame labels of every population over time, from a log.
+
+    Returns ``{"populations": [(name, depth)], "forward": {name: [(t, frame)]},
+    "credit": {...}, "frames": [change times], "t_end": float, "scenario": str}``
+    with times in units; a frame of ``-1`` means not yet informed.
+    """
+    from .scenario import load
+    log = EventLog(path)
+    text = log.header.get("scenario")
+    if not isinstance(text, str):
+        raise LogError(f"{path}: the log header carries no scenario")
+    sc = load(log.header.get("scenario_path", path), text=text)
+    g = sc.graph
+    inputs = {str(n) for n in g if g.nodes[n].get("role", "input" if g.in_degree(n) == 0
+                                                  else None) == "input"}
+    outputs = {str(n) for n in g if g.nodes[n].get("role") == "output"
+               or (g.nodes[n].get("role") is None and g.out_degree(n) == 0)}
+    depth = _depths(g, inputs)
+    try:
+        msgs = list(log.messages())
+    except (IndexError, TypeError, ValueError) as e:
+        raise LogError(f"{path}: malformed record ({e})") from None
+    last_ctrl: dict[str, bytes] = {}
+    changes: list[int] = []
+    for m in msgs:
+        if m.kind == CONTROL:
+            b = repr(m.payload).encode()
+            prev = last_ctrl.get(m.dst)
+            last_ctrl[m.dst] = b
+            if prev is not None and prev != b and (not changes or changes[-1] != m.t_arrive):
+                changes.append(m.t_arrive)
+    changes.sort()
+
+    def frame(t: int) -> int:
+        return bisect.bisect_right(changes, t)
+
+    fwd, cred, target = _History(), _History(), _History()
+
+    def credit_of(name: str, t: int) -> int:
+        # at an output, credit for frame k needs frame k's input and target there
+        born = min(fwd.at(name, t), target.at(name, t)) if name in outputs else UNINFORMED
+        return max(born, cred.at(name, t))
+
+    for m in msgs:
+        if m.kind == CONTROL:
+            if m.dst in inputs:
+                fwd.raise_to(m.dst, m.t_arrive, frame(m.t_arrive))
+            else:
+                target.raise_to(m.dst, m.t_arrive, frame(m.t_arrive))
+        elif m.kind == FORWARD:
+            lab = fwd.at(m.src, m.t_sent)
+            if lab > UNINFORMED:
+                fwd.raise_to(m.dst, m.t_arrive, lab)
+        elif m.kind == DELTA:
+            lab = credit_of(m.src, m.t_sent)
+            if lab > UNINFORMED:
+                cred.raise_to(m.dst, m.t_arrive, lab)
+    t_end = max((m.t_arrive for m in msgs), default=0)
+    pops = sorted(((str(n), depth[str(n)]) for n in g), key=lambda p: (p[1], p[0]))
+    credit = {}
+    for name, _ in pops:
+        if name in outputs:
+            ts = sorted({t for t, _ in fwd.steps(name)} | {t for t, _ in target.steps(name)}
+                        | {t for t, _ in cred.steps(name)})
+            credit[name] = [(t / QUANTA, credit_of(name, t)) for t in ts]
+        else:
+            credit[name] = [(t / QUANTA, v) for t, v in cred.steps(name)]
+    return {"populations": pops,
+            "forward": {n: [(t / QUANTA, v) for t, v in fwd.steps(n)] for n, _ in pops},
+            "credit": credit, "frames": [t / QUANTA for t in changes],
+            "t_end": t_end / QUANTA, "scenario": sc.name, "records": len(msgs)}
+
+
+def _depths(g: nx.DiGraph, inputs: set[str]) -> dict[str, int]:
+    """Longest distance from an input on a DAG; shortest one on a graph with cycles."""
+    if nx.is_directed_acyclic_graph(g):
+        d: dict[str, int] = {}
+        for n in nx.topological_sort(g):
+            ps = list(g.predecessors(n))
+            d[str(n)] = 0 if not ps else 1 + max(d[str(p)] for p in ps)
+        return d
+    dist = nx.multi_source_dijkstra_path_length(g, list(inputs), weight=lambda *a: 1)
+    return {str(n): int(dist.get(n, -1)) for n in g}
+
+
+def _segments(steps: list[tuple[float, int]], t_end: float):
+    """``[(t0, t1, label)]`` covering ``[0, t_end]`` from a step function."""
+    out, t_prev, lab = [], 0.0, UNINFORMED
+    for t, v in steps:
+        if t > t_prev:
+            out.append((t_prev, t, lab))
+        t_prev, lab = t, v
+    if t_end > t_prev:
+        out.append((t_prev, t_end, lab))
+    return out
+
+
+def _agree(f_seg, c_seg, t_end: float) -> list[tuple[float, float]]:
+    """Intervals where both step functions carry the same informed frame (a merge)."""
+    out, i, j = [], 0, 0
+    while i < len(f_seg) and j < len(c_seg):
+        t0, t1, lf = f_seg[i]
+        s0, s1, lc = c_seg[j]
+        a, b = max(t0, s0), min(t1, s1, t_end)
+        if b > a and lf == lc and lf != UNINFORMED:
+            out.append((a, b))
+        if t1 <= s1:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def draw_waves(labels: dict, out: str, until: float | None = None) -> None:
+    """Draw the space-time picture of ``wave_labels`` to ``out`` (a PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    t_end = labels["t_end"] if until is None else min(until, labels["t_end"])
+    pops = labels["populations"]
+    shades = {"forward": ("#9ecae1", "#2171b5"), "credit": ("#fcae91", "#cb181d")}
+    fig_h = 1.6 + 0.3 * len(pops)
+    fig, ax = plt.subplots(figsize=(9, fig_h))
+    for row, (name, _) in enumerate(pops):
+        y0 = row
+        f_seg = _segments(labels["forward"][name], t_end)
+        c_seg = _segments(labels["credit"][name], t_end)
+        for kind, segs, ys in (("forward", f_seg, (y0 + 0.5, 0.42)),
+                               ("credit", c_seg, (y0 + 0.08, 0.42))):
+            for t0, t1, lab in segs:
+                if lab == UNINFORMED or t0 >= t_end:
+                    continue
+                ax.broken_barh([(t0, min(t1, t_end) - t0)], ys,
+                               facecolors=shades[kind][lab % 2], linewidth=0)
+        # where forward and credit frames agree: one frame's exact update
+        for a, b in _agree(f_seg, c_seg, t_end):
+            ax.broken_barh([(a, b - a)], (y0 + 0.44, 0.12), facecolors="black",
+                           linewidth=0, zorder=3)
+    for t in labels["frames"]:
+        if t <= t_end:
+            ax.axvline(t, color="0.6", lw=0.5, ls=":", zorder=0)
+    ax.set_xlim(0, t_end)
+    ax.set_ylim(0, len(pops))
+    ax.set_yticks([r + 0.5 for r in range(len(pops))])
+    ax.set_yticklabels([f"{n} (depth {d})" for n, d in pops], fontsize=8)
+    ax.set_xlabel("time")
+    ax.set_title(f"{labels['scenario']}: forward (blue) and credit (red) waves; "
+                 f"shade alternates with the frame", fontsize=10)
+    fig.legend(handles=[Patch(color=shades["forward"][1], label="forward: input frame k"),
+                        Patch(color=shades["credit"][1], label="delta: credit for frame k"),
+                        Patch(color="black", label="same frame (one frame's update)"),
+                        Patch(facecolor="white", edgecolor="0.5", label="not yet informed")],
+               loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.9 / fig_h, 1, 1))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+@command("plot", "draw figures from an event log (needs the 'plot' extra)")
+def cmd_plot(args) -> int:
+    """``asyncnet plot LOG --waves -o FILE.png``."""
+    if not args.waves:
+        print("asyncnet: error: plot needs --waves (the only figure so far)", file=sys.stderr)
+        return 2
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("asyncnet: error: plotting needs matplotlib: pip install 'asyncnet[plot]'",
+              file=sys.stderr)
+        return 2
+    labels = wave_labels(args.log)
+    out = args.output or os.path.splitext(args.log)[0] + ".waves.png"
+    draw_waves(labels, out, args.until)
+    print(f"wrote {out} ({labels['records']:,} records, {len(labels['populations'])} "
+          f"populations, {len(labels['frames'])} frame changes)")
+    return 0
+
+
+cmd_plot.configure = lambda p: (
+    p.add_argument("log", help="an event log"),
+    p.add_argument("--waves", action="store_true", help="the space-time picture of the waves"),
+    p.add_argument("-o", "--output", metavar="FILE.png", help="default: LOG.waves.png"),
+    p.add_argument("--until", type=float, help="draw only up to this time"),
+)
