@@ -26,61 +26,105 @@ EXACT_TOL = 1e-12
 FIT_WINDOW = (1e-11, 1e-3)  # errors used for the rate fit: past the transient, above rounding
 
 
-def attach_settling(eng, net, stream, params: dict) -> Callable[[], dict]:
-    """Watch every synapse's gradient against the reference; return ``result()``."""
-    if stream.kind != "constant":
-        raise ValueError("the settling analysis needs a constant data stream")
-    u, y = stream.frame_value(0.0)
-    dag = nx.is_directed_acyclic_graph(net.graph)
-    ref_fn = backprop if dag else recurrent_backprop
-    ref = ref_fn(net, {stream.input_node: u}, {stream.output_node: y})
-    grads = {p.name: ref["grad"][(p.pre, p.post)] for p in net.projections.values()}
-    tol = float(params.get("tolerance", EXACT_TOL))
-    err = dict.fromkeys(grads, math.inf)
-    fires: dict[str, int] = {}
-    state = {"fires": 0}
-    timeline: list[tuple[int, float, int, int]] = []  # (t quanta, worst, firings, messages)
+class Settling:
+    """The settling analysis: a timeline of the worst synapse error, instant by instant.
 
-    def monitor(agent, t: int) -> None:
-        name = agent.name
-        model = agent.model
-        if name in grads:
-            err[name] = rel_error(model.grad, grads[name])
-            worst = max(err.values())
-            if not timeline or timeline[-1][1] != worst:
-                timeline.append((t, worst, state["fires"], eng.messages()))
-        elif hasattr(model, "fires"):
-            # a neuron: count its own updates (sync: per instant; async: per timer)
-            state["fires"] += model.fires - fires.get(name, 0)
-            fires[name] = model.fires
+    Each entry is ``(t, worst error, neuron firings, messages)`` with the
+    counts taken through the end of instant ``t``: an instant is the unit of
+    the canonical order, so the figures do not depend on which agent the
+    scheduler happened to wake first — and a distributed run, which folds
+    the workers' contributions instant by instant, gets the same timeline.
+    """
 
-    eng.monitors.append(monitor)
-    n_neurons = len(net.populations)
+    def __init__(self, net, stream, params: dict, rule):
+        if stream.kind != "constant":
+            raise ValueError("the settling analysis needs a constant data stream")
+        u, y = stream.frame_value(0.0)
+        self.dag = nx.is_directed_acyclic_graph(net.graph)
+        ref_fn = backprop if self.dag else recurrent_backprop
+        self.ref = ref_fn(net, {stream.input_node: u}, {stream.output_node: y})
+        self.grads = {p.name: self.ref["grad"][(p.pre, p.post)]
+                      for p in net.projections.values()}
+        self.tol = float(params.get("tolerance", EXACT_TOL))
+        self.err = dict.fromkeys(self.grads, math.inf)
+        self.fires = 0
+        self.timeline: list[tuple[int, float, int, int]] = []
+        self.n_neurons = len(net.populations)
+        self.net, self.rule = net, rule
 
-    def result() -> dict:
+    def close(self, t: int, errs: dict[str, float], fires: int, messages: int) -> None:
+        """Fold one instant: the synapses that woke, firings, messages through ``t``."""
+        self.fires += fires
+        if errs:
+            self.err.update(errs)
+            worst = max(self.err.values())
+            if not self.timeline or self.timeline[-1][1] != worst:
+                self.timeline.append((t, worst, self.fires, messages))
+
+    def result(self, total_messages: int) -> dict:
+        """The summary of the analysis."""
         from .messages import QUANTA
+        timeline, dag, ref, n_neurons = self.timeline, self.dag, self.ref, self.n_neurons
         out = {"reference": "backprop" if dag else "recurrent backprop (Almeida-Pineda)",
-               "tolerance": tol, "acyclic": dag, "neurons": n_neurons,
+               "tolerance": self.tol, "acyclic": dag, "neurons": n_neurons,
                "final_error": timeline[-1][1] if timeline else None,
                "exact_from": None, "firings_to_exact": None, "messages_to_exact": None,
                "firings_per_neuron_to_exact": None,
-               "total_firings": state["fires"], "total_messages": eng.messages()}
+               "total_firings": self.fires, "total_messages": total_messages}
         if not dag:
             eig = np.linalg.eigvals(ref["J"]) if ref["J"].size else np.zeros(1)
             out["jacobian_spectral_radius"] = float(np.max(np.abs(eig)))
             out["jacobian_max_real_eig"] = float(np.max(eig.real))
-        if timeline and timeline[-1][1] <= tol:
+        if timeline and timeline[-1][1] <= self.tol:
             k = len(timeline) - 1
-            while k > 0 and timeline[k - 1][1] <= tol:
+            while k > 0 and timeline[k - 1][1] <= self.tol:
                 k -= 1
             t, _, f, m = timeline[k]
             out.update(exact_from=t / QUANTA, firings_to_exact=f, messages_to_exact=m,
                        firings_per_neuron_to_exact=f / n_neurons)
         out.update(fit_rate(timeline))
-        rule = eng.rule
-        pred = getattr(rule, "predicted_rate", None)
-        out["predicted_rate"] = pred(net, None if dag else ref["J"]) if pred else None
+        pred = getattr(self.rule, "predicted_rate", None)
+        out["predicted_rate"] = pred(self.net, None if dag else ref["J"]) if pred else None
         return out
+
+
+def settling_monitor(eng, grads: dict, on_instant: Callable) -> Callable[[], None]:
+    """Attach a monitor that gathers each instant's contributions of this
+    engine's agents and hands them to ``on_instant(t, errs, fires, messages)``
+    when the instant is over; returns the function that closes the last one."""
+    pending: dict = {"t": None, "errs": {}, "fires": 0, "msgs": 0}
+    last_fires: dict[str, int] = {}
+
+    def flush() -> None:
+        if pending["t"] is not None:
+            on_instant(pending["t"], pending["errs"], pending["fires"], pending["msgs"])
+            pending.update(t=None, errs={}, fires=0)
+
+    def monitor(agent, t: int) -> None:
+        if t != pending["t"]:
+            flush()
+            pending["t"] = t
+        name, model = agent.name, agent.model
+        if name in grads:
+            pending["errs"][name] = rel_error(model.grad, grads[name])
+        elif hasattr(model, "fires"):
+            # a neuron: count its own updates (sync: per instant; async: per timer)
+            pending["fires"] += model.fires - last_fires.get(name, 0)
+            last_fires[name] = model.fires
+        pending["msgs"] = eng.messages()  # the last wake of an instant sees them all
+
+    eng.monitors.append(monitor)
+    return flush
+
+
+def attach_settling(eng, net, stream, params: dict) -> Callable[[], dict]:
+    """Watch every synapse's gradient against the reference; return ``result()``."""
+    s = Settling(net, stream, params, eng.rule)
+    flush = settling_monitor(eng, s.grads, s.close)
+
+    def result() -> dict:
+        flush()
+        return s.result(eng.messages())
 
     return result
 

@@ -12,6 +12,7 @@ as an in-process run — which is why the log is byte-identical.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import time
@@ -20,6 +21,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from ..analyses import Settling
 from ..eventlog import EventLogWriter
 from ..messages import CONTROL, Message, to_quanta, to_time
 from ..metrics import Traffic
@@ -96,6 +98,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                 k = (lay, frame)
                 exact.errs[k] = max(exact.errs.get(k, 0.0), err)
         summary["exactness"] = exact()
+    if kind == "settling":
+        summary["settling"] = run.settling(results, net, stream, eng0.rule)
     if kind == "alignment":
         # the sweep's extra runs are unlogged analyses: they run here, in-process
         summary["alignment"] = alignment_sweep(sc, net, progress)
@@ -135,6 +139,9 @@ class _Run:
         self.window = max(1, min(look, -(-self.end_q // WINDOWS_AT_LEAST)))
         self.n_windows = 0
         self.t = 0
+        self.instants: list[int] = []  # instants with deliveries, and messages through each
+        self.through: list[int] = []
+        self.keep_counts = sc.analysis.get("kind") == "settling"
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -224,9 +231,26 @@ class _Run:
                     x = None
                 msgs.append(Message(kind, names[s], names[d], t_sent, t_a, seq, x))
             traffic(msgs)
+            if self.keep_counts:
+                self.instants.append(t)
+                self.through.append(sum(traffic.count))
             if writer is not None:
                 writer.write_instant([(r[0], r[2], r[6]) for r in inst])
             i = j
+
+    def settling(self, results: list[dict], net, stream, rule) -> dict:
+        """Fold the workers' per-instant settling contributions in time order."""
+        s = Settling(net, stream, self.sc.analysis, rule)
+        merged: dict[int, list] = {}
+        for r in results:
+            for t, errs, fires in r.get("settling", []):
+                cur = merged.setdefault(t, [{}, 0])
+                cur[0].update(errs)
+                cur[1] += fires
+        for t in sorted(merged):
+            k = bisect.bisect_right(self.instants, t)
+            s.close(t, merged[t][0], merged[t][1], self.through[k - 1] if k else 0)
+        return s.result(sum(self.traffic.count))
 
     def finish(self, save_state: bool) -> list[dict]:
         cl = self.cluster

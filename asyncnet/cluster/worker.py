@@ -21,6 +21,7 @@ from typing import Any
 import zmq
 
 from .. import __version__
+from ..analyses import Settling, settling_monitor
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
 from ..simulation import _attach_evaluation, _attach_exactness, build_engine, final_state
@@ -141,8 +142,15 @@ class Worker:
         eng.sinks.append(self._record)
         self.evaluate = _attach_evaluation(eng, net, stream, sc)
         self.output_node = stream.output_node
-        self.exact = (_attach_exactness(eng, net, stream)
-                      if sc.analysis.get("kind", "accuracy") == "exactness" else None)
+        kind = sc.analysis.get("kind", "accuracy")
+        self.exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
+        self.settling: list[list] | None = None
+        if kind == "settling":
+            # this partition's share of each instant; the coordinator folds them
+            self.settling = []
+            grads = Settling(net, stream, sc.analysis, eng.rule).grads
+            self.settle_flush = settling_monitor(
+                eng, grads, lambda t, errs, fires, _m: self.settling.append([t, errs, fires]))
 
     def _next(self) -> int | None:
         t = self.eng.env.peek()
@@ -222,6 +230,9 @@ class Worker:
             res["evaluation"] = self.evaluate()
         if self.exact is not None:
             res["exact_errs"] = [[k[0], k[1], v] for k, v in self.exact.errs.items()]
+        if self.settling is not None:
+            self.settle_flush()
+            res["settling"] = self.settling
         if head.get("state"):
             res["state"] = [[k, v] for k, v in final_state(self.eng).items()]
         return res
