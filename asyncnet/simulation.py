@@ -157,6 +157,10 @@ def _attach_evaluation(eng: Engine, net: Network, stream, sc: Scenario) -> Calla
         if stream.kind == "xor":
             hits = sum(bool(np.all(np.sign(x) == np.sign(y))) for x, y in samples)
             res["accuracy"] = hits / len(samples)
+        elif stream.kind == "latch":  # right sign, and at least half the target's size
+            hits = sum(bool(np.all((x * y > 0) & (np.abs(x) >= 0.5 * np.abs(y))))
+                       for x, y in samples)
+            res["accuracy"] = hits / len(samples)
         return res
 
     return result
