@@ -102,3 +102,11 @@ def test_cycles_learn_the_latch_feedforward_cannot():
     assert cyc["network"]["neurons"] == ff["network"]["neurons"]
     assert cyc["result"]["loss"] < 0.5 * ff["result"]["loss"]
     assert cyc["result"]["accuracy"] > 0.9 > 0.5 > ff["result"]["accuracy"]
+
+
+def test_finite_c_through_the_engine_error_falls_like_one_over_c():
+    from tools.continuous_c_engine import tracking_error
+    e5, e20 = tracking_error(5.0), tracking_error(20.0)
+    assert e5["probes"] == e20["probes"] == 80
+    assert 2.5 < e5["relative_error"] / e20["relative_error"] < 4.5
+    assert e20["relative_error"] < 0.15
