@@ -184,3 +184,52 @@ def format_settling(s: dict) -> list[str]:
     lines.append(f"          final error {g(s['final_error'], '{:.2e}')}; "
                  f"{s['total_firings']:,} neuron updates, {s['total_messages']:,} messages in all")
     return lines
+
+
+def attach_tracking(eng, net, stream, params: dict, duration: float) -> Callable[[], dict]:
+    """How far the synapses' gradients lag the exact gradient of the input shown now.
+
+    From ``warmup`` (default: half the run) on, four times per unit, every
+    synapse's gradient is compared with plain backprop on the input and target
+    the input and output populations hold at that instant (sources send one
+    value per unit, arriving at integer times). Error:
+    ``mean_t Σ‖G − ∇V‖ / mean_t Σ‖∇V‖`` over the projections.
+    """
+    warm = float(params.get("warmup", duration / 2))
+    names = {p.name: (p.pre, p.post) for p in net.projections.values()}
+    acc = {"num": 0.0, "den": 0.0, "n": 0}
+
+    def probe(engine, t: float) -> None:
+        shown = math.floor(t)
+        u, y = stream.frame_value(shown)
+        ref = backprop(net, {stream.input_node: u}, {stream.output_node: y})["grad"]
+        for name, key in names.items():
+            g = engine.agents[name].model.grad
+            acc["num"] += float(np.linalg.norm(g - ref[key]))
+            acc["den"] += float(np.linalg.norm(ref[key]))
+        acc["n"] += 1
+
+    t = math.ceil(warm) + 0.125
+    while t < duration:
+        eng.at(t, probe)
+        t += 0.25
+
+    def result() -> dict:
+        c = getattr(eng.rule, "c", None)
+        err = acc["num"] / acc["den"] if acc["den"] else None
+        return {"c": c, "warmup": warm, "probes": acc["n"], "relative_error": err,
+                "error_times_c": err * c if (err is not None and c) else None}
+
+    return result
+
+
+def format_tracking(s: dict) -> list[str]:
+    """Summary lines for the tracking analysis."""
+    e = s["relative_error"]
+    lines = [f"tracking  gradient vs backprop on the input shown now, t >= {s['warmup']:g} "
+             f"({s['probes']} probes)"]
+    lines.append("          relative error " + ("n/a" if e is None else f"{e:.4g}")
+                 + ("" if s["c"] is None else f" at c = {s['c']:g}")
+                 + ("" if s["error_times_c"] is None
+                    else f" (error x c = {s['error_times_c']:.3f})"))
+    return lines

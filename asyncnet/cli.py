@@ -122,6 +122,9 @@ def format_summary(s: dict) -> str:
     if "settling" in s:
         from .analyses import format_settling
         lines += format_settling(s["settling"])
+    if "tracking" in s:
+        from .analyses import format_tracking
+        lines += format_tracking(s["tracking"])
     lines.append(f"speed     {s['wall_seconds']:.2f} s wall, "
                  f"{s['messages_per_second'] or 0:,.0f} messages/s")
     if "log" in s:

@@ -42,7 +42,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
 NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": list}
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
-ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling")
+ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling", "tracking")
 
 
 @dataclass

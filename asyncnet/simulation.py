@@ -15,7 +15,7 @@ import networkx as nx
 import numpy as np
 
 from . import __version__
-from .analyses import attach_settling
+from .analyses import attach_settling, attach_tracking
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .messages import QUANTA, to_quanta
@@ -66,6 +66,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     evaluate = _attach_evaluation(eng, net, stream, sc)
     exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
     settle = attach_settling(eng, net, stream, sc.analysis) if kind == "settling" else None
+    track = (attach_tracking(eng, net, stream, sc.analysis, sc.duration)
+             if kind == "tracking" else None)
     t0 = time.perf_counter()
     complete = False
     try:
@@ -84,6 +86,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         summary["exactness"] = exact()
     if settle is not None:
         summary["settling"] = settle()
+    if track is not None:
+        summary["tracking"] = track()
     if kind == "alignment":
         summary["alignment"] = alignment_sweep(sc, net, progress)
     if writer:
@@ -156,6 +160,10 @@ def _attach_evaluation(eng: Engine, net: Network, stream, sc: Scenario) -> Calla
         res = {"loss": float(np.mean(losses)), "evaluated": len(samples), "accuracy": None}
         if stream.kind == "xor":
             hits = sum(bool(np.all(np.sign(x) == np.sign(y))) for x, y in samples)
+            res["accuracy"] = hits / len(samples)
+        elif stream.kind == "latch":  # right sign, and at least half the target's size
+            hits = sum(bool(np.all((x * y > 0) & (np.abs(x) >= 0.5 * np.abs(y))))
+                       for x, y in samples)
             res["accuracy"] = hits / len(samples)
         return res
 

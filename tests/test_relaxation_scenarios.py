@@ -80,3 +80,33 @@ def test_wave_scenarios_run(name):
             assert mean > 0.6
         else:
             assert abs(mean) < 0.2
+
+
+def test_latch_stream_closed_form():
+    from asyncnet.data import make_stream
+    s = make_stream("latch", n_in=1, n_out=1, input_node="i", output_node="o", seed=3,
+                    duration=50, hold=2, period=10, target_scale=0.8)
+    signs = s.inputs[:, 0]
+    assert set(signs) <= {-1.0, 1.0}
+    for t, k, on in ((0.0, 0, True), (1.9, 0, True), (2.0, 0, False), (9.9, 0, False),
+                     (10.0, 1, True), (25.0, 2, False)):
+        assert s.value("i", t)[0] == (signs[k] if on else 0.0)
+        assert s.value("o", t)[0] == 0.8 * signs[k]
+
+
+def test_cycles_learn_the_latch_feedforward_cannot():
+    """Online learning on a graph with cycles: the feedback loop holds the memory."""
+    cyc = run("continuous_latch")
+    ff = run("continuous_latch_ff")
+    assert not cyc["network"]["acyclic"] and ff["network"]["acyclic"]
+    assert cyc["network"]["neurons"] == ff["network"]["neurons"]
+    assert cyc["result"]["loss"] < 0.5 * ff["result"]["loss"]
+    assert cyc["result"]["accuracy"] > 0.9 > 0.5 > ff["result"]["accuracy"]
+
+
+def test_finite_c_through_the_engine_error_falls_like_one_over_c():
+    from tools.continuous_c_engine import tracking_error
+    e5, e20 = tracking_error(5.0), tracking_error(20.0)
+    assert e5["probes"] == e20["probes"] == 80
+    assert 2.5 < e5["relative_error"] / e20["relative_error"] < 4.5
+    assert e20["relative_error"] < 0.15
