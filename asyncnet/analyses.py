@@ -126,6 +126,7 @@ def attach_settling(eng, net, stream, params: dict) -> Callable[[], dict]:
         flush()
         return s.result(eng.messages())
 
+    result.settling = s  # the accumulator, folded from workers by the cluster
     return result
 
 

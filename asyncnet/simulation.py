@@ -63,11 +63,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     if writer:
         eng.sinks.append(writer)
     kind = sc.analysis.get("kind", "accuracy")
-    evaluate = _attach_evaluation(eng, net, stream, sc)
-    exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
-    settle = attach_settling(eng, net, stream, sc.analysis) if kind == "settling" else None
-    track = (attach_tracking(eng, net, stream, sc.analysis, sc.duration)
-             if kind == "tracking" else None)
+    analyses = attach_analyses(eng, net, stream, sc)
     t0 = time.perf_counter()
     complete = False
     try:
@@ -80,14 +76,9 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
         "network": describe(net), "duration": sc.duration,
         "wall_seconds": wall, "messages_per_second": eng.messages() / wall if wall else None,
-        **traffic.summary(), "result": evaluate(),
+        **traffic.summary(),
     }
-    if exact is not None:
-        summary["exactness"] = exact()
-    if settle is not None:
-        summary["settling"] = settle()
-    if track is not None:
-        summary["tracking"] = track()
+    summary.update((key, result()) for key, result in analyses.items())
     if kind == "alignment":
         summary["alignment"] = alignment_sweep(sc, net, progress)
     if writer:
@@ -97,6 +88,25 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         np.savez(save_state, **final_state(eng))
         summary["state"] = save_state
     return summary
+
+
+def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str, Callable]:
+    """Every analysis the scenario asks for, attached: summary key -> ``result()``.
+
+    Add new analyses here, so distributed runs get them too. An analysis that
+    reads agents only through probes (``eng.at``) runs unchanged on any number
+    of workers (the cluster gathers the states a probe reads); one that uses
+    per-wake monitors needs a merge rule in ``asyncnet/cluster/gather.py``.
+    """
+    kind = sc.analysis.get("kind", "accuracy")
+    out: dict[str, Callable] = {"result": _attach_evaluation(eng, net, stream, sc)}
+    if kind == "exactness":
+        out["exactness"] = _attach_exactness(eng, net, stream)
+    if kind == "settling":
+        out["settling"] = attach_settling(eng, net, stream, sc.analysis)
+    if kind == "tracking":
+        out["tracking"] = attach_tracking(eng, net, stream, sc.analysis, sc.duration)
+    return out
 
 
 def describe(net: Network) -> dict:

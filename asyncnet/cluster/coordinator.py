@@ -21,20 +21,20 @@ from operator import itemgetter
 
 import numpy as np
 
-from ..analyses import Settling
 from ..eventlog import EventLogWriter
 from ..messages import CONTROL, Message, to_quanta, to_time
 from ..metrics import Traffic
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
-    _attach_exactness,
     alignment_sweep,
+    attach_analyses,
     build_engine,
     describe,
     log_header,
     response_delay,
 )
 from . import wire
+from .gather import MERGED, ProbeEngine, merge_monitors
 from .partition import Partition, PartitionError, partition
 from .transport import Cluster, ClusterError, Member
 
@@ -68,6 +68,12 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     t0 = time.perf_counter()
     complete = False
     run = _Run(sc, part, eng0.names, traffic, writer, progress)
+    probe_eng = ProbeEngine(eng0, run.fetch, lambda: sum(traffic.count))
+    analyses = attach_analyses(probe_eng, net, stream, sc)
+    if probe_eng.monitors and kind not in MERGED:
+        raise ScenarioError(f"{sc.path}: [analysis] kind {kind!r} watches agents at every "
+                            f"wake; distributed runs cannot gather it yet (run in-process)")
+    run.probe_eng = probe_eng
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
                      join_timeout=join_timeout, keys=keys) as cl:
@@ -88,18 +94,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         "network": describe(net), "duration": sc.duration,
         "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
         **traffic.summary(),
-        "result": next((r["evaluation"] for r in results if "evaluation" in r),
-                       {"loss": None, "accuracy": None, "evaluated": 0}),
     }
-    if kind == "exactness":
-        exact = _attach_exactness(eng0, net, stream)
-        for r in results:
-            for lay, frame, err in r.get("exact_errs", []):
-                k = (lay, frame)
-                exact.errs[k] = max(exact.errs.get(k, 0.0), err)
-        summary["exactness"] = exact()
-    if kind == "settling":
-        summary["settling"] = run.settling(results, net, stream, eng0.rule)
+    if kind in MERGED:
+        merge_monitors(kind, analyses[kind], results, run.through)
+    summary.update((key, result()) for key, result in analyses.items())
     if kind == "alignment":
         # the sweep's extra runs are unlogged analyses: they run here, in-process
         summary["alignment"] = alignment_sweep(sc, net, progress)
@@ -140,7 +138,7 @@ class _Run:
         self.n_windows = 0
         self.t = 0
         self.instants: list[int] = []  # instants with deliveries, and messages through each
-        self.through: list[int] = []
+        self.through_count: list[int] = []
         self.keep_counts = sc.analysis.get("kind") == "settling"
 
     def describe_part(self, k: int) -> str:
@@ -167,13 +165,24 @@ class _Run:
     def windows(self) -> None:
         cl = self.cluster
         by_part = {m.part: m for m in self.members}
+        probes = sorted(p for p in self.probe_eng.probes if p[0] < self.end_q)
+        pi = 0
         while True:
             starts = [t for t in self.next_t.values() if t is not None]
             starts += [t for t in self.inbox_min.values() if t is not None]
-            if not starts or min(starts) >= self.end_q:
+            first = min(starts) if starts else None
+            # a probe at t reads the state after every event before t (in-process,
+            # the wake-ups of t = 0 are scheduled before any probe: after those)
+            barrier = None
+            if pi < len(probes):
+                barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
+                if first is None or barrier <= first:
+                    pi = self._probe(probes, pi)
+                    continue
+            if first is None or first >= self.end_q:
                 break
-            begin = max(self.t, min(starts))
-            end = min(begin + self.window, self.end_q)
+            begin = max(self.t, first)
+            end = min(begin + self.window, self.end_q, barrier or self.end_q)
             active = [by_part[k] for k in sorted(by_part)
                       if (self.next_t[k] is not None and self.next_t[k] < end)
                       or (self.inbox_min[k] is not None and self.inbox_min[k] < end)]
@@ -208,6 +217,18 @@ class _Run:
         if self.progress is not None:
             self.progress(to_time(self.end_q))
 
+    def _probe(self, probes: list, pi: int) -> int:
+        """Run every probe of the instant of ``probes[pi]`` (the workers wait);
+        return the index of the next probe."""
+        tq = probes[pi][0]
+        self.cluster.where = f"probing agents at t={to_time(tq):g}"
+        self.probe_eng.new_instant()
+        while pi < len(probes) and probes[pi][0] == tq:
+            _, _, t, fn = probes[pi]
+            self.probe_eng.run_probe(fn, t)
+            pi += 1
+        return pi
+
     def _merge(self, rows: list[list]) -> None:
         """Write one window's records in canonical order, instant by instant."""
         if not rows:
@@ -233,24 +254,31 @@ class _Run:
             traffic(msgs)
             if self.keep_counts:
                 self.instants.append(t)
-                self.through.append(sum(traffic.count))
+                self.through_count.append(sum(traffic.count))
             if writer is not None:
                 writer.write_instant([(r[0], r[2], r[6]) for r in inst])
             i = j
 
-    def settling(self, results: list[dict], net, stream, rule) -> dict:
-        """Fold the workers' per-instant settling contributions in time order."""
-        s = Settling(net, stream, self.sc.analysis, rule)
-        merged: dict[int, list] = {}
-        for r in results:
-            for t, errs, fires in r.get("settling", []):
-                cur = merged.setdefault(t, [{}, 0])
-                cur[0].update(errs)
-                cur[1] += fires
-        for t in sorted(merged):
-            k = bisect.bisect_right(self.instants, t)
-            s.close(t, merged[t][0], merged[t][1], self.through[k - 1] if k else 0)
-        return s.result(sum(self.traffic.count))
+    def through(self, t: int) -> int:
+        """Messages delivered up to and including instant ``t``."""
+        k = bisect.bisect_right(self.instants, t)
+        return self.through_count[k - 1] if k else 0
+
+    def fetch(self, names: list[str]) -> dict:
+        """The states of agents, from the workers that own them (they wait)."""
+        cl = self.cluster
+        by_part: dict[int, list[str]] = {}
+        for n in names:
+            by_part.setdefault(self.part.owner[n], []).append(n)
+        members = [m for m in self.members if m.part in by_part]
+        for m in members:
+            cl.send(m, [b"STATE", wire.pack({"agents": by_part[m.part]})])
+        got = cl.collect(members, b"STATES")
+        out = {}
+        for k in sorted(got):
+            for name, st in wire.unpack(got[k][0]):
+                out[name] = st
+        return out
 
     def finish(self, save_state: bool) -> list[dict]:
         cl = self.cluster

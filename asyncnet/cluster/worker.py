@@ -21,11 +21,11 @@ from typing import Any
 import zmq
 
 from .. import __version__
-from ..analyses import Settling, settling_monitor
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
-from ..simulation import _attach_evaluation, _attach_exactness, build_engine, final_state
+from ..simulation import build_engine, final_state
 from . import wire
+from .gather import attach_worker_monitors
 from .security import client_setup
 
 HEARTBEAT = 0.25
@@ -140,17 +140,9 @@ class Worker:
         self.out: dict[int, list[bytes]] = {}
         self.out_min: dict[int, int] = {}
         eng.sinks.append(self._record)
-        self.evaluate = _attach_evaluation(eng, net, stream, sc)
-        self.output_node = stream.output_node
-        kind = sc.analysis.get("kind", "accuracy")
-        self.exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
-        self.settling: list[list] | None = None
-        if kind == "settling":
-            # this partition's share of each instant; the coordinator folds them
-            self.settling = []
-            grads = Settling(net, stream, sc.analysis, eng.rule).grads
-            self.settle_flush = settling_monitor(
-                eng, grads, lambda t, errs, fires, _m: self.settling.append([t, errs, fires]))
+        # probes run at the coordinator (it asks for states); monitors run here
+        self.share = attach_worker_monitors(sc.analysis.get("kind", "accuracy"),
+                                            eng, net, stream, sc)
 
     def _next(self) -> int | None:
         t = self.eng.env.peek()
@@ -204,6 +196,9 @@ class Worker:
                 sock.send_multipart(self._done())
                 self.stats["windows"] += 1
                 self.stats["busy_seconds"] += time.perf_counter() - t0
+            elif op == b"STATE":
+                head = wire.as_map(wire.unpack(msg[1]), "STATE")
+                sock.send_multipart([b"STATES", wire.pack(self._states(head))])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
                 sock.send_multipart([b"RESULT", wire.pack(self._results(head))])
@@ -225,17 +220,19 @@ class Worker:
 
     def _results(self, head: dict) -> dict[str, Any]:
         res: dict[str, Any] = {"stats": {**self.stats, "agents": len(self.eng.agents),
-                                         "part": self.part}}
-        if self.output_node in self.eng.agents:
-            res["evaluation"] = self.evaluate()
-        if self.exact is not None:
-            res["exact_errs"] = [[k[0], k[1], v] for k, v in self.exact.errs.items()]
-        if self.settling is not None:
-            self.settle_flush()
-            res["settling"] = self.settling
+                                         "part": self.part}, **self.share()}
         if head.get("state"):
             res["state"] = [[k, v] for k, v in final_state(self.eng).items()]
         return res
+
+    def _states(self, head: dict) -> list[list]:
+        agents = self.eng.agents
+        out = []
+        for name in head["agents"]:
+            if name not in agents:
+                raise WorkerFailed(f"asked for the state of {name!r}, not in this partition")
+            out.append([name, agents[name].model.state()])
+        return out
 
 
 def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:
