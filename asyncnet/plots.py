@@ -24,8 +24,10 @@ from __future__ import annotations
 import bisect
 import os
 import sys
+import warnings
 
 import networkx as nx
+import numpy as np
 
 from .cli import command
 from .eventlog import EventLog, LogError
@@ -219,11 +221,93 @@ def draw_waves(labels: dict, out: str, until: float | None = None) -> None:
     plt.close(fig)
 
 
+def tension_trace(path: str) -> dict:
+    """Activity ``(u+v)/2`` and credit ``(u-v)/2`` of every neuron over time.
+
+    Neuron states are not in the log (only messages are), so the run is
+    re-executed from the scenario the log's header carries (runs are
+    deterministic: ``asyncnet replay --verify`` checks the same thing message
+    by message), recording each neuron's tension pair every time it wakes.
+    Returns ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
+    "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
+    """
+    from .scenario import ScenarioError, load
+    from .simulation import build_engine
+    log = EventLog(path)
+    text = log.header.get("scenario")
+    if not isinstance(text, str):
+        raise LogError(f"{path}: the log header carries no scenario")
+    sc = load(log.header.get("scenario_path", path), text=text)
+    eng, net, _ = build_engine(sc)
+    probe = next(iter(eng.agents[n].model for n in net.populations))
+    if "credit" not in probe.state():
+        raise ScenarioError(f"{path}: rule {sc.rule_name!r} has no tension view "
+                            f"(the leastaction and continuous rules have)")
+    depth = _depths(sc.graph, set(net.inputs()))
+    rows = sorted(net.populations, key=lambda n: (depth[n], n))
+    steps: dict[str, list] = {n: [] for n in rows}
+
+    def monitor(agent, t: int) -> None:
+        if agent.name in steps:
+            st = agent.model.state()
+            steps[agent.name].append((t / QUANTA, np.array(st["activity"], dtype=float),
+                                      np.array(st["credit"], dtype=float)))
+
+    eng.monitors.append(monitor)
+    eng.run(sc.duration)
+    if log.footer is not None and log.footer.get("count") != eng.messages():
+        warnings.warn(f"{path}: the re-run delivered {eng.messages()} messages, the log "
+                      f"{log.footer.get('count')}: the picture may not match the log",
+                      stacklevel=2)
+    grid = np.arange(0.0, sc.duration, max(sc.duration / 800, 1 / QUANTA * 2))
+    out_rows, act, cred = [], [], []
+    for n in rows:
+        ts = np.array([s[0] for s in steps[n]])
+        for k in range(net.populations[n].size):
+            a = np.array([s[1][k] for s in steps[n]])
+            c = np.array([s[2][k] for s in steps[n]])
+            idx = np.searchsorted(ts, grid, side="right") - 1
+            ok = idx >= 0
+            act.append(np.where(ok, a[np.maximum(idx, 0)], np.nan))
+            cred.append(np.where(ok, c[np.maximum(idx, 0)], np.nan))
+            out_rows.append((f"{n}[{k}]" if net.populations[n].size > 1 else n, depth[n]))
+    return {"rows": out_rows, "t": grid, "activity": np.array(act), "credit": np.array(cred),
+            "scenario": sc.name}
+
+
+def draw_tension(tr: dict, out: str, until: float | None = None) -> None:
+    """Two heat maps, neurons (by depth) against time: activity and credit."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = tr["t"]
+    keep = t <= (until if until is not None else t[-1])
+    n = len(tr["rows"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.4 + 0.22 * n), sharey=True)
+    titles = ("activity (u+v)/2 = x", "credit (u-v)/2 = λ")
+    for ax, key, title in zip(axes, ("activity", "credit"), titles, strict=True):
+        z = tr[key][:, keep]
+        vmax = float(np.nanpercentile(np.abs(z), 99)) or 1.0
+        im = ax.imshow(z, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-vmax,
+                       vmax=vmax, interpolation="nearest",
+                       extent=(t[keep][0], t[keep][-1], 0, n))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time")
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    axes[0].set_yticks([r + 0.5 for r in range(n)])
+    axes[0].set_yticklabels([f"{lab} (d{d})" for lab, d in tr["rows"]], fontsize=7)
+    fig.suptitle(f"{tr['scenario']}: the tension view u = x + λ, v = x - λ", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 @command("plot", "draw figures from an event log (needs the 'plot' extra)")
 def cmd_plot(args) -> int:
     """``asyncnet plot LOG --waves -o FILE.png``."""
-    if not args.waves:
-        print("asyncnet: error: plot needs --waves (the only figure so far)", file=sys.stderr)
+    if args.waves == args.tension:
+        print("asyncnet: error: plot needs one of --waves or --tension", file=sys.stderr)
         return 2
     try:
         import matplotlib  # noqa: F401
@@ -231,6 +315,12 @@ def cmd_plot(args) -> int:
         print("asyncnet: error: plotting needs matplotlib: pip install 'asyncnet[plot]'",
               file=sys.stderr)
         return 2
+    if args.tension:
+        tr = tension_trace(args.log)
+        out = args.output or os.path.splitext(args.log)[0] + ".tension.png"
+        draw_tension(tr, out, args.until)
+        print(f"wrote {out} ({len(tr['rows'])} neurons, re-run from the log's scenario)")
+        return 0
     labels = wave_labels(args.log)
     out = args.output or os.path.splitext(args.log)[0] + ".waves.png"
     draw_waves(labels, out, args.until)
@@ -242,6 +332,9 @@ def cmd_plot(args) -> int:
 cmd_plot.configure = lambda p: (
     p.add_argument("log", help="an event log"),
     p.add_argument("--waves", action="store_true", help="the space-time picture of the waves"),
+    p.add_argument("--tension", action="store_true",
+                   help="activity (u+v)/2 and credit (u-v)/2 of every neuron (least-action "
+                        "and continuous rules; re-runs the log's scenario)"),
     p.add_argument("-o", "--output", metavar="FILE.png", help="default: LOG.waves.png"),
     p.add_argument("--until", type=float, help="draw only up to this time"),
 )

@@ -113,3 +113,44 @@ def test_plot_needs_waves_and_matplotlib(tmp_path, capsys, monkeypatch):
     assert cli.main(["plot", log, "--waves", "-o", str(tmp_path / "y.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'asyncnet[plot]'" in err[0]
+
+
+def test_tension_trace_ends_at_activity_and_credit_of_backprop(tmp_path):
+    """The recorded (u+v)/2 and (u-v)/2 settle on the forward pass and on dV/dx."""
+    import numpy as np
+
+    from asyncnet.plots import tension_trace
+
+    from . import npref
+    log = _log(tmp_path, "leastaction_exact")
+    tr = tension_trace(log)
+    sc = load(os.path.join(SCEN, "leastaction_exact.toml"))
+    net = sc.build_network()
+    u, y = sc.build_stream(net).frame_value(0.0)
+    order, parents, W, b, act = npref.from_network(net)
+    x, a = npref.forward(order, parents, W, b, act, {"l0": u})
+    delta = {}
+    for v in reversed(order):  # dV/da, written out here: the credit's reference
+        g = (x[v] - y) if v == "l10" else sum(W[(v, c)].T @ delta[c] for c in order
+                                              if (v, c) in W)
+        delta[v] = g * (1 - np.tanh(a[v]) ** 2) if v != "l0" else g
+    rows = [r[0] for r in tr["rows"]]
+    for v in order:
+        for k in range(net.populations[v].size):
+            i = rows.index(f"{v}[{k}]")
+            assert tr["activity"][i, -1] == pytest.approx(x[v][k], abs=1e-12)
+            if v != "l0":
+                dsig = 1 - np.tanh(a[v][k]) ** 2
+                assert tr["credit"][i, -1] * dsig == pytest.approx(delta[v][k], abs=1e-12)
+
+
+def test_plot_tension_png_and_refusal(tmp_path, capsys):
+    log = _log(tmp_path, "leastaction_rate")
+    out = tmp_path / "t.png"
+    assert cli.main(["plot", log, "--tension", "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    # the diffusion rule has no tension pair: one clear line
+    rc = cli.main(["plot", _log(tmp_path, "waves_constant"), "--tension", "-o",
+                   str(tmp_path / "n.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "no tension view" in err[0]
