@@ -23,7 +23,8 @@ SCEN = os.path.join(ROOT, "scenarios")
 
 def _log(tmp_path, name, **edit):
     path = os.path.join(SCEN, f"{name}.toml")
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     for a, b in edit.items():
         text = text.replace(a, b)
     sc = load(path, text=text)
@@ -83,7 +84,8 @@ def test_plot_bad_log_is_one_line_error(tmp_path, content, capsys):
 
 def test_plot_corrupt_record_is_one_line_error(tmp_path, capsys):
     log = _log(tmp_path, "waves_constant")
-    data = bytearray(open(log, "rb").read())
+    with open(log, "rb") as f:
+        data = bytearray(f.read())
     k = len(data) // 2
     data[k:k + 40] = b"\xc1" * 40  # 0xc1 is never valid msgpack
     bad = tmp_path / "corrupt.log"
@@ -96,7 +98,8 @@ def test_plot_corrupt_record_is_one_line_error(tmp_path, capsys):
 
 def test_plot_truncated_log_draws_what_is_there(tmp_path, capsys):
     log = _log(tmp_path, "waves_constant")
-    data = open(log, "rb").read()
+    with open(log, "rb") as f:
+        data = f.read()
     cut = tmp_path / "cut.log"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.warns(UserWarning, match="truncated"):
