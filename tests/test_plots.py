@@ -13,9 +13,9 @@ import sys
 import pytest
 
 from asyncnet import cli
-from asyncnet.plots import wave_labels
 from asyncnet.scenario import load
 from asyncnet.simulation import simulate
+from asyncnet.waves import wave_labels
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCEN = os.path.join(ROOT, "scenarios")
@@ -157,3 +157,17 @@ def test_plot_tension_png_and_refusal(tmp_path, capsys):
                    str(tmp_path / "n.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no tension view" in err[0]
+
+
+def test_wave_labels_dag_longest_paths_decide(tmp_path):
+    """On a DAG with skips, activity is of the input's frame after the longest
+    path from the input, credit after L plus the longest path to the output."""
+    import networkx as nx
+    lab = wave_labels(_log(tmp_path, "leastaction_dag"))
+    g = load(os.path.join(SCEN, "leastaction_dag.toml")).graph
+    L = nx.dag_longest_path_length(g)
+    depth = dict(lab["populations"])
+    for n in g:
+        to_out = max((len(p) - 1 for p in nx.all_simple_paths(g, n, "out")), default=0)
+        assert _first(lab["forward"][n], 0) == 1 + depth[n]
+        assert _first(lab["credit"][n], 0) == 1 + L + to_out
