@@ -1,147 +1,27 @@
-"""``asyncnet plot LOG --waves -o FILE.png``: space-time pictures from an event log.
+"""``asyncnet plot LOG --waves | --tension``: pictures from an event log.
 
-The wave picture (the diffusion paper's Figs. 1–3) is depth against time:
-for every population, which *input frame* its forward activity carries and
-for which frame its delta carries credit. Both are read from the log alone
-(the header holds the scenario, hence the graph; the records hold every
-delivered message):
-
-- a *frame* starts whenever a data source's control value changes;
-- forward information is followed causally: an agent carries the newest
-  input frame among the forward messages (or input values) it has received,
-  and a message carries what its sender carried when it was sent;
-- credit for a frame is born at an output once both that frame's input has
-  reached it through the forward wave and that frame's target has arrived
-  (``min`` of the two), and is followed back through delta messages.
-
-Where a population's forward frame and credit frame coincide, the update
-there is the gradient of one single frame (drawn as a black strip).
+``--waves`` is the diffusion paper's Figs. 1–3: depth against time, which
+input frame each population's forward activity carries (blue) and for which
+frame its delta carries credit (red), from the log alone (the labels are
+computed in :mod:`asyncnet.waves`). Where a population's two frames agree,
+the update there is the gradient of one single frame (a black strip).
+``--tension`` draws the least-action tension view, activity ``(u+v)/2`` and
+credit ``(u-v)/2`` of every neuron over time.
 matplotlib is an optional extra (``pip install 'asyncnet[plot]'``).
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import sys
+import warnings
 
-import networkx as nx
+import numpy as np
 
 from .cli import command
 from .eventlog import EventLog, LogError
-from .messages import CONTROL, DELTA, FORWARD, QUANTA
-
-UNINFORMED = -1
-
-
-class _History:
-    """A label per agent as a step function of time (times nondecreasing)."""
-
-    def __init__(self) -> None:
-        self.t: dict[str, list[int]] = {}
-        self.v: dict[str, list[int]] = {}
-
-    def at(self, name: str, t: int) -> int:
-        ts = self.t.get(name)
-        if not ts:
-            return UNINFORMED
-        k = bisect.bisect_right(ts, t)
-        return self.v[name][k - 1] if k else UNINFORMED
-
-    def raise_to(self, name: str, t: int, label: int) -> None:
-        cur = self.at(name, t)
-        if label > cur:
-            self.t.setdefault(name, []).append(t)
-            self.v.setdefault(name, []).append(label)
-
-    def steps(self, name: str) -> list[tuple[int, int]]:
-        return list(zip(self.t.get(name, []), self.v.get(name, []), strict=True))
-
-
-def wave_labels(path: str) -> dict:
-    """Forward and credit frame labels of every population over time, from a log.
-
-    Returns ``{"populations": [(name, depth)], "forward": {name: [(t, frame)]},
-    "credit": {...}, "frames": [change times], "t_end": float, "scenario": str}``
-    with times in units; a frame of ``-1`` means not yet informed.
-    """
-    from .scenario import load
-    log = EventLog(path)
-    text = log.header.get("scenario")
-    if not isinstance(text, str):
-        raise LogError(f"{path}: the log header carries no scenario")
-    sc = load(log.header.get("scenario_path", path), text=text)
-    g = sc.graph
-    inputs = {str(n) for n in g if g.nodes[n].get("role", "input" if g.in_degree(n) == 0
-                                                  else None) == "input"}
-    outputs = {str(n) for n in g if g.nodes[n].get("role") == "output"
-               or (g.nodes[n].get("role") is None and g.out_degree(n) == 0)}
-    depth = _depths(g, inputs)
-    try:
-        msgs = list(log.messages())
-    except (IndexError, TypeError, ValueError) as e:
-        raise LogError(f"{path}: malformed record ({e})") from None
-    last_ctrl: dict[str, bytes] = {}
-    changes: list[int] = []
-    for m in msgs:
-        if m.kind == CONTROL:
-            b = repr(m.payload).encode()
-            prev = last_ctrl.get(m.dst)
-            last_ctrl[m.dst] = b
-            if prev is not None and prev != b and (not changes or changes[-1] != m.t_arrive):
-                changes.append(m.t_arrive)
-    changes.sort()
-
-    def frame(t: int) -> int:
-        return bisect.bisect_right(changes, t)
-
-    fwd, cred, target = _History(), _History(), _History()
-
-    def credit_of(name: str, t: int) -> int:
-        # at an output, credit for frame k needs frame k's input and target there
-        born = min(fwd.at(name, t), target.at(name, t)) if name in outputs else UNINFORMED
-        return max(born, cred.at(name, t))
-
-    for m in msgs:
-        if m.kind == CONTROL:
-            if m.dst in inputs:
-                fwd.raise_to(m.dst, m.t_arrive, frame(m.t_arrive))
-            else:
-                target.raise_to(m.dst, m.t_arrive, frame(m.t_arrive))
-        elif m.kind == FORWARD:
-            lab = fwd.at(m.src, m.t_sent)
-            if lab > UNINFORMED:
-                fwd.raise_to(m.dst, m.t_arrive, lab)
-        elif m.kind == DELTA:
-            lab = credit_of(m.src, m.t_sent)
-            if lab > UNINFORMED:
-                cred.raise_to(m.dst, m.t_arrive, lab)
-    t_end = max((m.t_arrive for m in msgs), default=0)
-    pops = sorted(((str(n), depth[str(n)]) for n in g), key=lambda p: (p[1], p[0]))
-    credit = {}
-    for name, _ in pops:
-        if name in outputs:
-            ts = sorted({t for t, _ in fwd.steps(name)} | {t for t, _ in target.steps(name)}
-                        | {t for t, _ in cred.steps(name)})
-            credit[name] = [(t / QUANTA, credit_of(name, t)) for t in ts]
-        else:
-            credit[name] = [(t / QUANTA, v) for t, v in cred.steps(name)]
-    return {"populations": pops,
-            "forward": {n: [(t / QUANTA, v) for t, v in fwd.steps(n)] for n, _ in pops},
-            "credit": credit, "frames": [t / QUANTA for t in changes],
-            "t_end": t_end / QUANTA, "scenario": sc.name, "records": len(msgs)}
-
-
-def _depths(g: nx.DiGraph, inputs: set[str]) -> dict[str, int]:
-    """Longest distance from an input on a DAG; shortest one on a graph with cycles."""
-    if nx.is_directed_acyclic_graph(g):
-        d: dict[str, int] = {}
-        for n in nx.topological_sort(g):
-            ps = list(g.predecessors(n))
-            d[str(n)] = 0 if not ps else 1 + max(d[str(p)] for p in ps)
-        return d
-    dist = nx.multi_source_dijkstra_path_length(g, list(inputs), weight=lambda *a: 1)
-    return {str(n): int(dist.get(n, -1)) for n in g}
+from .messages import QUANTA
+from .waves import UNINFORMED, depths, wave_labels
 
 
 def _segments(steps: list[tuple[float, int]], t_end: float):
@@ -219,11 +99,93 @@ def draw_waves(labels: dict, out: str, until: float | None = None) -> None:
     plt.close(fig)
 
 
+def tension_trace(path: str) -> dict:
+    """Activity ``(u+v)/2`` and credit ``(u-v)/2`` of every neuron over time.
+
+    Neuron states are not in the log (only messages are), so the run is
+    re-executed from the scenario the log's header carries (runs are
+    deterministic: ``asyncnet replay --verify`` checks the same thing message
+    by message), recording each neuron's tension pair every time it wakes.
+    Returns ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
+    "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
+    """
+    from .scenario import ScenarioError, load
+    from .simulation import build_engine
+    log = EventLog(path)
+    text = log.header.get("scenario")
+    if not isinstance(text, str):
+        raise LogError(f"{path}: the log header carries no scenario")
+    sc = load(log.header.get("scenario_path", path), text=text)
+    eng, net, _ = build_engine(sc)
+    probe = next(iter(eng.agents[n].model for n in net.populations))
+    if "credit" not in probe.state():
+        raise ScenarioError(f"{path}: rule {sc.rule_name!r} has no tension view "
+                            f"(the leastaction and continuous rules have)")
+    depth = depths(sc.graph, set(net.inputs()))
+    rows = sorted(net.populations, key=lambda n: (depth[n], n))
+    steps: dict[str, list] = {n: [] for n in rows}
+
+    def monitor(agent, t: int) -> None:
+        if agent.name in steps:
+            st = agent.model.state()
+            steps[agent.name].append((t / QUANTA, np.array(st["activity"], dtype=float),
+                                      np.array(st["credit"], dtype=float)))
+
+    eng.monitors.append(monitor)
+    eng.run(sc.duration)
+    if log.footer is not None and log.footer.get("count") != eng.messages():
+        warnings.warn(f"{path}: the re-run delivered {eng.messages()} messages, the log "
+                      f"{log.footer.get('count')}: the picture may not match the log",
+                      stacklevel=2)
+    grid = np.arange(0.0, sc.duration, max(sc.duration / 800, 1 / QUANTA * 2))
+    out_rows, act, cred = [], [], []
+    for n in rows:
+        ts = np.array([s[0] for s in steps[n]])
+        for k in range(net.populations[n].size):
+            a = np.array([s[1][k] for s in steps[n]])
+            c = np.array([s[2][k] for s in steps[n]])
+            idx = np.searchsorted(ts, grid, side="right") - 1
+            ok = idx >= 0
+            act.append(np.where(ok, a[np.maximum(idx, 0)], np.nan))
+            cred.append(np.where(ok, c[np.maximum(idx, 0)], np.nan))
+            out_rows.append((f"{n}[{k}]" if net.populations[n].size > 1 else n, depth[n]))
+    return {"rows": out_rows, "t": grid, "activity": np.array(act), "credit": np.array(cred),
+            "scenario": sc.name}
+
+
+def draw_tension(tr: dict, out: str, until: float | None = None) -> None:
+    """Two heat maps, neurons (by depth) against time: activity and credit."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = tr["t"]
+    keep = t <= (until if until is not None else t[-1])
+    n = len(tr["rows"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.4 + 0.22 * n), sharey=True)
+    titles = ("activity (u+v)/2 = x", "credit (u-v)/2 = λ")
+    for ax, key, title in zip(axes, ("activity", "credit"), titles, strict=True):
+        z = tr[key][:, keep]
+        vmax = float(np.nanpercentile(np.abs(z), 99)) or 1.0
+        im = ax.imshow(z, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-vmax,
+                       vmax=vmax, interpolation="nearest",
+                       extent=(t[keep][0], t[keep][-1], 0, n))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time")
+        fig.colorbar(im, ax=ax, fraction=0.04)
+    axes[0].set_yticks([r + 0.5 for r in range(n)])
+    axes[0].set_yticklabels([f"{lab} (d{d})" for lab, d in tr["rows"]], fontsize=7)
+    fig.suptitle(f"{tr['scenario']}: the tension view u = x + λ, v = x - λ", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 @command("plot", "draw figures from an event log (needs the 'plot' extra)")
 def cmd_plot(args) -> int:
     """``asyncnet plot LOG --waves -o FILE.png``."""
-    if not args.waves:
-        print("asyncnet: error: plot needs --waves (the only figure so far)", file=sys.stderr)
+    if args.waves == args.tension:
+        print("asyncnet: error: plot needs one of --waves or --tension", file=sys.stderr)
         return 2
     try:
         import matplotlib  # noqa: F401
@@ -231,6 +193,12 @@ def cmd_plot(args) -> int:
         print("asyncnet: error: plotting needs matplotlib: pip install 'asyncnet[plot]'",
               file=sys.stderr)
         return 2
+    if args.tension:
+        tr = tension_trace(args.log)
+        out = args.output or os.path.splitext(args.log)[0] + ".tension.png"
+        draw_tension(tr, out, args.until)
+        print(f"wrote {out} ({len(tr['rows'])} neurons, re-run from the log's scenario)")
+        return 0
     labels = wave_labels(args.log)
     out = args.output or os.path.splitext(args.log)[0] + ".waves.png"
     draw_waves(labels, out, args.until)
@@ -242,6 +210,9 @@ def cmd_plot(args) -> int:
 cmd_plot.configure = lambda p: (
     p.add_argument("log", help="an event log"),
     p.add_argument("--waves", action="store_true", help="the space-time picture of the waves"),
+    p.add_argument("--tension", action="store_true",
+                   help="activity (u+v)/2 and credit (u-v)/2 of every neuron (least-action "
+                        "and continuous rules; re-runs the log's scenario)"),
     p.add_argument("-o", "--output", metavar="FILE.png", help="default: LOG.waves.png"),
     p.add_argument("--until", type=float, help="draw only up to this time"),
 )

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--depths", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12])
     a = p.parse_args(argv)
-    print("| L | runs | time to exact (mean, min-max) | time / 2L | firings per neuron | "
+    print("| L | runs | time to exact (mean, min-max) | time / 2L | firings per neuron agent | "
           "messages | sync steps |")
     print("|---:|---:|---|---:|---:|---:|---:|")
     for L in a.depths:
