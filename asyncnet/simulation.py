@@ -31,6 +31,7 @@ def build_engine(sc: Scenario, net: Network | None = None, hold: float | None = 
     """A ready engine for a scenario (optionally with another hold time)."""
     net = net or sc.build_network()
     stream = sc.build_stream(net, hold)
+    kw.setdefault("source_period", getattr(stream, "source_period", 1.0))
     eng = Engine(net, sc.build_rule(), seed=sc.seed, sources=stream.sources(), **kw)
     return eng, net, stream
 
@@ -54,6 +55,9 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
              progress: Callable[[float], None] | None = None,
              save_state: str | None = None) -> dict:
     """Run a scenario in this process; return its summary."""
+    if getattr(sc.build_rule(), "nudged", False):
+        from .energy_sim import simulate_energy
+        return simulate_energy(sc, log_path=log_path, progress=progress, save_state=save_state)
     eng, net, stream = build_engine(sc)
     traffic = Traffic(eng.links, net.inputs(), net.outputs(),
                       horizon=to_quanta(4 * response_delay(net) + 4))

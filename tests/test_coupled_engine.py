@@ -58,7 +58,7 @@ def _flat_grad(eng, net, rn):
 
 def test_unit_delays_are_the_jacobi_sweep_and_reach_the_linear_solve():
     probes = [k + 0.25 for k in range(1, 40)] + [T_FREE - 0.5]
-    eng, net, rn, xin, st = _run(Coupled(eta=0.01), T_FREE, probes)
+    eng, net, rn, xin, st = _run(Coupled(eta=0.01, tol=0.0), T_FREE, probes)
     fixed = np.zeros(rn.n, bool)
     fixed[rn.inputs] = True
     for k in range(3, 38):
@@ -69,7 +69,8 @@ def test_unit_delays_are_the_jacobi_sweep_and_reach_the_linear_solve():
 def test_cl_update_equals_the_numpy_face_and_approximates_the_gradient():
     eng, net, rn, xin, _ = _run(Coupled(eta=1e-3), T_FREE + 300)
     est = _flat_grad(eng, net, rn)
-    assert np.abs(est - R.cl_gradient(rn, xin, Y, 1e-3)).max() < 1e-12
+    # agreement limited by the re-send threshold tol = 1e-13, divided by η
+    assert np.abs(est - R.cl_gradient(rn, xin, Y, 1e-3)).max() < 1e-9
     gH = R.implicit_gradient(rn, xin, Y, M=R.effective_conductance(rn))
     assert np.abs(est - gH).max() < 2e-3 * np.abs(gH).max()
 

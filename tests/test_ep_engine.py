@@ -52,7 +52,7 @@ def test_unit_delays_are_the_textbook_iteration():
     """Every synchronous step equals s ← s − ε ∂E/∂s of the whole network."""
     net = _net()
     hn, sl = hopfield_of(net)
-    eng = _engine(net, EP(beta=0.1, eps=0.5))
+    eng = _engine(net, EP(beta=0.1, eps=0.5, tol=0.0))
     states = {}
     for k in range(1, 40):
         eng.at(k + 0.25, lambda e, t: states.__setitem__(round(t - 0.25), _full_state(e, sl,
@@ -109,7 +109,7 @@ def test_nudge_spreads_as_delta_messages_at_link_speed():
     eng.run(T_FREE + 20)
     assert all(k != 1 for t, k, _, _ in seen if t <= T_FREE)
     first = {}
-    for t, k, src, dst in seen:
+    for t, k, _src, dst in seen:
         if k == 1 and dst not in first:
             first[dst] = t
     # the teacher's nudge arrives at l3 at T_FREE; l3 fires then; each link is 1 unit

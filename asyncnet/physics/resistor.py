@@ -97,19 +97,38 @@ def random_network(n: int = 12, m: int = 26, *, n_in: int = 3, n_out: int = 2,
 
     Node 0 is the ground (if any), then the inputs, then the outputs last.
     A random spanning tree guarantees connectivity; the other edges are drawn
-    uniformly among the missing pairs.
+    uniformly among the missing pairs. No resistor joins two sources (ground
+    or inputs): between two clamped voltages it would be inert; none joins two
+    outputs, so the outputs can form one population in a scenario.
     """
     if m < n - 1 or m > n * (n - 1) // 2:
         raise ValueError(f"cannot build a connected graph with {n} nodes and {m} edges")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
-    pairs = {tuple(sorted((int(order[i]), int(order[rng.integers(0, i)]))))
-             for i in range(1, n)}
-    rest = [(i, j) for i in range(n) for j in range(i + 1, n) if (i, j) not in pairs]
+    g0 = 1 if ground else 0
+    src = set(range(g0 + n_in))  # ground and inputs: no resistor between two of them
+    outs = set(range(n - n_out, n))  # nor between two outputs (one population)
+
+    def allowed(i: int, j: int) -> bool:
+        return not ((i in src and j in src) or (i in outs and j in outs))
+
+    # a random spanning tree that starts at a hidden node, so every node has a
+    # possible parent
+    if n - n_out - len(src) < 1:
+        raise ValueError("need at least one hidden node")
+    h0 = len(src)
+    order = [h0] + [int(v) for v in rng.permutation(n) if v != h0]
+    pairs = set()
+    for i in range(1, n):
+        cands = [u for u in order[:i] if allowed(order[i], u)]
+        u = cands[int(rng.integers(0, len(cands)))]
+        pairs.add(tuple(sorted((order[i], u))))
+    rest = [(i, j) for i in range(n) for j in range(i + 1, n)
+            if (i, j) not in pairs and allowed(i, j)]
+    if m - len(pairs) > len(rest):
+        raise ValueError(f"cannot place {m} edges on {n} nodes")
     extra = rng.choice(len(rest), m - len(pairs), replace=False)
     edges = np.array(sorted(pairs | {rest[e] for e in extra}))
     k = rng.uniform(*k_range, len(edges))
-    g0 = 1 if ground else 0
     inputs = np.arange(g0, g0 + n_in)
     outputs = np.arange(n - n_out, n)
     return ResistorNet(n, edges, k, inputs, outputs, 0 if ground else None, mode)

@@ -16,7 +16,8 @@ no resistor (never learns). The edge direction only orients ``K``.
 - **Clamped (nudged) state, clockless.** The teacher sends ``[m, y...]``
   (multiplier then targets); on ``m > 0`` an output clamps itself at
   ``p_F + η (y − p_F)``, ``p_F`` its own free value when the nudge came, and
-  sends the change as a ``DELTA``. DELTAs spread the nudge as in ``ep``.
+  sends the change as a ``DELTA``. DELTAs spread the nudge (and FORWARDs the
+  release) as in ``ep`` (``relay.Links``).
 - **Learning.** A synapse learns from the DELTAs that reach it, by the change
   of its own local power ``½ Δp²`` per resistor (batch mean):
   ``Δk = −α g Δ(½Δp²)``, ``g = 1/η``. Over the nudged leg this telescopes to
@@ -29,6 +30,7 @@ Message convention (FORWARD absolute, DELTA increments): see :mod:`.relay`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -36,7 +38,7 @@ from ..messages import CONTROL
 from ..network import Network, Population, Projection
 from ..physics.resistor import ResistorNet
 from . import register
-from .relay import Outbox, ports_of, receive
+from .relay import Learner, Links, Outbox, ports_of, receive
 
 
 @register("coupled")
@@ -47,9 +49,10 @@ class Coupled:
     ``eta``: nudge amplitude (outputs clamped at ``p_F + η(y − p_F)``);
     ``alpha``: learning rate (0 = accumulate the estimate only); ``floor``:
     smallest conductance; ``omega``: relaxation factor; ``period``/``jitter``:
-    a node's local timer; ``tol``: re-send threshold; ``k_low``/``k_high``:
+    a node's local timer; ``tol``: re-send threshold (above rounding noise); ``k_low``/``k_high``:
     initial conductances ~ U(k_low, k_high) on every resistor of a bundle
-    whose edge gives no ``weight``.
+    whose edge gives no ``weight``; ``apply``: ``"continual"`` or
+    ``"deferred"`` (as in ``ep``; see ``relay.Learner``).
     """
 
     eta: float = 0.1
@@ -58,11 +61,13 @@ class Coupled:
     omega: float = 1.0
     period: float = 1.0
     jitter: float = 0.0
-    tol: float = 0.0
+    tol: float = 1e-13
     k_low: float = 0.5
     k_high: float = 1.5
+    apply: str = "continual"
     name: str = "coupled"
     requires_dag: bool = False
+    nudged: ClassVar[bool] = True  # fed by a teacher with a nudge schedule (nudge.py)
 
     def __post_init__(self) -> None:
         if not self.eta > 0:
@@ -77,6 +82,8 @@ class Coupled:
             raise ValueError("need period > 0 and 0 <= jitter < 1")
         if not 0 < self.k_low <= self.k_high:
             raise ValueError(f"need 0 < k_low <= k_high, got {self.k_low}, {self.k_high}")
+        if self.apply not in ("continual", "deferred"):
+            raise ValueError(f"apply must be 'continual' or 'deferred', got {self.apply!r}")
         self.gain = 1.0 / self.eta
 
     def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> Node:
@@ -102,6 +109,7 @@ class Node:
         self.held = {s: np.zeros(2 * self.n) for s in self.syn}
         self.p = np.zeros(self.n)
         self.box = Outbox(rule.tol)
+        self.links = Links()
         self.nudged = False
         self.m = 0.0
         self.y: np.ndarray | None = None
@@ -114,7 +122,8 @@ class Node:
 
     def react(self, t: float, batch: list) -> list:
         """Hold what arrived; inputs take their data, outputs their teacher."""
-        fwd, dl = receive(self.held, batch)
+        entered, released = self.links.scan(batch)
+        receive(self.held, batch)
         ctrl = None
         for m in batch:
             if m.kind == CONTROL:
@@ -136,9 +145,9 @@ class Node:
                     self.p_free + m_new * self.rule.eta * (self.y - self.p_free)
         if self.role == "output":
             self.nudged = self.m > 0
-        elif fwd:
+        elif released:
             self.nudged = False
-        elif dl:
+        elif entered:
             self.nudged = True
         return []
 
@@ -192,48 +201,39 @@ class Resistors:
         self.held = {proj.pre: np.zeros(shape[1]), proj.post: np.zeros(shape[0])}
         self.box_post = Outbox()
         self.box_pre = Outbox()
-        self.grad = np.zeros(shape)
-        self.in_leg = False
+        self.learn = Learner(shape, rule.gain, rule.alpha, rule.apply)
 
     def start(self, t: float) -> list:
         """Bundles wait for their nodes."""
         return []
 
-    def _power(self) -> np.ndarray:
-        """½ Δp² per resistor, batch mean."""
-        a = np.atleast_2d(self.held[self.post])
-        b = np.atleast_2d(self.held[self.pre])
+    def _power(self, held: dict) -> np.ndarray:
+        """½ Δp² per resistor (batch mean): ∂P/∂k."""
+        a = np.atleast_2d(held[self.post])
+        b = np.atleast_2d(held[self.pre])
         d = a[:, :, None] - b[:, None, :]
-        return 0.5 * np.mean(d * d, axis=0)
+        return np.where(self.mask, 0.5 * np.mean(d * d, axis=0), 0.0)
+
+    @property
+    def grad(self) -> np.ndarray:
+        """CL's estimate of ∂L/∂k over the current (or last) nudged leg."""
+        return self.learn.grad
 
     def react(self, t: float, batch: list) -> list:
         """Hold both voltages, learn from nudged changes, relay to both ends."""
         held = self.held
-        fwd = any(m.kind == 0 for m in batch)
-        receive(held, [m for m in batch if m.kind == 0])
-        deltas = [m for m in batch if m.kind == 1]
-        if deltas:
-            p0 = self._power()
-            receive(held, deltas)
-            if not self.in_leg:
-                self.grad = np.zeros_like(self.K)
-                self.in_leg = True
-            dP = np.where(self.mask, self._power() - p0, 0.0)
-            self.grad = self.grad + self.rule.gain * dP
-            if self.rule.alpha:
-                K = self.K - (self.rule.alpha * self.rule.gain) * dP
-                self.K = np.where(self.mask, np.maximum(K, self.rule.floor), 0.0)
-        elif fwd:
-            self.in_leg = False
-        nudged = bool(deltas)
+        step = self.learn.react(held, batch, self._power)
+        kind = self.learn.links.kind
+        if step is not None:
+            self.K = np.where(self.mask, np.maximum(self.K + step, self.rule.floor), 0.0)
         K = self.K
         to_post = np.concatenate(np.broadcast_arrays(held[self.pre] @ K.T, K.sum(axis=1)),
                                  axis=-1)
-        out = self.box_post.emit(("out",), to_post, nudged)
+        out = self.box_post.emit(("out",), to_post, kind(self.pre) == 1)
         if self.to_pre_ports:
             to_pre = np.concatenate(np.broadcast_arrays(held[self.post] @ K, K.sum(axis=0)),
                                     axis=-1)
-            out += self.box_pre.emit(self.to_pre_ports, to_pre, nudged)
+            out += self.box_pre.emit(self.to_pre_ports, to_pre, kind(self.post) == 1)
         return out
 
     def state(self) -> dict:

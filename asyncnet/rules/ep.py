@@ -22,9 +22,11 @@ teacher knows time; inside the network there is no phase signal:
 
 - free relaxation travels as ``FORWARD`` messages (absolute values);
 - an output with ``m > 0`` sends its changes as ``DELTA`` messages; a neuron
-  that receives a DELTA (and no FORWARD at that instant) sends its own
-  changes as DELTAs too, so the nudge spreads at the speed of the links;
-  a FORWARD (a new input, a released output) puts it back to free;
+  one of whose links turns from FORWARD to DELTA sends its own changes as
+  DELTAs too, so the nudge spreads at the speed of the links; a link that
+  turns back to FORWARD (the released outputs, spreading the same way) puts
+  it back to free (``relay.Links``). A synapse tells each side about the
+  other side's value with the other side's kind;
 - a synapse learns from the DELTAs that reach it, by the change of its own
   product: ``ΔW = η g Δ(r_post r_preᵀ)``, ``g = 1/β`` (one-sided) or
   ``1/(2β)`` (symmetric). Over a nudged leg the changes telescope to EP's
@@ -44,6 +46,7 @@ its current (or last) nudged leg, with the sign of ``dL/dW``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -51,9 +54,9 @@ from ..messages import CONTROL
 from ..network import Network, Population, Projection
 from ..physics.hopfield import HopfieldNet, rho, rho_prime
 from . import register
-from .relay import Outbox, batch_mean, outer_mean, ports_of, receive
+from .relay import Learner, Links, Outbox, batch_mean, outer_mean, ports_of, receive
 
-EP_ACTIVATIONS = ("sigmoid", "tanh", "linear")
+EP_ACTIVATIONS = ("sigmoid", "tanh", "linear", "hardsigmoid")
 
 
 @register("ep")
@@ -65,7 +68,11 @@ class EP:
     of one-sided (1/β); ``eta``: learning rate (0 = only accumulate the
     gradient estimate); ``eps``: relaxation step; ``period``/``jitter``: a
     neuron's local timer; ``tol``: a value is re-sent only when it moved by
-    more than ``tol``; ``init_scale``: initial states ~ N(0, init_scale²).
+    more than ``tol`` (above rounding noise, which would otherwise keep a
+    settled network chattering and hide the nudge); ``init_scale``: initial
+    states ~ N(0, init_scale²); ``apply``: ``"continual"`` (C-EP: parameters
+    move with every nudged change) or ``"deferred"`` (the leg's sum is applied
+    when the next FORWARD arrives — still clockless; see ``relay.Learner``).
     """
 
     beta: float = 0.5
@@ -74,10 +81,12 @@ class EP:
     eps: float = 0.5
     period: float = 1.0
     jitter: float = 0.0
-    tol: float = 0.0
+    tol: float = 1e-13
     init_scale: float = 0.0
+    apply: str = "continual"
     name: str = "ep"
     requires_dag: bool = False
+    nudged: ClassVar[bool] = True  # fed by a teacher with a nudge schedule (nudge.py)
 
     def __post_init__(self) -> None:
         if not self.beta > 0:
@@ -89,6 +98,8 @@ class EP:
         if not self.period > 0 or not 0 <= self.jitter < 1:
             raise ValueError(f"need period > 0 and 0 <= jitter < 1, got {self.period}, "
                              f"{self.jitter}")
+        if self.apply not in ("continual", "deferred"):
+            raise ValueError(f"apply must be 'continual' or 'deferred', got {self.apply!r}")
         if self.tol < 0 or self.init_scale < 0:
             raise ValueError("tol and init_scale must be >= 0")
         self.gain = 1.0 / (2 * self.beta) if self.symmetric else 1.0 / self.beta
@@ -123,6 +134,7 @@ class EPNeuron:
             else np.zeros(self.n)
         self.r = self.s if self.role == "input" else rho(self.s, self.act)
         self.box = Outbox(rule.tol)
+        self.links = Links()
         self.nudged = False
         self.m = 0.0
         self.y: np.ndarray | None = None
@@ -134,7 +146,8 @@ class EPNeuron:
 
     def react(self, t: float, batch: list) -> list:
         """Hold what arrived; inputs take their data, outputs their teacher."""
-        fwd, dl = receive(self.field, batch)
+        entered, released = self.links.scan(batch)
+        receive(self.field, batch)
         ctrl = None
         for m in batch:
             if m.kind == CONTROL:
@@ -150,15 +163,17 @@ class EPNeuron:
             self.y = y.reshape(-1, self.n) if y.size > self.n else y
         if self.role == "output":
             self._set_mode(self.m > 0)
-        elif fwd:
+        elif released:
             self._set_mode(False)
-        elif dl:
+        elif entered:
             self._set_mode(True)
         return []
 
     def _set_mode(self, nudged: bool) -> None:
         if nudged and not self.nudged:
             self.grad_b = np.zeros(self.n)  # a new nudged leg starts
+        if not nudged and self.nudged and self.rule.apply == "deferred" and self.rule.eta:
+            self.b = self.b - self.rule.eta * self.grad_b  # the leg ended here
         self.nudged = nudged
 
     def on_timer(self, t: float) -> list:
@@ -171,13 +186,15 @@ class EPNeuron:
         if self.m and self.y is not None:
             g = g + (self.m * rule.beta) * (self.s - self.y)
         self.s = self.s - rule.eps * g
+        if self.act == "hardsigmoid":  # the state lives in [0, 1] (as in relax_step)
+            self.s = np.clip(self.s, 0.0, 1.0)
         self.r = rho(self.s, self.act)
         old = self.box.sent
         out = self.box.emit(self.ports, self.r, self.nudged)
         if self.nudged and out and old is not None:
             d = batch_mean(self.box.sent - old)
             self.grad_b = self.grad_b - rule.gain * d
-            if rule.eta:
+            if rule.eta and rule.apply == "continual":
                 self.b = self.b + rule.eta * rule.gain * d
         return out
 
@@ -209,8 +226,7 @@ class EPSynapse:
         self.held = {proj.pre: np.zeros(self.W.shape[1]), proj.post: np.zeros(self.W.shape[0])}
         self.box_post = Outbox()
         self.box_pre = Outbox()
-        self.grad = np.zeros_like(self.W)
-        self.in_leg = False
+        self.learn = Learner(self.W.shape, rule.gain, rule.eta, rule.apply)
 
     def start(self, t: float) -> list:
         """Synapses wait for their neurons."""
@@ -219,25 +235,24 @@ class EPSynapse:
     def react(self, t: float, batch: list) -> list:
         """Hold the two activities, learn from nudged changes, relay both fields."""
         held = self.held
-        fwd = any(m.kind == 0 for m in batch)
-        receive(held, [m for m in batch if m.kind == 0])
-        deltas = [m for m in batch if m.kind == 1]
-        if deltas:
-            p0 = outer_mean(held[self.post], held[self.pre])
-            receive(held, deltas)
-            if not self.in_leg:
-                self.grad = np.zeros_like(self.W)
-                self.in_leg = True
-            dP = outer_mean(held[self.post], held[self.pre]) - p0
-            self.grad = self.grad - self.rule.gain * dP
-            if self.rule.eta:
-                self.W = self.W + (self.rule.eta * self.rule.gain) * dP
-        elif fwd:
-            self.in_leg = False
-        nudged = bool(deltas)
-        out = self.box_post.emit(("out",), held[self.pre] @ self.W.T, nudged)
-        out += self.box_pre.emit(self.to_pre_ports, held[self.post] @ self.W, nudged)
+        step = self.learn.react(held, batch, self._product)
+        if step is not None:
+            self.W = self.W + step
+        # each side hears the other side's value with the other side's kind
+        kind = self.learn.links.kind
+        out = self.box_post.emit(("out",), held[self.pre] @ self.W.T, kind(self.pre) == 1)
+        out += self.box_pre.emit(self.to_pre_ports, held[self.post] @ self.W,
+                                 kind(self.post) == 1)
         return out
+
+    def _product(self, held: dict) -> np.ndarray:
+        # −∂E/∂W = r_post r_preᵀ (batch mean); grad accumulates −gain·Δ of it
+        return -outer_mean(held[self.post], held[self.pre])
+
+    @property
+    def grad(self) -> np.ndarray:
+        """EP's estimate of ∂L/∂W over the current (or last) nudged leg."""
+        return self.learn.grad
 
     def state(self) -> dict:
         """Weight and the EP gradient estimate of the current/last nudged leg."""

@@ -44,11 +44,11 @@ class Outbox:
         return [(p, FORWARD, value) for p in ports]
 
 
-def receive(held: dict, batch: list, skip_control: bool = True) -> tuple[bool, bool]:
+def receive(held: dict, batch: list) -> tuple[bool, bool]:
     """Apply FORWARD (set) and DELTA (add) messages to ``held[src]``.
 
-    Returns ``(saw_forward, saw_delta)``. FORWARDs come first in the canonical
-    order, so a DELTA in the same batch adds to the freshly set value.
+    Returns ``(saw_forward, saw_delta)``. One sender sends at most one message
+    per instant, so the order between different senders does not matter.
     """
     fwd = dl = False
     for m in batch:
@@ -59,6 +59,91 @@ def receive(held: dict, batch: list, skip_control: bool = True) -> tuple[bool, b
             held[m.src] = held[m.src] + m.payload
             dl = True
     return fwd, dl
+
+
+class Links:
+    """The kind of the latest message from each neighbour, and its transitions.
+
+    This is how the nudge is told apart from free relaxation without any
+    phase signal: a link *enters* the nudge when its messages turn from
+    FORWARD to DELTA, and is *released* when they turn back. Rounding chatter
+    or a neighbour still relaxing (FORWARDs) cannot block a nudge arriving
+    on another link, and a late DELTA from a link that already was nudged
+    cannot re-start one.
+    """
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+
+    def scan(self, batch: list) -> tuple[bool, bool]:
+        """Record a batch; return ``(entered, released)``."""
+        entered = released = False
+        last = self.last
+        for m in batch:
+            if m.kind == DELTA:
+                if last.get(m.src, FORWARD) != DELTA:
+                    entered = True
+                last[m.src] = DELTA
+            elif m.kind == FORWARD:
+                if last.get(m.src, FORWARD) == DELTA:
+                    released = True
+                last[m.src] = FORWARD
+        return entered, released
+
+    def kind(self, src: str) -> int:
+        """Latest kind received from ``src`` (FORWARD if none yet)."""
+        return self.last.get(src, FORWARD)
+
+
+class Learner:
+    """How a synapse turns the nudge into learning (shared by ep and coupled).
+
+    ``local(held)`` is the synapse's local quantity (a product ρ_i ρ_j, a
+    power ½Δp²). A *leg* starts when a link enters the nudge and ends when a
+    link is released (:class:`Links`). During a leg, the change that DELTAs
+    cause in ``local`` (applied before the batch's FORWARDs, which are free
+    values) accumulates as ``gain · Δlocal`` in ``grad``. ``apply``:
+    ``"continual"`` — the parameter moves at every change (C-EP);
+    ``"deferred"`` — the leg's sum is applied when the leg ends. Both are
+    clockless. ``react`` returns the parameter change to apply now (or None).
+    """
+
+    def __init__(self, shape: tuple, gain: float, rate: float, apply: str):
+        self.gain, self.rate, self.apply = gain, rate, apply
+        self.grad = np.zeros(shape)
+        self.pending = np.zeros(shape)
+        self.in_leg = False
+        self.links = Links()
+
+    def react(self, held: dict, batch: list, local) -> np.ndarray | None:
+        """Process one batch into ``held``; return the parameter step (or None)."""
+        entered, released = self.links.scan(batch)
+        if entered and not self.in_leg:
+            self.grad = np.zeros_like(self.grad)
+            self.in_leg = True
+        deltas = [m for m in batch if m.kind == DELTA]
+        fwds = [m for m in batch if m.kind == FORWARD]
+        step = None
+        if deltas:
+            before = local(held) if self.in_leg else None
+            receive(held, deltas)
+            if self.in_leg:
+                d = self.gain * (local(held) - before)
+                self.grad = self.grad + d
+                if self.rate and self.apply == "continual":
+                    step = -self.rate * d
+                elif self.rate:
+                    self.pending = self.pending - self.rate * d
+        if fwds:
+            receive(held, fwds)
+        if released and self.in_leg:
+            self.in_leg = False
+            if self.apply == "deferred" and np.any(self.pending):
+                step = self.pending if step is None else step + self.pending
+                self.pending = np.zeros_like(self.pending)
+        return step
 
 
 def outer_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
