@@ -120,6 +120,12 @@ def format_summary(s: dict) -> str:
             for row in al["rows"]:
                 vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
                 lines.append(f"            {row['hold']:6g} {vals}")
+    if "settling" in s:
+        from .analyses import format_settling
+        lines += format_settling(s["settling"])
+    if "tracking" in s:
+        from .analyses import format_tracking
+        lines += format_tracking(s["tracking"])
     lines.append(f"speed     {s['wall_seconds']:.2f} s wall, "
                  f"{s['messages_per_second'] or 0:,.0f} messages/s")
     if "log" in s:
@@ -155,10 +161,12 @@ def cmd_run(args) -> int:
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)
     workers = args.workers or sc.cluster.get("workers", 1)
-    if workers and workers > 1:
+    if (workers and workers > 1) or args.cluster:
         from .cluster import simulate_distributed
-        s = simulate_distributed(sc, workers=workers, log_path=log_path, progress=prog,
-                                 save_state=args.save_state)
+        s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
+                                 cluster_file=args.cluster, bind=args.bind,
+                                 log_path=log_path, progress=prog,
+                                 save_state=args.save_state or sc.output.get("save_state"))
     else:
         s = simulate(sc, log_path=log_path, progress=prog,
                      save_state=args.save_state or sc.output.get("save_state"))
@@ -176,6 +184,9 @@ cmd_run.configure = lambda p: (
     p.add_argument("--log", metavar="PATH", help="event log path (default runs/<name>.log)"),
     p.add_argument("--no-log", action="store_true", help="write no event log"),
     p.add_argument("--workers", type=int, default=0, help="run on N local worker processes"),
+    p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),
+    p.add_argument("--bind", metavar="tcp://ADDR:PORT",
+                   help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 

@@ -53,6 +53,8 @@ class Stream:
         """The control value population ``node`` is shown at time ``t``."""
         if self.kind == "sinusoid":
             return self._sinusoid(node, t)
+        if self.kind == "latch":
+            return self._latch(node, t)
         p = self.pattern(t)
         if node == self.input_node:
             return self.inputs[p]
@@ -70,6 +72,17 @@ class Stream:
             return 0.8 * np.sin(ph + 2 * np.pi * np.arange(n) / max(n, 2) + np.pi / 4)
         return None
 
+    def _latch(self, node: str, t: float) -> np.ndarray | None:
+        # pulse k starts at k * period and lasts ``hold``; the target is the
+        # sign of the latest pulse, held until the next one: a memory task
+        k = min(int(math.floor(t / self.period + 1e-12)), len(self.inputs) - 1)
+        if node == self.input_node:
+            on = t - k * self.period < self.hold - 1e-12
+            return self.inputs[k] if on else np.zeros_like(self.inputs[k])
+        if node == self.output_node:
+            return self.targets[k]
+        return None
+
     def sources(self) -> dict:
         """``{population: t -> value}`` for the engine's data sources."""
         return {n: (lambda t, n=n: self.value(n, t))
@@ -85,7 +98,11 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
                 order: str = "shuffle", input: list | None = None,
                 target: list | None = None, period: float = 20.0, lag: float = 0.0,
                 target_scale: float = 0.9) -> Stream:
-    """Build a stream of one of the kinds: constant, piecewise, xor, sinusoid."""
+    """Build a stream of one of the kinds: constant, piecewise, xor, sinusoid, latch.
+
+    ``latch``: a pulse of ±1 (sign drawn from the seed) for ``hold`` units every
+    ``period`` units; the target is ``target_scale`` times the latest pulse's sign.
+    """
     if hold <= 0:
         raise DataError(f"hold must be positive, got {hold}")
     rng = agent_rng(seed, "data")
@@ -114,7 +131,15 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
             raise DataError(f"period must be positive, got {period}")
         return Stream(kind, np.zeros((1, n_in)), np.zeros((1, n_out)), hold,
                       np.zeros(1, dtype=int), input_node, output_node, period, lag)
-    raise DataError(f"unknown data kind {kind!r} (known: constant, piecewise, xor, sinusoid)")
+    if kind == "latch":
+        if period <= 0 or not hold < period:
+            raise DataError(f"latch needs 0 < hold < period, got hold={hold}, period={period}")
+        signs = rng.choice([-1.0, 1.0], int(math.ceil(duration / period)) + 2)
+        return Stream(kind, signs[:, None] * np.ones((1, n_in)),
+                      target_scale * signs[:, None] * np.ones((1, n_out)), hold,
+                      np.arange(len(signs)), input_node, output_node, period)
+    raise DataError(f"unknown data kind {kind!r} "
+                    f"(known: constant, piecewise, xor, sinusoid, latch)")
 
 
 def _order(order: str, n: int, n_frames: int, rng: np.random.Generator) -> np.ndarray:

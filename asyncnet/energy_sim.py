@@ -1,14 +1,16 @@
-"""Running the energy-based rules (``ep``, ``coupled``) from a scenario.
+"""Analyses of the energy-based rules (``ep``, ``coupled``) in a scenario run.
 
-The run itself is the ordinary engine run (messages, log, traffic); what
-differs is what is measured, by probes that only read agent state:
+The run itself is the ordinary engine run (messages, log, traffic, and the
+cluster); ``simulation.attach_analyses`` hands ep/coupled scenarios here.
+Probes read only ``model.state()``:
 
-- ``[analysis] kind = "gradient"``: at the end of the first window, every
-  synapse's (and bias's) estimate against the gradient of the loss at the
+- ``[analysis] kind = "gradient"``: the engine is re-run in-process (no log,
+  like the alignment sweep) to the end of the first window, once with the
+  scenario's nudge and once per entry of ``betas = [...]``; every synapse's
+  (and bias's) estimate is compared with the gradient of the loss at the
   free equilibrium by implicit differentiation (numpy face), and the free
-  state against the numpy reference (Newton-polished fixed point for ep, a
-  direct linear solve for coupled). ``betas = [...]`` re-runs the engine with
-  each nudge size (no log) and reports the error table.
+  state with the numpy reference (Newton-polished fixed point for ep, a
+  direct linear solve for coupled).
 - ``kind = "training"``: per epoch, the network's own free-state outputs on
   the batches it was shown (loss, accuracy for one-hot targets) and the
   conserved quantity ``Q = Σθ²``; at the end, held-out loss/accuracy of the
@@ -18,16 +20,11 @@ differs is what is measured, by probes that only read agent state:
 from __future__ import annotations
 
 import math
-import os
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
-from .eventlog import EventLogWriter
-from .messages import to_quanta
-from .metrics import Traffic
 from .physics import hopfield as H
 from .physics import resistor as R
 from .scenario import Scenario, ScenarioError
@@ -96,7 +93,7 @@ def _flat_estimate(eng, net, face, sl, rule_name) -> np.ndarray:
         Wg = np.zeros((face.n, face.n))
         gb = np.zeros(face.n)
         for (u, v), pr in net.projections.items():
-            G = eng.agents[pr.name].model.grad
+            G = eng.agents[pr.name].model.state()["grad"]
             Wg[sl[v], sl[u]] = G
             Wg[sl[u], sl[v]] = G.T
         for nm, s in sl.items():
@@ -104,8 +101,8 @@ def _flat_estimate(eng, net, face, sl, rule_name) -> np.ndarray:
         return face.flat(Wg, gb)
     est = []
     for pr in sorted(net.projections.values(), key=lambda p: (p.pre, p.post)):
-        m = eng.agents[pr.name].model
-        est += [m.grad[i, j] for i, j in zip(*np.nonzero(m.mask), strict=True)]
+        st = eng.agents[pr.name].model.state()
+        est += [st["grad"][i, j] for i, j in zip(*np.nonzero(st["weight"]), strict=True)]
     return np.array(est)
 
 
@@ -129,13 +126,12 @@ def _engine_state(eng, face, sl, B: int, rule_name: str) -> np.ndarray:
     n = face.n
     S = np.zeros((B, n))
     for nm, s in sl.items():
-        m = eng.agents[nm].model
-        v = m.s if rule_name == "ep" else m.p
+        v = eng.agents[nm].model.state()["state"]
         S[:, s] = np.broadcast_to(np.atleast_2d(v), (B, s.stop - s.start))
     return S
 
 
-def _gradient_check(sc: Scenario, build, rule_params: dict | None = None) -> dict:
+def _gradient_check(sc: Scenario, rule_params: dict | None = None) -> dict:
     """One engine run (no log) to the end of window 0; estimates vs references."""
     from .simulation import build_engine
     sc2 = sc if rule_params is None else replace(sc, rule_params={**sc.rule_params,
@@ -158,30 +154,67 @@ def _gradient_check(sc: Scenario, build, rule_params: dict | None = None) -> dic
             "cosine": float(est @ ref / (np.linalg.norm(est) * np.linalg.norm(ref)))}
 
 
-def simulate_energy(sc: Scenario, *, log_path: str | None = None,
-                    progress: Callable[[float], None] | None = None,
-                    save_state: str | None = None) -> dict:
-    """Run an ep/coupled scenario; return the summary (with ``report`` lines)."""
-    from .simulation import build_engine, describe, final_state, log_header
-    eng, net, stream = build_engine(sc)
+def attach_energy(eng, net, stream, sc: Scenario) -> dict[str, Callable]:
+    """The analyses of an ep/coupled scenario: summary key -> ``result()``.
+
+    Probes only read ``model.state()``, so this runs unchanged in a
+    distributed run (the cluster gathers the states a probe reads).
+    """
     rule = sc.build_rule()
     kind = sc.analysis.get("kind", "training")
+    if kind == "accuracy":
+        kind = "training"
     if kind not in ("training", "gradient", "none"):
         raise ScenarioError(f"{sc.path}: [analysis] kind {kind!r} does not apply to rule "
                             f"{sc.rule_name!r} (use training, gradient or none)")
-    traffic = Traffic(eng.links, net.inputs(), net.outputs(), horizon=to_quanta(stream.hold))
-    eng.sinks.append(traffic)
-    writer = EventLogWriter(log_path, log_header(sc, eng.names)) if log_path else None
-    if writer:
-        eng.sinks.append(writer)
-    face0, sl = _numpy_face(net, *_params(eng, net), sc.rule_name)
+    cache: dict = {}
+    if kind == "gradient":
+        def gradient() -> list:
+            if "gradient" not in cache:
+                rows = [_gradient_check(sc)]
+                key = "beta" if sc.rule_name == "ep" else "eta"
+                rows += [_gradient_check(sc, {key: float(b)})
+                         for b in sc.analysis.get("betas", [])]
+                cache["gradient"] = rows
+            return cache["gradient"]
+
+        return {"gradient": gradient,
+                "report": lambda: _gradient_report(gradient(), sc.rule_name, rule)}
+    if kind == "none":
+        return {}
+    training = _attach_training(eng, net, stream, sc, rule)
+    return {"training": training,
+            "report": lambda: _training_report(training(), stream)}
+
+
+def _gradient_report(rows: list, rule_name: str, rule) -> list[str]:
+    name = "β" if rule_name == "ep" else "η"
+    side = ("symmetric ±β" if getattr(rule, "symmetric", False) else "one-sided") \
+        if rule_name == "ep" else "CL (vs the H-weighted cost)"
+    out = [f"gradient  engine estimate vs implicit differentiation, {side}",
+           f"          {name:>8}  rel. error  cosine      free-state error"]
+    for r in rows:
+        out.append(f"          {r['nudge']:8.0e}  {r['error']:10.2e}  {r['cosine']:.8f}"
+                   f"  {r['free_state_error']:.1e}")
+    return out
+
+
+def _attach_training(eng, net, stream, sc: Scenario, rule) -> Callable[[], dict | None]:
     records: list[dict] = []
     out = stream.output_node
     onehot = stream.kind == "digits"
+    final: dict = {}
+
+    def probe_start(e, t):  # the initial parameters, before anything happens
+        final["start"] = _params(e, net)
+        final["Q0"] = _Q(e, net, sc.rule_name)
+
+    eng.at(0.0, probe_start)
 
     def probe_free(e, t, w):
         rows = stream.rows(w)
-        v = e.agents[out].model.state()["activity" if sc.rule_name == "ep" else "state"]
+        st = e.agents[out].model.state()
+        v = st["activity" if sc.rule_name == "ep" else "state"]
         v = np.broadcast_to(np.atleast_2d(v), (len(rows), net.populations[out].size))
         y = stream.data.targets[rows]
         rec = {"window": w, "loss": float(np.mean(0.5 * np.sum((v - y) ** 2, axis=1)))}
@@ -190,51 +223,30 @@ def simulate_energy(sc: Scenario, *, log_path: str | None = None,
         records.append(rec)
 
     def probe_q(e, t, w):
-        records[-1]["Q"] = _Q(e, net, sc.rule_name) if records else None
+        if records and records[-1]["window"] == w:
+            records[-1]["Q"] = _Q(e, net, sc.rule_name)
+        final["params"] = _params(e, net)
 
-    q0 = _Q(eng, net, sc.rule_name)
-    n_win = stream.windows()
-    for w in range(n_win):
+    for w in range(stream.windows()):
         t0 = w * stream.hold
         if t0 + stream.hold + 0.5 < sc.duration:
             eng.at(t0 + stream.settle + 0.5, lambda e, t, w=w: probe_free(e, t, w))
             eng.at(t0 + stream.hold + 0.5, lambda e, t, w=w: probe_q(e, t, w))
-    t_start = time.perf_counter()
-    complete = False
-    try:
-        eng.run(sc.duration, progress)
-        complete = True
-    finally:
-        footer = writer.close(complete=complete) if writer else None
-    wall = time.perf_counter() - t_start
-    summary = {"scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
-               "network": describe(net), "duration": sc.duration, "wall_seconds": wall,
-               "messages_per_second": eng.messages() / wall if wall else None,
-               **traffic.summary()}
-    report: list[str] = []
-    per_epoch = max(1, len(stream.data.inputs) // stream.batch)
-    done = [r for r in records if "Q" in r]
-    if kind == "gradient":
-        rows = [_gradient_check(sc, None)]
-        for b in sc.analysis.get("betas", []):
-            key = "beta" if sc.rule_name == "ep" else "eta"
-            rows.append(_gradient_check(sc, None, {key: float(b)}))
-        summary["gradient"] = rows
-        name = "β" if sc.rule_name == "ep" else "η"
-        side = ("symmetric ±β" if getattr(rule, "symmetric", False) else "one-sided") \
-            if sc.rule_name == "ep" else "CL (vs the H-weighted cost)"
-        report.append(f"gradient  engine estimate vs implicit differentiation, {side}")
-        report.append(f"          {name:>8}  rel. error  cosine      free-state error")
-        for r in rows:
-            report.append(f"          {r['nudge']:8.0e}  {r['error']:10.2e}  {r['cosine']:.8f}"
-                          f"  {r['free_state_error']:.1e}")
-    if kind == "training" and done:
-        face, sl = _numpy_face(net, *_params(eng, net), sc.rule_name)
+
+    def result() -> dict | None:
+        done = [r for r in records if "Q" in r]
+        if not done:
+            return None
+        per_epoch = max(1, len(stream.data.inputs) // stream.batch)
+        q0 = final["Q0"]
+        face0, sl = _numpy_face(net, *final["start"], sc.rule_name)
+        face, _ = _numpy_face(net, *final["params"], sc.rule_name)
         X, Y = stream.data.test_inputs, stream.data.test_targets
         eps = getattr(rule, "eps", 0.5)
         o0 = free_outputs(face0, sl, net, X, stream.input_node, eps)
         o1 = free_outputs(face, sl, net, X, stream.input_node, eps)
-        res = {"epochs": len(done) / per_epoch, "Q0": q0, "Q_end": done[-1]["Q"],
+        res = {"windows": len(done), "epochs": len(done) / per_epoch, "Q0": q0,
+               "Q_end": done[-1]["Q"], "test_patterns": len(X),
                "test_loss_start": float(np.mean(0.5 * np.sum((o0 - Y) ** 2, 1))),
                "test_loss": float(np.mean(0.5 * np.sum((o1 - Y) ** 2, 1)))}
         if onehot:
@@ -250,28 +262,30 @@ def simulate_energy(sc: Scenario, *, log_path: str | None = None,
                 ep_["accuracy"] = float(np.mean([r["accuracy"] for r in chunk]))
             epochs.append(ep_)
         res["per_epoch"] = epochs
-        summary["training"] = res
-        report.append(f"training  {len(done)} windows of batch {stream.batch} "
-                      f"({res['epochs']:.2f} epochs of {len(stream.data.inputs)} patterns)")
-        report.append("          epoch  free-output loss" + ("  accuracy" if onehot else "")
-                      + "   Q = Σθ²")
-        show = epochs if len(epochs) <= 12 else epochs[:3] + epochs[-8:]
-        for r in show:
-            acc = f"  {100 * r['accuracy']:7.1f}%" if onehot else ""
-            report.append(f"          {r['epoch']:5d}  {r['loss']:16.4g}{acc}   {r['Q']:.6g}")
-        report.append(f"          Q: {q0:.6g} -> {res['Q_end']:.6g} "
-                      f"(relative drift {res['Q_drift']:+.2e})")
-        held = f"held-out ({len(X)} patterns, numpy face, final parameters): loss " \
-               f"{res['test_loss_start']:.4g} -> {res['test_loss']:.4g}"
-        if onehot:
-            held += (f", accuracy {100 * res['test_accuracy_start']:.1f}% -> "
-                     f"{100 * res['test_accuracy']:.1f}%")
-        report.append("          " + held)
-    summary["report"] = report
-    if writer:
-        summary["log"] = {"path": log_path, "records": footer["count"],
-                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
-    if save_state:
-        np.savez(save_state, **final_state(eng))
-        summary["state"] = save_state
-    return summary
+        return res
+
+    return result
+
+
+def _training_report(res: dict | None, stream) -> list[str]:
+    if res is None:
+        return ["training  no window completed (duration shorter than one window)"]
+    onehot = "test_accuracy" in res
+    out = [f"training  {res['windows']} windows of batch {stream.batch} "
+           f"({res['epochs']:.2f} epochs of {len(stream.data.inputs)} patterns)",
+           "          epoch  free-output loss" + ("  accuracy" if onehot else "")
+           + "   Q = Σθ²"]
+    epochs = res["per_epoch"]
+    show = epochs if len(epochs) <= 12 else epochs[:3] + epochs[-8:]
+    for r in show:
+        acc = f"  {100 * r['accuracy']:7.1f}%" if onehot else ""
+        out.append(f"          {r['epoch']:5d}  {r['loss']:16.4g}{acc}   {r['Q']:.6g}")
+    out.append(f"          Q: {res['Q0']:.6g} -> {res['Q_end']:.6g} "
+               f"(relative drift {res['Q_drift']:+.2e})")
+    held = (f"held-out ({res['test_patterns']} patterns, numpy face, final parameters): "
+            f"loss {res['test_loss_start']:.4g} -> {res['test_loss']:.4g}")
+    if onehot:
+        held += (f", accuracy {100 * res['test_accuracy_start']:.1f}% -> "
+                 f"{100 * res['test_accuracy']:.1f}%")
+    out.append("          " + held)
+    return out

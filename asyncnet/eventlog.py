@@ -78,11 +78,15 @@ class RecordEncoder:
     def pack(self, rec: list) -> bytes:
         """Pack one record, counting it into the digest."""
         b = self.packer.pack(rec)
-        self.digest.update(b)
-        self.count += 1
-        self.by_kind[rec[1]] += 1
-        self.t_last = rec[0]
+        self.account(rec[0], rec[1], b)
         return b
+
+    def account(self, t_arrive: int, kind: int, packed: bytes) -> None:
+        """Count one record packed elsewhere (e.g. by a cluster worker)."""
+        self.digest.update(packed)
+        self.count += 1
+        self.by_kind[kind] += 1
+        self.t_last = t_arrive
 
 
 class EventLogWriter:
@@ -111,6 +115,13 @@ class EventLogWriter:
                                              "t": self.enc.t_last,
                                              "digest": self.enc.digest.hexdigest()}))
                 self._next_ck += CHECKPOINT
+
+    def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
+        """Write one instant's ``(t_arrive, kind, packed)`` records, already in
+        canonical order — what ``__call__`` does for records packed elsewhere."""
+        for t, kind, b in records:
+            self.enc.account(t, kind, b)
+        self._write([b for _, _, b in records])
 
     def close(self, complete: bool = True, extra: dict | None = None) -> dict:
         """Flush records; write the footer only if the run completed."""

@@ -37,14 +37,15 @@ SCHEMA: dict[str, dict[str, Any]] = {
              # energy-based rules (ep, coupled): see asyncnet/nudge.py
              "batch": int, "settle": NUM, "leg": NUM, "samples": int, "test_fraction": NUM},
     "loss": {"kind": str},
-    "analysis": {"kind": str, "holds": list, "warmup": NUM, "betas": list},
+    "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM, "betas": list},
     "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool},
     "cluster": {"workers": int, "partition": str},
 }
 NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": list}
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
-ANALYSES = ("none", "accuracy", "exactness", "alignment", "gradient", "training")
+ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling", "tracking", "gradient",
+            "training")
 
 
 @dataclass

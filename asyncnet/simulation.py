@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 
 from . import __version__
+from .analyses import attach_settling, attach_tracking
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .messages import QUANTA, to_quanta
@@ -55,9 +56,6 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
              progress: Callable[[float], None] | None = None,
              save_state: str | None = None) -> dict:
     """Run a scenario in this process; return its summary."""
-    if getattr(sc.build_rule(), "nudged", False):
-        from .energy_sim import simulate_energy
-        return simulate_energy(sc, log_path=log_path, progress=progress, save_state=save_state)
     eng, net, stream = build_engine(sc)
     traffic = Traffic(eng.links, net.inputs(), net.outputs(),
                       horizon=to_quanta(4 * response_delay(net) + 4))
@@ -66,8 +64,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     if writer:
         eng.sinks.append(writer)
     kind = sc.analysis.get("kind", "accuracy")
-    evaluate = _attach_evaluation(eng, net, stream, sc)
-    exact = _attach_exactness(eng, net, stream) if kind == "exactness" else None
+    analyses = attach_analyses(eng, net, stream, sc)
     t0 = time.perf_counter()
     complete = False
     try:
@@ -80,10 +77,9 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
         "network": describe(net), "duration": sc.duration,
         "wall_seconds": wall, "messages_per_second": eng.messages() / wall if wall else None,
-        **traffic.summary(), "result": evaluate(),
+        **traffic.summary(),
     }
-    if exact is not None:
-        summary["exactness"] = exact()
+    summary.update((key, result()) for key, result in analyses.items())
     if kind == "alignment":
         summary["alignment"] = alignment_sweep(sc, net, progress)
     if writer:
@@ -93,6 +89,28 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         np.savez(save_state, **final_state(eng))
         summary["state"] = save_state
     return summary
+
+
+def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str, Callable]:
+    """Every analysis the scenario asks for, attached: summary key -> ``result()``.
+
+    Add new analyses here, so distributed runs get them too. An analysis that
+    reads agents only through probes (``eng.at``) runs unchanged on any number
+    of workers (the cluster gathers the states a probe reads); one that uses
+    per-wake monitors needs a merge rule in ``asyncnet/cluster/gather.py``.
+    """
+    kind = sc.analysis.get("kind", "accuracy")
+    if getattr(eng.rule, "nudged", False):  # ep, coupled: batches and a nudging teacher
+        from .energy_sim import attach_energy
+        return attach_energy(eng, net, stream, sc)
+    out: dict[str, Callable] = {"result": _attach_evaluation(eng, net, stream, sc)}
+    if kind == "exactness":
+        out["exactness"] = _attach_exactness(eng, net, stream)
+    if kind == "settling":
+        out["settling"] = attach_settling(eng, net, stream, sc.analysis)
+    if kind == "tracking":
+        out["tracking"] = attach_tracking(eng, net, stream, sc.analysis, sc.duration)
+    return out
 
 
 def describe(net: Network) -> dict:
@@ -157,6 +175,10 @@ def _attach_evaluation(eng: Engine, net: Network, stream, sc: Scenario) -> Calla
         if stream.kind == "xor":
             hits = sum(bool(np.all(np.sign(x) == np.sign(y))) for x, y in samples)
             res["accuracy"] = hits / len(samples)
+        elif stream.kind == "latch":  # right sign, and at least half the target's size
+            hits = sum(bool(np.all((x * y > 0) & (np.abs(x) >= 0.5 * np.abs(y))))
+                       for x, y in samples)
+            res["accuracy"] = hits / len(samples)
         return res
 
     return result
@@ -208,6 +230,7 @@ def _attach_exactness(eng: Engine, net: Network, stream) -> Callable[[], dict]:
                 "max_error_from_2L": max(worst) if worst else None,
                 "exact": bool(worst) and max(worst) <= EXACT_TOL}
 
+    result.errs = errs  # the accumulator, merged across workers by the cluster
     return result
 
 

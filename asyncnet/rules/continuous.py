@@ -125,6 +125,20 @@ class Continuous:
         self.period_spread = 0.0
         self.eta = 0.0
 
+    def predicted_rate(self, net: Network, J: np.ndarray | None = None) -> float | None:
+        """Error decay rate per unit time predicted by the linearisation.
+
+        On a DAG every mode is ``-c`` whatever the delays: rate ``c``. With
+        cycles and the Jacobian ``J`` at the fixed point, the delay-free rate
+        is ``c (1 - max Re eig J)``; link delays slow it (not modelled here).
+        """
+        import networkx as nx
+        if nx.is_directed_acyclic_graph(net.graph):
+            return float(self.c)
+        if J is None or not J.size:
+            return None
+        return float(self.c * (1.0 - np.max(np.linalg.eigvals(J).real)))
+
     def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> CTNeuron:
         """The physics of one population."""
         return CTNeuron(self, pop, net, rng)

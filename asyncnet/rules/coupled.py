@@ -224,16 +224,17 @@ class Resistors:
         held = self.held
         step = self.learn.react(held, batch, self._power)
         kind = self.learn.links.kind
+        moved = step is not None and self.learn.in_leg  # nudge-made change of K
         if step is not None:
             self.K = np.where(self.mask, np.maximum(self.K + step, self.rule.floor), 0.0)
         K = self.K
         to_post = np.concatenate(np.broadcast_arrays(held[self.pre] @ K.T, K.sum(axis=1)),
                                  axis=-1)
-        out = self.box_post.emit(("out",), to_post, kind(self.pre) == 1)
+        out = self.box_post.emit(("out",), to_post, moved or kind(self.pre) == 1)
         if self.to_pre_ports:
             to_pre = np.concatenate(np.broadcast_arrays(held[self.post] @ K, K.sum(axis=0)),
                                     axis=-1)
-            out += self.box_pre.emit(self.to_pre_ports, to_pre, kind(self.post) == 1)
+            out += self.box_pre.emit(self.to_pre_ports, to_pre, moved or kind(self.post) == 1)
         return out
 
     def state(self) -> dict:

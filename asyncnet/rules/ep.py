@@ -238,11 +238,14 @@ class EPSynapse:
         step = self.learn.react(held, batch, self._product)
         if step is not None:
             self.W = self.W + step
-        # each side hears the other side's value with the other side's kind
+        # each side hears the other side's value with the other side's kind;
+        # a change the nudge made to W itself (continual, mid-leg) is nudge too
         kind = self.learn.links.kind
-        out = self.box_post.emit(("out",), held[self.pre] @ self.W.T, kind(self.pre) == 1)
+        moved = step is not None and self.learn.in_leg
+        out = self.box_post.emit(("out",), held[self.pre] @ self.W.T,
+                                 moved or kind(self.pre) == 1)
         out += self.box_pre.emit(self.to_pre_ports, held[self.post] @ self.W,
-                                 kind(self.post) == 1)
+                                 moved or kind(self.post) == 1)
         return out
 
     def _product(self, held: dict) -> np.ndarray:

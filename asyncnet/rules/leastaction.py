@@ -227,6 +227,21 @@ class LeastAction:
         if not self.period > 0 or not 0 <= self.period_spread < 1 or not 0 <= self.jitter < 1:
             raise ValueError("need period > 0, 0 <= period_spread < 1, 0 <= jitter < 1")
 
+    def predicted_rate(self, net: Network, J: np.ndarray | None = None) -> float | None:
+        """Decay rate of the error per unit time from the linearised step, where known.
+
+        Synchronous steps on a DAG with one delay ``d``: the step's Jacobian is
+        ``(1-Δt)I + Δt N`` with ``N`` nilpotent, so every mode decays by
+        ``|1-Δt|`` per step: rate ``-ln|1-Δt| / d``. (``Δt = 1`` is exact in
+        finitely many steps: no rate.) Otherwise ``None``.
+        """
+        import networkx as nx
+        delays = {p.delay_q for p in net.projections.values()}
+        if (self.mode != "sync" or self.dt == 1.0 or len(delays) != 1
+                or not nx.is_directed_acyclic_graph(net.graph)):
+            return None
+        return float(-np.log(abs(1.0 - self.dt)) / next(iter(net.projections.values())).delay)
+
     def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> LANeuron:
         """The physics of one population."""
         return LANeuron(self, pop, net, rng)
@@ -290,8 +305,12 @@ class LANeuron:
         if self.role == "output" and self.target is not None:
             g = g + (self.x - self.target)
         if self.role != "input":
-            # λ uses the x this neuron had before the step (Jacobi, like ``step``):
-            # kept simple by using the updated one only for the next message.
+            # The loss term uses the neuron's own *updated* x (all it knows
+            # now); the sensitivities from its synapses are the latest that
+            # arrived. An input population is clamped when its first control
+            # value arrives (t = 1), one step later than :func:`step` clamps
+            # it, and the output's loss term is one step fresher: the two
+            # shifts cancel and the gradient is exact at step 2L here too.
             self.lam = self.lam + dt * (g - self.lam)
         self.fires += 1
 

@@ -1,0 +1,292 @@
+"""Run a scenario over N worker processes with conservative time windows.
+
+The coordinator partitions the agents, hands each worker its partition and
+then drives windows of at most the lookahead (the smallest delay of a link
+that crosses partitions): a message sent inside a window across the cut
+arrives after the window, so every worker can run its window alone. After
+each window the workers return the records they delivered and one frame of
+outgoing messages per peer; the coordinator relays the frames, merges the
+records in the log's canonical order and writes them with the same writer
+as an in-process run — which is why the log is byte-identical.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import time
+from collections.abc import Callable
+from operator import itemgetter
+
+import numpy as np
+
+from ..eventlog import EventLogWriter
+from ..messages import CONTROL, Message, to_quanta, to_time
+from ..metrics import Traffic
+from ..scenario import Scenario, ScenarioError
+from ..simulation import (
+    alignment_sweep,
+    attach_analyses,
+    build_engine,
+    describe,
+    log_header,
+    response_delay,
+)
+from . import wire
+from .gather import MERGED, ProbeEngine, merge_monitors
+from .partition import Partition, PartitionError, partition
+from .transport import Cluster, ClusterError, Member
+
+WINDOWS_AT_LEAST = 50
+"""Even without a cut, a run is cut into this many windows (progress, streaming)."""
+_KEY = itemgetter(0, 1, 2, 3, 4)
+
+
+def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = None,
+                         progress: Callable[[float], None] | None = None,
+                         save_state: str | None = None, bind: str | None = None,
+                         local: int | None = None, timeout: float = 5.0,
+                         join_timeout: float = 60.0, keys: str | None = None,
+                         method: str | None = None) -> dict:
+    """Run a scenario on ``workers`` processes; return the same summary as
+    ``simulation.simulate`` plus a ``cluster`` section.
+
+    ``local`` of the workers are started here (all by default); the others
+    join with ``asyncnet worker --connect`` at ``bind``.
+    """
+    eng0, net, stream = build_engine(sc, local=[])
+    try:
+        part = partition(eng0.links, workers, method or sc.cluster.get("partition", "auto"),
+                         starts=net.inputs())
+    except PartitionError as e:
+        raise ScenarioError(f"{sc.path}: [cluster] {e}") from None
+    traffic = Traffic(eng0.links, net.inputs(), net.outputs(),
+                      horizon=to_quanta(4 * response_delay(net) + 4))
+    writer = EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
+    kind = sc.analysis.get("kind", "accuracy")
+    t0 = time.perf_counter()
+    complete = False
+    run = _Run(sc, part, eng0.names, traffic, writer, progress)
+    probe_eng = ProbeEngine(eng0, run.fetch, lambda: sum(traffic.count))
+    analyses = attach_analyses(probe_eng, net, stream, sc)
+    if probe_eng.monitors and kind not in MERGED:
+        raise ScenarioError(f"{sc.path}: [analysis] kind {kind!r} watches agents at every "
+                            f"wake; distributed runs cannot gather it yet (run in-process)")
+    run.probe_eng = probe_eng
+    try:
+        with Cluster(workers, local=local, bind=bind, timeout=timeout,
+                     join_timeout=join_timeout, keys=keys) as cl:
+            run.cluster = cl
+            cl.describe_part = run.describe_part
+            cl.spawn()
+            cl.join()
+            run.start(want_log=writer is not None)
+            run.windows()
+            results = run.finish(save_state=bool(save_state))
+            complete = True
+    finally:
+        footer = writer.close(complete=complete) if writer else None
+    wall = time.perf_counter() - t0
+    delivered = sum(traffic.count)
+    summary = {
+        "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
+        "network": describe(net), "duration": sc.duration,
+        "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
+        **traffic.summary(),
+    }
+    if kind in MERGED:
+        merge_monitors(kind, analyses[kind], results, run.through)
+    summary.update((key, result()) for key, result in analyses.items())
+    if kind == "alignment":
+        # the sweep's extra runs are unlogged analyses: they run here, in-process
+        summary["alignment"] = alignment_sweep(sc, net, progress)
+    cluster = {**part.describe(), "windows": run.n_windows,
+               "workers": [r["stats"] for r in results]}
+    summary["cluster"] = cluster
+    if writer:
+        summary["log"] = {"path": log_path, "records": footer["count"],
+                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
+        with open(cluster_sidecar(log_path), "w", encoding="utf-8") as f:
+            json.dump(cluster, f, indent=1)
+    if save_state:
+        index = {n: i for i, n in enumerate(eng0.names)}
+        arrays = [(k, v) for r in results for k, v in r.get("state", [])]
+        arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
+        np.savez(save_state, **dict(arrays))
+        summary["state"] = save_state
+    return summary
+
+
+def cluster_sidecar(log_path: str) -> str:
+    """Where the per-worker figures of a distributed run are kept, next to its log
+    (not in it: the log itself is the same bytes whatever the number of workers)."""
+    return log_path + ".cluster.json"
+
+
+class _Run:
+    """The window loop of one run: scheduling, relaying, merging."""
+
+    def __init__(self, sc: Scenario, part: Partition, names: list[str], traffic: Traffic,
+                 writer: EventLogWriter | None, progress):
+        self.sc, self.part, self.names = sc, part, names
+        self.traffic, self.writer, self.progress = traffic, writer, progress
+        self.cluster: Cluster | None = None
+        self.end_q = to_quanta(sc.duration)
+        look = part.lookahead_q or self.end_q
+        self.window = max(1, min(look, -(-self.end_q // WINDOWS_AT_LEAST)))
+        self.n_windows = 0
+        self.t = 0
+        self.instants: list[int] = []  # instants with deliveries, and messages through each
+        self.through_count: list[int] = []
+        self.keep_counts = sc.analysis.get("kind") == "settling"
+
+    def describe_part(self, k: int) -> str:
+        agents = self.part.parts[k]
+        head = ", ".join(agents[:4]) + (", ..." if len(agents) > 4 else "")
+        return f"partition {k}: {len(agents)} agents ({head})"
+
+    def start(self, want_log: bool) -> None:
+        cl = self.cluster
+        owner = [self.part.owner[n] for n in self.names]
+        self.members: list[Member] = cl.members
+        for m in self.members:
+            cl.send(m, [b"INIT", wire.pack({
+                "part": m.part, "scenario": self.sc.text, "path": self.sc.path,
+                "agents": self.names, "owner": owner, "log": want_log,
+                "timeout": max(30.0, 3 * cl.timeout)})])
+        cl.where = "building its partition"
+        got = cl.collect(self.members, b"READY")
+        self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
+                       for k, f in got.items()}
+        self.inbox: dict[int, list[bytes]] = {m.part: [] for m in self.members}
+        self.inbox_min: dict[int, int | None] = {m.part: None for m in self.members}
+
+    def windows(self) -> None:
+        cl = self.cluster
+        by_part = {m.part: m for m in self.members}
+        probes = sorted(p for p in self.probe_eng.probes if p[0] < self.end_q)
+        pi = 0
+        while True:
+            starts = [t for t in self.next_t.values() if t is not None]
+            starts += [t for t in self.inbox_min.values() if t is not None]
+            first = min(starts) if starts else None
+            # a probe at t reads the state after every event before t (in-process,
+            # the wake-ups of t = 0 are scheduled before any probe: after those)
+            barrier = None
+            if pi < len(probes):
+                barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
+                if first is None or barrier <= first:
+                    pi = self._probe(probes, pi)
+                    continue
+            if first is None or first >= self.end_q:
+                break
+            begin = max(self.t, first)
+            end = min(begin + self.window, self.end_q, barrier or self.end_q)
+            active = [by_part[k] for k in sorted(by_part)
+                      if (self.next_t[k] is not None and self.next_t[k] < end)
+                      or (self.inbox_min[k] is not None and self.inbox_min[k] < end)]
+            head = wire.pack({"end": end})
+            for m in active:
+                cl.send(m, [b"RUN", head, *self.inbox[m.part]])
+                self.inbox[m.part], self.inbox_min[m.part] = [], None
+            cl.where = f"running the window t={to_time(begin):g}..{to_time(end):g}"
+            got = cl.collect(active, b"DONE")
+            rows: list[list] = []
+            for k in sorted(got):
+                frames = got[k]
+                h = wire.as_map(wire.unpack(frames[0]), "DONE")
+                self.next_t[k] = h["next_t"]
+                rows += wire.unpack(frames[1])
+                peers = h["peers"]
+                if len(frames) != 2 + len(peers):
+                    raise ClusterError(f"{cl.name(by_part[k])} sent {len(frames) - 2} "
+                                       f"message frames for {len(peers)} peers")
+                for (peer, _count, t_min), frame in zip(peers, frames[2:], strict=True):
+                    if peer not in self.inbox or t_min < end:
+                        raise ClusterError(f"{cl.name(by_part[k])} sent a message that "
+                                           f"arrives inside the window (or to no worker)")
+                    self.inbox[peer].append(frame)
+                    cur = self.inbox_min[peer]
+                    self.inbox_min[peer] = t_min if cur is None else min(cur, t_min)
+            self._merge(rows)
+            self.n_windows += 1
+            self.t = end
+            if self.progress is not None:
+                self.progress(to_time(end))
+        if self.progress is not None:
+            self.progress(to_time(self.end_q))
+
+    def _probe(self, probes: list, pi: int) -> int:
+        """Run every probe of the instant of ``probes[pi]`` (the workers wait);
+        return the index of the next probe."""
+        tq = probes[pi][0]
+        self.cluster.where = f"probing agents at t={to_time(tq):g}"
+        self.probe_eng.new_instant()
+        while pi < len(probes) and probes[pi][0] == tq:
+            _, _, t, fn = probes[pi]
+            self.probe_eng.run_probe(fn, t)
+            pi += 1
+        return pi
+
+    def _merge(self, rows: list[list]) -> None:
+        """Write one window's records in canonical order, instant by instant."""
+        if not rows:
+            return
+        rows.sort(key=_KEY)
+        names, log, traffic, writer = self.names, self.writer is not None, self.traffic, \
+            self.writer
+        i = 0
+        n = len(rows)
+        while i < n:
+            t = rows[i][0]
+            j = i
+            while j < n and rows[j][0] == t:
+                j += 1
+            inst = rows[i:j]
+            msgs = []
+            for t_a, d, kind, s, seq, t_sent, x in inst:
+                if log and kind == CONTROL:
+                    x = wire.unpack(x)[6]
+                elif log:
+                    x = None
+                msgs.append(Message(kind, names[s], names[d], t_sent, t_a, seq, x))
+            traffic(msgs)
+            if self.keep_counts:
+                self.instants.append(t)
+                self.through_count.append(sum(traffic.count))
+            if writer is not None:
+                writer.write_instant([(r[0], r[2], r[6]) for r in inst])
+            i = j
+
+    def through(self, t: int) -> int:
+        """Messages delivered up to and including instant ``t``."""
+        k = bisect.bisect_right(self.instants, t)
+        return self.through_count[k - 1] if k else 0
+
+    def fetch(self, names: list[str]) -> dict:
+        """The states of agents, from the workers that own them (they wait)."""
+        cl = self.cluster
+        by_part: dict[int, list[str]] = {}
+        for n in names:
+            by_part.setdefault(self.part.owner[n], []).append(n)
+        members = [m for m in self.members if m.part in by_part]
+        for m in members:
+            cl.send(m, [b"STATE", wire.pack({"agents": by_part[m.part]})])
+        got = cl.collect(members, b"STATES")
+        out = {}
+        for k in sorted(got):
+            for name, st in wire.unpack(got[k][0]):
+                out[name] = st
+        return out
+
+    def finish(self, save_state: bool) -> list[dict]:
+        cl = self.cluster
+        for m in self.members:
+            cl.send(m, [b"FINISH", wire.pack({"state": save_state})])
+        cl.where = "reporting results"
+        got = cl.collect(self.members, b"RESULT")
+        return [wire.as_map(wire.unpack(got[k][0]), "RESULT") for k in sorted(got)]
+
+
+__all__ = ["simulate_distributed", "cluster_sidecar", "ClusterError"]

@@ -1,0 +1,246 @@
+"""The coordinator's side of the wire: one ROUTER, its workers, their health.
+
+``Cluster`` binds (127.0.0.1 unless told otherwise), starts the local
+worker processes, waits for every worker to say HELLO, and then exchanges
+messages with them. Every wait polls with a short tick and checks, at each
+tick, that local processes are alive and that every worker has been heard
+from (a heartbeat counts) within ``timeout`` seconds; a worker that fails
+either check stops the run with a ``ClusterError`` naming it. ``close``
+releases every socket, thread and process, whatever happened before.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from . import wire
+from .errors import ClusterError
+from .security import server_setup
+from .worker import HEARTBEAT
+
+TICK_MS = 100
+
+
+@dataclass
+class Member:
+    """One worker as the coordinator knows it."""
+
+    ident: bytes
+    host: str
+    pid: int
+    part: int = -1
+    proc: subprocess.Popen | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+
+
+class Cluster:
+    """Sockets and processes of one distributed run (a context manager)."""
+
+    def __init__(self, n: int, *, local: int | None = None, bind: str | None = None,
+                 timeout: float = 5.0, join_timeout: float = 60.0,
+                 keys: str | None = None):
+        self.n = n
+        self.local = n if local is None else local
+        self.bind = bind or "tcp://127.0.0.1:0"
+        self.timeout = timeout
+        self.join_timeout = join_timeout
+        self.keys = keys
+        self.members: list[Member] = []
+        self.by_ident: dict[bytes, Member] = {}
+        self.procs: list[tuple[subprocess.Popen, object]] = []
+        self.where = "joining"  # what the run is doing, for error messages
+        self.describe_part = lambda k: f"partition {k}"
+        self._last_beat = 0.0
+        self.failed = False
+        self.ctx = zmq.Context()
+        self.auth = None
+        self.sock = None
+        try:
+            self.sock = self.ctx.socket(zmq.ROUTER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+            if keys:
+                self.auth = server_setup(self.ctx, self.sock, keys)
+            host, _, port = self.bind.rpartition(":")
+            if port in ("0", "*"):
+                self.sock.bind_to_random_port(host)
+            else:
+                self.sock.bind(self.bind)
+            self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- life cycle ---------------------------------------------------------
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, typ, *exc) -> None:
+        self.failed = typ is not None
+        self.close()
+
+    def spawn(self) -> None:
+        """Start the local worker processes (``python -m asyncnet worker``)."""
+        local_ep = self.endpoint.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
+        env = dict(os.environ)
+        # the workers import the same asyncnet as this process, wherever it lives
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
+                                    if env.get("PYTHONPATH") else "")
+        for k in range(self.local):
+            cmd = [sys.executable, "-m", "asyncnet", "worker", "--connect", local_ep,
+                   "--token", str(k), "--wait", str(max(self.join_timeout, 10.0))]
+            if self.keys:
+                cmd += ["--keys", self.keys]
+            err = tempfile.TemporaryFile()
+            try:
+                p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=err, env=env)
+            except BaseException:
+                err.close()
+                raise
+            self.procs.append((p, err))
+
+    def join(self) -> list[Member]:
+        """Wait until ``n`` workers said HELLO; local ones first, by token."""
+        deadline = time.monotonic() + self.join_timeout
+        pending: list[tuple[tuple[int, int], Member]] = []
+        while len(pending) < self.n:
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"only {len(pending)} of {self.n} workers joined within "
+                    f"{self.join_timeout:g} s (coordinator at {self.endpoint})")
+            for p, err in self.procs:
+                if p.poll() is not None:
+                    raise ClusterError(f"local worker pid {p.pid} exited with status "
+                                       f"{p.returncode} before joining{_tail(err)}")
+            if not self.sock.poll(TICK_MS):
+                continue
+            ident, *frames = self.sock.recv_multipart()
+            if ident.endswith(b"/hb") or not frames or frames[0] != b"HELLO":
+                continue
+            hello = wire.as_map(wire.unpack(frames[1], 1 << 16), "HELLO")
+            from .. import __version__
+            if hello.get("version") != __version__:
+                self.sock.send_multipart([ident, b"STOP"])
+                raise ClusterError(f"worker pid {hello.get('pid')} on {hello.get('host')} "
+                                   f"runs asyncnet {hello.get('version')}, the coordinator "
+                                   f"{__version__}")
+            m = Member(ident, str(hello.get("host")), int(hello.get("pid", 0)))
+            tok = str(hello.get("token"))
+            if m.host == socket.gethostname():
+                m.proc = next((p for p, _ in self.procs if p.pid == m.pid), None)
+            order = (0, int(tok)) if m.proc is not None and tok.isdigit() else (1, len(pending))
+            pending.append((order, m))
+            self.by_ident[ident] = m
+        pending.sort(key=lambda om: om[0])
+        for k, (_, m) in enumerate(pending):
+            m.part = k
+            m.last_seen = time.monotonic()
+        pending = [m for _, m in pending]
+        self.members = pending
+        return pending
+
+    def close(self) -> None:
+        """Stop the workers, reap the processes, release every socket."""
+        if self.sock is not None:
+            for m in self.members:
+                try:
+                    self.sock.send_multipart([m.ident, b"STOP"], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+        for p, err in self.procs:
+            try:
+                # a healthy worker leaves at once; after a failure do not wait long
+                p.wait(timeout=0.5 if self.failed else 3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+            err.close()
+        self.procs = []
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+        if self.ctx is not None:
+            self.ctx.term()
+            self.ctx = None
+
+    # -- messages -----------------------------------------------------------
+    def send(self, m: Member, frames: list[bytes]) -> None:
+        """Send a multipart message to one worker."""
+        self.sock.send_multipart([m.ident, *frames], copy=False)
+
+    def collect(self, expect: list[Member], op: bytes) -> dict[int, list[bytes]]:
+        """Wait for ``op`` from each member of ``expect``; return frames by part."""
+        want = {m.ident for m in expect}
+        got: dict[int, list[bytes]] = {}
+        while len(got) < len(want):
+            if self.sock.poll(TICK_MS):
+                while True:
+                    try:
+                        ident, *frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                    except zmq.Again:
+                        break
+                    hb = ident.endswith(b"/hb")
+                    m = self.by_ident.get(ident[:-3] if hb else ident)
+                    if m is None:
+                        continue  # a stranger: not part of this run
+                    m.last_seen = time.monotonic()
+                    if hb or not frames:
+                        continue
+                    if frames[0] == b"ERROR":
+                        e = wire.as_map(wire.unpack(frames[1], 1 << 20), "ERROR")
+                        raise ClusterError(self.name(m) + f" failed while {self.where}: "
+                                           f"{e.get('type')}: {e.get('message')}")
+                    if frames[0] != op or ident not in want or m.part in got:
+                        raise ClusterError(self.name(m) + f" sent {frames[0][:16]!r} "
+                                           f"while {self.where} (expected {op!r})")
+                    got[m.part] = frames[1:]
+            self.check()
+        return got
+
+    def check(self) -> None:
+        """Fail if a worker died or went silent; send our own heartbeat."""
+        now = time.monotonic()
+        for m in self.members:
+            if m.proc is not None and m.proc.poll() is not None:
+                err = next((e for p, e in self.procs if p is m.proc), None)
+                raise ClusterError(self.name(m) + f" died (exit status {m.proc.returncode}) "
+                                   f"while {self.where}{_tail(err)}")
+            if now - m.last_seen > self.timeout:
+                raise ClusterError(self.name(m) + f" stopped answering (silent for "
+                                   f"{now - m.last_seen:.1f} s) while {self.where}")
+        if now - self._last_beat > HEARTBEAT:
+            self._last_beat = now
+            for m in self.members:
+                try:
+                    self.sock.send_multipart([m.ident, b"HB"], zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+
+    def name(self, m: Member) -> str:
+        """How errors name a worker: number, process, host and partition."""
+        return (f"worker {m.part} (pid {m.pid} on {m.host}, "
+                f"{self.describe_part(m.part)})")
+
+
+def _tail(err) -> str:
+    if err is None:
+        return ""
+    try:
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    except (OSError, ValueError):
+        return ""
+    return f": {lines[-1]}" if lines else ""

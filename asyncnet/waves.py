@@ -1,0 +1,159 @@
+"""Which input frame each population's activity and credit carry, from a log alone.
+
+This is the content of the diffusion paper's Figs. 1–3 (depth against time,
+forward and backward waves), read off an event log: the header holds the
+scenario (hence the graph), the records every delivered message.
+
+- A *frame* starts whenever a data source's control value changes.
+- An agent's forward label is the frame its activity is built from: an input
+  population's is the frame of its latest input value; a synapse's, its pre
+  neuron's latest message; a neuron's, the *oldest* among its in-synapses'
+  latest messages (its activity is of frame k once every input carries frame
+  k — on a DAG with skip connections the longest path decides). A message
+  carries its sender's label at the instant it was sent.
+- Credit for frame k is born at an output once frame k's input has reached it
+  and frame k's target has arrived; a neuron's credit label is the oldest among
+  its children's latest delta messages and its own forward label (its δ uses
+  its own pre-activation). On a graph with cycles "oldest" would wait forever
+  on the loop, so there labels mark the *first* influence (the newest frame
+  that reached the agent by any path).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+import networkx as nx
+
+from .eventlog import EventLog, LogError
+from .messages import CONTROL, FORWARD, QUANTA
+
+UNINFORMED = -1
+
+
+class _Labels:
+    """Per (agent, source) the labels of the messages received, as step functions."""
+
+    def __init__(self, g: nx.DiGraph, inputs: set[str], outputs: set[str]):
+        self.acyclic = nx.is_directed_acyclic_graph(g)
+        self.inputs, self.outputs = inputs, outputs
+        self.pre = {str(n): [f"{p}->{n}" for p in g.predecessors(n)] for n in g}
+        self.post = {str(n): [f"{n}->{c}" for c in g.successors(n)] for n in g}
+        self.hist: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+        self.times: dict[str, set[int]] = {}
+
+    def put(self, agent: str, src: str, t: int, label: int) -> None:
+        ts, vs = self.hist.setdefault((agent, src), ([], []))
+        ts.append(t)
+        vs.append(label)
+        self.times.setdefault(agent, set()).add(t)
+
+    def _at(self, agent: str, src: str, t: int) -> int:
+        h = self.hist.get((agent, src))
+        if h is None:
+            return UNINFORMED
+        k = bisect.bisect_right(h[0], t)
+        return h[1][k - 1] if k else UNINFORMED
+
+    def _combine(self, labels: list[int]) -> int:
+        if not labels:
+            return UNINFORMED
+        return min(labels) if self.acyclic else max(labels)
+
+    def forward(self, x: str, t: int) -> int:
+        """The frame agent ``x``'s activity carries at ``t``."""
+        if "->" in x:
+            return self._at(x, x.split("->")[0], t)
+        if x in self.inputs:
+            return self._at(x, f"src:{x}", t)
+        return self._combine([self._at(x, s, t) for s in self.pre[x]])
+
+    def credit(self, x: str, t: int) -> int:
+        """The frame agent ``x``'s delta carries credit for at ``t``."""
+        if "->" in x:
+            return self._at(x, x.split("->")[1], t)
+        parts = [self._at(x, s, t) for s in self.post[x]]
+        if x in self.outputs:
+            parts.append(min(self.forward(x, t), self._at(x, f"src:{x}", t)))
+        elif self.acyclic and x not in self.inputs:
+            parts.append(self.forward(x, t))
+        return self._combine(parts)
+
+
+def _roles(g: nx.DiGraph) -> tuple[set[str], set[str]]:
+    def role(n) -> str:
+        r = g.nodes[n].get("role")
+        if r is None:
+            r = "input" if g.in_degree(n) == 0 else "output" if g.out_degree(n) == 0 else ""
+        return r
+
+    return ({str(n) for n in g if role(n) == "input"},
+            {str(n) for n in g if role(n) == "output"})
+
+
+def depths(g: nx.DiGraph, inputs: set[str]) -> dict[str, int]:
+    """Longest distance from an input on a DAG; shortest one on a graph with cycles."""
+    if nx.is_directed_acyclic_graph(g):
+        d: dict[str, int] = {}
+        for n in nx.topological_sort(g):
+            ps = list(g.predecessors(n))
+            d[str(n)] = 0 if not ps else 1 + max(d[str(p)] for p in ps)
+        return d
+    dist = nx.multi_source_dijkstra_path_length(g, list(inputs), weight=lambda *a: 1)
+    return {str(n): int(dist.get(n, -1)) for n in g}
+
+
+def wave_labels(path: str) -> dict:
+    """Forward and credit frame labels of every population over time, from a log.
+
+    Returns ``{"populations": [(name, depth)], "forward": {name: [(t, frame)]},
+    "credit": {...}, "frames": [change times], "t_end", "scenario", "records",
+    "acyclic"}`` with times in units; a frame of ``-1`` means not yet informed.
+    """
+    from .scenario import load
+    log = EventLog(path)
+    text = log.header.get("scenario")
+    if not isinstance(text, str):
+        raise LogError(f"{path}: the log header carries no scenario")
+    sc = load(log.header.get("scenario_path", path), text=text)
+    g = sc.graph
+    inputs, outputs = _roles(g)
+    try:
+        msgs = list(log.messages())
+    except (IndexError, TypeError, ValueError) as e:
+        raise LogError(f"{path}: malformed record ({e})") from None
+    last: dict[str, bytes] = {}
+    changes: list[int] = []
+    for m in msgs:
+        if m.kind == CONTROL:
+            b = repr(m.payload).encode()
+            prev = last.get(m.dst)
+            last[m.dst] = b
+            if prev is not None and prev != b and (not changes or changes[-1] != m.t_arrive):
+                changes.append(m.t_arrive)
+    changes.sort()
+    lab = _Labels(g, inputs, outputs)
+    for m in msgs:
+        if m.kind == CONTROL:
+            v = bisect.bisect_right(changes, m.t_arrive)
+        elif m.kind == FORWARD:
+            v = lab.forward(m.src, m.t_sent)
+        else:
+            v = lab.credit(m.src, m.t_sent)
+        lab.put(m.dst, m.src, m.t_arrive, v)
+    depth = depths(g, inputs)
+    pops = sorted(((str(n), depth[str(n)]) for n in g), key=lambda p: (p[1], p[0]))
+    out: dict[str, dict] = {"forward": {}, "credit": {}}
+    for name, _ in pops:
+        ts = sorted(lab.times.get(name, ()))
+        for key, fn in (("forward", lab.forward), ("credit", lab.credit)):
+            steps, cur = [], UNINFORMED
+            for t in ts:
+                v = fn(name, t)
+                if v != cur:
+                    steps.append((t / QUANTA, v))
+                    cur = v
+            out[key][name] = steps
+    return {"populations": pops, **out, "frames": [t / QUANTA for t in changes],
+            "t_end": max((m.t_arrive for m in msgs), default=0) / QUANTA,
+            "scenario": sc.name, "records": len(msgs), "acyclic": lab.acyclic}

@@ -1,0 +1,133 @@
+"""Distributed runs fail loudly and cleanly: dead or silent workers are named,
+the log keeps every record written so far, nothing hangs, nothing leaks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+
+from asyncnet.cluster import simulate_distributed
+from asyncnet.cluster.errors import ClusterError
+from asyncnet.eventlog import EventLog
+from asyncnet.simulation import simulate
+
+from .test_cluster import ROOT, shortened
+
+QUICK = os.path.join(ROOT, "scenarios", "quickstart.toml")
+
+
+def children() -> list[int]:
+    """Process ids whose parent is this process (read from /proc)."""
+    me, out = os.getpid(), []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+            out.append(int(d))
+    return sorted(out)
+
+
+class Saboteur:
+    """A progress callback that sends ``sig`` to one worker once ``t`` is reached."""
+
+    def __init__(self, t: float, sig: int):
+        self.t, self.sig = t, sig
+        self.victim: int | None = None
+        self.when: float | None = None
+
+    def __call__(self, now: float) -> None:
+        if self.victim is None and now >= self.t:
+            self.victim = children()[-1]
+            self.when = time.monotonic()
+            os.kill(self.victim, self.sig)
+
+
+def records_prefix_of(partial: str, full: str) -> int:
+    """Check that the records of ``partial`` are the first records of ``full``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = [b for _, b in EventLog(partial).raw()]
+        b = [b for _, b in EventLog(full).raw()]
+    assert a == b[:len(a)]
+    return len(a)
+
+
+@pytest.mark.parametrize("sig,words", [(signal.SIGKILL, "died"),
+                                       (signal.SIGSTOP, "stopped answering")])
+def test_lost_worker_is_named_quickly_and_log_stays_readable(tmp_path, sig, words):
+    sc = shortened(QUICK, 400.0)
+    simulate(sc, log_path=str(tmp_path / "ref.log"))
+    sab = Saboteur(50.0, sig)
+    log = tmp_path / "cut.log"
+    with pytest.raises(ClusterError) as ei:
+        simulate_distributed(sc, workers=2, log_path=str(log), progress=sab, timeout=1.5)
+    noticed = time.monotonic() - sab.when
+    msg = str(ei.value)
+    assert words in msg and f"pid {sab.victim}" in msg
+    assert "partition" in msg and "t=" in msg
+    assert noticed < 10.0  # safety net only: the figure is in the report
+    n = records_prefix_of(str(log), str(tmp_path / "ref.log"))
+    assert n > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lg = EventLog(str(log))
+        list(lg.raw())
+    assert lg.truncated and lg.footer is None
+    assert sab.victim not in children()  # reaped, even the stopped one
+
+
+def test_worker_without_coordinator_gives_up():
+    r = subprocess.run([sys.executable, "-m", "asyncnet", "worker", "--connect",
+                        "tcp://127.0.0.1:9", "--wait", "1"], capture_output=True, text=True,
+                       timeout=60, cwd=ROOT)
+    assert r.returncode == 2
+    assert r.stderr.startswith("asyncnet: error: worker: no word from the coordinator")
+    assert "Traceback" not in r.stderr
+
+
+def test_no_leaks_across_many_runs(tmp_path):
+    sc = shortened(QUICK, 6.0)
+
+    def census():
+        return (len(os.listdir("/proc/self/fd")), threading.active_count(), children())
+
+    simulate_distributed(sc, workers=2, log_path=str(tmp_path / "warm.log"))  # imports
+    before = census()
+    for i in range(4):
+        simulate_distributed(sc, workers=2 + i % 2, log_path=str(tmp_path / f"{i}.log"))
+    with pytest.raises(ClusterError):  # a failed run must release everything too
+        simulate_distributed(shortened(QUICK, 400.0), workers=2,
+                             progress=Saboteur(20.0, signal.SIGKILL), timeout=1.5)
+    assert census() == before
+
+
+def test_default_run_imports_no_zeromq():
+    code = ("import sys; from asyncnet.cli import main; "
+            "r = main(['run', sys.argv[1], '-q', '--no-log']); "
+            "assert r == 0; print('zmq' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code, QUICK], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("[coordinator]\nbind = 5\n[[hosts]]\nworkers = 1\n")
+    for args in (["--workers", "40"], ["--cluster", str(bad)]):
+        r = subprocess.run([sys.executable, "-m", "asyncnet", "run", QUICK, "-q", "--no-log",
+                            *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert r.returncode == 2
+        assert r.stderr.startswith("asyncnet: error: ") and r.stderr.count("\n") == 1, r.stderr
