@@ -126,6 +126,9 @@ def format_summary(s: dict) -> str:
     if "tracking" in s:
         from .analyses import format_tracking
         lines += format_tracking(s["tracking"])
+    if "cluster" in s:
+        from .cluster.report import format_cluster
+        lines += format_cluster(s["cluster"])
     lines.append(f"speed     {s['wall_seconds']:.2f} s wall, "
                  f"{s['messages_per_second'] or 0:,.0f} messages/s")
     if "log" in s:

@@ -204,11 +204,28 @@ class Network:
     # -- queries ----------------------------------------------------------
     def pre(self, node: str) -> list[str]:
         """Populations projecting to ``node``, sorted."""
-        return sorted(u for (u, v) in self.projections if v == node)
+        return list(self._adjacency()[0].get(node, ()))
 
     def post(self, node: str) -> list[str]:
         """Populations ``node`` projects to, sorted."""
-        return sorted(v for (u, v) in self.projections if u == node)
+        return list(self._adjacency()[1].get(node, ()))
+
+    def _adjacency(self) -> tuple[dict, dict]:
+        # built once (per set of projections): a scan per query made building
+        # a per-neuron network quadratic in its size
+        key = len(self.projections)
+        cached = getattr(self, "_adj", None)
+        if cached is None or cached[0] != key:
+            pre: dict[str, list[str]] = {}
+            post: dict[str, list[str]] = {}
+            for u, v in sorted(self.projections):
+                pre.setdefault(v, []).append(u)
+                post.setdefault(u, []).append(v)
+            for d in (pre, post):
+                for k in d:
+                    d[k].sort()
+            cached = self._adj = (key, pre, post)
+        return cached[1], cached[2]
 
     def inputs(self) -> list[str]:
         """Input populations, sorted."""

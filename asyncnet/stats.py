@@ -31,6 +31,10 @@ def log_stats(path: str) -> dict:
         s["log"]["digest"] = log.footer.get("digest")
         if "workers" in log.footer:
             s["workers"] = log.footer["workers"]
+    from .cluster.report import read_sidecar
+    cluster = read_sidecar(path)
+    if cluster is not None:
+        s["cluster"] = cluster
     return s
 
 
@@ -53,4 +57,7 @@ def format_stats(s: dict) -> str:
                  f"{lat['input_changes_traced']} changes traced")
     for w in s.get("workers", []):
         lines.append("worker    " + ", ".join(f"{k} {v}" for k, v in w.items()))
+    if "cluster" in s:
+        from .cluster.report import format_cluster
+        lines += format_cluster(s["cluster"])
     return "\n".join(lines)

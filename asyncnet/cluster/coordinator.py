@@ -36,6 +36,7 @@ from ..simulation import (
 from . import wire
 from .gather import MERGED, ProbeEngine, merge_monitors
 from .partition import Partition, PartitionError, partition
+from .report import sidecar_path
 from .transport import Cluster, ClusterError, Member
 
 WINDOWS_AT_LEAST = 50
@@ -107,7 +108,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     if writer:
         summary["log"] = {"path": log_path, "records": footer["count"],
                           "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
-        with open(cluster_sidecar(log_path), "w", encoding="utf-8") as f:
+        with open(sidecar_path(log_path), "w", encoding="utf-8") as f:
             json.dump(cluster, f, indent=1)
     if save_state:
         index = {n: i for i, n in enumerate(eng0.names)}
@@ -116,12 +117,6 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         np.savez(save_state, **dict(arrays))
         summary["state"] = save_state
     return summary
-
-
-def cluster_sidecar(log_path: str) -> str:
-    """Where the per-worker figures of a distributed run are kept, next to its log
-    (not in it: the log itself is the same bytes whatever the number of workers)."""
-    return log_path + ".cluster.json"
 
 
 class _Run:
@@ -289,4 +284,4 @@ class _Run:
         return [wire.as_map(wire.unpack(got[k][0]), "RESULT") for k in sorted(got)]
 
 
-__all__ = ["simulate_distributed", "cluster_sidecar", "ClusterError"]
+__all__ = ["simulate_distributed", "ClusterError"]

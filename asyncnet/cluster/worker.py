@@ -126,13 +126,13 @@ class Worker:
         sc = load(init["path"], text=init["scenario"])
         owner = list(init["owner"])
         self.owner_of = owner
-        eng, net, stream = build_engine(sc, local=[], remote=None)
+        agents = list(init["agents"])
+        mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
+        eng, net, stream = build_engine(sc, local=mine, remote=self._remote)
         names = eng.names
-        if names != list(init["agents"]):
+        if names != agents:
             raise WorkerFailed("this worker builds a different network from the scenario "
                                "(different asyncnet versions?)")
-        mine = [n for n, p in zip(names, owner, strict=True) if p == self.part]
-        eng, net, stream = build_engine(sc, local=mine, remote=self._remote)
         self.eng, self.net, self.names = eng, net, names
         self.index = {n: i for i, n in enumerate(names)}
         self.packer = wire.packer()

@@ -1,0 +1,120 @@
+"""Partitioning, the wire format and the worker's checks on what it receives."""
+
+from __future__ import annotations
+
+import itertools
+
+import msgpack
+import networkx as nx
+import numpy as np
+import pytest
+
+from asyncnet.cluster import wire
+from asyncnet.cluster.partition import PartitionError, partition
+from asyncnet.engine import link_table
+from asyncnet.messages import QUANTA, LocalityError
+from asyncnet.network import Network, expand_to_neurons, layered
+
+from .helpers import random_dag
+
+
+def links_of(g: nx.DiGraph, seed: int = 0):
+    net = Network.from_graph(g, seed=seed)
+    srcs = {n: None for n in net.inputs() + net.outputs()}
+    return net, link_table(net, srcs, 1.0)
+
+
+def brute_cut(links, owner):
+    """The crossing links and their smallest delay, straight from the definition."""
+    cut = {(a, b) for a in links for b in links[a] if owner[a] != owner[b]}
+    return cut, min((links[a][b] for a, b in cut), default=None)
+
+
+@pytest.mark.parametrize("seed,n,method", itertools.product(range(6), (2, 3, 4),
+                                                            ("auto", "round-robin")))
+def test_partition_is_a_partition_and_reports_its_cut(seed, n, method):
+    g = random_dag(seed, n_hidden=6, delay=lambda r: float(r.choice([0.5, 1, 2, 3.3])))
+    _, links = links_of(g, seed)
+    p = partition(links, n, method, starts=["in"])
+    assigned = [a for part in p.parts for a in part]
+    assert sorted(assigned) == sorted(links) and len(set(assigned)) == len(assigned)
+    assert all(p.parts)
+    for a in links:  # a data source always sits with its population
+        if a.startswith("src:"):
+            assert p.owner[a] == p.owner[a[4:]]
+    cut, look = brute_cut(links, p.owner)
+    assert {(a, b) for a, b, _ in p.cut} == {(a, b) for a, b in cut if a < b}
+    assert p.lookahead_q == look
+
+
+def test_auto_cuts_the_long_link():
+    # in -> h1 -> h2 ==(delay 8)==> h3 -> out: two workers should cut only there
+    g = nx.DiGraph()
+    for n in ("in", "h1", "h2", "h3", "out"):
+        g.add_node(n, size=2)
+    for (u, v), d in zip(itertools.pairwise(["in", "h1", "h2", "h3", "out"]), (1, 1, 8, 1),
+                         strict=True):
+        g.add_edge(u, v, delay=d)
+    _, links = links_of(g)
+    p = partition(links, 2, starts=["in"])
+    assert p.lookahead_q == 4 * QUANTA  # half of the long projection: one leg
+    assert {tuple(sorted((a, b))) for a, b, _ in p.cut} <= {("h2", "h2->h3"), ("h2->h3", "h3")}
+    assert len(p.cut) == 1
+
+
+def test_per_neuron_layers_split_evenly():
+    net = Network.from_graph(layered([8, 12, 12, 4]), seed=0)
+    g = expand_to_neurons(net)
+    _, links = links_of(g)
+    p = partition(links, 2, starts=[n for n in g if n.startswith("l0_")])
+    total = sum(p.loads)
+    assert max(p.loads) <= 1.3 * total / 2
+    assert p.lookahead_q == QUANTA // 2
+
+
+def test_too_many_workers_is_an_error():
+    _, links = links_of(layered([2, 2]))
+    with pytest.raises(PartitionError, match="only"):
+        partition(links, 9)
+    with pytest.raises(PartitionError, match="unknown"):
+        partition(links, 2, "metis")
+
+
+def test_wire_refuses_oversized_and_malformed_frames():
+    # a header claiming 2**32-1 items, with no items: refused before allocating
+    bomb = b"\xdd\xff\xff\xff\xff"
+    with pytest.raises(wire.WireError):
+        wire.unpack(bomb)
+    with pytest.raises(wire.WireError, match="exceeds"):
+        wire.unpack(b"\x00" * 100, max_size=10)
+    with pytest.raises(wire.WireError):  # an extension type that is not ours
+        wire.unpack(msgpack.packb(msgpack.ExtType(42, b"x")))
+    with pytest.raises(wire.WireError):  # array bytes that do not match their shape
+        wire.unpack(msgpack.packb(msgpack.ExtType(1, b"\x01\x03\x00\x00\x00" + b"\x00" * 8)))
+    a = np.arange(6.0).reshape(2, 3)
+    back = wire.unpack(wire.join_packed([wire.pack([1, a]), wire.pack("x")]))
+    assert back[1] == "x" and np.array_equal(back[0][1], a) and back[0][1].shape == (2, 3)
+
+
+def test_worker_refuses_messages_that_no_link_carries(tmp_path):
+    from asyncnet.cluster.worker import Worker
+    from asyncnet.scenario import load
+    path = tmp_path / "s.toml"
+    path.write_text('[scenario]\nduration = 4\n[network]\nlayers = [2, 3, 1]\n'
+                    '[rule]\nname = "diffusion"\n[data]\nkind = "constant"\n')
+    sc = load(str(path))
+    from asyncnet.simulation import build_engine
+    names = build_engine(sc, local=[])[0].names
+    owner = [0 if n in ("l0", "src:l0", "l0->l1") else 1 for n in names]
+    w = Worker("tcp://127.0.0.1:9")
+    w._setup({"part": 1, "timeout": 5, "log": False, "path": str(path), "scenario": sc.text,
+              "agents": names, "owner": owner})
+    idx = {n: i for i, n in enumerate(names)}
+    pk = wire.packer()
+    ok = pk.pack([0, idx["l0->l1"], idx["l1"], 0, QUANTA // 2, 1, np.zeros(3)])
+    w._inject(wire.join_packed([ok]))
+    for bad in ([0, idx["l0"], idx["l1"], 0, QUANTA, 1, 0.0],         # not neighbours
+                [0, idx["l0->l1"], idx["l1"], 0, QUANTA, 2, 0.0],     # wrong delay
+                [0, idx["l0->l1"], idx["l0"], 0, QUANTA // 2, 3, 0.0]):  # not ours
+        with pytest.raises(LocalityError):
+            w._inject(wire.join_packed([pk.pack(bad)]))
