@@ -9,6 +9,14 @@ targets flattened). Within a window of length ``settle + sides · leg``:
     one-sided:  [settle, +leg)        m = +1   the nudged (learning) leg
     symmetric:  [settle, +leg)        m = −1   move to s^−β, no learning
                 [settle+leg, +2 leg)  m = +1   the learning leg
+    then        [.., +release)        m = 0    outputs released, same input
+
+``release`` gives the release (FORWARD messages spreading from the outputs)
+time to end every synapse's leg before the next input arrives: a neuron
+still nudged when the new input's FORWARD wave reaches it would pass the new
+input's effect on as DELTAs, and its synapses would learn from it. It must
+be at least the number of links from the outputs to the farthest neuron
+(0 suffices for a layered net whose inputs are next to its first layer).
 
 Only the teacher knows this schedule; inside the network nothing does.
 Batches: the training set is reshuffled every epoch (from the scenario seed)
@@ -106,6 +114,7 @@ class NudgeStream:
     sides: int
     seed: int
     duration: float
+    release: float = 0.0
     order: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,8 +122,8 @@ class NudgeStream:
         if not 1 <= self.batch <= n:
             raise DataError(f"batch must be between 1 and the {n} training patterns, "
                             f"got {self.batch}")
-        if not self.settle > 0 or not self.leg > 0:
-            raise DataError("settle and leg must be positive")
+        if not self.settle > 0 or not self.leg > 0 or self.release < 0:
+            raise DataError("settle and leg must be positive, release >= 0")
         per_epoch = n // self.batch
         epochs = int(math.ceil(self.windows() / per_epoch)) + 1
         rng = agent_rng(self.seed, "batches")
@@ -124,14 +133,14 @@ class NudgeStream:
     @property
     def hold(self) -> float:
         """Length of one window."""
-        return self.settle + self.sides * self.leg
+        return self.settle + self.sides * self.leg + self.release
 
     @property
     def source_period(self) -> float:
         """How often the sources speak: every boundary of the schedule is a multiple."""
-        a, b = self.settle, self.leg
-        if float(a).is_integer() and float(b).is_integer():
-            return float(math.gcd(int(a), int(b)))
+        parts = (self.settle, self.leg, self.release)
+        if all(float(x).is_integer() for x in parts):
+            return float(math.gcd(*(int(x) for x in parts)))
         return 1.0
 
     def windows(self) -> int:
@@ -153,7 +162,9 @@ class NudgeStream:
             return 0.0
         if self.sides == 2 and o < self.settle + self.leg - 1e-12:
             return -1.0
-        return 1.0
+        if o < self.settle + self.sides * self.leg - 1e-12:
+            return 1.0
+        return 0.0
 
     def value(self, node: str, t: float) -> np.ndarray | None:
         """What population ``node`` is shown at time ``t``."""

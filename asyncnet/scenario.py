@@ -35,7 +35,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
              "target": list, "period": NUM, "lag": NUM, "target_scale": NUM,
              "input_node": str, "output_node": str,
              # energy-based rules (ep, coupled): see asyncnet/nudge.py
-             "batch": int, "settle": NUM, "leg": NUM, "samples": int, "test_fraction": NUM},
+             "batch": int, "settle": NUM, "leg": NUM, "release": NUM, "samples": int,
+             "test_fraction": NUM},
     "loss": {"kind": str},
     "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM, "betas": list},
     "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool},
@@ -103,7 +104,7 @@ class Scenario:
     def _nudge_stream(self, net: Network, kind: str, inp: str, out: str, d: dict):
         """Batches and teacher schedule for an energy-based rule (asyncnet/nudge.py)."""
         from .nudge import NudgeStream, load_dataset
-        sched = {k: d.pop(k) for k in ("batch", "settle", "leg") if k in d}
+        sched = {k: d.pop(k) for k in ("batch", "settle", "leg", "release") if k in d}
         for k in ("hold", "order", "period", "lag", "target_scale"):
             if k in d:
                 raise ScenarioError(f"{self.path}: [data] key {k!r} does not apply to rule "
@@ -114,7 +115,7 @@ class Scenario:
             return NudgeStream(kind, ds, inp, out, sched.get("batch", 1),
                                sched.get("settle", 50), sched.get("leg", 50),
                                2 if getattr(self.build_rule(), "symmetric", False) else 1,
-                               self.seed, self.duration)
+                               self.seed, self.duration, sched.get("release", 0))
         except DataError as e:
             raise ScenarioError(f"{self.path}: [data] {e}") from None
 

@@ -92,3 +92,38 @@ def test_learning_applies_the_update_with_a_floor():
     pinned = (K0 == floor) & (step < 0)  # would go below the floor without it
     assert pinned.any()
     assert np.all(K1[pinned] - floor < 0.05 * np.abs(step).max())
+
+
+def test_engine_training_equals_numpy_training(tmp_path):
+    """coupled_conservation.toml, 3 windows with settled phases: the engine's
+    conductances equal k ← max(k − α g_CL, floor) computed by direct solves."""
+    import os
+
+    from asyncnet.scenario import load
+    from asyncnet.simulation import build_engine
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    text = open(os.path.join(root, "scenarios", "coupled_conservation.toml"),
+                encoding="utf-8").read()
+    text = (text.replace("duration = 9000", "duration = 933")
+            .replace("settle = 40", "settle = 150").replace("leg = 40", "leg = 150")
+            .replace("alpha = 0.1 ", "alpha = 2.0 "))
+    path = tmp_path / "cc.toml"
+    path.write_text(text)
+    sc = load(str(path))
+    eng, net, stream = build_engine(sc)
+    K0 = {pr.name: eng.agents[pr.name].model.K.copy() for pr in net.projections.values()}
+    rn, sl = resistor_of(net, K0)
+    eng.run(sc.duration)
+    U = np.zeros((16, len(rn.inputs)))
+    for w in range(3):
+        rows = stream.rows(w)
+        U[:, 1:] = stream.data.inputs[rows]  # node order: gnd, h0..h5, in, out
+        rn.k = np.maximum(rn.k - 2.0 * R.cl_gradient(rn, U, stream.data.targets[rows], 1e-3),
+                          1e-3)
+    got = []
+    for pr in sorted(net.projections.values(), key=lambda p: (p.pre, p.post)):
+        K = eng.agents[pr.name].model.K
+        got += [K[i, j] for i, j in zip(*np.nonzero(K0[pr.name]), strict=True)]
+    got = np.array(got)
+    assert np.abs(got - rn.k).max() < 1e-8
+    assert np.abs(got - np.concatenate([K0[n][K0[n] > 0] for n in sorted(K0)])).max() > 1e-3
