@@ -94,6 +94,7 @@ def format_summary(s: dict) -> str:
                  f"{_fmt_t(lat['input_to_first_update_forward'])} by the forward wave, "
                  f"{_fmt_t(lat['input_to_first_update_credit'])} by its credit "
                  f"(mean of {lat['input_changes_traced']} changes)")
+    lines.extend(s.get("report", []))  # rule-specific analyses (energy_sim.py)
     if "exactness" in s:
         ex = s["exactness"]
         lines.append(f"exactness vs plain numpy backprop, L={ex['depth']} "
@@ -157,7 +158,8 @@ def cmd_run(args) -> int:
     from .scenario import load
     from .simulation import simulate
     sc = load(args.scenario)
-    log_path = None if args.no_log else (
+    no_log = args.no_log or sc.output.get("write_log") is False
+    log_path = None if no_log else (
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)

@@ -36,6 +36,9 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "linear": (lambda a: a * 1.0, lambda a: np.ones_like(a)),
     "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(float)),
     "softplus": (lambda a: np.logaddexp(0.0, a), _sig),
+    # EP's hard sigmoid; f' is 1 on the closed interval (see physics/hopfield.py)
+    "hardsigmoid": (lambda a: np.clip(a, 0.0, 1.0),
+                    lambda a: ((a >= 0.0) & (a <= 1.0)).astype(float)),
 }
 """Activation name -> (f, f')."""
 
@@ -234,7 +237,8 @@ class Network:
 
     def depth(self) -> int:
         """L: the number of edges on the longest path (DAGs only)."""
-        return nx.dag_longest_path_length(self.graph)
+        # weight=None: count edges (an edge attribute "weight" holds a matrix)
+        return nx.dag_longest_path_length(self.graph, weight=None)
 
     def layer_of(self) -> dict[str, int]:
         """Longest distance from an input, per population (DAGs only)."""

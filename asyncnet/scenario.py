@@ -33,16 +33,20 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "rule": None,  # free-form, checked against the rule's own parameters
     "data": {"kind": str, "hold": NUM, "patterns": int, "order": str, "input": list,
              "target": list, "period": NUM, "lag": NUM, "target_scale": NUM,
-             "input_node": str, "output_node": str},
+             "input_node": str, "output_node": str,
+             # energy-based rules (ep, coupled): see asyncnet/nudge.py
+             "batch": int, "settle": NUM, "leg": NUM, "release": NUM, "samples": int,
+             "test_fraction": NUM},
     "loss": {"kind": str},
-    "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM},
-    "output": {"log": str, "save_state": str, "progress": bool},
+    "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM, "betas": list},
+    "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool},
     "cluster": {"workers": int, "partition": str},
 }
 NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": list}
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
-ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling", "tracking")
+ANALYSES = ("none", "accuracy", "exactness", "alignment", "settling", "tracking", "gradient",
+            "training")
 
 
 @dataclass
@@ -85,12 +89,33 @@ class Scenario:
         for node in (inp, out):
             if node not in net.populations:
                 raise ScenarioError(f"{self.path}: [data] unknown population {node!r}")
+        if getattr(self.build_rule(), "nudged", False):
+            return self._nudge_stream(net, kind, inp, out, d)
         if hold is not None:
             d["hold"] = hold
         try:
             return make_stream(kind, n_in=net.populations[inp].size,
                                n_out=net.populations[out].size, input_node=inp,
                                output_node=out, seed=self.seed, duration=self.duration, **d)
+        except DataError as e:
+            raise ScenarioError(f"{self.path}: [data] {e}") from None
+
+
+    def _nudge_stream(self, net: Network, kind: str, inp: str, out: str, d: dict):
+        """Batches and teacher schedule for an energy-based rule (asyncnet/nudge.py)."""
+        from .nudge import NudgeStream, load_dataset
+        sched = {k: d.pop(k) for k in ("batch", "settle", "leg", "release") if k in d}
+        for k in ("hold", "order", "period", "lag", "target_scale"):
+            if k in d:
+                raise ScenarioError(f"{self.path}: [data] key {k!r} does not apply to rule "
+                                    f"{self.rule_name!r} (use settle, leg, batch)")
+        try:
+            ds = load_dataset(kind, n_in=net.populations[inp].size,
+                              n_out=net.populations[out].size, seed=self.seed, **d)
+            return NudgeStream(kind, ds, inp, out, sched.get("batch", 1),
+                               sched.get("settle", 50), sched.get("leg", 50),
+                               2 if getattr(self.build_rule(), "symmetric", False) else 1,
+                               self.seed, self.duration, sched.get("release", 0))
         except DataError as e:
             raise ScenarioError(f"{self.path}: [data] {e}") from None
 

@@ -32,6 +32,7 @@ def build_engine(sc: Scenario, net: Network | None = None, hold: float | None = 
     """A ready engine for a scenario (optionally with another hold time)."""
     net = net or sc.build_network()
     stream = sc.build_stream(net, hold)
+    kw.setdefault("source_period", getattr(stream, "source_period", 1.0))
     eng = Engine(net, sc.build_rule(), seed=sc.seed, sources=stream.sources(), **kw)
     return eng, net, stream
 
@@ -99,6 +100,9 @@ def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str
     per-wake monitors needs a merge rule in ``asyncnet/cluster/gather.py``.
     """
     kind = sc.analysis.get("kind", "accuracy")
+    if getattr(eng.rule, "nudged", False):  # ep, coupled: batches and a nudging teacher
+        from .energy_sim import attach_energy
+        return attach_energy(eng, net, stream, sc)
     out: dict[str, Callable] = {"result": _attach_evaluation(eng, net, stream, sc)}
     if kind == "exactness":
         out["exactness"] = _attach_exactness(eng, net, stream)

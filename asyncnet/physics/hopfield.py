@@ -44,7 +44,9 @@ def rho_prime(s: np.ndarray, act: str) -> np.ndarray:
     if act == "tanh":
         return 1.0 - np.tanh(s) ** 2
     if act == "hardsigmoid":
-        return ((s > 0.0) & (s < 1.0)).astype(float)
+        # inclusive: a unit resting at a bound still feels its field (else
+        # a unit at s = 0 could never leave it)
+        return ((s >= 0.0) & (s <= 1.0)).astype(float)
     if act == "linear":
         return np.ones_like(s)
     raise ValueError(f"unknown activation {act!r}")
