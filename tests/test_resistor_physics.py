@@ -123,3 +123,19 @@ def test_finite_step_adds_tau_squared_norm():
     tr = R.train(net, X, Y, rule="ep-sym", nudge=1e-4, lr=0.5, steps=20)
     dQ = np.diff(tr["Q"])
     assert np.allclose(dQ, tr["step_sq"][:-1], rtol=1e-3)
+
+
+def test_dQ_dt_is_the_energy_gap():
+    """Homogeneity: dQ/dt = 2 k·θ̇ = −(2/β)[E(p^β) − E(p⁰)] (EP) and
+    −(2/η)[P(p^C) − P(p^F)] (CL), batch means, with voltage sources."""
+    net = R.random_network(seed=3)
+    X, Y = _data()
+    b = 0.05
+    dQ = 2 * net.k @ -R.ep_gradient(net, X, Y, b)
+    gap = np.mean(R.power(net, R.solve(net, X, beta=b, y=Y)) - R.power(net, R.solve(net, X)))
+    assert abs(dQ + 2 / b * gap) < 1e-12 * max(1.0, abs(dQ))
+    pf = R.solve(net, X)
+    pc = R.solve(net, X, clamp_out=pf[:, net.outputs] + b * (Y - pf[:, net.outputs]))
+    dQ = 2 * net.k @ -R.cl_gradient(net, X, Y, b)
+    assert abs(dQ + 2 / b * np.mean(R.power(net, pc) - R.power(net, pf))) < 1e-12
+    assert abs(dQ) > 1e-6  # not trivially zero at a finite nudge

@@ -160,6 +160,8 @@ class Node:
             for s in self.syn:
                 tot = self.held[s] if tot is None else tot + self.held[s]
             num, den = tot[..., :self.n], tot[..., self.n:]
+            if not np.all(den > 0):  # no neighbour heard from yet (an early timer)
+                return []
             w = self.rule.omega
             self.p = num / den if w == 1.0 else (1 - w) * self.p + w * num / den
         return self.box.emit(self.ports, self.p, self.nudged)
