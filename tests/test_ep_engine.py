@@ -117,3 +117,35 @@ def test_nudge_spreads_as_delta_messages_at_link_speed():
     assert first["l2"] == T_FREE + 1
     assert first["l1"] == T_FREE + 2
     assert "l0" not in first  # the clamped input needs nothing
+
+
+def test_clockless_ep_on_a_graph_with_loops_and_skips():
+    """Any symmetric coupling graph: a hidden triangle and input->output skips."""
+    import networkx as nx
+    g = nx.DiGraph()
+    for name, size, role in (("in", 3, "input"), ("h1", 4, "hidden"), ("h2", 3, "hidden"),
+                             ("out", 2, "output")):
+        g.add_node(name, size=size, role=role, activation="sigmoid")
+    for u, v in (("in", "h1"), ("in", "h2"), ("h1", "h2"), ("h1", "out"), ("h2", "out"),
+                 ("in", "out")):
+        g.add_edge(u, v, delay=1.0)
+    net = Network.from_graph(g, seed=4)
+    hn, sl = hopfield_of(net)
+    xs = np.zeros(hn.n)
+    xs[sl["in"]] = X[0]
+    s0 = H.newton_polish(hn, H.relax(hn, xs, tol=1e-14))
+    ref = hn.flat(*H.implicit_gradient(hn, s0, Y))
+    err = {}
+    for beta in (1e-2, 1e-3):
+        eng = Engine(net, EP(beta=beta, eps=0.5), seed=0,
+                     sources={"in": lambda t: X, "out": _teacher(False)})
+        eng.run(T_FREE + T_LEG)
+        Wg = np.zeros((hn.n, hn.n))
+        for (u, v), pr in net.projections.items():
+            Wg[sl[v], sl[u]] = eng.agents[pr.name].model.grad
+            Wg[sl[u], sl[v]] = eng.agents[pr.name].model.grad.T
+        gb = np.zeros(hn.n)
+        for nm, s in sl.items():
+            gb[s] = eng.agents[nm].model.grad_b
+        err[beta] = np.abs(hn.flat(Wg, gb) - ref).max() / np.abs(ref).max()
+    assert 8 < err[1e-2] / err[1e-3] < 12 and err[1e-3] < 2e-3
