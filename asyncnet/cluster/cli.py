@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from .. import cli
 from .errors import ClusterError, KeysError
+from .wire import WireError
 
-# a dead worker or a bad cluster file is the user's problem to fix, not a bug
-cli.USER_ERRORS = (*cli.USER_ERRORS, ClusterError, KeysError)
+# a dead worker, a hostile peer or a bad cluster file: the user's to fix, not a bug
+cli.USER_ERRORS = (*cli.USER_ERRORS, ClusterError, KeysError, WireError)
 
 
 @cli.command("worker", "join a distributed run (asyncnet worker --connect tcp://HOST:PORT)")

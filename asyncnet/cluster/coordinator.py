@@ -90,11 +90,16 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                        f"asyncnet worker --connect {cl.endpoint}"
                        + (" --keys DIR" if keys else ""))
             cl.join()
-            run.start(want_log=writer is not None)
-            t1 = time.perf_counter()
-            run.windows()
-            t2 = time.perf_counter()
-            results = run.finish(save_state=bool(save_state))
+            try:
+                run.start(want_log=writer is not None)
+                t1 = time.perf_counter()
+                run.windows()
+                t2 = time.perf_counter()
+                results = run.finish(save_state=bool(save_state))
+            except (wire.WireError, KeyError, TypeError, IndexError) as e:
+                # a frame that decodes but does not say what the protocol says
+                raise ClusterError(f"a worker sent a malformed message while {cl.where}: "
+                                   f"{type(e).__name__}: {e}") from None
             complete = True
     finally:
         footer = writer.close(complete=complete) if writer else None

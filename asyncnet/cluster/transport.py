@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from .. import __version__
 from . import wire
 from .errors import ClusterError
 from .security import server_setup
@@ -128,7 +129,8 @@ class Cluster:
             if ident.endswith(b"/hb") or not frames or frames[0] != b"HELLO":
                 continue
             hello = wire.as_map(wire.unpack(frames[1], 1 << 16), "HELLO")
-            from .. import __version__
+            if ident in self.by_ident:
+                continue  # said HELLO twice
             if hello.get("version") != __version__:
                 self.sock.send_multipart([ident, b"STOP"])
                 raise ClusterError(f"worker pid {hello.get('pid')} on {hello.get('host')} "
