@@ -55,7 +55,7 @@ def until(s, op: bytes):
             return msg
 
 
-def run_against(script, tmp_path):
+def run_against(script, tmp_path, **kw):
     port = 47000 + os.getpid() % 3000
     ep = f"tcp://127.0.0.1:{port}"
     t = fake_worker(ep, script)
@@ -63,7 +63,7 @@ def run_against(script, tmp_path):
         with pytest.raises(ClusterError) as ei:
             simulate_distributed(shortened(QUICK, 10.0), workers=1, local=0, bind=ep,
                                  timeout=2.0, join_timeout=20.0,
-                                 log_path=str(tmp_path / "x.log"))
+                                 log_path=str(tmp_path / "x.log"), **kw)
     finally:
         t.join(timeout=30)
     return str(ei.value)
@@ -112,3 +112,16 @@ def test_silent_worker_is_noticed(tmp_path):
 
     msg = run_against(script, tmp_path)
     assert "stopped answering" in msg and "building its partition" in msg
+
+
+def test_beating_but_stuck_worker_is_noticed(tmp_path):
+    def script(s):
+        hello(s)
+        until(s, b"INIT")
+        for _ in range(200):  # beats (as its heartbeat thread would), never answers
+            s.send(b"HB")
+            if s.poll(50) and s.recv_multipart()[0] == b"STOP":
+                return
+
+    msg = run_against(script, tmp_path, step_timeout=1.0)
+    assert "alive but has not answered for 1 s" in msg

@@ -15,7 +15,8 @@ import tomllib
 from .errors import ClusterError
 
 SECTIONS = {
-    "coordinator": {"bind": str, "timeout": (int, float), "join_timeout": (int, float)},
+    "coordinator": {"bind": str, "timeout": (int, float), "join_timeout": (int, float),
+                    "step_timeout": (int, float)},
     "security": {"keys": str},
 }
 HOST_KEYS = {"name": str, "workers": int, "local": bool, "address": str}
@@ -51,7 +52,7 @@ def load_cluster(path: str) -> dict:
             local += n
     co = doc.get("coordinator", {})
     out: dict = {"workers": workers, "local": local, "bind": co.get("bind")}
-    for k in ("timeout", "join_timeout"):
+    for k in ("timeout", "join_timeout", "step_timeout"):
         if k in co:
             if not co[k] > 0:
                 raise ClusterError(f"{path}: [coordinator] {k} must be positive")

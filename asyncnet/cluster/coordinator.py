@@ -49,7 +49,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          save_state: str | None = None, bind: str | None = None,
                          local: int | None = None, timeout: float = 5.0,
                          join_timeout: float = 60.0, keys: str | None = None,
-                         method: str | None = None,
+                         method: str | None = None, step_timeout: float = 600.0,
                          notice: Callable[[str], None] | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
@@ -79,7 +79,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     run.probe_eng = probe_eng
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
-                     join_timeout=join_timeout, keys=keys) as cl:
+                     join_timeout=join_timeout, keys=keys, step_timeout=step_timeout) as cl:
             run.cluster = cl
             cl.describe_part = run.describe_part
             cl.spawn()

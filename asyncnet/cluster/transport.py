@@ -47,12 +47,13 @@ class Cluster:
 
     def __init__(self, n: int, *, local: int | None = None, bind: str | None = None,
                  timeout: float = 5.0, join_timeout: float = 60.0,
-                 keys: str | None = None):
+                 keys: str | None = None, step_timeout: float = 600.0):
         self.n = n
         self.local = n if local is None else local
         self.bind = bind or "tcp://127.0.0.1:0"
         self.timeout = timeout
         self.join_timeout = join_timeout
+        self.step_timeout = step_timeout  # a heartbeating worker stuck in one step
         self.keys = keys
         self.members: list[Member] = []
         self.by_ident: dict[bytes, Member] = {}
@@ -187,7 +188,12 @@ class Cluster:
         """Wait for ``op`` from each member of ``expect``; return frames by part."""
         want = {m.ident for m in expect}
         got: dict[int, list[bytes]] = {}
+        deadline = time.monotonic() + self.step_timeout
         while len(got) < len(want):
+            if time.monotonic() > deadline:
+                late = next(m for m in expect if m.part not in got)
+                raise ClusterError(self.name(late) + f" is alive but has not answered for "
+                                   f"{self.step_timeout:g} s while {self.where} (stuck?)")
             if self.sock.poll(TICK_MS):
                 while True:
                     try:
@@ -199,7 +205,7 @@ class Cluster:
                     if m is None:
                         continue  # a stranger: not part of this run
                     m.last_seen = time.monotonic()
-                    if hb or not frames:
+                    if hb or not frames or frames[0] == b"HB":
                         continue
                     if frames[0] == b"ERROR":
                         e = wire.as_map(wire.unpack(frames[1], 1 << 20), "ERROR")
