@@ -168,6 +168,7 @@ def cmd_run(args) -> int:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
+                                 notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
                                  log_path=log_path, progress=prog,
                                  save_state=args.save_state or sc.output.get("save_state"))
     else:

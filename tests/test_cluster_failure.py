@@ -131,3 +131,24 @@ def test_cli_errors_are_one_line(tmp_path):
                             *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
         assert r.returncode == 2
         assert r.stderr.startswith("asyncnet: error: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_cluster_files_parse_and_run_from_the_cli(tmp_path):
+    from asyncnet.cluster.config import load_cluster
+    two = load_cluster(os.path.join(ROOT, "distributed", "two-machines.toml"))
+    assert (two["workers"], two["local"]) == (2, 1) and two["bind"].endswith(":5555")
+    assert two["keys"] == os.path.join(ROOT, "distributed", "keys")
+    scen = tmp_path / "q.toml"
+    scen.write_text(shortened(QUICK, 30.0).text)
+    logs = []
+    for extra in ([], ["--cluster", os.path.join(ROOT, "distributed", "local.toml")]):
+        logs.append(tmp_path / f"{len(extra)}.log")
+        r = subprocess.run([sys.executable, "-m", "asyncnet", "run", str(scen), "-q",
+                            "--log", str(logs[-1]), *extra], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+    assert "cluster   4 workers" in r.stdout
+    assert logs[0].read_bytes() == logs[1].read_bytes()
+    st = subprocess.run([sys.executable, "-m", "asyncnet", "stats", str(logs[1])],
+                        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert st.stdout.count("\nworker ") == 4

@@ -7,7 +7,7 @@ then on 1 and 2 worker processes; the script checks the logs are identical
 and prints wall time, messages per second and speed-up. Time-dependent, so a
 benchmark, not a test; it reports what else was using the CPUs.
 
-    python tools/bench_cluster.py [--sizes 60,120,120,60] [--duration 6] [--workers 1,2]
+    python tools/bench_cluster.py [--sizes 60,120,120,60] [--duration 10] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def scenario_text(sizes: list[int], duration: float) -> str:
 
 def others() -> str:
     """Load average and the other processes using a CPU now (the box is shared)."""
-    out = subprocess.run(["top", "-b", "-n", "2", "-d", "1", "-w", "200"], capture_output=True,
-                         text=True).stdout.splitlines()
+    top = ["top", "-c", "-b", "-n", "2", "-d", "1", "-w", "250"]
+    out = subprocess.run(top, capture_output=True, text=True).stdout.splitlines()
     # the second sample: CPU use over the last second (the first is since start-up)
     heads = [i for i, line in enumerate(out) if line.lstrip().startswith("PID")]
     head = heads[-1] if heads else None
@@ -51,7 +51,7 @@ def others() -> str:
     for line in out[head + 1:] if head is not None else []:
         f = line.split(None, 11)
         if len(f) == 12 and f[0] != str(os.getpid()) and float(f[8]) >= 5.0:
-            busy.append(f"{f[11][:40]} {f[8]}%")
+            busy.append(f"{f[11][:60]} {f[8]}%")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"load {load}; others: " + ("; ".join(busy) or "none above 5% CPU")
 
@@ -59,7 +59,7 @@ def others() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="60,120,120,60")
-    ap.add_argument("--duration", type=float, default=6.0)
+    ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--no-log", action="store_true", help="no event log (Traffic only)")
     a = ap.parse_args()
@@ -89,15 +89,21 @@ def main() -> None:
                 same = f1.read() == f2.read()
         c = d["cluster"]
         wait = max(w["wait_seconds"] for w in c["workers"])
-        rows.append((f"{n} worker{'s' * (n > 1)}", d["wall_seconds"], d["messages"]["total"],
-                     same, (c["cut_links"], c["links"], c["lookahead"], c["windows"], wait)))
+        rows.append((f"{n} worker{'s' * (n > 1)}", c["seconds"]["windows"],
+                     d["messages"]["total"], same,
+                     (c["cut_links"], c["links"], c["lookahead"], c["windows"], wait,
+                      c["seconds"]["start"])))
     print(f"busy after: {others()}")
+    # wall: the simulation itself (in-process: engine.run; distributed: the
+    # windows, from the first to the last); start-up is the extra cost of
+    # starting worker processes and building their partitions
     print("| run | wall s | messages | messages/s | speed-up vs in-process | log identical "
-          "| cut links | lookahead | windows | max barrier wait s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| cut links | lookahead | windows | max barrier wait s | start-up s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, wall, msgs, same, c in rows:
-        cut = ("", "", "", "") if c is None else (f"{c[0]:,}/{c[1]:,}", f"{c[2] or 0:g}",
-                                                  f"{c[3]:,}", f"{c[4]:.1f}")
+        cut = ("", "", "", "", "") if c is None else (
+            f"{c[0]:,}/{c[1]:,}", "none" if c[2] is None else f"{c[2]:g}", f"{c[3]:,}",
+            f"{c[4]:.1f}", f"{c[5]:.1f}")
         print(f"| {name} | {wall:.1f} | {msgs:,} | {msgs / wall:,.0f} | {base / wall:.2f} | "
               f"{'' if same is None else ('yes' if same else 'NO')} | " + " | ".join(cut) + " |")
 

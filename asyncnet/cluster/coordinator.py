@@ -49,12 +49,14 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          save_state: str | None = None, bind: str | None = None,
                          local: int | None = None, timeout: float = 5.0,
                          join_timeout: float = 60.0, keys: str | None = None,
-                         method: str | None = None) -> dict:
+                         method: str | None = None,
+                         notice: Callable[[str], None] | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
     ``local`` of the workers are started here (all by default); the others
-    join with ``asyncnet worker --connect`` at ``bind``.
+    join with ``asyncnet worker --connect`` at ``bind`` (``notice`` is told
+    where to point them).
     """
     eng0, net, stream = build_engine(sc, local=[])
     try:
@@ -81,9 +83,17 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             run.cluster = cl
             cl.describe_part = run.describe_part
             cl.spawn()
+            remote = workers - cl.local
+            if remote > 0 and notice is not None:
+                notice(f"coordinator listening at {cl.endpoint}; waiting up to "
+                       f"{join_timeout:g} s for {remote} worker(s) to join: "
+                       f"asyncnet worker --connect {cl.endpoint}"
+                       + (" --keys DIR" if keys else ""))
             cl.join()
             run.start(want_log=writer is not None)
+            t1 = time.perf_counter()
             run.windows()
+            t2 = time.perf_counter()
             results = run.finish(save_state=bool(save_state))
             complete = True
     finally:
@@ -103,6 +113,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         # the sweep's extra runs are unlogged analyses: they run here, in-process
         summary["alignment"] = alignment_sweep(sc, net, progress)
     cluster = {**part.describe(), "windows": run.n_windows,
+               # start-up (processes, partitions built) vs the windows themselves
+               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
