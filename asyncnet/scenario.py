@@ -206,7 +206,11 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
                    sc.get("seed", 0), float(sc["duration"]), graph, rule_name, rule,
                    dict(doc.get("data", {})), analysis, dict(doc.get("output", {})),
                    dict(doc.get("cluster", {})), sc.get("description", ""))
-    out.build_rule()  # parameters are checked now, not mid-run
+    rule_obj = out.build_rule()  # parameters are checked now, not mid-run
+    if getattr(rule_obj, "nudged", False) and analysis.get("kind", "training") not in (
+            "training", "gradient", "none", "accuracy"):
+        raise ScenarioError(f"{path}: [analysis] kind {analysis['kind']!r} does not apply to "
+                            f"rule {rule_name!r} (use training, gradient or none)")
     return out
 
 

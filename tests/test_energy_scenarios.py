@@ -66,6 +66,7 @@ name = "ep"
     ('apply = "sometimes"', "", ["[rule]", "apply"]),
     ("beta = -1.0", "", ["[rule]", "beta"]),
     ("gamma = 1.0", "", ["[rule]", "'gamma'"]),
+    ("", 'kind = "constant"\n[analysis]\nkind = "exactness"', ["[analysis]", "exactness"]),
 ])
 def test_bad_energy_scenarios_name_the_key(tmp_path, rule, data, words):
     path = _write(tmp_path, BASE.format(rule=rule, data=data))

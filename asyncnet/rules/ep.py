@@ -11,7 +11,8 @@ is ``−r_postᵀ W r_pre``, i.e. ``−½ Σ_{i≠j} W_ij r_i r_j`` of the symme
 **Neurons** hold the latest field each synapse sent and, on their own local
 timer (period ``period``, optional ``jitter``), take one gradient step on
 their own energy: ``s ← s − ε ∂F/∂s`` with ``∂F/∂s = s − ρ'(s)(Σ fields + b)
-(+ m β (s − y) at an output)``. Inputs are clamped to the data (``r = x``).
+(+ m β (s − y) at an output)``, clipped to [0, 1] for ``hardsigmoid``.
+Inputs are clamped to the data (``r = x``).
 With unit delays and ``period = 1`` this is exactly the synchronous textbook
 iteration :func:`asyncnet.physics.hopfield.relax_step`.
 
@@ -30,8 +31,9 @@ teacher knows time; inside the network there is no phase signal:
 - a synapse learns from the DELTAs that reach it, by the change of its own
   product: ``ΔW = η g Δ(r_post r_preᵀ)``, ``g = 1/β`` (one-sided) or
   ``1/(2β)`` (symmetric). Over a nudged leg the changes telescope to EP's
-  update ``η g [ρ^β ρ^βᵀ − ρ⁰ ρ⁰ᵀ]`` (the continual form, C-EP). Biases learn
-  the same way at their neuron: ``Δb = η g Δr``.
+  update ``η g [ρ^β ρ^βᵀ − ρ⁰ ρ⁰ᵀ]`` (the continual form, C-EP; with
+  ``apply = "deferred"`` the leg's sum is applied when the leg ends at the
+  synapse). Biases learn the same way at their neuron: ``Δb = η g Δr``.
 
 One-sided EP: the teacher sends ``m = 0`` (free), then ``m = +1``.
 Symmetric EP: ``m = 0``, then ``m = −1`` (outputs free-mode: the network
