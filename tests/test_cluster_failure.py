@@ -103,10 +103,13 @@ def test_no_leaks_across_many_runs(tmp_path):
     def census():
         return (len(os.listdir("/proc/self/fd")), threading.active_count(), children())
 
+    from asyncnet.cluster.security import make_keys
+    make_keys(str(tmp_path / "keys"))
     simulate_distributed(sc, workers=2, log_path=str(tmp_path / "warm.log"))  # imports
     before = census()
     for i in range(4):
-        simulate_distributed(sc, workers=2 + i % 2, log_path=str(tmp_path / f"{i}.log"))
+        simulate_distributed(sc, workers=2 + i % 2, log_path=str(tmp_path / f"{i}.log"),
+                             keys=str(tmp_path / "keys") if i == 3 else None)
     with pytest.raises(ClusterError):  # a failed run must release everything too
         simulate_distributed(shortened(QUICK, 400.0), workers=2,
                              progress=Saboteur(20.0, signal.SIGKILL), timeout=1.5)
@@ -152,3 +155,21 @@ def test_cluster_files_parse_and_run_from_the_cli(tmp_path):
     st = subprocess.run([sys.executable, "-m", "asyncnet", "stats", str(logs[1])],
                         capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert st.stdout.count("\nworker ") == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_netns_harness(tmp_path):
+    probe = subprocess.run(["ip", "netns", "add", f"asnprobe{os.getpid()}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"ip netns unavailable: {probe.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", f"asnprobe{os.getpid()}"], check=True)
+    r = subprocess.run(["bash", os.path.join(ROOT, "distributed", "netns_harness.sh"),
+                        os.path.join(ROOT, "scenarios", "diffusion_exact.toml"), "3"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT,
+                       env={**os.environ, "PYTHON": sys.executable})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "IDENTICAL" in r.stdout
+    leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "asn" not in leftovers
