@@ -179,6 +179,19 @@ class _Run:
         by_part = {m.part: m for m in self.members}
         probes = sorted(p for p in self.probe_eng.probes if p[0] < self.end_q)
         pi = 0
+        # the records of a window are merged while the workers run the next one
+        pending: list[bytes] = []
+        pending_end = 0
+
+        def flush() -> None:
+            rows: list[list] = []
+            for frame in pending:
+                rows += wire.unpack(frame)
+            pending.clear()
+            self._merge(rows)
+            if self.progress is not None and pending_end:
+                self.progress(to_time(pending_end))
+
         while True:
             starts = [t for t in self.next_t.values() if t is not None]
             starts += [t for t in self.inbox_min.values() if t is not None]
@@ -189,6 +202,7 @@ class _Run:
             if pi < len(probes):
                 barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
                 if first is None or barrier <= first:
+                    flush()  # a probe may count the messages delivered so far
                     pi = self._probe(probes, pi)
                     continue
             if first is None or first >= self.end_q:
@@ -202,14 +216,14 @@ class _Run:
             for m in active:
                 cl.send(m, [b"RUN", head, *self.inbox[m.part]])
                 self.inbox[m.part], self.inbox_min[m.part] = [], None
+            flush()
             cl.where = f"running the window t={to_time(begin):g}..{to_time(end):g}"
             got = cl.collect(active, b"DONE")
-            rows: list[list] = []
             for k in sorted(got):
                 frames = got[k]
                 h = wire.as_map(wire.unpack(frames[0]), "DONE")
                 self.next_t[k] = h["next_t"]
-                rows += wire.unpack(frames[1])
+                pending.append(frames[1])
                 peers = h["peers"]
                 if len(frames) != 2 + len(peers):
                     raise ClusterError(f"{cl.name(by_part[k])} sent {len(frames) - 2} "
@@ -221,11 +235,10 @@ class _Run:
                     self.inbox[peer].append(frame)
                     cur = self.inbox_min[peer]
                     self.inbox_min[peer] = t_min if cur is None else min(cur, t_min)
-            self._merge(rows)
+            pending_end = end
             self.n_windows += 1
             self.t = end
-            if self.progress is not None:
-                self.progress(to_time(end))
+        flush()
         if self.progress is not None:
             self.progress(to_time(self.end_q))
 
