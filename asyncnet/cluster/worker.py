@@ -103,6 +103,7 @@ class Worker:
             try:
                 self._setup(wire.as_map(wire.unpack(msg[1]), "INIT"))
                 sock.send_multipart([b"READY", wire.pack({"next_t": self._next()})])
+                self.stats["wait_seconds"] = 0.0  # from here on: waits at barriers
                 return self._serve(sock)
             except WorkerFailed:
                 raise
