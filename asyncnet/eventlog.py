@@ -108,12 +108,15 @@ class EventLogWriter:
         self._write(self.enc.add(batch))
 
     def _write(self, packed: list[bytes]) -> None:
-        for b in packed:
-            self.f.write(b)
-            if self.enc.count >= self._next_ck:
-                self.f.write(_packer().pack({"checkpoint": self.enc.count,
-                                             "t": self.enc.t_last,
-                                             "digest": self.enc.digest.hexdigest()}))
+        # ``packed`` is whole instants, already counted into the digest, so a
+        # checkpoint goes after them: its count and digest then describe
+        # exactly the records before it, and a reader can check them there.
+        self.f.write(b"".join(packed))
+        if self.enc.count >= self._next_ck:
+            self.f.write(_packer().pack({"checkpoint": self.enc.count,
+                                         "t": self.enc.t_last,
+                                         "digest": self.enc.digest.hexdigest()}))
+            while self._next_ck <= self.enc.count:
                 self._next_ck += CHECKPOINT
 
     def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
@@ -173,10 +176,15 @@ class EventLog:
             use_list=True)
 
     def raw(self) -> Iterator[tuple[list, bytes]]:
-        """Yield ``(record, packed bytes)`` for every record, in file order."""
+        """Yield ``(record, packed bytes)`` for every record, in file order.
+
+        Each checkpoint is checked against the records before it (count and
+        digest): an altered record is refused at the next checkpoint.
+        """
         with open(self.path, "rb") as f:
             data = f.read()
         up = self._unpacker(io.BytesIO(data))
+        digest = hashlib.blake2b(digest_size=16)
         pos = 0
         n = 0
         try:
@@ -189,10 +197,14 @@ class EventLog:
                     if len(obj) != 7:
                         raise LogError(f"{self.path}: record {n} at byte {pos} is malformed")
                     n += 1
+                    digest.update(data[pos:end])
                     yield obj, data[pos:end]
                 elif isinstance(obj, dict) and obj.get("footer"):
                     self.footer = obj
                 elif isinstance(obj, dict) and "checkpoint" in obj:
+                    if obj["checkpoint"] != n or obj.get("digest") != digest.hexdigest():
+                        raise LogError(f"{self.path}: the checkpoint at byte {pos} does not "
+                                       f"match the {n} records before it (the log was altered)")
                     self.checkpoints.append(obj)
                 else:
                     raise LogError(f"{self.path}: unexpected item at byte {pos}")
