@@ -11,7 +11,6 @@ import pytest
 from asyncnet.network import Network, layered
 from asyncnet.rules import leastaction as la
 
-
 # The reference's own activations, written out here (not asyncnet.network's:
 # a wrong derivative there would otherwise be copied into the reference).
 ACT = {
