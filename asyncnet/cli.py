@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_plugins() -> None:
     """Import modules that add subcommands (plot, worker, ...), if present."""
-    for mod in ("asyncnet.plots", "asyncnet.cluster.cli"):
+    for mod in ("asyncnet.plots", "asyncnet.cluster.cli", "asyncnet.isolate"):
         try:
             __import__(mod)
         except ImportError:
