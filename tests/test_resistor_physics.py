@@ -139,3 +139,20 @@ def test_dQ_dt_is_the_energy_gap():
     dQ = 2 * net.k @ -R.cl_gradient(net, X, Y, b)
     assert abs(dQ + 2 / b * np.mean(R.power(net, pc) - R.power(net, pf))) < 1e-12
     assert abs(dQ) > 1e-6  # not trivially zero at a finite nudge
+
+
+def test_train_takes_clipped_gradient_steps():
+    """One step of R.train is k ← max(k − lr·g, floor), with g the rule's estimate,
+    and the floor really binds for a large enough step."""
+    net = R.random_network(seed=3)
+    X, Y = _data()
+    k0 = net.k.copy()
+    g = R.ep_gradient(net, X, Y, 1e-3)
+    up = g > 0
+    lr = 1.5 * np.min((k0[up] - net.floor) / g[up])  # the first edge overshoots the floor
+    expected = np.maximum(k0 - lr * g, net.floor)
+    assert np.any(k0 - lr * g < net.floor)
+    tr = R.train(net, X, Y, rule="ep", nudge=1e-3, lr=lr, steps=1)
+    assert np.allclose(net.k, expected, rtol=1e-13, atol=0)
+    assert tr["Q"][0] == pytest.approx(k0 @ k0) and tr["Q"][1] == pytest.approx(expected @ expected)
+    assert tr["step_sq"][0] == pytest.approx(lr * lr * (g @ g))
