@@ -118,3 +118,17 @@ def test_worker_refuses_messages_that_no_link_carries(tmp_path):
                 [0, idx["l0->l1"], idx["l0"], 0, QUANTA // 2, 3, 0.0]):  # not ours
         with pytest.raises(LocalityError):
             w._inject(wire.join_packed([pk.pack(bad)]))
+
+
+def test_coordinator_listens_on_loopback_unless_told_otherwise():
+    """With no bind address (and with distributed/local.toml) the coordinator's
+    socket is reachable from this machine only."""
+    import os
+
+    from asyncnet.cluster.config import load_cluster
+    from asyncnet.cluster.transport import Cluster
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    local = load_cluster(os.path.join(root, "distributed", "local.toml"))
+    for bind in (None, local["bind"]):
+        with Cluster(2, local=0, bind=bind) as cl:
+            assert cl.endpoint.startswith("tcp://127.0.0.1:"), cl.endpoint

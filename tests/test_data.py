@@ -25,6 +25,10 @@ def test_shuffle_shows_every_pattern_once_per_epoch():
                     duration=400, hold=1)
     for e in range(100):
         assert sorted(s.schedule[4 * e:4 * e + 4]) == [0, 1, 2, 3]
+    # and it is a shuffle: the epochs do not all repeat one order
+    assert len({tuple(s.schedule[4 * e:4 * e + 4]) for e in range(100)}) > 5
+    for t in (0.0, 1.0, 7.5, 399.0):  # hold 1: frame t shows schedule[floor(t)]
+        assert np.array_equal(s.value("a", t), XOR_INPUTS[s.schedule[int(t)]])
     assert np.array_equal(s.inputs, XOR_INPUTS)
 
 
@@ -55,5 +59,7 @@ def test_sources_deliver_value_at_arrival_every_unit():
     eng.run(20)
     to_l0 = [m for m in got if m.dst == "l0"]
     assert [m.t_arrive // QUANTA for m in to_l0] == list(range(1, 20))
-    for m in to_l0:
-        assert np.array_equal(m.payload, s.inputs[s.pattern(m.t_arrive / QUANTA)])
+    for m in to_l0:  # hold 3: the value shown at arrival is schedule[floor(t / 3)]
+        t = m.t_arrive // QUANTA
+        assert np.array_equal(m.payload, s.inputs[s.schedule[t // 3]])
+    assert len({m.payload.tobytes() for m in to_l0}) > 1  # the input really changes

@@ -13,7 +13,7 @@ def _setup(act="sigmoid", seed=1):
     return net, x, np.array([0.2, 0.7])
 
 
-@pytest.mark.parametrize("act", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "hardsigmoid", "linear"])
 def test_grad_s_is_the_derivative_of_the_energy(act):
     net, x, y = _setup(act)
     s = x + np.random.default_rng(3).normal(size=net.n) * net.free

@@ -150,3 +150,28 @@ def test_checkpoints_sit_between_instants_and_are_checked(tmp_path, monkeypatch)
     p.write_bytes(bytes(bad))
     with pytest.raises(LogError, match="checkpoint"):
         list(EventLog(str(p)).records())
+
+
+def test_agents_get_each_batch_in_the_documented_order():
+    """DESIGN.md §6 / CONTRACT.md: react() sees one instant's messages sorted by
+    (t_arrive, kind, src, seq), written out here, not in scheduler order."""
+    from asyncnet.engine import Engine
+    from asyncnet.network import Network
+    from asyncnet.rules.diffusion import Diffusion
+
+    from .helpers import random_dag
+    net = Network.from_graph(random_dag(7, n_hidden=6, p=0.7), seed=7)
+    eng = Engine(net, Diffusion(eta=0.05, init_state="random"), seed=7,
+                 sources={"in": lambda t: np.ones(net.populations["in"].size),
+                          "out": lambda t: np.zeros(net.populations["out"].size)})
+    seen = []
+    for agent in eng.agents.values():
+        def react(now, batch, inner=agent.model.react):
+            seen.append(list(batch))
+            return inner(now, batch)
+        agent.model.react = react
+    eng.run(12)
+    multi = [b for b in seen if len({(m.kind, m.src) for m in b}) > 1]
+    assert len(multi) > 20
+    for b in seen:
+        assert b == sorted(b, key=lambda m: (m.t_arrive, m.kind, m.src, m.seq))

@@ -11,19 +11,26 @@ import pytest
 from asyncnet.network import Network, layered
 from asyncnet.rules import leastaction as la
 
+# The reference's own activations, written out here (not asyncnet.network's:
+# a wrong derivative there would otherwise be copied into the reference).
+ACT = {
+    "tanh": (np.tanh, lambda a: 1 / np.cosh(a) ** 2),
+    "sigmoid": (lambda a: 1 / (1 + np.exp(-a)), lambda a: np.exp(-a) / (1 + np.exp(-a)) ** 2),
+    "softplus": (lambda a: np.log1p(np.exp(a)), lambda a: 1 / (1 + np.exp(-a))),
+}
+
 
 def layered_backprop(Ws, bs, acts, u, y):
     """Plain textbook backprop on a chain; returns dC/dW per layer, C = ½‖x_L - y‖²."""
-    import asyncnet.network as an
     xs, as_ = [np.asarray(u, float)], []
     for W, b, act in zip(Ws, bs, acts, strict=True):
         a = W @ xs[-1] + b
         as_.append(a)
-        xs.append(an.ACTIVATIONS[act][0](a))
+        xs.append(ACT[act][0](a))
     g = xs[-1] - y
     grads = [None] * len(Ws)
     for k in reversed(range(len(Ws))):
-        d = an.ACTIVATIONS[acts[k]][1](as_[k]) * g
+        d = ACT[acts[k]][1](as_[k]) * g
         grads[k] = np.outer(d, xs[k])
         g = Ws[k].T @ d
     return grads
@@ -181,6 +188,21 @@ def test_async_firing_is_exact_after_finite_events():
     k = next(i for i, e in enumerate(errs) if e <= 1e-12)
     assert errs[0] > 1e-3
     assert max(errs[k:]) <= 1e-12  # once exact, stays exact
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "linear", "relu", "softplus",
+                                  "hardsigmoid"])
+def test_activation_derivatives_match_finite_differences(name):
+    """Every rule and asyncnet.reference take f' from asyncnet.network: check it
+    against central differences (away from the kinks of relu and hardsigmoid)."""
+    from asyncnet.network import ACTIVATIONS
+    f, fp = ACTIVATIONS[name]
+    a = np.linspace(-4.0, 4.0, 161)
+    a = a[(np.abs(a) > 1e-3) & (np.abs(a - 1.0) > 1e-3)]
+    h = 1e-6
+    fd = (f(a + h) - f(a - h)) / (2 * h)
+    assert np.abs(fp(a) - fd).max() < 1e-8
+    assert np.abs(fp(a)).max() > 0.1  # not trivially flat
 
 
 def test_tension_view_is_activity_and_credit():
