@@ -32,6 +32,7 @@ CASES = {  # scenario file -> (shortened duration, T at which states are compare
     "quickstart.toml": (60, 37.5),
     "leastaction_async.toml": (24, 17.3),
     "continuous_dag.toml": (16, 11.0),
+    "continuous_cyclic.toml": (20, 13.7),  # cycles, delays 0.2, jittered timers
     "ep_async.toml": (401, 300.3),  # free phase, then the nudged one
     "coupled_gradient.toml": (401, 300.3),
 }
@@ -177,9 +178,19 @@ def test_cli_output_and_errors(tmp_path):
     assert "l1->l2" in _cli(log, "--node", "nope").stderr  # names a few valid agents
     bad = tmp_path / "garbage.log"
     bad.write_bytes(b"\x00\x01not a log at all" * 10)
-    p = _cli(str(bad), "--node", "l1")
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.startswith("asyncnet: error:")
+    mid = tmp_path / "mid.log"  # a foreign item between two records
+    data = Path(log).read_bytes()
+    up = msgpack.Unpacker(raw=False, ext_hook=decode_ext)
+    up.feed(data)
+    ends = [up.tell() for _ in up]
+    cut = ends[len(ends) // 2]
+    mid.write_bytes(data[:cut] + msgpack.packb("junk") + data[cut:])
+    for f in (bad, mid):
+        p = _cli(str(f), "--node", "l1")
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("asyncnet: error:"), p.stderr
+    assert "unexpected item" in lines[0]
 
 
 def test_unknown_agent_is_an_inspect_error(tmp_path):
