@@ -31,3 +31,22 @@ def test_a_rule_that_emits_to_a_stranger_is_stopped():
     eng.agents["l1"].ports["out"] = ["l2"]  # a miswired port: not a neighbour
     with pytest.raises(LocalityError):
         eng.run(3)
+
+
+def test_locality_figure_counts_only_one_link_hops():
+    """The summary's locality share is not 1.0 by construction: a message between
+    strangers, or one that took longer than its link, is not counted as local."""
+    from asyncnet.messages import DELTA, QUANTA, Message
+    from asyncnet.metrics import Traffic
+    links = {"a": {"a->b": QUANTA // 2}, "a->b": {"a": QUANTA // 2, "b": QUANTA // 2},
+             "b": {"a->b": QUANTA // 2}}
+    tr = Traffic(links, ["a"], ["b"])
+    h = QUANTA // 2
+    tr([Message(FORWARD, "a", "a->b", 0, h, 1, 0.0),        # one link: local
+        Message(FORWARD, "a->b", "b", h, 2 * h, 1, 0.0),    # one link: local
+        Message(DELTA, "b", "a", 2 * h, 4 * h, 1, 0.0),     # strangers
+        Message(DELTA, "b", "a->b", 2 * h, 5 * h, 2, 0.0)])  # a neighbour, but too slow
+    s = tr.summary()
+    assert s["messages"]["total"] == 4
+    assert s["locality"] == {"one_link": 2, "share": 0.5}
+    assert s["link_delay"]["delta"] == {"min": 1.0, "max": 1.5, "mean": 1.25}
