@@ -63,3 +63,28 @@ def test_sources_deliver_value_at_arrival_every_unit():
         t = m.t_arrive // QUANTA
         assert np.array_equal(m.payload, s.inputs[s.schedule[t // 3]])
     assert len({m.payload.tobytes() for m in to_l0}) > 1  # the input really changes
+
+
+def test_nudge_stream_schedule_closed_form():
+    """Energy-rule teacher: per window, m = 0 while settling, −1 on the first leg
+    (symmetric), +1 on the last, 0 while releasing; batches cover every
+    training pattern once per epoch; the linear task is y = A x."""
+    from asyncnet.nudge import NudgeStream, load_dataset
+    d = load_dataset("linear", n_in=3, n_out=2, seed=5, patterns=12)
+    A = np.linalg.lstsq(d.inputs, d.targets, rcond=None)[0].T
+    assert np.allclose(d.test_inputs @ A.T, d.test_targets, atol=1e-12)
+    assert np.all(A >= -1e-12) and np.all((A.sum(1) > 0.5 - 1e-12) & (A.sum(1) < 0.8 + 1e-12))
+    s = NudgeStream("linear", d, "in", "out", batch=4, settle=10, leg=5, sides=2, seed=1,
+                    duration=300, release=2)
+    assert s.hold == 22
+    for w in (0, 3):
+        t0 = 22 * w
+        for off, m in ((0, 0.0), (9.5, 0.0), (10, -1.0), (14.5, -1.0), (15, 1.0),
+                       (19.5, 1.0), (20, 0.0), (21.5, 0.0)):
+            assert s.multiplier(t0 + off) == m, (w, off)
+            v = s.value("out", t0 + off)
+            assert v[0] == m and np.array_equal(v[1:], d.targets[s.rows(w)].ravel())
+    for e in range(4):  # 12 patterns, batches of 4: epochs of 3 windows
+        rows = np.concatenate([s.rows(3 * e + k) for k in range(3)])
+        assert sorted(rows) == list(range(12))
+    assert len({tuple(s.rows(3 * e)) for e in range(4)}) > 1  # reshuffled
