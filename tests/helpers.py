@@ -55,3 +55,17 @@ def gradient_trace(net: Network, rule, u, y, until: float, seed: int = 0):
     eng.monitors.append(mon)
     eng.run(until)
     return trace, eng
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS just reported free.
+
+    Tests that must name the coordinator's port in advance (a fake or remote
+    worker connects to it) ask the OS instead of picking a fixed number, which
+    could collide with an ephemeral port another connection holds.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

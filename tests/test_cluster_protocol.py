@@ -18,6 +18,7 @@ from asyncnet import __version__
 from asyncnet.cluster import simulate_distributed, wire
 from asyncnet.cluster.errors import ClusterError
 
+from .helpers import free_port
 from .test_cluster import ROOT, shortened
 
 QUICK = os.path.join(ROOT, "scenarios", "quickstart.toml")
@@ -56,7 +57,7 @@ def until(s, op: bytes):
 
 
 def run_against(script, tmp_path, **kw):
-    port = 47000 + os.getpid() % 3000
+    port = free_port()
     ep = f"tcp://127.0.0.1:{port}"
     t = fake_worker(ep, script)
     try:

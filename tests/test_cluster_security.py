@@ -16,6 +16,7 @@ from asyncnet.cluster.errors import ClusterError
 from asyncnet.cluster.security import make_keys
 from asyncnet.simulation import simulate
 
+from .helpers import free_port
 from .test_cluster import ROOT, shortened
 
 QUICK = os.path.join(ROOT, "scenarios", "quickstart.toml")
@@ -43,7 +44,7 @@ def test_remote_worker_with_the_key_joins(tmp_path):
     make_keys(str(keys))
     sc = shortened(QUICK, 20.0)
     simulate(sc, log_path=str(tmp_path / "a.log"))
-    port = 40000 + os.getpid() % 5000
+    port = free_port()
     remote = _remote_worker(port, keys)
     try:
         s = simulate_distributed(sc, workers=2, local=1, bind=f"tcp://127.0.0.1:{port}",
@@ -63,7 +64,7 @@ def test_worker_with_a_foreign_key_cannot_join(tmp_path):
     # the intruder trusts the real server key but holds a client key nobody authorized
     (bad / "server.key").write_bytes((good / "server.key").read_bytes())
     sc = shortened(QUICK, 20.0)
-    port = 45000 + os.getpid() % 5000
+    port = free_port()
     intruder = _remote_worker(port, bad)
     try:
         with pytest.raises(ClusterError, match="only 1 of 2 workers joined"):
