@@ -34,11 +34,20 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..messages import CONTROL
 from ..network import Network, Population, Projection
 from ..physics.resistor import ResistorNet
 from . import register
-from .relay import Learner, Links, Outbox, ports_of, receive
+from .relay import (
+    Learner,
+    Links,
+    Outbox,
+    control_of,
+    couplings,
+    ports_of,
+    receive,
+    teacher,
+    timer_interval,
+)
 
 
 @register("coupled")
@@ -103,9 +112,7 @@ class Node:
         self.role = pop.role
         self.n = pop.size
         self.ports = ports_of(net, pop.name)
-        syn = [f"{u}->{pop.name}" for u in net.pre(pop.name)]
-        syn += [f"{pop.name}->{v}" for v in net.post(pop.name)]
-        self.syn = sorted(syn)
+        self.syn = couplings(net, pop.name)
         self.held = {s: np.zeros(2 * self.n) for s in self.syn}
         self.p = np.zeros(self.n)
         self.box = Outbox(rule.tol)
@@ -124,19 +131,14 @@ class Node:
         """Hold what arrived; inputs take their data, outputs their teacher."""
         entered, released = self.links.scan(batch)
         receive(self.held, batch)
-        ctrl = None
-        for m in batch:
-            if m.kind == CONTROL:
-                ctrl = np.asarray(m.payload, dtype=float)
+        ctrl = control_of(batch)
         if self.role == "input":
             if ctrl is not None:
                 self.p = ctrl
                 return self.box.emit(self.ports, self.p, False)
             return []
         if self.role == "output" and ctrl is not None:
-            m_new = float(ctrl[0])
-            y = ctrl[1:]
-            self.y = y.reshape(-1, self.n) if y.size > self.n else y
+            m_new, self.y = teacher(ctrl, self.n)
             if m_new != self.m:
                 if self.m == 0.0:
                     self.p_free = self.p  # the free state, remembered locally
@@ -168,10 +170,7 @@ class Node:
 
     def next_interval(self, rng: np.random.Generator) -> float | None:
         """Inputs have no timer; others fire every ``period`` (± jitter)."""
-        if self.role == "input":
-            return None
-        r = self.rule
-        return r.period * (1 + r.jitter * rng.uniform(-1, 1)) if r.jitter else r.period
+        return timer_interval(self.role, self.rule.period, self.rule.jitter, rng)
 
     def state(self) -> dict:
         """Voltages (as ``state``), target."""

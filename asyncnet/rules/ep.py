@@ -52,11 +52,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..messages import CONTROL
 from ..network import Network, Population, Projection
 from ..physics.hopfield import HopfieldNet, rho, rho_prime
 from . import register
-from .relay import Learner, Links, Outbox, batch_mean, outer_mean, ports_of, receive
+from .relay import (
+    Learner,
+    Links,
+    Outbox,
+    batch_mean,
+    control_of,
+    couplings,
+    outer_mean,
+    ports_of,
+    receive,
+    teacher,
+    timer_interval,
+)
 
 EP_ACTIVATIONS = ("sigmoid", "tanh", "linear", "hardsigmoid")
 
@@ -128,9 +139,7 @@ class EPNeuron:
         self.n = pop.size
         self.b = pop.bias.copy()
         self.ports = ports_of(net, pop.name)
-        syn = [f"{u}->{pop.name}" for u in net.pre(pop.name)]
-        syn += [f"{pop.name}->{v}" for v in net.post(pop.name)]
-        self.syn = sorted(syn)
+        self.syn = couplings(net, pop.name)
         self.field = {s: np.zeros(self.n) for s in self.syn}
         self.s = rng.standard_normal(self.n) * rule.init_scale if rule.init_scale \
             else np.zeros(self.n)
@@ -150,19 +159,14 @@ class EPNeuron:
         """Hold what arrived; inputs take their data, outputs their teacher."""
         entered, released = self.links.scan(batch)
         receive(self.field, batch)
-        ctrl = None
-        for m in batch:
-            if m.kind == CONTROL:
-                ctrl = np.asarray(m.payload, dtype=float)
+        ctrl = control_of(batch)
         if self.role == "input":
             if ctrl is not None:
                 self.s = self.r = ctrl
                 return self.box.emit(self.ports, self.r, False)
             return []
         if self.role == "output" and ctrl is not None:
-            self.m = float(ctrl[0])
-            y = ctrl[1:]
-            self.y = y.reshape(-1, self.n) if y.size > self.n else y
+            self.m, self.y = teacher(ctrl, self.n)
         if self.role == "output":
             self._set_mode(self.m > 0)
         elif released:
@@ -202,10 +206,7 @@ class EPNeuron:
 
     def next_interval(self, rng: np.random.Generator) -> float | None:
         """Inputs have no timer; others fire every ``period`` (± jitter)."""
-        if self.role == "input":
-            return None
-        r = self.rule
-        return r.period * (1 + r.jitter * rng.uniform(-1, 1)) if r.jitter else r.period
+        return timer_interval(self.role, self.rule.period, self.rule.jitter, rng)
 
     def state(self) -> dict:
         """State, activity, bias, bias-gradient estimate, nudge."""

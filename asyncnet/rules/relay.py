@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..messages import DELTA, FORWARD
+from ..messages import CONTROL, DELTA, FORWARD
 
 
 class Outbox:
@@ -169,3 +169,33 @@ def ports_of(net, name: str) -> tuple[str, ...]:
     if net.pre(name):
         ports.append("in")
     return tuple(ports)
+
+
+def couplings(net, name: str) -> list[str]:
+    """The synapse agents of a population, both directions, in name order."""
+    syn = [f"{u}->{name}" for u in net.pre(name)] + [f"{name}->{v}" for v in net.post(name)]
+    return sorted(syn)
+
+
+def control_of(batch: list) -> np.ndarray | None:
+    """The last control payload of a batch (data or teacher), if any."""
+    ctrl = None
+    for m in batch:
+        if m.kind == CONTROL:
+            ctrl = np.asarray(m.payload, dtype=float)
+    return ctrl
+
+
+def teacher(ctrl: np.ndarray, n: int) -> tuple[float, np.ndarray]:
+    """Split a teacher's control ``[m, y...]`` into the nudge multiplier and the
+    target (``(batch, n)`` when several samples travel at once)."""
+    y = ctrl[1:]
+    return float(ctrl[0]), (y.reshape(-1, n) if y.size > n else y)
+
+
+def timer_interval(role: str, period: float, jitter: float,
+                   rng: np.random.Generator) -> float | None:
+    """Inputs have no timer; other neurons fire every ``period`` (± ``jitter``)."""
+    if role == "input":
+        return None
+    return period * (1 + jitter * rng.uniform(-1, 1)) if jitter else period
