@@ -51,17 +51,14 @@ def rhs(net: DenseNet, x, lam, u, y, c: float):
     return c * dx, c * dl
 
 
-def relax(net: DenseNet, x, lam, u, y, c: float, T: float, h: float = 0.05,
-          W_lr: float = 0.0):
+def relax(net: DenseNet, x, lam, u, y, c: float, T: float, h: float = 0.05):
     """Integrate for time ``T`` in steps ``h`` (exact for inputs held over a step).
 
-    With ``W_lr = 1/γ > 0`` the weights learn, ``W ← W - h/γ · grad`` per step
-    (``net.W`` is changed in place). Returns the final ``(x, lam)``.
+    Weights are frozen (learning runs through the engine rule). Returns the
+    final ``(x, lam)``.
     """
     dt = 1.0 - np.exp(-c * h)
     for _ in range(int(round(T / h))):
-        if W_lr:
-            net.W -= h * W_lr * gradient(net, x, lam)
         x, lam = step(net, x, lam, u, y, dt)
     return x, lam
 
