@@ -30,8 +30,8 @@ def brute_cut(links, owner):
     return cut, min((links[a][b] for a, b in cut), default=None)
 
 
-@pytest.mark.parametrize("seed,n,method", itertools.product(range(6), (2, 3, 4),
-                                                            ("auto", "round-robin")))
+@pytest.mark.parametrize("seed,n,method", list(itertools.product(range(6), (2, 3, 4),
+                                                            ("auto", "round-robin"))))
 def test_partition_is_a_partition_and_reports_its_cut(seed, n, method):
     g = random_dag(seed, n_hidden=6, delay=lambda r: float(r.choice([0.5, 1, 2, 3.3])))
     _, links = links_of(g, seed)
