@@ -11,6 +11,7 @@ stopped or vanished worker is noticed by their absence.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -102,6 +103,9 @@ class Worker:
                 raise WorkerFailed(f"expected INIT, got {msg[0][:16]!r}")
             try:
                 self._setup(wire.as_map(wire.unpack(msg[1]), "INIT"))
+                # the partition lives as long as the run: keep it out of every
+                # collection the window's short-lived messages trigger
+                gc.freeze()
                 sock.send_multipart([b"READY", wire.pack({"next_t": self._next()})])
                 self.stats["wait_seconds"] = 0.0  # from here on: waits at barriers
                 return self._serve(sock)
