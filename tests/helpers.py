@@ -69,3 +69,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def exact_problem(net: Network, seed: int):
+    """A random input and target for ``net`` and the exact gradient of its loss,
+    from the from-scratch backprop of ``tests/npref.py`` (shares no code with
+    asyncnet). Returns ``(u, y, {(pre, post): dV/dW})``."""
+    from . import npref
+
+    rng = np.random.default_rng(seed)
+    inp, out = net.inputs()[0], net.outputs()[0]
+    u = rng.standard_normal(net.populations[inp].size)
+    y = rng.uniform(-0.8, 0.8, net.populations[out].size)
+    order, parents, W, b, act = npref.from_network(net)
+    return u, y, npref.grads(order, parents, W, b, act, {inp: u}, {out: y})

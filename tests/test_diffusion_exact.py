@@ -11,18 +11,13 @@ from asyncnet.network import Network, layered
 from asyncnet.rules.diffusion import Diffusion
 
 from . import npref
-from .helpers import gradient_trace, random_dag
+from .helpers import exact_problem, gradient_trace, random_dag
 
 TOL = 1e-12
 
 
 def _check(net, seed):
-    rng = np.random.default_rng(seed)
-    inp, out = net.inputs()[0], net.outputs()[0]
-    u = rng.standard_normal(net.populations[inp].size)
-    y = rng.uniform(-0.8, 0.8, net.populations[out].size)
-    order, parents, W, b, act = npref.from_network(net)
-    ref = npref.grads(order, parents, W, b, act, {inp: u}, {out: y})
+    u, y, ref = exact_problem(net, seed)
     L = net.depth()
     trace, _ = gradient_trace(net, Diffusion(eta=0.0), u, y, until=2 * L + 4, seed=seed)
     worst_after, worst_before = 0.0, 0.0

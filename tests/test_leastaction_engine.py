@@ -17,18 +17,9 @@ from asyncnet.network import Network, layered
 from asyncnet.rules.leastaction import LeastAction
 
 from . import npref
-from .helpers import gradient_trace, random_dag
+from .helpers import exact_problem, gradient_trace, random_dag
 
 TOL = 1e-12
-
-
-def _problem(net, seed):
-    rng = np.random.default_rng(seed)
-    inp, out = net.inputs()[0], net.outputs()[0]
-    u = rng.standard_normal(net.populations[inp].size)
-    y = rng.uniform(-0.8, 0.8, net.populations[out].size)
-    order, parents, W, b, act = npref.from_network(net)
-    return u, y, npref.grads(order, parents, W, b, act, {inp: u}, {out: y})
 
 
 def _relerr(g, r):
@@ -36,7 +27,7 @@ def _relerr(g, r):
 
 
 def _sync_errors(net, seed):
-    u, y, ref = _problem(net, seed)
+    u, y, ref = exact_problem(net, seed)
     L = net.depth()
     trace, _ = gradient_trace(net, LeastAction(mode="sync"), u, y, until=2 * L + 4, seed=seed)
     after = before = 0.0
@@ -111,7 +102,7 @@ def test_engine_async_exact_when_causally_settled(seed):
     firings, at exactly the instant the causal prediction gives."""
     delays = (lambda r: float(r.choice([0.5, 1.0, 1.5]))) if seed % 2 else 1.0
     net = Network.from_graph(random_dag(seed, n_hidden=5 + seed, delay=delays), seed=seed)
-    u, y, ref = _problem(net, seed)
+    u, y, ref = exact_problem(net, seed)
     rule = LeastAction(mode="async", period=1.0, period_spread=0.5, jitter=0.3)
     inp, out = net.inputs()[0], net.outputs()[0]
     eng = Engine(net, rule, seed=seed, sources={inp: lambda t: u, out: lambda t: y})
@@ -172,7 +163,7 @@ def test_engine_small_steps_converge_at_predicted_rate(dt):
 def test_engine_tension_view_is_activity_and_credit():
     """(u+v)/2 is the forward activity and (u-v)/2 the credit dV/dx, at every neuron."""
     net = Network.from_graph(random_dag(5, n_hidden=4), seed=5)
-    u, y, _ = _problem(net, 5)
+    u, y, _ = exact_problem(net, 5)
     order, parents, W, b, act = npref.from_network(net)
     x_ref, a_ref = npref.forward(order, parents, W, b, act, {"in": u})
     _, eng = gradient_trace(net, LeastAction(mode="sync"), u, y, until=2 * net.depth() + 3)
