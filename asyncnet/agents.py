@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .messages import LocalityError, Message
+from .messages import CONTROL, LocalityError, Message
 
 
 class Agent:
@@ -92,7 +92,7 @@ class Source:
     def on_timer(self, t: float) -> list:
         """Send the stream's value at arrival time, if it has one."""
         v = self.value(t + self.delay)
-        return [] if v is None else [("out", 2, v)]
+        return [] if v is None else [("out", CONTROL, v)]
 
     def state(self) -> dict:
         """Sources carry no state of their own."""

@@ -25,8 +25,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .physics import hopfield as H
-from .physics import resistor as R
+from .schemes.coupled import resistor as R
+from .schemes.ep import hopfield as H
 from .scenario import Scenario, ScenarioError
 
 
@@ -49,14 +49,14 @@ def _Q(eng, net, rule_name: str) -> float:
 def _numpy_face(net, W: dict, b: dict, rule_name: str):
     """The network with the given parameters as a numpy-face object."""
     if rule_name == "ep":
-        from .rules.ep import hopfield_of
+        from .schemes.ep import hopfield_of
         for pr in net.projections.values():
             pr.weight = np.array(W[pr.name])
         for nm, p in net.populations.items():
             if b.get(nm) is not None:
                 p.bias = np.array(b[nm])
         return hopfield_of(net)
-    from .rules.coupled import resistor_of
+    from .schemes.coupled import resistor_of
     return resistor_of(net, W)
 
 

@@ -16,15 +16,12 @@ from typing import Any
 import simpy
 
 from .agents import Agent, Source
+from .api import Ports
+from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
 from .messages import CONTROL, QUANTA, Message, canonical_key, to_quanta, to_time
 from .network import Network, agent_rng
 
 Monitor = Callable[[Agent, int], None]
-
-
-def source_name(node: str) -> str:
-    """The agent name of the data source feeding population ``node``."""
-    return f"src:{node}"
 
 
 class Engine:
@@ -64,19 +61,14 @@ class Engine:
             if name not in keep:
                 continue
             rng = agent_rng(seed, name)
-            if name.startswith("src:"):
-                node = name[4:]
-                model = Source(sources[node], source_period, source_delay)
-                ports = {"out": [node]}
-            elif "->" in name:
-                pre, post = name.split("->")
-                model = rule.synapse(net.projections[(pre, post)], net, rng)
-                ports = {"out": [post], "in": [pre]}
+            ports = ports_of(net, name)
+            if is_source(name):
+                model = Source(sources[source_node(name)], source_period, source_delay)
+            elif is_synapse(name):
+                model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
-                model = rule.neuron(net.populations[name], net, rng)
-                ports = {"out": [f"{name}->{v}" for v in net.post(name)],
-                         "in": [f"{u}->{name}" for u in net.pre(name)]}
-            agent = Agent(name, model, ports, self.links[name], rng)
+                model = rule.neuron(net.populations[name], ports, rng)
+            agent = Agent(name, model, ports.as_dict(), self.links[name], rng)
             agent.send = self._route
             self.agents[name] = agent
             self._wake_at(agent, 0)
@@ -184,6 +176,18 @@ class Engine:
         return sum(self.delivered)
 
 
+def ports_of(net: Network, name: str) -> Ports:
+    """What agent ``name`` may address (its graph neighbours), by port."""
+    if is_source(name):
+        return Ports(name, outputs=(source_node(name),))
+    if is_synapse(name):
+        pre, post = split_synapse(name)
+        return Ports(name, inputs=(pre,), outputs=(post,),
+                     roles={pre: net.populations[pre].role, post: net.populations[post].role})
+    return Ports(name, inputs=tuple(synapse_id(u, name) for u in net.pre(name)),
+                 outputs=tuple(synapse_id(name, v) for v in net.post(name)))
+
+
 def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:
     """Every agent's neighbours and link delays (quanta): the locality graph."""
     links: dict[str, dict[str, int]] = {n: {} for n in net.populations}
@@ -196,9 +200,9 @@ def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, di
         if node not in net.populations:
             raise ValueError(f"data source for unknown population {node!r}")
         dq = to_quanta(source_delay)
-        links[source_name(node)] = {node: dq}
-        links[node][source_name(node)] = dq
+        links[source_id(node)] = {node: dq}
+        links[node][source_id(node)] = dq
     return links
 
 
-__all__ = ["Engine", "link_table", "source_name", "CONTROL", "QUANTA"]
+__all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]

@@ -8,6 +8,7 @@ arrive together do, on one process or on many.
 from __future__ import annotations
 
 import struct
+from enum import IntEnum
 from typing import Any, NamedTuple
 
 import msgpack
@@ -16,14 +17,19 @@ import numpy as np
 QUANTA = 1_000_000
 """Quanta per unit of simulated time."""
 
-FORWARD = 0
-"""Activity travelling along a projection."""
-DELTA = 1
-"""Credit, sensitivity or nudge travelling against a projection."""
-CONTROL = 2
-"""Data, teacher and phase signals that enter from outside the network."""
+class Kind(IntEnum):
+    """The kind of a message; its value is what the event log stores."""
 
-KIND_NAMES = ("forward", "delta", "control")
+    FORWARD = 0
+    """Activity travelling along a projection."""
+    DELTA = 1
+    """Credit, sensitivity or nudge travelling against a projection."""
+    CONTROL = 2
+    """Data, teacher and phase signals that enter from outside the network."""
+
+
+FORWARD, DELTA, CONTROL = Kind.FORWARD, Kind.DELTA, Kind.CONTROL
+KIND_NAMES = tuple(k.name.lower() for k in Kind)
 
 
 class LocalityError(RuntimeError):

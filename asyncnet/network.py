@@ -36,7 +36,7 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     "linear": (lambda a: a * 1.0, lambda a: np.ones_like(a)),
     "relu": (lambda a: np.maximum(a, 0.0), lambda a: (a > 0).astype(float)),
     "softplus": (lambda a: np.logaddexp(0.0, a), _sig),
-    # EP's hard sigmoid; f' is 1 on the closed interval (see physics/hopfield.py)
+    # EP's hard sigmoid; f' is 1 on the closed interval (see schemes/ep/hopfield.py)
     "hardsigmoid": (lambda a: np.clip(a, 0.0, 1.0),
                     lambda a: ((a >= 0.0) & (a <= 1.0)).astype(float)),
 }

@@ -18,7 +18,7 @@ import networkx as nx
 
 from .data import DataError, Stream, make_stream
 from .network import Network, NetworkError, layered
-from .rules import get_rule
+from .registry import SchemeError, get_scheme
 
 
 class ScenarioError(ValueError):
@@ -130,11 +130,9 @@ def _only(names: list[str], role: str, path: str) -> str:
 def make_rule(name: str, params: dict, path: str = "<scenario>") -> Any:
     """Instantiate a rule by name, refusing parameters it does not have."""
     try:
-        factory = get_rule(name)
-    except KeyError:
-        from .rules import RULES
-        raise ScenarioError(f"{path}: [rule] name: unknown rule {name!r} "
-                            f"(known: {', '.join(sorted(RULES))})") from None
+        factory = get_scheme(name)
+    except SchemeError as e:
+        raise ScenarioError(f"{path}: [rule] name: {e}") from None
     sig = inspect.signature(factory)
     for k in params:
         if k not in sig.parameters or k in ("name", "requires_dag"):

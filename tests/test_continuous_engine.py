@@ -14,7 +14,7 @@ import pytest
 from asyncnet.engine import Engine
 from asyncnet.network import Network
 from asyncnet.reference import recurrent_backprop
-from asyncnet.rules.continuous import Continuous
+from asyncnet.schemes.continuous import Continuous
 
 from . import npref
 from .helpers import random_dag

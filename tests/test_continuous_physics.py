@@ -15,7 +15,7 @@ from scipy.optimize import fsolve
 
 from asyncnet.network import Network
 from asyncnet.reference import backprop
-from asyncnet.rules import continuous as ct
+from asyncnet.schemes import continuous as ct
 from tests.helpers import random_dag
 
 

@@ -9,7 +9,7 @@ from asyncnet.data import XOR_INPUTS, DataError, make_stream
 from asyncnet.engine import Engine
 from asyncnet.messages import CONTROL, QUANTA
 from asyncnet.network import Network, layered
-from asyncnet.rules.diffusion import Diffusion
+from asyncnet.schemes.diffusion import Diffusion
 
 
 def test_piecewise_holds_each_pattern_k_ticks():

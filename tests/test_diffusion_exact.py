@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asyncnet.network import Network, layered
-from asyncnet.rules.diffusion import Diffusion
+from asyncnet.schemes.diffusion import Diffusion
 
 from . import npref
 from .helpers import exact_problem, gradient_trace, random_dag

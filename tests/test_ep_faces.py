@@ -10,8 +10,8 @@ settles too slowly for a 100-step leg.)
 import numpy as np
 import pytest
 
-from asyncnet.physics import hopfield as H
-from asyncnet.rules.ep import hopfield_of
+from asyncnet.schemes.ep import hopfield as H
+from asyncnet.schemes.ep import hopfield_of
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 

@@ -1,9 +1,9 @@
-"""The numpy face of EP (asyncnet.physics.hopfield) against finite differences."""
+"""The numpy face of EP (asyncnet.schemes.ep.hopfield) against finite differences."""
 
 import numpy as np
 import pytest
 
-from asyncnet.physics import hopfield as H
+from asyncnet.schemes.ep import hopfield as H
 
 
 def _setup(act="sigmoid", seed=1):

@@ -157,7 +157,7 @@ def test_agents_get_each_batch_in_the_documented_order():
     (t_arrive, kind, src, seq), written out here, not in scheduler order."""
     from asyncnet.engine import Engine
     from asyncnet.network import Network
-    from asyncnet.rules.diffusion import Diffusion
+    from asyncnet.schemes.diffusion import Diffusion
 
     from .helpers import random_dag
     net = Network.from_graph(random_dag(7, n_hidden=6, p=0.7), seed=7)

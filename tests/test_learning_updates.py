@@ -16,9 +16,9 @@ from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.messages import DELTA, FORWARD, QUANTA
 from asyncnet.network import Network, layered
-from asyncnet.rules.continuous import Continuous
-from asyncnet.rules.diffusion import Diffusion
-from asyncnet.rules.leastaction import LeastAction
+from asyncnet.schemes.continuous import Continuous
+from asyncnet.schemes.diffusion import Diffusion
+from asyncnet.schemes.leastaction import LeastAction
 
 from .helpers import random_dag
 

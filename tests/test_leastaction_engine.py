@@ -14,7 +14,7 @@ import pytest
 from asyncnet.engine import Engine
 from asyncnet.messages import QUANTA
 from asyncnet.network import Network, layered
-from asyncnet.rules.leastaction import LeastAction
+from asyncnet.schemes.leastaction import LeastAction
 
 from . import npref
 from .helpers import exact_problem, gradient_trace, random_dag

@@ -1,7 +1,7 @@
 """Least-action relaxation (numpy face) against independently written backprop.
 
 The references here (layer-wise matrix backprop, per-node DAG backprop,
-finite differences) share no code with :mod:`asyncnet.rules.leastaction`.
+finite differences) share no code with :mod:`asyncnet.schemes.leastaction`.
 """
 
 import networkx as nx
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from asyncnet.network import Network, layered
-from asyncnet.rules import leastaction as la
+from asyncnet.schemes import leastaction as la
 
 # The reference's own activations, written out here (not asyncnet.network's:
 # a wrong derivative there would otherwise be copied into the reference).

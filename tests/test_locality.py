@@ -5,7 +5,7 @@ import pytest
 from asyncnet.engine import Engine
 from asyncnet.messages import FORWARD, LocalityError
 from asyncnet.network import Network, layered
-from asyncnet.rules.diffusion import Diffusion
+from asyncnet.schemes.diffusion import Diffusion
 
 
 def _engine():

@@ -5,7 +5,7 @@ import numpy as np
 from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.network import Network, expand_to_neurons, layered
-from asyncnet.rules.diffusion import Diffusion
+from asyncnet.schemes.diffusion import Diffusion
 
 from .helpers import random_dag
 

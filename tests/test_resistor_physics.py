@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from asyncnet.physics import resistor as R
+from asyncnet.schemes.coupled import resistor as R
 
 
 def _data(seed=0, B=5):

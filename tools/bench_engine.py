@@ -19,7 +19,7 @@ from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.eventlog import EventLogWriter
 from asyncnet.network import Network, expand_to_neurons, layered
-from asyncnet.rules.diffusion import Diffusion
+from asyncnet.schemes.diffusion import Diffusion
 
 
 def run(net: Network, sources: dict, duration: float, log: bool) -> tuple[float, int]:

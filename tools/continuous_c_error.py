@@ -19,7 +19,7 @@ from scipy.integrate import solve_ivp
 
 from asyncnet.network import Network, layered
 from asyncnet.reference import backprop
-from asyncnet.rules import continuous as ct
+from asyncnet.schemes import continuous as ct
 
 OMEGA = 2 * np.pi / 10.0  # input period: 10 time units
 

@@ -21,8 +21,8 @@ import warnings
 
 import numpy as np
 
-from asyncnet.physics import hopfield as H
-from asyncnet.rules.ep import hopfield_of
+from asyncnet.schemes.ep import hopfield as H
+from asyncnet.schemes.ep import hopfield_of
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 

@@ -21,7 +21,7 @@ from asyncnet.analyses import attach_settling
 from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.network import Network
-from asyncnet.rules.leastaction import LeastAction
+from asyncnet.schemes.leastaction import LeastAction
 
 
 def random_deep_dag(depth: int, seed: int, p_skip: float = 0.3) -> nx.DiGraph:

@@ -1,6 +1,6 @@
 """Equilibrium propagation as local messages (SCHEMES.md §4), clockless.
 
-The energy is the one of :mod:`asyncnet.physics.hopfield`. **Representation
+The energy is the one of :mod:`asyncnet.schemes.ep.hopfield`. **Representation
 of symmetric couplings:** every edge ``pre -> post`` of the scenario graph is
 one *undirected* coupling, one synapse agent holding one matrix ``W`` (shape
 post × pre). It relays both ways: ``W r_pre`` to its post neuron and
@@ -14,7 +14,7 @@ their own energy: ``s ← s − ε ∂F/∂s`` with ``∂F/∂s = s − ρ'(s)(�
 (+ m β (s − y) at an output)``, clipped to [0, 1] for ``hardsigmoid``.
 Inputs are clamped to the data (``r = x``).
 With unit delays and ``period = 1`` this is exactly the synchronous textbook
-iteration :func:`asyncnet.physics.hopfield.relax_step`.
+iteration :func:`asyncnet.schemes.ep.hopfield.relax_step`.
 
 **The nudge, clockless.** The teacher of an output population sends
 ``[m, y...]`` (a flat array: the nudge multiplier ``m`` then the targets,
@@ -52,10 +52,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..network import Network, Population, Projection
-from ..physics.hopfield import HopfieldNet, rho, rho_prime
-from . import register
-from .relay import (
+from ...api import Ports
+from ...network import Network, Population, Projection
+from .hopfield import HopfieldNet, rho, rho_prime
+from ..relay import (
     Learner,
     Links,
     Outbox,
@@ -63,7 +63,7 @@ from .relay import (
     control_of,
     couplings,
     outer_mean,
-    ports_of,
+    port_names,
     receive,
     teacher,
     timer_interval,
@@ -72,7 +72,6 @@ from .relay import (
 EP_ACTIVATIONS = ("sigmoid", "tanh", "linear", "hardsigmoid")
 
 
-@register("ep")
 @dataclass
 class EP:
     """Rule parameters.
@@ -117,29 +116,29 @@ class EP:
             raise ValueError("tol and init_scale must be >= 0")
         self.gain = 1.0 / (2 * self.beta) if self.symmetric else 1.0 / self.beta
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> EPNeuron:
+    def neuron(self, pop: Population, ports: Ports, rng: np.random.Generator) -> EPNeuron:
         """The physics of one population."""
         if pop.role != "input" and pop.activation not in EP_ACTIVATIONS:
             raise ValueError(f"rule ep: population {pop.name!r} has activation "
                              f"{pop.activation!r}; ep supports {', '.join(EP_ACTIVATIONS)}")
-        return EPNeuron(self, pop, net, rng)
+        return EPNeuron(self, pop, ports, rng)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> EPSynapse:
+    def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> EPSynapse:
         """The physics of one coupling."""
-        return EPSynapse(self, proj, net)
+        return EPSynapse(self, proj, ports)
 
 
 class EPNeuron:
     """A population's state ``s``, activity ``r = ρ(s)``, bias and nudge."""
 
-    def __init__(self, rule: EP, pop: Population, net: Network, rng: np.random.Generator):
+    def __init__(self, rule: EP, pop: Population, ports: Ports, rng: np.random.Generator):
         self.rule = rule
         self.role = pop.role
         self.act = pop.activation
         self.n = pop.size
         self.b = pop.bias.copy()
-        self.ports = ports_of(net, pop.name)
-        self.syn = couplings(net, pop.name)
+        self.ports = port_names(ports)
+        self.syn = couplings(ports)
         self.field = {s: np.zeros(self.n) for s in self.syn}
         self.s = rng.standard_normal(self.n) * rule.init_scale if rule.init_scale \
             else np.zeros(self.n)
@@ -221,11 +220,11 @@ class EPNeuron:
 class EPSynapse:
     """One symmetric coupling ``W`` between two populations, relaying both ways."""
 
-    def __init__(self, rule: EP, proj: Projection, net: Network):
+    def __init__(self, rule: EP, proj: Projection, ports: Ports):
         self.rule = rule
         self.W = proj.weight.copy()
         self.pre, self.post = proj.pre, proj.post
-        self.to_pre_ports = () if net.populations[proj.pre].role == "input" else ("in",)
+        self.to_pre_ports = () if ports.roles[proj.pre] == "input" else ("in",)
         self.held = {proj.pre: np.zeros(self.W.shape[1]), proj.post: np.zeros(self.W.shape[0])}
         self.box_post = Outbox()
         self.box_pre = Outbox()

@@ -1,6 +1,6 @@
 """Coupled learning on resistor (flow) networks as local messages (SCHEMES.md §4).
 
-The physics is :mod:`asyncnet.physics.resistor`. A population of size ``n`` is
+The physics is :mod:`asyncnet.schemes.coupled.resistor`. A population of size ``n`` is
 ``n`` resistor nodes (voltages ``p``); an edge ``pre -> post`` is one synapse
 agent holding a bundle of resistors: the conductance matrix ``K`` (post × pre),
 ``K_ij > 0`` a resistor between node ``i`` of post and node ``j`` of pre, ``0``
@@ -12,7 +12,7 @@ no resistor (never learns). The edge direction only orients ``K``.
   conductance-weighted mean of its neighbours: ``p ← (1−ω) p + ω Σ K p' / Σ K``.
   Its synapses send it ``[Σ_j K_ij p'_j, Σ_j K_ij]`` (one array, the two halves
   along the last axis). With unit delays and ``ω = 1`` this is exactly the
-  synchronous Jacobi sweep :func:`asyncnet.physics.resistor.jacobi_step`.
+  synchronous Jacobi sweep :func:`asyncnet.schemes.coupled.resistor.jacobi_step`.
 - **Clamped (nudged) state, clockless.** The teacher sends ``[m, y...]``
   (multiplier then targets); on ``m > 0`` an output clamps itself at
   ``p_F + η (y − p_F)``, ``p_F`` its own free value when the nudge came, and
@@ -34,23 +34,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..network import Network, Population, Projection
-from ..physics.resistor import ResistorNet
-from . import register
-from .relay import (
+from ...api import Ports
+from ...network import Network, Population, Projection
+from .resistor import ResistorNet
+from ..relay import (
     Learner,
     Links,
     Outbox,
     control_of,
     couplings,
-    ports_of,
+    port_names,
     receive,
     teacher,
     timer_interval,
 )
 
 
-@register("coupled")
 @dataclass
 class Coupled:
     """Rule parameters.
@@ -95,24 +94,24 @@ class Coupled:
             raise ValueError(f"apply must be 'continual' or 'deferred', got {self.apply!r}")
         self.gain = 1.0 / self.eta
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> Node:
+    def neuron(self, pop: Population, ports: Ports, rng: np.random.Generator) -> Node:
         """A population of resistor nodes."""
-        return Node(self, pop, net)
+        return Node(self, pop, ports)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> Resistors:
+    def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> Resistors:
         """A bundle of resistors."""
-        return Resistors(self, proj, net, rng)
+        return Resistors(self, proj, ports, rng)
 
 
 class Node:
     """Voltages of ``n`` nodes; clamped (inputs, nudged outputs) or relaxing."""
 
-    def __init__(self, rule: Coupled, pop: Population, net: Network):
+    def __init__(self, rule: Coupled, pop: Population, ports: Ports):
         self.rule = rule
         self.role = pop.role
         self.n = pop.size
-        self.ports = ports_of(net, pop.name)
-        self.syn = couplings(net, pop.name)
+        self.ports = port_names(ports)
+        self.syn = couplings(ports)
         self.held = {s: np.zeros(2 * self.n) for s in self.syn}
         self.p = np.zeros(self.n)
         self.box = Outbox(rule.tol)
@@ -185,7 +184,7 @@ class Node:
 class Resistors:
     """A bundle of resistors between two populations; learns from nudged changes."""
 
-    def __init__(self, rule: Coupled, proj: Projection, net: Network,
+    def __init__(self, rule: Coupled, proj: Projection, ports: Ports,
                  rng: np.random.Generator):
         self.rule = rule
         self.pre, self.post = proj.pre, proj.post
@@ -198,7 +197,7 @@ class Resistors:
             K = rng.uniform(rule.k_low, rule.k_high, shape)
         self.mask = K > 0
         self.K = np.where(self.mask, np.maximum(K, rule.floor), 0.0)
-        self.to_pre_ports = () if net.populations[proj.pre].role == "input" else ("in",)
+        self.to_pre_ports = () if ports.roles[proj.pre] == "input" else ("in",)
         self.held = {proj.pre: np.zeros(shape[1]), proj.post: np.zeros(shape[0])}
         self.box_post = Outbox()
         self.box_pre = Outbox()

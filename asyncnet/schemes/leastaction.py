@@ -42,9 +42,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Network, Population, Projection, activation
-from . import register
 
 # ---------------------------------------------------------------------------
 # Pure numpy face: a flattened network
@@ -190,7 +190,6 @@ def async_fire(net: DenseNet, x, lam, i: int, u, y, dt: float = 1.0):
 # ---------------------------------------------------------------------------
 
 
-@register("leastaction")
 @dataclass
 class LeastAction:
     """Rule parameters.
@@ -242,11 +241,11 @@ class LeastAction:
             return None
         return float(-np.log(abs(1.0 - self.dt)) / next(iter(net.projections.values())).delay)
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> LANeuron:
+    def neuron(self, pop: Population, ports: Ports, rng: np.random.Generator) -> LANeuron:
         """The physics of one population."""
-        return LANeuron(self, pop, net, rng)
+        return LANeuron(self, pop, ports, rng)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> LASynapse:
+    def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> LASynapse:
         """The physics of one projection."""
         return LASynapse(self, proj)
 
@@ -262,7 +261,7 @@ def _sum(d: dict, names: list[str], n: int) -> np.ndarray:
 class LANeuron:
     """Holds ``x``, ``λ`` (and the tension pair ``u``, ``v``) of one population."""
 
-    def __init__(self, rule: LeastAction, pop: Population, net: Network,
+    def __init__(self, rule: LeastAction, pop: Population, ports: Ports,
                  rng: np.random.Generator):
         self.rule = rule
         self.f, self.fprime = activation(pop.activation)
@@ -274,8 +273,8 @@ class LANeuron:
         self.lam = rng.standard_normal(n) if rand else np.zeros(n)
         if self.role == "input":
             self.lam = np.zeros(n)
-        self.in_syn = [f"{u}->{pop.name}" for u in net.pre(pop.name)]
-        self.out_syn = [f"{pop.name}->{v}" for v in net.post(pop.name)]
+        self.in_syn = list(ports.inputs)
+        self.out_syn = list(ports.outputs)
         self.fwd = {s: np.zeros(n) for s in self.in_syn}
         self.back = {s: np.zeros(n) for s in self.out_syn}
         self.u_in: np.ndarray | None = None

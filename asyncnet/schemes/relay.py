@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 
 
@@ -161,20 +162,19 @@ def batch_mean(v: np.ndarray) -> np.ndarray:
     return v.mean(axis=0) if v.ndim > 1 else v
 
 
-def ports_of(net, name: str) -> tuple[str, ...]:
+def port_names(ports: Ports) -> tuple[str, ...]:
     """A population's non-empty ports (``out``: edges it is pre of; ``in``: post of)."""
-    ports = []
-    if net.post(name):
-        ports.append("out")
-    if net.pre(name):
-        ports.append("in")
-    return tuple(ports)
+    names = []
+    if ports.outputs:
+        names.append("out")
+    if ports.inputs:
+        names.append("in")
+    return tuple(names)
 
 
-def couplings(net, name: str) -> list[str]:
+def couplings(ports: Ports) -> list[str]:
     """The synapse agents of a population, both directions, in name order."""
-    syn = [f"{u}->{name}" for u in net.pre(name)] + [f"{name}->{v}" for v in net.post(name)]
-    return sorted(syn)
+    return sorted(ports.inputs + ports.outputs)
 
 
 def control_of(batch: list) -> np.ndarray | None:

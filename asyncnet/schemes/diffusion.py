@@ -17,12 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
-from ..network import Network, Population, Projection, activation
-from . import register
+from ..network import Population, Projection, activation
 
 
-@register("diffusion")
 @dataclass
 class Diffusion:
     """Rule parameters: learning rates and the initial state of neurons.
@@ -45,11 +44,11 @@ class Diffusion:
         if self.eta_bias is None:
             self.eta_bias = self.eta
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> Neuron:
+    def neuron(self, pop: Population, ports: Ports, rng: np.random.Generator) -> Neuron:
         """The physics of one population."""
-        return Neuron(self, pop, net, rng)
+        return Neuron(self, pop, ports, rng)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> Synapse:
+    def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> Synapse:
         """The physics of one projection."""
         return Synapse(self, proj)
 
@@ -57,7 +56,7 @@ class Diffusion:
 class Neuron:
     """A population's activity ``x = σ(a)``, its delta and its bias."""
 
-    def __init__(self, rule: Diffusion, pop: Population, net: Network,
+    def __init__(self, rule: Diffusion, pop: Population, ports: Ports,
                  rng: np.random.Generator):
         self.f, self.fprime = activation(pop.activation)
         self.role = pop.role
@@ -68,8 +67,8 @@ class Neuron:
         self.a = rng.standard_normal(n) if rand else np.zeros(n)
         self.delta = rng.standard_normal(n) if rand else np.zeros(n)
         self.x = self.a.copy() if self.role == "input" else self.f(self.a)
-        self.in_syn = [f"{u}->{pop.name}" for u in net.pre(pop.name)]
-        self.out_syn = [f"{pop.name}->{v}" for v in net.post(pop.name)]
+        self.in_syn = list(ports.inputs)
+        self.out_syn = list(ports.outputs)
         self.fwd = {s: np.zeros(n) for s in self.in_syn}
         self.back = {s: np.zeros(n) for s in self.out_syn}
         self.target: np.ndarray | None = None

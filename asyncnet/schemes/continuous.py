@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import Ports
 from ..network import Network, Population, Projection
-from . import register
 from .leastaction import DenseNet, LANeuron, LASynapse, drift, gradient, step
 
 __all__ = ["DenseNet", "rhs", "relax", "fixed_point_gradient", "Continuous"]
@@ -85,7 +85,6 @@ def fixed_point_gradient(net: DenseNet, u, y, *, x0=None, tol: float = 1e-13,
 # ---------------------------------------------------------------------------
 
 
-@register("continuous")
 @dataclass
 class Continuous:
     """Rule parameters.
@@ -136,11 +135,11 @@ class Continuous:
             return None
         return float(self.c * (1.0 - np.max(np.linalg.eigvals(J).real)))
 
-    def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> CTNeuron:
+    def neuron(self, pop: Population, ports: Ports, rng: np.random.Generator) -> CTNeuron:
         """The physics of one population."""
-        return CTNeuron(self, pop, net, rng)
+        return CTNeuron(self, pop, ports, rng)
 
-    def synapse(self, proj: Projection, net: Network, rng: np.random.Generator) -> CTSynapse:
+    def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> CTSynapse:
         """The physics of one projection."""
         return CTSynapse(self, proj)
 
@@ -148,9 +147,9 @@ class Continuous:
 class CTNeuron(LANeuron):
     """A leaky neuron: exact exponential relaxation over its own intervals."""
 
-    def __init__(self, rule: Continuous, pop: Population, net: Network,
+    def __init__(self, rule: Continuous, pop: Population, ports: Ports,
                  rng: np.random.Generator):
-        super().__init__(rule, pop, net, rng)
+        super().__init__(rule, pop, ports, rng)
         self.t_last = 0.0
 
     def on_timer(self, t: float) -> list:

@@ -1,0 +1,92 @@
+"""The protocols a learning scheme implements, and what the engine hands it.
+
+A scheme (``asyncnet/schemes/<name>``) is a parameter object (a typed,
+validated dataclass) with two factories:
+
+- ``neuron(pop, ports, rng)``: the local physics of one population,
+- ``synapse(proj, ports, rng)``: the local physics of one projection.
+
+Each returns a *model* with ``start(t) -> emits``, ``react(t, batch) ->
+emits`` and ``state() -> dict``, and optionally a local timer
+(``next_interval(rng)`` and ``on_timer(t) -> emits``). An emit is
+``(port, kind, payload)``: ``"out"`` goes to every neighbour in
+``ports.outputs``, ``"in"`` to every one in ``ports.inputs``. A model never
+learns an agent id other than from its ``ports``, never parses ids and never
+reads the network: the engine hands each agent what it may address.
+
+A scheme may also provide (all optional, found by attribute):
+
+- ``requires_dag`` (bool): refuse cyclic networks;
+- ``stream(scenario, net)``: a data stream of its own kinds (else the
+  generic ``asyncnet.data`` streams);
+- ``analyses``: ``{kind: attach(run) -> result()}``, the analyses it adds;
+- ``default_analysis``: the analysis kind when a scenario names none;
+- ``report(summary) -> lines``: how its analyses print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What one agent may address, as handed to a scheme's factory.
+
+    Parameters
+    ----------
+    name:
+        The agent's own id.
+    inputs:
+        Neighbours on the ``"in"`` port: a neuron's incoming synapses
+        (sorted by pre-population), a synapse's pre-neuron.
+    outputs:
+        Neighbours on the ``"out"`` port: a neuron's outgoing synapses
+        (sorted by post-population), a synapse's post-neuron.
+    roles:
+        The role (``input``, ``hidden``, ``output``) of each neighbouring
+        neuron a synapse connects (empty for neurons).
+    """
+
+    name: str
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    roles: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def neighbours(self) -> tuple[str, ...]:
+        """Every agent this one may address: inputs then outputs."""
+        return self.inputs + self.outputs
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """The engine's port table: port name -> neighbours."""
+        return {"out": list(self.outputs), "in": list(self.inputs)}
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The local physics of one agent."""
+
+    def start(self, t: float) -> list:
+        """Emits at the first instant."""
+
+    def react(self, t: float, batch: list) -> list:
+        """Emits in answer to everything that arrived at ``t`` (canonical order)."""
+
+    def state(self) -> dict:
+        """What the agent exposes to probes, recorders and ``--save-state``."""
+
+
+class Scheme(Protocol):
+    """A learning scheme's parameter object with its two factories."""
+
+    name: str
+
+    def neuron(self, pop: Any, ports: Ports, rng: np.random.Generator) -> Model:
+        """The physics of one population."""
+
+    def synapse(self, proj: Any, ports: Ports, rng: np.random.Generator) -> Model:
+        """The physics of one projection."""

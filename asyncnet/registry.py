@@ -1,0 +1,94 @@
+"""The scheme registry: a scenario's ``[rule] name`` -> the scheme's class.
+
+Built-in schemes are listed here by import path; another installed package
+adds its own through the entry-point group ``asyncnet.schemes``::
+
+    [project.entry-points."asyncnet.schemes"]
+    echo = "mypackage.echo:Echo"
+
+(:func:`register` does the same for the current process only: cluster
+workers are separate processes and find schemes through entry points.)
+A scheme that fails to import is an error that says so, never "unknown".
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+GROUP = "asyncnet.schemes"
+BUILTIN: dict[str, str] = {
+    "diffusion": "asyncnet.schemes.diffusion:Diffusion",
+    "leastaction": "asyncnet.schemes.leastaction:LeastAction",
+    "continuous": "asyncnet.schemes.continuous:Continuous",
+    "ep": "asyncnet.schemes.ep:EP",
+    "coupled": "asyncnet.schemes.coupled:Coupled",
+}
+_REGISTERED: dict[str, Any] = {}
+
+
+class SchemeError(ValueError):
+    """A scheme is unknown or cannot be loaded."""
+
+
+def register(name: str, scheme: Any) -> None:
+    """Make ``scheme`` (a class) available as ``[rule] name`` in this process.
+
+    Parameters
+    ----------
+    name:
+        The name scenarios use.
+    scheme:
+        The scheme's parameter class (see :mod:`asyncnet.api`).
+    """
+    _REGISTERED[name] = scheme
+
+
+def _targets() -> dict[str, str]:
+    found = dict(BUILTIN)
+    for ep in entry_points(group=GROUP):
+        if ep.name in BUILTIN:
+            continue  # a built-in name cannot be taken over by a plugin
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def known() -> list[str]:
+    """Every scheme name available, sorted."""
+    return sorted(set(_targets()) | set(_REGISTERED))
+
+
+def get_scheme(name: str) -> Any:
+    """The scheme class called ``name``.
+
+    Parameters
+    ----------
+    name:
+        A scheme name.
+
+    Returns
+    -------
+    The class; calling it with the scenario's ``[rule]`` parameters gives
+    the scheme object.
+
+    Raises
+    ------
+    SchemeError
+        The name is unknown, or its module fails to import.
+    """
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    target = _targets().get(name)
+    if target is None:
+        raise SchemeError(f"unknown rule {name!r} (known: {', '.join(known())})")
+    module, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of a plugin's import is reported
+        raise SchemeError(f"rule {name!r}: its module {module} failed to import "
+                          f"({type(e).__name__}: {e})") from e
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise SchemeError(f"rule {name!r}: {module} has no {attr!r}") from None
