@@ -25,9 +25,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from .scenario import Scenario, ScenarioError
 from .schemes.coupled import resistor as R
 from .schemes.ep import hopfield as H
-from .scenario import Scenario, ScenarioError
 
 
 def _params(eng, net) -> tuple[dict, dict]:

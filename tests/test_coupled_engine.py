@@ -5,8 +5,8 @@ import numpy as np
 
 from asyncnet.engine import Engine
 from asyncnet.network import Network
-from asyncnet.schemes.coupled import resistor as R
 from asyncnet.schemes.coupled import Coupled, resistor_of
+from asyncnet.schemes.coupled import resistor as R
 
 X = np.array([[0.5, -1.0], [1.0, 0.2], [-0.3, 0.7]])
 Y = np.array([[0.1, 0.2], [0.3, -0.1], [0.0, 0.1]])

@@ -5,8 +5,8 @@ import pytest
 
 from asyncnet.engine import Engine
 from asyncnet.network import Network, layered
-from asyncnet.schemes.ep import hopfield as H
 from asyncnet.schemes.ep import EP, hopfield_of
+from asyncnet.schemes.ep import hopfield as H
 
 X = np.array([[0.5, -1.0, 0.8]])
 Y = np.array([0.2, 0.9])

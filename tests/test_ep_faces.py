@@ -10,9 +10,9 @@ settles too slowly for a 100-step leg.)
 import numpy as np
 import pytest
 
+from asyncnet.scenario import load
 from asyncnet.schemes.ep import hopfield as H
 from asyncnet.schemes.ep import hopfield_of
-from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 
 SCENARIO = """

@@ -23,8 +23,8 @@ import argparse
 import numpy as np
 
 from asyncnet.nudge import load_dataset
-from asyncnet.schemes.ep import hopfield as H
 from asyncnet.schemes.coupled import resistor as R
+from asyncnet.schemes.ep import hopfield as H
 
 NUDGES = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
 

@@ -21,9 +21,9 @@ import warnings
 
 import numpy as np
 
+from asyncnet.scenario import load
 from asyncnet.schemes.ep import hopfield as H
 from asyncnet.schemes.ep import hopfield_of
-from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -36,7 +36,6 @@ import numpy as np
 
 from ...api import Ports
 from ...network import Network, Population, Projection
-from .resistor import ResistorNet
 from ..relay import (
     Learner,
     Links,
@@ -48,6 +47,7 @@ from ..relay import (
     teacher,
     timer_interval,
 )
+from .resistor import ResistorNet
 
 
 @dataclass

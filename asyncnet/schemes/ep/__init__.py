@@ -54,7 +54,6 @@ import numpy as np
 
 from ...api import Ports
 from ...network import Network, Population, Projection
-from .hopfield import HopfieldNet, rho, rho_prime
 from ..relay import (
     Learner,
     Links,
@@ -68,6 +67,7 @@ from ..relay import (
     teacher,
     timer_interval,
 )
+from .hopfield import HopfieldNet, rho, rho_prime
 
 EP_ACTIVATIONS = ("sigmoid", "tanh", "linear", "hardsigmoid")
 
