@@ -74,11 +74,8 @@ def format_summary(s: dict) -> str:
              f"network   {net['populations']} populations, {net['projections']} projections, "
              f"{net['neurons']} neurons, {net['synapses']} synapses"
              + (f", depth L={net['depth']}" if net.get("depth") is not None else ", cyclic")]
-    r = s.get("result") or {}
-    if r.get("loss") is not None:
-        acc = "" if r.get("accuracy") is None else f"   accuracy {100 * r['accuracy']:.1f}%"
-        lines.append(f"result    loss {r['loss']:.3g}{acc}  "
-                     f"(network output at {r['evaluated']} response times, end of run)")
+    from .analysis.evaluation import Evaluation
+    lines += Evaluation().report(s.get("result") or {})
     m = s["messages"]
     kinds = ", ".join(f"{k} {m[k]:,}" for k in KIND_NAMES)
     lines.append(f"messages  {m['total']:,} delivered: {kinds}")
@@ -94,38 +91,7 @@ def format_summary(s: dict) -> str:
                  f"{_fmt_t(lat['input_to_first_update_forward'])} by the forward wave, "
                  f"{_fmt_t(lat['input_to_first_update_credit'])} by its credit "
                  f"(mean of {lat['input_changes_traced']} changes)")
-    lines.extend(s.get("report", []))  # rule-specific analyses (energy_sim.py)
-    if "exactness" in s:
-        ex = s["exactness"]
-        lines.append(f"exactness vs plain numpy backprop, L={ex['depth']} "
-                     f"(normwise relative error, max|g-g*|/max|g*|):")
-        lines.append("          layer  error at t=2L-1  max error t>=2L  exact from t")
-        for row in ex["layers"]:
-            lines.append(f"          {row['layer']:5d}  {_e(row['error_at_2L_minus_1']):>15}"
-                         f"  {_e(row['max_error_from_2L']):>15}"
-                         f"  {_fmt_t(row['exact_from_frame']):>12}")
-        verdict = "EXACT" if ex["exact"] else "NOT exact"
-        lines.append(f"          {verdict} from t=2L={2 * ex['depth']} on "
-                     f"(tolerance {ex['tolerance']:g})")
-    if "alignment" in s:
-        al = s["alignment"]
-        layers = sorted({int(k) for row in al["rows"] for k in row["current"]})
-        lines.append(f"alignment cosine with the exact gradient, L={al['depth']}, "
-                     f"frames t >= {al['warmup']:g}")
-        for ref in ("current", "wave"):
-            lines.append(f"          vs the {ref} frame" + (
-                " (shown at the input now)" if ref == "current"
-                else " (whose input the forward wave brought to the synapse)"))
-            lines.append("            hold k " + "".join(f"{'l' + str(x):>7}" for x in layers))
-            for row in al["rows"]:
-                vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
-                lines.append(f"            {row['hold']:6g} {vals}")
-    if "settling" in s:
-        from .analyses import format_settling
-        lines += format_settling(s["settling"])
-    if "tracking" in s:
-        from .analyses import format_tracking
-        lines += format_tracking(s["tracking"])
+    lines.extend(s.get("report", []))  # the scheme's analyses, as they print themselves
     if "cluster" in s:
         from .cluster.report import format_cluster
         lines += format_cluster(s["cluster"])
@@ -138,10 +104,6 @@ def format_summary(s: dict) -> str:
     if "state" in s:
         lines.append(f"state     {s['state']}")
     return "\n".join(lines)
-
-
-def _e(x) -> str:
-    return "n/a" if x is None else f"{x:.2e}"
 
 
 def _json_default(o):

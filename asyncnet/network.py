@@ -308,3 +308,17 @@ def expand_to_neurons(net: Network) -> nx.DiGraph:
                 g.add_edge(f"{u}_{j}", f"{v}_{i}", delay=pr.delay_q / QUANTA,
                            weight=[[pr.weight[i, j]]])
     return g
+
+
+def response_delay(net: Network) -> float:
+    """Time for an input change to reach the outputs (longest delay path; 0 with cycles)."""
+    if not nx.is_directed_acyclic_graph(net.graph):
+        return 0.0
+    g = nx.DiGraph()
+    g.add_weighted_edges_from((u, v, p.delay) for (u, v), p in net.projections.items())
+    return float(nx.dag_longest_path_length(g, weight="weight"))
+
+
+def traffic_horizon(net: Network) -> float:
+    """How long after an input change the traffic metrics follow its waves."""
+    return 4 * response_delay(net) + 4

@@ -1,40 +1,96 @@
-"""Execute a scenario: build the engine, attach recorders, run, summarise.
+"""The one pipeline: a Scenario -> a planned run -> a backend -> a summary.
 
-This is the Nengo-style split: ``scenario`` describes, ``simulation``
-executes. ``simulate`` returns the summary as a plain dict; the CLI prints it.
+``scenario`` describes, this module executes (the Nengo split). The plan of
+a run is the same for every backend: the network, the scheme, the data
+stream and the analyses the scheme attaches for the scenario's ``[analysis]
+kind``. :func:`simulate` runs it in this process;
+:func:`asyncnet.cluster.simulate_distributed` runs it on worker processes;
+both end in :func:`summarize`, so the summary is assembled in one place.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import networkx as nx
 import numpy as np
 
 from . import __version__
-from .analyses import attach_settling, attach_tracking
+from .analysis import Analysis, AnalysisError, Context
 from .engine import Engine
 from .eventlog import EventLogWriter
-from .messages import QUANTA, to_quanta
-from .metrics import Traffic, cosine, rel_error
-from .network import Network
-from .reference import backprop
-from .scenario import Scenario
+from .ids import is_source
+from .messages import to_quanta
+from .metrics import Traffic
+from .network import Network, traffic_horizon
+from .scenario import Scenario, ScenarioError
 
-EXACT_TOL = 1e-12
+SAVED_KEYS = ("weight", "grad", "bias", "state", "delta", "input", "target")
+"""The ``--save-state`` keys: ``<key>/<agent>`` for every agent that exposes them."""
 
 
 def build_engine(sc: Scenario, net: Network | None = None, hold: float | None = None,
-                 **kw) -> tuple[Engine, Network, object]:
-    """A ready engine for a scenario (optionally with another hold time)."""
+                 rule_params: dict | None = None, **kw) -> tuple[Engine, Network, object]:
+    """A ready engine for a scenario.
+
+    Parameters
+    ----------
+    sc:
+        The scenario.
+    net:
+        A network already built from it (else built here).
+    hold:
+        Another hold time for the data stream (sweeps).
+    rule_params:
+        Scheme parameters that override the scenario's (checks, sweeps).
+    **kw:
+        Passed to :class:`~asyncnet.engine.Engine` (``local``, ``remote``).
+
+    Returns
+    -------
+    ``(engine, network, stream)``.
+    """
+    if rule_params:
+        sc = replace(sc, rule_params={**sc.rule_params, **rule_params})
     net = net or sc.build_network()
     stream = sc.build_stream(net, hold)
     kw.setdefault("source_period", getattr(stream, "source_period", 1.0))
     eng = Engine(net, sc.build_rule(), seed=sc.seed, sources=stream.sources(), **kw)
     return eng, net, stream
+
+
+def analyses_of(sc: Scenario) -> list[Analysis]:
+    """The analyses the scenario's scheme attaches for its ``[analysis] kind``."""
+    rule = sc.build_rule()
+    table = getattr(rule, "analyses", {"none": ()})
+    kind = sc.analysis.get("kind") or getattr(rule, "default_analysis", "none")
+    if kind not in table:
+        raise ScenarioError(f"{sc.path}: [analysis] kind {kind!r} does not apply to rule "
+                            f"{sc.rule_name!r} (use {', '.join(sorted(table))})")
+    return [cls() for cls in table[kind]]
+
+
+def context(sc: Scenario, eng, net: Network, stream, progress=None) -> Context:
+    """The :class:`~asyncnet.analysis.Context` analyses of this run see."""
+    def rebuild(rule_params: dict | None = None, hold: float | None = None):
+        return build_engine(sc, net if rule_params is None else None, hold=hold,
+                            rule_params=rule_params)
+
+    return Context(eng, net, stream, sc, eng.rule, rebuild, progress)
+
+
+def attach_analyses(sc: Scenario, ctx: Context) -> list[tuple[Analysis, Callable]]:
+    """Attach every analysis of the run: ``[(analysis, result)]``."""
+    out = []
+    for a in analyses_of(sc):
+        try:
+            out.append((a, a.attach(ctx)))
+        except AnalysisError as e:
+            raise ScenarioError(f"{sc.path}: [analysis] {e}") from None
+    return out
 
 
 def log_header(sc: Scenario, agents: list[str]) -> dict:
@@ -43,28 +99,50 @@ def log_header(sc: Scenario, agents: list[str]) -> dict:
             "agents": agents, "asyncnet": __version__}
 
 
-def response_delay(net: Network) -> float:
-    """Time for an input change to reach the outputs (longest delay path)."""
-    if not nx.is_directed_acyclic_graph(net.graph):
-        return 0.0
-    g = nx.DiGraph()
-    g.add_weighted_edges_from((u, v, p.delay) for (u, v), p in net.projections.items())
-    return float(nx.dag_longest_path_length(g, weight="weight"))
+def new_traffic(links: dict, net: Network) -> Traffic:
+    """The traffic counter of a run (locality, delays, input-to-update latency)."""
+    return Traffic(links, net.inputs(), net.outputs(), horizon=to_quanta(traffic_horizon(net)))
+
+
+def summarize(sc: Scenario, net: Network, traffic: Traffic,
+              analyses: list[tuple[Analysis, Callable]], *, wall: float,
+              log_path: str | None = None, footer: dict | None = None,
+              save_state: str | None = None) -> dict:
+    """The summary of a run, whichever backend ran it."""
+    delivered = sum(traffic.count)
+    summary = {
+        "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
+        "network": describe(net), "duration": sc.duration,
+        "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
+        **traffic.summary(),
+    }
+    report: list[str] = []
+    for a, result in analyses:
+        value = result()
+        summary[a.key] = value
+        if a.key != "result":  # the result line is printed with the run's head
+            report += a.report(value)
+    if report:
+        summary["report"] = report
+    if footer is not None and log_path:
+        summary["log"] = {"path": log_path, "records": footer["count"],
+                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
+    if save_state:
+        summary["state"] = save_state
+    return summary
 
 
 def simulate(sc: Scenario, *, log_path: str | None = None,
              progress: Callable[[float], None] | None = None,
              save_state: str | None = None) -> dict:
-    """Run a scenario in this process; return its summary."""
+    """Run a scenario in this process (the in-process backend); return its summary."""
     eng, net, stream = build_engine(sc)
-    traffic = Traffic(eng.links, net.inputs(), net.outputs(),
-                      horizon=to_quanta(4 * response_delay(net) + 4))
+    traffic = new_traffic(eng.links, net)
     eng.sinks.append(traffic)
     writer = EventLogWriter(log_path, log_header(sc, eng.names)) if log_path else None
     if writer:
         eng.sinks.append(writer)
-    kind = sc.analysis.get("kind", "accuracy")
-    analyses = attach_analyses(eng, net, stream, sc)
+    analyses = attach_analyses(sc, context(sc, eng, net, stream, progress))
     t0 = time.perf_counter()
     complete = False
     try:
@@ -73,44 +151,10 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     finally:
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
-    summary = {
-        "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
-        "network": describe(net), "duration": sc.duration,
-        "wall_seconds": wall, "messages_per_second": eng.messages() / wall if wall else None,
-        **traffic.summary(),
-    }
-    summary.update((key, result()) for key, result in analyses.items())
-    if kind == "alignment":
-        summary["alignment"] = alignment_sweep(sc, net, progress)
-    if writer:
-        summary["log"] = {"path": log_path, "records": footer["count"],
-                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
     if save_state:
         np.savez(save_state, **final_state(eng))
-        summary["state"] = save_state
-    return summary
-
-
-def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str, Callable]:
-    """Every analysis the scenario asks for, attached: summary key -> ``result()``.
-
-    Add new analyses here, so distributed runs get them too. An analysis that
-    reads agents only through probes (``eng.at``) runs unchanged on any number
-    of workers (the cluster gathers the states a probe reads); one that uses
-    per-wake monitors needs a merge rule in ``asyncnet/cluster/gather.py``.
-    """
-    kind = sc.analysis.get("kind", "accuracy")
-    if getattr(eng.rule, "nudged", False):  # ep, coupled: batches and a nudging teacher
-        from .energy_sim import attach_energy
-        return attach_energy(eng, net, stream, sc)
-    out: dict[str, Callable] = {"result": _attach_evaluation(eng, net, stream, sc)}
-    if kind == "exactness":
-        out["exactness"] = _attach_exactness(eng, net, stream)
-    if kind == "settling":
-        out["settling"] = attach_settling(eng, net, stream, sc.analysis)
-    if kind == "tracking":
-        out["tracking"] = attach_tracking(eng, net, stream, sc.analysis, sc.duration)
-    return out
+    return summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
+                     footer=footer, save_state=save_state)
 
 
 def describe(net: Network) -> dict:
@@ -123,160 +167,13 @@ def describe(net: Network) -> dict:
 
 
 def final_state(eng: Engine) -> dict[str, np.ndarray]:
-    """The ``--save-state`` arrays, keyed as documented in the README."""
+    """The ``--save-state`` arrays, keyed ``<key>/<agent>`` as documented."""
     out: dict[str, np.ndarray] = {}
     for name, agent in eng.agents.items():
-        if name.startswith("src:"):
+        if is_source(name):
             continue
         st = agent.model.state()
         for key, val in st.items():
-            if key in ("weight", "grad", "bias", "state", "delta", "input", "target"):
+            if key in SAVED_KEYS:
                 out[f"{key}/{name}"] = np.asarray(val)
     return out
-
-
-# -- evaluation: what the network outputs, sampled where a response is due --
-def _attach_evaluation(eng: Engine, net: Network, stream, sc: Scenario) -> Callable[[], dict]:
-    out = stream.output_node
-    D = response_delay(net)
-    samples: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def probe(engine: Engine, t: float, shown: float | None = None) -> None:
-        # compare the output with the target of the frame whose input caused it
-        if out not in engine.agents:
-            return
-        x = np.array(engine.agents[out].model.state()["state"])
-        y = stream.value(out, t if shown is None else shown)
-        samples.append((x, np.asarray(y, dtype=float)))
-
-    if stream.kind in ("xor", "piecewise"):
-        n_eval = len(stream.inputs)
-        frames = []
-        f = 0
-        while True:
-            last = math.ceil((f + 1) * stream.hold) - 1  # last arrival of frame f
-            t = last + D + 0.25
-            if t >= sc.duration:
-                break
-            frames.append((t, float(last)))
-            f += 1
-        for t, shown in frames[-n_eval:]:
-            eng.at(t, lambda e, tt, shown=shown: probe(e, tt, shown))
-    else:
-        start = max(D + 1, sc.duration * 0.9)
-        for t in np.arange(math.floor(start) + 0.25, sc.duration, 1.0):
-            eng.at(float(t), lambda e, tt: probe(e, tt))
-
-    def result() -> dict:
-        if not samples:
-            return {"loss": None, "accuracy": None, "evaluated": 0}
-        losses = [0.5 * float(np.sum((x - y) ** 2)) for x, y in samples]
-        res = {"loss": float(np.mean(losses)), "evaluated": len(samples), "accuracy": None}
-        if stream.kind == "xor":
-            hits = sum(bool(np.all(np.sign(x) == np.sign(y))) for x, y in samples)
-            res["accuracy"] = hits / len(samples)
-        elif stream.kind == "latch":  # right sign, and at least half the target's size
-            hits = sum(bool(np.all((x * y > 0) & (np.abs(x) >= 0.5 * np.abs(y))))
-                       for x, y in samples)
-            res["accuracy"] = hits / len(samples)
-        return res
-
-    return result
-
-
-# -- exactness: every synapse against plain backprop, frame by frame -------
-def _synapse_layers(net: Network) -> dict[str, int]:
-    layer = net.layer_of()
-    return {p.name: layer[p.pre] for p in net.projections.values()}
-
-
-def _attach_exactness(eng: Engine, net: Network, stream) -> Callable[[], dict]:
-    if stream.kind != "constant":
-        raise ValueError("the exactness analysis needs a constant data stream")
-    u, y = stream.frame_value(0.0)
-    ref = backprop(net, {stream.input_node: u}, {stream.output_node: y})["grad"]
-    layers = _synapse_layers(net)
-    legs = {p.name: p.legs[0] for p in net.projections.values()}
-    keys = {p.name: (p.pre, p.post) for p in net.projections.values()}
-    errs: dict[tuple[int, float], float] = {}
-
-    def monitor(agent, t: int) -> None:
-        name = agent.name
-        if name in layers:
-            frame = (t - legs[name]) / QUANTA
-            e = rel_error(agent.model.grad, ref[keys[name]])
-            k = (layers[name], frame)
-            errs[k] = max(errs.get(k, 0.0), e)
-
-    eng.monitors.append(monitor)
-
-    def result() -> dict:
-        L = net.depth()
-        rows = []
-        for lay in sorted({k[0] for k in errs}):
-            by_f = sorted((f, e) for (l_, f), e in errs.items() if l_ == lay)
-            first = None
-            for f, _ in by_f:
-                if all(e <= EXACT_TOL for ff, e in by_f if ff >= f):
-                    first = f
-                    break
-            after = [e for f, e in by_f if f >= 2 * L]
-            before = [e for f, e in by_f if f == 2 * L - 1]
-            rows.append({"layer": lay, "max_error_from_2L": max(after) if after else None,
-                         "error_at_2L_minus_1": before[0] if before else None,
-                         "exact_from_frame": first})
-        worst = [r["max_error_from_2L"] for r in rows if r["max_error_from_2L"] is not None]
-        return {"depth": L, "tolerance": EXACT_TOL, "layers": rows,
-                "max_error_from_2L": max(worst) if worst else None,
-                "exact": bool(worst) and max(worst) <= EXACT_TOL}
-
-    result.errs = errs  # the accumulator, merged across workers by the cluster
-    return result
-
-
-# -- alignment: streams held k ticks, cosine with the current frame's gradient --
-def alignment_sweep(sc: Scenario, net: Network, progress=None) -> dict:
-    """Per-layer cosine with the exact gradient, for each hold time k.
-
-    Two references per meeting at frame t: the gradient of the frame shown
-    at the input at t ("current"), and of the frame whose input the forward
-    wave has carried to the synapse's pre-layer ("wave": shown at t - l).
-    """
-    holds = sc.analysis.get("holds") or [sc.data.get("hold", 1)]
-    L = net.depth()
-    warm = float(sc.analysis.get("warmup", 2 * L))
-    layers = _synapse_layers(net)
-    legs = {p.name: p.legs[0] for p in net.projections.values()}
-    rows = []
-    for k in holds:
-        eng, _, stream = build_engine(sc, net, hold=float(k))
-        refs = [backprop(net, {stream.input_node: stream.inputs[i]},
-                         {stream.output_node: stream.targets[i]})["grad"]
-                for i in range(len(stream.inputs))]
-        got: dict[tuple[int, float], dict] = {}
-
-        def monitor(agent, t: int, got=got) -> None:
-            if agent.name in layers:
-                frame = (t - legs[agent.name]) / QUANTA
-                got.setdefault((layers[agent.name], frame), {})[agent.name] = agent.model.grad
-
-        eng.monitors.append(monitor)
-        eng.run(sc.duration)
-        cur: dict[int, list[float]] = {}
-        wave: dict[int, list[float]] = {}
-        names = sorted(layers)
-        for (lay, f), grads in got.items():
-            if f < warm:
-                continue
-            ns = [n for n in names if n in grads]
-            g = np.concatenate([grads[n].ravel() for n in ns])
-            for store, shown in ((cur, f), (wave, f - lay)):
-                r = refs[stream.pattern(shown)]
-                gr = np.concatenate([r[tuple(n.split("->"))].ravel() for n in ns])
-                c = cosine(g, gr)
-                if not math.isnan(c):
-                    store.setdefault(lay, []).append(c)
-        rows.append({"hold": k,
-                     "current": {lay: float(np.mean(v)) for lay, v in sorted(cur.items())},
-                     "wave": {lay: float(np.mean(v)) for lay, v in sorted(wave.items())}})
-    return {"depth": L, "warmup": warm, "rows": rows}

@@ -7,8 +7,9 @@ import warnings
 from .eventlog import EventLog
 from .messages import KIND_NAMES, to_quanta
 from .metrics import Traffic
+from .network import response_delay
 from .scenario import load
-from .simulation import build_engine, response_delay
+from .simulation import build_engine
 
 
 def log_stats(path: str) -> dict:

@@ -144,7 +144,7 @@ def test_engine_async_exact_when_causally_settled(seed):
 @pytest.mark.parametrize("dt", [0.3, 0.5])
 def test_engine_small_steps_converge_at_predicted_rate(dt):
     """Δt < 1: error ~ poly(t)·(1-Δt)^t; the fitted rate matches -ln(1-Δt)."""
-    from asyncnet.analyses import attach_settling
+    from asyncnet.analysis.relaxation import attach_settling
     from asyncnet.data import make_stream
     net = Network.from_graph(layered([3, 5, 5, 2]), seed=1)
     stream = make_stream("constant", n_in=3, n_out=2, input_node="l0", output_node="l3",

@@ -17,7 +17,7 @@ import sys
 import networkx as nx
 import numpy as np
 
-from asyncnet.analyses import attach_settling
+from asyncnet.analysis.relaxation import attach_settling
 from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.network import Network

@@ -23,7 +23,8 @@ import tempfile
 
 import msgpack
 
-VOLATILE = ("wall_seconds", "messages_per_second", "path", "log", "state", "cluster")
+VOLATILE = ("wall_seconds", "messages_per_second", "path", "log", "state", "cluster",
+            "report")  # report: text lines, not figures
 
 
 def records_digest(path: str) -> tuple[str, int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import bisect
 import gc
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,15 +27,15 @@ from ..messages import CONTROL, Message, to_quanta, to_time
 from ..metrics import Traffic
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
-    alignment_sweep,
     attach_analyses,
     build_engine,
-    describe,
+    context,
     log_header,
-    response_delay,
+    new_traffic,
+    summarize,
 )
 from . import wire
-from .gather import MERGED, ProbeEngine, merge_monitors
+from .gather import ProbeEngine
 from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
 from .transport import Cluster, ClusterError, Member
@@ -83,18 +82,16 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          starts=net.inputs())
     except PartitionError as e:
         raise ScenarioError(f"{sc.path}: [cluster] {e}") from None
-    traffic = Traffic(eng0.links, net.inputs(), net.outputs(),
-                      horizon=to_quanta(4 * response_delay(net) + 4))
+    traffic = new_traffic(eng0.links, net)
     writer = EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
-    kind = sc.analysis.get("kind", "accuracy")
     t0 = time.perf_counter()
     complete = False
     run = _Run(sc, part, eng0.names, traffic, writer, progress)
     probe_eng = ProbeEngine(eng0, run.fetch, lambda: sum(traffic.count))
-    analyses = attach_analyses(probe_eng, net, stream, sc)
-    if probe_eng.monitors and kind not in MERGED:
-        raise ScenarioError(f"{sc.path}: [analysis] kind {kind!r} watches agents at every "
-                            f"wake; distributed runs cannot gather it yet (run in-process)")
+    analyses = attach_analyses(sc, context(sc, probe_eng, net, stream, progress))
+    # analyses that watch agents at every wake run in the workers and merge here
+    merged = [(a, res) for a, res in analyses if a.monitors]
+    run.keep_counts = any(a.counts_per_instant for a, _ in merged)
     run.probe_eng = probe_eng
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
@@ -123,35 +120,23 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     finally:
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
-    delivered = sum(traffic.count)
-    summary = {
-        "scenario": sc.name, "path": sc.path, "seed": sc.seed, "rule": sc.rule_name,
-        "network": describe(net), "duration": sc.duration,
-        "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
-        **traffic.summary(),
-    }
-    if kind in MERGED:
-        merge_monitors(kind, analyses[kind], results, run.through)
-    summary.update((key, result()) for key, result in analyses.items())
-    if kind == "alignment":
-        # the sweep's extra runs are unlogged analyses: they run here, in-process
-        summary["alignment"] = alignment_sweep(sc, net, progress)
+    for a, res in merged:
+        a.merge(res, results, run.through)
+    if save_state:
+        index = {n: i for i, n in enumerate(eng0.names)}
+        arrays = [(k, v) for r in results for k, v in r.get("state", [])]
+        arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
+        np.savez(save_state, **dict(arrays))
+    summary = summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
+                        footer=footer, save_state=save_state)
     cluster = {**part.describe(), "windows": run.n_windows,
                # start-up (processes, partitions built) vs the windows themselves
                "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
-        summary["log"] = {"path": log_path, "records": footer["count"],
-                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
         with open(sidecar_path(log_path), "w", encoding="utf-8") as f:
             json.dump(cluster, f, indent=1)
-    if save_state:
-        index = {n: i for i, n in enumerate(eng0.names)}
-        arrays = [(k, v) for r in results for k, v in r.get("state", [])]
-        arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
-        np.savez(save_state, **dict(arrays))
-        summary["state"] = save_state
     return summary
 
 
@@ -170,7 +155,7 @@ class _Run:
         self.t = 0
         self.instants: list[int] = []  # instants with deliveries, and messages through each
         self.through_count: list[int] = []
-        self.keep_counts = sc.analysis.get("kind") == "settling"
+        self.keep_counts = False  # set when an analysis merges per-instant counts
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]

@@ -8,8 +8,8 @@ as in-process — because ``t`` is made a window boundary and the workers wait
 there while the probe reads.
 
 Per-wake monitors cannot be moved like that (they run inside the workers'
-engines), so each such analysis has a worker side (what an instant or a wake
-contributes) and a merge rule here.
+engines): an analysis with monitors declares its worker side (``share``) and
+how the parts merge (``merge``), see :mod:`asyncnet.analysis`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..analyses import Settling, settling_monitor
 from ..messages import to_quanta
-from ..simulation import _attach_exactness
 
 
 class StateView:
@@ -99,51 +97,3 @@ class ProbeEngine:
     def new_instant(self) -> None:
         """Forget fetched states: the agents have moved on."""
         self._cache = {}
-
-
-# -- per-wake monitors: the worker side and the merge ----------------------
-def attach_worker_monitors(kind: str, eng, net, stream, sc) -> Callable[[], dict]:
-    """On a worker: attach what the analysis ``kind`` observes per wake;
-    return the function giving this partition's share at the end."""
-    if kind == "exactness":
-        exact = _attach_exactness(eng, net, stream)
-        return lambda: {"exact_errs": [[k[0], k[1], v] for k, v in exact.errs.items()]}
-    if kind == "settling":
-        rows: list[list] = []
-        grads = Settling(net, stream, sc.analysis, eng.rule).grads
-        flush = settling_monitor(eng, grads, lambda t, errs, fires, _m: rows.append(
-            [t, errs, fires]))
-
-        def share() -> dict:
-            flush()
-            return {"settling": rows}
-
-        return share
-    return dict
-
-
-def merge_monitors(kind: str, result: Callable, shares: list[dict],
-                   through: Callable[[int], int]) -> None:
-    """On the coordinator: fold the workers' shares into the analysis' accumulator.
-
-    ``through(t)`` is the number of messages delivered up to and including ``t``.
-    """
-    if kind == "exactness":
-        for r in shares:
-            for lay, frame, err in r.get("exact_errs", []):
-                k = (lay, frame)
-                result.errs[k] = max(result.errs.get(k, 0.0), err)
-    elif kind == "settling":
-        merged: dict[int, list] = {}
-        for r in shares:
-            for t, errs, fires in r.get("settling", []):
-                cur = merged.setdefault(t, [{}, 0])
-                cur[0].update(errs)
-                cur[1] += fires
-        s = result.settling
-        for t in sorted(merged):
-            s.close(t, merged[t][0], merged[t][1], through(t))
-
-
-MERGED = ("exactness", "settling")
-"""Analyses with per-wake monitors that distributed runs support."""

@@ -24,9 +24,8 @@ import zmq
 from .. import __version__
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
-from ..simulation import build_engine, final_state
+from ..simulation import analyses_of, build_engine, context, final_state
 from . import wire
-from .gather import attach_worker_monitors
 from .security import client_setup
 
 HEARTBEAT = 0.25
@@ -146,8 +145,8 @@ class Worker:
         self.out_min: dict[int, int] = {}
         eng.sinks.append(self._record)
         # probes run at the coordinator (it asks for states); monitors run here
-        self.share = attach_worker_monitors(sc.analysis.get("kind", "accuracy"),
-                                            eng, net, stream, sc)
+        ctx = context(sc, eng, net, stream)
+        self.parts = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
 
     def _next(self) -> int | None:
         t = self.eng.env.peek()
@@ -225,7 +224,9 @@ class Worker:
 
     def _results(self, head: dict) -> dict[str, Any]:
         res: dict[str, Any] = {"stats": {**self.stats, "agents": len(self.eng.agents),
-                                         "part": self.part}, **self.share()}
+                                         "part": self.part}}
+        for part in self.parts:
+            res.update(part())
         if head.get("state"):
             res["state"] = [[k, v] for k, v in final_state(self.eng).items()]
         return res

@@ -35,9 +35,11 @@ Faces:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..network import Network, Population, Projection
 from .leastaction import DenseNet, LANeuron, LASynapse, drift, gradient, step
@@ -102,8 +104,10 @@ class Continuous:
     jitter: float = 0.0
     gamma: float = 0.0
     init_state: str = "zero"
-    name: str = "continuous"
-    requires_dag: bool = False
+    name: ClassVar[str] = "continuous"
+    requires_dag: ClassVar[bool] = False
+    analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "tracking")
+    default_analysis: ClassVar[str] = "accuracy"
 
     def __post_init__(self) -> None:
         if not self.c > 0 or not self.h > 0:

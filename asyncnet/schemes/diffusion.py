@@ -14,9 +14,11 @@ forward and delta values that meet at it. Nothing else is known to anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Population, Projection, activation
@@ -33,8 +35,10 @@ class Diffusion:
     eta: float = 0.0
     eta_bias: float | None = None
     init_state: str = "random"
-    name: str = "diffusion"
-    requires_dag: bool = True
+    name: ClassVar[str] = "diffusion"
+    requires_dag: ClassVar[bool] = True
+    analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "alignment")
+    default_analysis: ClassVar[str] = "accuracy"
 
     def __post_init__(self) -> None:
         if self.init_state not in ("random", "zero"):

@@ -39,9 +39,11 @@ This module holds two faces of the same physics:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
+from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Network, Population, Projection, activation
@@ -211,8 +213,10 @@ class LeastAction:
     period_spread: float = 0.5
     jitter: float = 0.3
     init_state: str = "random"
-    name: str = "leastaction"
-    requires_dag: bool = False
+    name: ClassVar[str] = "leastaction"
+    requires_dag: ClassVar[bool] = False
+    analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "alignment")
+    default_analysis: ClassVar[str] = "accuracy"
 
     def __post_init__(self) -> None:
         if self.mode not in ("sync", "async"):

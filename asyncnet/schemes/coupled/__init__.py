@@ -35,7 +35,8 @@ from typing import ClassVar
 import numpy as np
 
 from ...api import Ports
-from ...network import Network, Population, Projection
+from ...network import Population, Projection
+from ..energy import ENERGY_ANALYSES, EnergyScheme
 from ..relay import (
     Learner,
     Links,
@@ -47,11 +48,11 @@ from ..relay import (
     teacher,
     timer_interval,
 )
-from .resistor import ResistorNet
+from .face import CoupledFace, resistor_of  # noqa: F401  (resistor_of: re-exported)
 
 
 @dataclass
-class Coupled:
+class Coupled(EnergyScheme):
     """Rule parameters.
 
     ``eta``: nudge amplitude (outputs clamped at ``p_F + η(y − p_F)``);
@@ -73,9 +74,10 @@ class Coupled:
     k_low: float = 0.5
     k_high: float = 1.5
     apply: str = "continual"
-    name: str = "coupled"
-    requires_dag: bool = False
-    nudged: ClassVar[bool] = True  # fed by a teacher with a nudge schedule (nudge.py)
+    name: ClassVar[str] = "coupled"
+    requires_dag: ClassVar[bool] = False
+    face: ClassVar = CoupledFace  # the numpy face the analyses use
+    analyses: ClassVar[dict] = ENERGY_ANALYSES
 
     def __post_init__(self) -> None:
         if not self.eta > 0:
@@ -240,29 +242,3 @@ class Resistors:
     def state(self) -> dict:
         """Conductances (as ``weight``) and the CL estimate of ∂L/∂k."""
         return {"weight": self.K, "grad": self.grad}
-
-
-def resistor_of(net: Network, conductances: dict[str, np.ndarray]
-                ) -> tuple[ResistorNet, dict[str, slice]]:
-    """The engine's network as one :class:`ResistorNet` (nodes ordered by population).
-
-    ``conductances`` maps a synapse name to its ``K``; inputs are the nodes of
-    input populations fed by data (``net.inputs()`` minus grounds is up to the
-    caller: every input-role node here is a voltage source).
-    """
-    names = sorted(net.populations)
-    sl, n = {}, 0
-    for nm in names:
-        sl[nm] = slice(n, n + net.populations[nm].size)
-        n += net.populations[nm].size
-    edges, ks = [], []
-    for (u, v), pr in sorted(net.projections.items()):
-        K = conductances[pr.name]
-        for i, j in zip(*np.nonzero(K), strict=True):
-            edges.append((sl[v].start + i, sl[u].start + j))
-            ks.append(K[i, j])
-    inputs = [i for nm in names if net.populations[nm].role == "input"
-              for i in range(sl[nm].start, sl[nm].stop)]
-    outputs = [i for nm in names if net.populations[nm].role == "output"
-               for i in range(sl[nm].start, sl[nm].stop)]
-    return ResistorNet(n, np.array(edges), np.array(ks), inputs, outputs), sl

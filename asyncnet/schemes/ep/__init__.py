@@ -53,7 +53,8 @@ from typing import ClassVar
 import numpy as np
 
 from ...api import Ports
-from ...network import Network, Population, Projection
+from ...network import Population, Projection
+from ..energy import ENERGY_ANALYSES, EnergyScheme
 from ..relay import (
     Learner,
     Links,
@@ -67,13 +68,14 @@ from ..relay import (
     teacher,
     timer_interval,
 )
-from .hopfield import HopfieldNet, rho, rho_prime
+from .face import EPFace, hopfield_of  # noqa: F401  (hopfield_of: the face, re-exported)
+from .hopfield import rho, rho_prime
 
 EP_ACTIVATIONS = ("sigmoid", "tanh", "linear", "hardsigmoid")
 
 
 @dataclass
-class EP:
+class EP(EnergyScheme):
     """Rule parameters.
 
     ``beta``: nudge strength; ``symmetric``: ±β nudging (gain 1/(2β)) instead
@@ -96,9 +98,10 @@ class EP:
     tol: float = 1e-13
     init_scale: float = 0.0
     apply: str = "continual"
-    name: str = "ep"
-    requires_dag: bool = False
-    nudged: ClassVar[bool] = True  # fed by a teacher with a nudge schedule (nudge.py)
+    name: ClassVar[str] = "ep"
+    requires_dag: ClassVar[bool] = False
+    face: ClassVar = EPFace  # the numpy face the analyses use
+    analyses: ClassVar[dict] = ENERGY_ANALYSES
 
     def __post_init__(self) -> None:
         if not self.beta > 0:
@@ -262,35 +265,3 @@ class EPSynapse:
     def state(self) -> dict:
         """Weight and the EP gradient estimate of the current/last nudged leg."""
         return {"weight": self.W, "grad": self.grad}
-
-
-def hopfield_of(net: Network) -> tuple[HopfieldNet, dict[str, slice]]:
-    """The same network as one :class:`HopfieldNet` (units ordered by population name).
-
-    All non-input populations must share one activation.
-    """
-    names = sorted(net.populations)
-    sl, n = {}, 0
-    for nm in names:
-        sl[nm] = slice(n, n + net.populations[nm].size)
-        n += net.populations[nm].size
-    acts = {p.activation for p in net.populations.values() if p.role != "input"}
-    if len(acts) != 1:
-        raise ValueError(f"the numpy face needs one activation for all free units, got {acts}")
-    W = np.zeros((n, n))
-    mask = np.zeros((n, n), bool)
-    for (u, v), pr in net.projections.items():
-        W[sl[v], sl[u]] = pr.weight
-        W[sl[u], sl[v]] = pr.weight.T
-        mask[sl[v], sl[u]] = True
-        mask[sl[u], sl[v]] = True
-    b = np.zeros(n)
-    clamped = np.zeros(n, bool)
-    out = []
-    for nm in names:
-        p = net.populations[nm]
-        b[sl[nm]] = p.bias
-        clamped[sl[nm]] = p.role == "input"
-        if p.role == "output":
-            out += list(range(sl[nm].start, sl[nm].stop))
-    return HopfieldNet(W, b, mask, clamped, np.array(out, int), acts.pop()), sl

@@ -19,8 +19,10 @@ from collections.abc import Callable
 import networkx as nx
 import numpy as np
 
-from .metrics import rel_error
-from .reference import backprop, recurrent_backprop
+from ..messages import QUANTA
+from ..metrics import rel_error
+from ..reference import backprop, recurrent_backprop
+from . import Analysis, AnalysisError, Context
 
 EXACT_TOL = 1e-12
 FIT_WINDOW = (1e-11, 1e-3)  # errors used for the rate fit: past the transient, above rounding
@@ -38,7 +40,7 @@ class Settling:
 
     def __init__(self, net, stream, params: dict, rule):
         if stream.kind != "constant":
-            raise ValueError("the settling analysis needs a constant data stream")
+            raise AnalysisError("the settling analysis needs a constant data stream")
         u, y = stream.frame_value(0.0)
         self.dag = nx.is_directed_acyclic_graph(net.graph)
         ref_fn = backprop if self.dag else recurrent_backprop
@@ -63,7 +65,7 @@ class Settling:
 
     def result(self, total_messages: int) -> dict:
         """The summary of the analysis."""
-        from .messages import QUANTA
+
         timeline, dag, ref, n_neurons = self.timeline, self.dag, self.ref, self.n_neurons
         out = {"reference": "backprop" if dag else "recurrent backprop (Almeida-Pineda)",
                "tolerance": self.tol, "acyclic": dag, "neurons": n_neurons,
@@ -139,7 +141,7 @@ def fit_rate(timeline: list[tuple[int, float, int, int]]) -> dict:
     are degenerate (Jordan blocks) and the error is a polynomial times an
     exponential, which biases a plain exponential fit low.
     """
-    from .messages import QUANTA
+
     pts = [(t / QUANTA, e) for t, e, _, _ in timeline
            if FIT_WINDOW[0] < e < FIT_WINDOW[1] and t > 0]
     if len(pts) < 6:
@@ -234,3 +236,61 @@ def format_tracking(s: dict) -> list[str]:
                  + ("" if s["error_times_c"] is None
                     else f" (error x c = {s['error_times_c']:.3f})"))
     return lines
+
+
+class SettlingAnalysis(Analysis):
+    """``settling``: when every synapse's gradient became exact, and how fast."""
+
+    key = "settling"
+    monitors = True
+    counts_per_instant = True
+
+    def attach(self, ctx: Context) -> Callable[[], dict]:
+        """Watch every synapse wake; ``result.settling`` is the accumulator."""
+        if ctx.stream.kind != "constant":
+            raise AnalysisError("the settling analysis needs a constant data stream")
+        return attach_settling(ctx.engine, ctx.net, ctx.stream, ctx.params)
+
+    def share(self, ctx: Context) -> Callable[[], dict]:
+        """This partition's per-instant errors and firings."""
+        rows: list[list] = []
+        grads = Settling(ctx.net, ctx.stream, ctx.params, ctx.rule).grads
+        flush = settling_monitor(ctx.engine, grads, lambda t, errs, fires, _m: rows.append(
+            [t, errs, fires]))
+
+        def part() -> dict:
+            flush()
+            return {"settling": rows}
+
+        return part
+
+    def merge(self, result, shares: list[dict], through) -> None:
+        """Fold the partitions' instants in time order."""
+        merged: dict[int, list] = {}
+        for r in shares:
+            for t, errs, fires in r.get("settling", []):
+                cur = merged.setdefault(t, [{}, 0])
+                cur[0].update(errs)
+                cur[1] += fires
+        s = result.settling
+        for t in sorted(merged):
+            s.close(t, merged[t][0], merged[t][1], through(t))
+
+    def report(self, value: dict) -> list[str]:
+        """See :func:`format_settling`."""
+        return format_settling(value)
+
+
+class TrackingAnalysis(Analysis):
+    """``tracking``: relative error of the gradient against the lagged reference."""
+
+    key = "tracking"
+
+    def attach(self, ctx: Context) -> Callable[[], dict]:
+        """Schedule the probes; return ``result()``."""
+        return attach_tracking(ctx.engine, ctx.net, ctx.stream, ctx.params,
+                               ctx.scenario.duration)
+
+    def report(self, value: dict) -> list[str]:
+        """See :func:`format_tracking`."""
+        return format_tracking(value)

@@ -1,0 +1,96 @@
+"""``alignment``: streams held k ticks, cosine with the current frame's gradient."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ..ids import split_synapse
+from ..messages import QUANTA
+from ..metrics import cosine
+from ..reference import backprop
+from . import Analysis, Context
+from .exactness import synapse_layers
+
+
+class Alignment(Analysis):
+    """Per-layer cosine with the exact gradient, for each hold time k.
+
+    Extra unlogged runs, one per ``holds`` entry. Two references per
+    meeting at frame t: the gradient of the frame shown at the input at t
+    ("current"), and of the frame whose input the forward wave has carried
+    to the synapse's pre-layer ("wave": shown at t - l).
+    """
+
+    key = "alignment"
+
+    def attach(self, ctx: Context) -> Callable[[], dict]:
+        """Nothing to watch in the main run: the sweep runs when asked for."""
+        cache: dict = {}
+
+        def result() -> dict:
+            if "v" not in cache:
+                cache["v"] = self.sweep(ctx)
+            return cache["v"]
+
+        return result
+
+    def sweep(self, ctx: Context) -> dict:
+        """Run the sweep (one engine per hold time)."""
+        sc, net = ctx.scenario, ctx.net
+        holds = sc.analysis.get("holds") or [sc.data.get("hold", 1)]
+        L = net.depth()
+        warm = float(sc.analysis.get("warmup", 2 * L))
+        layers = synapse_layers(net)
+        legs = {p.name: p.legs[0] for p in net.projections.values()}
+        rows = []
+        for k in holds:
+            eng, _, stream = ctx.rebuild(hold=float(k))
+            refs = [backprop(net, {stream.input_node: stream.inputs[i]},
+                             {stream.output_node: stream.targets[i]})["grad"]
+                    for i in range(len(stream.inputs))]
+            got: dict[tuple[int, float], dict] = {}
+
+            def monitor(agent, t: int, got=got) -> None:
+                if agent.name in layers:
+                    frame = (t - legs[agent.name]) / QUANTA
+                    got.setdefault((layers[agent.name], frame), {})[agent.name] = \
+                        agent.model.grad
+
+            eng.monitors.append(monitor)
+            eng.run(sc.duration)
+            cur: dict[int, list[float]] = {}
+            wave: dict[int, list[float]] = {}
+            names = sorted(layers)
+            for (lay, f), grads in got.items():
+                if f < warm:
+                    continue
+                ns = [n for n in names if n in grads]
+                g = np.concatenate([grads[n].ravel() for n in ns])
+                for store, shown in ((cur, f), (wave, f - lay)):
+                    r = refs[stream.pattern(shown)]
+                    gr = np.concatenate([r[split_synapse(n)].ravel() for n in ns])
+                    c = cosine(g, gr)
+                    if not math.isnan(c):
+                        store.setdefault(lay, []).append(c)
+            rows.append({"hold": k,
+                         "current": {lay: float(np.mean(v)) for lay, v in sorted(cur.items())},
+                         "wave": {lay: float(np.mean(v)) for lay, v in sorted(wave.items())}})
+        return {"depth": L, "warmup": warm, "rows": rows}
+
+    def report(self, al: dict) -> list[str]:
+        """The per-hold, per-layer cosine tables."""
+        layers = sorted({int(k) for row in al["rows"] for k in row["current"]})
+        lines = [f"alignment cosine with the exact gradient, L={al['depth']}, "
+                 f"frames t >= {al['warmup']:g}"]
+        for ref in ("current", "wave"):
+            lines.append(f"          vs the {ref} frame" + (
+                " (shown at the input now)" if ref == "current"
+                else " (whose input the forward wave brought to the synapse)"))
+            lines.append("            hold k " + "".join(f"{'l' + str(x):>7}" for x in layers))
+            for row in al["rows"]:
+                vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
+                lines.append(f"            {row['hold']:6g} {vals}")
+        return lines

@@ -1,0 +1,79 @@
+"""``result``: what the network outputs, sampled where a response is due."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ..network import response_delay
+from . import Analysis, Context
+
+
+class Evaluation(Analysis):
+    """Loss ½‖x − y‖² (and accuracy for xor and latch) of the network's own output.
+
+    For ``xor`` and ``piecewise`` streams the output is read once per frame
+    of the last epoch, a response time after the frame's last input; for
+    other streams every unit of the last 10% of the run.
+    """
+
+    key = "result"
+
+    def attach(self, ctx: Context) -> Callable[[], dict]:
+        """Schedule the read-out probes; return ``result()``."""
+        eng, net, stream, duration = ctx.engine, ctx.net, ctx.stream, ctx.scenario.duration
+        out = stream.output_node
+        D = response_delay(net)
+        samples: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def probe(engine, t: float, shown: float | None = None) -> None:
+            # compare the output with the target of the frame whose input caused it
+            if out not in engine.agents:
+                return
+            x = np.array(engine.agents[out].model.state()["state"])
+            y = stream.value(out, t if shown is None else shown)
+            samples.append((x, np.asarray(y, dtype=float)))
+
+        if stream.kind in ("xor", "piecewise"):
+            n_eval = len(stream.inputs)
+            frames = []
+            f = 0
+            while True:
+                last = math.ceil((f + 1) * stream.hold) - 1  # last arrival of frame f
+                t = last + D + 0.25
+                if t >= duration:
+                    break
+                frames.append((t, float(last)))
+                f += 1
+            for t, shown in frames[-n_eval:]:
+                eng.at(t, lambda e, tt, shown=shown: probe(e, tt, shown))
+        else:
+            start = max(D + 1, duration * 0.9)
+            for t in np.arange(math.floor(start) + 0.25, duration, 1.0):
+                eng.at(float(t), lambda e, tt: probe(e, tt))
+
+        def result() -> dict:
+            if not samples:
+                return {"loss": None, "accuracy": None, "evaluated": 0}
+            losses = [0.5 * float(np.sum((x - y) ** 2)) for x, y in samples]
+            res = {"loss": float(np.mean(losses)), "evaluated": len(samples), "accuracy": None}
+            if stream.kind == "xor":
+                hits = sum(bool(np.all(np.sign(x) == np.sign(y))) for x, y in samples)
+                res["accuracy"] = hits / len(samples)
+            elif stream.kind == "latch":  # right sign, and at least half the target's size
+                hits = sum(bool(np.all((x * y > 0) & (np.abs(x) >= 0.5 * np.abs(y))))
+                           for x, y in samples)
+                res["accuracy"] = hits / len(samples)
+            return res
+
+        return result
+
+    def report(self, r: dict) -> list[str]:
+        """One line: loss and accuracy."""
+        if not r or r.get("loss") is None:
+            return []
+        acc = "" if r.get("accuracy") is None else f"   accuracy {100 * r['accuracy']:.1f}%"
+        return [f"result    loss {r['loss']:.3g}{acc}  "
+                f"(network output at {r['evaluated']} response times, end of run)"]
