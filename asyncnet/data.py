@@ -8,6 +8,7 @@ pattern is held for ``hold`` units of time, then the next one comes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,6 +92,83 @@ class Stream:
     def frame_value(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The (input, target) pair shown at time ``t``."""
         return self.value(self.input_node, t), self.value(self.output_node, t)
+
+    def input_map(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        """An input vector as ``{population: its part}``."""
+        return {self.input_node: u}
+
+    def target_map(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """A target vector as ``{population: its part}``."""
+        return {self.output_node: y}
+
+    def read_output(self, engine, key: str = "state") -> np.ndarray | None:
+        """The output layer's ``key`` as one vector (``None`` if not on this engine)."""
+        agent = engine.agents.get(self.output_node)
+        return None if agent is None else np.array(agent.model.state()[key])
+
+
+class LayerFeed:
+    """A stream whose input (or output) layer is written as several populations.
+
+    The stream itself is made for the whole layer (``n`` values); each
+    population gets its slice, in the order given. So a layer of ``n``
+    neurons gets the same numbers whether it is one population of size
+    ``n`` or ``n`` populations of size 1 (a per-neuron network).
+    """
+
+    def __init__(self, stream, inputs: list[tuple[str, int]], outputs: list[tuple[str, int]]):
+        self.stream = stream
+        self.parts: dict[str, tuple[str, slice]] = {}
+        for whole, layer in ((stream.input_node, inputs), (stream.output_node, outputs)):
+            pos = 0
+            for name, size in layer:
+                self.parts[name] = (whole, slice(pos, pos + size))
+                pos += size
+        self.input_nodes = [n for n, _ in inputs]
+        self.output_nodes = [n for n, _ in outputs]
+
+    def __getattr__(self, key: str):
+        return getattr(self.stream, key)
+
+    def value(self, node: str, t: float) -> np.ndarray | None:
+        """Population ``node``'s part of the layer's value at ``t``."""
+        if node not in self.parts:
+            return self.stream.value(node, t)
+        whole, sl = self.parts[node]
+        v = self.stream.value(whole, t)
+        return None if v is None else np.asarray(v)[..., sl]
+
+    def sources(self) -> dict:
+        """One data source per population of the input and output layers."""
+        return {n: (lambda t, n=n: self.value(n, t)) for n in self.parts}
+
+    def frame_value(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """The whole layers' (input, target) pair at ``t``."""
+        return self.stream.frame_value(t)
+
+    def _split(self, v: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        return {n: np.asarray(v)[..., self.parts[n][1]] for n in names}
+
+    def input_map(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        """An input vector as ``{population: its part}``."""
+        return self._split(u, self.input_nodes)
+
+    def target_map(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """A target vector as ``{population: its part}``."""
+        return self._split(y, self.output_nodes)
+
+    def read_output(self, engine, key: str = "state") -> np.ndarray | None:
+        """The output populations' ``key``, concatenated in layer order."""
+        if any(n not in engine.agents for n in self.output_nodes):
+            return None
+        return np.concatenate([np.atleast_1d(np.array(engine.agents[n].model.state()[key]))
+                               for n in self.output_nodes], axis=-1)
+
+
+def natural_order(names: list[str]) -> list[str]:
+    """Names sorted with their numbers as numbers (``l0_2`` before ``l0_10``)."""
+    return sorted(names, key=lambda s: [int(p) if p.isdigit() else p
+                                        for p in re.split(r"(\d+)", s)])
 
 
 def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_node: str,

@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-from .data import DataError, Stream, make_stream
+from .data import DataError, LayerFeed, Stream, make_stream, natural_order
 from .network import Network, NetworkError, layered
 from .registry import SchemeError, get_scheme
 
@@ -33,7 +33,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "rule": None,  # free-form, checked against the rule's own parameters
     "data": {"kind": str, "hold": NUM, "patterns": int, "order": str, "input": list,
              "target": list, "period": NUM, "lag": NUM, "target_scale": NUM,
-             "input_node": str, "output_node": str,
+             "input_node": (str, list), "output_node": (str, list),
              # energy-based rules (ep, coupled): see asyncnet/nudge.py
              "batch": int, "settle": NUM, "leg": NUM, "release": NUM, "samples": int,
              "test_fraction": NUM},
@@ -78,36 +78,57 @@ class Scenario:
             raise ScenarioError(f"{self.path}: [network] {e}") from None
 
     def build_stream(self, net: Network, hold: float | None = None) -> Stream:
-        """The data stream, checked against the network's populations."""
+        """The data stream, checked against the network's populations.
+
+        ``input_node``/``output_node`` name a population or a list of them
+        (one layer written as several populations); by default every input
+        (output) population, in natural order, is one layer.
+        """
         d = dict(self.data)
         kind = d.pop("kind", "constant")
-        inp = d.pop("input_node", None) or _only(net.inputs(), "input", self.path)
-        out = d.pop("output_node", None) or _only(net.outputs(), "output", self.path)
-        for node in (inp, out):
-            if node not in net.populations:
-                raise ScenarioError(f"{self.path}: [data] unknown population {node!r}")
+        ins = self._layer(d.pop("input_node", None), net.inputs(), "input", net)
+        outs = self._layer(d.pop("output_node", None), net.outputs(), "output", net)
         rule = self.build_rule()
         if hasattr(rule, "stream"):  # a scheme with data kinds of its own
+            if len(ins) > 1 or len(outs) > 1:
+                raise ScenarioError(f"{self.path}: [data] rule {self.rule_name!r} feeds one "
+                                    f"input and one output population; name them with "
+                                    f"input_node and output_node")
             try:
-                return rule.stream({"kind": kind, **d}, net, inp, out, self.seed, self.duration)
+                return rule.stream({"kind": kind, **d}, net, ins[0], outs[0], self.seed,
+                                   self.duration)
             except DataError as e:
                 raise ScenarioError(f"{self.path}: [data] {e}") from None
         if hold is not None:
             d["hold"] = hold
+        size = net.populations
+        layered_io = len(ins) > 1 or len(outs) > 1
+        inp = ins[0] if len(ins) == 1 else "the input layer"
+        out = outs[0] if len(outs) == 1 else "the output layer"
         try:
-            return make_stream(kind, n_in=net.populations[inp].size,
-                               n_out=net.populations[out].size, input_node=inp,
-                               output_node=out, seed=self.seed, duration=self.duration, **d)
+            stream = make_stream(kind, n_in=sum(size[n].size for n in ins),
+                                 n_out=sum(size[n].size for n in outs), input_node=inp,
+                                 output_node=out, seed=self.seed, duration=self.duration, **d)
         except DataError as e:
             raise ScenarioError(f"{self.path}: [data] {e}") from None
+        if layered_io:
+            return LayerFeed(stream, [(n, size[n].size) for n in ins],
+                             [(n, size[n].size) for n in outs])
+        return stream
 
-
-
-def _only(names: list[str], role: str, path: str) -> str:
-    if len(names) != 1:
-        raise ScenarioError(f"{path}: [data] the network has {len(names)} {role} "
-                            f"populations; name one with {role}_node")
-    return names[0]
+    def _layer(self, given: str | list | None, default: list[str], role: str,
+               net: Network) -> list[str]:
+        names = ([given] if isinstance(given, str) else list(given) if given is not None
+                 else natural_order(default))
+        if not names:
+            raise ScenarioError(f"{self.path}: [data] the network has no {role} population")
+        for node in names:
+            if not isinstance(node, str) or node not in net.populations:
+                raise ScenarioError(f"{self.path}: [data] {role}_node: unknown population "
+                                    f"{node!r}")
+        if len(set(names)) != len(names):
+            raise ScenarioError(f"{self.path}: [data] {role}_node names a population twice")
+        return names
 
 
 def make_rule(name: str, params: dict, path: str = "<scenario>") -> Any:
@@ -140,7 +161,8 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
         if want is bool:
             ok = isinstance(v, bool)
         if not ok:
-            tname = want.__name__ if isinstance(want, type) else "number"
+            tname = (want.__name__ if isinstance(want, type) else "number" if want is NUM
+                     else " or ".join(w.__name__ for w in want))
             raise ScenarioError(f"{path}: {where} key {k!r} must be a {tname}, "
                                 f"got {type(v).__name__} {v!r}")
 

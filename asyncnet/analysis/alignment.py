@@ -48,8 +48,8 @@ class Alignment(Analysis):
         rows = []
         for k in holds:
             eng, _, stream = ctx.rebuild(hold=float(k))
-            refs = [backprop(net, {stream.input_node: stream.inputs[i]},
-                             {stream.output_node: stream.targets[i]})["grad"]
+            refs = [backprop(net, stream.input_map(stream.inputs[i]),
+                             stream.target_map(stream.targets[i]))["grad"]
                     for i in range(len(stream.inputs))]
             got: dict[tuple[int, float], dict] = {}
 

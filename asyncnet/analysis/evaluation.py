@@ -24,16 +24,15 @@ class Evaluation(Analysis):
     def attach(self, ctx: Context) -> Callable[[], dict]:
         """Schedule the read-out probes; return ``result()``."""
         eng, net, stream, duration = ctx.engine, ctx.net, ctx.stream, ctx.scenario.duration
-        out = stream.output_node
         D = response_delay(net)
         samples: list[tuple[np.ndarray, np.ndarray]] = []
 
         def probe(engine, t: float, shown: float | None = None) -> None:
             # compare the output with the target of the frame whose input caused it
-            if out not in engine.agents:
+            x = stream.read_output(engine)
+            if x is None:
                 return
-            x = np.array(engine.agents[out].model.state()["state"])
-            y = stream.value(out, t if shown is None else shown)
+            y = stream.frame_value(t if shown is None else shown)[1]
             samples.append((x, np.asarray(y, dtype=float)))
 
         if stream.kind in ("xor", "piecewise"):

@@ -34,7 +34,7 @@ class Exactness(Analysis):
         if stream.kind != "constant":
             raise AnalysisError("the exactness analysis needs a constant data stream")
         u, y = stream.frame_value(0.0)
-        ref = backprop(net, {stream.input_node: u}, {stream.output_node: y})["grad"]
+        ref = backprop(net, stream.input_map(u), stream.target_map(y))["grad"]
         layers = synapse_layers(net)
         legs = {p.name: p.legs[0] for p in net.projections.values()}
         keys = {p.name: (p.pre, p.post) for p in net.projections.values()}

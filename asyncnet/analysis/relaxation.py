@@ -44,7 +44,7 @@ class Settling:
         u, y = stream.frame_value(0.0)
         self.dag = nx.is_directed_acyclic_graph(net.graph)
         ref_fn = backprop if self.dag else recurrent_backprop
-        self.ref = ref_fn(net, {stream.input_node: u}, {stream.output_node: y})
+        self.ref = ref_fn(net, stream.input_map(u), stream.target_map(y))
         self.grads = {p.name: self.ref["grad"][(p.pre, p.post)]
                       for p in net.projections.values()}
         self.tol = float(params.get("tolerance", EXACT_TOL))
@@ -205,7 +205,7 @@ def attach_tracking(eng, net, stream, params: dict, duration: float) -> Callable
     def probe(engine, t: float) -> None:
         shown = math.floor(t)
         u, y = stream.frame_value(shown)
-        ref = backprop(net, {stream.input_node: u}, {stream.output_node: y})["grad"]
+        ref = backprop(net, stream.input_map(u), stream.target_map(y))["grad"]
         for name, key in names.items():
             g = engine.agents[name].model.grad
             acc["num"] += float(np.linalg.norm(g - ref[key]))
