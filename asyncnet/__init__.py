@@ -1,3 +1,25 @@
-"""asyncnet: asynchronous neurons and synapses exchanging timestamped messages."""
+"""asyncnet: asynchronous neurons and synapses exchanging timestamped messages.
 
-__version__ = "0.1.0"
+The public API::
+
+    import asyncnet
+    g = asyncnet.layered([2, 4, 1])                 # or any networkx.DiGraph
+    sc = asyncnet.Scenario(g, "diffusion", params={"eta": 0.05},
+                           data={"kind": "xor", "hold": 8}, duration=4000, seed=1)
+    res = asyncnet.run(sc, workers=2, log="runs/xor.log", record={"l2": ["state"]})
+    res.summary["result"], res.recorded["l2"]["state"], res.state("l1->l2")
+"""
+
+from ._version import __version__
+from .api import Model, Ports, Scheme
+from .messages import Kind
+from .network import Network, expand_to_neurons, layered
+from .registry import SchemeError, get_scheme, known, register
+from .runner import Recorder, Result, run
+from .scenario import Scenario, ScenarioError
+
+__all__ = [
+    "__version__", "Kind", "Model", "Network", "Ports", "Recorder", "Result", "Scenario",
+    "ScenarioError", "Scheme", "SchemeError", "expand_to_neurons", "get_scheme", "known",
+    "layered", "register", "run",
+]

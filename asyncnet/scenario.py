@@ -8,13 +8,14 @@ the key and the file. See README.md ("Scenario files") for the format.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import tomllib
-from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from .data import DataError, LayerFeed, Stream, make_stream, natural_order
 from .network import Network, NetworkError, layered
@@ -46,23 +47,92 @@ NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": l
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
 
-@dataclass
 class Scenario:
-    """A validated scenario: the description, not yet an execution."""
+    """A validated scenario: the description of a run, not yet an execution.
 
-    path: str
-    text: str
-    name: str
-    seed: int
-    duration: float
-    graph: nx.DiGraph
-    rule_name: str
-    rule_params: dict
-    data: dict
-    analysis: dict = field(default_factory=dict)
-    output: dict = field(default_factory=dict)
-    cluster: dict = field(default_factory=dict)
-    description: str = ""
+    Build one from a file (:meth:`from_toml`) or in Python::
+
+        g = asyncnet.layered([2, 4, 1])
+        sc = asyncnet.Scenario(g, "diffusion", params={"eta": 0.05},
+                               data={"kind": "xor", "hold": 8}, duration=4000)
+
+    A scenario built in Python is written out as TOML (:meth:`to_toml`) and
+    read back through the same validation as a file, so its event log embeds
+    it like any other and ``replay``, ``stats`` and ``inspect`` rebuild it.
+
+    Parameters
+    ----------
+    graph:
+        The network: nodes are populations (``size``, ``activation``,
+        ``role``, optional ``bias``), edges projections (``delay`` or
+        ``length``/``speed``, optional ``weight``, ``scale``, ``init``).
+    rule:
+        The scheme's name (see :func:`asyncnet.registry.known`).
+    params:
+        The scheme's parameters (its ``[rule]`` table without ``name``).
+    duration:
+        Simulated time to run.
+    data, analysis, output, cluster:
+        The ``[data]``, ``[analysis]``, ``[output]`` and ``[cluster]`` tables.
+    seed:
+        The seed of every random stream of the run.
+    name, description:
+        What the scenario is called and what it shows.
+    """
+
+    def __init__(self, graph: nx.DiGraph, rule: str, *, duration: float,
+                 params: dict | None = None, data: dict | None = None, seed: int = 0,
+                 name: str = "scenario", analysis: dict | None = None,
+                 output: dict | None = None, cluster: dict | None = None,
+                 description: str = "", path: str | None = None, text: str | None = None):
+        self.graph = graph
+        self.rule_name = rule
+        self.rule_params = dict(params or {})
+        self.duration = duration
+        self.data = dict(data or {})
+        self.seed = seed
+        self.name = name
+        self.analysis = dict(analysis or {})
+        self.output = dict(output or {})
+        self.cluster = dict(cluster or {})
+        self.description = description
+        self.path = path or f"<scenario {name}>"
+        if text is None:  # built in Python: validate exactly as a file is
+            text = self.to_toml()
+            checked = load(self.path, text)
+            self.graph, self.duration = checked.graph, checked.duration
+        self.text = text
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> Scenario:
+        """Read and validate a scenario file.
+
+        Parameters
+        ----------
+        path:
+            A TOML scenario file.
+
+        Returns
+        -------
+        The scenario.
+        """
+        return load(path)
+
+    def to_toml(self) -> str:
+        """The scenario as a TOML document (the file it was read from, if any)."""
+        if getattr(self, "text", None):
+            return self.text
+        return to_toml(self)
+
+    def with_params(self, **rule_params: Any) -> Scenario:
+        """A copy with some scheme parameters changed (for unlogged extra runs)."""
+        other = copy.copy(self)
+        other.rule_params = {**self.rule_params, **rule_params}
+        return other
+
+    def __repr__(self) -> str:
+        return (f"Scenario({self.name!r}, rule={self.rule_name!r}, "
+                f"duration={self.duration:g}, seed={self.seed})")
 
     def build_rule(self) -> Any:
         """A fresh rule object with this scenario's parameters."""
@@ -204,10 +274,12 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     if loss != "mse":
         raise ScenarioError(f"{path}: [loss] kind {loss!r} unknown (known: mse)")
     graph = _graph(doc["network"], path)
-    out = Scenario(path, text, sc.get("name", os.path.splitext(os.path.basename(path))[0]),
-                   sc.get("seed", 0), float(sc["duration"]), graph, rule_name, rule,
-                   dict(doc.get("data", {})), analysis, dict(doc.get("output", {})),
-                   dict(doc.get("cluster", {})), sc.get("description", ""))
+    out = Scenario(graph, rule_name, params=rule, duration=float(sc["duration"]),
+                   data=dict(doc.get("data", {})), seed=sc.get("seed", 0),
+                   name=sc.get("name", os.path.splitext(os.path.basename(path))[0]),
+                   analysis=analysis, output=dict(doc.get("output", {})),
+                   cluster=dict(doc.get("cluster", {})),
+                   description=sc.get("description", ""), path=path, text=text)
     rule_obj = out.build_rule()  # parameters are checked now, not mid-run
     table = getattr(rule_obj, "analyses", {})
     kind = analysis.get("kind")
@@ -260,3 +332,50 @@ def _graph(net: dict, path: str) -> nx.DiGraph:
     if "speed" in net:
         g.graph["speed"] = net["speed"]
     return g
+
+
+def _plain(v: Any) -> Any:
+    """A TOML-writable value: numpy arrays and scalars as lists and numbers."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def to_toml(sc: Scenario) -> str:
+    """Write a scenario built in Python as a scenario file's text.
+
+    Parameters
+    ----------
+    sc:
+        The scenario.
+
+    Returns
+    -------
+    TOML text that :func:`load` reads back to the same scenario.
+    """
+    import tomli_w
+    head = {"name": sc.name, "seed": sc.seed, "duration": sc.duration}
+    if sc.description:
+        head["description"] = sc.description
+    nodes = [{"name": str(n), **_plain(dict(a))} for n, a in sc.graph.nodes(data=True)]
+    edges = [{"pre": str(u), "post": str(v), **_plain(dict(a))}
+             for u, v, a in sc.graph.edges(data=True)]
+    network: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if "speed" in sc.graph.graph:
+        network["speed"] = sc.graph.graph["speed"]
+    doc: dict[str, Any] = {"scenario": head, "network": network,
+                           "rule": {"name": sc.rule_name, **_plain(sc.rule_params)}}
+    for section in ("data", "analysis", "output", "cluster"):
+        table = getattr(sc, section)
+        if table:
+            doc[section] = _plain(table)
+    try:
+        return tomli_w.dumps(doc)
+    except TypeError as e:
+        raise ScenarioError(f"{sc.path}: cannot be written as TOML ({e})") from None

@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import networkx as nx
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .analysis import Analysis, AnalysisError, Context
 from .engine import Engine
 from .eventlog import EventLogWriter
@@ -54,7 +53,7 @@ def build_engine(sc: Scenario, net: Network | None = None, hold: float | None = 
     ``(engine, network, stream)``.
     """
     if rule_params:
-        sc = replace(sc, rule_params={**sc.rule_params, **rule_params})
+        sc = sc.with_params(**rule_params)
     net = net or sc.build_network()
     stream = sc.build_stream(net, hold)
     kw.setdefault("source_period", getattr(stream, "source_period", 1.0))
@@ -134,15 +133,40 @@ def summarize(sc: Scenario, net: Network, traffic: Traffic,
 
 def simulate(sc: Scenario, *, log_path: str | None = None,
              progress: Callable[[float], None] | None = None,
-             save_state: str | None = None) -> dict:
-    """Run a scenario in this process (the in-process backend); return its summary."""
+             save_state: str | None = None, attach: list[Callable[[Context], None]] = (),
+             final: dict | None = None) -> dict:
+    """Run a scenario in this process (the in-process backend); return its summary.
+
+    Parameters
+    ----------
+    sc:
+        The scenario.
+    log_path:
+        Where to write the event log (``None``: no log).
+    progress:
+        Called with the simulated time as the run advances.
+    save_state:
+        An ``.npz`` path for the final state (keys ``<key>/<agent>``).
+    attach:
+        Functions called with the run's analysis context before it starts
+        (recorders register their probes there).
+    final:
+        If given, filled with the final state arrays (as ``save_state``).
+
+    Returns
+    -------
+    The summary dict.
+    """
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
     eng.sinks.append(traffic)
     writer = EventLogWriter(log_path, log_header(sc, eng.names)) if log_path else None
     if writer:
         eng.sinks.append(writer)
-    analyses = attach_analyses(sc, context(sc, eng, net, stream, progress))
+    ctx = context(sc, eng, net, stream, progress)
+    analyses = attach_analyses(sc, ctx)
+    for fn in attach:
+        fn(ctx)
     t0 = time.perf_counter()
     complete = False
     try:
@@ -151,8 +175,11 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     finally:
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
+    state = final_state(eng) if (save_state or final is not None) else {}
     if save_state:
-        np.savez(save_state, **final_state(eng))
+        np.savez(save_state, **state)
+    if final is not None:
+        final.update(state)
     return summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
                      footer=footer, save_state=save_state)
 

@@ -68,7 +68,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          local: int | None = None, timeout: float = 5.0,
                          join_timeout: float = 60.0, keys: str | None = None,
                          method: str | None = None, step_timeout: float = 600.0,
-                         notice: Callable[[str], None] | None = None) -> dict:
+                         notice: Callable[[str], None] | None = None,
+                         attach: list[Callable] = (), final: dict | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
@@ -88,7 +89,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     complete = False
     run = _Run(sc, part, eng0.names, traffic, writer, progress)
     probe_eng = ProbeEngine(eng0, run.fetch, lambda: sum(traffic.count))
-    analyses = attach_analyses(sc, context(sc, probe_eng, net, stream, progress))
+    ctx = context(sc, probe_eng, net, stream, progress)
+    analyses = attach_analyses(sc, ctx)
+    for fn in attach:  # recorders: probes, which read states fetched from the workers
+        fn(ctx)
     # analyses that watch agents at every wake run in the workers and merge here
     merged = [(a, res) for a, res in analyses if a.monitors]
     run.keep_counts = any(a.counts_per_instant for a, _ in merged)
@@ -111,7 +115,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                 t1 = time.perf_counter()
                 run.windows()
                 t2 = time.perf_counter()
-                results = run.finish(save_state=bool(save_state))
+                results = run.finish(save_state=bool(save_state) or final is not None)
             except (wire.WireError, KeyError, TypeError, IndexError) as e:
                 # a frame that decodes but does not say what the protocol says
                 raise ClusterError(f"a worker sent a malformed message while {cl.where}: "
@@ -122,11 +126,14 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     wall = time.perf_counter() - t0
     for a, res in merged:
         a.merge(res, results, run.through)
-    if save_state:
+    if save_state or final is not None:
         index = {n: i for i, n in enumerate(eng0.names)}
         arrays = [(k, v) for r in results for k, v in r.get("state", [])]
         arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
-        np.savez(save_state, **dict(arrays))
+        if save_state:
+            np.savez(save_state, **dict(arrays))
+        if final is not None:
+            final.update(arrays)
     summary = summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
                         footer=footer, save_state=save_state)
     cluster = {**part.describe(), "windows": run.n_windows,

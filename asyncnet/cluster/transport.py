@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from .. import __version__
+from .._version import __version__
 from . import wire
 from .errors import ClusterError
 from .security import server_setup

@@ -21,7 +21,7 @@ from typing import Any
 
 import zmq
 
-from .. import __version__
+from .._version import __version__
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state

@@ -1,0 +1,189 @@
+"""The Python API of a run: ``run(scenario, ...) -> Result``, with recorders.
+
+    import asyncnet
+    sc = asyncnet.Scenario.from_toml("scenarios/quickstart.toml")
+    res = asyncnet.run(sc, workers=2, record={"l1": ["state", "delta"]}, log="runs/q.log")
+    res.summary["result"], res.recorded["l1"]["state"], res.state("l0->l1")["weight"]
+
+The same call runs in this process (``workers=1``) or on local worker
+processes (``workers=N``), with the same summary, the same recordings and
+the same event log bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .analysis import Context
+from .scenario import Scenario, ScenarioError
+from .simulation import simulate
+
+
+@dataclass
+class Recorder:
+    """Sample some agents' state variables every ``period`` of simulated time.
+
+    A sample at time ``t`` is the state after every event before ``t`` and
+    before any at ``t`` (a probe), so it is the same on every backend.
+
+    Parameters
+    ----------
+    agents:
+        ``{agent id: [variable, ...]}``; the variables are keys of the
+        agent's ``state()`` (``"state"``, ``"delta"``, ``"weight"``, ...).
+    period:
+        Time between samples (default 1.0).
+    start:
+        First sample time (default: ``period``).
+    """
+
+    agents: dict[str, list[str]]
+    period: float = 1.0
+    start: float | None = None
+    times: list[float] = field(default_factory=list)
+    data: dict[str, dict[str, list]] = field(default_factory=dict)
+
+    def attach(self, ctx: Context) -> None:
+        """Register the sampling probes on a run (called by the pipeline)."""
+        if not (isinstance(self.period, (int, float)) and math.isfinite(self.period)
+                and self.period > 0):
+            raise ScenarioError(f"recorder: period must be a positive number, "
+                                f"got {self.period!r}")
+        names = set(ctx.engine.names)
+        for agent in self.agents:
+            if agent not in names:
+                raise ScenarioError(f"recorder: no agent {agent!r} in this run "
+                                    f"(agents are populations, 'pre->post' synapses "
+                                    f"and 'src:pop' sources)")
+        first = self.period if self.start is None else self.start
+        n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
+        for k in range(max(0, n)):
+            ctx.engine.at(first + k * self.period, self._sample)
+
+    def _sample(self, engine, t: float) -> None:
+        self.times.append(t)
+        for agent, keys in self.agents.items():
+            st = engine.agents[agent].model.state()
+            slot = self.data.setdefault(agent, {})
+            for key in keys:
+                if key not in st:
+                    raise ScenarioError(f"recorder: agent {agent!r} has no variable {key!r} "
+                                        f"(it has: {', '.join(sorted(st))})")
+                slot.setdefault(key, []).append(np.array(st[key], dtype=float))
+
+    def arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        """``{agent: {variable: array (samples, ...)}}``."""
+        return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
+
+
+@dataclass
+class Result:
+    """What a run gives back.
+
+    Attributes
+    ----------
+    summary:
+        The summary dict (what ``asyncnet run --json`` prints).
+    log:
+        The event log's path, or ``None``.
+    times:
+        The recorders' sample times.
+    recorded:
+        ``{agent: {variable: array (samples, ...)}}``.
+    """
+
+    summary: dict
+    log: str | None
+    times: np.ndarray
+    recorded: dict[str, dict[str, np.ndarray]]
+    final: dict[str, np.ndarray]
+
+    def state(self, agent: str) -> dict[str, np.ndarray]:
+        """An agent's final state (the ``--save-state`` keys it exposes).
+
+        Parameters
+        ----------
+        agent:
+            An agent id (``"h1"``, ``"h0->h1"``).
+
+        Returns
+        -------
+        ``{key: array}``, e.g. ``{"weight": ..., "grad": ...}`` for a synapse.
+        """
+        out = {k.split("/", 1)[0]: v for k, v in self.final.items()
+               if k.split("/", 1)[1] == agent}
+        if not out:
+            raise KeyError(f"no final state for agent {agent!r}")
+        return out
+
+    def to_dataframe(self):
+        """The recordings as a long ``pandas.DataFrame`` (time, agent, variable, index, value).
+
+        Needs pandas (``pip install pandas``).
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Result.to_dataframe needs pandas: pip install pandas") from None
+        rows = []
+        for agent, d in self.recorded.items():
+            for var, arr in d.items():
+                flat = arr.reshape(len(arr), -1)
+                for i, t in enumerate(self.times):
+                    for j, v in enumerate(flat[i]):
+                        rows.append((t, agent, var, j, float(v)))
+        return pd.DataFrame(rows, columns=["time", "agent", "variable", "index", "value"])
+
+
+def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
+        record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
+        save_state: str | None = None,
+        progress: Callable[[float], None] | None = None) -> Result:
+    """Run a scenario and return its :class:`Result`.
+
+    Parameters
+    ----------
+    scenario:
+        A :class:`~asyncnet.scenario.Scenario`, or the path of a scenario file.
+    workers:
+        1: in this process; N > 1: on N local worker processes (same results).
+    log:
+        Where to write the event log (``None``: no log).
+    record:
+        ``{agent: [variable, ...]}`` to sample every ``period``, or a
+        :class:`Recorder`.
+    period:
+        The sampling period of ``record`` given as a dict.
+    save_state:
+        An ``.npz`` path for the final state.
+    progress:
+        Called with the simulated time as the run advances.
+
+    Returns
+    -------
+    The :class:`Result`.
+    """
+    sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    if record is None:
+        rec = None
+    elif isinstance(record, Recorder):
+        rec = record
+    else:
+        rec = Recorder({a: list(v) for a, v in record.items()}, period=period)
+    attach = [rec.attach] if rec else []
+    final: dict = {}
+    kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,
+              final=final)
+    if workers > 1:
+        from .cluster import simulate_distributed
+        summary = simulate_distributed(sc, workers=workers, **kw)
+    else:
+        summary = simulate(sc, **kw)
+    return Result(summary, log, np.array(rec.times if rec else []),
+                  rec.arrays() if rec else {}, final)
