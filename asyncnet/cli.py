@@ -11,56 +11,15 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
 
-from .data import DataError
-from .eventlog import EventLog, LogError
-from .messages import KIND_NAMES, LocalityError
-from .network import NetworkError
-from .scenario import ScenarioError
-
-USER_ERRORS = (ScenarioError, NetworkError, DataError, LogError, LocalityError,
-               FileNotFoundError, PermissionError, IsADirectoryError)
-COMMANDS: dict = {}
-
-
-def command(name: str, help: str):
-    """Register a subcommand: ``fn(args)`` plus ``fn.configure(parser)``."""
-    def deco(fn):
-        COMMANDS[name] = (fn, help)
-        return fn
-    return deco
-
-
-class Progress:
-    """Progress on stderr: a live line on a terminal, a line per 10% otherwise."""
-
-    def __init__(self, total: float, label: str, enabled: bool = True):
-        self.total, self.label, self.enabled = total, label, enabled
-        self.tty = sys.stderr.isatty()
-        self.start = time.perf_counter()
-        self.shown = -1
-
-    def __call__(self, now: float) -> None:
-        if not self.enabled or self.total <= 0:
-            return
-        frac = min(1.0, now / self.total)
-        pct = int(frac * 100)
-        el = time.perf_counter() - self.start
-        if self.tty:
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {pct:3d}%  t={now:g}/{self.total:g}"
-                             f"  {el:.1f}s")
-            if frac >= 1:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-        elif pct // 10 > self.shown:
-            self.shown = pct // 10
-            print(f"{self.label}: {pct}% (t={now:g}/{self.total:g}, {el:.1f}s)",
-                  file=sys.stderr, flush=True)
+from . import commands, isolate, plots  # noqa: F401  (isolate, plots: their commands)
+from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
+from .commands import COMMANDS, Progress, command
+from .eventlog import EventLog
+from .messages import KIND_NAMES
 
 
 def _fmt_t(x) -> str:
@@ -208,7 +167,6 @@ cmd_stats.configure = lambda p: (
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asyncnet`` console script."""
-    _load_plugins()
     parser = argparse.ArgumentParser(prog="asyncnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, (fn, help_) in COMMANDS.items():
@@ -220,23 +178,18 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
     try:
         return args.fn(args)
-    except USER_ERRORS as e:
+    except commands.user_errors() as e:
         msg = str(e) if not isinstance(e, OSError) else f"{e.filename}: {e.strerror}"
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `asyncnet stats LOG | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("asyncnet: interrupted; the log keeps every record written so far",
               file=sys.stderr)
         return 130
-
-
-def _load_plugins() -> None:
-    """Import modules that add subcommands (plot, worker, ...), if present."""
-    for mod in ("asyncnet.plots", "asyncnet.cluster.cli", "asyncnet.isolate"):
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
 
 
 if __name__ == "__main__":

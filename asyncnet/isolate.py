@@ -18,7 +18,7 @@ import warnings
 import msgpack
 import numpy as np
 
-from .cli import command
+from .commands import command
 from .eventlog import EventLog, _packer, record_key
 from .messages import Message, decode_ext, to_quanta, to_time
 from .replay import _fmt

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from .cli import command
+from .commands import command
 from .eventlog import EventLog, LogError
 from .messages import QUANTA
 from .waves import UNINFORMED, depths, wave_labels

@@ -6,15 +6,15 @@ nothing of ZeroMQ until one of its commands runs.
 
 from __future__ import annotations
 
-from .. import cli
+from ..commands import add_user_errors, command
 from .errors import ClusterError, KeysError
 from .wire import WireError
 
 # a dead worker, a hostile peer or a bad cluster file: the user's to fix, not a bug
-cli.USER_ERRORS = (*cli.USER_ERRORS, ClusterError, KeysError, WireError)
+add_user_errors(ClusterError, KeysError, WireError)
 
 
-@cli.command("worker", "join a distributed run (asyncnet worker --connect tcp://HOST:PORT)")
+@command("worker", "join a distributed run (asyncnet worker --connect tcp://HOST:PORT)")
 def cmd_worker(args) -> int:
     """Serve one run for the coordinator at ``--connect``, then exit."""
     from .worker import main
@@ -32,7 +32,7 @@ cmd_worker.configure = lambda p: (
 )
 
 
-@cli.command("keys", "make CURVE keys for encrypted, authenticated distributed runs")
+@command("keys", "make CURVE keys for encrypted, authenticated distributed runs")
 def cmd_keys(args) -> int:
     """Write a server and a client key pair into a directory."""
     from .security import make_keys

@@ -1,0 +1,100 @@
+"""The command table and progress display shared by the CLI's modules.
+
+``asyncnet.cli`` builds its parser from ``COMMANDS``; modules that add a
+subcommand (plot, inspect, worker, keys) register it here with
+:func:`command`, and the exceptions that mean "the user gave bad input"
+with :func:`add_user_errors`. Nothing here imports the modules that
+register, so the CLI depends on them and not the other way round.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from .data import DataError
+from .eventlog import LogError
+from .messages import LocalityError
+from .network import NetworkError
+from .registry import SchemeError
+from .scenario import ScenarioError
+
+COMMANDS: dict[str, tuple[Callable, str]] = {}
+_USER_ERRORS: list[type[BaseException]] = [
+    ScenarioError, NetworkError, DataError, LogError, LocalityError, SchemeError,
+    FileNotFoundError, PermissionError, IsADirectoryError]
+
+
+def command(name: str, help: str) -> Callable:
+    """Register a subcommand: ``fn(args)`` plus ``fn.configure(parser)``.
+
+    Parameters
+    ----------
+    name:
+        The subcommand (``asyncnet NAME ...``).
+    help:
+        One line for ``asyncnet --help``.
+
+    Returns
+    -------
+    The decorator.
+    """
+    def deco(fn: Callable) -> Callable:
+        COMMANDS[name] = (fn, help)
+        return fn
+    return deco
+
+
+def add_user_errors(*errors: type[BaseException]) -> None:
+    """Exceptions that end a command with one ``asyncnet: error:`` line, exit 2."""
+    _USER_ERRORS.extend(errors)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Every exception class that is the user's input being wrong."""
+    return tuple(_USER_ERRORS)
+
+
+class Progress:
+    """Progress of a run in simulated time, on stderr.
+
+    A bar with rate and ETA (tqdm) on a terminal or in a notebook; one plain
+    line per 10% when stderr is a file (a batch job's log stays readable).
+
+    Parameters
+    ----------
+    total:
+        The simulated time at the end.
+    label:
+        What runs (the scenario's name).
+    enabled:
+        ``False`` for ``-q``.
+    """
+
+    def __init__(self, total: float, label: str, enabled: bool = True):
+        self.total, self.label, self.enabled = total, label, enabled
+        self.start = time.perf_counter()
+        self.shown = -1
+        self.bar = None
+        interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+        if enabled and total > 0 and interactive:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=float(total), desc=label, unit="t", leave=True,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| t={n:g}/{total:g} "
+                                       "[{elapsed}<{remaining}, {rate_fmt}]")
+
+    def __call__(self, now: float) -> None:
+        if not self.enabled or self.total <= 0:
+            return
+        if self.bar is not None:
+            self.bar.update(min(now, self.total) - self.bar.n)
+            if now >= self.total:
+                self.bar.close()
+            return
+        pct = int(min(1.0, now / self.total) * 100)
+        if pct // 10 > self.shown:
+            self.shown = pct // 10
+            el = time.perf_counter() - self.start
+            print(f"{self.label}: {pct}% (t={now:g}/{self.total:g}, {el:.1f}s)",
+                  file=sys.stderr, flush=True)

@@ -1,0 +1,87 @@
+"""A scheme registered from outside the package runs end to end.
+
+``tests/plugins/echo_scheme.py`` is found through its entry point only
+(``tests/plugins/echo_scheme-0.1.dist-info``): nothing in ``asyncnet`` names
+it. It runs through the CLI and the API, in-process and on 2 workers, with
+the same log; its output is checked against the closed form
+``scale² · u`` of a two-link echo chain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import asyncnet
+from asyncnet.registry import SchemeError, get_scheme
+
+PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins")
+TOML = os.path.join(PLUGINS, "echo.toml")
+# output of l0 -> l1 -> l2 with every synapse multiplying by 0.5, input [1, -2]
+EXPECTED_OUT = 0.25 * np.array([1.0, -2.0])
+
+
+@pytest.fixture
+def plugin_path(monkeypatch):
+    monkeypatch.syspath_prepend(PLUGINS)
+    monkeypatch.setenv("PYTHONPATH", PLUGINS + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": PLUGINS + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "asyncnet", *args], capture_output=True,
+                          text=True, env=env)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_echo_through_the_cli(tmp_path, workers):
+    log = tmp_path / f"echo{workers}.log"
+    out = _cli("run", TOML, "--json", "-q", "--log", str(log), "--workers", str(workers),
+               "--save-state", str(tmp_path / "s.npz"))
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["rule"] == "echo"
+    assert s["locality"]["share"] == 1.0
+    st = np.load(tmp_path / "s.npz")
+    np.testing.assert_allclose(st["state/l2"], EXPECTED_OUT, rtol=0, atol=1e-15)
+    want = 0.5 * float(np.sum(EXPECTED_OUT ** 2))
+    assert s["result"]["loss"] == pytest.approx(want, rel=1e-15)
+    if workers == 2:
+        other = tmp_path / "echo1.log"
+        assert _cli("run", TOML, "-q", "--log", str(other)).returncode == 0
+        assert other.read_bytes() == log.read_bytes()
+    verify = _cli("replay", str(log), "--verify", "-q")
+    assert verify.returncode == 0 and "identical" in verify.stdout
+
+
+def test_echo_through_the_api(tmp_path, plugin_path):
+    sc = asyncnet.Scenario.from_toml(TOML)
+    one = asyncnet.run(sc, log=str(tmp_path / "a.log"), record={"l2": ["state"]}, period=5)
+    two = asyncnet.run(sc, workers=2, log=str(tmp_path / "b.log"), record={"l2": ["state"]},
+                       period=5)
+    np.testing.assert_allclose(one.state("l2")["state"], EXPECTED_OUT, atol=1e-15)
+    assert (tmp_path / "a.log").read_bytes() == (tmp_path / "b.log").read_bytes()
+    np.testing.assert_array_equal(one.recorded["l2"]["state"], two.recorded["l2"]["state"])
+    # two links of delay 1 after the data arrive at t=1: settled from t=3 on
+    settled = one.times >= 4
+    np.testing.assert_allclose(one.recorded["l2"]["state"][settled],
+                               np.broadcast_to(EXPECTED_OUT, (settled.sum(), 2)), atol=1e-15)
+
+
+def test_unknown_and_broken_schemes_say_so(tmp_path, monkeypatch):
+    with pytest.raises(SchemeError, match="unknown rule 'nope'"):
+        get_scheme("nope")
+    # a plugin whose module fails to import is reported as such, not as unknown
+    bad = tmp_path / "broken_scheme-0.1.dist-info"
+    bad.mkdir()
+    (bad / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-scheme\nVersion: 0.1\n")
+    (bad / "entry_points.txt").write_text("[asyncnet.schemes]\nbroken = broken_scheme:X\n")
+    (tmp_path / "broken_scheme.py").write_text("import not_a_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SchemeError, match="failed to import.*not_a_module_anywhere"):
+        get_scheme("broken")
