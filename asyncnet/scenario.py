@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import os
 import tomllib
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from . import schema
 from .data import DataError, LayerFeed, Stream, make_stream, natural_order
 from .network import Network, NetworkError, layered
 from .registry import SchemeError, get_scheme
@@ -207,12 +209,15 @@ def make_rule(name: str, params: dict, path: str = "<scenario>") -> Any:
         factory = get_scheme(name)
     except SchemeError as e:
         raise ScenarioError(f"{path}: [rule] name: {e}") from None
+    try:
+        schema.check(factory, params)
+    except schema.ParamError as e:
+        raise ScenarioError(f"{path}: [rule] {e} (rule {name!r})") from None
     sig = inspect.signature(factory)
     for k in params:
         if k not in sig.parameters:
-            known = list(sig.parameters)
             raise ScenarioError(f"{path}: [rule] unknown key {k!r} for rule {name!r} "
-                                f"(known: {', '.join(known)})")
+                                f"(known: {', '.join(sig.parameters)})")
     try:
         return factory(**params)
     except (TypeError, ValueError) as e:
@@ -230,6 +235,10 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
         ok = isinstance(v, want) and not (isinstance(v, bool) and want in (int, NUM))
         if want is bool:
             ok = isinstance(v, bool)
+        if ok and want is NUM and not math.isfinite(v):
+            raise ScenarioError(f"{path}: {where} key {k!r} must be a finite number, got {v!r}")
+        if ok and want is int and not -2**63 <= v < 2**63:
+            raise ScenarioError(f"{path}: {where} key {k!r} is out of range: {v}")
         if not ok:
             tname = (want.__name__ if isinstance(want, type) else "number" if want is NUM
                      else " or ".join(w.__name__ for w in want))

@@ -35,7 +35,7 @@ Faces:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class Continuous:
     h: float = 0.1
     jitter: float = 0.0
     gamma: float = 0.0
-    init_state: str = "zero"
+    init_state: Literal["random", "zero"] = "zero"
     name: ClassVar[str] = "continuous"
     requires_dag: ClassVar[bool] = False
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "tracking")

@@ -14,7 +14,7 @@ forward and delta values that meet at it. Nothing else is known to anyone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class Diffusion:
 
     eta: float = 0.0
     eta_bias: float | None = None
-    init_state: str = "random"
+    init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "diffusion"
     requires_dag: ClassVar[bool] = True
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "alignment")

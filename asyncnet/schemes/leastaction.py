@@ -39,7 +39,7 @@ This module holds two faces of the same physics:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -206,13 +206,13 @@ class LeastAction:
     ``init_state``: ``"random"`` (arbitrary initial ``x`` and ``λ``) or ``"zero"``.
     """
 
-    mode: str = "sync"
+    mode: Literal["sync", "async"] = "sync"
     dt: float = 1.0
     eta: float = 0.0
     period: float = 1.0
     period_spread: float = 0.5
     jitter: float = 0.3
-    init_state: str = "random"
+    init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "leastaction"
     requires_dag: ClassVar[bool] = False
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "alignment")

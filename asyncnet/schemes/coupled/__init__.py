@@ -30,7 +30,7 @@ Message convention (FORWARD absolute, DELTA increments): see :mod:`.relay`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class Coupled(EnergyScheme):
     tol: float = 1e-13
     k_low: float = 0.5
     k_high: float = 1.5
-    apply: str = "continual"
+    apply: Literal["continual", "deferred"] = "continual"
     name: ClassVar[str] = "coupled"
     requires_dag: ClassVar[bool] = False
     face: ClassVar = CoupledFace  # the numpy face the analyses use

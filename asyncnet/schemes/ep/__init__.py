@@ -48,7 +48,7 @@ its current (or last) nudged leg, with the sign of ``dL/dW``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -97,7 +97,7 @@ class EP(EnergyScheme):
     jitter: float = 0.0
     tol: float = 1e-13
     init_scale: float = 0.0
-    apply: str = "continual"
+    apply: Literal["continual", "deferred"] = "continual"
     name: ClassVar[str] = "ep"
     requires_dag: ClassVar[bool] = False
     face: ClassVar = EPFace  # the numpy face the analyses use
