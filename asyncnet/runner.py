@@ -141,8 +141,8 @@ class Result:
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
-        save_state: str | None = None,
-        progress: Callable[[float], None] | None = None) -> Result:
+        save_state: str | None = None, progress: Callable[[float], None] | None = None,
+        cluster: bool = False) -> Result:
     """Run a scenario and return its :class:`Result`.
 
     Parameters
@@ -162,6 +162,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         An ``.npz`` path for the final state.
     progress:
         Called with the simulated time as the run advances.
+    cluster:
+        Run on the cluster backend even with one worker.
 
     Returns
     -------
@@ -180,7 +182,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,
               final=final)
-    if workers > 1:
+    if workers > 1 or cluster:
         from .cluster import simulate_distributed
         summary = simulate_distributed(sc, workers=workers, **kw)
     else:
