@@ -322,3 +322,19 @@ def response_delay(net: Network) -> float:
 def traffic_horizon(net: Network) -> float:
     """How long after an input change the traffic metrics follow its waves."""
     return 4 * response_delay(net) + 4
+
+
+def layout(net: Network) -> tuple[dict[str, slice], int]:
+    """Every population's slice of one flat vector (populations in sorted order).
+
+    The numpy faces and references flatten a network this way.
+
+    Returns
+    -------
+    ``({population: slice}, total size)``.
+    """
+    sl, off = {}, 0
+    for name in sorted(net.populations):
+        sl[name] = slice(off, off + net.populations[name].size)
+        off += net.populations[name].size
+    return sl, off

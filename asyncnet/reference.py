@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from .network import Network, activation
+from .network import Network, activation, layout
 
 
 def backprop(net: Network, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
@@ -64,10 +64,7 @@ def recurrent_backprop(net: Network, inputs: dict[str, np.ndarray],
     Raises ``ValueError`` when Newton's method does not converge.
     """
     names = sorted(net.populations)
-    sl, off = {}, 0
-    for n in names:
-        sl[n] = slice(off, off + net.populations[n].size)
-        off += net.populations[n].size
+    sl, off = layout(net)
     W = np.zeros((off, off))
     b = np.zeros(off)
     free = np.ones(off, dtype=bool)

@@ -46,7 +46,7 @@ import numpy as np
 from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
-from ..network import Network, Population, Projection, activation
+from ..network import Network, Population, Projection, activation, layout
 
 # ---------------------------------------------------------------------------
 # Pure numpy face: a flattened network
@@ -82,10 +82,7 @@ class DenseNet:
     def from_network(cls, net: Network) -> DenseNet:
         """Flatten a :class:`~asyncnet.network.Network` (populations in sorted order)."""
         names = sorted(net.populations)
-        off, sl = 0, {}
-        for n in names:
-            sl[n] = slice(off, off + net.populations[n].size)
-            off += net.populations[n].size
+        sl, off = layout(net)
         W = np.zeros((off, off))
         mask = np.zeros((off, off), dtype=bool)
         b = np.zeros(off)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...network import Network
+from ...network import Network, layout
 from . import resistor as R
 from .resistor import ResistorNet
 
@@ -23,10 +23,7 @@ def resistor_of(net: Network, conductances: dict[str, np.ndarray]
     caller: every input-role node here is a voltage source).
     """
     names = sorted(net.populations)
-    sl, n = {}, 0
-    for nm in names:
-        sl[nm] = slice(n, n + net.populations[nm].size)
-        n += net.populations[nm].size
+    sl, n = layout(net)
     edges, ks = [], []
     for (u, v), pr in sorted(net.projections.items()):
         K = conductances[pr.name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...network import Network
+from ...network import Network, layout
 from . import hopfield as H
 from .hopfield import HopfieldNet
 
@@ -21,10 +21,7 @@ def hopfield_of(net: Network) -> tuple[HopfieldNet, dict[str, slice]]:
     All non-input populations must share one activation.
     """
     names = sorted(net.populations)
-    sl, n = {}, 0
-    for nm in names:
-        sl[nm] = slice(n, n + net.populations[nm].size)
-        n += net.populations[nm].size
+    sl, n = layout(net)
     acts = {p.activation for p in net.populations.values() if p.role != "input"}
     if len(acts) != 1:
         raise ValueError(f"the numpy face needs one activation for all free units, got {acts}")
