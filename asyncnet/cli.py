@@ -8,21 +8,22 @@ a traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
 import sys
 import time
 import warnings
 
-import numpy as np
-
+from . import __version__
 from .data import DataError
-from .eventlog import EventLog, LogError
+from .eventlog import LogError
+from .jsonout import dumps
 from .messages import KIND_NAMES, LocalityError
 from .network import NetworkError
+from .outputs import OutputError, check_output, npz_name
 from .scenario import ScenarioError
 
-USER_ERRORS = (ScenarioError, NetworkError, DataError, LogError, LocalityError,
+USER_ERRORS = (ScenarioError, NetworkError, DataError, LogError, LocalityError, OutputError,
                FileNotFoundError, PermissionError, IsADirectoryError)
 COMMANDS: dict = {}
 
@@ -144,12 +145,26 @@ def _e(x) -> str:
     return "n/a" if x is None else f"{x:.2e}"
 
 
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan, no inf)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return x
 
 
 # -- run --------------------------------------------------------------------
@@ -164,18 +179,23 @@ def cmd_run(args) -> int:
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)
     workers = args.workers or sc.cluster.get("workers", 1)
+    save_state = args.save_state or sc.output.get("save_state")
+    # outputs are checked before anything runs: a run that cannot be kept never starts
+    if save_state:
+        save_state = npz_name(save_state)
+        check_output(save_state, create_dirs=False)
+    if log_path:
+        check_output(log_path, create_dirs=True)
     if (workers and workers > 1) or args.cluster:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
                                  notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
-                                 log_path=log_path, progress=prog,
-                                 save_state=args.save_state or sc.output.get("save_state"))
+                                 log_path=log_path, progress=prog, save_state=save_state)
     else:
-        s = simulate(sc, log_path=log_path, progress=prog,
-                     save_state=args.save_state or sc.output.get("save_state"))
+        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state)
     if args.json:
-        print(json.dumps(s, default=_json_default))
+        print(dumps(s))
     else:
         print(format_summary(s))
     return 0
@@ -187,7 +207,8 @@ cmd_run.configure = lambda p: (
     p.add_argument("--save-state", metavar="FILE.npz", help="save the final state"),
     p.add_argument("--log", metavar="PATH", help="event log path (default runs/<name>.log)"),
     p.add_argument("--no-log", action="store_true", help="write no event log"),
-    p.add_argument("--workers", type=int, default=0, help="run on N local worker processes"),
+    p.add_argument("--workers", type=positive_int, default=0,
+                   help="run on N local worker processes (N >= 1)"),
     p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),
     p.add_argument("--bind", metavar="tcp://ADDR:PORT",
                    help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
@@ -203,14 +224,13 @@ def cmd_replay(args) -> int:
         print("asyncnet: error: replay needs --verify (the only replay mode so far)",
               file=sys.stderr)
         return 2
-    log = EventLog(args.log)
-    from .scenario import load
-    sc = load(log.header.get("scenario_path", args.log), text=log.header["scenario"])
-    r = verify(args.log, progress=Progress(sc.duration, "replay", not args.quiet))
+    r = verify(args.log, make_progress=lambda d: Progress(d, "replay", not args.quiet))
     if args.json:
-        print(json.dumps(r))
+        print(dumps(r))
     elif r["identical"]:
-        tail = " (log truncated: compared up to its last whole record)" if r["truncated"] else ""
+        tail = (" (log truncated: compared up to its last whole record)" if r["truncated"]
+                else " (log of an interrupted run: compared up to its end)"
+                if r["interrupted"] else "")
         print(f"identical: {r['compared']:,} messages{tail}")
     else:
         print(f"DIVERGED after {r['compared']:,} identical messages: {r['divergence']}")
@@ -231,7 +251,7 @@ def cmd_stats(args) -> int:
     from .stats import log_stats
     s = log_stats(args.log)
     if args.json:
-        print(json.dumps(s, default=_json_default))
+        print(dumps(s))
         return 0
     from .stats import format_stats
     print(format_stats(s))
@@ -244,10 +264,21 @@ cmd_stats.configure = lambda p: (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one ``asyncnet: error:`` line (exit 2)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        where = self.prog.removeprefix("asyncnet").strip()
+        print(f"asyncnet: error: {where + ': ' if where else ''}{message} "
+              f"(see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asyncnet`` console script."""
     _load_plugins()
-    parser = argparse.ArgumentParser(prog="asyncnet", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="asyncnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"asyncnet {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, (fn, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
@@ -258,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
     try:
         return args.fn(args)
-    except USER_ERRORS as e:
-        msg = str(e) if not isinstance(e, OSError) else f"{e.filename}: {e.strerror}"
+    except (*USER_ERRORS, OSError) as e:
+        # OSError: a file that vanished or a disk that filled up under us
+        msg = str(e) if not isinstance(e, OSError) else \
+            f"{e.filename or 'asyncnet'}: {e.strerror or e}"
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

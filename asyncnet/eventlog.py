@@ -6,31 +6,55 @@ into the header's ``agents`` table, times in quanta), a checkpoint map every
 ``CHECKPOINT`` records, and a footer map with counts and a digest. Records
 are written in canonical order ``(t_arrive, dst, kind, src, seq)``, so a run
 gives the same bytes whatever the scheduler or the number of workers did.
-Decoding never executes code and bounds every size; a truncated file is
-read up to its last whole record.
+
+Integrity (format version 2): one BLAKE2b hash runs over every byte of the
+file, the header included. A checkpoint's and the footer's ``digest`` (always
+their last key) is that hash over every byte before the digest's own value,
+so any altered byte anywhere — header, record, checkpoint or footer — is
+caught at the next checkpoint or at the footer. A run that stops early (an
+interrupt, an error) still closes its log with a footer marked
+``complete = false`` after its last whole instant: a verified prefix.
+
+Reading (:func:`open_log`) streams the file in chunks, so memory does not
+grow with the log; decoding never executes code, bounds every size, and
+checks every record's types and ranges. A file cut short is read up to its
+last whole record (with a warning).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import warnings
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import msgpack
+import numpy as np
 
 from .messages import QUANTA, Message, decode_ext, encode_payload
 
 FORMAT = "asyncnet-eventlog"
-VERSION = 1
+VERSION = 2
+"""Version 2: the digest covers every byte (header, checkpoints, footer);
+version 1 covered the records only and is refused."""
 CHECKPOINT = 100_000
 MAX_ITEM = 64 * 1024 * 1024
+CHUNK = 1 << 20
+"""Bytes read at a time when streaming a log."""
+_DIGEST_LEN = 34
+"""Packed size of a digest value: a 32-character msgpack str8."""
+HEADER_KEYS: dict[str, type | tuple[type, ...]] = {
+    "format": str, "version": int, "quanta": int, "scenario": str, "scenario_path": str,
+    "seed": int, "agents": list}
 
 
 class LogError(ValueError):
-    """The event log is unreadable or not an asyncnet event log."""
+    """The event log is unreadable, altered, or not an asyncnet event log."""
+
+
+class LogWriteError(LogError):
+    """The event log could not be written (a full disk, a vanished directory)."""
 
 
 def _packer() -> msgpack.Packer:
@@ -42,13 +66,26 @@ def record_key(rec: list) -> tuple:
     return (rec[0], rec[3], rec[1], rec[2], rec[5])
 
 
+def _new_hash() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+def _sealed(item: dict, h: Any) -> bytes:
+    """``item`` packed with its last key ``digest`` = hash of everything before."""
+    body = _packer().pack({**item, "digest": "0" * 32})
+    prefix = body[:-_DIGEST_LEN]
+    h2 = h.copy()
+    h2.update(prefix)
+    return prefix + _packer().pack(h2.hexdigest())
+
+
 class RecordEncoder:
-    """Turns messages into packed canonical records and keeps the digest."""
+    """Turns messages into packed canonical records and keeps the running hash."""
 
     def __init__(self, agents: list[str]):
         self.index = {n: i for i, n in enumerate(agents)}
         self.packer = _packer()
-        self.digest = hashlib.blake2b(digest_size=16)
+        self.digest = _new_hash()
         self.count = 0
         self.by_kind = [0, 0, 0]
         self.t_last = 0
@@ -71,9 +108,13 @@ class RecordEncoder:
     def flush(self) -> list[bytes]:
         """Pack the buffered instant in canonical order."""
         recs = sorted(self._pending, key=record_key)
+        self.drop()
+        return [self.pack(r) for r in recs]
+
+    def drop(self) -> None:
+        """Forget the buffered (unfinished) instant."""
         self._pending = []
         self._t_pending = None
-        return [self.pack(r) for r in recs]
 
     def pack(self, rec: list) -> bytes:
         """Pack one record, counting it into the digest."""
@@ -90,32 +131,57 @@ class RecordEncoder:
 
 
 class EventLogWriter:
-    """Write a log: header now, records as instants close, footer at the end."""
+    """Write a log: header, records as instants close, footer at the end.
+
+    The file is created at the first write (a run that fails before its
+    first instant leaves nothing behind); a failed write (e.g. a full disk)
+    raises :class:`LogWriteError` and leaves what was written readable.
+    """
 
     def __init__(self, path: str | os.PathLike, header: dict[str, Any]):
         self.path = os.fspath(path)
-        d = os.path.dirname(self.path)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        self.f: BinaryIO = open(self.path, "wb")
+        self.f: BinaryIO | None = None
         self.enc = RecordEncoder(header["agents"])
         head = {"format": FORMAT, "version": VERSION, "quanta": QUANTA, **header}
-        self.f.write(_packer().pack(head))
+        self._head = _packer().pack(head)
+        self.enc.digest.update(self._head)
         self._next_ck = CHECKPOINT
+        self.failed: OSError | None = None
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
         self._write(self.enc.add(batch))
 
+    def _emit(self, data: bytes) -> None:
+        if self.failed is not None:
+            return
+        try:
+            if self.f is None:
+                d = os.path.dirname(self.path)
+                if d:
+                    os.makedirs(d, exist_ok=True)
+                self.f = open(self.path, "wb")
+                self.f.write(self._head)
+            self.f.write(data)
+        except OSError as e:
+            self.failed = e
+            raise LogWriteError(
+                f"{self.path}: cannot write the event log ({e.strerror or e}) after "
+                f"{self.enc.count:,} records (t={self.enc.t_last / QUANTA:g}); the run "
+                f"stopped, what reached the file is readable up to its last whole "
+                f"record") from None
+
     def _write(self, packed: list[bytes]) -> None:
         # ``packed`` is whole instants, already counted into the digest, so a
         # checkpoint goes after them: its count and digest then describe
-        # exactly the records before it, and a reader can check them there.
-        self.f.write(b"".join(packed))
+        # exactly the bytes before it, and a reader can check them there.
+        if packed:
+            self._emit(b"".join(packed))
         if self.enc.count >= self._next_ck:
-            self.f.write(_packer().pack({"checkpoint": self.enc.count,
-                                         "t": self.enc.t_last,
-                                         "digest": self.enc.digest.hexdigest()}))
+            ck = _sealed({"checkpoint": self.enc.count, "t": self.enc.t_last},
+                         self.enc.digest)
+            self.enc.digest.update(ck)
+            self._emit(ck)
             while self._next_ck <= self.enc.count:
                 self._next_ck += CHECKPOINT
 
@@ -127,97 +193,289 @@ class EventLogWriter:
         self._write([b for _, _, b in records])
 
     def close(self, complete: bool = True, extra: dict | None = None) -> dict:
-        """Flush records; write the footer only if the run completed."""
-        self._write(self.enc.flush())
-        footer = {"footer": True, "count": self.enc.count, "by_kind": self.enc.by_kind,
-                  "digest": self.enc.digest.hexdigest(), **(extra or {})}
-        if complete:
-            self.f.write(_packer().pack(footer))
-        self.f.close()
+        """Write the footer and close the file.
+
+        Parameters
+        ----------
+        complete:
+            whether the run reached its end. If not (an interrupt, an error),
+            the unfinished last instant is dropped and the footer says
+            ``complete = false``: the log is a verified prefix of the run.
+        extra:
+            more footer entries (e.g. per-worker figures).
+
+        Returns
+        -------
+        The footer (counts by kind and the digest).
+        """
+        footer: dict[str, Any] = {"footer": True, "count": 0, "by_kind": [0, 0, 0]}
+        try:
+            if self.failed is None:
+                if complete:
+                    self._write(self.enc.flush())
+                else:
+                    self.enc.drop()
+                footer = {"footer": True, "complete": bool(complete),
+                          "count": self.enc.count, "by_kind": list(self.enc.by_kind),
+                          **(extra or {})}
+                sealed = _sealed(footer, self.enc.digest)
+                self._emit(sealed)
+                footer["digest"] = msgpack.unpackb(sealed[-_DIGEST_LEN:])
+        finally:
+            self._close_file()
         return footer
+
+    def _close_file(self) -> None:
+        if self.f is None:
+            return
+        try:
+            self.f.close()
+        except OSError as e:  # the buffer's last bytes did not fit
+            if self.failed is None:
+                self.failed = e
+                raise LogWriteError(f"{self.path}: cannot write the event log "
+                                    f"({e.strerror or e})") from None
+        finally:
+            self.f = None
+
+
+# -- reading ------------------------------------------------------------------
+def _unpacker() -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        raw=False, ext_hook=decode_ext, max_buffer_size=MAX_ITEM + CHUNK,
+        max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
+        max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True, use_list=True)
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int
+
+
+def _payload_ok(p: Any) -> bool:
+    if p is None or type(p) in (int, float):
+        return True
+    if type(p) is np.ndarray:
+        return True
+    if type(p) is list:  # a tuple payload travels as an array of numbers
+        return len(p) <= 1_000_000 and all(type(x) in (int, float) for x in p)
+    return False
 
 
 class EventLog:
-    """A log read back: its header, its records and its footer (if any).
+    """A log read back, streamed and checked: header, records, checkpoints, footer.
 
-    ``records()`` yields raw records ``[t_arrive, kind, src, dst, t_sent,
-    seq, payload]``; ``messages()`` yields them as ``Message``s with names.
+    Opening reads and checks the header only. ``raw()`` (and ``records()``,
+    ``messages()``) stream the records in file order, checking each record's
+    types and ranges and every checkpoint's digest; when the stream ends the
+    attributes ``footer``, ``complete``, ``interrupted``, ``truncated``,
+    ``altered`` and ``verified`` describe the whole file.
+
+    With ``strict`` (the default) a digest that does not match raises
+    :class:`LogError` where it is found; otherwise it is noted in ``altered``
+    and reading goes on (``replay`` and ``inspect`` report it with their
+    findings). Malformed content always raises :class:`LogError`.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, strict: bool = True):
         self.path = os.fspath(path)
+        self.strict = strict
+        if os.path.isdir(self.path):
+            raise LogError(f"{self.path}: is a directory, not an event log")
         if not os.path.exists(self.path):
             raise LogError(f"{self.path}: no such file")
         self.size = os.path.getsize(self.path)
         self.footer: dict | None = None
-        self.truncated = False
         self.checkpoints: list[dict] = []
-        with open(self.path, "rb") as f:
-            up = self._unpacker(f)
-            try:
-                head = next(up)
-            except StopIteration:
-                raise LogError(f"{self.path}: empty or truncated before the header") from None
-            except Exception as e:
-                raise LogError(f"{self.path}: not an asyncnet event log ({e})") from None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
-            raise LogError(f"{self.path}: not an asyncnet event log")
-        if head.get("version") != VERSION:
-            raise LogError(f"{self.path}: log format version {head.get('version')} "
-                           f"is not supported (this asyncnet reads {VERSION})")
-        self.header = head
-        self.agents: list[str] = list(head["agents"])
+        self.truncated = False
+        self.altered: str | None = None
+        self.count = 0
+        self.verified_count = 0
+        self.tail_bytes = 0
+        self._done = False
+        head = None
+        for obj, _, _ in self._items(header_only=True):
+            head = obj
+            break
+        if head is None:
+            raise LogError(f"{self.path}: empty or truncated before the header")
+        self.header = self._check_header(head)
+        self.agents: list[str] = list(self.header["agents"])
+        self.scenario_text: str = self.header["scenario"]
 
-    def _unpacker(self, f: BinaryIO) -> msgpack.Unpacker:
-        return msgpack.Unpacker(
-            f, raw=False, ext_hook=decode_ext, max_buffer_size=MAX_ITEM,
-            max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
-            max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True,
-            use_list=True)
+    @property
+    def complete(self) -> bool:
+        """The run reached its end and its footer was read (after a full read)."""
+        return self.footer is not None and self.footer.get("complete", True) is True
+
+    @property
+    def interrupted(self) -> bool:
+        """The run stopped early and closed its log as a prefix (footer says so)."""
+        return self.footer is not None and self.footer.get("complete", True) is False
+
+    @property
+    def verified(self) -> bool:
+        """Every byte read is covered by a matching digest (after a full read)."""
+        return self._done and self.altered is None and self.footer is not None \
+            and not self.truncated
+
+    def _fail(self, what: str) -> LogError:
+        return LogError(f"{self.path}: {what}")
+
+    def _check_header(self, head: Any) -> dict:
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            raise self._fail("not an asyncnet event log")
+        v = head.get("version")
+        if v != VERSION:
+            why = (" (version 1 logs have no digest over the header; re-run the scenario "
+                   "to get a version 2 log)" if v == 1 else "")
+            raise self._fail(f"log format version {v!r} is not supported: this asyncnet "
+                             f"reads version {VERSION}{why}")
+        for k, t in HEADER_KEYS.items():
+            if k not in head:
+                raise self._fail(f"the header lacks key {k!r}")
+            if not isinstance(head[k], t) or isinstance(head[k], bool):
+                raise self._fail(f"the header's {k!r} has the wrong type "
+                                 f"({type(head[k]).__name__})")
+        if head["quanta"] != QUANTA:
+            raise self._fail(f"the header's quanta is {head['quanta']}, not {QUANTA}")
+        agents = head["agents"]
+        if not agents or not all(isinstance(a, str) for a in agents) \
+                or len(set(agents)) != len(agents):
+            raise self._fail("the header's agent table is not a list of distinct names")
+        return head
+
+    def _items(self, header_only: bool = False) -> Iterator[tuple[Any, int, bytes]]:
+        """``(object, start offset, raw bytes)`` of every item, streamed."""
+        up = _unpacker()
+        buf = bytearray()
+        base = pos = 0
+        with open(self.path, "rb") as f:
+            while True:
+                chunk = f.read(4096 if header_only and not buf else CHUNK)
+                try:
+                    if chunk:
+                        up.feed(chunk)
+                        buf += chunk
+                    while True:
+                        try:
+                            obj = next(up)
+                        except StopIteration:
+                            break
+                        end = up.tell()
+                        yield obj, pos, bytes(buf[pos - base:end - base])
+                        pos = end
+                except LogError:
+                    raise
+                except Exception as e:  # msgpack raises several types: all mean corrupt
+                    raise self._fail(f"corrupt at byte {pos}, after {self.count} records "
+                                     f"({type(e).__name__}: {e})") from None
+                del buf[:pos - base]
+                base = pos
+                if not chunk:
+                    break
+        self.tail_bytes = base + len(buf) - pos
 
     def raw(self) -> Iterator[tuple[list, bytes]]:
         """Yield ``(record, packed bytes)`` for every record, in file order.
 
-        Each checkpoint is checked against the records before it (count and
-        digest): an altered record is refused at the next checkpoint.
+        Each record is checked (seven fields, integer times and indices in
+        range, canonical order, a numeric payload); each checkpoint and the
+        footer against the hash of every byte before them.
         """
-        with open(self.path, "rb") as f:
-            data = f.read()
-        up = self._unpacker(io.BytesIO(data))
-        digest = hashlib.blake2b(digest_size=16)
-        pos = 0
+        self.count = self.verified_count = 0
+        self.footer, self.checkpoints, self.altered, self.truncated = None, [], None, False
+        self._done = False
+        h = _new_hash()
         n = 0
-        try:
-            head = next(up)
-            pos = up.tell()
-            del head
-            for obj in up:
-                end = up.tell()
-                if isinstance(obj, list):
-                    if len(obj) != 7:
-                        raise LogError(f"{self.path}: record {n} at byte {pos} is malformed")
-                    n += 1
-                    digest.update(data[pos:end])
-                    yield obj, data[pos:end]
-                elif isinstance(obj, dict) and obj.get("footer"):
-                    self.footer = obj
-                elif isinstance(obj, dict) and "checkpoint" in obj:
-                    if obj["checkpoint"] != n or obj.get("digest") != digest.hexdigest():
-                        raise LogError(f"{self.path}: the checkpoint at byte {pos} does not "
-                                       f"match the {n} records before it (the log was altered)")
-                    self.checkpoints.append(obj)
-                else:
-                    raise LogError(f"{self.path}: unexpected item at byte {pos}")
-                pos = end
-        except LogError:
-            raise
-        except Exception as e:
-            raise LogError(f"{self.path}: corrupt at byte {pos}, after {n} records ({e})") from None
-        if pos < len(data) or self.footer is None:
+        n_agents = len(self.agents)
+        by_kind = [0, 0, 0]
+        prev: tuple | None = None
+        first = True
+        for obj, pos, b in self._items():
+            if first:
+                first = False
+                h.update(b)
+                continue
+            if self.footer is not None:
+                raise self._fail(f"unexpected item after the footer at byte {pos}")
+            if type(obj) is list:
+                if len(obj) != 7:
+                    raise self._fail(f"record {n} at byte {pos} is malformed "
+                                     f"({len(obj)} fields, not 7)")
+                t, kind, s, d, ts, seq, payload = obj
+                if not (_is_int(t) and _is_int(kind) and _is_int(s) and _is_int(d)
+                        and _is_int(ts) and _is_int(seq)):
+                    raise self._fail(f"record {n} at byte {pos} is malformed (a time, "
+                                     f"kind, index or seq is not an integer)")
+                if not (0 <= kind <= 2 and 0 <= s < n_agents and 0 <= d < n_agents):
+                    raise self._fail(f"record {n} at byte {pos}: kind or agent index out "
+                                     f"of range ({n_agents} agents)")
+                if not 0 <= ts < t or seq < 0:
+                    raise self._fail(f"record {n} at byte {pos}: impossible times "
+                                     f"(sent {ts}, arrives {t}) or seq {seq}")
+                if not _payload_ok(payload):
+                    raise self._fail(f"record {n} at byte {pos}: payload of type "
+                                     f"{type(payload).__name__} is not a number or array")
+                key = (t, d, kind, s, seq)
+                if prev is not None and key < prev:
+                    raise self._fail(f"record {n} at byte {pos} is out of canonical order")
+                prev = key
+                h.update(b)
+                n += 1
+                self.count = n
+                by_kind[kind] += 1
+                yield obj, b
+            elif isinstance(obj, dict) and "checkpoint" in obj:
+                self._check_sealed(obj, b, h, pos, {"checkpoint", "t", "digest"})
+                if obj["checkpoint"] != n or (prev is not None and obj["t"] != prev[0]):
+                    self._altered(f"the checkpoint at byte {pos} does not match the {n} "
+                                  f"records before it (the log was altered)")
+                if self.altered is None:
+                    self.verified_count = n
+                self.checkpoints.append(obj)
+                h.update(b)
+            elif isinstance(obj, dict) and obj.get("footer") is True:
+                self._check_sealed(obj, b, h, pos, None)
+                if obj.get("count") != n or obj.get("by_kind") != by_kind:
+                    self._altered(f"the footer's counts do not match the {n} records "
+                                  f"(the log was altered)")
+                if self.altered is None:
+                    self.verified_count = n
+                self.footer = obj
+                h.update(b)
+            else:
+                raise self._fail(f"unexpected item at byte {pos} (after {n} records)")
+        if first:
+            raise self._fail("empty or truncated before the header")
+        self._done = True
+        if self.tail_bytes or self.footer is None:
             self.truncated = True
-            warnings.warn(f"{self.path}: truncated after {n} whole records "
-                          f"({len(data) - pos} trailing bytes); read up to there",
+            warnings.warn(f"{self.path}: truncated after {n:,} whole records "
+                          f"({self.tail_bytes} trailing bytes); read up to there; the last "
+                          f"{n - self.verified_count:,} are not covered by a digest",
                           stacklevel=2)
+
+    def _altered(self, what: str) -> None:
+        if self.strict:
+            raise self._fail(what)
+        if self.altered is None:
+            self.altered = what
+
+    def _check_sealed(self, obj: dict, b: bytes, h: Any, pos: int,
+                      keys: set[str] | None) -> None:
+        what = "checkpoint" if keys else "footer"
+        digest = obj.get("digest")
+        if (keys is not None and set(obj) != keys) or not isinstance(digest, str) \
+                or list(obj)[-1] != "digest" or len(digest) != 32:
+            raise self._fail(f"the {what} at byte {pos} is malformed")
+        if keys is not None and not (_is_int(obj["checkpoint"]) and _is_int(obj["t"])):
+            raise self._fail(f"the {what} at byte {pos} is malformed")
+        h2 = h.copy()
+        h2.update(b[:-_DIGEST_LEN])
+        if b[-_DIGEST_LEN:] != _packer().pack(digest) or h2.hexdigest() != digest:
+            self._altered(f"the {what} at byte {pos} does not match the digest of the "
+                          f"{self.count:,} records and the header before it (the log was "
+                          f"altered)")
 
     def records(self) -> Iterator[list]:
         """Every record, in file order."""
@@ -230,12 +488,48 @@ class EventLog:
         for r in self.records():
             yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
 
+    def scan(self) -> EventLog:
+        """Read the whole log once (checking it); return ``self``."""
+        for _ in self.raw():
+            pass
+        return self
+
     def verify_digest(self) -> tuple[bool, int]:
-        """Recompute the digest over the records; compare with the footer."""
-        h = hashlib.blake2b(digest_size=16)
-        n = 0
-        for _, b in self.raw():
-            h.update(b)
-            n += 1
-        ok = self.footer is not None and self.footer.get("digest") == h.hexdigest()
-        return ok, n
+        """Read everything; ``(whether every digest matched and the footer was
+        found, number of records)``."""
+        strict, self.strict = self.strict, False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.scan()
+        finally:
+            self.strict = strict
+        return self.verified, self.count
+
+
+def open_log(path: str | os.PathLike, strict: bool = True) -> EventLog:
+    """Open an event log: read and check its header; records stream on demand.
+
+    Parameters
+    ----------
+    path:
+        the log file.
+    strict:
+        raise :class:`LogError` at the first digest that does not match
+        (``stats``); if false, note it in ``altered`` and read on
+        (``replay --verify``, ``inspect``, which report it with their results).
+
+    Returns
+    -------
+    An :class:`EventLog`: ``header``, ``agents``, ``scenario_text`` now;
+    ``raw()``, ``records()``, ``messages()`` stream and check the records and
+    leave ``footer``, ``checkpoints``, ``complete``, ``interrupted``,
+    ``truncated``, ``altered`` and ``verified`` set at the end.
+
+    Raises
+    ------
+    LogError
+        the file is missing, not an event log, of another format version, or
+        its header is malformed.
+    """
+    return EventLog(path, strict=strict)

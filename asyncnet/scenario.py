@@ -18,6 +18,7 @@ import networkx as nx
 
 from .data import DataError, Stream, make_stream
 from .network import Network, NetworkError, layered
+from .outputs import read_text
 from .rules import get_rule
 
 
@@ -169,14 +170,17 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     path = os.fspath(path)
     if text is None:
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = read_text(path, "scenario")
         except OSError as e:
             raise ScenarioError(f"{path}: cannot read ({e.strerror})") from None
+        except ValueError as e:
+            raise ScenarioError(f"{path}: {e}") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not valid TOML (nested too deeply)") from None
     for sec, val in doc.items():
         if sec not in SCHEMA:
             raise ScenarioError(f"{path}: unknown section [{sec}] (known: {', '.join(SCHEMA)})")
