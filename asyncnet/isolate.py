@@ -20,9 +20,9 @@ import numpy as np
 
 from .cli import command, finite_float
 from .eventlog import _packer, open_log, record_key
+from .jsonout import dumps
 from .logtools import engine_of, scenario_of
 from .messages import Message, decode_ext, to_quanta, to_time
-from .jsonout import dumps
 from .replay import _fmt
 
 
@@ -200,7 +200,8 @@ cmd_inspect.configure = lambda p: (
     p.add_argument("log", help="an event log"),
     p.add_argument("--node", required=True, metavar="NAME",
                    help="a neuron (l1), synapse (l0->l1) or source (src:l0)"),
-    p.add_argument("--until", type=finite_float, metavar="T", help="stop at T (default: the log's end)"),
+    p.add_argument("--until", type=finite_float, metavar="T",
+                   help="stop at T (default: the log's end)"),
     p.add_argument("--json", action="store_true", help="print everything as one JSON object"),
 )
 
