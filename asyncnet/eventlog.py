@@ -80,24 +80,21 @@ def _sealed(item: dict, h: Any) -> bytes:
 
 
 class RecordEncoder:
-    """Turns messages into packed canonical records and keeps the running hash."""
+    """Turns messages into packed canonical records, one instant at a time."""
 
     def __init__(self, agents: list[str]):
         self.index = {n: i for i, n in enumerate(agents)}
         self.packer = _packer()
-        self.digest = _new_hash()
-        self.count = 0
-        self.by_kind = [0, 0, 0]
-        self.t_last = 0
         self._pending: list[list] = []
         self._t_pending: int | None = None
 
-    def add(self, batch: list[Message]) -> list[bytes]:
-        """Buffer one agent's batch; return packed records of closed instants."""
-        out: list[bytes] = []
+    def add_records(self, batch: list[Message]) -> list[tuple[int, int, bytes]]:
+        """Buffer one agent's batch; return ``(t_arrive, kind, packed)`` of the
+        records of closed instants, in canonical order."""
+        out: list[tuple[int, int, bytes]] = []
         t = batch[0].t_arrive
         if self._t_pending is not None and t != self._t_pending:
-            out = self.flush()
+            out = self.flush_records()
         self._t_pending = t
         idx = self.index
         for m in batch:
@@ -105,29 +102,25 @@ class RecordEncoder:
                                   m.seq, m.payload])
         return out
 
-    def flush(self) -> list[bytes]:
+    def flush_records(self) -> list[tuple[int, int, bytes]]:
         """Pack the buffered instant in canonical order."""
         recs = sorted(self._pending, key=record_key)
         self.drop()
-        return [self.pack(r) for r in recs]
+        pack = self.packer.pack
+        return [(r[0], r[1], pack(r)) for r in recs]
+
+    def add(self, batch: list[Message]) -> list[bytes]:
+        """Like :meth:`add_records`, packed bytes only."""
+        return [b for _, _, b in self.add_records(batch)]
+
+    def flush(self) -> list[bytes]:
+        """Like :meth:`flush_records`, packed bytes only."""
+        return [b for _, _, b in self.flush_records()]
 
     def drop(self) -> None:
         """Forget the buffered (unfinished) instant."""
         self._pending = []
         self._t_pending = None
-
-    def pack(self, rec: list) -> bytes:
-        """Pack one record, counting it into the digest."""
-        b = self.packer.pack(rec)
-        self.account(rec[0], rec[1], b)
-        return b
-
-    def account(self, t_arrive: int, kind: int, packed: bytes) -> None:
-        """Count one record packed elsewhere (e.g. by a cluster worker)."""
-        self.digest.update(packed)
-        self.count += 1
-        self.by_kind[kind] += 1
-        self.t_last = t_arrive
 
 
 class EventLogWriter:
@@ -135,7 +128,10 @@ class EventLogWriter:
 
     The file is created at the first write (a run that fails before its
     first instant leaves nothing behind); a failed write (e.g. a full disk)
-    raises :class:`LogWriteError` and leaves what was written readable.
+    raises :class:`LogWriteError` and leaves what was written readable. The
+    digest and counts are taken as bytes are written, so a run stopped
+    anywhere (an interrupt between two writes) closes with a footer that
+    describes exactly the file.
     """
 
     def __init__(self, path: str | os.PathLike, header: dict[str, Any]):
@@ -144,17 +140,25 @@ class EventLogWriter:
         self.enc = RecordEncoder(header["agents"])
         head = {"format": FORMAT, "version": VERSION, "quanta": QUANTA, **header}
         self._head = _packer().pack(head)
-        self.enc.digest.update(self._head)
+        self.digest = _new_hash()
+        self.digest.update(self._head)
+        self.count = 0
+        self.by_kind = [0, 0, 0]
+        self.t_last = 0
+        self._pos = len(self._head)  # bytes accounted for (the header is written first)
+        self._inflight: tuple[bytes, list] | None = None
         self._next_ck = CHECKPOINT
         self.failed: OSError | None = None
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
-        self._write(self.enc.add(batch))
+        self._write(self.enc.add_records(batch))
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes, recs: list[tuple[int, int, bytes]]) -> None:
+        """Write ``data`` (the packed ``recs``, or a checkpoint) and account for it."""
         if self.failed is not None:
             return
+        self._inflight = (data, recs)
         try:
             if self.f is None:
                 d = os.path.dirname(self.path)
@@ -167,30 +171,51 @@ class EventLogWriter:
             self.failed = e
             raise LogWriteError(
                 f"{self.path}: cannot write the event log ({e.strerror or e}) after "
-                f"{self.enc.count:,} records (t={self.enc.t_last / QUANTA:g}); the run "
+                f"{self.count:,} records (t={self.t_last / QUANTA:g}); the run "
                 f"stopped, what reached the file is readable up to its last whole "
                 f"record") from None
+        self._account()
 
-    def _write(self, packed: list[bytes]) -> None:
-        # ``packed`` is whole instants, already counted into the digest, so a
-        # checkpoint goes after them: its count and digest then describe
-        # exactly the bytes before it, and a reader can check them there.
-        if packed:
-            self._emit(b"".join(packed))
-        if self.enc.count >= self._next_ck:
-            ck = _sealed({"checkpoint": self.enc.count, "t": self.enc.t_last},
-                         self.enc.digest)
-            self.enc.digest.update(ck)
-            self._emit(ck)
-            while self._next_ck <= self.enc.count:
+    def _account(self) -> None:
+        assert self._inflight is not None
+        data, recs = self._inflight
+        self.digest.update(data)
+        self._pos += len(data)
+        for t, kind, _ in recs:
+            self.by_kind[kind] += 1
+            self.t_last = t
+        self.count += len(recs)
+        self._inflight = None
+
+    def _write(self, recs: list[tuple[int, int, bytes]]) -> None:
+        # ``recs`` is whole instants, so a checkpoint goes after them: its
+        # count and digest then describe exactly the bytes before it.
+        if recs:
+            self._emit(b"".join([b for _, _, b in recs]), recs)
+        if self.count >= self._next_ck:
+            self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), [])
+            while self._next_ck <= self.count:
                 self._next_ck += CHECKPOINT
 
     def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
         """Write one instant's ``(t_arrive, kind, packed)`` records, already in
         canonical order — what ``__call__`` does for records packed elsewhere."""
-        for t, kind, b in records:
-            self.enc.account(t, kind, b)
-        self._write([b for _, _, b in records])
+        self._write(records)
+
+    def _settle(self) -> None:
+        """After an interrupt: make the accounting describe the file exactly."""
+        if self._inflight is None or self.f is None:
+            return
+        data, _ = self._inflight
+        self.f.flush()
+        at = self.f.tell()
+        if at == self._pos + len(data):
+            self._account()  # written, interrupted before it was counted
+        else:
+            if at != self._pos:  # cut inside the write
+                self.f.truncate(self._pos)
+                self.f.seek(self._pos)
+            self._inflight = None
 
     def close(self, complete: bool = True, extra: dict | None = None) -> dict:
         """Write the footer and close the file.
@@ -208,18 +233,19 @@ class EventLogWriter:
         -------
         The footer (counts by kind and the digest).
         """
-        footer: dict[str, Any] = {"footer": True, "count": 0, "by_kind": [0, 0, 0]}
+        footer: dict[str, Any] = {"footer": True, "count": self.count,
+                                  "by_kind": list(self.by_kind)}
         try:
             if self.failed is None:
                 if complete:
-                    self._write(self.enc.flush())
+                    self._write(self.enc.flush_records())
                 else:
                     self.enc.drop()
-                footer = {"footer": True, "complete": bool(complete),
-                          "count": self.enc.count, "by_kind": list(self.enc.by_kind),
-                          **(extra or {})}
-                sealed = _sealed(footer, self.enc.digest)
-                self._emit(sealed)
+                    self._settle()
+                footer = {"footer": True, "complete": bool(complete), "count": self.count,
+                          "by_kind": list(self.by_kind), **(extra or {})}
+                sealed = _sealed(footer, self.digest)
+                self._emit(sealed, [])
                 footer["digest"] = msgpack.unpackb(sealed[-_DIGEST_LEN:])
         finally:
             self._close_file()
