@@ -83,6 +83,8 @@ def verify(path: str, progress: Callable[[float], None] | None = None,
     if identical and log.altered is not None:
         identical = False
         state["div"] = f"the records match but {log.altered}"
+    elif log.altered is not None:
+        state["div"] += f"; and {log.altered}"
     return {"identical": identical, "compared": state["n"], "truncated": log.truncated,
             "interrupted": log.interrupted, "digest_ok": log.verified,
             "divergence": state["div"]}
