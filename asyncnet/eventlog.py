@@ -139,7 +139,10 @@ class EventLogWriter:
         self.f: BinaryIO | None = None
         self.enc = RecordEncoder(header["agents"])
         head = {"format": FORMAT, "version": VERSION, "quanta": QUANTA, **header}
-        self._head = _packer().pack(head)
+        self.digest = _new_hash()
+        self.digest.update(_packer().pack(head))
+        # a checkpoint of 0 records seals the header: a reader checks it first
+        self._head = _packer().pack(head) + _sealed({"checkpoint": 0, "t": 0}, self.digest)
         self.digest = _new_hash()
         self.digest.update(self._head)
         self.count = 0
@@ -318,13 +321,28 @@ class EventLog:
         self.verified_count = 0
         self.tail_bytes = 0
         self._done = False
-        head = None
-        for obj, _, _ in self._items(header_only=True):
-            head = obj
-            break
-        if head is None:
-            raise LogError(f"{self.path}: empty or truncated before the header")
-        self.header = self._check_header(head)
+        got = []
+        for item in self._items(header_only=True):
+            got.append(item)
+            if len(got) == 1:
+                self._check_header(got[0][0])
+            if len(got) == 2:
+                break
+        if len(got) < 2:
+            raise self._fail("empty or truncated before the header's digest")
+        (head, _, hb), (seal, pos, sb) = got
+        if not isinstance(seal, dict) or seal.get("checkpoint") != 0 or seal.get("t") != 0:
+            raise self._fail("the header is not followed by its digest")
+        strict, self.strict = self.strict, True
+        try:
+            h = _new_hash()
+            h.update(hb)
+            self._check_sealed(seal, sb, h, pos, {"checkpoint", "t", "digest"})
+        except LogError:
+            raise self._fail("the header was altered (its digest does not match)") from None
+        finally:
+            self.strict = strict
+        self.header = head
         self.agents: list[str] = list(self.header["agents"])
         self.scenario_text: str = self.header["scenario"]
 
@@ -347,7 +365,7 @@ class EventLog:
     def _fail(self, what: str) -> LogError:
         return LogError(f"{self.path}: {what}")
 
-    def _check_header(self, head: Any) -> dict:
+    def _check_header(self, head: Any) -> None:
         if not isinstance(head, dict) or head.get("format") != FORMAT:
             raise self._fail("not an asyncnet event log")
         v = head.get("version")
@@ -368,7 +386,6 @@ class EventLog:
         if not agents or not all(isinstance(a, str) for a in agents) \
                 or len(set(agents)) != len(agents):
             raise self._fail("the header's agent table is not a list of distinct names")
-        return head
 
     def _items(self, header_only: bool = False) -> Iterator[tuple[Any, int, bytes]]:
         """``(object, start offset, raw bytes)`` of every item, streamed."""
@@ -377,7 +394,7 @@ class EventLog:
         base = pos = 0
         with open(self.path, "rb") as f:
             while True:
-                chunk = f.read(4096 if header_only and not buf else CHUNK)
+                chunk = f.read(8192 if header_only else CHUNK)
                 try:
                     if chunk:
                         up.feed(chunk)
