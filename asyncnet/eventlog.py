@@ -490,6 +490,8 @@ class EventLog:
                 raise self._fail(f"unexpected item at byte {pos} (after {n} records)")
         if first:
             raise self._fail("empty or truncated before the header")
+        if self.footer is not None and self.tail_bytes:
+            raise self._fail(f"{self.tail_bytes} unexpected bytes after the footer")
         self._done = True
         if self.tail_bytes or self.footer is None:
             self.truncated = True

@@ -100,7 +100,8 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     return {"node": node, "kind": kind_of(node), "scenario": sc.name, "rule": sc.rule_name,
             "seed": sc.seed, "until": to_time(end), "horizon": to_time(horizon),
             "truncated": log.truncated, "interrupted": log.interrupted,
-            "log_verified": log.verified, "log_altered": log.altered, "inputs": fed,
+            "log_verified": log.verified, "log_altered": log.altered,
+            "records": log.count, "inputs": fed,
             "state": eng.state(node),
             **_compare(sent, outputs, end, horizon, log.agents)}
 
