@@ -101,7 +101,7 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
             "seed": sc.seed, "until": to_time(end), "horizon": to_time(horizon),
             "truncated": log.truncated, "interrupted": log.interrupted,
             "log_verified": log.verified, "log_altered": log.altered,
-            "records": log.count, "inputs": fed,
+            "records": log.count, "verified_records": log.verified_count, "inputs": fed,
             "state": eng.state(node),
             **_compare(sent, outputs, end, horizon, log.agents)}
 
