@@ -136,4 +136,25 @@ def decode_text(data: bytes, what: str = "file") -> str:
     return text
 
 
-__all__ = ["OutputError", "check_output", "npz_name", "read_text", "decode_text"]
+def extra_hint(extra: str) -> str:
+    """The command that installs an optional extra, for this installation.
+
+    Parameters
+    ----------
+    extra:
+        the extra's name in ``pyproject.toml`` (``plot``, ``digits``).
+
+    Returns
+    -------
+    ``pip install -e 'CHECKOUT[extra]'`` when asyncnet runs from a checkout
+    (``pip install 'asyncnet[extra]'`` fails there: the package is not on an
+    index), else ``pip install 'asyncnet[extra]'``.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(root, "pyproject.toml")):
+        here = os.path.relpath(root) if not os.path.relpath(root).startswith("..") else root
+        return f"pip install -e '{here}[{extra}]'"
+    return f"pip install 'asyncnet[{extra}]'"
+
+
+__all__ = ["OutputError", "check_output", "npz_name", "read_text", "decode_text", "extra_hint"]

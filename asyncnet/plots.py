@@ -22,6 +22,7 @@ from .cli import command
 from .eventlog import open_log
 from .logtools import engine_of, scenario_of
 from .messages import QUANTA
+from .outputs import extra_hint
 from .waves import UNINFORMED, depths, wave_labels
 
 
@@ -191,8 +192,8 @@ def cmd_plot(args) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("asyncnet: error: plotting needs matplotlib: pip install 'asyncnet[plot]'",
-              file=sys.stderr)
+        print(f"asyncnet: error: {args.log}: plotting needs matplotlib: "
+              f"{extra_hint('plot')}", file=sys.stderr)
         return 2
     if args.tension:
         tr = tension_trace(args.log)

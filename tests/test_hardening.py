@@ -352,3 +352,13 @@ def test_interrupted_footer_is_checked_like_any_other(tmp_path):
         r = verify(str(bad))
     assert not r["identical"] and "altered" in r["divergence"]
     assert math.isfinite(r["compared"])
+
+
+def test_missing_extra_hint_works_from_a_checkout(tmp_path):
+    log = tmp_path / "a.log"
+    assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
+    code = ("import sys; sys.modules['matplotlib'] = None; from asyncnet.cli import main; "
+            "sys.exit(main(['plot', sys.argv[1], '--waves']))")
+    r = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True,
+                       text=True, timeout=120, cwd=ROOT)
+    one_error_line(r, str(log), "matplotlib", "pip install -e '.[plot]'")
