@@ -19,8 +19,9 @@ import msgpack
 import numpy as np
 
 from .cli import command, finite_float
-from .eventlog import _packer, open_log, record_key
+from .eventlog import _packer, record_key
 from .jsonout import dumps
+from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import Message, decode_ext, to_quanta, to_time
 from .replay import _fmt

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .eventlog import EventLog, LogError
+from .logfile import EventLog, LogError
 from .scenario import Scenario, ScenarioError, load
 from .simulation import build_engine
 

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from .cli import command
-from .eventlog import open_log
+from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import QUANTA
 from .outputs import extra_hint

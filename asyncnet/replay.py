@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import msgpack
 
-from .eventlog import RecordEncoder, open_log
+from .eventlog import RecordEncoder
+from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA, decode_ext
 

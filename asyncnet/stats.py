@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from .eventlog import open_log
+from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, to_quanta
 from .metrics import Traffic

@@ -26,7 +26,7 @@ import warnings
 
 import networkx as nx
 
-from .eventlog import open_log
+from .logfile import open_log
 from .logtools import scenario_of
 from .messages import CONTROL, FORWARD, QUANTA
 
