@@ -8,18 +8,17 @@ a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
 
-import numpy as np
-
 from . import commands, isolate, plots  # noqa: F401  (isolate, plots: their commands)
+from ._version import __version__
 from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
-from .commands import COMMANDS, Progress, command
-from .eventlog import EventLog
+from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
+from .jsonout import dumps
 from .messages import KIND_NAMES
+from .outputs import check_output, npz_name
 
 
 def _fmt_t(x) -> str:
@@ -65,12 +64,6 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 # -- run --------------------------------------------------------------------
@@ -85,18 +78,23 @@ def cmd_run(args) -> int:
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)
     workers = args.workers or sc.cluster.get("workers", 1)
+    save_state = args.save_state or sc.output.get("save_state")
+    # outputs are checked before anything runs: a run that cannot be kept never starts
+    if save_state:
+        save_state = npz_name(save_state)
+        check_output(save_state, create_dirs=False)
+    if log_path:
+        check_output(log_path, create_dirs=True)
     if (workers and workers > 1) or args.cluster:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
                                  notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
-                                 log_path=log_path, progress=prog,
-                                 save_state=args.save_state or sc.output.get("save_state"))
+                                 log_path=log_path, progress=prog, save_state=save_state)
     else:
-        s = simulate(sc, log_path=log_path, progress=prog,
-                     save_state=args.save_state or sc.output.get("save_state"))
+        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state)
     if args.json:
-        print(json.dumps(s, default=_json_default))
+        print(dumps(s))
     else:
         print(format_summary(s))
     return 0
@@ -108,7 +106,8 @@ cmd_run.configure = lambda p: (
     p.add_argument("--save-state", metavar="FILE.npz", help="save the final state"),
     p.add_argument("--log", metavar="PATH", help="event log path (default runs/<name>.log)"),
     p.add_argument("--no-log", action="store_true", help="write no event log"),
-    p.add_argument("--workers", type=int, default=0, help="run on N local worker processes"),
+    p.add_argument("--workers", type=positive_int, default=0,
+                   help="run on N local worker processes (N >= 1)"),
     p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),
     p.add_argument("--bind", metavar="tcp://ADDR:PORT",
                    help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
@@ -124,14 +123,13 @@ def cmd_replay(args) -> int:
         print("asyncnet: error: replay needs --verify (the only replay mode so far)",
               file=sys.stderr)
         return 2
-    log = EventLog(args.log)
-    from .scenario import load
-    sc = load(log.header.get("scenario_path", args.log), text=log.header["scenario"])
-    r = verify(args.log, progress=Progress(sc.duration, "replay", not args.quiet))
+    r = verify(args.log, make_progress=lambda d: Progress(d, "replay", not args.quiet))
     if args.json:
-        print(json.dumps(r))
+        print(dumps(r))
     elif r["identical"]:
-        tail = " (log truncated: compared up to its last whole record)" if r["truncated"] else ""
+        tail = (" (log truncated: compared up to its last whole record)" if r["truncated"]
+                else " (log of an interrupted run: compared up to its end)"
+                if r["interrupted"] else "")
         print(f"identical: {r['compared']:,} messages{tail}")
     else:
         print(f"DIVERGED after {r['compared']:,} identical messages: {r['divergence']}")
@@ -152,7 +150,7 @@ def cmd_stats(args) -> int:
     from .stats import log_stats
     s = log_stats(args.log)
     if args.json:
-        print(json.dumps(s, default=_json_default))
+        print(dumps(s))
         return 0
     from .stats import format_stats
     print(format_stats(s))
@@ -165,9 +163,20 @@ cmd_stats.configure = lambda p: (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one ``asyncnet: error:`` line (exit 2)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        where = self.prog.removeprefix("asyncnet").strip()
+        print(f"asyncnet: error: {where + ': ' if where else ''}{message} "
+              f"(see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asyncnet`` console script."""
-    parser = argparse.ArgumentParser(prog="asyncnet", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="asyncnet", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"asyncnet {__version__}")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, (fn, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
@@ -178,14 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
     try:
         return args.fn(args)
-    except commands.user_errors() as e:
-        msg = str(e) if not isinstance(e, OSError) else f"{e.filename}: {e.strerror}"
-        print(f"asyncnet: error: {msg}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `asyncnet stats LOG | head`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except (*commands.user_errors(), OSError) as e:
+        # OSError: a file that vanished or a disk that filled up under us
+        msg = str(e) if not isinstance(e, OSError) else \
+            f"{e.filename or 'asyncnet'}: {e.strerror or e}"
+        print(f"asyncnet: error: {msg}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("asyncnet: interrupted; the log keeps every record written so far",
               file=sys.stderr)

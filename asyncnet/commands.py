@@ -9,6 +9,8 @@ register, so the CLI depends on them and not the other way round.
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -17,12 +19,13 @@ from .data import DataError
 from .eventlog import LogError
 from .messages import LocalityError
 from .network import NetworkError
+from .outputs import OutputError
 from .registry import SchemeError
 from .scenario import ScenarioError
 
 COMMANDS: dict[str, tuple[Callable, str]] = {}
 _USER_ERRORS: list[type[BaseException]] = [
-    ScenarioError, NetworkError, DataError, LogError, LocalityError, SchemeError,
+    ScenarioError, NetworkError, DataError, LogError, LocalityError, SchemeError, OutputError,
     FileNotFoundError, PermissionError, IsADirectoryError]
 
 
@@ -98,3 +101,25 @@ class Progress:
             el = time.perf_counter() - self.start
             print(f"{self.label}: {pct}% (t={now:g}/{self.total:g}, {el:.1f}s)",
                   file=sys.stderr, flush=True)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan, no inf)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return x

@@ -6,61 +6,63 @@ into the header's ``agents`` table, times in quanta), a checkpoint map every
 ``CHECKPOINT`` records, and a footer map with counts and a digest. Records
 are written in canonical order ``(t_arrive, dst, kind, src, seq)``, so a run
 gives the same bytes whatever the scheduler or the number of workers did.
-Decoding never executes code and bounds every size; a truncated file is
-read up to its last whole record.
+
+Integrity (format version 2): one BLAKE2b hash runs over every byte of the
+file, the header included. A checkpoint's and the footer's ``digest`` (always
+their last key) is that hash over every byte before the digest's own value,
+so any altered byte anywhere — header, record, checkpoint or footer — is
+caught at the next checkpoint or at the footer. A run that stops early (an
+interrupt, an error) still closes its log with a footer marked
+``complete = false`` after its last whole instant: a verified prefix.
+
+Reading (:func:`open_log`) streams the file in chunks, so memory does not
+grow with the log; decoding never executes code, bounds every size, and
+checks every record's types and ranges. A file cut short is read up to its
+last whole record (with a warning).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import warnings
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import msgpack
 
-from .messages import QUANTA, Message, decode_ext, encode_payload
-
-FORMAT = "asyncnet-eventlog"
-VERSION = 1
-CHECKPOINT = 100_000
-MAX_ITEM = 64 * 1024 * 1024
-
-
-class LogError(ValueError):
-    """The event log is unreadable or not an asyncnet event log."""
-
-
-def _packer() -> msgpack.Packer:
-    return msgpack.Packer(default=encode_payload, use_bin_type=True)
-
-
-def record_key(rec: list) -> tuple:
-    """Canonical order of records: (t_arrive, dst, kind, src, seq)."""
-    return (rec[0], rec[3], rec[1], rec[2], rec[5])
+from .logfile import EventLog, open_log
+from .logformat import (
+    _DIGEST_LEN,
+    CHECKPOINT,
+    CHUNK,
+    FORMAT,
+    HEADER_KEYS,
+    MAX_ITEM,
+    VERSION,
+    LogError,
+    LogWriteError,
+    _new_hash,
+    _packer,
+    _sealed,
+    record_key,
+)
+from .messages import QUANTA, Message
 
 
 class RecordEncoder:
-    """Turns messages into packed canonical records and keeps the digest."""
+    """Turns messages into packed canonical records, one instant at a time."""
 
     def __init__(self, agents: list[str]):
         self.index = {n: i for i, n in enumerate(agents)}
         self.packer = _packer()
-        self.digest = hashlib.blake2b(digest_size=16)
-        self.count = 0
-        self.by_kind = [0, 0, 0]
-        self.t_last = 0
         self._pending: list[list] = []
         self._t_pending: int | None = None
 
-    def add(self, batch: list[Message]) -> list[bytes]:
-        """Buffer one agent's batch; return packed records of closed instants."""
-        out: list[bytes] = []
+    def add_records(self, batch: list[Message]) -> list[tuple[int, int, bytes]]:
+        """Buffer one agent's batch; return ``(t_arrive, kind, packed)`` of the
+        records of closed instants, in canonical order."""
+        out: list[tuple[int, int, bytes]] = []
         t = batch[0].t_arrive
         if self._t_pending is not None and t != self._t_pending:
-            out = self.flush()
+            out = self.flush_records()
         self._t_pending = t
         idx = self.index
         for m in batch:
@@ -68,174 +70,172 @@ class RecordEncoder:
                                   m.seq, m.payload])
         return out
 
-    def flush(self) -> list[bytes]:
+    def flush_records(self) -> list[tuple[int, int, bytes]]:
         """Pack the buffered instant in canonical order."""
         recs = sorted(self._pending, key=record_key)
+        self.drop()
+        pack = self.packer.pack
+        return [(r[0], r[1], pack(r)) for r in recs]
+
+    def add(self, batch: list[Message]) -> list[bytes]:
+        """Like :meth:`add_records`, packed bytes only."""
+        return [b for _, _, b in self.add_records(batch)]
+
+    def flush(self) -> list[bytes]:
+        """Like :meth:`flush_records`, packed bytes only."""
+        return [b for _, _, b in self.flush_records()]
+
+    def drop(self) -> None:
+        """Forget the buffered (unfinished) instant."""
         self._pending = []
         self._t_pending = None
-        return [self.pack(r) for r in recs]
-
-    def pack(self, rec: list) -> bytes:
-        """Pack one record, counting it into the digest."""
-        b = self.packer.pack(rec)
-        self.account(rec[0], rec[1], b)
-        return b
-
-    def account(self, t_arrive: int, kind: int, packed: bytes) -> None:
-        """Count one record packed elsewhere (e.g. by a cluster worker)."""
-        self.digest.update(packed)
-        self.count += 1
-        self.by_kind[kind] += 1
-        self.t_last = t_arrive
 
 
 class EventLogWriter:
-    """Write a log: header now, records as instants close, footer at the end."""
+    """Write a log: header, records as instants close, footer at the end.
+
+    The file is created at the first write (a run that fails before its
+    first instant leaves nothing behind); a failed write (e.g. a full disk)
+    raises :class:`LogWriteError` and leaves what was written readable. The
+    digest and counts are taken as bytes are written, so a run stopped
+    anywhere (an interrupt between two writes) closes with a footer that
+    describes exactly the file.
+    """
 
     def __init__(self, path: str | os.PathLike, header: dict[str, Any]):
         self.path = os.fspath(path)
-        d = os.path.dirname(self.path)
-        if d:
-            os.makedirs(d, exist_ok=True)
-        self.f: BinaryIO = open(self.path, "wb")
+        self.f: BinaryIO | None = None
         self.enc = RecordEncoder(header["agents"])
         head = {"format": FORMAT, "version": VERSION, "quanta": QUANTA, **header}
-        self.f.write(_packer().pack(head))
+        self.digest = _new_hash()
+        self.digest.update(_packer().pack(head))
+        # a checkpoint of 0 records seals the header: a reader checks it first
+        self._head = _packer().pack(head) + _sealed({"checkpoint": 0, "t": 0}, self.digest)
+        self.digest = _new_hash()
+        self.digest.update(self._head)
+        self.count = 0
+        self.by_kind = [0, 0, 0]
+        self.t_last = 0
+        self._pos = len(self._head)  # bytes accounted for (the header is written first)
+        self._inflight: tuple[bytes, list] | None = None
         self._next_ck = CHECKPOINT
+        self.failed: OSError | None = None
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
-        self._write(self.enc.add(batch))
+        self._write(self.enc.add_records(batch))
 
-    def _write(self, packed: list[bytes]) -> None:
-        # ``packed`` is whole instants, already counted into the digest, so a
-        # checkpoint goes after them: its count and digest then describe
-        # exactly the records before it, and a reader can check them there.
-        self.f.write(b"".join(packed))
-        if self.enc.count >= self._next_ck:
-            self.f.write(_packer().pack({"checkpoint": self.enc.count,
-                                         "t": self.enc.t_last,
-                                         "digest": self.enc.digest.hexdigest()}))
-            while self._next_ck <= self.enc.count:
+    def _emit(self, data: bytes, recs: list[tuple[int, int, bytes]]) -> None:
+        """Write ``data`` (the packed ``recs``, or a checkpoint) and account for it."""
+        if self.failed is not None:
+            return
+        self._inflight = (data, recs)
+        try:
+            if self.f is None:
+                d = os.path.dirname(self.path)
+                if d:
+                    os.makedirs(d, exist_ok=True)
+                self.f = open(self.path, "wb")
+                self.f.write(self._head)
+            self.f.write(data)
+        except OSError as e:
+            self.failed = e
+            raise LogWriteError(
+                f"{self.path}: cannot write the event log ({e.strerror or e}) after "
+                f"{self.count:,} records (t={self.t_last / QUANTA:g}); the run "
+                f"stopped, what reached the file is readable up to its last whole "
+                f"record") from None
+        self._account()
+
+    def _account(self) -> None:
+        assert self._inflight is not None
+        data, recs = self._inflight
+        self.digest.update(data)
+        self._pos += len(data)
+        for t, kind, _ in recs:
+            self.by_kind[kind] += 1
+            self.t_last = t
+        self.count += len(recs)
+        self._inflight = None
+
+    def _write(self, recs: list[tuple[int, int, bytes]]) -> None:
+        # ``recs`` is whole instants, so a checkpoint goes after them: its
+        # count and digest then describe exactly the bytes before it.
+        if recs:
+            self._emit(b"".join([b for _, _, b in recs]), recs)
+        if self.count >= self._next_ck:
+            self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), [])
+            while self._next_ck <= self.count:
                 self._next_ck += CHECKPOINT
 
     def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
         """Write one instant's ``(t_arrive, kind, packed)`` records, already in
         canonical order — what ``__call__`` does for records packed elsewhere."""
-        for t, kind, b in records:
-            self.enc.account(t, kind, b)
-        self._write([b for _, _, b in records])
+        self._write(records)
+
+    def _settle(self) -> None:
+        """After an interrupt: make the accounting describe the file exactly."""
+        if self._inflight is None or self.f is None:
+            return
+        data, _ = self._inflight
+        self.f.flush()
+        at = self.f.tell()
+        if at == self._pos + len(data):
+            self._account()  # written, interrupted before it was counted
+        else:
+            if at != self._pos:  # cut inside the write
+                self.f.truncate(self._pos)
+                self.f.seek(self._pos)
+            self._inflight = None
 
     def close(self, complete: bool = True, extra: dict | None = None) -> dict:
-        """Flush records; write the footer only if the run completed."""
-        self._write(self.enc.flush())
-        footer = {"footer": True, "count": self.enc.count, "by_kind": self.enc.by_kind,
-                  "digest": self.enc.digest.hexdigest(), **(extra or {})}
-        if complete:
-            self.f.write(_packer().pack(footer))
-        self.f.close()
+        """Write the footer and close the file.
+
+        Parameters
+        ----------
+        complete:
+            whether the run reached its end. If not (an interrupt, an error),
+            the unfinished last instant is dropped and the footer says
+            ``complete = false``: the log is a verified prefix of the run.
+        extra:
+            more footer entries (e.g. per-worker figures).
+
+        Returns
+        -------
+        The footer (counts by kind and the digest).
+        """
+        footer: dict[str, Any] = {"footer": True, "count": self.count,
+                                  "by_kind": list(self.by_kind)}
+        try:
+            if self.failed is None:
+                if complete:
+                    self._write(self.enc.flush_records())
+                else:
+                    self.enc.drop()
+                    self._settle()
+                footer = {"footer": True, "complete": bool(complete), "count": self.count,
+                          "by_kind": list(self.by_kind), **(extra or {})}
+                sealed = _sealed(footer, self.digest)
+                self._emit(sealed, [])
+                footer["digest"] = msgpack.unpackb(sealed[-_DIGEST_LEN:])
+        finally:
+            self._close_file()
         return footer
 
-
-class EventLog:
-    """A log read back: its header, its records and its footer (if any).
-
-    ``records()`` yields raw records ``[t_arrive, kind, src, dst, t_sent,
-    seq, payload]``; ``messages()`` yields them as ``Message``s with names.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise LogError(f"{self.path}: no such file")
-        self.size = os.path.getsize(self.path)
-        self.footer: dict | None = None
-        self.truncated = False
-        self.checkpoints: list[dict] = []
-        with open(self.path, "rb") as f:
-            up = self._unpacker(f)
-            try:
-                head = next(up)
-            except StopIteration:
-                raise LogError(f"{self.path}: empty or truncated before the header") from None
-            except Exception as e:
-                raise LogError(f"{self.path}: not an asyncnet event log ({e})") from None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
-            raise LogError(f"{self.path}: not an asyncnet event log")
-        if head.get("version") != VERSION:
-            raise LogError(f"{self.path}: log format version {head.get('version')} "
-                           f"is not supported (this asyncnet reads {VERSION})")
-        self.header = head
-        self.agents: list[str] = list(head["agents"])
-
-    def _unpacker(self, f: BinaryIO) -> msgpack.Unpacker:
-        return msgpack.Unpacker(
-            f, raw=False, ext_hook=decode_ext, max_buffer_size=MAX_ITEM,
-            max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
-            max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True,
-            use_list=True)
-
-    def raw(self) -> Iterator[tuple[list, bytes]]:
-        """Yield ``(record, packed bytes)`` for every record, in file order.
-
-        Each checkpoint is checked against the records before it (count and
-        digest): an altered record is refused at the next checkpoint.
-        """
-        with open(self.path, "rb") as f:
-            data = f.read()
-        up = self._unpacker(io.BytesIO(data))
-        digest = hashlib.blake2b(digest_size=16)
-        pos = 0
-        n = 0
+    def _close_file(self) -> None:
+        if self.f is None:
+            return
         try:
-            head = next(up)
-            pos = up.tell()
-            del head
-            for obj in up:
-                end = up.tell()
-                if isinstance(obj, list):
-                    if len(obj) != 7:
-                        raise LogError(f"{self.path}: record {n} at byte {pos} is malformed")
-                    n += 1
-                    digest.update(data[pos:end])
-                    yield obj, data[pos:end]
-                elif isinstance(obj, dict) and obj.get("footer"):
-                    self.footer = obj
-                elif isinstance(obj, dict) and "checkpoint" in obj:
-                    if obj["checkpoint"] != n or obj.get("digest") != digest.hexdigest():
-                        raise LogError(f"{self.path}: the checkpoint at byte {pos} does not "
-                                       f"match the {n} records before it (the log was altered)")
-                    self.checkpoints.append(obj)
-                else:
-                    raise LogError(f"{self.path}: unexpected item at byte {pos}")
-                pos = end
-        except LogError:
-            raise
-        except Exception as e:
-            raise LogError(f"{self.path}: corrupt at byte {pos}, after {n} records ({e})") from None
-        if pos < len(data) or self.footer is None:
-            self.truncated = True
-            warnings.warn(f"{self.path}: truncated after {n} whole records "
-                          f"({len(data) - pos} trailing bytes); read up to there",
-                          stacklevel=2)
+            self.f.close()
+        except OSError as e:  # the buffer's last bytes did not fit
+            if self.failed is None:
+                self.failed = e
+                raise LogWriteError(f"{self.path}: cannot write the event log "
+                                    f"({e.strerror or e})") from None
+        finally:
+            self.f = None
 
-    def records(self) -> Iterator[list]:
-        """Every record, in file order."""
-        for rec, _ in self.raw():
-            yield rec
 
-    def messages(self) -> Iterator[Message]:
-        """Every record as a ``Message`` with agent names."""
-        names = self.agents
-        for r in self.records():
-            yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
-
-    def verify_digest(self) -> tuple[bool, int]:
-        """Recompute the digest over the records; compare with the footer."""
-        h = hashlib.blake2b(digest_size=16)
-        n = 0
-        for _, b in self.raw():
-            h.update(b)
-            n += 1
-        ok = self.footer is not None and self.footer.get("digest") == h.hexdigest()
-        return ok, n
+__all__ = ["EventLog", "EventLogWriter", "RecordEncoder", "LogError", "LogWriteError",
+           "open_log", "record_key", "FORMAT", "VERSION", "CHECKPOINT", "CHUNK", "MAX_ITEM",
+           "HEADER_KEYS", "_DIGEST_LEN", "_new_hash", "_packer", "_sealed"]

@@ -11,19 +11,20 @@ rule reading a neighbour) makes the isolated agent's outputs differ.
 
 from __future__ import annotations
 
-import json
+import math
 import sys
 import warnings
 
 import msgpack
 import numpy as np
 
-from .commands import command
-from .eventlog import EventLog, _packer, record_key
+from .commands import command, finite_float
+from .eventlog import _packer, record_key
+from .jsonout import dumps
+from .logfile import open_log
+from .logtools import engine_of, scenario_of
 from .messages import Message, decode_ext, to_quanta, to_time
 from .replay import _fmt
-from .scenario import load
-from .simulation import build_engine
 
 
 class InspectError(ValueError):
@@ -52,12 +53,13 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     model's ``state()`` at ``until``. Raises ``InspectError`` for an unknown
     agent or a time past the log's end.
     """
-    log = EventLog(path)
-    sc = load(log.header.get("scenario_path", path), text=log.header["scenario"])
+    log = open_log(path, strict=False)
+    sc = scenario_of(log)
     sent: list[Message] = []
-    eng, _, _ = build_engine(sc, local=[node], remote=sent.append)
-    if eng.names != log.agents:
-        raise InspectError(f"{path}: the log's agent table differs from the scenario's network")
+    if node not in log.agents:
+        raise InspectError(f"no agent {node!r} in {path} ({len(log.agents)} agents, "
+                           f"e.g. {_examples(log.agents)})")
+    eng, _, _ = engine_of(log, sc, local=[node], remote=sent.append)
     if node not in eng.agents:
         raise InspectError(f"no agent {node!r} in {path} ({len(eng.names)} agents, "
                            f"e.g. {_examples(eng.names)})")
@@ -76,7 +78,10 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     for w in caught:  # re-issue the truncation warning as the caller's own
         warnings.warn(str(w.message), stacklevel=2)
     # A truncated log may end inside an instant: keep only the whole ones.
-    horizon = to_quanta(sc.duration) if not log.truncated else max(t_last, 0)
+    horizon = (max(t_last, 0) if log.truncated or log.interrupted
+               else to_quanta(sc.duration))
+    if until is not None and not math.isfinite(until):
+        raise InspectError(f"--until {until}: not a finite time")
     end = horizon if until is None else to_quanta(until)
     if end > horizon or end < 0:
         raise InspectError(f"--until {until:g} is outside the log "
@@ -87,10 +92,17 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
         if r[0] < end:
             eng.inject(Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6]))
             fed += 1
-    eng.run_quanta(end)
+    try:
+        eng.run_quanta(end)
+    except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+        # the digest matched, so the records were crafted with care: still one line
+        raise InspectError(f"{path}: agent {node!r} cannot process the log's messages to "
+                           f"it ({type(e).__name__}: {e})") from None
     return {"node": node, "kind": kind_of(node), "scenario": sc.name, "rule": sc.rule_name,
             "seed": sc.seed, "until": to_time(end), "horizon": to_time(horizon),
-            "truncated": log.truncated, "inputs": fed,
+            "truncated": log.truncated, "interrupted": log.interrupted,
+            "log_verified": log.verified, "log_altered": log.altered,
+            "records": log.count, "verified_records": log.verified_count, "inputs": fed,
             "state": eng.state(node),
             **_compare(sent, outputs, end, horizon, log.agents)}
 
@@ -154,26 +166,21 @@ def format_state(state: dict) -> list[str]:
 
 def format_report(r: dict) -> str:
     """The human-readable ``inspect`` output."""
-    tail = " (log truncated: up to its last whole instant)" if r["truncated"] else ""
+    tail = (" (log truncated: up to its last whole instant)" if r["truncated"] else
+            " (log of an interrupted run: up to its end)" if r.get("interrupted") else "")
     lines = [f"agent     {r['node']} ({r['kind']}) of {r['scenario']}, rule {r['rule']}, "
              f"seed {r['seed']}",
              f"inputs    {r['inputs']:,} messages from the log, run alone to "
              f"t={r['until']:g}{tail}",
              "state"] + format_state(r["state"])
+    if r.get("log_altered"):
+        lines.append(f"log       ALTERED: {r['log_altered']}")
     if r["identical"]:
         lines.append(f"outputs identical: {r['compared']:,} messages")
     else:
         lines.append(f"outputs DIVERGED after {r['compared']:,} identical messages: "
                      f"{r['divergence']}")
     return "\n".join(lines)
-
-
-def _jsonable(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    raise TypeError(type(o).__name__)
 
 
 @command("inspect", "one agent's state, rebuilt from the log's messages to it alone")
@@ -185,17 +192,18 @@ def cmd_inspect(args) -> int:
         print(f"asyncnet: error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(r, default=_jsonable))
+        print(dumps(r))
     else:
         print(format_report(r))
-    return 0 if r["identical"] else 1
+    return 0 if r["identical"] and not r["log_altered"] else 1
 
 
 cmd_inspect.configure = lambda p: (
     p.add_argument("log", help="an event log"),
     p.add_argument("--node", required=True, metavar="NAME",
                    help="a neuron (l1), synapse (l0->l1) or source (src:l0)"),
-    p.add_argument("--until", type=float, metavar="T", help="stop at T (default: the log's end)"),
+    p.add_argument("--until", type=finite_float, metavar="T",
+                   help="stop at T (default: the log's end)"),
     p.add_argument("--json", action="store_true", help="print everything as one JSON object"),
 )
 

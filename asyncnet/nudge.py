@@ -36,6 +36,7 @@ import numpy as np
 
 from .data import DataError
 from .network import agent_rng
+from .outputs import extra_hint
 
 DATASETS = ("constant", "digits", "linear")
 
@@ -67,8 +68,8 @@ def load_dataset(kind: str, *, n_in: int, n_out: int, seed: int, patterns: int =
         try:
             from sklearn.datasets import load_digits
         except ImportError:
-            raise DataError("kind 'digits' needs scikit-learn (pip install "
-                            "'asyncnet[digits]')") from None
+            raise DataError(f"kind 'digits' needs scikit-learn ({extra_hint('digits')})"
+                            ) from None
         d = load_digits()
         X = d.data / 16.0
         Y = np.eye(10)[d.target]

@@ -19,8 +19,10 @@ import warnings
 import numpy as np
 
 from .commands import command
-from .eventlog import EventLog, LogError
+from .logfile import open_log
+from .logtools import engine_of, scenario_of
 from .messages import QUANTA
+from .outputs import extra_hint
 from .waves import UNINFORMED, depths, wave_labels
 
 
@@ -109,14 +111,10 @@ def tension_trace(path: str) -> dict:
     Returns ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
     "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
     """
-    from .scenario import ScenarioError, load
-    from .simulation import build_engine
-    log = EventLog(path)
-    text = log.header.get("scenario")
-    if not isinstance(text, str):
-        raise LogError(f"{path}: the log header carries no scenario")
-    sc = load(log.header.get("scenario_path", path), text=text)
-    eng, net, _ = build_engine(sc)
+    from .scenario import ScenarioError
+    log = open_log(path)
+    sc = scenario_of(log)
+    eng, net, _ = engine_of(log, sc)
     probe = next(iter(eng.agents[n].model for n in net.populations))
     if "credit" not in probe.state():
         raise ScenarioError(f"{path}: rule {sc.rule_name!r} has no tension view "
@@ -133,7 +131,11 @@ def tension_trace(path: str) -> dict:
 
     eng.monitors.append(monitor)
     eng.run(sc.duration)
-    if log.footer is not None and log.footer.get("count") != eng.messages():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log.scan()  # checks the log and reads its footer (the count)
+    if log.footer is not None and log.footer.get("count") != eng.messages() \
+            and log.complete:
         warnings.warn(f"{path}: the re-run delivered {eng.messages()} messages, the log "
                       f"{log.footer.get('count')}: the picture may not match the log",
                       stacklevel=2)
@@ -190,8 +192,8 @@ def cmd_plot(args) -> int:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("asyncnet: error: plotting needs matplotlib: pip install 'asyncnet[plot]'",
-              file=sys.stderr)
+        print(f"asyncnet: error: {args.log}: plotting needs matplotlib: "
+              f"{extra_hint('plot')}", file=sys.stderr)
         return 2
     if args.tension:
         tr = tension_trace(args.log)

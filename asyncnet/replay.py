@@ -3,31 +3,47 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import msgpack
 
-from .eventlog import EventLog, RecordEncoder
+from .eventlog import RecordEncoder
+from .logfile import open_log
+from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA, decode_ext
-from .scenario import load
-from .simulation import build_engine
 
 
 class _Diverged(Exception):
     pass
 
 
-def verify(path: str, progress=None) -> dict:
-    """Re-run the log's scenario; compare record by record.
+def verify(path: str, progress: Callable[[float], None] | None = None,
+           make_progress: Callable[[float], Callable[[float], None]] | None = None) -> dict:
+    """Re-run the log's scenario; compare record by record, then the digest.
 
-    Returns ``{"identical": bool, "compared": n, "truncated": bool,
-    "digest_ok": bool, "divergence": str | None}``.
+    The log is streamed (memory does not grow with it). A log cut short (an
+    interrupt, a crash) is compared as the prefix it is.
+
+    Parameters
+    ----------
+    path:
+        the event log.
+    progress:
+        called with the simulated time as the re-run advances.
+    make_progress:
+        alternatively, called once with the scenario's duration; returns
+        the progress callable (so a caller need not load the scenario).
+
+    Returns
+    -------
+    ``{"identical": bool, "compared": n, "truncated": bool, "interrupted":
+    bool, "digest_ok": bool, "divergence": str | None}``.
     """
-    log = EventLog(path)
-    sc = load(log.header.get("scenario_path", path), text=log.header["scenario"])
-    eng, _, _ = build_engine(sc)
-    if eng.names != log.agents:
-        return {"identical": False, "compared": 0, "truncated": False, "digest_ok": False,
-                "divergence": "the log's agent table differs from the scenario's network"}
+    log = open_log(path, strict=False)
+    sc = scenario_of(log)
+    eng, _, _ = engine_of(log, sc)
+    if make_progress is not None:
+        progress = make_progress(sc.duration)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = log.raw()
@@ -58,19 +74,21 @@ def verify(path: str, progress=None) -> dict:
                                 "replay has no more messages")
         except _Diverged:
             pass
-        # drain the reader so truncation and footer are known
+        # read the rest, so the footer, the digests and any truncation are known
         for _ in theirs:
             pass
-    truncated = log.truncated
-    if state["exhausted"] and not truncated and state["div"] is None:
+    prefix = log.truncated or log.interrupted
+    if state["exhausted"] and not prefix and state["div"] is None:
         state["div"] = f"record {state['n']}: replay has more messages than the log"
-    ok_digest, _ = log.verify_digest() if not truncated else (False, 0)
     identical = state["div"] is None
-    if identical and not truncated and not ok_digest:
+    if identical and log.altered is not None:
         identical = False
-        state["div"] = "the records match but the footer's digest does not"
-    return {"identical": identical, "compared": state["n"], "truncated": truncated,
-            "digest_ok": ok_digest, "divergence": state["div"]}
+        state["div"] = f"the records match but {log.altered}"
+    elif log.altered is not None:
+        state["div"] += f"; and {log.altered}"
+    return {"identical": identical, "compared": state["n"], "truncated": log.truncated,
+            "interrupted": log.interrupted, "digest_ok": log.verified,
+            "divergence": state["div"]}
 
 
 def _fmt(rec: list, agents: list[str]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 from . import schema
 from .data import DataError, LayerFeed, Stream, make_stream, natural_order
 from .network import Network, NetworkError, layered
+from .outputs import read_text
 from .registry import SchemeError, get_scheme
 
 
@@ -251,14 +252,17 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     path = os.fspath(path)
     if text is None:
         try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = read_text(path, "scenario")
         except OSError as e:
             raise ScenarioError(f"{path}: cannot read ({e.strerror})") from None
+        except ValueError as e:
+            raise ScenarioError(f"{path}: {e}") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not valid TOML (nested too deeply)") from None
     for sec, val in doc.items():
         if sec not in SCHEMA:
             raise ScenarioError(f"{path}: unknown section [{sec}] (known: {', '.join(SCHEMA)})")

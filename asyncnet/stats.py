@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import warnings
 
-from .eventlog import EventLog
+from .logfile import open_log
+from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, to_quanta
 from .metrics import Traffic
-from .network import response_delay
-from .scenario import load
-from .simulation import build_engine
+from .network import traffic_horizon
 
 
 def log_stats(path: str) -> dict:
-    """Counts, locality and latency of the messages in the log at ``path``."""
-    log = EventLog(path)
-    sc = load(log.header.get("scenario_path", path), text=log.header["scenario"])
-    eng, net, _ = build_engine(sc)
+    """Counts, locality and latency of the messages in the log at ``path``.
+
+    The log is streamed and checked as it is read: an altered byte (a digest
+    that does not match) or a malformed record raises ``LogError`` — no
+    figures are printed from a log that is not what the run wrote. A log cut
+    short is counted up to its last whole record and flagged
+    (``log.complete`` false, ``log.unverified_records`` > 0 when records
+    after the last digest could not be checked).
+
+    Parameters
+    ----------
+    path:
+        the event log.
+
+    Returns
+    -------
+    The traffic summary (as ``asyncnet run`` prints it) plus a ``log`` section.
+    """
+    log = open_log(path, strict=True)
+    sc = scenario_of(log)
+    eng, net, _ = engine_of(log, sc)
     tr = Traffic(eng.links, net.inputs(), net.outputs(),
-                 horizon=to_quanta(4 * response_delay(net) + 4))
+                 horizon=to_quanta(traffic_horizon(net)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for m in log.messages():
@@ -26,7 +42,10 @@ def log_stats(path: str) -> dict:
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     s = tr.summary()
-    s["log"] = {"path": path, "bytes": log.size, "complete": log.footer is not None,
+    s["log"] = {"path": path, "bytes": log.size, "complete": log.complete,
+                "interrupted": log.interrupted, "truncated": log.truncated,
+                "verified": log.verified,
+                "unverified_records": log.count - log.verified_count,
                 "scenario": sc.name, "seed": log.header.get("seed")}
     if log.footer is not None:
         s["log"]["digest"] = log.footer.get("digest")
@@ -39,12 +58,22 @@ def log_stats(path: str) -> dict:
     return s
 
 
+def _flag(lg: dict) -> str:
+    if lg.get("truncated"):
+        n = lg.get("unverified_records", 0)
+        return (", TRUNCATED" + (f": the last {n:,} records are NOT covered by a digest"
+                                 if n else ""))
+    if lg.get("interrupted"):
+        return ", INTERRUPTED: a verified prefix of the run"
+    return ", verified" if lg.get("verified") else ""
+
+
 def format_stats(s: dict) -> str:
     """Human-readable stats."""
     m = s["messages"]
     lines = [f"log       {s['log']['path']} ({s['log']['bytes'] / 1e6:.2f} MB, scenario "
              f"{s['log']['scenario']}, seed {s['log']['seed']}"
-             + ("" if s["log"]["complete"] else ", TRUNCATED") + ")",
+             + _flag(s["log"]) + ")",
              f"messages  {m['total']:,}: " + ", ".join(f"{k} {m[k]:,}" for k in KIND_NAMES),
              f"locality  {100 * s['locality']['share']:.1f}% travelled exactly one link"]
     for k, v in s["link_delay"].items():

@@ -22,10 +22,12 @@ scenario (hence the graph), the records every delivered message.
 from __future__ import annotations
 
 import bisect
+import warnings
 
 import networkx as nx
 
-from .eventlog import EventLog, LogError
+from .logfile import open_log
+from .logtools import scenario_of
 from .messages import CONTROL, FORWARD, QUANTA
 
 UNINFORMED = -1
@@ -110,21 +112,16 @@ def wave_labels(path: str) -> dict:
     "credit": {...}, "frames": [change times], "t_end", "scenario", "records",
     "acyclic"}`` with times in units; a frame of ``-1`` means not yet informed.
     """
-    from .scenario import load
-    log = EventLog(path)
-    text = log.header.get("scenario")
-    if not isinstance(text, str):
-        raise LogError(f"{path}: the log header carries no scenario")
-    sc = load(log.header.get("scenario_path", path), text=text)
+    log = open_log(path)
+    sc = scenario_of(log)
     g = sc.graph
     inputs, outputs = _roles(g)
-    try:
-        msgs = list(log.messages())
-    except (IndexError, TypeError, ValueError) as e:
-        raise LogError(f"{path}: malformed record ({e})") from None
+    # two streaming passes: the frame changes first, then the labels
     last: dict[str, bytes] = {}
     changes: list[int] = []
-    for m in msgs:
+    n_records = 0
+    for m in log.messages():
+        n_records += 1
         if m.kind == CONTROL:
             b = repr(m.payload).encode()
             prev = last.get(m.dst)
@@ -133,14 +130,19 @@ def wave_labels(path: str) -> dict:
                 changes.append(m.t_arrive)
     changes.sort()
     lab = _Labels(g, inputs, outputs)
-    for m in msgs:
-        if m.kind == CONTROL:
-            v = bisect.bisect_right(changes, m.t_arrive)
-        elif m.kind == FORWARD:
-            v = lab.forward(m.src, m.t_sent)
-        else:
-            v = lab.credit(m.src, m.t_sent)
-        lab.put(m.dst, m.src, m.t_arrive, v)
+    t_end = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the first pass warned already
+        msgs = log.messages()
+        for m in msgs:
+            t_end = m.t_arrive
+            if m.kind == CONTROL:
+                v = bisect.bisect_right(changes, m.t_arrive)
+            elif m.kind == FORWARD:
+                v = lab.forward(m.src, m.t_sent)
+            else:
+                v = lab.credit(m.src, m.t_sent)
+            lab.put(m.dst, m.src, m.t_arrive, v)
     depth = depths(g, inputs)
     pops = sorted(((str(n), depth[str(n)]) for n in g), key=lambda p: (p[1], p[0]))
     out: dict[str, dict] = {"forward": {}, "credit": {}}
@@ -155,5 +157,5 @@ def wave_labels(path: str) -> dict:
                     cur = v
             out[key][name] = steps
     return {"populations": pops, **out, "frames": [t / QUANTA for t in changes],
-            "t_end": max((m.t_arrive for m in msgs), default=0) / QUANTA,
-            "scenario": sc.name, "records": len(msgs), "acyclic": lab.acyclic}
+            "t_end": t_end / QUANTA,
+            "scenario": sc.name, "records": n_records, "acyclic": lab.acyclic}

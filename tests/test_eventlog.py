@@ -115,8 +115,9 @@ def test_payload_codec_is_exact_and_bounded():
 
 def test_checkpoints_sit_between_instants_and_are_checked(tmp_path, monkeypatch):
     """Small checkpoint interval: each checkpoint closes an instant, its count
-    and digest match a blake2b recomputed here over the records before it,
-    and a record altered before a checkpoint is refused there."""
+    and digest match a blake2b recomputed here over every byte of the file
+    before the digest's value (format version 2: header, records, earlier
+    checkpoints), and a record altered before a checkpoint is refused there."""
     import hashlib
 
     import asyncnet.eventlog as ev
@@ -138,7 +139,10 @@ def test_checkpoints_sit_between_instants_and_are_checked(tmp_path, monkeypatch)
             last_t = obj[0]
         elif "checkpoint" in obj:
             seen += 1
-            assert obj["checkpoint"] == n and obj["digest"] == h.hexdigest()
+            # the digest is the map's last value: a 32-char str8 (2 + 32 bytes)
+            assert list(obj)[-1] == "digest" and data[end - 34:end - 32] == b"\xd9\x20"
+            assert obj["checkpoint"] == n
+            assert obj["digest"] == hashlib.blake2b(data[:end - 34], digest_size=16).hexdigest()
             nxt = items[i + 1][0]
             assert not isinstance(nxt, list) or nxt[0] != last_t  # an instant boundary
     assert seen >= n // 50 - 1 and seen >= 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 
+from ..outputs import read_text
 from .errors import ClusterError
 
 SECTIONS = {
@@ -25,12 +26,15 @@ HOST_KEYS = {"name": str, "workers": int, "local": bool, "address": str}
 def load_cluster(path: str) -> dict:
     """Read a cluster file into ``simulate_distributed`` keyword arguments."""
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        doc = tomllib.loads(read_text(path, "cluster file"))
     except OSError as e:
         raise ClusterError(f"{path}: cannot read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ClusterError(f"{path}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise ClusterError(f"{path}: not valid TOML (nested too deeply)") from None
+    except ValueError as e:  # not UTF-8 text
+        raise ClusterError(f"{path}: {e}") from None
     for sec, val in doc.items():
         if sec == "hosts":
             continue

@@ -72,10 +72,16 @@ class Cluster:
             if keys:
                 self.auth = server_setup(self.ctx, self.sock, keys)
             host, _, port = self.bind.rpartition(":")
-            if port in ("0", "*"):
-                self.sock.bind_to_random_port(host)
-            else:
-                self.sock.bind(self.bind)
+            try:
+                if port in ("0", "*"):
+                    self.sock.bind_to_random_port(host)
+                else:
+                    self.sock.bind(self.bind)
+            except zmq.ZMQError as e:
+                why = str(e.strerror).split(" (addr=")[0]
+                raise ClusterError(f"bind address {self.bind}: cannot listen there ({why}); "
+                                   f"expected tcp://HOST:PORT with a local HOST and a free "
+                                   f"PORT") from None
             self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         except BaseException:
             self.close()

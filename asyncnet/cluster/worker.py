@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .._version import __version__
 from ..messages import CONTROL, LocalityError, Message
@@ -30,6 +31,9 @@ from .security import client_setup
 
 HEARTBEAT = 0.25
 """Seconds between heartbeats, both ways."""
+LOST_GRACE = 1.5
+"""Seconds a worker whose coordinator closed the connection (it exited or was
+killed) gives its main thread to notice, before the process ends itself."""
 
 
 class WorkerFailed(RuntimeError):
@@ -47,6 +51,7 @@ class Worker:
         self.keys = keys
         self.ident = f"w{os.getpid()}-{os.urandom(4).hex()}".encode()
         self.timeout = wait
+        self.lost = threading.Event()  # the coordinator's connection went away
         self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
                       "wait_seconds": 0.0, "busy_seconds": 0.0}
 
@@ -62,22 +67,50 @@ class Worker:
 
     def _heartbeat(self, ctx: zmq.Context, stop: threading.Event) -> None:
         s = self._socket(ctx, self.ident + b"/hb")
+        # a coordinator that exits or is killed closes its TCP connections: the
+        # monitor sees it at once (a silent one is caught by the timeouts)
+        mon = s.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
+        connected = False
         try:
             while not stop.wait(HEARTBEAT):
+                while mon.poll(0):
+                    ev = recv_monitor_message(mon)["event"]
+                    if ev == zmq.EVENT_CONNECTED:
+                        connected = True
+                    elif ev == zmq.EVENT_DISCONNECTED and connected:
+                        self._coordinator_lost(stop)
+                        return
                 try:
                     s.send(b"HB", zmq.NOBLOCK)
                 except zmq.Again:  # not connected (yet): nobody to tell
                     pass
         finally:
+            s.disable_monitor()
+            mon.close(0)
             s.close(0)
+
+    def _coordinator_lost(self, stop: threading.Event) -> None:
+        """The connection closed: let the main thread fail; if it is busy in a
+        window and does not stop within ``LOST_GRACE``, end the process."""
+        self.lost.set()
+        if stop.wait(LOST_GRACE):
+            return
+        print(f"asyncnet: error: worker: the coordinator at {self.connect} closed the "
+              f"connection (it exited or was killed); stopping", file=sys.stderr, flush=True)
+        os._exit(2)
 
     def _recv(self, sock: zmq.Socket, timeout: float) -> list[bytes]:
         """The next non-heartbeat message; fail after ``timeout`` s of silence."""
         while True:
             t0 = time.perf_counter()
-            if not sock.poll(int(timeout * 1000)):
-                raise WorkerFailed(f"no word from the coordinator at {self.connect} "
-                                   f"for {timeout:g} s")
+            deadline = time.monotonic() + timeout
+            while not sock.poll(100):
+                if self.lost.is_set():
+                    raise WorkerFailed(f"the coordinator at {self.connect} closed the "
+                                       f"connection (it exited or was killed)")
+                if time.monotonic() > deadline:
+                    raise WorkerFailed(f"no word from the coordinator at {self.connect} "
+                                       f"for {timeout:g} s")
             self.stats["wait_seconds"] += time.perf_counter() - t0
             msg = sock.recv_multipart()
             if msg[0] != b"HB":

@@ -1,0 +1,160 @@
+"""Output paths checked before a run starts, and read-only input files decoded.
+
+A run that cannot write its log or its saved state should say so before it
+spends an hour simulating, and leave nothing behind; a scenario or cluster
+file that is not UTF-8 text (an editor's Latin-1 or UTF-16, a PNG or an event
+log passed by mistake) should get one line, not a ``UnicodeDecodeError``.
+"""
+
+from __future__ import annotations
+
+import os
+
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
+          (b"PK\x03\x04", "a zip archive (an .npz?)"), (b"\x93NUMPY", "a numpy array file"),
+          (b"\x1f\x8b", "a gzip file"), (b"\x7fELF", "an executable"))
+
+
+class OutputError(ValueError):
+    """An output path cannot be written."""
+
+
+def check_output(path: str, create_dirs: bool) -> None:
+    """Fail now if a file cannot later be written at ``path``; create nothing.
+
+    Parameters
+    ----------
+    path:
+        where a log or saved state will be written.
+    create_dirs:
+        whether missing directories will be created (the log: like the
+        default ``runs/``); if not, the directory must exist.
+
+    Raises
+    ------
+    OutputError
+        ``path`` is a directory, lies under a regular file, in a missing
+        directory (unless ``create_dirs``), or where this user cannot write.
+    """
+    full = os.path.abspath(path)
+    if os.path.isdir(full):
+        raise OutputError(f"{path}: is a directory")
+    if os.path.exists(full):
+        if not os.access(full, os.W_OK):
+            raise OutputError(f"{path}: not writable (permission denied)")
+        return
+    d = os.path.dirname(full)
+    probe = d
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise OutputError(f"{path}: {probe} is not a directory")
+    if probe != d and not create_dirs:
+        raise OutputError(f"{path}: directory {os.path.dirname(path) or '.'} does not exist")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: directory {probe} is not writable (permission denied)")
+
+
+def npz_name(path: str) -> str:
+    """The file ``numpy.savez`` really writes for ``path`` (it adds ``.npz``).
+
+    Parameters
+    ----------
+    path:
+        the name asked for.
+
+    Returns
+    -------
+    ``path`` itself if it ends in ``.npz``, else ``path + ".npz"``.
+    """
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def read_text(path: str, what: str = "file") -> str:
+    """A UTF-8 text file's contents, or ``ValueError`` with one clear sentence.
+
+    Parameters
+    ----------
+    path:
+        the file.
+    what:
+        what the file should be ("scenario", "cluster file"), for messages.
+
+    Returns
+    -------
+    The text (a UTF-8 byte-order mark is dropped).
+
+    Raises
+    ------
+    OSError
+        the file cannot be read.
+    ValueError
+        the file is not UTF-8 text; the message says what it looks like.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    return decode_text(data, what)
+
+
+def decode_text(data: bytes, what: str = "file") -> str:
+    """Decode ``data`` as UTF-8 text or raise ``ValueError`` saying what it is.
+
+    Parameters
+    ----------
+    data:
+        the file's bytes.
+    what:
+        what the file should be, for the message.
+
+    Returns
+    -------
+    The text (a UTF-8 byte-order mark is dropped).
+    """
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            raise ValueError(f"this is {name}, not a {what} (a UTF-8 TOML text file)")
+    if data[:1] and (0x80 <= data[0] <= 0x8f or data[0] in (0xde, 0xdf)) \
+            and b"asyncnet-eventlog" in data[:64]:
+        raise ValueError(f"this is an asyncnet event log, not a {what} "
+                         f"(asyncnet replay/stats/inspect read logs)")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"this {what} is UTF-16 text (a byte-order mark); save it as UTF-8")
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"not UTF-8 text: byte 0x{data[e.start]:02x} at offset {e.start} "
+                         f"(line {line}); save the {what} as UTF-8 (Latin-1 or another "
+                         f"encoding?)") from None
+    if "\x00" in text:
+        raise ValueError(f"a binary file (it contains NUL bytes), not a {what}")
+    return text
+
+
+def extra_hint(extra: str) -> str:
+    """The command that installs an optional extra, for this installation.
+
+    Parameters
+    ----------
+    extra:
+        the extra's name in ``pyproject.toml`` (``plot``, ``digits``).
+
+    Returns
+    -------
+    ``pip install -e 'CHECKOUT[extra]'`` when asyncnet runs from a checkout
+    (``pip install 'asyncnet[extra]'`` fails there: the package is not on an
+    index), else ``pip install 'asyncnet[extra]'``.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(root, "pyproject.toml")):
+        here = os.path.relpath(root) if not os.path.relpath(root).startswith("..") else root
+        return f"pip install -e '{here}[{extra}]'"
+    return f"pip install 'asyncnet[{extra}]'"
+
+
+__all__ = ["OutputError", "check_output", "npz_name", "read_text", "decode_text", "extra_hint"]
