@@ -89,8 +89,17 @@ class Scenario:
         for node in (inp, out):
             if node not in net.populations:
                 raise ScenarioError(f"{self.path}: [data] unknown population {node!r}")
-        if getattr(self.build_rule(), "nudged", False):
+        rule = self.build_rule()
+        if getattr(rule, "nudged", False):
             return self._nudge_stream(net, kind, inp, out, d)
+        if hasattr(rule, "stream"):  # the scheme's own stream kinds
+            try:
+                return rule.stream(kind, n_in=net.populations[inp].size,
+                                   n_out=net.populations[out].size, input_node=inp,
+                                   output_node=out, seed=self.seed, duration=self.duration,
+                                   **({**d, "hold": hold} if hold is not None else d))
+            except DataError as e:
+                raise ScenarioError(f"{self.path}: [data] {e}") from None
         if hold is not None:
             d["hold"] = hold
         try:

@@ -100,6 +100,12 @@ def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str
     per-wake monitors needs a merge rule in ``asyncnet/cluster/gather.py``.
     """
     kind = sc.analysis.get("kind", "accuracy")
+    if hasattr(eng.rule, "attach"):  # a scheme with its own analyses
+        try:
+            return eng.rule.attach(eng, net, stream, sc)
+        except ValueError as e:
+            from .scenario import ScenarioError
+            raise ScenarioError(f"{sc.path}: [analysis] {e}") from None
     if getattr(eng.rule, "nudged", False):  # ep, coupled: batches and a nudging teacher
         from .energy_sim import attach_energy
         return attach_energy(eng, net, stream, sc)

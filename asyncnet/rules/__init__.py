@@ -28,6 +28,10 @@ def get_rule(name: str) -> Callable[..., Any]:
             __import__(f"{__name__}.{mod}")
         except ImportError:
             pass
+    try:  # schemes moved to asyncnet/schemes/ (issue 9)
+        __import__("asyncnet.schemes.stlp")
+    except ImportError:
+        pass
     if name not in RULES:
         raise KeyError(name)
     return RULES[name]
