@@ -85,10 +85,36 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     if writer:
         summary["log"] = {"path": log_path, "records": footer["count"],
                           "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
+    if summary.get("diverged") is None:  # any rule: a non-finite or exploded final state
+        dv = check_divergence(eng)
+        if dv is not None:
+            summary["diverged"] = dv
     if save_state:
         np.savez(save_state, **final_state(eng))
         summary["state"] = save_state
     return summary
+
+
+DIVERGE_LIMIT = 1e12
+
+
+def check_divergence(eng: Engine) -> dict | None:
+    """The first agent (by name) whose final state is not finite or exceeds ``DIVERGE_LIMIT``.
+
+    Returns ``{"agent", "key", "t", "how", "limit"}`` or ``None``; ``t`` is
+    ``None``: the state was found so at the end of the run (a scheme that
+    watches its own state, as ``stlp`` does, reports the instant instead).
+    """
+    for name in sorted(eng.agents):
+        for key, val in eng.agents[name].model.state().items():
+            arr = np.asarray(val)
+            if arr.dtype.kind != "f" or not arr.size:
+                continue
+            bad = not np.all(np.isfinite(arr))
+            if bad or np.max(np.abs(arr)) > DIVERGE_LIMIT:
+                return {"agent": name, "key": key, "t": None, "limit": DIVERGE_LIMIT,
+                        "how": f"{key} {'not finite' if bad else 'exploded'} at the end"}
+    return None
 
 
 def attach_analyses(eng: Engine, net: Network, stream, sc: Scenario) -> dict[str, Callable]:
