@@ -145,7 +145,7 @@ def bptt(net: Leaky, W, b, U, Y, x0):
 
 
 def rtrl(net: Leaky, W, b, U, Y, x0):
-    """Real-time recurrent learning: ``(dL/dW, dL/db, L)`` carried forward in an influence matrix."""
+    """Real-time recurrent learning: ``(dL/dW, dL/db, L)`` via a forward influence matrix."""
     P = net.n_params()
     m = int(net.mask.sum())
     rows, cols = np.nonzero(net.mask)

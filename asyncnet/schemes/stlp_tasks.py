@@ -34,7 +34,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..data import DataError, Stream, make_stream as base_stream
+from ..data import DataError, Stream
+from ..data import make_stream as base_stream
 from ..network import Network, agent_rng
 from .stlp import DIVERGE_LIMIT, Dense
 from .stlp_reference import fixed_point
