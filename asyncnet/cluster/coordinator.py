@@ -130,7 +130,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         "wall_seconds": wall, "messages_per_second": delivered / wall if wall else None,
         **traffic.summary(),
     }
-    if kind in MERGED:
+    if kind in MERGED and kind in analyses:  # (a scheme's own analyses merge nothing)
         merge_monitors(kind, analyses[kind], results, run.through)
     summary.update((key, result()) for key, result in analyses.items())
     if kind == "alignment":

@@ -105,6 +105,8 @@ class ProbeEngine:
 def attach_worker_monitors(kind: str, eng, net, stream, sc) -> Callable[[], dict]:
     """On a worker: attach what the analysis ``kind`` observes per wake;
     return the function giving this partition's share at the end."""
+    if hasattr(eng.rule, "attach"):  # a scheme's own analyses: probes only, nothing here
+        return dict
     if kind == "exactness":
         exact = _attach_exactness(eng, net, stream)
         return lambda: {"exact_errs": [[k[0], k[1], v] for k, v in exact.errs.items()]}
