@@ -363,7 +363,8 @@ class Dense:
                 "b": self.b.copy(), "pb": np.zeros(self.N)}
 
     def run(self, rule: STLP, U: np.ndarray, Y: np.ndarray, st: dict, t0: int = 0,
-            steps: int | None = None, learn_bias: bool | None = None) -> tuple[dict, np.ndarray]:
+            steps: int | None = None, learn_bias: bool | None = None,
+            record: bool = True) -> tuple[dict, np.ndarray | None]:
         """Run the synchronous recursion from step ``t0`` for ``steps`` steps.
 
         Parameters
@@ -373,6 +374,7 @@ class Dense:
         st : a state from :meth:`initial` (modified copy returned).
         t0, steps : first step index and number of steps (default: to the end of ``U``).
         learn_bias : override ``rule.learn_bias``.
+        record : keep the per-step errors (``False``: memory flat in the length).
 
         Returns
         -------
@@ -384,7 +386,7 @@ class Dense:
         x, p, W, PW, b, pb = (st[k].copy() for k in ("x", "p", "W", "PW", "b", "pb"))
         ins, outs, learn = self.inputs, self.outputs, self.learn
         T = len(U) - 1 - t0 if steps is None else steps
-        se = np.full(T, np.nan)
+        se = np.full(T, np.nan) if record else None
         gq, grw, k = r.gamma * r.q, r.gamma * r.r_w, -r.flip * r.dt
         for i in range(T):
             t = t0 + i
@@ -407,7 +409,7 @@ class Dense:
             p = p_new
             x[ins] = U[t + 1]
             y1 = Y[t + 1]
-            if not np.isnan(y1).any():
+            if record and not np.isnan(y1).any():
                 e = x[outs] - y1
                 se[i] = float(e @ e)
         return {"x": x, "p": p, "W": W, "PW": PW, "b": b, "pb": pb}, se

@@ -207,7 +207,7 @@ def fixed_point(W, b, mask, acts, inputs, outputs, u, y, gamma: float = 1.0, q: 
 
 
 def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k: int = 10,
-          epochs: int = 20) -> dict:
+          epochs: int = 20, r_w: float = 0.0) -> dict:
     """Learn online on a stream; return the per-step squared errors and final parameters.
 
     Parameters
@@ -217,6 +217,7 @@ def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k
         start), ``bptt`` (``epochs`` passes over the whole stream, one update
         each; ``se`` is the last pass's).
     lr, mu : heavy-ball learning rate and momentum.
+    r_w : weight decay per step (``r_w/2 ‖θ‖²`` added to every step's loss).
 
     Returns
     -------
@@ -226,16 +227,16 @@ def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k
     theta = net.pack(W, b)
     v = np.zeros_like(theta)
 
-    def update(g):
+    def update(g, steps=1):
         nonlocal theta, v, W, b
-        v = mu * v + lr * g
+        v = mu * v + lr * (g + (r_w * steps) * theta)
         theta = theta - v
         W, b = net.unpack(theta, W, b)
 
     if method == "bptt":
         for _ in range(epochs):
             gW, gb, _ = bptt(net, W, b, U, Y, x0)
-            update(net.pack(gW, gb))
+            update(net.pack(gW, gb), T)
         se, x = _pass(net, W, b, U, Y, x0)
         return {"se": se, "W": W, "b": b, "x": x}
     x = np.array(x0, dtype=float)
@@ -263,7 +264,7 @@ def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k
                 update(net.q * e @ M[net.outputs])
         if method == "tbptt" and (t + 1 - start_t == k or t == T - 1):
             gW, gb, _ = bptt(net, W, b, U[start_t:t + 2], Y[start_t:t + 2], start_x)
-            update(net.pack(gW, gb))
+            update(net.pack(gW, gb), t + 1 - start_t)
             start_x, start_t = x.copy(), t + 1
     return {"se": se, "W": W, "b": b, "x": x}
 
