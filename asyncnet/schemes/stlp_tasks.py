@@ -259,7 +259,6 @@ def _exactness(net: Network, stream, rule, got: dict) -> dict:
         m = float(np.max(np.abs(b))) if b.size else 0.0
         return float(np.max(np.abs(a - b)) / m) if m > 0 else float(np.max(np.abs(a - b)))
 
-    gerr = 0.0
     gref_all, g_all = [], []
     for (a_, b_), pr in net.projections.items():
         g = end[pr.name]["grad"]
@@ -273,6 +272,8 @@ def _exactness(net: Network, stream, rule, got: dict) -> dict:
     return {"reference": "backprop" if dag else "Almeida-Pineda (recurrent backprop)",
             "acyclic": dag, "costate_error": rel(p[hid], ref["p"][hid]),
             "grad_error": gerr, "activity_error": rel(st["x"], ref["x"]),
+            "grad_cosine": float(g_all_v @ gref_v / (np.linalg.norm(g_all_v)
+                                                      * np.linalg.norm(gref_v))),
             "costate_error_vs_theta_fixed_point": rel(p[hid], ref_th["p"][hid]),
             "theta": rule.theta, "dt": rule.dt,
             "spectral_radius": ref["spectral_radius"]}
@@ -293,7 +294,8 @@ def report(cache: dict) -> list[str]:
     if "costate_error" in s:
         lines.append(f"stlp      fixed point vs {s['reference']} (independent solve, "
                      f"normwise relative error): costates {s['costate_error']:.2e}, "
-                     f"synapse grads {s['grad_error']:.2e}, activities "
+                     f"synapse grads {s['grad_error']:.2e} (cosine {s['grad_cosine']:.6f}), "
+                     f"activities "
                      f"{s['activity_error']:.2e}")
         lines.append(f"          vs the dissipative fixed point (theta/dt = "
                      f"{s['theta'] / s['dt']:g}): {s['costate_error_vs_theta_fixed_point']:.2e};"
