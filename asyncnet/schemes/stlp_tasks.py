@@ -1,10 +1,12 @@
 """STLP's data streams and analyses (the scheme's stream kinds and its summary).
 
-Streams (one value per unit of time = one step): a constant input (default
-1 on every input neuron) drives a network that must *generate* a target
-signal of period ``period`` steps and amplitude ``target_scale``:
-``sine``, ``sines`` (a sum of three sinusoids, periods P, P/2, P/3) and
-``square``; ``constant`` is the fixed-point stream (input and target drawn
+Streams (one value per unit of time = one step) of a target signal of
+period ``period`` steps and amplitude ``target_scale``: ``sine``, ``sines``
+(a sum of three sinusoids, periods P, P/2, P/3) and ``square``. With
+``lag`` the input is the signal itself (amplitude 1) and the target is the
+signal ``lag`` steps earlier (a driven task: delay and shape it); without,
+a constant input (default 1 on every input neuron) drives a network that
+must *generate* the signal; ``constant`` is the fixed-point stream (input and target drawn
 from the seed, or given).
 
 Analyses (read at the end of the run through probes, so they run unchanged
@@ -44,14 +46,21 @@ KINDS = ("sine", "sines", "square", "constant")
 
 
 class TargetStream(Stream):
-    """A constant input and a periodic target, by step."""
+    """A periodic target; the input is constant (a generator task) or the
+    unlagged signal itself (``driven``: the target is the signal ``lag`` steps ago)."""
+
+    amp: float = 0.8
+    driven: bool = False
 
     def value(self, node: str, t: float) -> np.ndarray | None:
         """The value shown to ``node`` at time ``t``."""
         if node == self.input_node:
+            if self.driven:
+                return target(self.kind, t, self.period, 1.0) * np.ones(self.inputs.shape[1])
             return self.inputs[0]
         if node == self.output_node:
-            return target(self.kind, t, self.period, self.lag) * np.ones(self.targets.shape[1])
+            return (target(self.kind, t - self.lag, self.period, self.amp)
+                    * np.ones(self.targets.shape[1]))
         return None
 
 
@@ -81,27 +90,31 @@ def target(kind: str, t: float, period: float, amp: float) -> float:
 def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_node: str,
                 seed: int, duration: float, period: float = 100.0,
                 target_scale: float = 0.8, input: list | None = None,
-                target: list | None = None, **extra) -> Stream:
+                target: list | None = None, lag: float | None = None, **extra) -> Stream:
     """One of the scheme's streams (see the module docstring); raises ``DataError``."""
     if kind not in KINDS:
         raise DataError(f"unknown data kind {kind!r} for rule 'stlp' (known: {', '.join(KINDS)})")
     if extra:
         raise DataError(f"key {sorted(extra)[0]!r} does not apply to rule 'stlp' "
-                        f"(keys: kind, period, target_scale, input, target)")
+                        f"(keys: kind, period, target_scale, lag, input, target)")
     if kind == "constant":
         return base_stream("constant", n_in=n_in, n_out=n_out, input_node=input_node,
                            output_node=output_node, seed=seed, duration=duration,
                            input=input, target=target)
     if target is not None:
         raise DataError(f"key 'target' does not apply to kind {kind!r} (it is generated)")
+    if lag is not None and input is not None:
+        raise DataError("give either 'lag' (the input is the signal) or 'input' (constant)")
     if not period >= 2:
         raise DataError(f"period must be at least 2 steps, got {period}")
     u = np.ones((1, n_in)) if input is None else np.array([input], dtype=float)
     if u.shape[1] != n_in:
         raise DataError(f"input has {u.shape[1]} values but population {input_node!r} "
                         f"has size {n_in}")
-    return TargetStream(kind, u, np.zeros((1, n_out)), 1.0, np.zeros(1, dtype=int),
-                        input_node, output_node, float(period), float(target_scale))
+    st = TargetStream(kind, u, np.zeros((1, n_out)), 1.0, np.zeros(1, dtype=int),
+                      input_node, output_node, float(period), float(lag or 0.0))
+    st.amp, st.driven = float(target_scale), lag is not None
+    return st
 
 
 def sequences(stream: Stream, steps: int) -> tuple[np.ndarray, np.ndarray]:
