@@ -29,7 +29,7 @@ def get_rule(name: str) -> Callable[..., Any]:
         except ImportError:
             pass
     try:  # schemes moved to asyncnet/schemes/ (issue 9)
-        __import__("asyncnet.schemes.stlp")
+        __import__("asyncnet.schemes.stlp_tasks")
     except ImportError:
         pass
     if name not in RULES:

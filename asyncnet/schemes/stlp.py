@@ -29,9 +29,11 @@ away); the arithmetic is the synchronous recursion above exactly (a test
 runs both).
 
 Faces: :class:`Dense` (plain numpy, the same recursion on a flattened
-network: tools and checks) and the rule ``stlp`` (:class:`STLP`) for the
-engine, ``mode = "sync"`` (a neuron steps whenever its messages arrive) or
-``"async"`` (only on its own jittered timer, with the latest values held).
+network: tools and checks) and the physics of the rule ``stlp``
+(:class:`STLP`; registered with its streams and analyses by
+:mod:`asyncnet.schemes.stlp_tasks`) for the engine, ``mode = "sync"`` (a
+neuron steps whenever its messages arrive) or ``"async"`` (only on its own
+jittered timer, with the latest values held).
 """
 
 from __future__ import annotations
@@ -43,14 +45,12 @@ import numpy as np
 
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Network, Population, Projection, activation
-from ..rules import register
 
 DIVERGE_LIMIT = 1e12
 """A state whose squared norm passes ``DIVERGE_LIMIT²`` (or is not finite) has diverged."""
 ORDERS = ("w_first", "p_first")
 
 
-@register("stlp")
 @dataclass
 class STLP:
     """Rule parameters (validated on construction).
@@ -115,23 +115,32 @@ class STLP:
 
     # -- the engine's view ---------------------------------------------------
     def neuron(self, pop: Population, net: Network, rng: np.random.Generator) -> STLPNeuron:
-        """The physics of one population."""
+        """The physics of one population.
+
+        Parameters
+        ----------
+        pop : the population; net : the network (for its neighbours' names);
+        rng : the agent's own random stream.
+
+        Returns
+        -------
+        A :class:`STLPNeuron`.
+        """
         return STLPNeuron(self, pop, net, rng)
 
     def synapse(self, proj: Projection, net: Network,
                 rng: np.random.Generator) -> STLPSynapse:
-        """The physics of one projection."""
+        """The physics of one projection.
+
+        Parameters
+        ----------
+        proj : the projection; net : the network; rng : the agent's stream (unused).
+
+        Returns
+        -------
+        A :class:`STLPSynapse`.
+        """
         return STLPSynapse(self, proj, net.populations[proj.pre].role == "input")
-
-    def stream(self, kind: str, **kw):
-        """The scheme's data streams (``sine``, ``sines``, ``square``, ``constant``)."""
-        from .stlp_tasks import make_stream
-        return make_stream(kind, **kw)
-
-    def attach(self, eng, net: Network, stream, sc) -> dict:
-        """The scheme's analyses (``tracking``, ``exactness``, ``none``)."""
-        from .stlp_tasks import attach
-        return attach(eng, net, stream, sc)
 
     def param_step(self, w: np.ndarray, pw: np.ndarray,
                    g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -357,7 +366,16 @@ class Dense:
         return f, fp
 
     def initial(self, x0: np.ndarray | None = None) -> dict:
-        """A state: activities (zero unless given), costates zero, the network's parameters."""
+        """A state: activities (zero unless given), costates zero, the network's parameters.
+
+        Parameters
+        ----------
+        x0 : initial activities (length ``N``), or ``None`` for zeros.
+
+        Returns
+        -------
+        ``{"x", "p", "W", "PW", "b", "pb"}``.
+        """
         x = np.zeros(self.N) if x0 is None else np.array(x0, dtype=float)
         return {"x": x, "p": np.zeros(self.N), "W": self.W.copy(), "PW": np.zeros_like(self.W),
                 "b": self.b.copy(), "pb": np.zeros(self.N)}

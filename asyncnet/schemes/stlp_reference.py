@@ -100,7 +100,17 @@ def _err(net: Leaky, x, y):
 
 
 def loss(net: Leaky, W, b, U, Y, x0) -> float:
-    """``L`` over steps 1..T (``T = len(U) − 1``) from ``x0`` (inputs set to ``U[0]``)."""
+    """The stream loss.
+
+    Parameters
+    ----------
+    net : the network; W, b : parameters; U, Y : inputs and targets by step;
+    x0 : the state at step 0 (inputs set to ``U[0]``).
+
+    Returns
+    -------
+    ``L`` over steps ``1..T`` (``T = len(U) − 1``).
+    """
     x = np.array(x0, dtype=float)
     x[net.inputs] = U[0]
     L = 0.0
@@ -113,7 +123,16 @@ def loss(net: Leaky, W, b, U, Y, x0) -> float:
 
 
 def bptt(net: Leaky, W, b, U, Y, x0):
-    """Backpropagation through time: ``(dL/dW, dL/db, L)`` (stores the whole trajectory)."""
+    """Backpropagation through time (stores the whole trajectory).
+
+    Parameters
+    ----------
+    As :func:`loss`; with ``x0`` a stored state, one window of truncated BPTT.
+
+    Returns
+    -------
+    ``(dL/dW, dL/db, L)``.
+    """
     T = len(U) - 1
     xs = np.empty((T + 1, net.N))
     fps = np.empty((T, net.N))
@@ -145,7 +164,16 @@ def bptt(net: Leaky, W, b, U, Y, x0):
 
 
 def rtrl(net: Leaky, W, b, U, Y, x0):
-    """Real-time recurrent learning: ``(dL/dW, dL/db, L)`` via a forward influence matrix."""
+    """Real-time recurrent learning: the gradient carried forward in ``dx_t/dθ``.
+
+    Parameters
+    ----------
+    As :func:`loss`.
+
+    Returns
+    -------
+    ``(dL/dW, dL/db, L)``.
+    """
     P = net.n_params()
     m = int(net.mask.sum())
     rows, cols = np.nonzero(net.mask)
@@ -178,7 +206,15 @@ def fixed_point(W, b, mask, acts, inputs, outputs, u, y, gamma: float = 1.0, q: 
                 theta_rate: float = 0.0, tol: float = 1e-15, max_iter: int = 200) -> dict:
     """Newton's method for the activities, one linear solve for the costates.
 
-    Returns ``{"x", "a", "p", "delta", "spectral_radius"}``; ``p`` solves
+    Parameters
+    ----------
+    W, b, mask, acts, inputs, outputs : the network as arrays; u, y : input
+    and target; gamma, q : the loss weights; theta_rate : θ/Δt (0: exact);
+    tol, max_iter : Newton's stopping rule.
+
+    Returns
+    -------
+    ``{"x", "a", "p", "delta", "spectral_radius"}``; ``p`` solves
     ``((1 + theta_rate) I − Jᵀ) p = γ q (x − y)`` on non-input neurons.
     """
     net = Leaky(np.asarray(mask, bool), list(acts), np.asarray(inputs), np.asarray(outputs), 1.0)
@@ -282,5 +318,14 @@ def _pass(net: Leaky, W, b, U, Y, x0):
 
 
 def free_run(net: Leaky, W, b, U, Y, x0) -> np.ndarray:
-    """Per-step squared errors of the network run with its parameters fixed."""
+    """Per-step squared errors of the network run with its parameters fixed.
+
+    Parameters
+    ----------
+    As :func:`loss`.
+
+    Returns
+    -------
+    ``‖x_{t+1} − y_{t+1}‖²`` per step (NaN without a target).
+    """
     return _pass(net, W, b, U, Y, x0)[0]

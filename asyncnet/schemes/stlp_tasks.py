@@ -39,10 +39,45 @@ import numpy as np
 from ..data import DataError, Stream
 from ..data import make_stream as base_stream
 from ..network import Network, agent_rng
-from .stlp import DIVERGE_LIMIT, Dense
+from ..rules import register
+from .stlp import DIVERGE_LIMIT, STLP, Dense
 from .stlp_reference import fixed_point
 
 KINDS = ("sine", "sines", "square", "constant")
+
+
+@register("stlp")
+class STLPScheme(STLP):
+    """The rule ``stlp``: :class:`~asyncnet.schemes.stlp.STLP`'s parameters and
+    physics, with the scheme's stream kinds and analyses."""
+
+    def stream(self, kind: str, **kw) -> Stream:
+        """The scheme's data streams (``sine``, ``sines``, ``square``, ``constant``).
+
+        Parameters
+        ----------
+        kind : the stream kind; kw : sizes, node names, seed, duration and
+            the ``[data]`` keys (see :func:`make_stream`).
+
+        Returns
+        -------
+        A :class:`~asyncnet.data.Stream`.
+        """
+        return make_stream(kind, **kw)
+
+    def attach(self, eng, net: Network, stream, sc) -> dict:
+        """The scheme's analyses (``tracking``, ``exactness``, ``none``): see :func:`attach`.
+
+        Parameters
+        ----------
+        eng : the engine (or the cluster's probe engine); net, stream, sc :
+            the network, stream and scenario.
+
+        Returns
+        -------
+        ``{summary key: result()}``.
+        """
+        return attach(eng, net, stream, sc)
 
 
 class TargetStream(Stream):
@@ -91,7 +126,19 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
                 seed: int, duration: float, period: float = 100.0,
                 target_scale: float = 0.8, input: list | None = None,
                 target: list | None = None, lag: float | None = None, **extra) -> Stream:
-    """One of the scheme's streams (see the module docstring); raises ``DataError``."""
+    """One of the scheme's streams (see the module docstring).
+
+    Parameters
+    ----------
+    kind : ``sine``, ``sines``, ``square`` or ``constant``.
+    n_in, n_out, input_node, output_node, seed, duration : as for
+        :func:`asyncnet.data.make_stream`.
+    period, target_scale, lag, input, target : the ``[data]`` keys.
+
+    Returns
+    -------
+    A :class:`~asyncnet.data.Stream`; raises ``DataError`` on a bad key or value.
+    """
     if kind not in KINDS:
         raise DataError(f"unknown data kind {kind!r} for rule 'stlp' (known: {', '.join(KINDS)})")
     if extra:
@@ -122,6 +169,14 @@ def sequences(stream: Stream, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
     The first control value arrives at t = 1, so ``U[0] = 0`` and ``Y[0]`` is
     NaN (no target at step 0); ``U[t]``, ``Y[t]`` are the stream at ``t``.
+
+    Parameters
+    ----------
+    stream : the stream; steps : the last step.
+
+    Returns
+    -------
+    ``(U, Y)``, arrays of ``steps + 1`` rows.
     """
     u0, y0 = stream.frame_value(1.0)
     U = np.zeros((steps + 1, np.size(u0)))
@@ -138,13 +193,31 @@ def last_probe_time(duration: float, frac: float = 1.0) -> float:
 
 
 def read_states(engine, names: list[str]) -> dict[str, dict]:
-    """Copies of the named agents' states (a probe)."""
+    """Copies of the named agents' states (a probe).
+
+    Parameters
+    ----------
+    engine : an engine or probe engine; names : agent names.
+
+    Returns
+    -------
+    ``{name: {key: array}}``.
+    """
     return {n: {k: np.array(v, copy=True) for k, v in engine.agents[n].model.state().items()}
             for n in names}
 
 
 def load_dense(net: Network, states: dict[str, dict]) -> tuple[Dense, dict]:
-    """A :class:`Dense` network and state filled from the agents' states."""
+    """A :class:`Dense` network and state filled from the agents' states.
+
+    Parameters
+    ----------
+    net : the network; states : every agent's state (:func:`read_states`).
+
+    Returns
+    -------
+    ``(dense, state)``.
+    """
     d = Dense(net)
     st = d.initial()
     for (u, v), p in net.projections.items():
@@ -157,7 +230,16 @@ def load_dense(net: Network, states: dict[str, dict]) -> tuple[Dense, dict]:
 
 
 def divergence(states: dict[str, dict]) -> dict | None:
-    """The first agent whose state diverged (own time), else the first non-finite one."""
+    """The first agent whose state diverged (own time), else the first non-finite one.
+
+    Parameters
+    ----------
+    states : every agent's state.
+
+    Returns
+    -------
+    ``{"agent", "t", "limit", "how"}`` or ``None``.
+    """
     first = None
     for name in sorted(states):
         t = float(states[name].get("diverged_at", [-1.0])[0])
@@ -175,7 +257,16 @@ def divergence(states: dict[str, dict]) -> dict | None:
 
 
 def initial_x(net: Network, seed: int, init_state: str, d: Dense) -> np.ndarray:
-    """The activities every neuron agent starts from (its own stream's first draw)."""
+    """The activities every neuron agent starts from (its own stream's first draw).
+
+    Parameters
+    ----------
+    net, seed, init_state : the scenario's; d : its :class:`Dense` layout.
+
+    Returns
+    -------
+    A length-``N`` vector.
+    """
     x = np.zeros(d.N)
     if init_state == "random":
         for n, p in net.populations.items():
@@ -185,7 +276,17 @@ def initial_x(net: Network, seed: int, init_state: str, d: Dense) -> np.ndarray:
 
 
 def attach(eng, net: Network, stream, sc) -> dict[str, Callable]:
-    """Attach the scenario's STLP analysis; return summary key -> ``result()``."""
+    """Attach the scenario's STLP analysis (probes only: runs on any backend).
+
+    Parameters
+    ----------
+    eng : an engine or the cluster's probe engine; net, stream, sc : the run's.
+
+    Returns
+    -------
+    ``{"stlp", "diverged", "report": result()}``; raises ``ValueError`` for an
+    analysis kind the scheme does not have.
+    """
     kind = sc.analysis.get("kind", "tracking")
     if kind not in ("tracking", "exactness", "none"):
         raise ValueError(f"analysis kind {kind!r} does not apply to rule 'stlp' "
@@ -293,7 +394,16 @@ def _exactness(net: Network, stream, rule, got: dict) -> dict:
 
 
 def report(cache: dict) -> list[str]:
-    """Summary lines for the STLP analyses."""
+    """Summary lines for the STLP analyses.
+
+    Parameters
+    ----------
+    cache : the computed ``stlp`` and ``diverged`` results.
+
+    Returns
+    -------
+    Lines for the human-readable summary.
+    """
     lines = []
     s = cache.get("stlp") or {}
     if "tracking_mse" in s:
