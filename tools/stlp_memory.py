@@ -102,9 +102,9 @@ def main() -> None:
               "STLP µs/step |")
         print("|---:|---:|---:|---:|---:|---:|")
         nrows = []
-        for n in (4, 8, 16, 32, 64):
+        for n in (4, 8, 16, 32, 64, 128):
             dn = Dense(full_net(n))
-            Tn = 200 if n < 32 else 40
+            Tn = 200 if n < 32 else 40 if n < 128 else 10
             t = np.arange(Tn + 1)
             Un = np.ones((Tn + 1, 1))
             Yn = (0.8 * np.sin(2 * np.pi * t / 60))[:, None]
