@@ -276,3 +276,22 @@ def test_frozen_weights_stay_frozen():
         w, pw = r.param_step(w, pw, np.ones(3))
     assert np.array_equal(w, np.ones(3)) and np.all(pw > 0)
     assert replace(r, order="p_first").param_step(w, pw, pw)[0].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_general_divergence_check_names_the_agent():
+    """Any rule: a non-finite final state is reported by agent and key."""
+    from asyncnet.simulation import check_divergence
+    eng, _, _ = build_engine(load(ROOT / "scenarios" / "quickstart.toml"))
+    assert check_divergence(eng) is None
+    eng.agents["l1->l2"].model.W[0, 0] = np.nan
+    dv = check_divergence(eng)
+    assert dv["agent"] == "l1->l2" and dv["key"] == "weight" and "not finite" in dv["how"]
+
+
+def test_lag_and_constant_input_exclude_each_other(tmp_path):
+    text = (SCEN / "stlp_sine.toml").read_text().replace("lag = 150", "lag = 150\ninput = [1.0]")
+    p = tmp_path / "x.toml"
+    p.write_text(text)
+    sc = load(p)
+    with pytest.raises(ScenarioError, match="either 'lag'"):
+        sc.build_stream(sc.build_network())
