@@ -336,7 +336,10 @@ def _tracking(net: Network, stream, sc, rule, got: dict) -> dict:
            "tracking_mse_last20": (s1 - s0) / (n1 - n0) if n1 > n0 else None}
     period = getattr(stream, "period", 0.0) or 100.0
     H = int(max(200, 2 * period))
-    t0 = int(end[outs[0]]["steps"][0])
+    # the step index the final state belongs to: the output's own steps when
+    # synchronous; with own timers, the time (one step of the stream per unit)
+    t0 = (int(end[outs[0]]["steps"][0]) if rule.mode == "sync"
+          else int(math.floor(last_probe_time(sc.duration))))
     frozen = replace(rule, beta=0.0, learn_bias=False)
     res["free_run_mse"] = None
     if divergence(end) is None:
@@ -352,6 +355,7 @@ def _tracking(net: Network, stream, sc, rule, got: dict) -> dict:
     _, se0 = d.run(frozen, U, Y, st0, 0, t0)
     res["frozen_initial_mse"] = float(np.nanmean(se0) / len(d.outputs))
     res["steps"] = t0
+    res["output_steps"] = int(end[outs[0]]["steps"][0])
     return res
 
 
@@ -409,7 +413,8 @@ def report(cache: dict) -> list[str]:
     if "tracking_mse" in s:
         def g(v):
             return "n/a" if v is None else f"{v:.4g}"
-        lines.append(f"stlp      tracking MSE {g(s['tracking_mse'])} over {s['steps']} steps "
+        lines.append(f"stlp      tracking MSE {g(s['tracking_mse'])} over {s['output_steps']} "
+                     f"output steps "
                      f"(last 20%: {g(s['tracking_mse_last20'])}); free run after freezing "
                      f"{g(s['free_run_mse'])} ({s['free_run_steps']} steps)")
         lines.append(f"          initial weights frozen over the stream: MSE "
