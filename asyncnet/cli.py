@@ -97,6 +97,12 @@ def cmd_run(args) -> int:
         print(dumps(s))
     else:
         print(format_summary(s))
+    dv = s.get("diverged")
+    if dv:  # not a normal success: exit 3 (2 is bad input)
+        when = f"at t={dv['t']:g}" if dv.get("t") is not None else "by the end of the run"
+        print(f"asyncnet: error: the run diverged: agent {dv['agent']} {when} "
+              f"({dv['how']}, limit {dv['limit']:g})", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "continuous": "asyncnet.schemes.continuous:Continuous",
     "ep": "asyncnet.schemes.ep:EP",
     "coupled": "asyncnet.schemes.coupled:Coupled",
+    "stlp": "asyncnet.schemes.stlp:STLPScheme",
 }
 _REGISTERED: dict[str, Any] = {}
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._version import __version__
 from .analysis import Analysis, AnalysisError, Context
+from .analysis.divergence import Divergence
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .ids import is_source
@@ -84,7 +85,7 @@ def context(sc: Scenario, eng, net: Network, stream, progress=None) -> Context:
 def attach_analyses(sc: Scenario, ctx: Context) -> list[tuple[Analysis, Callable]]:
     """Attach every analysis of the run: ``[(analysis, result)]``."""
     out = []
-    for a in analyses_of(sc):
+    for a in [*analyses_of(sc), Divergence()]:
         try:
             out.append((a, a.attach(ctx)))
         except AnalysisError as e:
@@ -118,6 +119,8 @@ def summarize(sc: Scenario, net: Network, traffic: Traffic,
     report: list[str] = []
     for a, result in analyses:
         value = result()
+        if value is None and isinstance(a, Divergence):
+            continue  # the key is there only when the run diverged
         summary[a.key] = value
         if a.key != "result":  # the result line is printed with the run's head
             report += a.report(value)

