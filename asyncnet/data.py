@@ -24,8 +24,33 @@ XOR_INPUTS = np.array([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
 XOR_TARGETS = np.array([[-1.0], [1.0], [1.0], [-1.0]])
 
 
+class OnePopulationFeed:
+    """What every stream offers analyses: its input and output as populations.
+
+    A stream feeding one input and one output population (``input_node``,
+    ``output_node``); :class:`LayerFeed` gives the same interface for a
+    layer written as several populations.
+    """
+
+    input_node: str
+    output_node: str
+
+    def input_map(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        """An input vector as ``{population: its part}``."""
+        return {self.input_node: u}
+
+    def target_map(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """A target vector as ``{population: its part}``."""
+        return {self.output_node: y}
+
+    def read_output(self, engine, key: str = "state") -> np.ndarray | None:
+        """The output layer's ``key`` as one vector (``None`` if not on this engine)."""
+        agent = engine.agents.get(self.output_node)
+        return None if agent is None else np.array(agent.model.state()[key])
+
+
 @dataclass
-class Stream:
+class Stream(OnePopulationFeed):
     """Patterns ``(inputs[i], targets[i])`` shown in the order ``schedule``.
 
     ``frame(t)`` is the index into ``schedule`` shown at time ``t``; a
@@ -92,19 +117,6 @@ class Stream:
     def frame_value(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """The (input, target) pair shown at time ``t``."""
         return self.value(self.input_node, t), self.value(self.output_node, t)
-
-    def input_map(self, u: np.ndarray) -> dict[str, np.ndarray]:
-        """An input vector as ``{population: its part}``."""
-        return {self.input_node: u}
-
-    def target_map(self, y: np.ndarray) -> dict[str, np.ndarray]:
-        """A target vector as ``{population: its part}``."""
-        return {self.output_node: y}
-
-    def read_output(self, engine, key: str = "state") -> np.ndarray | None:
-        """The output layer's ``key`` as one vector (``None`` if not on this engine)."""
-        agent = engine.agents.get(self.output_node)
-        return None if agent is None else np.array(agent.model.state()[key])
 
 
 class LayerFeed:

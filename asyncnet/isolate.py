@@ -18,6 +18,7 @@ import warnings
 import msgpack
 import numpy as np
 
+from . import ids
 from .commands import command, finite_float
 from .eventlog import _packer, record_key
 from .jsonout import dumps
@@ -31,11 +32,7 @@ class InspectError(ValueError):
     """The agent or time asked for cannot be inspected from this log."""
 
 
-def kind_of(name: str) -> str:
-    """``source``, ``synapse`` or ``neuron``, from an agent's name."""
-    if name.startswith("src:"):
-        return "source"
-    return "synapse" if "->" in name else "neuron"
+kind_of = ids.kind_of  # ``source``, ``synapse`` or ``neuron``, from an agent's id
 
 
 def _examples(names: list[str]) -> str:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .ids import is_synapse
 from .messages import CONTROL, DELTA, FORWARD, KIND_NAMES, QUANTA, Message
 
 INF = float("inf")
@@ -82,7 +83,7 @@ class Traffic:
                 cone[m.dst] = m.t_arrive
                 if m.kind == FORWARD and m.dst in self.outputs:
                     c["back"].setdefault(m.dst, m.t_arrive)
-            if "->" in m.dst:
+            if is_synapse(m.dst):
                 if m.kind == FORWARD and c["fwd"] is None:
                     c["fwd"] = m.t_arrive - c["t0"]
                 if m.kind == DELTA and c["credit"] is None:

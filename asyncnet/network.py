@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from .ids import SYNAPSE_SEP, synapse_id
 from .messages import QUANTA, to_quanta
 
 
@@ -86,7 +87,7 @@ class Projection:
     @property
     def name(self) -> str:
         """The synapse agent's name."""
-        return f"{self.pre}->{self.post}"
+        return synapse_id(self.pre, self.post)
 
     @property
     def delay(self) -> float:
@@ -132,8 +133,8 @@ class Network:
         pops: dict[str, Population] = {}
         for name, a in graph.nodes(data=True):
             name = str(name)
-            if "->" in name or ":" in name:
-                raise NetworkError(f"node {name!r}: names may not contain '->' or ':'")
+            if SYNAPSE_SEP in name or ":" in name:
+                raise NetworkError(f"node {name!r}: names may not contain '{SYNAPSE_SEP}' or ':'")
             size = a.get("size", 1)
             if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
                 raise NetworkError(f"node {name!r}: size must be a positive integer, got {size!r}")

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import DataError
+from .data import DataError, OnePopulationFeed
 from .network import agent_rng
 from .outputs import extra_hint
 
@@ -102,7 +102,7 @@ def _check(a: np.ndarray, n: int, what: str) -> None:
 
 
 @dataclass
-class NudgeStream:
+class NudgeStream(OnePopulationFeed):
     """Batches and the teacher's nudge schedule, as functions of time."""
 
     kind: str

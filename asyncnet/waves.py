@@ -26,6 +26,7 @@ import warnings
 
 import networkx as nx
 
+from .ids import is_synapse, source_id, split_synapse, synapse_id
 from .logfile import open_log
 from .logtools import scenario_of
 from .messages import CONTROL, FORWARD, QUANTA
@@ -39,8 +40,8 @@ class _Labels:
     def __init__(self, g: nx.DiGraph, inputs: set[str], outputs: set[str]):
         self.acyclic = nx.is_directed_acyclic_graph(g)
         self.inputs, self.outputs = inputs, outputs
-        self.pre = {str(n): [f"{p}->{n}" for p in g.predecessors(n)] for n in g}
-        self.post = {str(n): [f"{n}->{c}" for c in g.successors(n)] for n in g}
+        self.pre = {str(n): [synapse_id(p, n) for p in g.predecessors(n)] for n in g}
+        self.post = {str(n): [synapse_id(n, c) for c in g.successors(n)] for n in g}
         self.hist: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
         self.times: dict[str, set[int]] = {}
 
@@ -64,19 +65,19 @@ class _Labels:
 
     def forward(self, x: str, t: int) -> int:
         """The frame agent ``x``'s activity carries at ``t``."""
-        if "->" in x:
-            return self._at(x, x.split("->")[0], t)
+        if is_synapse(x):
+            return self._at(x, split_synapse(x)[0], t)
         if x in self.inputs:
-            return self._at(x, f"src:{x}", t)
+            return self._at(x, source_id(x), t)
         return self._combine([self._at(x, s, t) for s in self.pre[x]])
 
     def credit(self, x: str, t: int) -> int:
         """The frame agent ``x``'s delta carries credit for at ``t``."""
-        if "->" in x:
-            return self._at(x, x.split("->")[1], t)
+        if is_synapse(x):
+            return self._at(x, split_synapse(x)[1], t)
         parts = [self._at(x, s, t) for s in self.post[x]]
         if x in self.outputs:
-            parts.append(min(self.forward(x, t), self._at(x, f"src:{x}", t)))
+            parts.append(min(self.forward(x, t), self._at(x, source_id(x), t)))
         elif self.acyclic and x not in self.inputs:
             parts.append(self.forward(x, t))
         return self._combine(parts)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..ids import is_source
 from ..messages import to_time
 
 BALANCE = 1.3
@@ -129,7 +130,7 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     edges = sorted({(min(a, b), max(a, b), d) for a in names for b, d in links[a].items()})
     base = _Union(names)
     for a in names:
-        if a.startswith("src:"):
+        if is_source(a):
             for b in links[a]:
                 base.join(a, b)
     order = bfs_order(links, sorted(starts or []))
