@@ -389,14 +389,17 @@ class LASynapse:
                 self.x_pre = m.payload
             else:
                 self.d_post = m.payload
-        self.grad = np.outer(self.d_post, self.x_pre)
-        if self.eta:
-            self.W = self.W - self.eta * self.grad
+        # Relay with the weight held when the values arrived, then learn from
+        # them (as diffusion's synapse does): the update caused at t acts on
+        # what arrives after t, as in the discrete model's W(t+1) = W(t) + ΔW(t).
         out = []
         if FORWARD in kinds:
             out.append(("out", FORWARD, self.W @ self.x_pre))
         if DELTA in kinds:
             out.append(("in", DELTA, self.W.T @ self.d_post))
+        self.grad = np.outer(self.d_post, self.x_pre)
+        if self.eta:
+            self.W = self.W - self.eta * self.grad
         return out
 
     def state(self) -> dict:
