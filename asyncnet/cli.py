@@ -146,7 +146,17 @@ def _e(x) -> str:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
+    """argparse type: an integer of at least 1.
+
+    Parameters
+    ----------
+    text:
+        the option's value as typed.
+
+    Returns
+    -------
+    The integer; ``argparse.ArgumentTypeError`` if it is not one or is below 1.
+    """
     try:
         n = int(text)
     except ValueError:
@@ -157,7 +167,17 @@ def positive_int(text: str) -> int:
 
 
 def finite_float(text: str) -> float:
-    """argparse type: a finite number (no nan, no inf)."""
+    """argparse type: a finite number (no nan, no inf).
+
+    Parameters
+    ----------
+    text:
+        the option's value as typed.
+
+    Returns
+    -------
+    The number; ``argparse.ArgumentTypeError`` if it is not a finite one.
+    """
     try:
         x = float(text)
     except ValueError:

@@ -49,10 +49,33 @@ def _examples(names: list[str]) -> str:
 def isolate(path: str, node: str, until: float | None = None) -> dict:
     """Run agent ``node`` alone on the log's inputs to it, up to ``until``.
 
-    Returns ``{"node", "kind", "until", "horizon", "truncated", "inputs",
+    The log is streamed: the lone agent advances every ``STEP`` records and
+    its messages are compared with the log's as both come, so memory does
+    not grow with the log.
+
+    Parameters
+    ----------
+    path:
+        the event log.
+    node:
+        the agent (``h1``, ``h0->h1``, ``src:in``).
+    until:
+        stop at this time (default: the log's end, its last whole instant
+        if it was cut short).
+
+    Returns
+    -------
+    ``{"node", "kind", "until", "horizon", "truncated", "interrupted",
+    "log_verified", "log_altered", "records", "verified_records", "inputs",
     "state", "compared", "identical", "divergence", ...}``; ``state`` is the
-    model's ``state()`` at ``until``. Raises ``InspectError`` for an unknown
-    agent or a time past the log's end.
+    model's ``state()`` at ``until``; ``log_altered`` says which digest did
+    not match, if one did.
+
+    Raises
+    ------
+    InspectError
+        an unknown agent, a time outside the log, or messages the agent
+        cannot process.
     """
     log = open_log(path, strict=False)
     sc = scenario_of(log)
