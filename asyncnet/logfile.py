@@ -244,7 +244,8 @@ class EventLog:
                                   f"records before it (the log was altered)")
                 if self.altered is None:
                     self.verified_count = n
-                self.checkpoints.append(obj)
+                if obj["checkpoint"] or self.checkpoints or n:  # not the header's seal
+                    self.checkpoints.append(obj)
                 h.update(b)
             elif isinstance(obj, dict) and obj.get("footer") is True:
                 self._check_sealed(obj, b, h, pos, None)
