@@ -304,14 +304,15 @@ def test_ctrl_c_leaves_a_verified_prefix_and_no_process(tmp_path, workers):
     assert r.stdout.startswith(f"identical: {lg.count:,} messages") and "interrupted" in r.stdout
 
 
-def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path):
+@pytest.mark.parametrize("after", [0.0, 3.0])  # starting up / joined and running
+def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path, after):
     p = subprocess.Popen([sys.executable, "-m", "asyncnet", "run", scenario(tmp_path, 1e6),
                           "-q", "--no-log", "--workers", "2"], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     while len(children_of(p.pid)) < 2 and time.monotonic() - t0 < 60:
-        time.sleep(0.05)
-    time.sleep(2.0)  # the run is under way
+        time.sleep(0.01)
+    time.sleep(after)
     kids = children_of(p.pid)
     assert len(kids) == 2
     p.kill()

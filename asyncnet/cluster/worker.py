@@ -37,6 +37,10 @@ LOST_GRACE = 1.5
 killed) gives its main thread to notice, before the process ends itself."""
 
 
+PARENT_ENV = "ASYNCNET_COORDINATOR_PID"
+"""Set by the coordinator for the local workers it starts: its process id."""
+
+
 class WorkerFailed(RuntimeError):
     """The worker cannot go on (coordinator lost, protocol broken)."""
 
@@ -53,8 +57,10 @@ class Worker:
         self.ident = f"w{os.getpid()}-{os.urandom(4).hex()}".encode()
         self.timeout = wait
         self.lost = threading.Event()  # the coordinator's connection went away
-        # a local worker (started by the coordinator, with a token) watches its parent
-        self.parent = os.getppid() if token is not None else None
+        # a local worker (started by the coordinator) watches its parent: the
+        # coordinator's pid comes in the environment, as it may die before we start
+        pid = os.environ.get(PARENT_ENV, "")
+        self.parent = int(pid) if pid.isdigit() else None
         self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
                       "wait_seconds": 0.0, "busy_seconds": 0.0}
 
