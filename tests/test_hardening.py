@@ -82,10 +82,21 @@ def test_workers_below_one_refused(tmp_path, n):
                    "--workers")
 
 
-def test_inspect_until_must_be_finite(tmp_path):
+def in_process(argv: list[str], capsys) -> subprocess.CompletedProcess:
+    """``main(argv)`` here, as a CompletedProcess (argparse errors exit)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def test_inspect_until_must_be_finite(capsys):
     for t in ("nan", "inf", "-inf", "NaN"):
-        one_error_line(cli("inspect", "x.log", "--node", "l1", f"--until={t}"), "--until",
-                       "finite")
+        one_error_line(in_process(["inspect", "x.log", "--node", "l1", f"--until={t}"],
+                                  capsys), "--until", "finite")
 
 
 def _png() -> bytes:
@@ -162,7 +173,7 @@ def _listing(d) -> list[str]:
                   for a, ds, fs in os.walk(d) for f in fs + ds)
 
 
-def test_output_paths_are_checked_before_the_run(tmp_path):
+def test_output_paths_are_checked_before_the_run(tmp_path, capsys):
     sc = scenario(tmp_path, duration=100000)  # would take minutes if it started
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -175,14 +186,15 @@ def test_output_paths_are_checked_before_the_run(tmp_path):
              (["--no-log", "--save-state", str(blocker / "s")], "not a directory")]
     for extra, words in cases:
         t0 = time.monotonic()
-        one_error_line(cli("run", sc, "-q", *extra), words)
+        one_error_line(in_process(["run", sc, "-q", *extra], capsys), words)
         assert time.monotonic() - t0 < 30
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
         if not os.access(ro, os.W_OK):  # not as root: root writes anywhere
-            one_error_line(cli("run", sc, "-q", "--log", str(ro / "x.log")), "not writable")
+            one_error_line(in_process(["run", sc, "-q", "--log", str(ro / "x.log")], capsys),
+                           "not writable")
     finally:
         ro.chmod(0o755)
     ro.rmdir()

@@ -199,7 +199,8 @@ def test_unknown_agent_is_an_inspect_error(tmp_path):
         isolate(log, "l9")
 
 
-@pytest.mark.parametrize("name", ["quickstart.toml", "continuous_cyclic.toml"])
+@pytest.mark.parametrize("name", ["quickstart.toml", pytest.param(
+    "continuous_cyclic.toml", marks=pytest.mark.slow)])
 def test_streaming_in_small_steps_changes_nothing(name, tmp_path, monkeypatch):
     """``isolate`` streams the log, advancing the lone agent every STEP records.
     Advancing at (almost) every instant gives the states of the full run and
