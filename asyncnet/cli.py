@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("asyncnet: interrupted; the log keeps every record written so far",
-              file=sys.stderr)
+        print("asyncnet: interrupted; a log being written ends at its last whole instant "
+              "(replay --verify checks it as a prefix)", file=sys.stderr)
         return 130
 
 

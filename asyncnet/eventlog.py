@@ -57,8 +57,18 @@ class RecordEncoder:
         self._t_pending: int | None = None
 
     def add_records(self, batch: list[Message]) -> list[tuple[int, int, bytes]]:
-        """Buffer one agent's batch; return ``(t_arrive, kind, packed)`` of the
-        records of closed instants, in canonical order."""
+        """Buffer one agent's batch (all of one instant).
+
+        Parameters
+        ----------
+        batch:
+            the messages delivered to one agent at one instant.
+
+        Returns
+        -------
+        ``(t_arrive, kind, packed)`` of the records of the instants this
+        batch closed, in canonical order.
+        """
         out: list[tuple[int, int, bytes]] = []
         t = batch[0].t_arrive
         if self._t_pending is not None and t != self._t_pending:
@@ -169,8 +179,14 @@ class EventLogWriter:
                 self._next_ck += CHECKPOINT
 
     def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
-        """Write one instant's ``(t_arrive, kind, packed)`` records, already in
-        canonical order — what ``__call__`` does for records packed elsewhere."""
+        """Write one instant's records packed elsewhere (a cluster's workers).
+
+        Parameters
+        ----------
+        records:
+            ``(t_arrive, kind, packed)`` of one whole instant, already in
+            canonical order.
+        """
         self._write(records)
 
     def _settle(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections import deque
 
 import msgpack
 import numpy as np
@@ -45,10 +46,33 @@ def _examples(names: list[str]) -> str:
 def isolate(path: str, node: str, until: float | None = None) -> dict:
     """Run agent ``node`` alone on the log's inputs to it, up to ``until``.
 
-    Returns ``{"node", "kind", "until", "horizon", "truncated", "inputs",
+    The log is streamed: the lone agent advances every ``STEP`` records and
+    its messages are compared with the log's as both come, so memory does
+    not grow with the log.
+
+    Parameters
+    ----------
+    path:
+        the event log.
+    node:
+        the agent (``h1``, ``h0->h1``, ``src:in``).
+    until:
+        stop at this time (default: the log's end, its last whole instant
+        if it was cut short).
+
+    Returns
+    -------
+    ``{"node", "kind", "until", "horizon", "truncated", "interrupted",
+    "log_verified", "log_altered", "records", "verified_records", "inputs",
     "state", "compared", "identical", "divergence", ...}``; ``state`` is the
-    model's ``state()`` at ``until``. Raises ``InspectError`` for an unknown
-    agent or a time past the log's end.
+    model's ``state()`` at ``until``; ``log_altered`` says which digest did
+    not match, if one did.
+
+    Raises
+    ------
+    InspectError
+        an unknown agent, a time outside the log, or messages the agent
+        cannot process.
     """
     log = open_log(path, strict=False)
     sc = scenario_of(log)
@@ -61,73 +85,142 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
         raise InspectError(f"no agent {node!r} in {path} ({len(eng.names)} agents, "
                            f"e.g. {_examples(eng.names)})")
     me = log.agents.index(node)
-    inputs: list[list] = []
-    outputs: list[tuple[list, bytes]] = []
+    if until is not None and not (math.isfinite(until) and until >= 0):
+        raise InspectError(f"--until {until}: not a finite time inside the log")
+    # where the lone agent stops, if known now (else: at the log's last whole instant)
+    end = to_quanta(until) if until is not None else to_quanta(sc.duration)
+    names = log.agents
+    match = _Matcher(log.agents)
+    fed = fed_last = 0  # inputs fed; those at the latest instant read
     t_last = -1
+    since = 0
+
+    def advance(to: int) -> None:
+        """Run the agent up to ``to`` (at most ``end``); compare what arrives before."""
+        try:
+            eng.run_quanta(min(to, end))
+        except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
+            # the digest matched, so the records were crafted with care: still one line
+            raise InspectError(f"{path}: agent {node!r} cannot process the log's messages "
+                               f"to it ({type(e).__name__}: {e})") from None
+        match.take(sent, end)
+        sent.clear()
+        match.settle(to)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for rec, packed in log.raw():
-            t_last = rec[0]
-            if rec[3] == me:
-                inputs.append(rec)
-            if rec[2] == me:
-                outputs.append((rec, packed))
+            t = rec[0]
+            if t != t_last:
+                if since >= STEP:  # every record before t has been read: advance
+                    advance(t)
+                    since = 0
+                t_last, fed_last = t, 0
+            since += 1
+            if rec[3] == me and t < end:
+                eng.inject(Message(rec[1], names[rec[2]], names[rec[3]], rec[4], t, rec[5],
+                                   rec[6]))
+                fed += 1
+                fed_last += 1
+            if rec[2] == me and rec[4] < end:
+                match.logged(rec, packed)
     for w in caught:  # re-issue the truncation warning as the caller's own
         warnings.warn(str(w.message), stacklevel=2)
     # A truncated log may end inside an instant: keep only the whole ones.
     horizon = (max(t_last, 0) if log.truncated or log.interrupted
                else to_quanta(sc.duration))
-    if until is not None and not math.isfinite(until):
-        raise InspectError(f"--until {until}: not a finite time")
-    end = horizon if until is None else to_quanta(until)
-    if end > horizon or end < 0:
+    if until is None:
+        if end > horizon:  # the last instant read may be partial: not fed
+            end = horizon
+            fed -= fed_last if t_last >= horizon else 0
+    elif end > horizon:
         raise InspectError(f"--until {until:g} is outside the log "
                            f"(whole instants up to t={to_time(horizon):g})")
-    names = log.agents
-    fed = 0
-    for r in inputs:
-        if r[0] < end:
-            eng.inject(Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6]))
-            fed += 1
-    try:
-        eng.run_quanta(end)
-    except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as e:
-        # the digest matched, so the records were crafted with care: still one line
-        raise InspectError(f"{path}: agent {node!r} cannot process the log's messages to "
-                           f"it ({type(e).__name__}: {e})") from None
+    advance(horizon)
     return {"node": node, "kind": kind_of(node), "scenario": sc.name, "rule": sc.rule_name,
             "seed": sc.seed, "until": to_time(end), "horizon": to_time(horizon),
             "truncated": log.truncated, "interrupted": log.interrupted,
             "log_verified": log.verified, "log_altered": log.altered,
             "records": log.count, "verified_records": log.verified_count, "inputs": fed,
-            "state": eng.state(node),
-            **_compare(sent, outputs, end, horizon, log.agents)}
+            "state": eng.state(node), **match.result(horizon)}
 
 
-def _compare(sent: list[Message], logged: list[tuple[list, bytes]], end: int,
-             horizon: int, agents: list[str]) -> dict:
-    """The isolated agent's messages against the log's, byte for byte.
+STEP = 20_000
+"""Records read between two advances of the lone agent (bounds what is held)."""
 
-    Only messages sent before ``end`` and arriving before ``horizon`` (the
-    log records a message when it is delivered) can be compared.
+
+class _Matcher:
+    """The lone agent's messages against the log's, byte for byte, as both stream.
+
+    Only messages sent before the end and arriving before the log's horizon
+    can be compared (the log records a message when it is delivered). Items
+    are compared in canonical order once every item before a time bound is
+    known on both sides; at the first difference both heads are kept for the
+    message and nothing more is held.
     """
-    idx = {n: i for i, n in enumerate(agents)}
-    pk = _packer()
-    mine = sorted(([m.t_arrive, m.kind, idx[m.src], idx[m.dst], m.t_sent, m.seq, m.payload]
-                   for m in sent if m.t_sent < end and m.t_arrive < horizon), key=record_key)
-    theirs = [(r, b) for r, b in logged if r[4] < end and r[0] < horizon]
-    for n, (a, (rec, b)) in enumerate(zip(mine, theirs, strict=False)):
-        if pk.pack(a) != b:
-            return {"identical": False, "compared": n, "divergence":
-                    f"message {n}: log has {_fmt(rec, agents)}, "
-                    f"isolated agent sends {_fmt(_roundtrip(a), agents)}"}
-    n = min(len(mine), len(theirs))
-    if len(mine) != len(theirs):
-        more = (f"log has {_fmt(theirs[n][0], agents)}, isolated agent sends nothing more"
-                if len(theirs) > n else
-                f"isolated agent sends {_fmt(_roundtrip(mine[n]), agents)}, log has no more")
-        return {"identical": False, "compared": n, "divergence": f"message {n}: {more}"}
-    return {"identical": True, "compared": n, "divergence": None}
+
+    def __init__(self, agents: list[str]):
+        self.agents = agents
+        self.idx = {n: i for i, n in enumerate(agents)}
+        self.pk = _packer()
+        self.staged: list[list] = []  # the agent's, not yet in order
+        self.mine: deque[tuple[list, bytes]] = deque()
+        self.theirs: deque[tuple[list, bytes]] = deque()
+        self.n = 0
+        self.diverged = False
+
+    def take(self, sent: list[Message], end: int) -> None:
+        """Stage the agent's messages sent before ``end``."""
+        idx = self.idx
+        for m in sent:
+            if m.t_sent < end:
+                self.staged.append([m.t_arrive, m.kind, idx[m.src], idx[m.dst], m.t_sent,
+                                    m.seq, m.payload])
+
+    def logged(self, rec: list, packed: bytes) -> None:
+        """One of the log's records from the agent."""
+        if not (self.diverged and self.theirs):
+            self.theirs.append((rec, packed))
+
+    def settle(self, bound: int) -> None:
+        """Compare everything that arrives before ``bound`` (known on both sides)."""
+        ready = sorted((r for r in self.staged if r[0] < bound), key=record_key)
+        self.staged = [r for r in self.staged if r[0] >= bound]
+        for r in ready:
+            if not (self.diverged and self.mine):
+                self.mine.append((r, self.pk.pack(r)))
+        while not self.diverged:
+            a = self.mine[0] if self.mine and self.mine[0][0][0] < bound else None
+            b = self.theirs[0] if self.theirs and self.theirs[0][0][0] < bound else None
+            if a is None and b is None:
+                return
+            if a is not None and b is not None and a[1] == b[1]:
+                self.mine.popleft()
+                self.theirs.popleft()
+                self.n += 1
+                continue
+            self.diverged = True
+            while len(self.mine) > 1:
+                self.mine.pop()
+            while len(self.theirs) > 1:
+                self.theirs.pop()
+
+    def result(self, horizon: int) -> dict:
+        """``identical``, ``compared`` and the first ``divergence`` (or ``None``)."""
+        a = self.mine[0][0] if self.mine and self.mine[0][0][0] < horizon else None
+        b = self.theirs[0] if self.theirs and self.theirs[0][0][0] < horizon else None
+        if not self.diverged or (a is None and b is None):
+            return {"identical": True, "compared": self.n, "divergence": None}
+        ag = self.agents
+        if a is not None and b is not None:
+            what = (f"log has {_fmt(b[0], ag)}, isolated agent sends "
+                    f"{_fmt(_roundtrip(a), ag)}")
+        elif b is not None:
+            what = f"log has {_fmt(b[0], ag)}, isolated agent sends nothing more"
+        else:
+            what = f"isolated agent sends {_fmt(_roundtrip(a), ag)}, log has no more"
+        return {"identical": False, "compared": self.n,
+                "divergence": f"message {self.n}: {what}"}
 
 
 def _roundtrip(rec: list) -> list:

@@ -185,7 +185,14 @@ class EventLog:
 
         Each record is checked (seven fields, integer times and indices in
         range, canonical order, a numeric payload); each checkpoint and the
-        footer against the hash of every byte before them.
+        footer against the hash of every byte before them. Memory stays
+        bounded (the file is read in ``CHUNK``-byte pieces).
+
+        Returns
+        -------
+        An iterator of ``([t_arrive, kind, src, dst, t_sent, seq, payload],
+        bytes)``; raises :class:`LogError` at malformed content (and, when
+        ``strict``, at a digest that does not match).
         """
         self.count = self.verified_count = 0
         self.footer, self.checkpoints, self.altered, self.truncated = None, [], None, False
@@ -237,7 +244,8 @@ class EventLog:
                                   f"records before it (the log was altered)")
                 if self.altered is None:
                     self.verified_count = n
-                self.checkpoints.append(obj)
+                if obj["checkpoint"] or self.checkpoints or n:  # not the header's seal
+                    self.checkpoints.append(obj)
                 h.update(b)
             elif isinstance(obj, dict) and obj.get("footer") is True:
                 self._check_sealed(obj, b, h, pos, None)
@@ -285,25 +293,46 @@ class EventLog:
                           f"altered)")
 
     def records(self) -> Iterator[list]:
-        """Every record, in file order."""
+        """Every record, in file order (see :meth:`raw`).
+
+        Returns
+        -------
+        An iterator of ``[t_arrive, kind, src, dst, t_sent, seq, payload]``.
+        """
         for rec, _ in self.raw():
             yield rec
 
     def messages(self) -> Iterator[Message]:
-        """Every record as a ``Message`` with agent names."""
+        """Every record as a ``Message`` with agent names (see :meth:`raw`).
+
+        Returns
+        -------
+        An iterator of :class:`~asyncnet.messages.Message`.
+        """
         names = self.agents
         for r in self.records():
             yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
 
     def scan(self) -> EventLog:
-        """Read the whole log once (checking it); return ``self``."""
+        """Read the whole log once, checking it (see :meth:`raw`).
+
+        Returns
+        -------
+        ``self``, with ``footer``, ``complete``, ``truncated``, ``altered``
+        and ``verified`` set.
+        """
         for _ in self.raw():
             pass
         return self
 
     def verify_digest(self) -> tuple[bool, int]:
-        """Read everything; ``(whether every digest matched and the footer was
-        found, number of records)``."""
+        """Read everything, noting (not raising) a digest that does not match.
+
+        Returns
+        -------
+        ``(verified, records)``: whether every digest matched and the footer
+        was found, and the number of records read.
+        """
         strict, self.strict = self.strict, False
         try:
             with warnings.catch_warnings():

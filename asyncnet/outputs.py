@@ -41,7 +41,7 @@ def check_output(path: str, create_dirs: bool) -> None:
         raise OutputError(f"{path}: is a directory")
     if os.path.exists(full):
         if not os.access(full, os.W_OK):
-            raise OutputError(f"{path}: not writable (permission denied)")
+            raise OutputError(f"{path}: not writable")
         return
     d = os.path.dirname(full)
     probe = d
@@ -55,7 +55,7 @@ def check_output(path: str, create_dirs: bool) -> None:
     if probe != d and not create_dirs:
         raise OutputError(f"{path}: directory {os.path.dirname(path) or '.'} does not exist")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: directory {probe} is not writable (permission denied)")
+        raise OutputError(f"{path}: directory {probe} is not writable")
 
 
 def npz_name(path: str) -> str:

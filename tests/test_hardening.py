@@ -82,10 +82,21 @@ def test_workers_below_one_refused(tmp_path, n):
                    "--workers")
 
 
-def test_inspect_until_must_be_finite(tmp_path):
+def in_process(argv: list[str], capsys) -> subprocess.CompletedProcess:
+    """``main(argv)`` here, as a CompletedProcess (argparse errors exit)."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out, err)
+
+
+def test_inspect_until_must_be_finite(capsys):
     for t in ("nan", "inf", "-inf", "NaN"):
-        one_error_line(cli("inspect", "x.log", "--node", "l1", f"--until={t}"), "--until",
-                       "finite")
+        one_error_line(in_process(["inspect", "x.log", "--node", "l1", f"--until={t}"],
+                                  capsys), "--until", "finite")
 
 
 def _png() -> bytes:
@@ -162,7 +173,7 @@ def _listing(d) -> list[str]:
                   for a, ds, fs in os.walk(d) for f in fs + ds)
 
 
-def test_output_paths_are_checked_before_the_run(tmp_path):
+def test_output_paths_are_checked_before_the_run(tmp_path, capsys):
     sc = scenario(tmp_path, duration=100000)  # would take minutes if it started
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -175,14 +186,15 @@ def test_output_paths_are_checked_before_the_run(tmp_path):
              (["--no-log", "--save-state", str(blocker / "s")], "not a directory")]
     for extra, words in cases:
         t0 = time.monotonic()
-        one_error_line(cli("run", sc, "-q", *extra), words)
+        one_error_line(in_process(["run", sc, "-q", *extra], capsys), words)
         assert time.monotonic() - t0 < 30
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
         if not os.access(ro, os.W_OK):  # not as root: root writes anywhere
-            one_error_line(cli("run", sc, "-q", "--log", str(ro / "x.log")), "not writable")
+            one_error_line(in_process(["run", sc, "-q", "--log", str(ro / "x.log")], capsys),
+                           "not writable")
     finally:
         ro.chmod(0o755)
     ro.rmdir()
@@ -304,14 +316,15 @@ def test_ctrl_c_leaves_a_verified_prefix_and_no_process(tmp_path, workers):
     assert r.stdout.startswith(f"identical: {lg.count:,} messages") and "interrupted" in r.stdout
 
 
-def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path):
+@pytest.mark.parametrize("after", [0.0, 3.0])  # starting up / joined and running
+def test_workers_leave_within_5s_when_the_coordinator_is_killed(tmp_path, after):
     p = subprocess.Popen([sys.executable, "-m", "asyncnet", "run", scenario(tmp_path, 1e6),
                           "-q", "--no-log", "--workers", "2"], cwd=ROOT,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     while len(children_of(p.pid)) < 2 and time.monotonic() - t0 < 60:
-        time.sleep(0.05)
-    time.sleep(2.0)  # the run is under way
+        time.sleep(0.01)
+    time.sleep(after)
     kids = children_of(p.pid)
     assert len(kids) == 2
     p.kill()
@@ -364,3 +377,90 @@ def test_missing_extra_hint_works_from_a_checkout(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True,
                        text=True, timeout=120, cwd=ROOT)
     one_error_line(r, str(log), "matplotlib", "pip install -e '.[plot]'")
+
+
+# -- crafted logs: digests recomputed, content impossible ----------------------------
+def _items(path) -> list:
+    from asyncnet.messages import decode_ext
+    with open(path, "rb") as f:
+        return list(msgpack.Unpacker(f, raw=False, ext_hook=decode_ext))
+
+
+def _forge(items: list, out) -> None:
+    """Write ``items`` as a log whose every digest matches (a careful forger)."""
+    import hashlib
+    pk = ev._packer()
+    h, n, parts = hashlib.blake2b(digest_size=16), 0, []
+    for i, it in enumerate(items):
+        if i > 0 and isinstance(it, dict) and ("checkpoint" in it or it.get("footer")):
+            body = {k: v for k, v in it.items() if k != "digest"}
+            body["checkpoint" if "checkpoint" in it else "count"] = n
+            b = ev._sealed(body, h)
+        else:
+            b = pk.pack(it)
+            n += isinstance(it, list)
+        h.update(b)
+        parts.append(b)
+    out.write_bytes(b"".join(parts))
+
+
+RECORD_CRAFTS = {
+    "index out of range": (lambda r: r.__setitem__(2, 999), "index out of range"),
+    "negative index": (lambda r: r.__setitem__(3, -1), "index out of range"),
+    "string time": (lambda r: r.__setitem__(0, "12"), "not an integer"),
+    "float time": (lambda r: r.__setitem__(4, 1.5), "not an integer"),
+    "kind 7": (lambda r: r.__setitem__(1, 7), "kind"),
+    "arrives before it is sent": (lambda r: r.__setitem__(4, r[0] + 1), "impossible times"),
+    "string payload": (lambda r: r.__setitem__(6, "abc"), "payload"),
+    "six fields": (lambda r: r.pop(), "6 fields"),
+}
+HEADER_CRAFTS = {
+    "no agents": (lambda h: h.pop("agents"), "lacks key 'agents'"),
+    "no scenario": (lambda h: h.pop("scenario"), "lacks key 'scenario'"),
+    "seed a string": (lambda h: h.__setitem__("seed", "one"), "'seed' has the wrong type"),
+    "agents not names": (lambda h: h.__setitem__("agents", [1, 2]), "agent table"),
+    "other quanta": (lambda h: h.__setitem__("quanta", 1000), "quanta"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORD_CRAFTS) + sorted(HEADER_CRAFTS))
+def test_crafted_logs_get_one_line_from_every_tool(tmp_path, case, capsys):
+    log = tmp_path / "a.log"
+    assert main(["run", scenario(tmp_path, 20), "-q", "--log", str(log)]) == 0
+    items = _items(log)
+    if case in RECORD_CRAFTS:
+        fn, words = RECORD_CRAFTS[case]
+        k = [i for i, it in enumerate(items) if isinstance(it, list)][50]
+        fn(items[k])
+    else:
+        fn, words = HEADER_CRAFTS[case]
+        fn(items[0])
+    bad = tmp_path / "crafted.log"
+    _forge(items, bad)
+    _forge(_items(log), tmp_path / "same.log")  # the forger itself is faithful
+    assert (tmp_path / "same.log").read_bytes() == log.read_bytes()
+    capsys.readouterr()
+    for argv in (["replay", str(bad), "--verify", "-q"], ["stats", str(bad)],
+                 ["inspect", str(bad), "--node", "l1"]):
+        with warnings.catch_warnings():
+            assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"asyncnet: error: {bad}: "), err
+        assert words in lines[0], (words, lines[0])
+
+
+def test_a_version_1_log_is_refused_naming_the_version(tmp_path, capsys):
+    log = tmp_path / "a.log"
+    assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
+    items = _items(log)
+    items[0]["version"] = 1
+    old = tmp_path / "v1.log"
+    old.write_bytes(b"".join(ev._packer().pack(it) for it in items))
+    capsys.readouterr()
+    for argv in (["replay", str(old), "--verify"], ["stats", str(old)],
+                 ["inspect", str(old), "--node", "l1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "log format version 1 is not supported" in err[0], err
+        assert "version 2" in err[0]

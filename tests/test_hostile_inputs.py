@@ -14,11 +14,13 @@ The default suite runs a few dozen examples; ``-m slow`` runs many more.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
 import json
 import os
+import shutil
 import signal
 import tempfile
 import tomllib
@@ -58,6 +60,7 @@ class Hang(Exception):
 def base() -> tuple[str, bytes, list[int]]:
     """A small real log with checkpoints; its bytes; the end offset of each record."""
     d = tempfile.mkdtemp(prefix="asyncnet-hostile-")
+    atexit.register(shutil.rmtree, d, True)
     path = os.path.join(d, "base.log")
     old = ev.CHECKPOINT
     ev.CHECKPOINT = 97

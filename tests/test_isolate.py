@@ -197,3 +197,54 @@ def test_unknown_agent_is_an_inspect_error(tmp_path):
     log, _ = _full_run("quickstart.toml", 10, 10, tmp_path)
     with pytest.raises(InspectError, match="src:l0"), warnings.catch_warnings():
         isolate(log, "l9")
+
+
+@pytest.mark.parametrize("name", ["quickstart.toml", pytest.param(
+    "continuous_cyclic.toml", marks=pytest.mark.slow)])
+def test_streaming_in_small_steps_changes_nothing(name, tmp_path, monkeypatch):
+    """``isolate`` streams the log, advancing the lone agent every STEP records.
+    Advancing at (almost) every instant gives the states of the full run and
+    exactly the answers of one advance at the end — on the intact log, on a
+    log with one altered input and on a truncated one."""
+    import asyncnet.isolate as iso
+    duration, until = CASES[name]
+    log, ref = _full_run(name, duration, until, tmp_path)
+    names = list(ref)
+    done: list = []
+
+    def change(rec):  # the first forward message to a neuron after 40% of the run
+        if not done and rec[1] == FORWARD and rec[0] >= to_quanta(0.4 * duration) \
+                and "->" not in names[rec[3]]:
+            rec[6] = np.asarray(rec[6]) + 0.25
+            done.append(rec)
+        return rec
+
+    bad = tmp_path / "tampered.log"
+    _rewrite(log, bad, change)
+    data = Path(log).read_bytes()
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    diverged = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in (log, str(bad), str(cut)):
+            for node in names[::max(1, len(names) // 6)] + [names[done[0][3]] if done
+                                                            else names[0]]:
+                for t in (until / 2, until, None):
+                    got = []
+                    for st in (10**9, 1):
+                        monkeypatch.setattr(iso, "STEP", st)
+                        try:
+                            got.append(isolate(path, node, t))
+                        except InspectError as e:  # past the end of the cut log
+                            got.append(str(e))
+                    whole, step = got
+                    if isinstance(whole, str) or isinstance(step, str):
+                        assert whole == step and path == str(cut)
+                        continue
+                    assert _same(step.pop("state"), whole.pop("state")), (path, node, t)
+                    assert step == whole, (path, node, t)
+                    diverged += not whole["identical"]
+                    if path == log and t == until:
+                        assert _same(isolate(path, node, t)["state"], ref[node])
+    assert done and diverged  # the altered input made its receiver diverge

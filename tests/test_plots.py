@@ -115,7 +115,8 @@ def test_plot_needs_waves_and_matplotlib(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
     assert cli.main(["plot", log, "--waves", "-o", str(tmp_path / "y.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install -e '.[plot]'" in err[0]
+    # the install command that works from a checkout (issue 12, point 6)
+    assert len(err) == 1 and "pip install -e '" in err[0] and "[plot]'" in err[0]
 
 
 def test_tension_trace_ends_at_activity_and_credit_of_backprop(tmp_path):

@@ -18,12 +18,14 @@ hang detector. Prints one table.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import io
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -221,6 +223,7 @@ def main_corpus() -> None:
                          "asyncnet is 100,000: a small log then has none)")
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="corpus-")
+    atexit.register(shutil.rmtree, d, True)
     base = os.path.join(d, "base.log")
     import asyncnet.eventlog as ev
     ev.CHECKPOINT = args.checkpoint

@@ -25,7 +25,7 @@ from .._version import __version__
 from . import wire
 from .errors import ClusterError
 from .security import server_setup
-from .worker import HEARTBEAT
+from .worker import HEARTBEAT, PARENT_ENV
 
 TICK_MS = 100
 
@@ -103,6 +103,7 @@ class Cluster:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                     if env.get("PYTHONPATH") else "")
+        env[PARENT_ENV] = str(os.getpid())  # a worker whose parent is gone leaves
         for k in range(self.local):
             cmd = [sys.executable, "-m", "asyncnet", "worker", "--connect", local_ep,
                    "--token", str(k), "--wait", str(max(self.join_timeout, 10.0))]

@@ -36,6 +36,10 @@ LOST_GRACE = 1.5
 killed) gives its main thread to notice, before the process ends itself."""
 
 
+PARENT_ENV = "ASYNCNET_COORDINATOR_PID"
+"""Set by the coordinator for the local workers it starts: its process id."""
+
+
 class WorkerFailed(RuntimeError):
     """The worker cannot go on (coordinator lost, protocol broken)."""
 
@@ -52,34 +56,41 @@ class Worker:
         self.ident = f"w{os.getpid()}-{os.urandom(4).hex()}".encode()
         self.timeout = wait
         self.lost = threading.Event()  # the coordinator's connection went away
+        # a local worker (started by the coordinator) watches its parent: the
+        # coordinator's pid comes in the environment, as it may die before we start
+        pid = os.environ.get(PARENT_ENV, "")
+        self.parent = int(pid) if pid.isdigit() else None
         self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
                       "wait_seconds": 0.0, "busy_seconds": 0.0}
 
     # -- plumbing -----------------------------------------------------------
-    def _socket(self, ctx: zmq.Context, ident: bytes) -> zmq.Socket:
+    def _socket(self, ctx: zmq.Context, ident: bytes,
+                monitor: bool = False) -> tuple[zmq.Socket, zmq.Socket | None]:
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.IDENTITY, ident)
         if self.keys:
             client_setup(s, self.keys)
+        # the monitor is attached before connecting, so no event is missed
+        mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED) if monitor else None
         s.connect(self.connect)
-        return s
+        return s, mon
 
     def _heartbeat(self, ctx: zmq.Context, stop: threading.Event) -> None:
-        s = self._socket(ctx, self.ident + b"/hb")
         # a coordinator that exits or is killed closes its TCP connections: the
-        # monitor sees it at once (a silent one is caught by the timeouts)
-        mon = s.get_monitor_socket(zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED)
-        connected = False
+        # monitor sees it at once; a local worker also sees its parent go (a
+        # silent coordinator is caught by the timeouts)
+        s, mon = self._socket(ctx, self.ident + b"/hb", monitor=True)
+        assert mon is not None
         try:
             while not stop.wait(HEARTBEAT):
+                gone = self.parent is not None and os.getppid() != self.parent
                 while mon.poll(0):
-                    ev = recv_monitor_message(mon)["event"]
-                    if ev == zmq.EVENT_CONNECTED:
-                        connected = True
-                    elif ev == zmq.EVENT_DISCONNECTED and connected:
-                        self._coordinator_lost(stop)
-                        return
+                    if recv_monitor_message(mon)["event"] == zmq.EVENT_DISCONNECTED:
+                        gone = True
+                if gone:
+                    self._coordinator_lost(stop)
+                    return
                 try:
                     s.send(b"HB", zmq.NOBLOCK)
                 except zmq.Again:  # not connected (yet): nobody to tell
@@ -122,7 +133,7 @@ class Worker:
         ctx = zmq.Context()
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(ctx, stop), daemon=True)
-        sock = self._socket(ctx, self.ident)
+        sock, _ = self._socket(ctx, self.ident)
         try:
             beat.start()
             sock.send_multipart([b"HELLO", wire.pack({
