@@ -183,6 +183,42 @@ def natural_order(names: list[str]) -> list[str]:
                                         for p in re.split(r"(\d+)", s)])
 
 
+MAX_FRAMES = 10_000_000
+"""The most frames a data schedule may have (it is built before the run)."""
+
+KIND_KEYS: dict[str, set[str]] = {
+    "constant": {"input", "target", "hold"},
+    "piecewise": {"hold", "patterns", "order"},
+    "xor": {"hold", "order", "target_scale"},
+    "sinusoid": {"period", "lag", "hold"},
+    "latch": {"hold", "period", "target_scale"},
+}
+"""The ``[data]`` keys each generic kind uses (others are refused, not ignored)."""
+
+
+def check_kind_keys(kind: str, keys: set[str]) -> None:
+    """Refuse ``[data]`` keys that a generic stream kind would ignore.
+
+    Parameters
+    ----------
+    kind:
+        The data kind.
+    keys:
+        The ``[data]`` keys given (besides ``kind`` and the node names).
+
+    Raises
+    ------
+    DataError
+        The kind is unknown, or a key does not apply to it.
+    """
+    if kind not in KIND_KEYS:
+        raise DataError(f"unknown data kind {kind!r} (known: {', '.join(KIND_KEYS)})")
+    extra = sorted(keys - KIND_KEYS[kind])
+    if extra:
+        raise DataError(f"key {extra[0]!r} does not apply to data kind {kind!r} "
+                        f"(its keys: {', '.join(sorted(KIND_KEYS[kind]))})")
+
+
 def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_node: str,
                 seed: int, duration: float, hold: float = 1.0, patterns: int = 4,
                 order: str = "shuffle", input: list | None = None,
@@ -195,6 +231,9 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
     """
     if hold <= 0:
         raise DataError(f"hold must be positive, got {hold}")
+    if duration / hold > MAX_FRAMES:
+        raise DataError(f"the data schedule would have {duration / hold:.3g} frames "
+                        f"(duration / hold); at most {MAX_FRAMES:,} are supported")
     rng = agent_rng(seed, "data")
     n_frames = int(math.ceil(duration / hold)) + 2
     if kind == "constant":

@@ -8,6 +8,7 @@ description is checked here, once, with errors that name what is wrong.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -131,6 +132,10 @@ class Network:
             raise NetworkError("the network has no nodes")
         speed = graph.graph.get("speed", speed)
         pops: dict[str, Population] = {}
+        sizes = {str(n): a.get("size", 1) for n, a in graph.nodes(data=True)}
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+               for v in sizes.values()):
+            check_memory(sizes, graph)  # before anything of that size is allocated
         for name, a in graph.nodes(data=True):
             name = str(name)
             if SYNAPSE_SEP in name or ":" in name:
@@ -252,6 +257,39 @@ class Network:
     def min_delay_q(self) -> int:
         """The smallest projection delay, in quanta."""
         return min(p.delay_q for p in self.projections.values())
+
+
+BYTES_PER_WEIGHT = 64
+"""A generous estimate of what one weight costs in a run (the matrix, its
+gradient, copies in messages and states), for the check before building."""
+
+
+def machine_memory() -> int:
+    """Physical memory of this machine in bytes (0 if unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def check_memory(sizes: dict[str, int], graph: nx.DiGraph) -> None:
+    """Refuse, before allocating, a network this machine cannot hold.
+
+    Parameters
+    ----------
+    sizes:
+        Population name -> size.
+    graph:
+        The network's graph (its edges are the projections).
+    """
+    n_w = sum(int(sizes[str(u)]) * int(sizes[str(v)]) for u, v in graph.edges())
+    n_n = sum(int(v) for v in sizes.values())
+    need = (BYTES_PER_WEIGHT * (n_w + n_n) + 1000 * len(sizes)
+            + 2000 * graph.number_of_edges())
+    have = machine_memory()
+    if have and need > have:
+        raise NetworkError(f"the network has {n_w:,} weights: a run needs about "
+                           f"{need / 2**30:.3g} GiB, this machine has {have / 2**30:.3g} GiB")
 
 
 def init_weight(shape: tuple[int, int], init: str, scale: float,

@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from . import schema
-from .data import DataError, LayerFeed, Stream, make_stream, natural_order
+from .data import DataError, LayerFeed, Stream, check_kind_keys, make_stream, natural_order
 from .network import Network, NetworkError, layered
 from .outputs import read_text
 from .registry import SchemeError, get_scheme
@@ -46,6 +46,14 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool},
     "cluster": {"workers": int, "partition": str},
 }
+LIST_ITEMS: dict[str, Any] = {
+    "holds": NUM, "betas": NUM, "input": NUM, "target": NUM, "weight": NUM, "bias": NUM,
+    "layers": int, "input_node": str, "output_node": str,
+}
+"""What the items of a list-valued key must be (nested lists of these for matrices)."""
+MAX_DURATION = 2.0 ** 62 / 1_000_000
+"""The longest run: simulated time is an int64 count of quanta."""
+
 NODE_KEYS = {"name": str, "size": int, "activation": str, "role": str, "bias": list}
 EDGE_KEYS = {"pre": str, "post": str, "delay": NUM, "length": NUM, "speed": NUM,
              "scale": NUM, "init": str, "weight": list}
@@ -172,6 +180,10 @@ class Scenario:
                                    self.duration)
             except DataError as e:
                 raise ScenarioError(f"{self.path}: [data] {e}") from None
+        try:
+            check_kind_keys(kind, set(d))
+        except DataError as e:
+            raise ScenarioError(f"{self.path}: [data] {e} (rule {self.rule_name!r})") from None
         if hold is not None:
             d["hold"] = hold
         size = net.populations
@@ -236,6 +248,8 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
         ok = isinstance(v, want) and not (isinstance(v, bool) and want in (int, NUM))
         if want is bool:
             ok = isinstance(v, bool)
+        if ok and isinstance(v, list) and k in LIST_ITEMS:
+            _check_items(v, LIST_ITEMS[k], f"{where} key {k!r}", path)
         if ok and want is NUM and not math.isfinite(v):
             raise ScenarioError(f"{path}: {where} key {k!r} must be a finite number, got {v!r}")
         if ok and want is int and not -2**63 <= v < 2**63:
@@ -245,6 +259,22 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
                      else " or ".join(w.__name__ for w in want))
             raise ScenarioError(f"{path}: {where} key {k!r} must be a {tname}, "
                                 f"got {type(v).__name__} {v!r}")
+
+
+def _check_items(v: list, want: Any, where: str, path: str, depth: int = 0) -> None:
+    """Every item of a (possibly nested) list is a ``want``; numbers finite."""
+    if depth > 3:
+        raise ScenarioError(f"{path}: {where} is nested too deeply")
+    for i, x in enumerate(v):
+        if isinstance(x, list) and want is NUM:
+            _check_items(x, want, where, path, depth + 1)
+            continue
+        good = isinstance(x, want) and not (isinstance(x, bool) and want in (int, NUM))
+        if good and want is NUM and not math.isfinite(x):
+            good = False
+        if not good:
+            tname = "a finite number" if want is NUM else want.__name__
+            raise ScenarioError(f"{path}: {where} item {i + 1} must be {tname}, got {x!r}")
 
 
 def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
@@ -276,6 +306,10 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
         raise ScenarioError(f"{path}: [scenario] missing key 'duration'")
     if not sc["duration"] > 0:
         raise ScenarioError(f"{path}: [scenario] key 'duration' must be positive")
+    if sc["duration"] > MAX_DURATION:
+        raise ScenarioError(f"{path}: [scenario] key 'duration' is too long: {sc['duration']:g} "
+                            f"(at most {MAX_DURATION:.3g}: time is counted in "
+                            f"{1_000_000:,} quanta per unit, in 64 bits)")
     rule = dict(doc["rule"])
     if not isinstance(rule.get("name"), str):
         raise ScenarioError(f"{path}: [rule] missing key 'name' (a string)")
@@ -293,12 +327,22 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
                    analysis=analysis, output=dict(doc.get("output", {})),
                    cluster=dict(doc.get("cluster", {})),
                    description=sc.get("description", ""), path=path, text=text)
+    workers = out.cluster.get("workers", 1)
+    if workers < 1:
+        raise ScenarioError(f"{path}: [cluster] key 'workers' must be at least 1, got {workers}")
     rule_obj = out.build_rule()  # parameters are checked now, not mid-run
     table = getattr(rule_obj, "analyses", {})
     kind = analysis.get("kind")
     if kind is not None and table and kind not in table:
         raise ScenarioError(f"{path}: [analysis] kind {kind!r} does not apply to rule "
                             f"{rule_name!r} (use {', '.join(sorted(table))})")
+    kind = kind or getattr(rule_obj, "default_analysis", "none")
+    used = {opt for cls in table.get(kind, ()) for opt in getattr(cls, "options", ())}
+    extra = sorted(set(analysis) - {"kind"} - used)
+    if extra:
+        raise ScenarioError(f"{path}: [analysis] key {extra[0]!r} does not apply to kind "
+                            f"{kind!r} of rule {rule_name!r}"
+                            + (f" (its keys: {', '.join(sorted(used))})" if used else ""))
     return out
 
 

@@ -43,6 +43,7 @@ def _mutations(doc: dict, rng: random.Random) -> dict[str, list[dict]]:
     def with_(sec: str, key: str, val) -> dict:
         d = tomllib.loads(tomli_w.dumps(doc))
         d.setdefault(sec, {})[key] = val
+        d["scenario"]["description"] = f"[{sec}] {key} = {val!r}"  # what was changed
         return d
 
     for sec, keys in NUMERIC.items():
@@ -159,8 +160,10 @@ def main_(argv: list[str] | None = None) -> int:
                 res = run_one(p)
                 key = res.split(":")[0] if res.startswith(("traceback", "other")) else res
                 c[key] += 1
-                if a.show and res not in ("clean", "success"):
-                    print(f"{cls}: {res}\n---\n{text[:300]}\n", file=sys.stderr)
+                if a.show and res != "clean":
+                    what = tomllib.loads(text).get("scenario", {}).get("description", "")
+                    name = tomllib.loads(text).get("scenario", {}).get("name", "")
+                    print(f"{cls}: {res}: {name}: {what[:100]}", file=sys.stderr)
             table[cls] = c
     cols = ["clean", "success", "diverged", "traceback", "hang", "other rc=0"]
     print(f"{'class':16}" + "".join(f"{c:>12}" for c in cols) + f"{'total':>8}")

@@ -78,6 +78,8 @@ class Analysis:
     key: str = ""
     monitors: bool = False
     """Whether ``attach`` adds per-wake monitors (then ``share``/``merge`` are needed)."""
+    options: tuple[str, ...] = ()
+    """The ``[analysis]`` keys (besides ``kind``) this analysis reads."""
     counts_per_instant: bool = False
     """Whether ``merge`` needs ``through(t)``, the messages delivered up to ``t``."""
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import networkx as nx
 import numpy as np
 
 from ..ids import split_synapse
 from ..messages import QUANTA
 from ..metrics import cosine
 from ..reference import backprop
-from . import Analysis, Context
+from . import Analysis, AnalysisError, Context
 from .exactness import synapse_layers
 
 
@@ -25,9 +26,14 @@ class Alignment(Analysis):
     """
 
     key = "alignment"
+    options = ("holds", "warmup")
 
     def attach(self, ctx: Context) -> Callable[[], dict]:
         """Nothing to watch in the main run: the sweep runs when asked for."""
+        if not nx.is_directed_acyclic_graph(ctx.net.graph):
+            raise AnalysisError("the alignment analysis needs an acyclic network")
+        if not hasattr(ctx.stream, "pattern"):
+            raise AnalysisError("the alignment analysis needs a stream of patterns")
         cache: dict = {}
 
         def result() -> dict:

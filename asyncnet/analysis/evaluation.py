@@ -8,7 +8,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..network import response_delay
-from . import Analysis, Context
+from . import Analysis, AnalysisError, Context
+
+MAX_PROBES = 1_000_000
 
 
 class Evaluation(Analysis):
@@ -50,6 +52,10 @@ class Evaluation(Analysis):
                 eng.at(t, lambda e, tt, shown=shown: probe(e, tt, shown))
         else:
             start = max(D + 1, duration * 0.9)
+            if duration - start > MAX_PROBES:
+                raise AnalysisError(f"reading the output every unit of the last 10% of the run "
+                                    f"would take {duration - start:.3g} probes (at most "
+                                    f"{MAX_PROBES:,}): shorten the run")
             for t in np.arange(math.floor(start) + 0.25, duration, 1.0):
                 eng.at(float(t), lambda e, tt: probe(e, tt))
 

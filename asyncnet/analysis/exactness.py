@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
+
 from ..messages import QUANTA
 from ..metrics import rel_error
 from ..reference import backprop
@@ -31,6 +33,9 @@ class Exactness(Analysis):
     def attach(self, ctx: Context) -> Callable[[], dict]:
         """Watch every synapse wake; return ``result()`` (its ``errs`` is the accumulator)."""
         net, stream = ctx.net, ctx.stream
+        if not nx.is_directed_acyclic_graph(net.graph):
+            raise AnalysisError("the exactness analysis needs an acyclic network (its frames "
+                                "count layers); on a graph with cycles use settling")
         if stream.kind != "constant":
             raise AnalysisError("the exactness analysis needs a constant data stream")
         u, y = stream.frame_value(0.0)

@@ -199,6 +199,9 @@ def attach_tracking(eng, net, stream, params: dict, duration: float) -> Callable
     ``mean_t Σ‖G − ∇V‖ / mean_t Σ‖∇V‖`` over the projections.
     """
     warm = float(params.get("warmup", duration / 2))
+    if 4 * (duration - warm) > 1_000_000:
+        raise AnalysisError(f"tracking probes four times per unit from t={warm:g}: "
+                            f"{4 * (duration - warm):.3g} probes (at most 1,000,000)")
     names = {p.name: (p.pre, p.post) for p in net.projections.values()}
     acc = {"num": 0.0, "den": 0.0, "n": 0}
 
@@ -242,6 +245,7 @@ class SettlingAnalysis(Analysis):
     """``settling``: when every synapse's gradient became exact, and how fast."""
 
     key = "settling"
+    options = ("tolerance",)
     monitors = True
     counts_per_instant = True
 
@@ -285,6 +289,7 @@ class TrackingAnalysis(Analysis):
     """``tracking``: relative error of the gradient against the lagged reference."""
 
     key = "tracking"
+    options = ("warmup",)
 
     def attach(self, ctx: Context) -> Callable[[], dict]:
         """Schedule the probes; return ``result()``."""

@@ -186,6 +186,7 @@ class Gradient(Analysis):
     """Engine estimates against implicit differentiation, for several nudges."""
 
     key = "gradient"
+    options = ("betas",)
 
     def attach(self, ctx: Context) -> Callable[[], list]:
         """Nothing to watch in the main run: the checks run when asked for."""

@@ -1,0 +1,107 @@
+"""Every malformed scenario value gets one clear line (exit 2), before anything runs.
+
+One case per class of ``tools/scenario_corpus.py`` (non-finite and wrong-typed
+numbers, wrong items in lists, scheme parameters of the wrong type, sizes the
+machine cannot hold, schedules too long to build, keys that do not apply),
+and a property test that puts hostile values into a real scenario's keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tomllib
+
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asyncnet.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def base(name: str = "quickstart") -> dict:
+    with open(os.path.join(ROOT, "scenarios", name + ".toml"), "rb") as f:
+        d = tomllib.load(f)
+    d["scenario"]["duration"] = min(d["scenario"]["duration"], 40)
+    return d
+
+
+def run(doc: dict, tmp_path) -> tuple[int, list[str]]:
+    p = tmp_path / "s.toml"
+    p.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["run", str(p), "--no-log", "-q"])
+    lines = [ln for ln in err.getvalue().splitlines() if "warning" not in ln]
+    return rc, lines
+
+
+def with_(doc: dict, sec: str, key: str, val) -> dict:
+    doc.setdefault(sec, {})[key] = val
+    return doc
+
+
+CASES = [
+    (("scenario", "duration", float("inf")), "finite"),
+    (("scenario", "duration", float("nan")), "finite"),
+    (("scenario", "duration", 1e300), "too long"),
+    (("scenario", "seed", 2 ** 80), "out of range"),
+    (("data", "hold", 1e-9), "frames"),
+    (("data", "hold", "3"), "number"),
+    (("data", "input", [1, "a"]), "item 2"),
+    (("rule", "eta", "0.1"), "finite number"),
+    (("rule", "eta", float("nan")), "finite number"),
+    (("rule", "init_state", "later"), "one of"),
+    (("analysis", "tolerance", 1e-3), "does not apply"),
+    (("data", "batch", 8), "does not apply"),
+    (("data", "target", [1.0]), "does not apply to data kind 'xor'"),
+    (("analysis", "kind", "gradient"), "does not apply to rule"),
+    (("cluster", "workers", 0), "at least 1"),
+    (("network", "layers", [2, 10 ** 9, 1]), "GiB"),
+]
+
+
+@pytest.mark.parametrize("change,words", CASES, ids=[f"{c[0]}.{c[1]}" for c, _ in CASES])
+def test_one_clear_line(change, words, tmp_path):
+    rc, lines = run(with_(base(), *change), tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("asyncnet: error: ") and words in lines[0]
+    assert f"[{change[0]}]" in lines[0]
+
+
+def test_analysis_that_does_not_fit_the_network(tmp_path):
+    doc = base("continuous_cyclic")
+    doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1 and "acyclic" in lines[0]
+
+
+HOSTILE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+                    st.integers(min_value=-2 ** 70, max_value=2 ** 70), st.booleans(),
+                    st.lists(st.one_of(st.floats(), st.text(max_size=2)), max_size=3))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hostile_values_never_crash(data, tmp_path):
+    doc = base(data.draw(st.sampled_from(["quickstart", "leastaction_exact", "ep_gradient",
+                                          "stlp_fixedpoint_dag"])))
+    sec = data.draw(st.sampled_from([s for s in ("scenario", "network", "rule", "data",
+                                                 "analysis") if isinstance(doc.get(s), dict)]))
+    keys = [k for k in doc[sec] if k not in ("nodes", "edges", "name")] or ["extra"]
+    key = data.draw(st.sampled_from(keys))
+    val = data.draw(HOSTILE)
+    try:
+        doc2 = tomllib.loads(tomli_w.dumps(with_(doc, sec, key, val)))
+    except (TypeError, ValueError):
+        return  # not representable in TOML
+    rc, lines = run(doc2, tmp_path)
+    if rc == 2:
+        assert len(lines) == 1 and lines[0].startswith("asyncnet: error: ")
+    else:
+        assert rc in (0, 3), lines
