@@ -121,22 +121,47 @@ class Result:
         return out
 
     def to_dataframe(self):
-        """The recordings as a long ``pandas.DataFrame`` (time, agent, variable, index, value).
+        """The recordings as a long ``pandas.DataFrame``.
 
-        Needs pandas (``pip install pandas``).
+        Needs the ``export`` extra (pandas).
+
+        Returns
+        -------
+        One row per sample and scalar entry, columns ``time, agent,
+        variable, index, value`` (``index``: the entry's position in the
+        flattened variable, e.g. ``i * n_pre + j`` for ``weight[i, j]``).
         """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Result.to_dataframe needs pandas: pip install pandas") from None
-        rows = []
-        for agent, d in self.recorded.items():
-            for var, arr in d.items():
-                flat = arr.reshape(len(arr), -1)
-                for i, t in enumerate(self.times):
-                    for j, v in enumerate(flat[i]):
-                        rows.append((t, agent, var, j, float(v)))
-        return pd.DataFrame(rows, columns=["time", "agent", "variable", "index", "value"])
+        from .tables import need, recording_columns
+        pd = need("pandas", "Result.to_dataframe")
+        return pd.DataFrame(recording_columns(self.times, self.recorded))
+
+    def export(self, path: str, format: str | None = None) -> str:
+        """Write the recordings as a table file (the layout of :meth:`to_dataframe`).
+
+        Parameters
+        ----------
+        path:
+            The file to write.
+        format:
+            ``"parquet"`` or ``"csv"``; default: from the extension
+            (``.parquet``/``.pq`` or ``.csv``). Parquet needs pyarrow, both
+            need pandas (the ``export`` extra).
+
+        Returns
+        -------
+        ``path``.
+        """
+        fmt = format or ("csv" if str(path).lower().endswith(".csv") else "parquet")
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"format must be 'parquet' or 'csv', got {fmt!r}")
+        df = self.to_dataframe()
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            from .tables import need
+            need("pyarrow", "Result.export to parquet")
+            df.to_parquet(path, index=False)
+        return path
 
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
