@@ -186,6 +186,12 @@ class EventLog:
         Each record is checked (seven fields, integer times and indices in
         range, canonical order, a numeric payload); each checkpoint and the
         footer against the hash of every byte before them.
+
+        Returns
+        -------
+        An iterator of ``(record, packed bytes)``; a record is
+        ``[t_arrive, kind, src, dst, t_sent, seq, payload]`` (times in
+        quanta, agents as indices into ``agents``).
         """
         self.count = self.verified_count = 0
         self.footer, self.checkpoints, self.altered, self.truncated = None, [], None, False
@@ -285,18 +291,33 @@ class EventLog:
                           f"altered)")
 
     def records(self) -> Iterator[list]:
-        """Every record, in file order."""
+        """Every record, in file order.
+
+        Returns
+        -------
+        An iterator of ``[t_arrive, kind, src, dst, t_sent, seq, payload]``.
+        """
         for rec, _ in self.raw():
             yield rec
 
     def messages(self) -> Iterator[Message]:
-        """Every record as a ``Message`` with agent names."""
+        """Every record as a ``Message`` with agent names.
+
+        Returns
+        -------
+        An iterator of :class:`asyncnet.messages.Message`.
+        """
         names = self.agents
         for r in self.records():
             yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
 
     def scan(self) -> EventLog:
-        """Read the whole log once (checking it); return ``self``."""
+        """Read the whole log once (checking it).
+
+        Returns
+        -------
+        ``self``, with ``footer``, ``complete``, ``verified``... set.
+        """
         for _ in self.raw():
             pass
         return self
@@ -323,8 +344,13 @@ class EventLog:
         return log_dataframe(self, payload)
 
     def verify_digest(self) -> tuple[bool, int]:
-        """Read everything; ``(whether every digest matched and the footer was
-        found, number of records)``."""
+        """Read everything, noting (not raising) a digest that does not match.
+
+        Returns
+        -------
+        ``(whether every digest matched and the footer was found, number of
+        records)``.
+        """
         strict, self.strict = self.strict, False
         try:
             with warnings.catch_warnings():

@@ -147,7 +147,15 @@ def tension_trace(path: str) -> dict:
     re-executed from the scenario the log's header carries (runs are
     deterministic: ``asyncnet replay --verify`` checks the same thing message
     by message), recording each neuron's tension pair every time it wakes.
-    Returns ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
+
+    Parameters
+    ----------
+    path:
+        An event log of a ``leastaction`` or ``continuous`` run.
+
+    Returns
+    -------
+    ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
     "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
     """
     from .scenario import ScenarioError

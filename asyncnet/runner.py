@@ -48,7 +48,13 @@ class Recorder:
     data: dict[str, dict[str, list]] = field(default_factory=dict)
 
     def attach(self, ctx: Context) -> None:
-        """Register the sampling probes on a run (called by the pipeline)."""
+        """Register the sampling probes on a run (called by the pipeline).
+
+        Parameters
+        ----------
+        ctx:
+            The run's context (engine, scenario).
+        """
         if not (isinstance(self.period, (int, float)) and math.isfinite(self.period)
                 and self.period > 0):
             raise ScenarioError(f"recorder: period must be a positive number, "
@@ -76,7 +82,12 @@ class Recorder:
                 slot.setdefault(key, []).append(np.array(st[key], dtype=float))
 
     def arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        """``{agent: {variable: array (samples, ...)}}``."""
+        """The samples so far.
+
+        Returns
+        -------
+        ``{agent: {variable: array (samples, ...)}}``.
+        """
         return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
 
 
@@ -94,6 +105,9 @@ class Result:
         The recorders' sample times.
     recorded:
         ``{agent: {variable: array (samples, ...)}}``.
+    final:
+        The final state, ``{"weight/h0->h1": array, ...}`` (the
+        ``--save-state`` keys); :meth:`state` reads it per agent.
     """
 
     summary: dict
