@@ -1,4 +1,4 @@
-"""The ``asyncnet`` command: run, replay, stats (and more as schemes land).
+"""asyncnet: run scenarios of asynchronous neurons; replay, inspect, plot and export their logs.
 
 Every failure the user can cause — a bad scenario, a corrupt log, a missing
 file — ends with one ``asyncnet: error: ...`` line and exit status 2, never
