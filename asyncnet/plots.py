@@ -311,7 +311,8 @@ def raster(log: Any, ax: Any = None, until: float | None = None,
     row_of = {a: r for r, a in enumerate(rows)}
     fig, ax = _axes(ax, (9, 1.2 + 0.22 * len(rows)))
     for k, (ts, who) in sorted(pts.items()):
-        keep = [(t, row_of[names[w]]) for t, w in zip(ts, who, strict=True)
+        off = {0: -0.2, 1: 0.2, 2: 0.0}[k]  # forward below, delta above, control centred
+        keep = [(t, row_of[names[w]] + off) for t, w in zip(ts, who, strict=True)
                 if names[w] in row_of]
         if keep:
             tt, yy = zip(*keep, strict=True)

@@ -180,7 +180,8 @@ class Result:
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
-        save_state: str | None = None, progress: Callable[[float], None] | None = None,
+        save_state: str | None = None,
+        progress: Callable[[float], None] | bool | None = None,
         cluster: bool = False) -> Result:
     """Run a scenario and return its :class:`Result`.
 
@@ -200,7 +201,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     save_state:
         An ``.npz`` path for the final state.
     progress:
-        Called with the simulated time as the run advances.
+        Called with the simulated time as the run advances; ``True``: a
+        progress bar (tqdm) on stderr or in the notebook.
     cluster:
         Run on the cluster backend even with one worker.
 
@@ -211,6 +213,11 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    if progress is True:
+        from .commands import Progress
+        progress = Progress(sc.duration, sc.name)
+    elif progress is False:
+        progress = None
     if record is None:
         rec = None
     elif isinstance(record, Recorder):
