@@ -63,8 +63,12 @@ def test_reference_covers_every_key_and_parameter():
         for k in keys or ():
             assert f"| `{k}` |" in text, (sec, k)
     for name in registry.BUILTIN:
-        for row in schema.describe(registry.get_scheme(name)):
+        cls = registry.get_scheme(name)
+        for row in schema.describe(cls):
             assert f"| `{row['name']}` | `" in text, (name, row)
+            assert gen_docs._attr_docs(cls).get(row["name"]) or \
+                gen_docs.PARAM_MEANING.get(name, {}).get(row["name"]), \
+                f"{name}.{row['name']}: say what it means (tools/gen_docs.py PARAM_MEANING)"
 
 
 EXTRA = json.load(open(gen_docs.EXTRA, encoding="utf-8"))

@@ -137,9 +137,12 @@ PARAM_MEANING: dict[str, dict[str, str]] = {
              "period_spread": "async: per-neuron period spread",
              "jitter": "async: per-firing jitter", "init_state": "zero or random"},
 }
-PAGES = {"diffusion": "schemes/diffusion.md", "leastaction": "schemes/leastaction.md",
-         "continuous": "schemes/continuous.md", "ep": "schemes/ep.md",
-         "coupled": "schemes/coupled.md", "stlp": "schemes/stlp.md"}
+
+
+def scheme_page(rule: str) -> str | None:
+    """``schemes/<rule>.md`` if that page exists (relative to docs/)."""
+    rel = f"schemes/{rule}.md"
+    return rel if os.path.exists(os.path.join(ROOT, "docs", rel)) else None
 
 
 def _type_name(t: object) -> str:
@@ -205,14 +208,16 @@ def reference() -> str:
         cls = registry.get_scheme(name)
         docs = _attr_docs(cls)
         table = getattr(cls, "analyses", {}) or {}
+        page = scheme_page(name)
         out += [f"### `name = \"{name}\"`", "",
-                f"See [the scheme's page](../{PAGES[name]}). Analyses (`[analysis] kind`): "
+                (f"See [the scheme's page](../{page}). " if page else "")
+                + "Analyses (`[analysis] kind`): "
                 + ", ".join(f"`{k}`" for k in table)
                 + f"; default `{getattr(cls, 'default_analysis', 'none')}`."
                 + (" Needs an acyclic graph." if getattr(cls, "requires_dag", False) else ""),
                 "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for row in schema.describe(cls):
-            meaning = docs.get(row["name"]) or PARAM_MEANING[name][row["name"]]
+            meaning = docs.get(row["name"]) or PARAM_MEANING.get(name, {}).get(row["name"], "")
             out.append(f"| `{row['name']}` | `{_cell(row['type'])}` | `{row['default']}` | "
                        f"{_cell(meaning)} |")
         out.append("")
@@ -357,7 +362,7 @@ def gallery(measured: dict[str, dict] | None = None) -> str:
         by_rule.setdefault(doc["rule"]["name"], []).append((os.path.basename(path), doc))
     for rule in [r for r in registry.BUILTIN if r in by_rule] + sorted(
             set(by_rule) - set(registry.BUILTIN)):
-        page = PAGES.get(rule)
+        page = scheme_page(rule)
         out += [f"## {rule}", ""] + ([f"The scheme: [{rule}]({page}).", ""] if page else []) + [
                 "| scenario | what it shows | duration | measured |", "|---|---|---:|---|"]
         for fname, doc in by_rule[rule]:
