@@ -311,12 +311,12 @@ def raster(log: Any, ax: Any = None, until: float | None = None,
     row_of = {a: r for r, a in enumerate(rows)}
     fig, ax = _axes(ax, (9, 1.2 + 0.22 * len(rows)))
     for k, (ts, who) in sorted(pts.items()):
-        off = {0: -0.2, 1: 0.2, 2: 0.0}[k]  # forward below, delta above, control centred
+        off = {0: -0.28, 1: 0.28, 2: 0.0}[k]  # forward below, delta above, control centred
         keep = [(t, row_of[names[w]] + off) for t, w in zip(ts, who, strict=True)
                 if names[w] in row_of]
         if keep:
             tt, yy = zip(*keep, strict=True)
-            ax.scatter(tt, yy, marker="|", s=40, linewidths=0.8,
+            ax.scatter(tt, yy, marker="|", s=22, linewidths=0.9,
                        color=KIND_COLOURS[KIND_NAMES[k]], label=KIND_NAMES[k])
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=7)

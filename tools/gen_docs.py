@@ -2,6 +2,7 @@
 
     python tools/gen_docs.py            # rewrite the generated pages
     python tools/gen_docs.py --check    # exit 1 if a committed page is stale
+    python tools/gen_docs.py --figures  # also re-run the tutorial notebook for its figures
 
 ``docs/reference/scenario-file.md`` comes from the scenario schema
 (``asyncnet.scenario.SCHEMA``, ``NODE_KEYS``, ``EDGE_KEYS``) and every
@@ -390,7 +391,45 @@ def tutorial() -> str:
                         "repository; run it with `jupyter lab docs/tutorial.ipynb`.", ""]
         elif cell["cell_type"] == "code":
             out += ["```python", src, "```", ""]
+            for k in range(8):  # the figures this cell drew (written by --figures)
+                fig = f"figures/tutorial_{i}_{k}.png"
+                if os.path.exists(os.path.join(ROOT, "docs", fig)):
+                    out += [f"![cell {i}, figure {k + 1}]({fig})", ""]
     return "\n".join(out).rstrip()
+
+
+def tutorial_figures() -> list[str]:
+    """Execute the notebook in a scratch directory; save the figures it draws.
+
+    Returns
+    -------
+    The paths written (``docs/figures/tutorial_<cell>_<k>.png``).
+    """
+    import base64
+    import shutil
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+    for old in glob.glob(os.path.join(ROOT, "docs", "figures", "tutorial_*.png")):
+        os.remove(old)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(NOTEBOOK, tmp)
+        nb = nbformat.read(os.path.join(tmp, "tutorial.ipynb"), as_version=4)
+        os.environ["PYTHONPATH"] = ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": tmp}}).execute()
+        for i, cell in enumerate(nb.cells):
+            pngs = [o["data"]["image/png"] for o in cell.get("outputs", [])
+                    if o.get("output_type") in ("display_data", "execute_result")
+                    and "image/png" in o.get("data", {})]
+            for k, b64 in enumerate(pngs):
+                path = os.path.join(ROOT, "docs", "figures", f"tutorial_{i}_{k}.png")
+                with open(path, "wb") as f:
+                    f.write(base64.b64decode(b64))
+                written.append(path)
+    return written
 
 
 GENERATED = {REFERENCE: reference, GALLERY: gallery,
@@ -401,7 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     """Write (or ``--check``) the generated pages."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a page is stale")
+    ap.add_argument("--figures", action="store_true",
+                    help="first execute the tutorial notebook and save its figures")
     args = ap.parse_args(argv)
+    if args.figures:
+        for p in tutorial_figures():
+            print("wrote", os.path.relpath(p, ROOT))
     stale = []
     for path, make in GENERATED.items():
         text = make() + "\n"
