@@ -86,7 +86,7 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
     Parameters
     ----------
     log:
-        An :class:`~asyncnet.logfile.EventLog` (from ``open_log``) or a path.
+        An :class:`~asyncnet.logfile.EventLog` (``open_log(path)``).
     payload:
         ``"summary"`` (size, first value, mean, norm) or ``"values"`` (also
         every value, flattened, in a ``values`` column).
@@ -99,9 +99,8 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
     """
     if payload not in ("summary", "values"):
         raise ValueError(f"payload must be 'summary' or 'values', got {payload!r}")
-    if isinstance(log, (str, bytes)) or hasattr(log, "__fspath__"):
-        from .logfile import open_log
-        log = open_log(log)
+    if not hasattr(log, "records"):
+        raise TypeError("log_batches needs an opened log: asyncnet.logfile.open_log(path)")
     names = log.agents
     cols = COLUMNS + (("values",) if payload == "values" else ())
 
@@ -137,7 +136,7 @@ def log_dataframe(log: Any, payload: str = "summary") -> Any:
     Parameters
     ----------
     log:
-        An :class:`~asyncnet.logfile.EventLog` or a path.
+        An :class:`~asyncnet.logfile.EventLog` (``open_log(path)``).
     payload:
         ``"summary"`` or ``"values"``.
 
