@@ -219,7 +219,8 @@ def reference() -> str:
                 "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for row in schema.describe(cls):
             meaning = docs.get(row["name"]) or PARAM_MEANING.get(name, {}).get(row["name"], "")
-            out.append(f"| `{row['name']}` | `{_cell(row['type'])}` | `{row['default']}` | "
+            tname = row["type"].replace(" | ", " or ")  # a pipe would end the cell
+            out.append(f"| `{row['name']}` | `{tname}` | `{row['default']}` | "
                        f"{_cell(meaning)} |")
         out.append("")
     return "\n".join(out)
