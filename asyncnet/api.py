@@ -71,10 +71,32 @@ class Model(Protocol):
     """The local physics of one agent."""
 
     def start(self, t: float) -> list:
-        """Emits at the first instant."""
+        """Emits at the first instant.
+
+        Parameters
+        ----------
+        t:
+            The start time.
+
+        Returns
+        -------
+        The messages to send, as the scheme's ports expect them.
+        """
 
     def react(self, t: float, batch: list) -> list:
-        """Emits in answer to everything that arrived at ``t`` (canonical order)."""
+        """Emits in answer to everything that arrived at ``t`` (canonical order).
+
+        Parameters
+        ----------
+        t:
+            The instant.
+        batch:
+            Every message that reached the agent at ``t``, in canonical order.
+
+        Returns
+        -------
+        The messages to send.
+        """
 
     def state(self) -> dict:
         """What the agent exposes to probes, recorders and ``--save-state``."""
@@ -86,7 +108,35 @@ class Scheme(Protocol):
     name: str
 
     def neuron(self, pop: Any, ports: Ports, rng: np.random.Generator) -> Model:
-        """The physics of one population."""
+        """The physics of one population.
+
+        Parameters
+        ----------
+        pop:
+            The population (name, size, activation, role, bias).
+        ports:
+            Its neighbours: the synapses it may address.
+        rng:
+            Its own random stream (from the seed and its name).
+
+        Returns
+        -------
+        The neuron agent's model.
+        """
 
     def synapse(self, proj: Any, ports: Ports, rng: np.random.Generator) -> Model:
-        """The physics of one projection."""
+        """The physics of one projection.
+
+        Parameters
+        ----------
+        proj:
+            The projection (pre, post, weight, delay).
+        ports:
+            Its neighbours: its pre- and post-neuron.
+        rng:
+            Its own random stream.
+
+        Returns
+        -------
+        The synapse agent's model.
+        """

@@ -1,4 +1,4 @@
-"""The ``asyncnet`` command: run, replay, stats (and more as schemes land).
+"""asyncnet: run scenarios of asynchronous neurons; replay, inspect, plot and export their logs.
 
 Every failure the user can cause — a bad scenario, a corrupt log, a missing
 file — ends with one ``asyncnet: error: ...`` line and exit status 2, never
@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from . import commands, isolate, plots  # noqa: F401  (isolate, plots: their commands)
+from . import commands, export, isolate, plots  # noqa: F401  (their commands)
 from ._version import __version__
 from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
 from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         fn.configure(p)
         p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
+    if "matplotlib" not in sys.modules:  # the CLI draws to files: a file backend, for itself
+        os.environ.setdefault("MPLBACKEND", "agg")
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
     try:

@@ -82,7 +82,7 @@ class Progress:
         self.bar = None
         interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
         if enabled and total > 0 and interactive:
-            from tqdm.auto import tqdm
+            tqdm = _tqdm_class()
             self.bar = tqdm(total=float(total), desc=label, unit="t", leave=True,
                             bar_format="{desc} {percentage:3.0f}%|{bar}| t={n:g}/{total:g} "
                                        "[{elapsed}<{remaining}, {rate_fmt}]")
@@ -101,6 +101,20 @@ class Progress:
             el = time.perf_counter() - self.start
             print(f"{self.label}: {pct}% (t={now:g}/{self.total:g}, {el:.1f}s)",
                   file=sys.stderr, flush=True)
+
+
+def _tqdm_class() -> type:
+    """tqdm's notebook widget in a Jupyter kernel with ipywidgets, else its text bar
+    (which a notebook shows too; ``tqdm.auto`` would warn about the widgets)."""
+    if "ipykernel" in sys.modules:
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+    return tqdm
 
 
 def positive_int(text: str) -> int:

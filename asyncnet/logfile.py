@@ -325,6 +325,27 @@ class EventLog:
             pass
         return self
 
+    def to_dataframe(self, payload: str = "summary") -> Any:
+        """Every record as a ``pandas.DataFrame``, one row per message.
+
+        Needs the ``export`` extra (pandas). The log is read (and checked)
+        once; for a log too large for memory use ``asyncnet export`` or
+        :func:`asyncnet.tables.log_batches`, which stream.
+
+        Parameters
+        ----------
+        payload:
+            ``"summary"``: the payload's size, first value, mean and norm;
+            ``"values"``: also every value, flattened, in a ``values`` column.
+
+        Returns
+        -------
+        A DataFrame with the columns ``time, kind, src, dst, t_sent, delay,
+        seq, size, value, mean, norm`` (see :mod:`asyncnet.tables`).
+        """
+        from .tables import log_dataframe
+        return log_dataframe(self, payload)
+
     def verify_digest(self) -> tuple[bool, int]:
         """Read everything, noting (not raising) a digest that does not match.
 

@@ -125,6 +125,29 @@ class Network:
         Weights not given on an edge are drawn from the projection's own
         random stream (``init`` = ``normal`` scaled by ``scale/sqrt(fan_in)``,
         or ``uniform``), so they depend on the seed and the edge only.
+
+        Parameters
+        ----------
+        graph:
+            Nodes are populations (``size``, ``activation``, ``role``,
+            ``bias``), edges projections (``delay`` or ``length``, ``weight``,
+            ``scale``, ``init``).
+        seed:
+            The run's seed (weights not given are drawn from it).
+        speed:
+            Default speed for edges given a ``length`` (the graph's own
+            ``speed`` attribute wins).
+        require_dag:
+            Refuse a graph with cycles (schemes that need layers).
+
+        Returns
+        -------
+        The validated :class:`Network`.
+
+        Raises
+        ------
+        NetworkError
+            An impossible network (no nodes, a bad size, a delay <= 0, ...).
         """
         if not isinstance(graph, nx.DiGraph):
             raise NetworkError("the network must be a networkx.DiGraph")
@@ -209,11 +232,31 @@ class Network:
 
     # -- queries ----------------------------------------------------------
     def pre(self, node: str) -> list[str]:
-        """Populations projecting to ``node``, sorted."""
+        """Populations projecting to ``node``, sorted.
+
+        Parameters
+        ----------
+        node:
+            A population.
+
+        Returns
+        -------
+        Their names.
+        """
         return list(self._adjacency()[0].get(node, ()))
 
     def post(self, node: str) -> list[str]:
-        """Populations ``node`` projects to, sorted."""
+        """Populations ``node`` projects to, sorted.
+
+        Parameters
+        ----------
+        node:
+            A population.
+
+        Returns
+        -------
+        Their names.
+        """
         return list(self._adjacency()[1].get(node, ()))
 
     def _adjacency(self) -> tuple[dict, dict]:
@@ -313,7 +356,29 @@ def layered(
     scale: float = 1.0,
     init: str = "normal",
 ) -> nx.DiGraph:
-    """A chain of populations ``l0 -> l1 -> ... -> lL`` with the given sizes."""
+    """A chain of populations ``l0 -> l1 -> ... -> lL`` with the given sizes.
+
+    Parameters
+    ----------
+    sizes:
+        Neurons per layer, input first (at least two layers).
+    activation:
+        Activation of the hidden layers (the input layer is ``linear``).
+    out_activation:
+        Activation of the output layer (default: ``activation``).
+    delay:
+        Delay of every projection.
+    scale:
+        Initial weights ~ N(0, scale²/fan_in) (``normal``).
+    init:
+        ``"normal"`` or ``"uniform"``.
+
+    Returns
+    -------
+    A ``networkx.DiGraph`` with nodes ``l0``... (attributes ``size``,
+    ``activation``, ``role``) and edges with ``delay``, ``scale``, ``init``;
+    edit it freely before building a :class:`~asyncnet.Scenario`.
+    """
     if len(sizes) < 2:
         raise NetworkError("a layered network needs at least two layer sizes")
     g = nx.DiGraph()
@@ -334,6 +399,15 @@ def expand_to_neurons(net: Network) -> nx.DiGraph:
     projection becomes a complete bipartite set of 1x1 edges carrying the
     same weights, delays and biases. Used to check that both granularities
     give the same numbers.
+
+    Parameters
+    ----------
+    net:
+        A built network (weights drawn).
+
+    Returns
+    -------
+    The per-neuron ``networkx.DiGraph``.
     """
     g = nx.DiGraph()
     g.graph.update(net.graph.graph)

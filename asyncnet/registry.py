@@ -56,7 +56,13 @@ def _targets() -> dict[str, str]:
 
 
 def known() -> list[str]:
-    """Every scheme name available, sorted."""
+    """Every scheme name available, sorted.
+
+    Returns
+    -------
+    The built-in names, those of installed plugins (entry points) and those
+    :func:`register` added in this process.
+    """
     return sorted(set(_targets()) | set(_REGISTERED))
 
 

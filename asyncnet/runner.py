@@ -48,7 +48,13 @@ class Recorder:
     data: dict[str, dict[str, list]] = field(default_factory=dict)
 
     def attach(self, ctx: Context) -> None:
-        """Register the sampling probes on a run (called by the pipeline)."""
+        """Register the sampling probes on a run (called by the pipeline).
+
+        Parameters
+        ----------
+        ctx:
+            The run's context (engine, scenario).
+        """
         if not (isinstance(self.period, (int, float)) and math.isfinite(self.period)
                 and self.period > 0):
             raise ScenarioError(f"recorder: period must be a positive number, "
@@ -76,7 +82,12 @@ class Recorder:
                 slot.setdefault(key, []).append(np.array(st[key], dtype=float))
 
     def arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        """``{agent: {variable: array (samples, ...)}}``."""
+        """The samples so far.
+
+        Returns
+        -------
+        ``{agent: {variable: array (samples, ...)}}``.
+        """
         return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
 
 
@@ -94,6 +105,9 @@ class Result:
         The recorders' sample times.
     recorded:
         ``{agent: {variable: array (samples, ...)}}``.
+    final:
+        The final state, ``{"weight/h0->h1": array, ...}`` (the
+        ``--save-state`` keys); :meth:`state` reads it per agent.
     """
 
     summary: dict
@@ -121,27 +135,53 @@ class Result:
         return out
 
     def to_dataframe(self):
-        """The recordings as a long ``pandas.DataFrame`` (time, agent, variable, index, value).
+        """The recordings as a long ``pandas.DataFrame``.
 
-        Needs pandas (``pip install pandas``).
+        Needs the ``export`` extra (pandas).
+
+        Returns
+        -------
+        One row per sample and scalar entry, columns ``time, agent,
+        variable, index, value`` (``index``: the entry's position in the
+        flattened variable, e.g. ``i * n_pre + j`` for ``weight[i, j]``).
         """
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError("Result.to_dataframe needs pandas: pip install pandas") from None
-        rows = []
-        for agent, d in self.recorded.items():
-            for var, arr in d.items():
-                flat = arr.reshape(len(arr), -1)
-                for i, t in enumerate(self.times):
-                    for j, v in enumerate(flat[i]):
-                        rows.append((t, agent, var, j, float(v)))
-        return pd.DataFrame(rows, columns=["time", "agent", "variable", "index", "value"])
+        from .tables import need, recording_columns
+        pd = need("pandas", "Result.to_dataframe")
+        return pd.DataFrame(recording_columns(self.times, self.recorded))
+
+    def export(self, path: str, format: str | None = None) -> str:
+        """Write the recordings as a table file (the layout of :meth:`to_dataframe`).
+
+        Parameters
+        ----------
+        path:
+            The file to write.
+        format:
+            ``"parquet"`` or ``"csv"``; default: from the extension
+            (``.parquet``/``.pq`` or ``.csv``). Parquet needs pyarrow, both
+            need pandas (the ``export`` extra).
+
+        Returns
+        -------
+        ``path``.
+        """
+        fmt = format or ("csv" if str(path).lower().endswith(".csv") else "parquet")
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"format must be 'parquet' or 'csv', got {fmt!r}")
+        df = self.to_dataframe()
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            from .tables import need
+            need("pyarrow", "Result.export to parquet")
+            df.to_parquet(path, index=False)
+        return path
 
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
-        save_state: str | None = None, progress: Callable[[float], None] | None = None,
+        save_state: str | None = None,
+        progress: Callable[[float], None] | bool | None = None,
         cluster: bool = False) -> Result:
     """Run a scenario and return its :class:`Result`.
 
@@ -161,7 +201,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     save_state:
         An ``.npz`` path for the final state.
     progress:
-        Called with the simulated time as the run advances.
+        Called with the simulated time as the run advances; ``True``: a
+        progress bar (tqdm) on stderr or in the notebook.
     cluster:
         Run on the cluster backend even with one worker.
 
@@ -172,6 +213,11 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    if progress is True:
+        from .commands import Progress
+        progress = Progress(sc.duration, sc.name)
+    elif progress is False:
+        progress = None
     if record is None:
         rec = None
     elif isinstance(record, Recorder):

@@ -130,13 +130,28 @@ class Scenario:
         return load(path)
 
     def to_toml(self) -> str:
-        """The scenario as a TOML document (the file it was read from, if any)."""
+        """The scenario as a TOML document (the file it was read from, if any).
+
+        Returns
+        -------
+        TOML text that loads back to this scenario.
+        """
         if getattr(self, "text", None):
             return self.text
         return to_toml(self)
 
     def with_params(self, **rule_params: Any) -> Scenario:
-        """A copy with some scheme parameters changed (for unlogged extra runs)."""
+        """A copy with some scheme parameters changed (for unlogged extra runs).
+
+        Parameters
+        ----------
+        **rule_params:
+            Parameters of the scheme to change.
+
+        Returns
+        -------
+        The new :class:`Scenario`.
+        """
         other = copy.copy(self)
         other.rule_params = {**self.rule_params, **rule_params}
         return other
@@ -146,11 +161,21 @@ class Scenario:
                 f"duration={self.duration:g}, seed={self.seed})")
 
     def build_rule(self) -> Any:
-        """A fresh rule object with this scenario's parameters."""
+        """A fresh rule object with this scenario's parameters.
+
+        Returns
+        -------
+        The scheme object (its dataclass, checked).
+        """
         return make_rule(self.rule_name, self.rule_params, self.path)
 
     def build_network(self) -> Network:
-        """The validated network (weights drawn from the scenario seed)."""
+        """The validated network (weights drawn from the scenario seed).
+
+        Returns
+        -------
+        The :class:`~asyncnet.Network`.
+        """
         rule = self.build_rule()
         try:
             return Network.from_graph(self.graph, seed=self.seed,
@@ -164,6 +189,17 @@ class Scenario:
         ``input_node``/``output_node`` name a population or a list of them
         (one layer written as several populations); by default every input
         (output) population, in natural order, is one layer.
+
+        Parameters
+        ----------
+        net:
+            The built network.
+        hold:
+            Override the data's ``hold``.
+
+        Returns
+        -------
+        The stream the sources read.
         """
         d = dict(self.data)
         kind = d.pop("kind", "constant")

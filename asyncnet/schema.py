@@ -88,7 +88,17 @@ def check(cls: type, params: dict) -> None:
 
 
 def describe(cls: type) -> list[dict[str, str]]:
-    """The schema as rows ``{name, type, default}`` (for generated docs)."""
+    """The schema as rows ``{name, type, default}`` (for generated docs).
+
+    Parameters
+    ----------
+    cls:
+        A scheme's parameter dataclass.
+
+    Returns
+    -------
+    One dict per parameter, types and defaults as strings.
+    """
     rows = []
     for name, (t, default) in fields(cls).items():
         tname = str(t).replace("typing.", "") if not isinstance(t, type) else t.__name__

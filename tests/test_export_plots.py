@@ -1,0 +1,147 @@
+"""Data out and plots for notebooks: export, to_dataframe, ``ax=``, no backend switch."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import asyncnet
+from asyncnet import cli
+from asyncnet.logfile import open_log
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pd = pytest.importorskip("pandas")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("xor")
+    sc = asyncnet.Scenario(asyncnet.layered([2, 4, 1]), "diffusion", params={"eta": 0.05},
+                           seed=1, data={"kind": "xor", "hold": 8}, duration=200)
+    log = str(d / "x.log")
+    res = asyncnet.run(sc, log=log, record={"l2": ["state"], "l1->l2": ["weight", "grad"]},
+                       period=5)
+    return res, log, d
+
+
+def test_log_to_dataframe_matches_records(run):
+    _, log, _ = run
+    df = open_log(log).to_dataframe()
+    recs = list(open_log(log).records())
+    assert len(df) == len(recs) == run[0].summary["messages"]["total"]
+    names = open_log(log).agents
+    for i in (0, len(recs) // 2, len(recs) - 1):
+        t, kind, s, d, ts, seq, p = recs[i]
+        row = df.iloc[i]
+        assert row["time"] == t / 1e6 and row["t_sent"] == ts / 1e6
+        assert row["kind"] == ("forward", "delta", "control")[kind]
+        assert (row["src"], row["dst"], row["seq"]) == (names[s], names[d], seq)
+        v = np.ravel(p)
+        assert row["size"] == v.size and row["value"] == v[0]
+        assert row["norm"] == pytest.approx(np.linalg.norm(v))
+    assert (df["delay"] > 0).all()
+    vals = open_log(log).to_dataframe(payload="values")
+    assert vals["values"].map(len).tolist() == vals["size"].tolist()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_command_writes_the_table(run, fmt, capsys):
+    pytest.importorskip("pyarrow")
+    _, log, d = run
+    out = str(d / f"x.{fmt}")
+    assert cli.main(["export", log, "--format", fmt, "-o", out]) == 0
+    assert "rows" in capsys.readouterr().out
+    got = pd.read_parquet(out) if fmt == "parquet" else pd.read_csv(out)
+    want = open_log(log).to_dataframe()
+    assert len(got) == len(want)
+    assert np.array_equal(got["time"].to_numpy(), want["time"].to_numpy())
+    assert got["dst"].astype(str).tolist() == want["dst"].astype(str).tolist()
+    assert np.allclose(got["mean"].to_numpy(), want["mean"].to_numpy(), equal_nan=True)
+
+
+def test_export_values_and_bad_log(run, tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    _, log, _ = run
+    out = str(tmp_path / "v.parquet")
+    assert cli.main(["export", log, "--values", "-o", out]) == 0
+    got = pd.read_parquet(out)
+    assert list(got["values"].iloc[0]) == list(np.ravel(next(open_log(log).records())[6]))
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(b"not a log")
+    capsys.readouterr()
+    assert cli.main(["export", str(bad), "-o", str(tmp_path / "b.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("asyncnet: error:")
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_missing_extra_is_named(run, monkeypatch, capsys):
+    res, log, d = run
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert cli.main(["export", log, "-o", str(d / "y.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "pyarrow" in err and "[export]" in err
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"\[export\]"):
+        res.to_dataframe()
+
+
+def test_result_export_roundtrip(run):
+    res, _, d = run
+    df = res.to_dataframe()
+    n = len(res.times)
+    assert len(df) == n * (1 + 4 + 4)
+    w = df[(df.agent == "l1->l2") & (df.variable == "weight") & (df["index"] == 3)]
+    assert np.array_equal(w["value"].to_numpy(),
+                          res.recorded["l1->l2"]["weight"].reshape(n, -1)[:, 3])
+    res.export(str(d / "rec.csv"))
+    assert len(pd.read_csv(d / "rec.csv")) == len(df)
+    if pytest.importorskip("pyarrow"):
+        res.export(str(d / "rec.parquet"))
+        assert pd.read_parquet(d / "rec.parquet").equals(df)
+
+
+def test_every_plot_takes_ax_and_returns_the_figure(run):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from asyncnet import plots
+    from asyncnet.waves import wave_labels
+    res, log, _ = run
+    fig, axes = plt.subplots(2, 3)
+    a = axes.ravel()
+    assert plots.raster(log, ax=a[0], until=20) is fig
+    assert plots.latency_histogram(log, ax=a[1]) is fig
+    assert plots.traces(res, "l2", ax=a[2]) is fig
+    assert plots.weight_evolution(res, "l1->l2", ax=[a[3], a[4]]) is fig
+    assert plots.draw_waves(wave_labels(log), ax=a[5]) is fig
+    assert len(a[2].lines) == 1 and len(a[3].lines) == 4
+    plt.close(fig)
+    for f in (plots.raster(log), plots.traces(res), plots.weight_evolution(res, "l1->l2")):
+        assert f is not None and f.axes
+        plt.close(f)
+
+
+def test_no_library_code_switches_the_backend():
+    for dirpath, _, files in os.walk(os.path.join(ROOT, "asyncnet")):
+        for fn in files:
+            if not fn.endswith(".py"):
+                continue
+            with open(os.path.join(dirpath, fn), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    assert not (node.func.attr in ("use", "switch_backend")
+                                and getattr(node.func.value, "id", "") in ("matplotlib",
+                                                                           "plt")), fn
+
+
+def test_importing_plots_keeps_the_backend():
+    code = ("import matplotlib; matplotlib.use('svg'); import asyncnet.plots, asyncnet.cli; "
+            "import matplotlib.pyplot as plt; print(matplotlib.get_backend())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60)
+    assert r.stdout.strip() == "svg", r.stderr
