@@ -33,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from asyncnet import registry, schema  # noqa: E402
+from asyncnet.data import KIND_KEYS  # noqa: E402
 from asyncnet.scenario import EDGE_KEYS, NODE_KEYS, NUM, SCHEMA  # noqa: E402
 
 REFERENCE = os.path.join(ROOT, "docs", "reference", "scenario-file.md")
@@ -173,6 +174,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _options(classes: tuple) -> str:
+    opts = sorted({o for c in classes for o in getattr(c, "options", ())})
+    return f" ({', '.join(f'`{o}`' for o in opts)})" if opts else ""
+
+
 def reference() -> str:
     """The scenario file reference page."""
     out = ["# Scenario file reference", "",
@@ -199,6 +205,18 @@ def reference() -> str:
             out += [f"| `{k}` | {_type_name(t)} | {EDGE_MEANING[k]} |"
                     for k, t in EDGE_KEYS.items()]
             out.append("")
+    out += ["## Data kinds and their keys", "",
+            "Schemes without data kinds of their own (diffusion, least action, continuous) "
+            "use these; a `[data]` key the kind does not read is an error, not ignored. "
+            "`input_node`/`output_node` (a population or a list of them: one layer written "
+            "as several populations) apply to every kind.", "",
+            "| kind | keys |", "|---|---|"]
+    out += [f"| `{k}` | {', '.join(f'`{x}`' for x in sorted(v))} |"
+            for k, v in KIND_KEYS.items()]
+    out += ["", "The energy schemes (`ep`, `coupled`) read `kind` (`digits`, `linear`, "
+            "`constant`), `batch`, `settle`, `leg`, `release`, `patterns`, `test_fraction`, "
+            "`input`, `target`; `stlp` reads `sine`, `sines`, `square`, `constant` with "
+            "`period`, `target_scale`, `lag`, `input`, `target`.", ""]
     out += ["## `[rule]`", "",
             "`name` picks the scheme; every other key is one of its parameters, checked "
             "against the scheme's typed schema (the annotated fields of its dataclass). "
@@ -212,8 +230,8 @@ def reference() -> str:
         page = scheme_page(name)
         out += [f"### `name = \"{name}\"`", "",
                 (f"See [the scheme's page](../{page}). " if page else "")
-                + "Analyses (`[analysis] kind`): "
-                + ", ".join(f"`{k}`" for k in table)
+                + "Analyses (`[analysis] kind`, with the keys each reads): "
+                + ", ".join(f"`{k}`" + _options(v) for k, v in table.items())
                 + f"; default `{getattr(cls, 'default_analysis', 'none')}`."
                 + (" Needs an acyclic graph." if getattr(cls, "requires_dag", False) else ""),
                 "", "| key | type | default | meaning |", "|---|---|---|---|"]
