@@ -1,0 +1,1 @@
+"""Learning schemes, one module or package each (DESIGN.md, "Layers")."""
