@@ -18,11 +18,8 @@ makes the batches (noise, exact OT, pairs) ahead of time.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 import networkx as nx
 import numpy as np
