@@ -158,6 +158,9 @@ def cmd_run(args) -> int:
     from .scenario import load
     from .simulation import simulate
     sc = load(args.scenario)
+    own = getattr(sc.build_rule(), "run_scenario", None)
+    if own is not None:  # a scheme with its own training loop (gradep: checkpoints, shards)
+        return own(sc, quiet=args.quiet, json_out=args.json)
     no_log = args.no_log or sc.output.get("write_log") is False
     log_path = None if no_log else (
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))
@@ -270,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_plugins() -> None:
     """Import modules that add subcommands (plot, worker, ...), if present."""
-    for mod in ("asyncnet.plots", "asyncnet.cluster.cli", "asyncnet.isolate"):
+    for mod in ("asyncnet.plots", "asyncnet.cluster.cli", "asyncnet.isolate",
+                "asyncnet.schemes.gradep.cli"):
         try:
             __import__(mod)
         except ImportError:

@@ -28,6 +28,10 @@ def get_rule(name: str) -> Callable[..., Any]:
             __import__(f"{__name__}.{mod}")
         except ImportError:
             pass
+    try:  # schemes that live in asyncnet/schemes/ (issue 9's layout)
+        from ..schemes.gradep import agents as _gradep  # noqa: F401
+    except ImportError:
+        pass
     if name not in RULES:
         raise KeyError(name)
     return RULES[name]

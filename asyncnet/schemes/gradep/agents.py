@@ -45,9 +45,6 @@ from ...rules import register
 from ...rules.relay import couplings, ports_of
 from . import physics as P
 
-TRAIN_KEYS = ("steps", "checkpoint_every", "workers", "threads")
-
-
 def _identity(key: str, a: np.ndarray) -> np.ndarray:
     return a
 
@@ -67,6 +64,7 @@ class GradEP(P.Config):
     checkpoint_every: int = 50
     workers: int = 1
     threads: int = 1
+    backend: str = "engine"
     name: str = "gradep"
     requires_dag: bool = False
 
@@ -74,8 +72,19 @@ class GradEP(P.Config):
         super().__post_init__()
         if self.steps < 1 or self.checkpoint_every < 1 or self.workers < 1 or self.threads < 1:
             raise P.GradEPError("steps, checkpoint_every, workers and threads must be >= 1")
+        if self.backend not in ("engine", "face"):
+            raise P.GradEPError(f"backend must be engine or face, got {self.backend!r}")
+        if self.backend == "engine" and self.clip_mode == "global":
+            raise P.GradEPError("clip_mode 'global' needs every agent's gradient at once: "
+                                "with backend 'engine' use clip_mode 'local' or 'none' "
+                                "(the numpy face, backend 'face', has 'global')")
         self.reduce: Callable[[str, np.ndarray], np.ndarray] = _identity
         self.batch_total = 0  # the full batch size (set by the runner)
+
+    def run_scenario(self, sc, **kw) -> int:
+        """Train as the scenario says (``asyncnet run``); see :func:`.runner.run_scenario`."""
+        from .runner import run_scenario
+        return run_scenario(sc, **kw)
 
     def config(self) -> P.Config:
         """The physics part alone."""

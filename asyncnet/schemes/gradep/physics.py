@@ -124,20 +124,21 @@ def act(h: np.ndarray) -> np.ndarray:
 def act_d(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(a(h), a'(h))`` from one pass: a' = (1 − tanh²(SiLU/10)) SiLU'(h).
 
-    σ is computed as ½(1 + tanh(h/2)) and the temporaries are reused in
-    place: this is most of a relaxation step's cost (expit is ~10× slower).
+    σ is computed as ½(1 + tanh(h/2)) and SiLU' as σ + SiLU (1 − σ), with the
+    temporaries reused in place: this is most of a relaxation step's cost
+    (scipy's expit alone is ~10× slower than tanh here).
     """
-    s = np.tanh(h * 0.5)
+    s = h * 0.5
+    np.tanh(s, out=s)
     s *= 0.5
     s += 0.5
-    th = h * s
-    th *= 0.1
+    si = h * s
+    th = si * 0.1
     np.tanh(th, out=th)
     a = th * 10.0
-    q = 1.0 - s  # SiLU' = σ (1 + h (1 − σ))
-    q *= h
-    q += 1.0
-    q *= s
+    q = 1.0 - s
+    q *= si
+    q += s
     th *= th
     np.subtract(1.0, th, out=th)
     th *= q
@@ -209,19 +210,27 @@ def visible_pull(c: Config, xt: np.ndarray, u: np.ndarray, m: float) -> tuple[fl
 
 
 def visible_step(x, fields, bx, q, r, eps):
-    """x ← x − ε (q x − r − b_x − Σ fields)   (∂E_s/∂x with the fields ``a(h1) W0``)."""
-    f = fields[0]
+    """x ← x + ε (r + b_x + Σ fields − q x)   (−∂E_s/∂x; the fields are ``a(h1) W0``)."""
+    f = fields[0] + bx  # a new array: payloads are never written to
     for g in fields[1:]:
         f = f + g
-    return x - eps * (q * x - r - bx - f)
+    f = f + r  # f may be one broadcast row (h = 0) while r has the batch
+    f -= q * x
+    f *= eps
+    f += x
+    return f
 
 
 def hidden_step(h, d, fields, c, eps):
-    """h ← h − ε (h − a'(h) (Σ fields + c))   (∂E/∂h; ``d`` = a'(h))."""
-    f = fields[0]
+    """h ← h + ε (a'(h) (Σ fields + c) − h)   (−∂E/∂h; ``d`` = a'(h))."""
+    f = fields[0] + c
     for g in fields[1:]:
-        f = f + g
-    return h - eps * (h - d * (f + c))
+        f = f + g  # not in place: a field may still be one broadcast row (h = 0)
+    f *= d
+    f -= h
+    f *= eps
+    f += h
+    return f
 
 
 def bias_sum(a: np.ndarray) -> np.ndarray:

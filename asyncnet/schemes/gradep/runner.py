@@ -207,3 +207,40 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, pre
         for p in procs:
             if p.is_alive():
                 p.terminate()
+
+
+def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
+                 state_dir: str | None = None) -> int:
+    """``asyncnet run`` of a gradep scenario: train into the state directory, print a summary.
+
+    The scenario's ``[data] batch`` (default 1797, the whole data set) and
+    ``[output] state_dir`` (default ``runs/<name>``) apply; the event log is
+    not written (each step's payloads are megabytes).
+    """
+    from ...scenario import ScenarioError
+    rule = sc.build_rule()
+    rule.sizes = T.sizes_of(sc.build_network())
+    kind = sc.data.get("kind", "digits_flow")
+    if kind != "digits_flow":
+        raise ScenarioError(f"{sc.path}: [data] kind {kind!r} does not apply to rule gradep "
+                            "(use digits_flow)")
+    extra = set(sc.data) - {"kind", "batch"}
+    if extra:
+        raise ScenarioError(f"{sc.path}: [data] key(s) {', '.join(sorted(extra))} do not "
+                            "apply to rule gradep (use kind, batch)")
+    batch = sc.data.get("batch", 1797)
+    if not 1 <= batch <= 1797:
+        raise ScenarioError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
+    state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
+    s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend)
+    if json_out:
+        print(json.dumps(s))
+        return 0
+    L = s["losses"]
+    marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
+    print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
+          f"batch {batch}, {rule.workers} worker(s)")
+    print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
+    print(f"run       {s['steps']} steps in {state_dir} (this session from step "
+          f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
+    return 0
