@@ -45,6 +45,7 @@ from ...rules import register
 from ...rules.relay import couplings, ports_of
 from . import physics as P
 
+
 def _identity(key: str, a: np.ndarray) -> np.ndarray:
     return a
 

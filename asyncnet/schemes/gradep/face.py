@@ -83,18 +83,25 @@ class Face:
         return np.atleast_1d(np.sum((v - u) ** 2, dtype=np.float64))
 
     # -- one training step -----------------------------------------------------
-    def train_step(self, xt: np.ndarray, u: np.ndarray) -> float:
-        """Relax, estimate, clip, Adam. Returns the free-state loss (per-pixel mean)."""
+    def gradient(self, xt: np.ndarray, u: np.ndarray) -> tuple[float, dict]:
+        """Relax the three phases and estimate: ``(free-state loss, {name: ∂L/∂θ})``.
+
+        The loss is the per-pixel mean of (v − u)² at the free state; the
+        estimate is the symmetric one, (P⁻ − P⁺)/(2βB), from full-batch sums.
+        """
         c = self.c
         free = self.relax(self.reset(xt), xt, u, 0.0, c.free_steps)
         loss = float(self.reduce("loss", self.loss_sum(free[0], xt, u))[0]) \
             / (self.batch * xt.shape[1])
         plus = self.sums(self.relax(free, xt, u, 1.0, c.nudge_steps))
         minus = self.sums(self.relax(free, xt, u, -1.0, c.nudge_steps))
-        grads = {}
-        for k in P.PARAMS:
-            grads[k] = P.estimate(self.reduce(k + "+", plus[k]), self.reduce(k + "-", minus[k]),
-                                  c.beta, self.batch)
+        grads = {k: P.estimate(self.reduce(k + "+", plus[k]), self.reduce(k + "-", minus[k]),
+                               c.beta, self.batch) for k in P.PARAMS}
+        return loss, grads
+
+    def train_step(self, xt: np.ndarray, u: np.ndarray) -> float:
+        """Relax, estimate, clip, Adam. Returns the free-state loss (per-pixel mean)."""
+        loss, grads = self.gradient(xt, u)
         self.apply(grads)
         return loss
 

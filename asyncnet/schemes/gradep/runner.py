@@ -136,7 +136,7 @@ def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_d
         bar.close()
 
 
-def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str = "engine",
+def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
           steps: int | None = None, prefetch: bool = True) -> dict:
     """Train (or continue training) into ``state_dir``; return a summary.
 
@@ -145,7 +145,8 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str =
     rule: the scheme's parameters (``workers``, ``threads``, ``checkpoint_every``).
     seed: the run's seed. batch: pairs per step (1797 = the full data set).
     state_dir: where checkpoints live; an existing checkpoint is continued.
-    backend: ``"engine"`` or ``"face"``. steps: default ``rule.steps``.
+    backend: ``"engine"`` or ``"face"`` (default ``rule.backend``). steps: default
+    ``rule.steps``.
     prefetch: make the batches in a separate process, ahead of time.
 
     Returns
@@ -153,6 +154,7 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str =
     ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from"}``.
     """
     steps = steps or rule.steps
+    backend = backend or rule.backend
     os.makedirs(state_dir, exist_ok=True)
     ck = T.load_checkpoint(state_dir)
     start, losses0 = 0, []
