@@ -1,8 +1,8 @@
 """Sampling a trained FlowEqProp model: Euler steps along the learned velocity.
 
-From Gaussian noise, ``x ← x + dt · v(x)`` with ``dt = 0.01`` for ``steps − 1``
-steps (101 points: t from 0 to 1.0; 121: to 1.2, sharper), then clamped to
-[−1, 1]. Two velocity modes (SCHEMES.md §5):
+From Gaussian noise, ``x ← x + dt · v(x)`` with ``dt = 0.01``, one Euler step
+per time of ``0, dt, …, t1`` as the source does (101 steps for t1 = 1.0, 121
+for t1 = 1.2, sharper), then clamped to [−1, 1]. Two velocity modes (SCHEMES.md §5):
 
 - ``energy``: x held, the hidden populations relax ``relax`` steps from 0,
   ``v = −α ∂E/∂x = −α (x − b_x − a(h1*) W0)``;
@@ -61,7 +61,7 @@ def sample(path_or_model, *, n: int = 64, steps: int = 101, mode: str = "energy"
     Parameters
     ----------
     path_or_model: a state directory / checkpoint path, or ``(config, params)``.
-    n: samples. steps: Euler points (101 → t = 1.0, 121 → t = 1.2).
+    n: samples. steps: Euler steps, one per time 0, dt, … (101 → t1 = 1.0, 121 → 1.2).
     mode: ``energy`` or ``spring``. seed: of the noise. dt: Euler step.
     relax: relaxation steps per velocity (default: the run's free_steps).
 
@@ -77,7 +77,7 @@ def sample(path_or_model, *, n: int = 64, steps: int = 101, mode: str = "energy"
                  else path_or_model)
     face = Face(c, params, n)
     x = agent_rng(seed, "gradep-sample").standard_normal((n, c.sizes[0])).astype(c.np_dtype)
-    for _ in range(steps - 1):
+    for _ in range(steps):
         x = x + dt * velocity(face, x, mode, relax or c.free_steps)
     return np.clip(x, -1.0, 1.0)
 
