@@ -20,7 +20,8 @@ def cmd_sample(args) -> int:
 
 cmd_sample.configure = lambda p: (
     p.add_argument("state", help="a run's state directory (or a checkpoint .npz)"),
-    p.add_argument("--steps", type=int, default=101, help="Euler steps: 101 (t1=1.0) or 121 (t1=1.2)"),
+    p.add_argument("--steps", type=int, default=101,
+                   help="Euler steps: 101 (t1=1.0) or 121 (t1=1.2)"),
     p.add_argument("--mode", choices=MODES, default="energy"),
     p.add_argument("-n", type=int, default=64, help="number of samples"),
     p.add_argument("-o", "--output", required=True, help="output stem: FILE.npz and FILE.png"),
