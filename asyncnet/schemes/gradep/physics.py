@@ -210,7 +210,17 @@ def visible_pull(c: Config, xt: np.ndarray, u: np.ndarray, m: float) -> tuple[fl
 
 
 def visible_step(x, fields, bx, q, r, eps):
-    """x ← x + ε (r + b_x + Σ fields − q x)   (−∂E_s/∂x; the fields are ``a(h1) W0``)."""
+    """One step of the visible population: x ← x + ε (r + b_x + Σ fields − q x).
+
+    Parameters
+    ----------
+    x: the state (batch × n). fields: what its synapses sent (``a(h1) W0``).
+    bx: its bias. q, r: the phase's spring and nudge (:func:`visible_pull`). eps: ε.
+
+    Returns
+    -------
+    The new state (a new array; the inputs are not written to).
+    """
     f = fields[0] + bx  # a new array: payloads are never written to
     for g in fields[1:]:
         f = f + g
@@ -222,7 +232,17 @@ def visible_step(x, fields, bx, q, r, eps):
 
 
 def hidden_step(h, d, fields, c, eps):
-    """h ← h + ε (a'(h) (Σ fields + c) − h)   (−∂E/∂h; ``d`` = a'(h))."""
+    """One step of a hidden population: h ← h + ε (a'(h) (Σ fields + c) − h).
+
+    Parameters
+    ----------
+    h: the state. d: a'(h). fields: what its synapses sent, in the order of
+    the synapses' names. c: its bias. eps: ε.
+
+    Returns
+    -------
+    The new state (a new array).
+    """
     f = fields[0] + c
     for g in fields[1:]:
         f = f + g  # not in place: a field may still be one broadcast row (h = 0)
@@ -240,7 +260,16 @@ def bias_sum(a: np.ndarray) -> np.ndarray:
 
 # -- local physics: synapses -----------------------------------------------------
 def relay(W: np.ndarray, pre: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What a synapse sends: ``(pre Wᵀ to post, post W to pre)``."""
+    """What a synapse sends both ways.
+
+    Parameters
+    ----------
+    W: its matrix (post × pre). pre, post: the activities it holds.
+
+    Returns
+    -------
+    ``(pre Wᵀ, post W)``: the field for the post and for the pre population.
+    """
     return pre @ W.T, post @ W
 
 
@@ -251,12 +280,31 @@ def weight_sum(pre: np.ndarray, post: np.ndarray) -> np.ndarray:
 
 # -- the estimator, clipping and Adam ------------------------------------------
 def estimate(plus: np.ndarray, minus: np.ndarray, beta: float, batch: int) -> np.ndarray:
-    """∂L/∂θ ≈ mean[∂E/∂θ(s⁺) − ∂E/∂θ(s⁻)]/(2β) from the batch sums of −∂E/∂θ."""
+    """The symmetric estimator from one agent's two measurements.
+
+    Parameters
+    ----------
+    plus, minus: batch sums of −∂E/∂θ at the ends of the +β and −β phases.
+    beta: β. batch: the full batch size.
+
+    Returns
+    -------
+    ∂L/∂θ ≈ mean[∂E/∂θ(s⁺) − ∂E/∂θ(s⁻)]/(2β) = (minus − plus)/(2βB).
+    """
     return (minus - plus) * (1.0 / (2.0 * beta * batch))
 
 
 def clip_factor(norm2: float, clip: float) -> float:
-    """torch's ``clip_grad_norm_`` factor: min(1, clip/(‖g‖ + 1e-6))."""
+    """torch's ``clip_grad_norm_`` factor.
+
+    Parameters
+    ----------
+    norm2: the squared norm of the gradient being clipped. clip: the limit.
+
+    Returns
+    -------
+    min(1, clip/(‖g‖ + 1e-6)).
+    """
     return min(1.0, clip / (float(np.sqrt(norm2)) + 1e-6))
 
 
@@ -270,7 +318,16 @@ class Adam:
         self.c = c
 
     def step(self, theta: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """The new value of ``theta`` after one step on gradient ``g``."""
+        """One Adam step.
+
+        Parameters
+        ----------
+        theta: the parameter. g: its gradient (already clipped).
+
+        Returns
+        -------
+        The new value of ``theta`` (same dtype).
+        """
         c = self.c
         self.t += 1
         self.m = c.adam_b1 * self.m + (1 - c.adam_b1) * g

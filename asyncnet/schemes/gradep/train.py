@@ -36,7 +36,16 @@ NAMES = {"W0": ("x->h1", "weight"), "W1": ("h1->h2", "weight"), "c0": ("h1", "bi
 
 
 def graph(sizes: tuple = (64, 128, 128)) -> nx.DiGraph:
-    """The scheme's network: x → h1 → h2, unit delays (symmetric couplings)."""
+    """The scheme's network: x → h1 → h2, unit delays (symmetric couplings).
+
+    Parameters
+    ----------
+    sizes: ``(n_x, n_h1, n_h2)``.
+
+    Returns
+    -------
+    A DiGraph for :meth:`asyncnet.network.Network.from_graph`.
+    """
     g = nx.DiGraph()
     for name, n, role in zip(P.POPS, sizes, ("input", "hidden", "output"), strict=True):
         g.add_node(name, size=n, activation="linear", role=role)
@@ -46,7 +55,16 @@ def graph(sizes: tuple = (64, 128, 128)) -> nx.DiGraph:
 
 
 def sizes_of(net: Network) -> tuple:
-    """``(n_x, n_h1, n_h2)``, checking the network is the scheme's."""
+    """The population sizes, checking the network is the scheme's.
+
+    Parameters
+    ----------
+    net: a built network.
+
+    Returns
+    -------
+    ``(n_x, n_h1, n_h2)``; raises :class:`GradEPError` for another shape.
+    """
     if set(net.populations) != set(P.POPS) or set(net.projections) != {("x", "h1"),
                                                                         ("h1", "h2")}:
         raise P.GradEPError("rule gradep needs populations x, h1, h2 and edges x->h1, h1->h2")
@@ -123,7 +141,21 @@ class FaceRun:
 def make_run(backend: str, rule: GradEP, seed: int, batch: int, steps: int, start: int = 0,
              data: Callable | None = None, rows: slice | None = None,
              sizes: tuple = (64, 128, 128), net: Network | None = None):
-    """An :class:`EngineRun` or :class:`FaceRun` over rows ``rows`` of each batch."""
+    """A training run of one shard, through the engine or the numpy face.
+
+    Parameters
+    ----------
+    backend: ``"engine"`` or ``"face"``. rule: the parameters. seed: the run's
+    seed (init and batches). batch: the full batch. steps: the last step.
+    start: the first step (after a checkpoint). data: ``step -> (x_t, u)`` of
+    this shard (default: made here). rows: this shard's rows. sizes: the
+    population sizes. net: a network to use (engine; default :func:`graph`).
+
+    Returns
+    -------
+    An :class:`EngineRun` or :class:`FaceRun` (``run_to``, ``losses``,
+    ``state``, ``load``).
+    """
     rows = rows or slice(0, batch)
     dt = rule.dtype
     data = data or (lambda s: tuple(a[rows] for a in make_batch(seed, s, batch, dtype=dt)))
@@ -142,7 +174,12 @@ def make_run(backend: str, rule: GradEP, seed: int, batch: int, steps: int, star
 
 # -- checkpoints ----------------------------------------------------------------
 def save_atomic(path: str, arrays: dict) -> None:
-    """``np.savez`` to a temp file, fsync, rename (a reader sees old or new, never half)."""
+    """Write arrays so that a reader (or a crash) sees the old file or the new, never half.
+
+    Parameters
+    ----------
+    path: the ``.npz`` to write. arrays: name -> array (no objects: no pickle).
+    """
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -157,7 +194,16 @@ def save_atomic(path: str, arrays: dict) -> None:
 
 
 def load_checkpoint(state_dir: str) -> dict | None:
-    """The last checkpoint of a run (arrays; no pickle), or None."""
+    """The last checkpoint of a run.
+
+    Parameters
+    ----------
+    state_dir: the run's state directory.
+
+    Returns
+    -------
+    name -> array (read without pickle), or None if there is none yet.
+    """
     path = os.path.join(state_dir, "checkpoint.npz")
     if not os.path.exists(path):
         return None
