@@ -22,6 +22,16 @@ CONFIG_KEYS = ("lam", "alpha", "beta", "eps", "free_steps", "nudge_steps", "lr",
                "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes")
 
 
+def _die_with_parent() -> None:
+    """Linux: end this process when the run's main process ends (killed or not)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _shard_rows(batch: int, shard: int, workers: int) -> slice:
     lo = batch * shard // workers
     return slice(lo, batch * (shard + 1) // workers)
@@ -30,6 +40,7 @@ def _shard_rows(batch: int, shard: int, workers: int) -> slice:
 def _producer(seed: int, batch: int, dtype: str, start: int, steps: int, queues: list,
               workers: int) -> None:
     """Make every step's batch ahead of time; each shard gets its rows."""
+    _die_with_parent()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)
     try:
@@ -81,6 +92,7 @@ def _config(rule: GradEP, seed: int, batch: int, backend: str, workers: int) -> 
 def _worker(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
             ck: dict | None, shard: int, workers: int, conns: dict, queue, state_dir: str,
             every: int, threads: int, losses0: list) -> None:
+    _die_with_parent()
     from threadpoolctl import threadpool_limits
     threadpool_limits(threads)
     rule = GradEP(**params)
