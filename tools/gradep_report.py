@@ -98,7 +98,8 @@ def main() -> None:
     res["nn_real_heldout_to_train_part"] = _stats(d_real)
     model = load_model(a.state)
     res["samples"] = {}
-    hists = {}
+    hists: dict = {}
+    dists: dict = {}
     for mode in ("energy", "spring"):
         for steps in (101, 121):
             key = f"{mode}_t{(steps - 1) / 100:.1f}"
@@ -107,12 +108,13 @@ def main() -> None:
                          f"{mode} mode, t = {(steps - 1) / 100:.1f}, step {res['steps_done']}")
             res["samples"][key] = _label(clf, xs, Xtr, d_real)
             hists[key] = res["samples"][key]["histogram"]
+            dists[key] = nn_dist(xs, Xtr)
     for step in a.at_steps:
         path = os.path.join(a.state, "steps", f"step_{step:05d}.npz")
         if os.path.exists(path):
             xs = sample(load_model(path), n=a.n, steps=101, mode="energy", seed=a.seed)
             res["samples"][f"energy_t1.0_step{step}"] = _label(clf, xs, Xtr, d_real)
-    _figures(a.out, hists, res, d_real)
+    _figures(a.out, hists, dists, d_real)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(a.out, "results.md"), "w") as f:
@@ -137,7 +139,7 @@ def _label(clf, xs, Xtr, d_real) -> dict:
             "share_closer_than_real_p5": float(np.mean(d_tr < np.percentile(d_real, 5)))}
 
 
-def _figures(out: str, hists: dict, res: dict, d_real: np.ndarray) -> None:
+def _figures(out: str, hists: dict, dists: dict, d_real: np.ndarray) -> None:
     fig = Figure(figsize=(7, 2.6), dpi=120)
     ax = fig.add_subplot()
     w = 0.8 / len(hists)
@@ -152,12 +154,11 @@ def _figures(out: str, hists: dict, res: dict, d_real: np.ndarray) -> None:
     fig = Figure(figsize=(5, 3), dpi=120)
     ax = fig.add_subplot()
     bins = np.linspace(0, max(8.0, float(d_real.max())), 40)
-    ax.hist(d_real, bins, density=True, alpha=0.5, label="real held-out → train part")
-    for k in ("energy_t1.0", "spring_t1.0"):
-        if k in res["samples"]:
-            d = res["samples"][k]["nn_to_train_part"]
-            ax.axvline(d["median"], ls="--", lw=1, label=f"{k} samples: median")
-    ax.axvline(float(np.median(d_real)), color="k", lw=1, label="real: median")
+    ax.hist(d_real, bins, density=True, alpha=0.4, color="k",
+            label="real held-out digits → train part")
+    for k, d in dists.items():
+        ax.hist(d, bins, density=True, histtype="step", lw=1.2, label=f"samples {k}")
+    ax.set_ylabel("density")
     ax.set_xlabel("Euclidean distance to nearest training digit")
     ax.legend(fontsize=7)
     fig.tight_layout()
