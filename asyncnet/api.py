@@ -49,12 +49,16 @@ class Ports:
     roles:
         The role (``input``, ``hidden``, ``output``) of each neighbouring
         neuron a synapse connects (empty for neurons).
+    fan_in:
+        For a neuron: the total size of the populations projecting into it
+        (the width of what it receives; initialisations scale by it).
     """
 
     name: str
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     roles: dict[str, str] = field(default_factory=dict)
+    fan_in: int = 0
 
     @property
     def neighbours(self) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from .commands import COMMANDS, Progress, command, finite_float, positive_int  #
 from .jsonout import dumps
 from .messages import KIND_NAMES
 from .outputs import check_output, npz_name
+from .schemes.gradep import cli as gradep_cli  # noqa: F401  (sample)
 
 
 def _fmt_t(x) -> str:
@@ -72,6 +73,9 @@ def cmd_run(args) -> int:
     from .scenario import load
     from .simulation import simulate
     sc = load(args.scenario)
+    own = getattr(sc.build_rule(), "run_scenario", None)
+    if own is not None:  # a scheme with its own training loop (gradep: checkpoints, shards)
+        return own(sc, quiet=args.quiet, json_out=args.json)
     no_log = args.no_log or sc.output.get("write_log") is False
     log_path = None if no_log else (
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))

@@ -185,7 +185,8 @@ def ports_of(net: Network, name: str) -> Ports:
         return Ports(name, inputs=(pre,), outputs=(post,),
                      roles={pre: net.populations[pre].role, post: net.populations[post].role})
     return Ports(name, inputs=tuple(synapse_id(u, name) for u in net.pre(name)),
-                 outputs=tuple(synapse_id(name, v) for v in net.post(name)))
+                 outputs=tuple(synapse_id(name, v) for v in net.post(name)),
+                 fan_in=sum(net.populations[u].size for u in net.pre(name)))
 
 
 def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:

@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "ep": "asyncnet.schemes.ep:EP",
     "coupled": "asyncnet.schemes.coupled:Coupled",
     "stlp": "asyncnet.schemes.stlp:STLPScheme",
+    "gradep": "asyncnet.schemes.gradep.runner:GradEPScheme",
 }
 _REGISTERED: dict[str, Any] = {}
 

@@ -43,7 +43,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
              "test_fraction": NUM},
     "loss": {"kind": str},
     "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM, "betas": list},
-    "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool},
+    "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool,
+               "state_dir": str},  # state_dir: checkpoints of a gradep run
     "cluster": {"workers": int, "partition": str},
 }
 LIST_ITEMS: dict[str, Any] = {

@@ -50,6 +50,8 @@ def test_every_scenario_is_in_the_gallery_with_a_figure():
     for path in gen_docs.scenario_files():
         name = os.path.basename(path)
         assert f"`{name}`" in text
+        if name.startswith("floweqprop"):  # gradep trains in a loop of its own (its page)
+            continue
         assert name in measured, f"{name}: no measured summary (add it to " \
                                  f"tests/data/gallery_summaries.json)"
         assert gen_docs.headline(name, measured[name]) in text

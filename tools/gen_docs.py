@@ -89,7 +89,9 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "log": "event log path (default `runs/<name>.log`)",
         "save_state": "write the final state to this `.npz`",
         "progress": "show progress on stderr (default true)",
-        "write_log": "false: no event log at all"},
+        "write_log": "false: no event log at all",
+        "state_dir": "where a scheme with its own training loop (gradep) keeps its "
+                     "checkpoints and results (default runs/<name>)"},
     "cluster": {
         "workers": "run on N local worker processes (the command line wins)",
         "partition": "`auto` (cut the longest delays) or `round-robin`"},
@@ -102,6 +104,24 @@ EDGE_MEANING = {"pre": "source population (required)", "post": "target populatio
                 "speed": "this edge's speed", "scale": "as in [network]",
                 "init": "as in [network]", "weight": "initial weights, (size post × size pre)"}
 PARAM_MEANING: dict[str, dict[str, str]] = {
+    "gradep": {
+        "lam": "spring constant λ tying the visible units to the query x_t",
+        "alpha": "velocity scale α: v = α λ (x* − x_t)",
+        "beta": "nudge strength β of the ±β phases",
+        "eps": "relaxation step ε (stable while ε(1 + λ + β(αλ)²) < 2)",
+        "free_steps": "synchronous relaxation steps of the free phase",
+        "nudge_steps": "relaxation steps of each nudged phase (from the free state)",
+        "lr": "Adam learning rate", "adam_b1": "Adam β1", "adam_b2": "Adam β2",
+        "adam_eps": "Adam ε",
+        "clip": "gradient-norm clip", "clip_mode": "global (numpy face only), local "
+        "(per agent) or none",
+        "dtype": "float32 or float64 for states and parameters",
+        "sizes": "widths of x, h1, h2", "steps": "training steps",
+        "checkpoint_every": "steps between checkpoints (a killed run resumes from the last)",
+        "workers": "processes the batch is split over",
+        "threads": "BLAS threads per process",
+        "backend": "engine (agents exchanging messages) or face (plain numpy)",
+    },
     "diffusion": {"eta": "learning rate of the weights (0 = frozen)",
                   "eta_bias": "learning rate of the biases (default: eta)",
                   "init_state": "initial activities and deltas: random (N(0,1)) or zero"},
@@ -389,7 +409,9 @@ def gallery(measured: dict[str, dict] | None = None) -> str:
             sc = doc["scenario"]
             desc = " ".join(sc.get("description", "").split())
             s = measured.get(fname)
-            fig = headline(fname, s) if s else "*not measured*"
+            fig = headline(fname, s) if s else (
+                "a training run of its own: results on the scheme's page" if rule == "gradep"
+                else "*not measured*")
             out.append(f"| `{fname}` | {_cell(desc)} | {sc['duration']:g} | {_cell(fig)} |")
         out.append("")
     return "\n".join(out)

@@ -1,0 +1,274 @@
+"""One training run end to end: processes, batch shards, checkpoints, progress.
+
+:func:`train` is the entry point (the CLI's ``asyncnet run`` of a gradep
+scenario comes here). Layout of the state directory: see :mod:`.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ...data import DataError
+from . import train as T
+from .agents import GradEP
+from .data import make_batch
+
+CONFIG_KEYS = ("lam", "alpha", "beta", "eps", "free_steps", "nudge_steps", "lr", "adam_b1",
+               "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes")
+
+
+def _die_with_parent() -> None:
+    """Linux: end this process when the run's main process ends (killed or not)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _shard_rows(batch: int, shard: int, workers: int) -> slice:
+    lo = batch * shard // workers
+    return slice(lo, batch * (shard + 1) // workers)
+
+
+def _producer(seed: int, batch: int, dtype: str, start: int, steps: int, queues: list,
+              workers: int) -> None:
+    """Make every step's batch ahead of time; each shard gets its rows."""
+    _die_with_parent()
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+    try:
+        os.nice(5)  # the relaxation is the critical path; OT fills the gaps
+    except OSError:
+        pass
+    for s in range(start, steps):
+        xt, u = make_batch(seed, s, batch, dtype=dtype)
+        for k, q in enumerate(queues):
+            r = _shard_rows(batch, k, workers)
+            q.put((s, np.ascontiguousarray(xt[r]), np.ascontiguousarray(u[r])))
+
+
+class _Reducer:
+    """Sum a batch partial over all shards, in shard order (identical in every shard)."""
+
+    def __init__(self, shard: int, conns: dict):
+        self.shard, self.conns = shard, conns
+
+    def __call__(self, key: str, a: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(a)
+        parts = {self.shard: a}
+        tag = key.encode()
+        for peer in sorted(self.conns):  # a fixed pairwise order: no deadlock
+            c = self.conns[peer]
+            if self.shard < peer:
+                c.send_bytes(tag + b"\0" + a.tobytes())
+                got = c.recv_bytes()
+            else:
+                got = c.recv_bytes()
+                c.send_bytes(tag + b"\0" + a.tobytes())
+            k, _, raw = got.partition(b"\0")
+            if k != tag:
+                raise RuntimeError(f"shards out of step: {key!r} vs {k.decode()!r}")
+            parts[peer] = np.frombuffer(raw, a.dtype).reshape(a.shape)
+        total = parts[0]
+        for s in range(1, len(parts)):
+            total = total + parts[s]
+        return total
+
+
+def _config(rule: GradEP, seed: int, batch: int, backend: str, workers: int) -> dict:
+    cfg = {k: getattr(rule, k) for k in CONFIG_KEYS}
+    cfg["sizes"] = list(cfg["sizes"])
+    cfg.update(seed=seed, batch=batch, backend=backend, workers=workers)
+    return cfg
+
+
+def _worker(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
+            ck: dict | None, shard: int, workers: int, conns: dict, queue, state_dir: str,
+            every: int, threads: int, losses0: list) -> None:
+    _die_with_parent()
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads)
+    rule = GradEP(**params)
+    if workers > 1:
+        rule.reduce = _Reducer(shard, conns)
+    rows = _shard_rows(batch, shard, workers)
+    data = None
+    if queue is not None:
+        def data(s: int) -> tuple:
+            got, xt, u = queue.get()
+            if got != s:
+                raise RuntimeError(f"batch {got} arrived for step {s}")
+            return xt, u
+    run = T.make_run(backend, rule, seed, batch, steps, start, data, rows, tuple(rule.sizes))
+    if ck is not None:
+        run.load(ck)
+    if shard != 0:
+        for k in _boundaries(start, steps, every):
+            run.run_to(k)
+        return
+    _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_dir, losses0)
+
+
+def _boundaries(start: int, steps: int, every: int) -> list[int]:
+    ks = list(range((start // every + 1) * every, steps, every))
+    return ks + [steps]
+
+
+def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_dir,
+          losses0) -> None:
+    """Shard 0: run, checkpoint, report progress."""
+    from tqdm import tqdm
+    cfg = _config(rule, seed, batch, backend, workers)
+    os.makedirs(os.path.join(state_dir, "steps"), exist_ok=True)
+    with open(os.path.join(state_dir, "progress.txt"), "a") as pf:
+        bar = tqdm(total=steps, initial=start, file=pf, mininterval=10, ascii=True,
+                   dynamic_ncols=False, ncols=100, unit="step")
+        t0 = time.perf_counter()
+        for k in _boundaries(start, steps, every):
+            run.run_to(k)
+            losses = losses0 + run.losses()
+            arrays = {**run.state(), "step": np.array(k), "losses": np.array(losses),
+                      "config": np.array(json.dumps(cfg))}
+            T.save_atomic(os.path.join(state_dir, "checkpoint.npz"), arrays)
+            T.save_atomic(os.path.join(state_dir, "steps", f"step_{k:05d}.npz"), arrays)
+            with open(os.path.join(state_dir, "losses.txt"), "w") as f:
+                f.write("".join(f"{i} {v:.6f}\n" for i, v in enumerate(losses)))
+            bar.update(k - bar.n)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=True)
+            el = time.perf_counter() - t0
+            print(f"gradep: step {k}/{steps} loss {losses[-1]:.4f} "
+                  f"({el / (k - start):.2f} s/step this session)", flush=True)
+        bar.close()
+
+
+def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
+          steps: int | None = None, prefetch: bool = True) -> dict:
+    """Train (or continue training) into ``state_dir``; return a summary.
+
+    Parameters
+    ----------
+    rule: the scheme's parameters (``workers``, ``threads``, ``checkpoint_every``).
+    seed: the run's seed. batch: pairs per step (1797 = the full data set).
+    state_dir: where checkpoints live; an existing checkpoint is continued.
+    backend: ``"engine"`` or ``"face"`` (default ``rule.backend``). steps: default
+    ``rule.steps``.
+    prefetch: make the batches in a separate process, ahead of time.
+
+    Returns
+    -------
+    ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from"}``.
+    """
+    steps = steps or rule.steps
+    backend = backend or rule.backend
+    os.makedirs(state_dir, exist_ok=True)
+    ck = T.load_checkpoint(state_dir)
+    start, losses0 = 0, []
+    cfg = _config(rule, seed, batch, backend, rule.workers)
+    if ck is not None:
+        old = T.run_config(ck)
+        diff = {k for k in cfg if old.get(k) != cfg[k] and k not in ("workers", "backend")}
+        if diff:
+            raise T.P.GradEPError(f"{state_dir} holds a run with other settings "
+                                  f"({', '.join(sorted(diff))}); use another state directory")
+        start, losses0 = int(ck["step"]), [float(v) for v in ck["losses"]]
+    t0 = time.perf_counter()
+    if start < steps:
+        _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, prefetch)
+    ck = T.load_checkpoint(state_dir)
+    return {"steps": int(ck["step"]), "losses": [float(v) for v in ck["losses"]],
+            "wall_seconds": time.perf_counter() - t0, "state_dir": state_dir,
+            "resumed_from": start}
+
+
+def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, prefetch):
+    W = rule.workers
+    params = {k: v for k, v in asdict(rule).items() if k not in ("name", "requires_dag")}
+    ctx = mp.get_context("fork")
+    queues = [ctx.Queue(maxsize=3) for _ in range(W)] if prefetch else [None] * W
+    pipes = {}
+    for a in range(W):
+        for b in range(a + 1, W):
+            pipes[(a, b)] = ctx.Pipe()
+    procs = []
+    if prefetch:
+        procs.append(ctx.Process(target=_producer, daemon=True,
+                                 args=(seed, batch, rule.dtype, start, steps, queues, W)))
+    for s in range(W):
+        conns = {}
+        for (a, b), (ca, cb) in pipes.items():
+            if s == a:
+                conns[b] = ca
+            elif s == b:
+                conns[a] = cb
+        procs.append(ctx.Process(target=_worker, args=(
+            backend, params, seed, batch, steps, start, ck, s, W, conns, queues[s], state_dir,
+            rule.checkpoint_every, rule.threads, losses0)))
+    for p in procs:
+        p.start()
+    try:
+        for p in procs[1 if prefetch else 0:]:
+            p.join()
+            if p.exitcode != 0:
+                raise RuntimeError(f"a gradep worker failed (exit code {p.exitcode})")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+
+def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
+                 state_dir: str | None = None) -> int:
+    """``asyncnet run`` of a gradep scenario: train into the state directory, print a summary.
+
+    The scenario's ``[data] batch`` (default 1797, the whole data set) and
+    ``[output] state_dir`` (default ``runs/<name>``) apply; the event log is
+    not written (each step's payloads are megabytes).
+    """
+    rule = sc.build_rule()
+    rule.sizes = T.sizes_of(sc.build_network())
+    kind = sc.data.get("kind", "digits_flow")
+    if kind != "digits_flow":
+        raise DataError(f"{sc.path}: [data] kind {kind!r} does not apply to rule gradep "
+                            "(use digits_flow)")
+    extra = set(sc.data) - {"kind", "batch"}
+    if extra:
+        raise DataError(f"{sc.path}: [data] key(s) {', '.join(sorted(extra))} do not "
+                            "apply to rule gradep (use kind, batch)")
+    batch = sc.data.get("batch", 1797)
+    if not 1 <= batch <= 1797:
+        raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
+    state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
+    s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend)
+    if json_out:
+        print(json.dumps(s))
+        return 0
+    L = s["losses"]
+    marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
+    print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
+          f"batch {batch}, {rule.workers} worker(s)")
+    print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
+    print(f"run       {s['steps']} steps in {state_dir} (this session from step "
+          f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
+    return 0
+
+
+@dataclass
+class GradEPScheme(GradEP):
+    """The rule ``gradep`` as registered: :class:`.agents.GradEP` with its training run.
+
+    ``asyncnet run`` hands a gradep scenario to :meth:`run_scenario` (its own
+    loop: checkpoints, the batch split over processes), not to the logged
+    pipeline.
+    """
+
+    def run_scenario(self, sc, **kw) -> int:
+        """Train as the scenario says; see :func:`run_scenario`."""
+        return run_scenario(sc, **kw)
