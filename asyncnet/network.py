@@ -210,6 +210,8 @@ class Network:
             else:
                 delay = 1.0
             number = isinstance(delay, (int, float, np.number)) and not isinstance(delay, bool)
+            if number and isinstance(delay, int) and not 0 < delay < 2**53:
+                number = False  # beyond what a float holds exactly (or not positive)
             if not number or not np.isfinite(delay) or delay <= 0:
                 raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
             dq = to_quanta(delay)

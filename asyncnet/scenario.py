@@ -289,7 +289,7 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
             _check_items(v, LIST_ITEMS[k], f"{where} key {k!r}", path)
         if ok and want is NUM and not math.isfinite(v):
             raise ScenarioError(f"{path}: {where} key {k!r} must be a finite number, got {v!r}")
-        if ok and want is int and not -2**63 <= v < 2**63:
+        if ok and want in (int, NUM) and isinstance(v, int) and not -2**63 <= v < 2**63:
             raise ScenarioError(f"{path}: {where} key {k!r} is out of range: {v}")
         if not ok:
             tname = (want.__name__ if isinstance(want, type) else "number" if want is NUM

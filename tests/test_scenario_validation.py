@@ -85,10 +85,26 @@ HOSTILE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_
                     st.lists(st.one_of(st.floats(), st.text(max_size=2)), max_size=3))
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=25, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+SLOW = settings(max_examples=400, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
 @given(data=st.data())
 def test_hostile_values_never_crash(data, tmp_path):
+    hostile_value_case(data, tmp_path)
+
+
+@pytest.mark.slow
+@SLOW
+@given(data=st.data())
+def test_hostile_values_never_crash_many(data, tmp_path):
+    hostile_value_case(data, tmp_path)
+
+
+def hostile_value_case(data, tmp_path) -> None:
     doc = base(data.draw(st.sampled_from(["quickstart", "leastaction_exact", "ep_gradient",
                                           "stlp_fixedpoint_dag"])))
     sec = data.draw(st.sampled_from([s for s in ("scenario", "network", "rule", "data",
