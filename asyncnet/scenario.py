@@ -341,8 +341,9 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     sc = doc["scenario"]
     if "duration" not in sc:
         raise ScenarioError(f"{path}: [scenario] missing key 'duration'")
-    if not sc["duration"] > 0:
-        raise ScenarioError(f"{path}: [scenario] key 'duration' must be positive")
+    if not sc["duration"] >= 1e-6:
+        raise ScenarioError(f"{path}: [scenario] key 'duration' must be at least one time "
+                            f"quantum (1e-06), got {sc['duration']!r}")
     if sc["duration"] > MAX_DURATION:
         raise ScenarioError(f"{path}: [scenario] key 'duration' is too long: {sc['duration']:g} "
                             f"(at most {MAX_DURATION:.3g}: time is counted in "

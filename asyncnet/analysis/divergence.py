@@ -65,7 +65,7 @@ class Divergence(Analysis):
         """A probe at the last instant of the run reads every agent."""
         got: dict = {}
         names = [n for n in ctx.engine.names if not is_source(n)]
-        t_end = ctx.scenario.duration - 1.0 / QUANTA
+        t_end = max(0.0, ctx.scenario.duration - 1.0 / QUANTA)
 
         def probe(engine, t: float) -> None:
             got["states"] = {n: engine.agents[n].model.state() for n in names}
