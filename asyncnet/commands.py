@@ -118,7 +118,17 @@ def _tqdm_class() -> type:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
+    """argparse type: an integer of at least 1.
+
+    Parameters
+    ----------
+    text:
+        The option's value as typed.
+
+    Returns
+    -------
+    The integer; ``argparse.ArgumentTypeError`` if it is not one or is below 1.
+    """
     try:
         n = int(text)
     except ValueError:
@@ -129,7 +139,17 @@ def positive_int(text: str) -> int:
 
 
 def finite_float(text: str) -> float:
-    """argparse type: a finite number (no nan, no inf)."""
+    """argparse type: a finite number (no nan, no inf).
+
+    Parameters
+    ----------
+    text:
+        The option's value as typed.
+
+    Returns
+    -------
+    The number; ``argparse.ArgumentTypeError`` if it is not a finite one.
+    """
     try:
         x = float(text)
     except ValueError:

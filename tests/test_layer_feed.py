@@ -40,11 +40,9 @@ def test_per_neuron_layer_gets_the_same_numbers(data):
 
 def test_named_layer_order_is_kept():
     # input_node as a list: the populations get the input's parts in that order
-    g = asyncnet.layered([2, 1])
-    net = g.copy()
-    per = asyncnet.expand_to_neurons(asyncnet.Scenario(
-        net, "diffusion", data={"kind": "constant", "input": [1.0, 2.0], "target": [0.0]},
-        duration=5).build_network())
+    data = {"kind": "constant", "input": [1.0, 2.0], "target": [0.0]}
+    pop = asyncnet.Scenario(asyncnet.layered([2, 1]), "diffusion", data=data, duration=5)
+    per = asyncnet.expand_to_neurons(pop.build_network())
     sc = asyncnet.Scenario(per, "diffusion", duration=5, data={
         "kind": "constant", "input": [1.0, 2.0], "target": [0.0],
         "input_node": ["l0_1", "l0_0"]})
