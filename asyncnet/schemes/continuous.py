@@ -107,6 +107,7 @@ class Continuous:
     init_state: Literal["random", "zero"] = "zero"
     name: ClassVar[str] = "continuous"
     requires_dag: ClassVar[bool] = False
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "tracking")
     default_analysis: ClassVar[str] = "accuracy"
 

@@ -38,6 +38,7 @@ class Diffusion:
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "diffusion"
     requires_dag: ClassVar[bool] = True
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "alignment")
     default_analysis: ClassVar[str] = "accuracy"
 

@@ -213,6 +213,7 @@ class LeastAction:
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "leastaction"
     requires_dag: ClassVar[bool] = False
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "alignment")
     default_analysis: ClassVar[str] = "accuracy"
 
