@@ -250,8 +250,9 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
     if batch > 1 and kind not in ("piecewise", "xor"):
         raise DataError(f"batch applies to data kinds piecewise and xor, not {kind!r}")
     if duration / hold * batch > MAX_FRAMES:
-        raise DataError(f"the data schedule would have {duration / hold * batch:.3g} entries "
-                        f"(duration / hold * batch); at most {MAX_FRAMES:,} are supported")
+        per = f" of {batch} patterns" if batch > 1 else ""
+        raise DataError(f"the data schedule would have {duration / hold:.3g} frames{per} "
+                        f"(duration / hold); at most {MAX_FRAMES:,} patterns are supported")
     rng = agent_rng(seed, "data")
     n_frames = (int(math.ceil(duration / hold)) + 2) * batch
     if kind == "constant":
