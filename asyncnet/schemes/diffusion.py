@@ -155,11 +155,10 @@ class Synapse:
     ``grad`` is computed when asked, from the values that met last.
     """
 
-    __slots__ = ("W", "WT", "eta", "x_pre", "d_post", "_buf", "t_grad")
+    __slots__ = ("W", "eta", "x_pre", "d_post", "_buf", "t_grad")
 
     def __init__(self, rule: Diffusion, proj: Projection):
         self.W = proj.weight.copy()
-        self.WT = self.W.T  # a view: valid for as long as W is changed in place
         self.eta = rule.eta
         self.x_pre = np.zeros(self.W.shape[1])
         self.d_post = np.zeros(self.W.shape[0])
@@ -189,7 +188,7 @@ class Synapse:
         if got_f:
             out.append(("out", FORWARD, relay(self.W, self.x_pre)))
         if got_d:
-            out.append(("in", DELTA, relay(self.WT, self.d_post)))
+            out.append(("in", DELTA, relay(self.W.T, self.d_post)))
         self.t_grad = t
         if self.eta:
             learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)

@@ -375,11 +375,10 @@ class LASynapse:
     when asked, from the values that met last (the batch mean for batches).
     """
 
-    __slots__ = ("W", "WT", "eta", "x_pre", "d_post", "_buf")
+    __slots__ = ("W", "eta", "x_pre", "d_post", "_buf")
 
     def __init__(self, rule: LeastAction, proj: Projection):
         self.W = proj.weight.copy()
-        self.WT = self.W.T  # a view: valid for as long as W is changed in place
         self.eta = rule.eta
         self.x_pre = np.zeros(self.W.shape[1])
         self.d_post = np.zeros(self.W.shape[0])
@@ -413,7 +412,7 @@ class LASynapse:
         if got_f:
             out.append(("out", FORWARD, relay(self.W, self.x_pre)))
         if got_d:
-            out.append(("in", DELTA, relay(self.WT, self.d_post)))
+            out.append(("in", DELTA, relay(self.W.T, self.d_post)))
         if self.eta:
             learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)
         return out
