@@ -19,6 +19,7 @@ import pytest
 from asyncnet.data import make_stream
 from asyncnet.engine import Engine
 from asyncnet.network import Network, layered
+from asyncnet.schemes.batching import outer
 from asyncnet.schemes.continuous import Continuous
 from asyncnet.schemes.diffusion import Diffusion
 from asyncnet.schemes.leastaction import LeastAction
@@ -70,3 +71,15 @@ def test_nothing_sent_or_handed_out_changes_afterwards(rule, batch):
             assert np.array_equal(np.asarray(v), copy[k]), k
     W0 = net.projections[("l0", "l1")].weight
     assert np.abs(eng.state("l0->l1")["weight"] - W0).max() > 1e-4  # it learned
+
+
+def test_outer_product_has_the_bits_of_the_broadcast_product():
+    """Signs of zeros included: W - η·(-0.0) and W - η·(+0.0) differ where W is -0.0."""
+    rng = np.random.default_rng(3)
+    d, x = rng.standard_normal(37), rng.standard_normal(29)
+    d[::5], x[::4], d[2] = 0.0, -0.0, -0.0
+    want = d[:, None] * x[None, :]
+    for got in (outer(d, x), outer(d, x, out=np.full((37, 29), 7.0))):
+        assert np.array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.signbit(want[want == 0]).any() and not np.signbit(want[want == 0]).all()

@@ -78,7 +78,12 @@ def outer(d: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.nda
     ``Σ_b δ_b x_bᵀ / B`` (an unbatched operand repeated for every row).
     """
     if d.ndim == 1 and x.ndim == 1:
-        return np.multiply(d[:, None], x[None, :], out=out)
+        # x in every row, then times δ_i: the bits of d[:, None] * x[None, :]
+        # (signs of zeros included), about twice as fast on small matrices as
+        # numpy's two-sided broadcast
+        g = np.empty((d.size, x.size)) if out is None else out
+        g[...] = x
+        return np.multiply(g, d[:, None], out=g)
     B = batch_size(d, x)
     D = np.broadcast_to(d, (B, d.shape[-1]))
     X = np.broadcast_to(x, (B, x.shape[-1]))
