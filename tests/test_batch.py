@@ -287,6 +287,13 @@ batch = {batch}
 """
 
 
+@pytest.fixture(autouse=True)
+def _cli_env(monkeypatch):
+    """The CLI sets MPLBACKEND for itself when matplotlib is not loaded yet: in-process
+    that would leak into later tests (the tutorial notebook's kernel would draw nothing)."""
+    monkeypatch.setenv("MPLBACKEND", "agg")
+
+
 def _cli(tmp_path, *, rule="diffusion", params="eta = 0.05", kind="xor", batch=4,
          duration=400, analysis="", args=("--no-log",)):
     p = tmp_path / "s.toml"
