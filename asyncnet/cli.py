@@ -193,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         fn.configure(p)
         p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
-    if "matplotlib" not in sys.modules:  # the CLI draws to files: a file backend, for itself
+    if argv is None and "matplotlib" not in sys.modules:
+        # the console script draws to files: a file backend, for its own process only
+        # (called in-process with argv, the caller's environment is left alone)
         os.environ.setdefault("MPLBACKEND", "agg")
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
