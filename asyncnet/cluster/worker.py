@@ -5,9 +5,10 @@ its partition (INIT), and then runs window after window: inject the
 messages its neighbouring workers sent it straight over their own sockets
 (:mod:`.peers`), advance its partition to the window's end
 (:class:`~.part.PartRunner`), send each neighbour its frame, and answer the
-coordinator with a small header and the window's packed log segment. A second socket in a small thread sends heartbeats, so a worker
-that is busy with a long window is never mistaken for a dead one, and a
-stopped or vanished worker is noticed by their absence.
+coordinator with a small header and the window's packed log segment. A
+second socket in a small thread sends heartbeats, so a worker that is busy
+with a long window is never mistaken for a dead one, and a stopped or
+vanished worker is noticed by their absence.
 """
 
 from __future__ import annotations
