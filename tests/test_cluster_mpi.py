@@ -67,3 +67,22 @@ def test_mpi_on_one_rank_is_a_one_line_error(tmp_path):
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "N >= 2" in err[0], err
     assert "Traceback" not in r.stderr
+
+
+def test_slurm_script_runs_the_same_log(tmp_path):
+    """distributed/slurm_mpi.sh outside SLURM (its #SBATCH lines are comments),
+    as a job of 3 tasks would run it: the log equals the in-process one."""
+    exe = mpiexec()
+    sc = shortened(QUICK, 8.0)
+    path = tmp_path / "q.toml"
+    path.write_text(sc.text)
+    simulate(shortened(str(path), 8.0), log_path=str(tmp_path / "ref.log"))
+    log = tmp_path / "slurm.log"
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "SLURM_NTASKS": "3", "MPIEXEC": f"{exe} -n 3", "PYTHON": sys.executable,
+           "LOG": str(log), "ASYNCNET_MPI_SPIN": "0"}
+    r = subprocess.run(["bash", os.path.join(ROOT, "distributed", "slurm_mpi.sh"), str(path),
+                        "-q"], capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "3 ranks (2 workers)" in r.stdout
+    assert log.read_bytes() == (tmp_path / "ref.log").read_bytes()
