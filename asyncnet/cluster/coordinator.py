@@ -132,7 +132,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                         footer=footer, save_state=save_state)
     cluster = {**part.describe(), "windows": run.n_windows,
                # start-up (processes, partitions built) vs the windows themselves
-               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall},
+               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall,
+                           # the windows' critical path in CPU time: what the
+                           # windows would take with a free core per worker
+                           "critical_cpu": run.critical_cpu},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
@@ -155,6 +158,7 @@ class _Run:
         self.n_windows = 0
         self.t = 0
         self.delivered = 0  # messages delivered in the windows run so far
+        self.critical_cpu = 0.0  # sum over windows of the busiest worker's CPU time
         self.sent_min: int | None = None  # earliest arrival of what crossed last window
         self.keep_counts = False  # set when an analysis merges per-instant counts
         self.inputs = {names.index(n) for n in inputs if n in names}
@@ -226,6 +230,7 @@ class _Run:
             got = cl.collect(self.members, b"DONE")
             self.sent_min = None
             traces = []
+            cpu = 0.0
             for k in sorted(got):
                 frames = got[k]
                 if len(frames) != 4:
@@ -240,10 +245,12 @@ class _Run:
                                            f"arrives inside the window")
                     self.sent_min = sm if self.sent_min is None else min(self.sent_min, sm)
                 self.delivered += int(h["delivered"])
+                cpu = max(cpu, float(h["cpu"]))
                 pending.append((frames[1], frames[2]))
                 traces.append(frames[3])
             if self.tracing != TRACE_OFF:
                 self._trace(traces)
+            self.critical_cpu += cpu
             pending_end = end
             self.n_windows += 1
             self.t = end

@@ -245,15 +245,17 @@ def serve_worker() -> int:
             if op == b"RUN":
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
                 w = int(head["w"])
+                frames = []
                 if w > 0:
                     t0 = time.perf_counter()
                     for p in core.peers:  # one frame per neighbour per window, in order
                         while not wait(lambda p=p: link.poll(p + 1, PEER)):
                             pass
-                        core.inject(link.recv(p + 1, PEER)[1])
+                        frames.append(link.recv(p + 1, PEER)[1])
                     core.stats["wait_seconds"] += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                done, segment, out = core.run_window(int(head["end"]), int(head["trace"]))
+                done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
+                                                     frames)
                 for p, frame in out.items():
                     link.send(frame, p + 1, PEER)
                 send_ctrl([b"DONE", wire.pack(done), *segment])

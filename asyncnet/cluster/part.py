@@ -18,6 +18,7 @@ never unpacks a record (:mod:`.merge`).
 
 from __future__ import annotations
 
+import time
 from operator import itemgetter
 from typing import Any
 
@@ -91,7 +92,7 @@ class PartRunner:
         ctx = context(sc, eng, net, stream)
         self.shares = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
         self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
-                      "wait_seconds": 0.0, "busy_seconds": 0.0}
+                      "wait_seconds": 0.0, "busy_seconds": 0.0, "cpu_seconds": 0.0}
 
     # -- messages -----------------------------------------------------------
     def _remote(self, m: Message) -> None:
@@ -143,9 +144,9 @@ class PartRunner:
         t = self.eng.env.peek()
         return None if t == float("inf") else int(t)
 
-    def run_window(self, end: int, trace: int = TRACE_OFF) -> tuple[dict, list[bytes],
-                                                                    dict[int, bytes]]:
-        """Run every event before ``end``.
+    def run_window(self, end: int, trace: int = TRACE_OFF,
+                   inbound: list[bytes] = ()) -> tuple[dict, list[bytes], dict[int, bytes]]:
+        """Take what the neighbours sent, then run every event before ``end``.
 
         Parameters
         ----------
@@ -155,13 +156,19 @@ class PartRunner:
             which trace rows to return: none (``TRACE_OFF``), the data messages
             to input agents (``TRACE_INPUTS``; every row is kept for
             :meth:`full_trace`), or every delivered message (``TRACE_ALL``).
+        inbound:
+            the frames the neighbouring partitions sent in the last window.
 
         Returns
         -------
         ``(head, frames, out)``: the header for the coordinator (``next_t``,
-        ``sent_min``, ``delivered``), its frames (segment meta, segment bytes,
-        trace rows) and one frame of messages for every neighbouring partition.
+        ``sent_min``, ``delivered``, ``cpu``: this process's CPU seconds for the
+        window), its frames (segment meta, segment bytes, trace rows) and one
+        frame of messages for every neighbouring partition.
         """
+        cpu0 = time.process_time()
+        for frame in inbound:
+            self.inject(frame)
         self.tracing = trace
         before = self.stats["delivered"]
         self.eng.run_quanta(end)
@@ -172,8 +179,10 @@ class PartRunner:
             out[p] = wire.join_packed(items)
             self.stats["cut_sent"] += len(items)
             self.out[p] = []
+        cpu = time.process_time() - cpu0
+        self.stats["cpu_seconds"] += cpu
         head = {"next_t": self.next_t(), "sent_min": self.sent_min,
-                "delivered": self.stats["delivered"] - before}
+                "delivered": self.stats["delivered"] - before, "cpu": cpu}
         self.sent_min = None
         rows, self.trace_rows, self.last_trace = self.trace_rows, [], []
         if trace == TRACE_ALL:

@@ -233,16 +233,16 @@ class Worker:
             if op == b"RUN":
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
                 w = int(head["w"])
+                frames = []
                 if w > 0 and core.peers:
                     t0 = time.perf_counter()
                     frames = self._gather(sock, w - 1)
                     self.stats["wait_seconds"] += time.perf_counter() - t0
                     if frames is None:
                         return 0
-                    for frame in frames:
-                        core.inject(frame)
                 t0 = time.perf_counter()
-                done, segment, out = core.run_window(int(head["end"]), int(head["trace"]))
+                done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
+                                                     frames)
                 self.peernet.send(w, out)
                 sock.send_multipart([b"DONE", wire.pack(done), *segment], copy=False)
                 self.stats["busy_seconds"] += time.perf_counter() - t0
