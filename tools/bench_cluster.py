@@ -113,6 +113,7 @@ def child(spec: dict) -> dict:
     return {"coord_cpu": cpu_self() - c0, "workers_cpu": cpu_children() - k0,
             "wall": c["seconds"]["windows"], "messages": s["messages"]["total"],
             "windows": c["windows"], "critical_cpu": c["seconds"].get("critical_cpu"),
+            "loop_cpu": c["seconds"].get("coordinator_cpu"),
             "worker_cpu": [w.get("cpu_seconds") for w in c["workers"]],
             "cut_sent": sum(w["cut_sent"] for w in c["workers"]),
             "delivered": [w["delivered"] for w in c["workers"]]}
@@ -225,18 +226,23 @@ def main() -> None:
             measure({"path": write_scenario([2, 3, 2], 250.0, tmp), "workers": 2}))
         print(f"repetition {rep + 1} done (load {os.getloadavg()[0]:.2f})", flush=True)
 
-    print("\n## Coordinator CPU per delivered message (2 workers, log on; marginal: "
-          "difference of two durations)\n")
-    print("| code | coordinator µs/message | messages (long run) |")
-    print("|---|---|---|")
+    print("\n## Coordinator CPU per delivered message (2 workers, log on)\n")
+    print("marginal: the coordinator process's CPU time at two durations, differenced, "
+          "over the difference in messages (start-up and the end's probes cancel); "
+          "window loop: its CPU time in the window loop, probes apart (new code only)\n")
+    print("| code | marginal µs/message | window loop µs/message | messages (long run) |")
+    print("|---|---|---|---|")
     per_msg = {}
     for name, _ in impls:
         xs = []
         for lo, hi in zip(runs[(name, a.duration / 2)], runs[(name, a.duration)], strict=True):
             xs.append(1e6 * (hi["coord_cpu"] - lo["coord_cpu"]) / (hi["messages"]
                                                                    - lo["messages"]))
-        per_msg[name] = xs
-        print(f"| {name} | {med(xs)} | {runs[(name, a.duration)][0]['messages']:,} |")
+        loop = [1e6 * r["loop_cpu"] / r["messages"] for r in runs[(name, a.duration)]
+                if r.get("loop_cpu") is not None]
+        per_msg[name] = loop or xs
+        print(f"| {name} | {med(xs)} | {med(loop) if loop else 'n/a'} "
+              f"| {runs[(name, a.duration)][0]['messages']:,} |")
 
     print("\n## 2 workers ÷ in-process (log on, long run)\n")
     ip = runs[("inproc", a.duration)]
@@ -259,14 +265,17 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     extra = statistics.median([(sum(w["worker_cpu"]) - i["cpu"]) / max(1, w["cut_sent"])
                                for i, w in zip(ip, af, strict=True)])
     c_x = max(0.0, extra)
-    c_merge = statistics.median(per_msg["after"]) * 1e-6
+    c_merge = None  # set below, once the per-window cost is known
     # per-window costs, from a small net with thousands of windows: the round
     # trip of a window (wall, on this loaded box: an upper bound) and the
     # coordinator's CPU per worker per window (it grows with the workers)
     tiny = runs["tiny"]
     lat = statistics.median([r["wall"] / r["windows"] for r in tiny])
-    c_cw = statistics.median([r["coord_cpu"] / r["windows"] / 2 for r in tiny])
+    c_cw = statistics.median([r["loop_cpu"] / r["windows"] / 2 for r in tiny])
     windows = statistics.median([r["windows"] for r in af])
+    # the coordinator's per-message cost: its window loop less its per-window cost
+    c_merge = statistics.median([max(0.0, r["loop_cpu"] - r["windows"] * 2 * c_cw)
+                                 / r["messages"] for r in af])
     print("\n## Model of the speed-up at P workers (log on)\n")
     print(f"measured: engine+log {c_eng * 1e6:.2f} µs/message in-process; crossing the cut "
           f"{c_x * 1e6:.2f} µs/crossing message (extra worker CPU of the 2-worker run); "

@@ -135,7 +135,9 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall,
                            # the windows' critical path in CPU time: what the
                            # windows would take with a free core per worker
-                           "critical_cpu": run.critical_cpu},
+                           "critical_cpu": run.critical_cpu,
+                           # the coordinator's CPU on the message path (probes apart)
+                           "coordinator_cpu": run.coordinator_cpu},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
@@ -159,6 +161,7 @@ class _Run:
         self.t = 0
         self.delivered = 0  # messages delivered in the windows run so far
         self.critical_cpu = 0.0  # sum over windows of the busiest worker's CPU time
+        self.coordinator_cpu = 0.0  # this process's CPU in the window loop, probes apart
         self.sent_min: int | None = None  # earliest arrival of what crossed last window
         self.keep_counts = False  # set when an analysis merges per-instant counts
         self.inputs = {names.index(n) for n in inputs if n in names}
@@ -197,6 +200,8 @@ class _Run:
         pending: list[tuple[bytes, bytes]] = []
         pending_end = 0
 
+        cpu0 = time.process_time()
+
         def flush() -> None:
             self.merger.add(pending)
             pending.clear()
@@ -214,7 +219,9 @@ class _Run:
             if pi < len(probes):
                 barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
                 if first is None or barrier <= first:
+                    c = time.process_time()
                     pi = self._probe(probes, pi)
+                    cpu0 += time.process_time() - c
                     continue
             if first is None or first >= self.end_q:
                 break
@@ -256,6 +263,7 @@ class _Run:
             self.t = end
         flush()
         self.merger.finish()
+        self.coordinator_cpu = time.process_time() - cpu0
         if self.progress is not None:
             self.progress(to_time(self.end_q))
 
