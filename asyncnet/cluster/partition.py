@@ -178,9 +178,9 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     if n < 1:
         raise PartitionError(f"the number of workers must be at least 1, got {n}")
     names = sorted(links)
-    # load: messages an agent handles go with its links (a neuron of fan-in and
-    # fan-out k has k links, a synapse agent 2); an agent without links still counts
-    weight = {a: max(1, len(links[a])) for a in names}
+    # load: an agent's wake-ups plus the messages it handles, which go with its
+    # links (measured on per-neuron nets: closer to the messages than links alone)
+    weight = {a: 1 + len(links[a]) for a in names}
     edges = sorted({(min(a, b), max(a, b), d) for a in names for b, d in links[a].items()})
     base = _Union(names)
     for a in names:
