@@ -45,7 +45,13 @@ class SegmentMerger:
         self.through_count: np.ndarray = np.zeros(0, dtype=np.int64)
 
     def add(self, segments: list[tuple[bytes, bytes]]) -> None:
-        """Merge and write one window: ``(meta, blob)`` from each partition."""
+        """Merge and write one window.
+
+        Parameters
+        ----------
+        segments:
+            ``(meta, blob)`` from each partition, in any order.
+        """
         metas, blobs, bases = [], [], []
         base = 0
         for meta_b, blob in segments:
@@ -120,13 +126,36 @@ class SegmentMerger:
         self._t, self._n = [], []
 
     def through(self, t: int) -> int:
-        """Messages delivered up to and including instant ``t``."""
+        """Messages delivered up to and including an instant.
+
+        Parameters
+        ----------
+        t:
+            the instant (quanta).
+
+        Returns
+        -------
+        The count (after :meth:`finish`).
+        """
         k = int(np.searchsorted(self.instants, t, side="right"))
         return int(self.through_count[k - 1]) if k else 0
 
 
 def trace_messages(frames: list[bytes], names: list[str]) -> list[Message]:
-    """Trace rows of one window from every partition, as messages in log order."""
+    """Trace rows of one window from every partition, as messages in log order.
+
+    Parameters
+    ----------
+    frames:
+        one packed array of ``[t, dst, kind, src, seq, t_sent, payload]`` per
+        partition (``b""``: none).
+    names:
+        every agent's name, by index.
+
+    Returns
+    -------
+    The messages, in the log's canonical order.
+    """
     rows: list[list] = []
     for f in frames:
         if f:
@@ -145,6 +174,13 @@ def merge_traffic(traffic: Traffic, parts: list[dict]) -> None:
 
     ``traffic`` keeps what only it knows (the traced latencies); counts, link
     delays and locality are what the partitions counted, added up.
+
+    Parameters
+    ----------
+    traffic:
+        the coordinator's counter (it traced the latencies).
+    parts:
+        each partition's ``TRAFFIC_KEYS`` counters.
     """
     k = len(KIND_NAMES)
     count, dsum, dmax = [0] * k, [0] * k, [0] * k

@@ -174,11 +174,31 @@ class MPICluster:
         return self.members
 
     def send(self, m: _Member, frames: list[bytes]) -> None:
-        """Send a multipart message to one worker."""
+        """Send a multipart message to one worker.
+
+        Parameters
+        ----------
+        m:
+            the worker.
+        frames:
+            the message's parts.
+        """
         self.link.send(_join(frames), m.rank, CTRL)
 
     def collect(self, expect: list[_Member], op: bytes) -> dict[int, list[bytes]]:
-        """Wait for ``op`` from each member of ``expect``; return frames by part."""
+        """Wait for one message from each of some workers.
+
+        Parameters
+        ----------
+        expect:
+            the workers to hear from.
+        op:
+            the message they must send (anything else stops the run).
+
+        Returns
+        -------
+        ``{partition: frames after op}``.
+        """
         want = {m.rank for m in expect}
         got: dict[int, list[bytes]] = {}
         deadline = time.monotonic() + self.step_timeout
@@ -210,7 +230,17 @@ class MPICluster:
         return got
 
     def name(self, m: _Member) -> str:
-        """How errors name a worker: number, rank, host and partition."""
+        """How errors name a worker.
+
+        Parameters
+        ----------
+        m:
+            the worker.
+
+        Returns
+        -------
+        Its number, MPI rank, host and partition, in words.
+        """
         return f"worker {m.part} (MPI rank {m.rank} on {m.host}, {self.describe_part(m.part)})"
 
 

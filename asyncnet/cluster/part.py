@@ -120,7 +120,15 @@ class PartRunner:
                                         m.t_sent, m.payload if m.kind == CONTROL else None])
 
     def inject(self, frame: bytes) -> None:
-        """Accept one frame of messages another partition sent to this one."""
+        """Accept one frame of messages another partition sent to this one.
+
+        Parameters
+        ----------
+        frame:
+            a msgpack array of ``[kind, src, dst, t_sent, t_arrive, seq,
+            payload]`` (agents as indices); every message must travel a link
+            of this partition with that link's delay (``LocalityError``).
+        """
         names, links, agents = self.names, self.eng.links, self.eng.agents
         items = wire.unpack(frame)
         if not isinstance(items, list):
@@ -225,7 +233,17 @@ class PartRunner:
 
     # -- reading ------------------------------------------------------------
     def states(self, names: list[str]) -> list[list]:
-        """``[name, state]`` of agents of this partition (for probes)."""
+        """The states of agents of this partition (for probes).
+
+        Parameters
+        ----------
+        names:
+            agents owned by this partition.
+
+        Returns
+        -------
+        ``[[name, state], ...]`` in the order asked.
+        """
         agents = self.eng.agents
         out = []
         for name in names:
@@ -235,7 +253,18 @@ class PartRunner:
         return out
 
     def results(self, save_state: bool) -> dict[str, Any]:
-        """What the coordinator merges at the end: figures, traffic, shares, state."""
+        """What the coordinator merges at the end.
+
+        Parameters
+        ----------
+        save_state:
+            whether to include the final state arrays.
+
+        Returns
+        -------
+        ``stats`` (per-worker figures), ``traffic`` (the mergeable counters),
+        the analyses' shares, and ``state`` if asked.
+        """
         tr = self.traffic
         res: dict[str, Any] = {
             "stats": {**self.stats, "agents": len(self.eng.agents), "part": self.part},

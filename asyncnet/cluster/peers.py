@@ -31,8 +31,18 @@ _HEAD = struct.Struct("<8sIq")  # nonce, sender's partition, window
 
 
 def local_address(endpoint: str) -> str:
-    """The address of this machine that reaches the host of ``endpoint``
-    (tcp://HOST:PORT): where peers on the same network can reach us."""
+    """The address of this machine that reaches the host of an endpoint.
+
+    Parameters
+    ----------
+    endpoint:
+        ``tcp://HOST:PORT`` (the coordinator's).
+
+    Returns
+    -------
+    The local address on the route to HOST: where workers on the same
+    network can reach us (127.0.0.1 for a local coordinator).
+    """
     host = endpoint.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     if host in ("127.0.0.1", "localhost", "::1"):
         return "127.0.0.1" if host != "::1" else "::1"
@@ -96,7 +106,17 @@ class PeerNet:
             raise
 
     def connect(self, part: int, nonce: bytes, endpoints: dict[int, str]) -> None:
-        """Connect to the neighbours ``{partition: peer endpoint}`` of partition ``part``."""
+        """Connect to the neighbouring partitions.
+
+        Parameters
+        ----------
+        part:
+            this worker's partition.
+        nonce:
+            the run's 8 random bytes (frames without them are dropped).
+        endpoints:
+            ``{partition: peer endpoint}`` of every neighbour.
+        """
         self.part, self.nonce = part, nonce
         for p, ep in sorted(endpoints.items()):
             s = self.ctx.socket(zmq.DEALER)
@@ -109,14 +129,34 @@ class PeerNet:
             self.out[p] = s
 
     def send(self, window: int, frames: dict[int, bytes]) -> None:
-        """Send each neighbour its frame of ``window``."""
+        """Send each neighbour its frame of a window.
+
+        Parameters
+        ----------
+        window:
+            the window's number.
+        frames:
+            ``{partition: frame}``, one for every neighbour.
+        """
         for p, frame in frames.items():
             self.out[p].send_multipart([_HEAD.pack(self.nonce, self.part, window), frame],
                                        copy=False)
 
     def take(self, window: int, peers: list[int]) -> list[bytes] | None:
-        """Read what has arrived; the frames of ``window`` from every one of
-        ``peers`` (in partition order) once all are there, else None."""
+        """Read what has arrived, and hand out a window's frames once complete.
+
+        Parameters
+        ----------
+        window:
+            the window whose frames are wanted.
+        peers:
+            the neighbouring partitions, in order.
+
+        Returns
+        -------
+        Their frames of ``window`` in the order of ``peers``, or None while
+        some are missing.
+        """
         while True:
             try:
                 msg = self.sock.recv_multipart(zmq.NOBLOCK)

@@ -37,6 +37,19 @@ def make_keys(directory: str) -> dict[str, str]:
 
 
 def load_key(path: str, secret: bool) -> tuple[bytes, bytes | None]:
+    """A key file's pair, with clear errors.
+
+    Parameters
+    ----------
+    path:
+        a key file made by ``asyncnet keys``.
+    secret:
+        whether it must hold the secret key.
+
+    Returns
+    -------
+    ``(public, secret)`` (Z85); secret is None in a public key file.
+    """
     if not os.path.exists(path):
         raise KeysError(f"{path}: no such key file (make keys with: asyncnet keys DIR)")
     try:
