@@ -38,6 +38,23 @@ MAX_THRESHOLDS = 48
 """At most this many candidate thresholds are tried (each costs one pass)."""
 
 
+def load_of(n_links: int) -> int:
+    """The load an agent with ``n_links`` links puts on its worker.
+
+    Parameters
+    ----------
+    n_links:
+        the agent's links (neighbours).
+
+    Returns
+    -------
+    Its weight: its wake-ups plus the messages it handles, which go with its
+    links (on per-neuron nets this is closer to the messages per part than
+    the links alone).
+    """
+    return 1 + n_links
+
+
 class PartitionError(ValueError):
     """The network cannot be split as asked."""
 
@@ -178,9 +195,7 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     if n < 1:
         raise PartitionError(f"the number of workers must be at least 1, got {n}")
     names = sorted(links)
-    # load: an agent's wake-ups plus the messages it handles, which go with its
-    # links (measured on per-neuron nets: closer to the messages than links alone)
-    weight = {a: 1 + len(links[a]) for a in names}
+    weight = {a: load_of(len(links[a])) for a in names}
     edges = sorted({(min(a, b), max(a, b), d) for a in names for b, d in links[a].items()})
     base = _Union(names)
     for a in names:
