@@ -114,6 +114,7 @@ def child(spec: dict) -> dict:
             "wall": c["seconds"]["windows"], "messages": s["messages"]["total"],
             "windows": c["windows"], "critical_cpu": c["seconds"].get("critical_cpu"),
             "loop_cpu": c["seconds"].get("coordinator_cpu"),
+            "lookahead": c.get("lookahead"), "duration": sc.duration,
             "worker_cpu": [w.get("cpu_seconds") for w in c["workers"]],
             "cut_sent": sum(w["cut_sent"] for w in c["workers"]),
             "delivered": [w["delivered"] for w in c["workers"]]}
@@ -276,6 +277,10 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     # the coordinator's per-message cost: its window loop less its per-window cost
     c_merge = statistics.median([max(0.0, r["loop_cpu"] - r["windows"] * 2 * c_cw)
                                  / r["messages"] for r in af])
+    # a long run has one window per lookahead, not the 50 or more of a short one
+    per_unit = m / statistics.median([r["duration"] for r in af])
+    look = af[0].get("lookahead")
+    long_windows = m / per_unit / look if look else windows
     print("\n## Model of the speed-up at P workers (log on)\n")
     print(f"measured: engine+log {c_eng * 1e6:.2f} µs/message in-process; crossing the cut "
           f"{c_x * 1e6:.2f} µs/crossing message (extra worker CPU of the 2-worker run); "
@@ -284,6 +289,14 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
           f"{m:,.0f} messages in {windows:g} windows")
     print("T(P) = max(balance(P) * M/P * (c_eng + cut(P) * c_x) + windows * (round trip "
           "+ P * coordinator per worker), M * c_merge); speed-up = M * c_eng / T(P)\n")
+    for label, nw in (("this run", windows), ("a long run (one window per lookahead)",
+                                              long_windows)):
+        print(f"\n{label}: {nw:g} windows for {m:,.0f} messages\n")
+        model_table(parts, table, m, nw, c_eng, c_x, c_merge, lat, c_cw)
+
+
+def model_table(parts, table, m, windows, c_eng, c_x, c_merge, lat, c_cw) -> None:
+    """One table of the model: speed-up at each P, and what limits it."""
     print("| P | balance (messages) | messages cut | worker s | merge s | windows s "
           "| speed-up | limited by |")
     print("|---|---|---|---|---|---|---|---|")
