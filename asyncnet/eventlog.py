@@ -24,7 +24,7 @@ last whole record (with a warning).
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import msgpack
 
@@ -45,6 +45,14 @@ from .logformat import (
     record_key,
 )
 from .messages import QUANTA, Message
+
+
+class _Block(NamedTuple):
+    """What a block written by :meth:`EventLogWriter.write_block` adds to the counts."""
+
+    count: int
+    by_kind: list[int]
+    t_last: int
 
 
 class RecordEncoder:
@@ -162,10 +170,17 @@ class EventLogWriter:
         data, recs = self._inflight
         self.digest.update(data)
         self._pos += len(data)
-        for t, kind, _ in recs:
-            self.by_kind[kind] += 1
-            self.t_last = t
-        self.count += len(recs)
+        if isinstance(recs, _Block):
+            for k, n in enumerate(recs.by_kind):
+                self.by_kind[k] += n
+            if recs.count:
+                self.t_last = recs.t_last
+            self.count += recs.count
+        else:
+            for t, kind, _ in recs:
+                self.by_kind[kind] += 1
+                self.t_last = t
+            self.count += len(recs)
         self._inflight = None
 
     def _write(self, recs: list[tuple[int, int, bytes]]) -> None:
@@ -173,6 +188,9 @@ class EventLogWriter:
         # count and digest then describe exactly the bytes before it.
         if recs:
             self._emit(b"".join([b for _, _, b in recs]), recs)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
         if self.count >= self._next_ck:
             self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), [])
             while self._next_ck <= self.count:
@@ -188,6 +206,33 @@ class EventLogWriter:
             canonical order.
         """
         self._write(records)
+
+    @property
+    def next_checkpoint(self) -> int:
+        """The record count at which the next checkpoint is due: it is written
+        after the first whole instant that brings the count to it or past it."""
+        return self._next_ck
+
+    def write_block(self, data: bytes, count: int, by_kind: list[int], t_last: int) -> None:
+        """Write whole instants of records packed and ordered elsewhere (a
+        cluster's merge), without a Python object per record.
+
+        Parameters
+        ----------
+        data:
+            the packed records, in canonical order, of whole instants; the
+            caller cuts blocks so that only the block's last instant may
+            reach :attr:`next_checkpoint`.
+        count:
+            records in ``data``.
+        by_kind:
+            records in ``data`` by kind.
+        t_last:
+            the arrival time of the last record.
+        """
+        if count:
+            self._emit(data, _Block(count, list(by_kind), t_last))
+        self._checkpoint()
 
     def _settle(self) -> None:
         """After an interrupt: make the accounting describe the file exactly."""
