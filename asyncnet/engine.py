@@ -79,11 +79,12 @@ class Engine:
         self._probes: dict[int, list[tuple[int, Callable[[], None]]]] = {}
         route = self._route  # one bound method shared by every agent
         shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
+        canon = {n: n for n in self.names}  # one string object per name
         for i, name in enumerate(self.names):
             if keep is not None and name not in keep:
                 continue
             rng = LazyRng(seed, name)
-            ports = ports_of(net, name)
+            ports = ports_of(net, name, canon)
             if is_source(name):
                 model = Source(sources[source_node(name)], source_period, source_delay)
             elif is_synapse(name):
@@ -309,17 +310,36 @@ class Engine:
         return sum(self.delivered)
 
 
-def ports_of(net: Network, name: str) -> Ports:
-    """What agent ``name`` may address (its graph neighbours), by port."""
+def ports_of(net: Network, name: str, canon: dict[str, str] | None = None) -> Ports:
+    """What agent ``name`` may address (its graph neighbours), by port.
+
+    Parameters
+    ----------
+    net:
+        the network.
+    name:
+        the agent.
+    canon:
+        optional: every agent name -> the one string object to use for it
+        (a per-neuron net would otherwise hold five copies of each synapse
+        name).
+
+    Returns
+    -------
+    The agent's :class:`~asyncnet.api.Ports`.
+    """
+    c = (lambda n: n) if canon is None else canon.__getitem__
     if is_source(name):
-        return Ports(name, outputs=(source_node(name),))
+        return Ports(name, outputs=(c(source_node(name)),))
     if is_synapse(name):
         pre, post = split_synapse(name)
+        pre, post = c(pre), c(post)
         return Ports(name, inputs=(pre,), outputs=(post,),
                      roles={pre: net.populations[pre].role, post: net.populations[post].role})
-    return Ports(name, inputs=tuple(synapse_id(u, name) for u in net.pre(name)),
-                 outputs=tuple(synapse_id(name, v) for v in net.post(name)),
-                 fan_in=sum(net.populations[u].size for u in net.pre(name)))
+    pres = net.pre(name)
+    return Ports(name, inputs=tuple(c(synapse_id(u, name)) for u in pres),
+                 outputs=tuple(c(synapse_id(name, v)) for v in net.post(name)),
+                 fan_in=sum(net.populations[u].size for u in pres))
 
 
 def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:
@@ -327,9 +347,10 @@ def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, di
     links: dict[str, dict[str, int]] = {n: {} for n in net.populations}
     for (u, v), pr in net.projections.items():
         first, second = pr.legs
-        links[pr.name] = {u: first, v: second}
-        links[u][pr.name] = first
-        links[v][pr.name] = second
+        name = pr.name  # one string object per synapse, shared by every table
+        links[name] = {u: first, v: second}
+        links[u][name] = first
+        links[v][name] = second
     for node in sources:
         if node not in net.populations:
             raise ValueError(f"data source for unknown population {node!r}")
