@@ -24,6 +24,7 @@ last whole record (with a warning).
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any, BinaryIO
 
 import msgpack
@@ -46,6 +47,12 @@ from .logformat import (
     record_key,
 )
 from .messages import QUANTA, Message, encode_payload
+
+
+_NDARRAY = np.ndarray
+_F8 = np.dtype("<f8")
+_VEC = struct.Struct("<BI")
+_ExtType = msgpack.ExtType
 
 
 class RecordEncoder:
@@ -77,24 +84,27 @@ class RecordEncoder:
         idx, cache, kinds = self.index, self._cache, self._kinds
         pend = self._pending.append
         last = self._last_dst
-        first = True
-        for m in batch:
-            d = idx[m.dst]
-            if d < last or (first and d == last):
+        if idx[batch[0].dst] <= last:  # an agent's batches come once an instant
+            self._in_order = False
+        for kind, src, dst, ts, ta, seq, p in batch:
+            d = idx[dst]
+            if d < last:
                 self._in_order = False
-            first = False
             last = d
-            p = m.payload
-            if type(p) is np.ndarray:
+            if type(p) is _NDARRAY:
                 hit = cache.get(id(p))
                 if hit is None:
+                    if p.dtype is _F8 and p.ndim == 1:  # encode_payload's common case
+                        ext = _ExtType(1, _VEC.pack(1, p.shape[0]) + p.tobytes())
+                    else:
+                        ext = encode_payload(p)
                     # the array is kept with its code: its id is not reused meanwhile
-                    hit = cache[id(p)] = (p, encode_payload(p))
+                    hit = cache[id(p)] = (p, ext)
                 p = hit[1]
-            kinds[m.kind] += 1
-            pend([m.t_arrive, m.kind, idx[m.src], d, m.t_sent, m.seq, p])
+            kinds[kind] += 1
+            pend([ta, kind, idx[src], d, ts, seq, p])
         self._last_dst = last
-        self._t_pending = batch[0].t_arrive
+        self._t_pending = ta
 
     def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
         """Pack the buffered instant in canonical order, in one call.
