@@ -48,7 +48,6 @@ from .logformat import (
 )
 from .messages import QUANTA, Message, encode_payload
 
-
 _NDARRAY = np.ndarray
 _F8 = np.dtype("<f8")
 _VEC = struct.Struct("<BI")
@@ -69,7 +68,7 @@ class RecordEncoder:
     def __init__(self, agents: list[str]):
         self.index = {n: i for i, n in enumerate(agents)}
         self.packer = _packer()
-        self._names_sorted = all(a < b for a, b in zip(agents, agents[1:]))
+        self._names_sorted = all(a < b for a, b in zip(agents, agents[1:], strict=False))
         self.drop()
 
     def add_batch(self, batch: list[Message]) -> None:
