@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
+from operator import itemgetter
 from typing import Any, BinaryIO
 
 import msgpack
@@ -52,6 +54,9 @@ _NDARRAY = np.ndarray
 _F8 = np.dtype("<f8")
 _VEC = struct.Struct("<BI")
 _ExtType = msgpack.ExtType
+_new_tuple = tuple.__new__
+_HEADS: dict[int, bytes] = {}  # packed array header by length
+_kind_of = itemgetter(1)
 
 
 class RecordEncoder:
@@ -77,33 +82,36 @@ class RecordEncoder:
         Parameters
         ----------
         batch:
-            the messages delivered to one agent at one instant, in canonical
-            order.
+            the messages delivered to one agent at one instant (one
+            receiver, one arrival instant: an engine sink's batch), in
+            canonical order.
         """
-        idx, cache, kinds = self.index, self._cache, self._kinds
-        pend = self._pending.append
-        last = self._last_dst
-        if idx[batch[0].dst] <= last:  # an agent's batches come once an instant
+        idx, get, enc = self.index, self._cache.get, self._encode
+        d = idx[batch[0].dst]
+        if d <= self._last_dst:  # an agent's batch comes once an instant, in name order
             self._in_order = False
-        for kind, src, dst, ts, ta, seq, p in batch:
-            d = idx[dst]
-            if d < last:
-                self._in_order = False
-            last = d
-            if type(p) is _NDARRAY:
-                hit = cache.get(id(p))
-                if hit is None:
-                    if p.dtype is _F8 and p.ndim == 1:  # encode_payload's common case
-                        ext = _ExtType(1, _VEC.pack(1, p.shape[0]) + p.tobytes())
-                    else:
-                        ext = encode_payload(p)
-                    # the array is kept with its code: its id is not reused meanwhile
-                    hit = cache[id(p)] = (p, ext)
-                p = hit[1]
-            kinds[kind] += 1
-            pend([ta, kind, idx[src], d, ts, seq, p])
-        self._last_dst = last
-        self._t_pending = ta
+        self._last_dst = d
+        # tuples: cheaper to make than lists, and packed the same (msgpack arrays)
+        self._pending += [(ta, k, idx[s], d, ts, q,
+                           p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
+                          for k, s, _, ts, ta, q, p in batch]
+        self._t_pending = batch[0].t_arrive
+
+    def _encode(self, p: np.ndarray) -> Any:
+        """An array payload's code, made once an instant however many records carry it."""
+        if p.dtype is _F8 and p.ndim == 1:  # encode_payload's common case, inlined
+            n = p.shape[0]
+            head = _HEADS.get(n)
+            if head is None:
+                head = _HEADS[n] = _VEC.pack(1, n)
+            # an ExtType made as the tuple it is: its __new__ (checks ours need
+            # not) costs four times as much
+            ext = _new_tuple(_ExtType, (1, head + p.tobytes()))
+        else:
+            ext = encode_payload(p)
+        self._cache[id(p)] = ext
+        self._keep.append(p)  # kept till the instant is packed: its id is not reused
+        return ext
 
     def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
         """Pack the buffered instant in canonical order, in one call.
@@ -117,7 +125,8 @@ class RecordEncoder:
             recs.sort(key=record_key)
         n = len(recs)
         t = self._t_pending if self._t_pending is not None else 0
-        kinds = self._kinds
+        by = Counter(map(_kind_of, recs))
+        kinds = [by[0], by[1], by[2]]
         packed = self.packer.pack(recs)
         self.drop()
         # the records as one msgpack array; the file holds them without its header
@@ -165,10 +174,10 @@ class RecordEncoder:
 
     def drop(self) -> None:
         """Forget the buffered (unfinished) instant."""
-        self._pending: list[list] = []
+        self._pending: list[tuple] = []
         self._t_pending: int | None = None
-        self._cache: dict[int, tuple[Any, Any]] = {}
-        self._kinds = [0, 0, 0]
+        self._cache: dict[int, Any] = {}
+        self._keep: list[np.ndarray] = []
         self._last_dst = -1
         self._in_order = True
 
