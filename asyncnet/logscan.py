@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator
-from itertools import chain, islice
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -248,7 +248,9 @@ class _Scan:
             log.footer = obj
 
 
-_HOLD = 16 << 20
+PIECE = 1 << 17
+"""Bytes read at a time: a piece's records are checked together (memory: a few MB)."""
+_HOLD = 1 << 19
 """Bytes of whole records kept before their end is located and they are hashed."""
 
 
@@ -284,10 +286,11 @@ def read_blocks(log: EventLog, lazy: bool) -> Iterator[tuple[list, tuple | None]
         """Find where the ``held`` items end; hash them; let their bytes go."""
         nonlocal base, held
         if held:
-            u = unpacker(slice)  # only their ends are wanted: arrays stay encoded
-            u.feed(bytes(buf))
-            for _ in islice(u, held):
-                pass
+            u = unpacker(slice)  # only their ends are wanted: skipped, nothing built
+            u.feed(buf)
+            skip = u.skip
+            for _ in range(held):
+                skip()
             end = u.tell()
             sc.h.update(memoryview(buf)[:end])
             del buf[:end]
@@ -296,7 +299,7 @@ def read_blocks(log: EventLog, lazy: bool) -> Iterator[tuple[list, tuple | None]
 
     with open(log.path, "rb") as f:
         while True:
-            chunk = f.read(fmt.CHUNK)
+            chunk = f.read(PIECE)
             if chunk:
                 up.feed(chunk)
                 buf += chunk
@@ -329,7 +332,7 @@ def read_blocks(log: EventLog, lazy: bool) -> Iterator[tuple[list, tuple | None]
                         break
                     locate()
                     u = unpacker(slice)
-                    u.feed(bytes(buf))
+                    u.feed(buf)
                     next(u)
                     end = u.tell()
                     sc.seal(obj, bytes(buf[:end]), base)

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import asyncnet.logformat as fmt
 import asyncnet.logscan as ls
 from asyncnet.logfile import LogError, open_log
 from asyncnet.logscan import payload_value
@@ -69,7 +68,7 @@ def _check_same(path: str, monkeypatch) -> None:
         assert _outcome(path, "full") == _outcome(path, "lazy") == want
         return
     for chunk, hold in SIZES:
-        monkeypatch.setattr(fmt, "CHUNK", chunk)
+        monkeypatch.setattr(ls, "PIECE", chunk)
         monkeypatch.setattr(ls, "_HOLD", hold)
         got = _outcome(path, "full")
         assert got.keys() == want.keys()
@@ -139,7 +138,7 @@ def test_stats_equal_traffic_fed_message_by_message(chunk, monkeypatch):
     with open(path, "wb") as f:
         f.write(original)
     want = _reference_stats(path)
-    monkeypatch.setattr(fmt, "CHUNK", chunk)
+    monkeypatch.setattr(ls, "PIECE", chunk)
     monkeypatch.setattr(ls, "_HOLD", 500)
     got = log_stats(path)
     assert {k: got[k] for k in want} == want
