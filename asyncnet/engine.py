@@ -19,7 +19,8 @@ The scheduling state, for checkpoints: each agent's ``inbox`` (instant ->
 messages), ``timer_due``, ``started``, ``seq`` and ``rng`` (its random
 stream, a property: made at first use, assignable);
 :meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
-instant ``t`` (quanta).
+instant ``t`` (quanta); :meth:`Engine.clear_schedule` forgets every pending
+wake-up (a fresh engine has every agent due at 0).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Engine:
         # they became due; and the probes of that instant with their place
         self._due: dict[int, list[int]] = {}
         self._probes: dict[int, list[tuple[int, Callable[[], None]]]] = {}
+        self._scheduled: dict[int, set[int]] = {}  # schedule()'s own record
         route = self._route  # one bound method shared by every agent
         shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
         canon = {n: n for n in self.names}  # one string object per name
@@ -130,14 +132,35 @@ class Engine:
         """
         if t < self.env.now:
             raise ValueError(f"{agent.name}: cannot schedule a wake-up in the past ({t})")
-        due = self._due.get(t)
-        if due is None or agent.idx not in due:
+        seen = self._scheduled.get(t)
+        if seen is None:  # made once an instant: a restore schedules every agent
+            seen = self._scheduled[t] = set(self._due.get(t, ()))
+        if agent.idx not in seen:
+            seen.add(agent.idx)
             self._wake_at(agent, t)
+
+    def clear_schedule(self, now: int) -> None:
+        """Forget every pending wake-up and probe; the clock restarts at ``now``.
+
+        For restoring a checkpoint: a fresh engine has every agent due at 0;
+        clear that, set the agents' state, then :meth:`schedule` what is due.
+
+        Parameters
+        ----------
+        now:
+            the instant to restart from, in quanta.
+        """
+        self.env = simpy.Environment(initial_time=now)
+        self._due.clear()
+        self._probes.clear()
+        self._scheduled.clear()
 
     def _instant(self, t: int) -> None:
         """Wake every agent due at ``t`` in canonical order; probes in their place."""
         due = self._due.pop(t)
         probes = self._probes.pop(t, None)
+        if self._scheduled:
+            self._scheduled.pop(t, None)
         wake, by_idx = self._wake, self._by_idx
         if probes is None:
             due.sort()

@@ -91,3 +91,19 @@ def test_random_streams_are_made_only_when_drawn_and_draw_the_same():
     g = np.random.default_rng(7)
     syn.rng = g
     assert syn.rng is g and syn._rng.gen is g
+
+
+def test_clear_schedule_then_schedule_wakes_only_what_was_scheduled():
+    eng = _engine()
+    woken: list = []
+    eng.monitors.append(lambda a, t: woken.append((t, a.name)))
+    eng.clear_schedule(4 * QUANTA)
+    a = eng.agents["l1"]
+    a.started = True
+    eng.schedule(a, 5 * QUANTA)
+    eng.schedule(a, 5 * QUANTA)  # once is enough
+    eng.schedule(eng.agents["l0"], 6 * QUANTA)
+    eng.run(7)
+    assert woken == [(5 * QUANTA, "l1"), (6 * QUANTA, "l0")]
+    with np.testing.assert_raises(ValueError):
+        eng.schedule(a, 2 * QUANTA)
