@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -24,10 +24,6 @@ import numpy as np
 from . import logformat as fmt
 from .logformat import MAX_ITEM, LogError, _new_hash
 from .messages import decode_ext
-
-if TYPE_CHECKING:
-    from .logfile import EventLog
-
 
 
 def unpacker(ext_hook: Callable[[int, bytes], Any] = decode_ext) -> msgpack.Unpacker:
@@ -84,7 +80,7 @@ def _payload_ok(p: Any) -> bool:
 class _Scan:
     """One pass over a log: the digest, the counters and the canonical-order key."""
 
-    def __init__(self, log: EventLog, lazy: bool):
+    def __init__(self, log: Any, lazy: bool):
         log.count = log.verified_count = 0
         log.footer, log.checkpoints, log.altered, log.truncated = None, [], None, False
         log._done = False
@@ -254,7 +250,7 @@ _HOLD = 1 << 19
 """Bytes of whole records kept before their end is located and they are hashed."""
 
 
-def read_blocks(log: EventLog, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
+def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
     """The records of ``log``, checked, a block per piece of the file read.
 
     A piece of plain records is unpacked in one call and checked with numpy
@@ -378,7 +374,7 @@ def read_blocks(log: EventLog, lazy: bool) -> Iterator[tuple[list, tuple | None]
                       stacklevel=2)
 
 
-def read_chunks(log: EventLog, lazy: bool) -> Iterator[list[list]]:
+def read_chunks(log: Any, lazy: bool) -> Iterator[list[list]]:
     """The records of ``log``, checked, a list per piece read (see ``EventLog.chunks``).
 
     Parameters
