@@ -81,6 +81,18 @@ def cmd_run(args) -> int:
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)
+    if args.mpi:  # every rank runs this command; ranks 1.. are the workers
+        from .cluster.mpi import comm_world, serve_worker
+        comm = comm_world()
+        if comm.Get_rank() > 0:
+            return serve_worker()
+        if comm.Get_size() < 2 or args.workers or args.cluster:
+            print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
+                  "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers or "
+                  "--cluster", file=sys.stderr)
+            if comm.Get_size() > 1:
+                comm.Abort(2)  # the worker ranks wait for work that never comes
+            return 2
     workers = args.workers or sc.cluster.get("workers", 1)
     save_state = args.save_state or sc.output.get("save_state")
     # outputs are checked before anything runs: a run that cannot be kept never starts
@@ -89,7 +101,11 @@ def cmd_run(args) -> int:
         check_output(save_state, create_dirs=False)
     if log_path:
         check_output(log_path, create_dirs=True)
-    if (workers and workers > 1) or args.cluster:
+    if args.mpi:
+        from .cluster import simulate_distributed
+        s = simulate_distributed(sc, workers=comm.Get_size() - 1, mpi=True, log_path=log_path,
+                                 progress=prog, save_state=save_state)
+    elif (workers and workers > 1) or args.cluster:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
@@ -119,6 +135,9 @@ cmd_run.configure = lambda p: (
     p.add_argument("--workers", type=positive_int, default=0,
                    help="run on N local worker processes (N >= 1)"),
     p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),
+    p.add_argument("--mpi", action="store_true",
+                   help="run on an MPI job: mpiexec -n N asyncnet run SCENARIO --mpi "
+                        "(rank 0 coordinates, N - 1 workers)"),
     p.add_argument("--bind", metavar="tcp://ADDR:PORT",
                    help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
@@ -193,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         fn.configure(p)
         p.set_defaults(fn=fn)
     args = parser.parse_args(argv)
-    if "matplotlib" not in sys.modules:  # the CLI draws to files: a file backend, for itself
+    if argv is None and "matplotlib" not in sys.modules:
+        # the console script draws to files: a file backend, for its own process only
+        # (called in-process with argv, the caller's environment is left alone)
         os.environ.setdefault("MPLBACKEND", "agg")
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"

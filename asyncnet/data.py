@@ -3,6 +3,11 @@
 A stream gives, for a population and an arrival time ``t``, the value that
 population is shown then. Frames are indexed by ``floor(t / hold)``: a
 pattern is held for ``hold`` units of time, then the next one comes.
+
+Batches (``batch = B``, kinds ``piecewise`` and ``xor``): a frame shows
+``B`` patterns at once, the rows of a ``(B, n)`` value — frame ``f`` shows
+the schedule's entries ``f·B … f·B + B − 1``. The schedule is drawn exactly
+as for ``B = 1``, only ``B`` times longer, so with ``B = 1`` nothing changes.
 """
 
 from __future__ import annotations
@@ -66,14 +71,20 @@ class Stream(OnePopulationFeed):
     output_node: str = ""
     period: float = 0.0  # sinusoid only
     lag: float = 0.0  # sinusoid only
+    batch: int = 1  # patterns shown at once (rows of a (batch, n) value); 1 = vectors
 
     def frame(self, t: float) -> int:
         """Which frame is shown at time ``t``."""
         return int(math.floor(t / self.hold + 1e-12))
 
     def pattern(self, t: float) -> int:
-        """Which pattern is shown at time ``t``."""
+        """Which pattern is shown at time ``t`` (unbatched streams)."""
         return int(self.schedule[self.frame(t) % len(self.schedule)])
+
+    def rows(self, t: float) -> np.ndarray:
+        """The ``batch`` patterns shown at time ``t`` (schedule entries ``f·B …``)."""
+        f = self.frame(t) % (len(self.schedule) // self.batch)
+        return self.schedule[f * self.batch:(f + 1) * self.batch]
 
     def value(self, node: str, t: float) -> np.ndarray | None:
         """The control value population ``node`` is shown at time ``t``."""
@@ -81,7 +92,7 @@ class Stream(OnePopulationFeed):
             return self._sinusoid(node, t)
         if self.kind == "latch":
             return self._latch(node, t)
-        p = self.pattern(t)
+        p = self.pattern(t) if self.batch == 1 else self.rows(t)
         if node == self.input_node:
             return self.inputs[p]
         if node == self.output_node:
@@ -185,11 +196,13 @@ def natural_order(names: list[str]) -> list[str]:
 
 MAX_FRAMES = 10_000_000
 """The most frames a data schedule may have (it is built before the run)."""
+MAX_BATCH = 65_536
+"""The most patterns one frame may show at once (``[data] batch``)."""
 
 KIND_KEYS: dict[str, set[str]] = {
     "constant": {"input", "target", "hold"},
-    "piecewise": {"hold", "patterns", "order"},
-    "xor": {"hold", "order", "target_scale"},
+    "piecewise": {"hold", "patterns", "order", "batch"},
+    "xor": {"hold", "order", "target_scale", "batch"},
     "sinusoid": {"period", "lag", "hold"},
     "latch": {"hold", "period", "target_scale"},
 }
@@ -223,19 +236,25 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
                 seed: int, duration: float, hold: float = 1.0, patterns: int = 4,
                 order: str = "shuffle", input: list | None = None,
                 target: list | None = None, period: float = 20.0, lag: float = 0.0,
-                target_scale: float = 0.9) -> Stream:
+                target_scale: float = 0.9, batch: int = 1) -> Stream:
     """Build a stream of one of the kinds: constant, piecewise, xor, sinusoid, latch.
 
     ``latch``: a pulse of ±1 (sign drawn from the seed) for ``hold`` units every
     ``period`` units; the target is ``target_scale`` times the latest pulse's sign.
+    ``batch``: patterns shown at once (``piecewise`` and ``xor``; see the module).
     """
     if hold <= 0:
         raise DataError(f"hold must be positive, got {hold}")
-    if duration / hold > MAX_FRAMES:
-        raise DataError(f"the data schedule would have {duration / hold:.3g} frames "
-                        f"(duration / hold); at most {MAX_FRAMES:,} are supported")
+    if not 1 <= batch <= MAX_BATCH:
+        raise DataError(f"batch must be between 1 and {MAX_BATCH:,}, got {batch}")
+    if batch > 1 and kind not in ("piecewise", "xor"):
+        raise DataError(f"batch applies to data kinds piecewise and xor, not {kind!r}")
+    if duration / hold * batch > MAX_FRAMES:
+        per = f" of {batch} patterns" if batch > 1 else ""
+        raise DataError(f"the data schedule would have {duration / hold:.3g} frames{per} "
+                        f"(duration / hold); at most {MAX_FRAMES:,} patterns are supported")
     rng = agent_rng(seed, "data")
-    n_frames = int(math.ceil(duration / hold)) + 2
+    n_frames = (int(math.ceil(duration / hold)) + 2) * batch
     if kind == "constant":
         u = rng.standard_normal((1, n_in)) if input is None else np.array([input], float)
         y = rng.uniform(-0.8, 0.8, (1, n_out)) if target is None else np.array([target], float)
@@ -248,13 +267,13 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
         u = rng.standard_normal((patterns, n_in))
         y = rng.uniform(-0.8, 0.8, (patterns, n_out))
         sched = _order(order, patterns, n_frames, rng)
-        return Stream(kind, u, y, hold, sched, input_node, output_node)
+        return Stream(kind, u, y, hold, sched, input_node, output_node, batch=batch)
     if kind == "xor":
         _check(XOR_INPUTS, n_in, "input", input_node)
         _check(XOR_TARGETS, n_out, "target", output_node)
         sched = _order(order, 4, n_frames, rng)
         return Stream(kind, XOR_INPUTS.copy(), XOR_TARGETS * target_scale, hold, sched,
-                      input_node, output_node)
+                      input_node, output_node, batch=batch)
     if kind == "sinusoid":
         if period <= 0:
             raise DataError(f"period must be positive, got {period}")

@@ -267,6 +267,9 @@ class EventLogWriter:
         # count and digest then describe exactly the bytes before it.
         if n:
             self._emit(data, (n, kinds, t))
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
         if self.count >= self._next_ck:
             self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), None)
             while self._next_ck <= self.count:
@@ -289,6 +292,31 @@ class EventLogWriter:
             canonical order.
         """
         self._write(records)
+
+    @property
+    def next_checkpoint(self) -> int:
+        """The record count at which the next checkpoint is due: it is written
+        after the first whole instant that brings the count to it or past it."""
+        return self._next_ck
+
+    def write_block(self, data: bytes, count: int, by_kind: list[int], t_last: int) -> None:
+        """Write whole instants of records packed and ordered elsewhere (a
+        cluster's merge), without a Python object per record.
+
+        Parameters
+        ----------
+        data:
+            the packed records, in canonical order, of whole instants; the
+            caller cuts blocks so that only the block's last instant may
+            reach :attr:`next_checkpoint`.
+        count:
+            records in ``data``.
+        by_kind:
+            records in ``data`` by kind.
+        t_last:
+            the arrival time of the last record.
+        """
+        self._write_packed(data, count, list(by_kind), t_last)
 
     def _settle(self) -> None:
         """After an interrupt: make the accounting describe the file exactly."""

@@ -38,7 +38,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "data": {"kind": str, "hold": NUM, "patterns": int, "order": str, "input": list,
              "target": list, "period": NUM, "lag": NUM, "target_scale": NUM,
              "input_node": (str, list), "output_node": (str, list),
-             # energy-based rules (ep, coupled): see asyncnet/nudge.py
+             # batch: ep, coupled (asyncnet/nudge.py); diffusion, leastaction,
+             # continuous with piecewise and xor (asyncnet/data.py)
              "batch": int, "settle": NUM, "leg": NUM, "release": NUM, "samples": int,
              "test_fraction": NUM},
     "loss": {"kind": str},
@@ -221,6 +222,9 @@ class Scenario:
             check_kind_keys(kind, set(d))
         except DataError as e:
             raise ScenarioError(f"{self.path}: [data] {e} (rule {self.rule_name!r})") from None
+        if d.get("batch", 1) != 1 and not getattr(rule, "batched", False):
+            raise ScenarioError(f"{self.path}: [data] batch: rule {self.rule_name!r} does not "
+                                f"take batched data (diffusion, leastaction and continuous do)")
         if hold is not None:
             d["hold"] = hold
         size = net.populations

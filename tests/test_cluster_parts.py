@@ -31,7 +31,7 @@ def brute_cut(links, owner):
 
 
 @pytest.mark.parametrize("seed,n,method", list(itertools.product(range(6), (2, 3, 4),
-                                                            ("auto", "round-robin"))))
+                                                            ("auto", "layers", "round-robin"))))
 def test_partition_is_a_partition_and_reports_its_cut(seed, n, method):
     g = random_dag(seed, n_hidden=6, delay=lambda r: float(r.choice([0.5, 1, 2, 3.3])))
     _, links = links_of(g, seed)
@@ -77,6 +77,41 @@ def test_too_many_workers_is_an_error():
     with pytest.raises(PartitionError, match="only"):
         partition(links, 9)
     with pytest.raises(PartitionError, match="unknown"):
+        partition(links, 2, "kernighan")
+
+
+def test_metis_is_balanced_and_cuts_fewer_links_than_layers():
+    """Per-neuron layers at 2..16 parts: METIS keeps every part within 10% of
+    the mean load and cuts at most as many links as the layer chunks (which
+    cut nearly every link at 8+ parts); the cut is recounted from its definition."""
+    pytest.importorskip("pymetis")
+    net = Network.from_graph(expand_to_neurons(Network.from_graph(layered([8, 16, 16, 8]),
+                                                                  seed=0)), seed=0)
+    srcs = {n: None for n in net.inputs() + net.outputs()}
+    links = link_table(net, srcs, 1.0)
+    for n in (2, 4, 8, 16):
+        m = partition(links, n, "metis", starts=net.inputs())
+        lay = partition(links, n, "layers", starts=net.inputs())
+        assert m.method == "metis" and m.note is None
+        cut, look = brute_cut(links, m.owner)
+        assert len(cut) == 2 * len(m.cut) and m.lookahead_q == look
+        assert max(m.loads) <= 1.1 * sum(m.loads) / n, (n, m.loads)
+        assert len(m.cut) <= len(lay.cut), n
+        # a synapse agent has two links: at best one of them crosses, whatever
+        # the placement, for the share (1 - 1/n) of synapses whose neurons are apart
+        assert m.cut_fraction < 0.5 + 0.05
+        assert partition(links, n, "auto", starts=net.inputs()).owner == m.owner
+
+
+def test_without_pymetis_auto_falls_back_with_a_note(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "pymetis", None)  # import pymetis fails
+    _, links = links_of(layered([3, 4, 2]))
+    p = partition(links, 2, "auto", starts=["l0"])
+    assert p.method == "layers" and "pymetis is not installed" in p.note
+    assert p.describe()["note"] == p.note
+    assert p.owner == partition(links, 2, "layers", starts=["l0"]).owner
+    with pytest.raises(PartitionError, match="needs pymetis"):
         partition(links, 2, "metis")
 
 

@@ -69,7 +69,7 @@ def test_worker_with_a_foreign_key_cannot_join(tmp_path):
     try:
         with pytest.raises(ClusterError, match="only 1 of 2 workers joined"):
             simulate_distributed(sc, workers=2, local=1, bind=f"tcp://127.0.0.1:{port}",
-                                 keys=str(good), join_timeout=4.0)
+                                 keys=str(good), join_timeout=12.0)  # a loaded box
     finally:
         intruder.kill()
         intruder.wait()

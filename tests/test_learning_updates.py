@@ -100,15 +100,24 @@ def test_diffusion_bias_change_is_minus_eta_b_times_the_delta_it_sends():
                  sources=stream.sources())
     b = {n: p.bias.copy() for n, p in net.populations.items() if p.role != "input"}
     sent = {}
-    for n in b:
-        model = eng.agents[n].model
 
-        def react(now, batch, inner=model.react, n=n):
-            emits = inner(now, batch)
+    class Tap:
+        """Stands in for a neuron's model (which may have __slots__): notes the delta it sends."""
+
+        def __init__(self, inner, n):
+            self.inner, self.n = inner, n
+
+        def __getattr__(self, key):
+            return getattr(self.inner, key)
+
+        def react(self, now, batch):
+            emits = self.inner.react(now, batch)
             ds = [p for port, kind, p in emits if kind == DELTA]
-            sent[n] = np.asarray(ds[0], float) if ds else None
+            sent[self.n] = np.asarray(ds[0], float) if ds else None
             return emits
-        model.react = react
+
+    for n in b:
+        eng.agents[n].model = Tap(eng.agents[n].model, n)
     count = 0
 
     def mon(agent, t):

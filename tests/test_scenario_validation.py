@@ -57,7 +57,7 @@ CASES = [
     (("rule", "eta", float("nan")), "finite number"),
     (("rule", "init_state", "later"), "one of"),
     (("analysis", "tolerance", 1e-3), "does not apply"),
-    (("data", "batch", 8), "does not apply"),
+    (("data", "batch", 0), "between 1"),
     (("data", "target", [1.0]), "does not apply to data kind 'xor'"),
     (("analysis", "kind", "gradient"), "does not apply to rule"),
     (("cluster", "workers", 0), "at least 1"),

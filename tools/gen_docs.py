@@ -72,7 +72,8 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "target_scale": "latch: the target's size",
         "input_node": "the input population(s), when the network has several",
         "output_node": "the output population(s), when the network has several",
-        "batch": "ep, coupled: patterns per window",
+        "batch": "ep, coupled: patterns per window; piecewise, xor (diffusion, "
+                 "leastaction, continuous): patterns per frame, rows of a (B, n) value",
         "settle": "ep, coupled: free phase length of a window",
         "leg": "ep, coupled: length of each nudged leg",
         "release": "ep, coupled: free time after the nudge",

@@ -34,6 +34,9 @@ class Alignment(Analysis):
             raise AnalysisError("the alignment analysis needs an acyclic network")
         if not hasattr(ctx.stream, "pattern"):
             raise AnalysisError("the alignment analysis needs a stream of patterns")
+        if getattr(ctx.stream, "batch", 1) != 1:
+            raise AnalysisError("the alignment analysis compares single patterns' gradients: "
+                                "it needs unbatched data (batch = 1)")
         cache: dict = {}
 
         def result() -> dict:

@@ -18,7 +18,8 @@ class Evaluation(Analysis):
 
     For ``xor`` and ``piecewise`` streams the output is read once per frame
     of the last epoch, a response time after the frame's last input; for
-    other streams every unit of the last 10% of the run.
+    other streams every unit of the last 10% of the run. With batched data
+    every row of a read-out is one sample (loss and accuracy are per sample).
     """
 
     key = "result"
@@ -38,7 +39,8 @@ class Evaluation(Analysis):
             samples.append((x, np.asarray(y, dtype=float)))
 
         if stream.kind in ("xor", "piecewise"):
-            n_eval = len(stream.inputs)
+            batch = getattr(stream, "batch", 1)
+            n_eval = -(-len(stream.inputs) // batch)  # frames of one epoch
             frames = []
             f = 0
             while True:
@@ -62,6 +64,11 @@ class Evaluation(Analysis):
         def result() -> dict:
             if not samples:
                 return {"loss": None, "accuracy": None, "evaluated": 0}
+            rows = [(xr, yr) for x, y in samples
+                    for xr, yr in zip(*np.broadcast_arrays(np.atleast_2d(x), np.atleast_2d(y)),
+                                      strict=True)]
+            if len(rows) != len(samples):  # batched read-outs: one sample per row
+                samples[:] = rows
             losses = [0.5 * float(np.sum((x - y) ** 2)) for x, y in samples]
             res = {"loss": float(np.mean(losses)), "evaluated": len(samples), "accuracy": None}
             if stream.kind == "xor":

@@ -199,6 +199,9 @@ def attach_tracking(eng, net, stream, params: dict, duration: float) -> Callable
     ``mean_t Σ‖G − ∇V‖ / mean_t Σ‖∇V‖`` over the projections.
     """
     warm = float(params.get("warmup", duration / 2))
+    if getattr(stream, "batch", 1) != 1:
+        raise AnalysisError("the tracking analysis compares with one input's gradient: "
+                            "it needs unbatched data (batch = 1)")
     if 4 * (duration - warm) > 1_000_000:
         raise AnalysisError(f"tracking probes four times per unit from t={warm:g}: "
                             f"{4 * (duration - warm):.3g} probes (at most 1,000,000)")

@@ -1,29 +1,29 @@
 """Run a scenario over N worker processes with conservative time windows.
 
 The coordinator partitions the agents, hands each worker its partition and
-then drives windows of at most the lookahead (the smallest delay of a link
-that crosses partitions): a message sent inside a window across the cut
-arrives after the window, so every worker can run its window alone. After
-each window the workers return the records they delivered and one frame of
-outgoing messages per peer; the coordinator relays the frames, merges the
-records in the log's canonical order and writes them with the same writer
-as an in-process run — which is why the log is byte-identical.
+the addresses of the others, and then drives windows of at most the
+lookahead (the smallest delay of a link that crosses partitions): a message
+sent inside a window across the cut arrives after the window, so every
+worker can run its window alone. Messages that cross the cut go straight
+from worker to worker (:mod:`.peers`, or MPI); per window the coordinator
+gets from each worker only a small header and its log segment, already
+packed and sorted, and merges the segments byte by byte (:mod:`.merge`) —
+no message is unpacked here, which is why the coordinator costs nearly
+nothing per message and the log is byte-identical to an in-process run.
+Each worker counts its own traffic; the counts are added up at the end.
 """
 
 from __future__ import annotations
 
-import bisect
-import gc
 import json
+import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from operator import itemgetter
+from collections.abc import Callable
 
 import numpy as np
 
 from ..eventlog import EventLogWriter
-from ..messages import CONTROL, Message, to_quanta, to_time
+from ..messages import Message, to_quanta, to_time
 from ..metrics import Traffic
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
@@ -35,31 +35,15 @@ from ..simulation import (
     summarize,
 )
 from . import wire
+from .errors import ClusterError
 from .gather import ProbeEngine
+from .merge import SegmentMerger, merge_traffic, trace_messages
+from .part import TRACE_ALL, TRACE_INPUTS, TRACE_OFF
 from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
-from .transport import Cluster, ClusterError, Member
 
 WINDOWS_AT_LEAST = 50
 """Even without a cut, a run is cut into this many windows (progress, streaming)."""
-_KEY = itemgetter(0, 1, 2, 3, 4)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the duration of the block.
-
-    A window's records are hundreds of thousands of small acyclic lists;
-    allocating them triggers collections that walk every live object (the
-    whole network included), which cost more than the merge itself.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = None,
@@ -69,13 +53,15 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          join_timeout: float = 60.0, keys: str | None = None,
                          method: str | None = None, step_timeout: float = 600.0,
                          notice: Callable[[str], None] | None = None,
-                         attach: list[Callable] = (), final: dict | None = None) -> dict:
+                         attach: list[Callable] = (), final: dict | None = None,
+                         mpi: bool = False) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
     ``local`` of the workers are started here (all by default); the others
     join with ``asyncnet worker --connect`` at ``bind`` (``notice`` is told
-    where to point them).
+    where to point them). With ``mpi`` this process is rank 0 of an MPI job
+    and the other ranks are the workers (:mod:`.mpi`); ZeroMQ is not used.
     """
     eng0, net, stream = build_engine(sc, local=[])
     try:
@@ -87,8 +73,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     writer = EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
     t0 = time.perf_counter()
     complete = False
-    run = _Run(sc, part, eng0.names, traffic, writer, progress)
-    probe_eng = ProbeEngine(eng0, run.fetch, lambda: sum(traffic.count))
+    run = _Run(sc, part, eng0.names, traffic, writer, progress, net.inputs())
+    probe_eng = ProbeEngine(eng0, run.fetch, lambda: run.delivered)
     ctx = context(sc, probe_eng, net, stream, progress)
     analyses = attach_analyses(sc, ctx)
     for fn in attach:  # recorders: probes, which read states fetched from the workers
@@ -98,8 +84,14 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     run.keep_counts = any(a.counts_per_instant for a, _ in merged)
     run.probe_eng = probe_eng
     try:
-        with Cluster(workers, local=local, bind=bind, timeout=timeout,
-                     join_timeout=join_timeout, keys=keys, step_timeout=step_timeout) as cl:
+        if mpi:
+            from .mpi import MPICluster
+            opened = MPICluster(workers, step_timeout=step_timeout)
+        else:
+            from .transport import Cluster
+            opened = Cluster(workers, local=local, bind=bind, timeout=timeout,
+                             join_timeout=join_timeout, keys=keys, step_timeout=step_timeout)
+        with opened as cl:
             run.cluster = cl
             cl.describe_part = run.describe_part
             cl.spawn()
@@ -124,8 +116,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     finally:
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
+    # every worker counted its own traffic; the trace kept here adds the latencies
+    merge_traffic(traffic, [r["traffic"] for r in results])
     for a, res in merged:
-        a.merge(res, results, run.through)
+        a.merge(res, results, run.merger.through)
     if save_state or final is not None:
         index = {n: i for i, n in enumerate(eng0.names)}
         arrays = [(k, v) for r in results for k, v in r.get("state", [])]
@@ -138,7 +132,12 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                         footer=footer, save_state=save_state)
     cluster = {**part.describe(), "windows": run.n_windows,
                # start-up (processes, partitions built) vs the windows themselves
-               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall},
+               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall,
+                           # the windows' critical path in CPU time: what the
+                           # windows would take with a free core per worker
+                           "critical_cpu": run.critical_cpu,
+                           # the coordinator's CPU on the message path (probes apart)
+                           "coordinator_cpu": run.coordinator_cpu},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
@@ -148,21 +147,27 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
 
 
 class _Run:
-    """The window loop of one run: scheduling, relaying, merging."""
+    """The window loop of one run: scheduling, merging, tracing (see the module docstring)."""
 
     def __init__(self, sc: Scenario, part: Partition, names: list[str], traffic: Traffic,
-                 writer: EventLogWriter | None, progress):
+                 writer: EventLogWriter | None, progress, inputs: list[str]):
         self.sc, self.part, self.names = sc, part, names
         self.traffic, self.writer, self.progress = traffic, writer, progress
-        self.cluster: Cluster | None = None
+        self.cluster = None
         self.end_q = to_quanta(sc.duration)
         look = part.lookahead_q or self.end_q
         self.window = max(1, min(look, -(-self.end_q // WINDOWS_AT_LEAST)))
         self.n_windows = 0
         self.t = 0
-        self.instants: list[int] = []  # instants with deliveries, and messages through each
-        self.through_count: list[int] = []
+        self.delivered = 0  # messages delivered in the windows run so far
+        self.critical_cpu = 0.0  # sum over windows of the busiest worker's CPU time
+        self.coordinator_cpu = 0.0  # this process's CPU in the window loop, probes apart
+        self.sent_min: int | None = None  # earliest arrival of what crossed last window
         self.keep_counts = False  # set when an analysis merges per-instant counts
+        self.inputs = {names.index(n) for n in inputs if n in names}
+        # latency traces need messages only until the traced input changes are done
+        self.tracing = TRACE_INPUTS if self.inputs and traffic.traces_left > 0 else TRACE_OFF
+        self.trace_rounds = 0
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -172,41 +177,41 @@ class _Run:
     def start(self, want_log: bool) -> None:
         cl = self.cluster
         owner = [self.part.owner[n] for n in self.names]
-        self.members: list[Member] = cl.members
+        self.members = cl.members
+        self.merger = SegmentMerger(self.writer, self.keep_counts)
+        peers = [m.peer for m in sorted(self.members, key=lambda m: m.part)]
+        nonce = os.urandom(8)
         for m in self.members:
             cl.send(m, [b"INIT", wire.pack({
                 "part": m.part, "scenario": self.sc.text, "path": self.sc.path,
                 "agents": self.names, "owner": owner, "log": want_log,
+                "counts": self.keep_counts, "peers": peers, "nonce": nonce,
                 "timeout": max(30.0, 3 * cl.timeout)})])
         cl.where = "building its partition"
         got = cl.collect(self.members, b"READY")
         self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
                        for k, f in got.items()}
-        self.inbox: dict[int, list[bytes]] = {m.part: [] for m in self.members}
-        self.inbox_min: dict[int, int | None] = {m.part: None for m in self.members}
 
     def windows(self) -> None:
         cl = self.cluster
-        by_part = {m.part: m for m in self.members}
         probes = sorted(p for p in self.probe_eng.probes if p[0] < self.end_q)
         pi = 0
-        # the records of a window are merged while the workers run the next one
-        pending: list[bytes] = []
+        # the segments of a window are merged while the workers run the next one
+        pending: list[tuple[bytes, bytes]] = []
         pending_end = 0
 
+        cpu0 = time.process_time()
+
         def flush() -> None:
-            with _gc_paused():  # records are acyclic: nothing for the collector
-                rows: list[list] = []
-                for frame in pending:
-                    rows += wire.unpack(frame)
-                pending.clear()
-                self._merge(rows)
+            self.merger.add(pending)
+            pending.clear()
             if self.progress is not None and pending_end:
                 self.progress(to_time(pending_end))
 
         while True:
             starts = [t for t in self.next_t.values() if t is not None]
-            starts += [t for t in self.inbox_min.values() if t is not None]
+            if self.sent_min is not None:
+                starts.append(self.sent_min)
             first = min(starts) if starts else None
             # a probe at t reads the state after every event before t (in-process,
             # the wake-ups of t = 0 are scheduled before any probe: after those)
@@ -214,45 +219,85 @@ class _Run:
             if pi < len(probes):
                 barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
                 if first is None or barrier <= first:
-                    flush()  # a probe may count the messages delivered so far
+                    c = time.process_time()
                     pi = self._probe(probes, pi)
+                    cpu0 += time.process_time() - c
                     continue
             if first is None or first >= self.end_q:
                 break
+            # (a checkpoint at the window boundary self.t belongs here: every worker
+            # waits, and what crossed the cut last window waits in the peers' buffers)
             begin = max(self.t, first)
             end = min(begin + self.window, self.end_q, barrier or self.end_q)
-            active = [by_part[k] for k in sorted(by_part)
-                      if (self.next_t[k] is not None and self.next_t[k] < end)
-                      or (self.inbox_min[k] is not None and self.inbox_min[k] < end)]
-            head = wire.pack({"end": end})
-            for m in active:
-                cl.send(m, [b"RUN", head, *self.inbox[m.part]])
-                self.inbox[m.part], self.inbox_min[m.part] = [], None
+            head = wire.pack({"end": end, "w": self.n_windows, "trace": self.tracing})
+            for m in self.members:
+                cl.send(m, [b"RUN", head])
             flush()
             cl.where = f"running the window t={to_time(begin):g}..{to_time(end):g}"
-            got = cl.collect(active, b"DONE")
+            got = cl.collect(self.members, b"DONE")
+            self.sent_min = None
+            traces = []
+            cpu = 0.0
             for k in sorted(got):
                 frames = got[k]
+                if len(frames) != 4:
+                    raise ClusterError(f"{cl.name(self._member(k))} sent {len(frames)} "
+                                       f"frames with DONE (expected 4)")
                 h = wire.as_map(wire.unpack(frames[0]), "DONE")
                 self.next_t[k] = h["next_t"]
-                pending.append(frames[1])
-                peers = h["peers"]
-                if len(frames) != 2 + len(peers):
-                    raise ClusterError(f"{cl.name(by_part[k])} sent {len(frames) - 2} "
-                                       f"message frames for {len(peers)} peers")
-                for (peer, _count, t_min), frame in zip(peers, frames[2:], strict=True):
-                    if peer not in self.inbox or t_min < end:
-                        raise ClusterError(f"{cl.name(by_part[k])} sent a message that "
-                                           f"arrives inside the window (or to no worker)")
-                    self.inbox[peer].append(frame)
-                    cur = self.inbox_min[peer]
-                    self.inbox_min[peer] = t_min if cur is None else min(cur, t_min)
+                sm = h["sent_min"]
+                if sm is not None:
+                    if sm < end:
+                        raise ClusterError(f"{cl.name(self._member(k))} sent a message that "
+                                           f"arrives inside the window")
+                    self.sent_min = sm if self.sent_min is None else min(self.sent_min, sm)
+                self.delivered += int(h["delivered"])
+                cpu = max(cpu, float(h["cpu"]))
+                pending.append((frames[1], frames[2]))
+                traces.append(frames[3])
+            if self.tracing != TRACE_OFF:
+                self._trace(traces)
+            self.critical_cpu += cpu
             pending_end = end
             self.n_windows += 1
             self.t = end
         flush()
+        self.merger.finish()
+        self.coordinator_cpu = time.process_time() - cpu0
         if self.progress is not None:
             self.progress(to_time(self.end_q))
+
+    def _member(self, k: int):
+        return next(m for m in self.members if m.part == k)
+
+    def _trace(self, frames: list[bytes]) -> None:
+        """Feed the latency trace one window; choose what the next window sends."""
+        tr = self.traffic
+        msgs = trace_messages(frames, self.names)
+        if self.tracing == TRACE_INPUTS and self._starts_cone(msgs):
+            # a traced input change: the trace needs every message of this window
+            cl = self.cluster
+            for m in self.members:
+                cl.send(m, [b"TRACE"])
+            cl.where = "sending a window's messages for the latency trace"
+            got = cl.collect(self.members, b"ROWS")
+            msgs = trace_messages([got[k][0] for k in sorted(got)], self.names)
+            self.trace_rounds += 1
+        tr(msgs)
+        self.tracing = (TRACE_ALL if tr.cones else
+                        TRACE_INPUTS if tr.traces_left > 0 else TRACE_OFF)
+
+    def _starts_cone(self, msgs: list[Message]) -> bool:
+        """Whether these data messages to inputs start a latency trace (as
+        ``Traffic._input`` would, on a copy of what it last saw)."""
+        last = dict(self.traffic.last_input)
+        for m in msgs:
+            v = np.asarray(m.payload, dtype=float).tobytes()
+            prev = last.get(m.dst)
+            last[m.dst] = v
+            if prev is not None and prev != v and m.t_arrive > 0:
+                return True
+        return False
 
     def _probe(self, probes: list, pi: int) -> int:
         """Run every probe of the instant of ``probes[pi]`` (the workers wait);
@@ -265,41 +310,6 @@ class _Run:
             self.probe_eng.run_probe(fn, t)
             pi += 1
         return pi
-
-    def _merge(self, rows: list[list]) -> None:
-        """Write one window's records in canonical order, instant by instant."""
-        if not rows:
-            return
-        rows.sort(key=_KEY)
-        names, log, traffic, writer = self.names, self.writer is not None, self.traffic, \
-            self.writer
-        i = 0
-        n = len(rows)
-        while i < n:
-            t = rows[i][0]
-            j = i
-            while j < n and rows[j][0] == t:
-                j += 1
-            inst = rows[i:j]
-            msgs = []
-            for t_a, d, kind, s, seq, t_sent, x in inst:
-                if log and kind == CONTROL:
-                    x = wire.unpack(x)[6]
-                elif log:
-                    x = None
-                msgs.append(Message(kind, names[s], names[d], t_sent, t_a, seq, x))
-            traffic(msgs)
-            if self.keep_counts:
-                self.instants.append(t)
-                self.through_count.append(sum(traffic.count))
-            if writer is not None:
-                writer.write_instant([(r[0], r[2], r[6]) for r in inst])
-            i = j
-
-    def through(self, t: int) -> int:
-        """Messages delivered up to and including instant ``t``."""
-        k = bisect.bisect_right(self.instants, t)
-        return self.through_count[k - 1] if k else 0
 
     def fetch(self, names: list[str]) -> dict:
         """The states of agents, from the workers that own them (they wait)."""

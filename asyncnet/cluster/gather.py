@@ -67,6 +67,8 @@ class ProbeEngine:
         self._cache: dict[str, StateView] = {}
         self._wanted: dict[int, list[str]] = {}  # per probe function: agents it read last
         self.agents = {n: _Agent(n, self._one) for n in eng0.names}
+        self._pos = {n: i for i, n in enumerate(eng0.names)}
+        self._burst = 1
 
     def at(self, t: float, fn: Callable) -> None:
         """Register a probe, like ``Engine.at``."""
@@ -80,7 +82,18 @@ class ProbeEngine:
         view = self._cache.get(name)
         if view is None:
             self._read.append(name)
-            view = self._cache[name] = StateView(self._fetch([name])[name])
+            # a probe that reads agent after agent (e.g. every agent at the end)
+            # would cost a round trip each: each miss in a row also fetches the
+            # next agents by name, twice as many as the last time
+            names, i = [name], self._pos[name] + 1
+            while len(names) < self._burst and i < len(self.names):
+                if self.names[i] not in self._cache:
+                    names.append(self.names[i])
+                i += 1
+            self._burst *= 2
+            for n, st in self._fetch(names).items():
+                self._cache[n] = StateView(st)
+            view = self._cache[name]
         return view
 
     def run_probe(self, fn: Callable, t: float) -> None:
@@ -91,6 +104,7 @@ class ProbeEngine:
             for n, st in self._fetch(want).items():
                 self._cache[n] = StateView(st)
         self._read = []
+        self._burst = 1
         fn(self, t)
         self._wanted[key] = sorted(set(self._wanted.get(key, [])) | set(self._read))
 

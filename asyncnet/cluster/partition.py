@@ -9,6 +9,14 @@ delay ``>= tau`` only. Groups are laid out in breadth-first order from the
 inputs and split into contiguous chunks, so neighbouring layers stay
 together and the cut stays small.
 
+Within a threshold, the groups are placed by METIS (``pymetis``, the
+``cluster`` extra: ``pip install 'asyncnet[cluster]'``), which balances the
+load and minimises the links cut between groups; without ``pymetis``,
+``auto`` falls back to laying groups out in breadth-first order from the
+inputs and splitting them into contiguous chunks (method ``layers``), and
+says so in the partition's ``note``. ``layers`` and ``round-robin`` can also
+be asked for by name.
+
 A data source (``src:<node>``) always travels with its population.
 """
 
@@ -23,9 +31,28 @@ from ..messages import to_time
 BALANCE = 1.3
 """Largest accepted load of a partition, relative to an even share."""
 
-METHODS = ("auto", "round-robin")
+METHODS = ("auto", "metis", "layers", "round-robin")
+METIS_SEED = 7
+"""METIS's random seed: the same network always gets the same partition."""
 MAX_THRESHOLDS = 48
 """At most this many candidate thresholds are tried (each costs one pass)."""
+
+
+def load_of(n_links: int) -> int:
+    """The load an agent with ``n_links`` links puts on its worker.
+
+    Parameters
+    ----------
+    n_links:
+        the agent's links (neighbours).
+
+    Returns
+    -------
+    Its weight: its wake-ups plus the messages it handles, which go with its
+    links (on per-neuron nets this is closer to the messages per part than
+    the links alone).
+    """
+    return 1 + n_links
 
 
 class PartitionError(ValueError):
@@ -43,6 +70,17 @@ class Partition:
     method: str
     links_total: int
     loads: list[int] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def balance(self) -> float:
+        """The largest load over the mean load (1.0: perfectly even)."""
+        return max(self.loads) * len(self.loads) / sum(self.loads) if self.loads else 1.0
+
+    @property
+    def cut_fraction(self) -> float:
+        """The share of links that cross partitions."""
+        return len(self.cut) / self.links_total if self.links_total else 0.0
 
     def describe(self) -> dict:
         """The partition as a plain dict for the run summary."""
@@ -56,6 +94,8 @@ class Partition:
             "links": self.links_total,
             "cut_delays": [to_time(d) for d in delays[:8]],
             "lookahead": None if self.lookahead_q is None else to_time(self.lookahead_q),
+            "balance": round(self.balance, 4),
+            **({"note": self.note} if self.note else {}),
         }
 
 
@@ -120,13 +160,42 @@ def _chunks(items: list, weights: list[int], n: int) -> list[list]:
 
 def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
               starts: list[str] | None = None) -> Partition:
-    """Assign every agent of the locality graph ``links`` to one of ``n`` workers."""
+    """Assign every agent of the locality graph ``links`` to one of ``n`` workers.
+
+    Parameters
+    ----------
+    links:
+        agent -> neighbour -> link delay (quanta), the engine's locality graph.
+    n:
+        the number of workers.
+    method:
+        ``auto`` (METIS if ``pymetis`` is installed, else ``layers``),
+        ``metis``, ``layers`` or ``round-robin``.
+    starts:
+        the input agents (where ``layers`` starts its breadth-first order).
+
+    Returns
+    -------
+    The :class:`Partition`: agents per worker, the cut, the lookahead.
+    """
     if method not in METHODS:
         raise PartitionError(f"unknown partition method {method!r} (known: {', '.join(METHODS)})")
+    note = None
+    if method in ("auto", "metis"):
+        try:
+            import pymetis
+        except ImportError:
+            if method == "metis":
+                raise PartitionError("partition method 'metis' needs pymetis "
+                                     "(pip install 'asyncnet[cluster]')") from None
+            pymetis = None
+            note = ("pymetis is not installed: partitioned by layers, which cuts more "
+                    "links (pip install 'asyncnet[cluster]')")
+        method = "layers" if pymetis is None else "metis"
     if n < 1:
         raise PartitionError(f"the number of workers must be at least 1, got {n}")
     names = sorted(links)
-    weight = {a: 1 + len(links[a]) for a in names}
+    weight = {a: load_of(len(links[a])) for a in names}
     edges = sorted({(min(a, b), max(a, b), d) for a in names for b, d in links[a].items()})
     base = _Union(names)
     for a in names:
@@ -155,7 +224,7 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
             raise PartitionError(f"{n} workers but the network has only {len(gs)} "
                                  f"agent groups to place")
         chunks = [[g for i, g in enumerate(gs) if i % n == k] for k in range(n)]
-        return _result(chunks, links, edges, weight, method)
+        return _result(chunks, links, edges, weight, method, note)
     distinct = sorted({d for _, _, d in edges}, reverse=True)
     if len(distinct) > MAX_THRESHOLDS:
         # many distinct delays: try evenly spaced ranks, always ending at the smallest
@@ -167,7 +236,11 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         gs, ws = groups(tau)
         if len(gs) < n:
             continue
-        chunks = _chunks(gs, ws, n)
+        chunks = None
+        if method == "metis" and n > 1:
+            chunks = _metis(pymetis, gs, ws, edges, n)
+        if chunks is None:  # layers, or METIS left a partition empty (tiny graphs)
+            chunks = _chunks(gs, ws, n)
         loads = [sum(weight[a] for g in c for a in g) for c in chunks]
         best = chunks
         if max(loads) <= BALANCE * sum(ws) / n:
@@ -175,13 +248,39 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     if best is None:
         raise PartitionError(f"{n} workers but the network has only "
                              f"{len(groups(0)[0])} agent groups to place")
-    return _result(best, links, edges, weight, method)
+    return _result(best, links, edges, weight, method, note)
 
 
-def _result(chunks: list[list[list[str]]], links, edges, weight, method) -> Partition:
+def _metis(pymetis, gs: list[list[str]], ws: list[int], edges, n: int) -> list | None:
+    """Groups placed on ``n`` partitions by METIS: balanced by weight, fewest
+    links between partitions. None if a partition would be empty."""
+    of = {a: i for i, g in enumerate(gs) for a in g}
+    adj: list[dict[int, int]] = [{} for _ in gs]
+    for a, b, _ in edges:
+        i, j = of[a], of[b]
+        if i != j:
+            adj[i][j] = adj[i].get(j, 0) + 1
+            adj[j][i] = adj[j].get(i, 0) + 1
+    xadj, adjncy, ew = [0], [], []
+    for nb in adj:
+        for j in sorted(nb):
+            adjncy.append(j)
+            ew.append(nb[j])
+        xadj.append(len(adjncy))
+    opts = pymetis.Options(seed=METIS_SEED)
+    _, member = pymetis.part_graph(n, pymetis.CSRAdjacency(xadj, adjncy), vweights=ws,
+                                   eweights=ew or None, options=opts)
+    chunks: list[list] = [[] for _ in range(n)]
+    for g, k in zip(gs, member, strict=True):
+        chunks[k].append(g)
+    return chunks if all(chunks) else None
+
+
+def _result(chunks: list[list[list[str]]], links, edges, weight, method,
+            note: str | None = None) -> Partition:
     parts = [sorted(a for g in c for a in g) for c in chunks]
     owner = {a: k for k, p in enumerate(parts) for a in p}
     cut = [(a, b, d) for a, b, d in edges if owner[a] != owner[b]]
     look = min((d for _, _, d in cut), default=None)
     loads = [sum(weight[a] for a in p) for p in parts]
-    return Partition(parts, owner, cut, look, method, len(edges), loads)
+    return Partition(parts, owner, cut, look, method, len(edges), loads, note)

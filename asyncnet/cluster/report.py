@@ -31,7 +31,10 @@ def format_cluster(c: dict) -> list[str]:
     lines = [f"cluster   {len(c['workers'])} workers, partition {c['method']}: "
              f"{c['cut_links']:,} of {c['links']:,} links cut, lookahead "
              f"{'none (nothing crosses)' if look is None else f'{look:g}'}, "
-             f"{c['windows']:,} windows"]
+             f"{c['windows']:,} windows"
+             + (f", balance {c['balance']:.2f}" if "balance" in c else "")]
+    if c.get("note"):
+        lines.append(f"note      {c['note']}")
     for w in c["workers"]:
         busy, wait = w["busy_seconds"], w["wait_seconds"]
         share = 100 * wait / (busy + wait) if busy + wait > 0 else 0.0

@@ -36,7 +36,20 @@ def make_keys(directory: str) -> dict[str, str]:
             "client_public": client_pub, "client_secret": client_sec, "authorized": auth}
 
 
-def _load(path: str, secret: bool) -> tuple[bytes, bytes | None]:
+def load_key(path: str, secret: bool) -> tuple[bytes, bytes | None]:
+    """A key file's pair, with clear errors.
+
+    Parameters
+    ----------
+    path:
+        a key file made by ``asyncnet keys``.
+    secret:
+        whether it must hold the secret key.
+
+    Returns
+    -------
+    ``(public, secret)`` (Z85); secret is None in a public key file.
+    """
     if not os.path.exists(path):
         raise KeysError(f"{path}: no such key file (make keys with: asyncnet keys DIR)")
     try:
@@ -50,8 +63,8 @@ def _load(path: str, secret: bool) -> tuple[bytes, bytes | None]:
 
 def client_setup(sock: zmq.Socket, directory: str) -> None:
     """Make ``sock`` a CURVE client of the coordinator whose keys are in ``directory``."""
-    pub, sec = _load(os.path.join(directory, "client.key_secret"), True)
-    server, _ = _load(os.path.join(directory, "server.key"), False)
+    pub, sec = load_key(os.path.join(directory, "client.key_secret"), True)
+    server, _ = load_key(os.path.join(directory, "server.key"), False)
     sock.curve_publickey = pub
     sock.curve_secretkey = sec
     sock.curve_serverkey = server
@@ -62,7 +75,7 @@ def server_setup(ctx: zmq.Context, sock: zmq.Socket, directory: str) -> ThreadAu
 
     Returns the running authenticator; stop it when the run closes.
     """
-    pub, sec = _load(os.path.join(directory, "server.key_secret"), True)
+    pub, sec = load_key(os.path.join(directory, "server.key_secret"), True)
     allowed = os.path.join(directory, "authorized")
     if not os.path.isdir(allowed):
         raise KeysError(f"{allowed}: no directory of authorized client keys")

@@ -38,6 +38,7 @@ class Member:
     host: str
     pid: int
     part: int = -1
+    peer: str | None = None  # where the other workers send it messages
     proc: subprocess.Popen | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -144,7 +145,9 @@ class Cluster:
                 raise ClusterError(f"worker pid {hello.get('pid')} on {hello.get('host')} "
                                    f"runs asyncnet {hello.get('version')}, the coordinator "
                                    f"{__version__}")
-            m = Member(ident, str(hello.get("host")), int(hello.get("pid", 0)))
+            peer = hello.get("peer")
+            m = Member(ident, str(hello.get("host")), int(hello.get("pid", 0)),
+                       peer=peer if isinstance(peer, str) else None)
             tok = str(hello.get("token"))
             if m.host == socket.gethostname():
                 m.proc = next((p for p, _ in self.procs if p.pid == m.pid), None)

@@ -2,11 +2,13 @@
 
 The worker connects (DEALER) to the coordinator's ROUTER, says HELLO, gets
 its partition (INIT), and then runs window after window: inject the
-messages other partitions sent it, advance its engine to the window's end,
-and answer with the records it delivered and one frame of outgoing messages
-per peer. A second socket in a small thread sends heartbeats, so a worker
-that is busy with a long window is never mistaken for a dead one, and a
-stopped or vanished worker is noticed by their absence.
+messages its neighbouring workers sent it straight over their own sockets
+(:mod:`.peers`), advance its partition to the window's end
+(:class:`~.part.PartRunner`), send each neighbour its frame, and answer the
+coordinator with a small header and the window's packed log segment. A
+second socket in a small thread sends heartbeats, so a worker that is busy
+with a long window is never mistaken for a dead one, and a stopped or
+vanished worker is noticed by their absence.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .._version import __version__
-from ..messages import CONTROL, LocalityError, Message
-from ..scenario import load
-from ..simulation import analyses_of, build_engine, context, final_state
+from ..messages import LocalityError
 from . import wire
+from .part import PartError, PartRunner
+from .peers import PeerNet, local_address
 from .security import client_setup
 
 HEARTBEAT = 0.25
@@ -60,8 +62,8 @@ class Worker:
         # coordinator's pid comes in the environment, as it may die before we start
         pid = os.environ.get(PARENT_ENV, "")
         self.parent = int(pid) if pid.isdigit() else None
-        self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
-                      "wait_seconds": 0.0, "busy_seconds": 0.0}
+        self.stats: dict[str, Any] = {"wait_seconds": 0.0}
+        self.peernet: PeerNet | None = None
 
     # -- plumbing -----------------------------------------------------------
     def _socket(self, ctx: zmq.Context, ident: bytes,
@@ -136,20 +138,23 @@ class Worker:
         sock, _ = self._socket(ctx, self.ident)
         try:
             beat.start()
+            self.peernet = PeerNet(ctx, local_address(self.connect), self.keys)
             sock.send_multipart([b"HELLO", wire.pack({
                 "version": __version__, "host": socket.gethostname(), "pid": os.getpid(),
-                "token": self.token})])
+                "token": self.token, "peer": self.peernet.endpoint})])
             msg = self._recv(sock, self.wait)
             if msg[0] == b"STOP":
                 return 0
             if msg[0] != b"INIT":
                 raise WorkerFailed(f"expected INIT, got {msg[0][:16]!r}")
             try:
-                self._setup(wire.as_map(wire.unpack(msg[1]), "INIT"))
+                init = wire.as_map(wire.unpack(msg[1]), "INIT")
+                self._setup(init)
+                self._connect_peers(init)
                 # the partition lives as long as the run: keep it out of every
                 # collection the window's short-lived messages trigger
                 gc.freeze()
-                sock.send_multipart([b"READY", wire.pack({"next_t": self._next()})])
+                sock.send_multipart([b"READY", wire.pack({"next_t": self.core.next_t()})])
                 self.stats["wait_seconds"] = 0.0  # from here on: waits at barriers
                 return self._serve(sock)
             except WorkerFailed:
@@ -164,125 +169,99 @@ class Worker:
         finally:
             stop.set()
             beat.join(timeout=2)
+            if self.peernet is not None:
+                self.peernet.close()
             sock.close(0)
             ctx.term()
 
     def _setup(self, init: dict) -> None:
-        self.part = int(init["part"])
         self.timeout = float(init["timeout"])
-        self.log = bool(init["log"])
-        sc = load(init["path"], text=init["scenario"])
-        owner = list(init["owner"])
-        self.owner_of = owner
-        agents = list(init["agents"])
-        mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
-        eng, net, stream = build_engine(sc, local=mine, remote=self._remote)
-        names = eng.names
-        if names != agents:
-            raise WorkerFailed("this worker builds a different network from the scenario "
-                               "(different asyncnet versions?)")
-        self.eng, self.net, self.names = eng, net, names
-        self.index = {n: i for i, n in enumerate(names)}
-        self.packer = wire.packer()
-        self.rows: list[list] = []
-        self.out: dict[int, list[bytes]] = {}
-        self.out_min: dict[int, int] = {}
-        eng.sinks.append(self._record)
-        # probes run at the coordinator (it asks for states); monitors run here
-        ctx = context(sc, eng, net, stream)
-        self.parts = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
+        try:
+            self.core = PartRunner(init)
+        except PartError as e:
+            raise WorkerFailed(str(e)) from None
+        self.stats = self.core.stats
 
-    def _next(self) -> int | None:
-        t = self.eng.env.peek()
-        return None if t == float("inf") else int(t)
-
-    def _remote(self, m: Message) -> None:
-        # packed now: the peer gets the payload as it was when it was sent
-        idx = self.index
-        peer = self.owner_of[idx[m.dst]]
-        self.out.setdefault(peer, []).append(self.packer.pack(
-            [m.kind, idx[m.src], idx[m.dst], m.t_sent, m.t_arrive, m.seq, m.payload]))
-        if m.t_arrive < self.out_min.get(peer, m.t_arrive + 1):
-            self.out_min[peer] = m.t_arrive
-
-    def _record(self, batch: list[Message]) -> None:
-        idx, rows, log, pk = self.index, self.rows, self.log, self.packer
-        for m in batch:
-            s, d = idx[m.src], idx[m.dst]
-            if log:
-                x = pk.pack([m.t_arrive, m.kind, s, d, m.t_sent, m.seq, m.payload])
-            else:
-                x = m.payload if m.kind == CONTROL else None
-            rows.append([m.t_arrive, d, m.kind, s, m.seq, m.t_sent, x])
-        self.stats["delivered"] += len(batch)
+    def _connect_peers(self, init: dict) -> None:
+        eps = init.get("peers") or []
+        want = {}
+        for p in self.core.peers:
+            ep = eps[p] if p < len(eps) else None
+            if not isinstance(ep, str) or not ep.startswith("tcp://"):
+                raise WorkerFailed(f"no peer endpoint for partition {p}")
+            want[p] = ep
+        nonce = init.get("nonce", b"")
+        if not isinstance(nonce, bytes) or len(nonce) != 8:
+            raise WorkerFailed("INIT: a run nonce of 8 bytes expected")
+        self.peernet.connect(self.core.part, nonce, want)
 
     def _inject(self, frame: bytes) -> None:
-        names, links = self.names, self.eng.links
-        items = wire.unpack(frame)
-        if not isinstance(items, list):
-            raise wire.WireError("a message frame must be an array")
-        for it in items:
-            if not isinstance(it, list) or len(it) != 7:
-                raise wire.WireError("malformed message in a frame")
-            kind, s, d, t_sent, t_arrive, seq, payload = it
-            src, dst = names[s], names[d]
-            if dst not in self.eng.agents or links[dst].get(src) != t_arrive - t_sent:
-                raise LocalityError(f"message {src} -> {dst} does not match a link here")
-            self.eng.inject(Message(kind, src, dst, t_sent, t_arrive, seq, payload))
-        self.stats["cut_received"] += len(items)
+        self.core.inject(frame)
+
+    def _gather(self, sock: zmq.Socket, window: int) -> list[bytes] | None:
+        """The frames every neighbour sent for ``window`` (None: told to stop)."""
+        peers = self.core.peers
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.peernet.sock, zmq.POLLIN)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            got = self.peernet.take(window, peers)
+            if got is not None:
+                return got
+            ready = dict(poller.poll(100))
+            if sock in ready:
+                msg = sock.recv_multipart()
+                if msg[0] == b"STOP":
+                    return None
+                if msg[0] != b"HB":
+                    raise WorkerFailed(f"unexpected message {msg[0][:16]!r} while waiting "
+                                       f"for the other workers")
+                deadline = time.monotonic() + self.timeout  # the coordinator is alive
+            if self.lost.is_set():
+                raise WorkerFailed(f"the coordinator at {self.connect} closed the "
+                                   f"connection (it exited or was killed)")
+            if time.monotonic() > deadline:
+                raise WorkerFailed(f"no word from the coordinator at {self.connect} "
+                                   f"for {self.timeout:g} s")
 
     def _serve(self, sock: zmq.Socket) -> int:
+        core = self.core
         while True:
             msg = self._recv(sock, self.timeout)
             op = msg[0]
             if op == b"RUN":
-                t0 = time.perf_counter()
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
-                for frame in msg[2:]:
-                    self._inject(frame)
-                self.eng.run_quanta(int(head["end"]))
-                sock.send_multipart(self._done())
-                self.stats["windows"] += 1
+                w = int(head["w"])
+                frames = []
+                if w > 0 and core.peers:
+                    t0 = time.perf_counter()
+                    frames = self._gather(sock, w - 1)
+                    self.stats["wait_seconds"] += time.perf_counter() - t0
+                    if frames is None:
+                        return 0
+                t0 = time.perf_counter()
+                done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
+                                                     frames)
+                self.peernet.send(w, out)
+                sock.send_multipart([b"DONE", wire.pack(done), *segment], copy=False)
                 self.stats["busy_seconds"] += time.perf_counter() - t0
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
-                sock.send_multipart([b"STATES", wire.pack(self._states(head))])
+                try:
+                    states = core.states(list(head["agents"]))
+                except PartError as e:
+                    raise WorkerFailed(str(e)) from None
+                sock.send_multipart([b"STATES", wire.pack(states)])
+            elif op == b"TRACE":
+                sock.send_multipart([b"ROWS", core.full_trace()])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
-                sock.send_multipart([b"RESULT", wire.pack(self._results(head))])
+                sock.send_multipart([b"RESULT", wire.pack(core.results(bool(head.get("state"))))])
             elif op == b"STOP":
                 return 0
             else:
                 raise WorkerFailed(f"unexpected message {op[:16]!r}")
-
-    def _done(self) -> list[bytes]:
-        peers = sorted(self.out)
-        head = {"next_t": self._next(),
-                "peers": [[p, len(self.out[p]), self.out_min[p]] for p in peers]}
-        frames = [b"DONE", wire.pack(head), self.packer.pack(self.rows)]
-        for p in peers:
-            frames.append(wire.join_packed(self.out[p]))
-            self.stats["cut_sent"] += len(self.out[p])
-        self.rows, self.out, self.out_min = [], {}, {}
-        return frames
-
-    def _results(self, head: dict) -> dict[str, Any]:
-        res: dict[str, Any] = {"stats": {**self.stats, "agents": len(self.eng.agents),
-                                         "part": self.part}}
-        for part in self.parts:
-            res.update(part())
-        if head.get("state"):
-            res["state"] = [[k, v] for k, v in final_state(self.eng).items()]
-        return res
-
-    def _states(self, head: dict) -> list[list]:
-        agents = self.eng.agents
-        out = []
-        for name in head["agents"]:
-            if name not in agents:
-                raise WorkerFailed(f"asked for the state of {name!r}, not in this partition")
-            out.append([name, agents[name].model.state()])
-        return out
 
 
 def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:

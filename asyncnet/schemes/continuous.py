@@ -42,6 +42,7 @@ import numpy as np
 from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..network import Network, Population, Projection
+from .batching import learn
 from .leastaction import DenseNet, LANeuron, LASynapse, drift, gradient, step
 
 __all__ = ["DenseNet", "rhs", "relax", "fixed_point_gradient", "Continuous"]
@@ -106,6 +107,7 @@ class Continuous:
     init_state: Literal["random", "zero"] = "zero"
     name: ClassVar[str] = "continuous"
     requires_dag: ClassVar[bool] = False
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "tracking")
     default_analysis: ClassVar[str] = "accuracy"
 
@@ -171,6 +173,8 @@ class CTNeuron(LANeuron):
 class CTSynapse(LASynapse):
     """Relays ``W x`` and ``Wᵀ δ``; integrates ``ẇ = -δ xᵀ / γ`` between arrivals."""
 
+    __slots__ = ("inv_gamma", "t_last")
+
     def __init__(self, rule: Continuous, proj: Projection):
         super().__init__(rule, proj)
         self.inv_gamma = 1.0 / rule.gamma if rule.gamma else 0.0
@@ -179,6 +183,8 @@ class CTSynapse(LASynapse):
     def react(self, t: float, batch: list) -> list:
         """Learn for the time the old gradient held, then relay."""
         if self.inv_gamma:
-            self.W = self.W - (t - self.t_last) * self.inv_gamma * self.grad
+            # in place, the same bits as W - (Δt/γ) δ xᵀ with the values that held
+            learn(self.W, self._buf, (t - self.t_last) * self.inv_gamma,
+                  self.d_post, self.x_pre)
         self.t_last = t
         return super().react(t, batch)

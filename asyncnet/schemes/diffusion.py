@@ -22,6 +22,7 @@ from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Population, Projection, activation
+from .batching import learn, outer, relay, rows_mean
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Diffusion:
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "diffusion"
     requires_dag: ClassVar[bool] = True
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "alignment")
     default_analysis: ClassVar[str] = "accuracy"
 
@@ -58,7 +60,14 @@ class Diffusion:
 
 
 class Neuron:
-    """A population's activity ``x = σ(a)``, its delta and its bias."""
+    """A population's activity ``x = σ(a)``, its delta and its bias.
+
+    Values that are sent (``x``, ``δ``) are new arrays every time: a
+    receiver holds on to them. The bias changes in place.
+    """
+
+    __slots__ = ("f", "fprime", "role", "eta_b", "b", "a", "delta", "x", "in_syn",
+                 "out_syn", "fwd", "back", "target", "_db")
 
     def __init__(self, rule: Diffusion, pop: Population, ports: Ports,
                  rng: np.random.Generator):
@@ -76,6 +85,7 @@ class Neuron:
         self.fwd = {s: np.zeros(n) for s in self.in_syn}
         self.back = {s: np.zeros(n) for s in self.out_syn}
         self.target: np.ndarray | None = None
+        self._db = np.empty(n) if self.eta_b else None  # scratch for the bias step
 
     def start(self, t: float) -> list:
         """Announce the (arbitrary) initial state to every synapse."""
@@ -118,7 +128,9 @@ class Neuron:
             self.delta = self.fprime(self.a) * (self.x - self.target)
             new_delta = True
         if new_delta and self.role != "input" and self.eta_b:
-            self.b = self.b - self.eta_b * self.delta
+            # in place (state() hands out copies); a batch moves it by its mean delta
+            np.multiply(rows_mean(self.delta), self.eta_b, out=self._db)
+            np.subtract(self.b, self._db, out=self.b)
         out = []
         if got_f and self.out_syn:
             out.append(("out", FORWARD, self.x))
@@ -128,7 +140,7 @@ class Neuron:
 
     def state(self) -> dict:
         """Activity, delta, bias, pre-activation and current target."""
-        s = {"state": self.x, "delta": self.delta, "bias": self.b, "preact": self.a}
+        s = {"state": self.x, "delta": self.delta, "bias": self.b.copy(), "preact": self.a}
         if self.role == "input":
             s["input"] = self.x
         if self.target is not None:
@@ -137,15 +149,26 @@ class Neuron:
 
 
 class Synapse:
-    """A projection: relays ``W x`` and ``Wᵀ δ``; learns where they meet."""
+    """A projection: relays ``W x`` and ``Wᵀ δ``; learns where they meet.
+
+    ``W`` changes in place (through a scratch buffer kept for the purpose);
+    ``grad`` is computed when asked, from the values that met last.
+    """
+
+    __slots__ = ("W", "eta", "x_pre", "d_post", "_buf", "t_grad")
 
     def __init__(self, rule: Diffusion, proj: Projection):
         self.W = proj.weight.copy()
         self.eta = rule.eta
         self.x_pre = np.zeros(self.W.shape[1])
         self.d_post = np.zeros(self.W.shape[0])
-        self.grad = np.zeros_like(self.W)
+        self._buf = np.empty_like(self.W) if self.eta else None
         self.t_grad = -1.0
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The latest gradient estimate ``δ xᵀ`` (batch mean), a new array."""
+        return outer(self.d_post, self.x_pre)
 
     def start(self, t: float) -> list:
         """Synapses wait for their neurons."""
@@ -163,18 +186,17 @@ class Synapse:
                 self.d_post = m.payload
                 got_d = True
         if got_f:
-            out.append(("out", FORWARD, self.W @ self.x_pre))
+            out.append(("out", FORWARD, relay(self.W, self.x_pre)))
         if got_d:
-            out.append(("in", DELTA, self.W.T @ self.d_post))
-        self.grad = self.d_post[:, None] * self.x_pre[None, :]
+            out.append(("in", DELTA, relay(self.W.T, self.d_post)))
         self.t_grad = t
         if self.eta:
-            self.W = self.W - self.eta * self.grad
+            learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)
         return out
 
     def state(self) -> dict:
-        """Weight and latest gradient estimate (sign of dV/dW)."""
-        return {"weight": self.W, "grad": self.grad}
+        """Weight (a copy) and latest gradient estimate (sign of dV/dW)."""
+        return {"weight": self.W.copy(), "grad": self.grad}
 
 
 def sum_in_order(d: dict, names: list[str]) -> np.ndarray:

@@ -47,6 +47,7 @@ from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Network, Population, Projection, activation, layout
+from .batching import learn, outer, relay
 
 # ---------------------------------------------------------------------------
 # Pure numpy face: a flattened network
@@ -212,6 +213,7 @@ class LeastAction:
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "leastaction"
     requires_dag: ClassVar[bool] = False
+    batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "alignment")
     default_analysis: ClassVar[str] = "accuracy"
 
@@ -367,14 +369,27 @@ class LANeuron:
 
 
 class LASynapse:
-    """Relays ``W x`` forward and ``Wᵀ δ`` back; its gradient is ``δ xᵀ``."""
+    """Relays ``W x`` forward and ``Wᵀ δ`` back; its gradient is ``δ xᵀ``.
+
+    ``W`` changes in place (through a scratch buffer); ``grad`` is computed
+    when asked, from the values that met last (the batch mean for batches).
+    """
+
+    __slots__ = ("W", "eta", "x_pre", "d_post", "_buf")
 
     def __init__(self, rule: LeastAction, proj: Projection):
         self.W = proj.weight.copy()
         self.eta = rule.eta
         self.x_pre = np.zeros(self.W.shape[1])
         self.d_post = np.zeros(self.W.shape[0])
-        self.grad = np.zeros_like(self.W)
+        # scratch for in-place learning (continuous: its gamma), only where it learns
+        learns = rule.eta or getattr(rule, "gamma", 0.0)
+        self._buf = np.empty_like(self.W) if learns else None
+
+    @property
+    def grad(self) -> np.ndarray:
+        """The latest gradient ``δ xᵀ`` (batch mean), a new array."""
+        return outer(self.d_post, self.x_pre)
 
     def start(self, t: float) -> list:
         """Synapses wait for their neurons."""
@@ -382,26 +397,26 @@ class LASynapse:
 
     def react(self, t: float, batch: list) -> list:
         """Relay what arrived; the gradient is what meets here."""
-        kinds = set()
+        got_f = got_d = False
         for m in batch:
-            kinds.add(m.kind)
             if m.kind == FORWARD:
                 self.x_pre = m.payload
+                got_f = True
             else:
                 self.d_post = m.payload
+                got_d = True
         # Relay with the weight held when the values arrived, then learn from
         # them (as diffusion's synapse does): the update caused at t acts on
         # what arrives after t, as in the discrete model's W(t+1) = W(t) + ΔW(t).
         out = []
-        if FORWARD in kinds:
-            out.append(("out", FORWARD, self.W @ self.x_pre))
-        if DELTA in kinds:
-            out.append(("in", DELTA, self.W.T @ self.d_post))
-        self.grad = np.outer(self.d_post, self.x_pre)
+        if got_f:
+            out.append(("out", FORWARD, relay(self.W, self.x_pre)))
+        if got_d:
+            out.append(("in", DELTA, relay(self.W.T, self.d_post)))
         if self.eta:
-            self.W = self.W - self.eta * self.grad
+            learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)
         return out
 
     def state(self) -> dict:
-        """Weight and the latest gradient ``δ xᵀ`` (sign of dC/dW)."""
-        return {"weight": self.W, "grad": self.grad}
+        """Weight (a copy) and the latest gradient ``δ xᵀ`` (sign of dC/dW)."""
+        return {"weight": self.W.copy(), "grad": self.grad}

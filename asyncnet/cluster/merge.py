@@ -1,0 +1,199 @@
+"""The coordinator's merge: packed log segments, per-instant counts, traffic.
+
+Each partition sends, per window, its delivered records already packed as
+the event log packs them, grouped by ``(t_arrive, dst)`` with one meta row
+per group (see :mod:`.part`). All records of one agent at one instant come
+from the partition that owns the agent, so the canonical order of the whole
+window is the order of the groups by ``(t, dst)``: one ``numpy.lexsort``
+over the groups, then the bytes are copied in that order — runs of groups
+that lie next to each other in one segment in one slice. No record is
+unpacked and no Python object is made per message.
+
+Checkpoints go where the in-process writer puts them: after the first whole
+instant at which the record count reaches the writer's next checkpoint, so
+blocks are cut at those instants.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..eventlog import EventLogWriter
+from ..messages import KIND_NAMES, Message
+from ..metrics import Traffic
+from . import wire
+from .part import META_COLS, TRAFFIC_KEYS
+
+
+class SegmentMerger:
+    """Merges one window's segments and writes them (see the module docstring).
+
+    Parameters
+    ----------
+    writer:
+        The event log writer, or None (only per-instant counts are kept).
+    keep_counts:
+        Whether to keep messages delivered per instant (for ``through``).
+    """
+
+    def __init__(self, writer: EventLogWriter | None, keep_counts: bool):
+        self.writer = writer
+        self.keep_counts = keep_counts
+        self._t: list[np.ndarray] = []
+        self._n: list[np.ndarray] = []
+        self.instants: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.through_count: np.ndarray = np.zeros(0, dtype=np.int64)
+
+    def add(self, segments: list[tuple[bytes, bytes]]) -> None:
+        """Merge and write one window.
+
+        Parameters
+        ----------
+        segments:
+            ``(meta, blob)`` from each partition, in any order.
+        """
+        metas, blobs, bases = [], [], []
+        base = 0
+        for meta_b, blob in segments:
+            if not meta_b:
+                if blob:
+                    raise wire.WireError("a log segment without its meta rows")
+                continue
+            if len(meta_b) % (8 * META_COLS):
+                raise wire.WireError("log segment meta of a wrong length")
+            meta = np.frombuffer(meta_b, dtype="<i8").reshape(-1, META_COLS)
+            if (meta[:, 2:] < 0).any() or int(meta[:, 2].sum()) != len(blob):
+                raise wire.WireError("log segment meta does not match its bytes")
+            metas.append(meta)
+            blobs.append(blob)
+            bases.append(base)
+            base += len(blob)
+        if not metas:
+            return
+        meta = np.concatenate(metas) if len(metas) > 1 else metas[0]
+        ends = np.concatenate([b + np.cumsum(m[:, 2]) for b, m in zip(bases, metas,
+                                                                       strict=True)])
+        order = np.lexsort((meta[:, 1], meta[:, 0]))
+        meta, ends = meta[order], ends[order]
+        n = meta[:, 3:].sum(axis=1)
+        t = meta[:, 0]
+        if self.keep_counts:
+            self._t.append(t)
+            self._n.append(n)
+        if self.writer is not None:
+            data = b"".join(blobs)
+            self._write(data, meta, ends, n)
+
+    def _write(self, data: bytes, meta: np.ndarray, ends: np.ndarray, n: np.ndarray) -> None:
+        starts = ends - meta[:, 2]
+        # runs: groups whose bytes follow each other in one segment are one slice
+        brk = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+        run_lo = np.concatenate(([0], brk))
+        run_hi = np.concatenate((brk, [len(meta)]))
+        t = meta[:, 0]
+        last_of_instant = np.flatnonzero(np.diff(t)) + 1  # group index where t changes
+        cum = np.cumsum(n)
+        writer = self.writer
+        mv = memoryview(data)
+        lo = 0
+        while lo < len(meta):
+            # cut after the first whole instant that reaches the next checkpoint
+            need = writer.next_checkpoint - writer.count
+            k = int(np.searchsorted(cum, need + (cum[lo - 1] if lo else 0), side="left"))
+            if k >= len(meta):
+                hi = len(meta)
+            else:
+                j = int(np.searchsorted(last_of_instant, k, side="right"))
+                hi = int(last_of_instant[j]) if j < len(last_of_instant) else len(meta)
+            a, b = np.searchsorted(run_lo, lo, side="right") - 1, np.searchsorted(
+                run_lo, hi, side="left")
+            lo_r, hi_r = run_lo[a:b].copy(), run_hi[a:b].copy()
+            lo_r[0], hi_r[-1] = lo, hi
+            s0, s1 = starts[lo_r].tolist(), ends[hi_r - 1].tolist()
+            block = b"".join([mv[x:y] for x, y in zip(s0, s1, strict=True)])
+            by_kind = meta[lo:hi, 3:].sum(axis=0).tolist()
+            writer.write_block(block, int(cum[hi - 1] - (cum[lo - 1] if lo else 0)),
+                               by_kind, int(t[hi - 1]))
+            lo = hi
+
+    def finish(self) -> None:
+        """Fold the per-instant counts into ``instants`` and ``through_count``."""
+        if not self._t:
+            return
+        t, n = np.concatenate(self._t), np.concatenate(self._n)
+        self.instants, first = np.unique(t, return_index=True)
+        self.through_count = np.cumsum(n)[np.r_[first[1:] - 1, len(n) - 1]]
+        self._t, self._n = [], []
+
+    def through(self, t: int) -> int:
+        """Messages delivered up to and including an instant.
+
+        Parameters
+        ----------
+        t:
+            the instant (quanta).
+
+        Returns
+        -------
+        The count (after :meth:`finish`).
+        """
+        k = int(np.searchsorted(self.instants, t, side="right"))
+        return int(self.through_count[k - 1]) if k else 0
+
+
+def trace_messages(frames: list[bytes], names: list[str]) -> list[Message]:
+    """Trace rows of one window from every partition, as messages in log order.
+
+    Parameters
+    ----------
+    frames:
+        one packed array of ``[t, dst, kind, src, seq, t_sent, payload]`` per
+        partition (``b""``: none).
+    names:
+        every agent's name, by index.
+
+    Returns
+    -------
+    The messages, in the log's canonical order.
+    """
+    rows: list[list] = []
+    for f in frames:
+        if f:
+            got = wire.unpack(f)
+            if not isinstance(got, list) or any(not isinstance(r, list) or len(r) != 7
+                                                for r in got):
+                raise wire.WireError("malformed trace rows")
+            rows += got
+    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
+    return [Message(kind, names[s], names[d], t_sent, t, seq, x)
+            for t, d, kind, s, seq, t_sent, x in rows]
+
+
+def merge_traffic(traffic: Traffic, parts: list[dict]) -> None:
+    """Set the counters of ``traffic`` to the sum of the partitions' counters.
+
+    ``traffic`` keeps what only it knows (the traced latencies); counts, link
+    delays and locality are what the partitions counted, added up.
+
+    Parameters
+    ----------
+    traffic:
+        the coordinator's counter (it traced the latencies).
+    parts:
+        each partition's ``TRAFFIC_KEYS`` counters.
+    """
+    k = len(KIND_NAMES)
+    count, dsum, dmax = [0] * k, [0] * k, [0] * k
+    dmin = [float("inf")] * k
+    local = 0
+    for p in parts:
+        if set(p) != set(TRAFFIC_KEYS):
+            raise wire.WireError("malformed traffic counters")
+        local += int(p["local"])
+        for i in range(k):
+            count[i] += int(p["count"][i])
+            dsum[i] += p["dsum"][i]
+            dmin[i] = min(dmin[i], p["dmin"][i])
+            dmax[i] = max(dmax[i], p["dmax"][i])
+    traffic.count, traffic.local, traffic.dsum = count, local, dsum
+    traffic.dmin, traffic.dmax = dmin, dmax

@@ -1,0 +1,276 @@
+"""One partition of a distributed run, whatever carries its messages.
+
+A :class:`PartRunner` owns the agents of one partition on its own engine and
+runs it window by window. It knows nothing of sockets: the ZeroMQ worker
+(:mod:`.worker`) and the MPI worker (:mod:`.mpi`) hand it the frames other
+partitions sent, ask it to run to a window's end, and carry what it returns —
+one frame of messages per neighbouring partition (straight to that peer),
+and for the coordinator a small header, this window's log segment and, while
+the coordinator still traces input-to-update latency, trace rows.
+
+The log segment is the partition's delivered records, packed exactly as the
+event log packs them, grouped by ``(t_arrive, dst)`` in canonical order, with
+one row of ``meta`` per group: ``t, dst, bytes, forward, delta, control``.
+Every message to one agent at one instant is delivered by the partition that
+owns the agent, so the coordinator merges segments by ``(t, dst)`` alone and
+never unpacks a record (:mod:`.merge`).
+"""
+
+from __future__ import annotations
+
+import time
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from ..messages import CONTROL, LocalityError, Message
+from ..metrics import Traffic
+from ..scenario import load
+from ..simulation import analyses_of, build_engine, context, final_state
+from . import wire
+
+META_COLS = 6
+"""Columns of a segment's meta rows: t, dst, bytes, forward, delta, control."""
+TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
+"""The mergeable counters of :class:`~asyncnet.metrics.Traffic` a partition reports."""
+TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
+"""What a window returns for the coordinator's latency trace (see ``run_window``)."""
+_GROUP = itemgetter(0, 1)
+
+
+class PartError(RuntimeError):
+    """The partition cannot go on (another network, a broken protocol)."""
+
+
+class PartRunner:
+    """The agents of one partition and their window-by-window run.
+
+    Parameters
+    ----------
+    init:
+        The coordinator's INIT map: ``part``, ``scenario`` (text), ``path``,
+        ``agents`` (every agent name), ``owner`` (partition of each), ``log``
+        (whether to build log segments) and optionally ``counts`` (per-instant
+        message counts wanted).
+    """
+
+    def __init__(self, init: dict):
+        self.part = int(init["part"])
+        self.log = bool(init["log"])
+        self.counts = bool(init.get("counts", False))
+        sc = load(init["path"], text=init["scenario"])
+        owner = [int(p) for p in init["owner"]]
+        agents = list(init["agents"])
+        if len(owner) != len(agents):
+            raise PartError("INIT: one owner per agent expected")
+        self.owner_of = owner
+        mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
+        eng, net, stream = build_engine(sc, local=mine, remote=self._remote)
+        if eng.names != agents:
+            raise PartError("this worker builds a different network from the scenario "
+                            "(different asyncnet versions?)")
+        self.eng, self.net, self.names = eng, net, eng.names
+        self.index = {n: i for i, n in enumerate(self.names)}
+        links = eng.links
+        # links are symmetric: the partitions this one sends to are those it hears from
+        self.peers = sorted({owner[self.index[b]] for a in mine for b in links[a]}
+                            - {self.part})
+        self.packer = wire.packer()
+        self.rows: list[tuple] = []
+        self.trace_rows: list[list] = []
+        self.last_trace: list[list] = []
+        self.tracing = TRACE_OFF
+        self.input_idx = {self.index[n] for n in net.inputs()}
+        self.out: dict[int, list[bytes]] = {p: [] for p in self.peers}
+        self.sent_min: int | None = None
+        # this partition's own traffic counters; the coordinator adds them up
+        self.traffic = Traffic(links, [], [], traces=0)
+        eng.sinks.append(self._record)
+        eng.sinks.append(self.traffic)
+        # probes run at the coordinator (it asks for states); monitors run here
+        ctx = context(sc, eng, net, stream)
+        self.shares = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
+        self.stats = {"windows": 0, "delivered": 0, "cut_sent": 0, "cut_received": 0,
+                      "wait_seconds": 0.0, "busy_seconds": 0.0, "cpu_seconds": 0.0}
+
+    # -- messages -----------------------------------------------------------
+    def _remote(self, m: Message) -> None:
+        # packed now: the peer gets the payload as it was when it was sent
+        idx = self.index
+        peer = self.owner_of[idx[m.dst]]
+        self.out[peer].append(self.packer.pack(
+            [m.kind, idx[m.src], idx[m.dst], m.t_sent, m.t_arrive, m.seq, m.payload]))
+        if self.sent_min is None or m.t_arrive < self.sent_min:
+            self.sent_min = m.t_arrive
+
+    def _record(self, batch: list[Message]) -> None:
+        idx = self.index
+        self.stats["delivered"] += len(batch)
+        if self.log or self.counts:
+            pk, rows, log = self.packer.pack, self.rows, self.log
+            for m in batch:
+                s, d = idx[m.src], idx[m.dst]
+                rows.append((m.t_arrive, d, m.kind, s, m.seq,
+                             pk([m.t_arrive, m.kind, s, d, m.t_sent, m.seq, m.payload])
+                             if log else b""))
+        if self.tracing:
+            for m in batch:
+                self.trace_rows.append([m.t_arrive, idx[m.dst], m.kind, idx[m.src], m.seq,
+                                        m.t_sent, m.payload if m.kind == CONTROL else None])
+
+    def inject(self, frame: bytes) -> None:
+        """Accept one frame of messages another partition sent to this one.
+
+        Parameters
+        ----------
+        frame:
+            a msgpack array of ``[kind, src, dst, t_sent, t_arrive, seq,
+            payload]`` (agents as indices); every message must travel a link
+            of this partition with that link's delay (``LocalityError``).
+        """
+        names, links, agents = self.names, self.eng.links, self.eng.agents
+        items = wire.unpack(frame)
+        if not isinstance(items, list):
+            raise wire.WireError("a message frame must be an array")
+        for it in items:
+            if not isinstance(it, list) or len(it) != 7:
+                raise wire.WireError("malformed message in a frame")
+            kind, s, d, t_sent, t_arrive, seq, payload = it
+            try:
+                src, dst = names[s], names[d]
+            except (IndexError, TypeError):
+                raise wire.WireError("a message names no agent of the run") from None
+            if dst not in agents or links[dst].get(src) != t_arrive - t_sent:
+                raise LocalityError(f"message {src} -> {dst} does not match a link here")
+            self.eng.inject(Message(kind, src, dst, t_sent, t_arrive, seq, payload))
+        self.stats["cut_received"] += len(items)
+
+    # -- windows ------------------------------------------------------------
+    def next_t(self) -> int | None:
+        """When this partition's next event is (quanta), or None if it has none."""
+        t = self.eng.env.peek()
+        return None if t == float("inf") else int(t)
+
+    def run_window(self, end: int, trace: int = TRACE_OFF,
+                   inbound: list[bytes] = ()) -> tuple[dict, list[bytes], dict[int, bytes]]:
+        """Take what the neighbours sent, then run every event before ``end``.
+
+        Parameters
+        ----------
+        end:
+            the window's end (quanta, exclusive).
+        trace:
+            which trace rows to return: none (``TRACE_OFF``), the data messages
+            to input agents (``TRACE_INPUTS``; every row is kept for
+            :meth:`full_trace`), or every delivered message (``TRACE_ALL``).
+        inbound:
+            the frames the neighbouring partitions sent in the last window.
+
+        Returns
+        -------
+        ``(head, frames, out)``: the header for the coordinator (``next_t``,
+        ``sent_min``, ``delivered``, ``cpu``: this process's CPU seconds for the
+        window), its frames (segment meta, segment bytes, trace rows) and one
+        frame of messages for every neighbouring partition.
+        """
+        cpu0 = time.process_time()
+        for frame in inbound:
+            self.inject(frame)
+        self.tracing = trace
+        before = self.stats["delivered"]
+        self.eng.run_quanta(end)
+        meta, blob = self._segment()
+        out = {}
+        for p in self.peers:
+            items = self.out[p]
+            out[p] = wire.join_packed(items)
+            self.stats["cut_sent"] += len(items)
+            self.out[p] = []
+        cpu = time.process_time() - cpu0
+        self.stats["cpu_seconds"] += cpu
+        head = {"next_t": self.next_t(), "sent_min": self.sent_min,
+                "delivered": self.stats["delivered"] - before, "cpu": cpu}
+        self.sent_min = None
+        rows, self.trace_rows, self.last_trace = self.trace_rows, [], []
+        if trace == TRACE_ALL:
+            trace_frame = wire.pack(rows)
+        elif trace == TRACE_INPUTS:
+            inputs = self.input_idx
+            trace_frame = wire.pack([r for r in rows if r[2] == CONTROL and r[1] in inputs])
+            self.last_trace = rows
+        else:
+            trace_frame = b""
+        self.stats["windows"] += 1
+        return head, [meta, blob, trace_frame], out
+
+    def full_trace(self) -> bytes:
+        """Every trace row of the last window run with ``TRACE_INPUTS``."""
+        return wire.pack(self.last_trace)
+
+    def _segment(self) -> tuple[bytes, bytes]:
+        """This window's records as (meta, packed bytes), grouped by (t, dst)."""
+        rows = self.rows
+        if not rows:
+            return b"", b""
+        rows.sort()  # (t, dst, kind, src, seq): the log's canonical order
+        self.rows = []
+        meta: list[list[int]] = []
+        parts: list[bytes] = []
+        key = None
+        cur: list[int] = []
+        for r in rows:
+            k = _GROUP(r)
+            if k != key:
+                key = k
+                cur = [r[0], r[1], 0, 0, 0, 0]
+                meta.append(cur)
+            b = r[5]
+            cur[2] += len(b)
+            cur[3 + r[2]] += 1
+            parts.append(b)
+        return np.asarray(meta, dtype="<i8").tobytes(), b"".join(parts)
+
+    # -- reading ------------------------------------------------------------
+    def states(self, names: list[str]) -> list[list]:
+        """The states of agents of this partition (for probes).
+
+        Parameters
+        ----------
+        names:
+            agents owned by this partition.
+
+        Returns
+        -------
+        ``[[name, state], ...]`` in the order asked.
+        """
+        agents = self.eng.agents
+        out = []
+        for name in names:
+            if name not in agents:
+                raise PartError(f"asked for the state of {name!r}, not in this partition")
+            out.append([name, agents[name].model.state()])
+        return out
+
+    def results(self, save_state: bool) -> dict[str, Any]:
+        """What the coordinator merges at the end.
+
+        Parameters
+        ----------
+        save_state:
+            whether to include the final state arrays.
+
+        Returns
+        -------
+        ``stats`` (per-worker figures), ``traffic`` (the mergeable counters),
+        the analyses' shares, and ``state`` if asked.
+        """
+        tr = self.traffic
+        res: dict[str, Any] = {
+            "stats": {**self.stats, "agents": len(self.eng.agents), "part": self.part},
+            "traffic": {k: getattr(tr, k) for k in TRAFFIC_KEYS}}
+        for share in self.shares:
+            res.update(share())
+        if save_state:
+            res["state"] = [[k, v] for k, v in final_state(self.eng).items()]
+        return res

@@ -1,0 +1,85 @@
+"""Weights and biases change in place: same numbers, nothing sent is ever changed.
+
+- the diffusion engine run equals the delay model written in plain in-place
+  numpy (``tools/bench_populations.py``'s reference, which shares no code
+  with the rule) bit for bit;
+- every payload, once sent, keeps its bits to the end of the run (receivers
+  and the log hold on to them), and ``state()`` hands out values that later
+  learning does not change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from asyncnet.data import make_stream
+from asyncnet.engine import Engine
+from asyncnet.network import Network, layered
+from asyncnet.schemes.batching import outer
+from asyncnet.schemes.continuous import Continuous
+from asyncnet.schemes.diffusion import Diffusion
+from asyncnet.schemes.leastaction import LeastAction
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import bench_populations  # noqa: E402
+
+
+@pytest.mark.parametrize("width,depth", [(3, 3), (8, 4)])
+def test_diffusion_equals_plain_inplace_numpy_bit_for_bit(width, depth):
+    net, stream = bench_populations.setup(width, depth, 60)
+    _, got = bench_populations.engine_run(net, stream, 0.05, 60)
+    _, want = bench_populations.reference(net, stream, 0.05, 60)
+    for name, W in want.items():
+        assert np.array_equal(got[name], W), name
+        pre, post = name.split("->")
+        assert np.abs(W - net.projections[(pre, post)].weight).max() > 1e-3  # it learned
+
+
+@pytest.mark.parametrize("rule", [Diffusion(eta=0.05, eta_bias=0.05),
+                                  LeastAction(mode="async", eta=0.05, period=0.7),
+                                  Continuous(c=2.0, h=0.3, jitter=0.2, gamma=3.0)],
+                         ids=["diffusion", "leastaction", "continuous"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_nothing_sent_or_handed_out_changes_afterwards(rule, batch):
+    net = Network.from_graph(layered([2, 4, 3, 2]), seed=1)
+    stream = make_stream("piecewise", n_in=2, n_out=2, input_node="l0", output_node="l3",
+                         seed=1, duration=40, hold=3, patterns=4, batch=batch)
+    eng = Engine(net, rule, seed=2, sources=stream.sources())
+    sent = []
+    eng.sinks.append(lambda b: sent.extend((m.payload, np.array(m.payload)) for m in b))
+    states = []
+
+    def probe(engine, t):
+        for name in engine.names:
+            if not name.startswith("src:"):
+                st = engine.state(name)
+                states.append((st, {k: np.array(v) for k, v in st.items()}))
+
+    for t in (5.25, 20.25):
+        eng.at(t, probe)
+    eng.run(40)
+    assert len(sent) > 300 and states
+    for ref, copy in sent:
+        assert np.array_equal(np.asarray(ref), copy)
+    for st, copy in states:
+        for k, v in st.items():
+            assert np.array_equal(np.asarray(v), copy[k]), k
+    W0 = net.projections[("l0", "l1")].weight
+    assert np.abs(eng.state("l0->l1")["weight"] - W0).max() > 1e-4  # it learned
+
+
+def test_outer_product_has_the_bits_of_the_broadcast_product():
+    """Signs of zeros included: W - η·(-0.0) and W - η·(+0.0) differ where W is -0.0."""
+    rng = np.random.default_rng(3)
+    d, x = rng.standard_normal(37), rng.standard_normal(29)
+    d[::5], x[::4], d[2] = 0.0, -0.0, -0.0
+    want = d[:, None] * x[None, :]
+    for got in (outer(d, x), outer(d, x, out=np.full((37, 29), 7.0))):
+        assert np.array_equal(got, want)
+        assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.signbit(want[want == 0]).any() and not np.signbit(want[want == 0]).all()
