@@ -3,6 +3,10 @@
 An agent owns a *model* (the rule's neuron or synapse physics), its links
 (neighbour -> delay), its per-sender sequence counter and its inbox of
 messages waiting for a future instant. It never reads another agent.
+
+An agent is small on purpose (a per-neuron net has one per synapse): its
+slots only, its random stream made at the first draw (:class:`LazyRng`),
+its links the engine's own table and its port lists shared tuples.
 """
 
 from __future__ import annotations
@@ -13,6 +17,49 @@ from typing import Any
 import numpy as np
 
 from .messages import CONTROL, LocalityError, Message
+from .network import agent_rng
+
+
+class LazyRng:
+    """An agent's random stream, made only when it is first used.
+
+    Making a numpy ``Generator`` costs ~1 KB and ~20 µs; most agents of a
+    per-neuron net never draw. The stream is the one :func:`agent_rng`
+    gives for ``(seed, name)``, so the draws are the same as with an eager
+    generator. Attribute access (``rng.uniform(...)``) forwards to it.
+
+    Parameters
+    ----------
+    seed:
+        the run's seed.
+    name:
+        the agent's name.
+    """
+
+    __slots__ = ("seed", "name", "gen")
+
+    def __init__(self, seed: int, name: str):
+        self.seed = seed
+        self.name = name
+        self.gen: np.random.Generator | None = None
+
+    def get(self) -> np.random.Generator:
+        """The generator, made now if it was not yet.
+
+        Returns
+        -------
+        The agent's ``numpy.random.Generator``.
+        """
+        g = self.gen
+        if g is None:
+            g = self.gen = agent_rng(self.seed, self.name)
+        return g
+
+    def __getattr__(self, attr: str) -> Any:
+        # only reached for names that are not slots: the Generator's methods
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.get(), attr)
 
 
 class Agent:
@@ -21,26 +68,65 @@ class Agent:
     ``ports`` maps a port name (``"out"``, ``"in"``) to the neighbours a
     rule's emit on that port goes to; ``links`` maps every neighbour to the
     link delay in quanta. Sending anywhere else raises ``LocalityError``.
+    ``idx`` is the agent's place in the engine's sorted ``names`` (the
+    canonical order of wake-ups within an instant).
+
+    ``inbox`` (instant in quanta -> messages waiting for it), ``timer_due``
+    (quanta or ``None``), ``started`` and ``seq`` are the agent's whole
+    scheduling state; ``rng`` its random stream (made at first use, and
+    assignable, e.g. to restore a checkpoint).
     """
 
-    __slots__ = ("name", "model", "ports", "links", "seq", "inbox", "rng",
+    __slots__ = ("name", "idx", "model", "ports", "links", "seq", "inbox", "_rng",
                  "timer_due", "started", "send")
 
-    def __init__(self, name: str, model: Any, ports: dict[str, list[str]],
-                 links: dict[str, int], rng: np.random.Generator):
+    def __init__(self, name: str, model: Any, ports: dict[str, Any],
+                 links: dict[str, int], rng: np.random.Generator | LazyRng,
+                 idx: int = 0):
         self.name = name
+        self.idx = idx
         self.model = model
         self.ports = ports
         self.links = links
         self.seq = 0
         self.inbox: dict[int, list[Message]] = {}
-        self.rng = rng
+        self._rng = rng
         self.timer_due: int | None = None
         self.started = False
         self.send: Callable[[Message], None] | None = None  # set by the engine
 
+    @property
+    def rng(self) -> np.random.Generator:
+        """The agent's random stream (made now if it was not yet)."""
+        r = self._rng
+        return r.get() if type(r) is LazyRng else r
+
+    @rng.setter
+    def rng(self, gen: np.random.Generator) -> None:
+        r = self._rng
+        if type(r) is LazyRng:
+            r.gen = gen  # the rule may hold the proxy: it must see the new stream
+        else:
+            self._rng = gen
+
     def send_to(self, now: int, dst: str, kind: int, payload: Any) -> Message:
-        """Send one message to neighbour ``dst``; refuse non-neighbours."""
+        """Send one message to neighbour ``dst``; refuse non-neighbours.
+
+        Parameters
+        ----------
+        now:
+            the sending instant, in quanta.
+        dst:
+            the neighbour.
+        kind:
+            the message kind.
+        payload:
+            the value.
+
+        Returns
+        -------
+        The message sent.
+        """
         delay = self.links.get(dst)
         if delay is None:
             raise LocalityError(f"{self.name} cannot address {dst}: not a neighbour")
@@ -50,8 +136,15 @@ class Agent:
         return m
 
     def emit(self, now: int, emits: list) -> None:
-        """Send a rule's ``(port, kind, payload)`` emits to their neighbours."""
-        # send_to, inlined: this loop is the per-message hot path
+        """Send a rule's ``(port, kind, payload)`` emits to their neighbours.
+
+        Parameters
+        ----------
+        now:
+            the sending instant, in quanta.
+        emits:
+            what the rule returned.
+        """
         links, route, name, seq = self.links, self.send, self.name, self.seq
         for port, kind, payload in emits:
             for dst in self.ports.get(port, ()):

@@ -1,27 +1,46 @@
 """The SimPy engine: time, delivery and canonical batches — nothing of any scheme.
 
-Each agent is an event-driven process on one ``simpy.Environment``. Sending a
-message costs one list append; the first message for an agent at a new
-instant schedules that agent's single wake-up event for the instant
-(DESIGN.md point 7). At the wake-up the agent gets everything that reached it
-then as one batch in canonical order, then its local timer if due then.
+Each agent is an event-driven process on one ``simpy.Environment``, but the
+scheduler holds one event per *instant*, not one per agent wake-up: the
+engine keeps, for every future instant, the agents due then, and wakes them
+all in canonical order (their place in the sorted ``names``) when the
+instant's event fires (DESIGN.md point 7). Sending a message is one append
+to the receiver's inbox bucket for the arrival instant; only the first
+message for an agent at a new instant adds it to that instant's due list
+(and only the first agent due at a new instant makes a scheduler event).
+At its wake-up an agent gets everything that reached it then as one batch
+in canonical order, then its local timer if due then.
+
+Probes (:meth:`Engine.at`) keep the place among the wake-ups of their
+instant that SimPy's insertion order gave them: a probe sees the agents
+due before it was registered as already woken, the others not yet.
+
+The scheduling state, for checkpoints: each agent's ``inbox`` (instant ->
+messages), ``timer_due``, ``started``, ``seq`` and ``rng`` (its random
+stream, a property: made at first use, assignable);
+:meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
+instant ``t`` (quanta); :meth:`Engine.clear_schedule` forgets every pending
+wake-up (a fresh engine has every agent due at 0).
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 import simpy
 
-from .agents import Agent, Source
+from .agents import Agent, LazyRng, Source
 from .api import Ports
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
-from .messages import CONTROL, QUANTA, Message, canonical_key, to_quanta, to_time
-from .network import Network, agent_rng
+from .messages import CONTROL, QUANTA, LocalityError, Message, to_quanta, to_time
+from .network import Network
 
 Monitor = Callable[[Agent, int], None]
+_BATCH_KEY = itemgetter(0, 1, 5)
+"""``(kind, src, seq)`` of a ``Message``: ``canonical_key`` within one instant."""
 
 
 class Engine:
@@ -55,23 +74,114 @@ class Engine:
         self.remote = remote
         self.links = link_table(net, sources or {}, source_delay)
         self.names = sorted(self.links)
-        keep = set(self.names) if local is None else set(local)
+        keep = None if local is None else set(local)
         self.agents: dict[str, Agent] = {}
-        for name in self.names:
-            if name not in keep:
+        self._by_idx: list[Agent | None] = [None] * len(self.names)
+        # instant (quanta) -> indices of the agents due then, in the order
+        # they became due; and the probes of that instant with their place
+        self._due: dict[int, list[int]] = {}
+        self._probes: dict[int, list[tuple[int, Callable[[], None]]]] = {}
+        self._scheduled: dict[int, set[int]] = {}  # schedule()'s own record
+        route = self._route  # one bound method shared by every agent
+        shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
+        canon = {n: n for n in self.names}  # one string object per name
+        for i, name in enumerate(self.names):
+            if keep is not None and name not in keep:
                 continue
-            rng = agent_rng(seed, name)
-            ports = ports_of(net, name)
+            rng = LazyRng(seed, name)
+            ports = ports_of(net, name, canon)
             if is_source(name):
                 model = Source(sources[source_node(name)], source_period, source_delay)
             elif is_synapse(name):
                 model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
                 model = rule.neuron(net.populations[name], ports, rng)
-            agent = Agent(name, model, ports.as_dict(), self.links[name], rng)
-            agent.send = self._route
+            table = {"out": shared.setdefault(ports.outputs, ports.outputs),
+                     "in": shared.setdefault(ports.inputs, ports.inputs)}
+            agent = Agent(name, model, table, self.links[name], rng, i)
+            agent.send = route
             self.agents[name] = agent
-            self._wake_at(agent, 0)
+            self._by_idx[i] = agent
+        if self.agents:
+            self._due[0] = [a.idx for a in self.agents.values()]
+            self._new_instant(0)
+
+    # -- scheduling -----------------------------------------------------------
+    def _new_instant(self, t: int) -> None:
+        """One scheduler event for instant ``t`` (its due list exists)."""
+        ev = self.env.timeout(t - self.env.now)
+        ev.callbacks.append(lambda _ev, t=t: self._instant(t))
+
+    def _wake_at(self, agent: Agent, t: int) -> None:
+        due = self._due.get(t)
+        if due is None:
+            self._due[t] = [agent.idx]
+            self._new_instant(t)
+        else:
+            due.append(agent.idx)
+
+    def schedule(self, agent: Agent, t: int) -> None:
+        """Make sure ``agent`` is woken at instant ``t`` (quanta; not in the past).
+
+        For restoring a checkpoint: an agent already due at ``t`` (a
+        message in its inbox for ``t``, or its timer) is not added twice.
+
+        Parameters
+        ----------
+        agent:
+            an agent of this engine.
+        t:
+            the instant, in quanta, ``>= now``.
+        """
+        if t < self.env.now:
+            raise ValueError(f"{agent.name}: cannot schedule a wake-up in the past ({t})")
+        seen = self._scheduled.get(t)
+        if seen is None:  # made once an instant: a restore schedules every agent
+            seen = self._scheduled[t] = set(self._due.get(t, ()))
+        if agent.idx not in seen:
+            seen.add(agent.idx)
+            self._wake_at(agent, t)
+
+    def clear_schedule(self, now: int) -> None:
+        """Forget every pending wake-up and probe; the clock restarts at ``now``.
+
+        For restoring a checkpoint: a fresh engine has every agent due at 0;
+        clear that, set the agents' state, then :meth:`schedule` what is due.
+
+        Parameters
+        ----------
+        now:
+            the instant to restart from, in quanta.
+        """
+        self.env = simpy.Environment(initial_time=now)
+        self._due.clear()
+        self._probes.clear()
+        self._scheduled.clear()
+
+    def _instant(self, t: int) -> None:
+        """Wake every agent due at ``t`` in canonical order; probes in their place."""
+        due = self._due.pop(t)
+        probes = self._probes.pop(t, None)
+        if self._scheduled:
+            self._scheduled.pop(t, None)
+        wake, by_idx = self._wake, self._by_idx
+        if probes is None:
+            due.sort()
+            for i in due:
+                wake(by_idx[i], t)
+            return
+        start = 0
+        for pos, fn in probes:
+            seg = due[start:pos]
+            seg.sort()
+            for i in seg:
+                wake(by_idx[i], t)
+            start = max(start, pos)
+            fn()
+        seg = due[start:]
+        seg.sort()
+        for i in seg:
+            wake(by_idx[i], t)
 
     # -- delivery -----------------------------------------------------------
     def _route(self, m: Message) -> None:
@@ -79,11 +189,12 @@ class Engine:
         if agent is None:
             self.remote(m)
             return
-        bucket = agent.inbox.get(m.t_arrive)
+        ta = m.t_arrive
+        bucket = agent.inbox.get(ta)
         if bucket is None:
-            agent.inbox[m.t_arrive] = [m]
-            if agent.timer_due != m.t_arrive:
-                self._wake_at(agent, m.t_arrive)
+            agent.inbox[ta] = [m]
+            if agent.timer_due != ta:
+                self._wake_at(agent, ta)
         else:
             bucket.append(m)
 
@@ -93,34 +204,77 @@ class Engine:
             raise RuntimeError(f"message from {m.src} to {m.dst} arrived in the past")
         self._route(m)
 
-    def _wake_at(self, agent: Agent, t: int) -> None:
-        ev = self.env.timeout(t - self.env.now)
-        ev.callbacks.append(lambda _ev, a=agent, t=t: self._wake(a, t))
+    def _emit(self, agent: Agent, t: int, emits: list) -> None:
+        """Send a rule's emits (``Agent.emit`` with the routing inlined: the hot path)."""
+        links, name, seq, agents = agent.links, agent.name, agent.seq, self.agents
+        ports = agent.ports
+        for port, kind, payload in emits:
+            for dst in ports.get(port, ()):
+                delay = links.get(dst)
+                if delay is None:
+                    agent.seq = seq
+                    raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
+                seq += 1
+                ta = t + delay
+                m = Message(kind, name, dst, t, ta, seq, payload)
+                a = agents.get(dst)
+                if a is None:
+                    agent.seq = seq
+                    self.remote(m)
+                    continue
+                inbox = a.inbox
+                bucket = inbox.get(ta)
+                if bucket is None:
+                    inbox[ta] = [m]
+                    if a.timer_due != ta:
+                        due = self._due.get(ta)
+                        if due is None:
+                            self._due[ta] = [a.idx]
+                            self._new_instant(ta)
+                        else:
+                            due.append(a.idx)
+                else:
+                    bucket.append(m)
+        agent.seq = seq
 
     def _wake(self, agent: Agent, t: int) -> None:
-        now = to_time(t)
+        now = t / QUANTA
         model = agent.model
         if not agent.started:
             agent.started = True
-            agent.emit(t, model.start(now))
+            out = model.start(now)
+            if out:
+                self._emit(agent, t, out)
             self._arm_timer(agent, t)
         batch = agent.inbox.pop(t, None)
         if batch:
-            batch.sort(key=canonical_key)
+            if len(batch) > 1:
+                # canonical_key without t_arrive (one instant): made in C
+                batch.sort(key=_BATCH_KEY)
+            delivered = self.delivered
             for m in batch:
-                self.delivered[m.kind] += 1
+                delivered[m.kind] += 1
             for sink in self.sinks:
                 sink(batch)
-            agent.emit(t, model.react(now, batch))
+            out = model.react(now, batch)
+            if out:
+                self._emit(agent, t, out)
         if agent.timer_due == t and t > 0:
-            agent.emit(t, model.on_timer(now))
+            out = model.on_timer(now)
+            if out:
+                self._emit(agent, t, out)
             self._arm_timer(agent, t)
         for mon in self.monitors:
             mon(agent, t)
 
     def _arm_timer(self, agent: Agent, t: int) -> None:
         nxt = getattr(agent.model, "next_interval", None)
-        interval = nxt(agent.rng) if nxt is not None else None
+        if nxt is None:
+            agent.timer_due = None
+            return
+        r = agent._rng
+        # the proxy until the stream exists: a fixed period never makes it
+        interval = nxt(r if r.gen is None else r.gen) if type(r) is LazyRng else nxt(r)
         if interval is None:
             agent.timer_due = None
             return
@@ -164,8 +318,15 @@ class Engine:
 
     def at(self, t: float, fn: Callable[[Engine, float], None]) -> None:
         """Call ``fn(engine, t)`` at time ``t`` (a probe: it reads, never sends)."""
-        ev = self.env.timeout(to_quanta(t) - self.env.now)
-        ev.callbacks.append(lambda _ev: fn(self, t))
+        q = to_quanta(t)
+        due = self._due.get(q)
+        if due is None:
+            if q < self.env.now:
+                raise ValueError(f"a probe at t={t:g} is in the past (now {self.now:g})")
+            due = self._due[q] = []
+            self._new_instant(q)
+        # its place: after the agents already due then (SimPy's insertion order)
+        self._probes.setdefault(q, []).append((len(due), lambda: fn(self, t)))
 
     def state(self, name: str) -> dict:
         """The state an agent's model exposes (for probes and --save-state)."""
@@ -176,17 +337,36 @@ class Engine:
         return sum(self.delivered)
 
 
-def ports_of(net: Network, name: str) -> Ports:
-    """What agent ``name`` may address (its graph neighbours), by port."""
+def ports_of(net: Network, name: str, canon: dict[str, str] | None = None) -> Ports:
+    """What agent ``name`` may address (its graph neighbours), by port.
+
+    Parameters
+    ----------
+    net:
+        the network.
+    name:
+        the agent.
+    canon:
+        optional: every agent name -> the one string object to use for it
+        (a per-neuron net would otherwise hold five copies of each synapse
+        name).
+
+    Returns
+    -------
+    The agent's :class:`~asyncnet.api.Ports`.
+    """
+    c = (lambda n: n) if canon is None else canon.__getitem__
     if is_source(name):
-        return Ports(name, outputs=(source_node(name),))
+        return Ports(name, outputs=(c(source_node(name)),))
     if is_synapse(name):
         pre, post = split_synapse(name)
+        pre, post = c(pre), c(post)
         return Ports(name, inputs=(pre,), outputs=(post,),
                      roles={pre: net.populations[pre].role, post: net.populations[post].role})
-    return Ports(name, inputs=tuple(synapse_id(u, name) for u in net.pre(name)),
-                 outputs=tuple(synapse_id(name, v) for v in net.post(name)),
-                 fan_in=sum(net.populations[u].size for u in net.pre(name)))
+    pres = net.pre(name)
+    return Ports(name, inputs=tuple(c(synapse_id(u, name)) for u in pres),
+                 outputs=tuple(c(synapse_id(name, v)) for v in net.post(name)),
+                 fan_in=sum(net.populations[u].size for u in pres))
 
 
 def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:
@@ -194,9 +374,10 @@ def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, di
     links: dict[str, dict[str, int]] = {n: {} for n in net.populations}
     for (u, v), pr in net.projections.items():
         first, second = pr.legs
-        links[pr.name] = {u: first, v: second}
-        links[u][pr.name] = first
-        links[v][pr.name] = second
+        name = pr.name  # one string object per synapse, shared by every table
+        links[name] = {u: first, v: second}
+        links[u][name] = first
+        links[v][name] = second
     for node in sources:
         if node not in net.populations:
             raise ValueError(f"data source for unknown population {node!r}")

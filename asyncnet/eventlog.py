@@ -24,9 +24,13 @@ last whole record (with a warning).
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO, NamedTuple
+import struct
+from collections import Counter
+from operator import itemgetter
+from typing import Any, BinaryIO
 
 import msgpack
+import numpy as np
 
 from .logfile import EventLog, open_log
 from .logformat import (
@@ -44,25 +48,94 @@ from .logformat import (
     _sealed,
     record_key,
 )
-from .messages import QUANTA, Message
+from .messages import QUANTA, Message, encode_payload
 
-
-class _Block(NamedTuple):
-    """What a block written by :meth:`EventLogWriter.write_block` adds to the counts."""
-
-    count: int
-    by_kind: list[int]
-    t_last: int
+_NDARRAY = np.ndarray
+_F8 = np.dtype("<f8")
+_VEC = struct.Struct("<BI")
+_ExtType = msgpack.ExtType
+_new_tuple = tuple.__new__
+_HEADS: dict[int, bytes] = {}  # packed array header by length
+_kind_of = itemgetter(1)
 
 
 class RecordEncoder:
-    """Turns messages into packed canonical records, one instant at a time."""
+    """Turns messages into packed canonical records, one instant at a time.
+
+    The hot path (:meth:`add_batch`, :meth:`pack_instant`) encodes an array
+    payload once however many records carry it (a neuron's value sent to
+    all its synapses), and packs a whole instant with one msgpack call. The
+    engine hands batches in canonical order (agents woken by their place in
+    the sorted names, each batch sorted), so an instant is sorted only when
+    its batches did not come in that order.
+    """
 
     def __init__(self, agents: list[str]):
         self.index = {n: i for i, n in enumerate(agents)}
         self.packer = _packer()
-        self._pending: list[list] = []
-        self._t_pending: int | None = None
+        self._names_sorted = all(a < b for a, b in zip(agents, agents[1:], strict=False))
+        self.drop()
+
+    def add_batch(self, batch: list[Message]) -> None:
+        """Buffer one agent's batch of the current instant (see :meth:`add_records`).
+
+        Parameters
+        ----------
+        batch:
+            the messages delivered to one agent at one instant (one
+            receiver, one arrival instant: an engine sink's batch), in
+            canonical order.
+        """
+        idx, get, enc = self.index, self._cache.get, self._encode
+        d = idx[batch[0].dst]
+        if d <= self._last_dst:  # an agent's batch comes once an instant, in name order
+            self._in_order = False
+        self._last_dst = d
+        # tuples: cheaper to make than lists, and packed the same (msgpack arrays)
+        self._pending += [(ta, k, idx[s], d, ts, q,
+                           p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
+                          for k, s, _, ts, ta, q, p in batch]
+        self._t_pending = batch[0].t_arrive
+
+    def _encode(self, p: np.ndarray) -> Any:
+        """An array payload's code, made once an instant however many records carry it."""
+        if p.dtype is _F8 and p.ndim == 1:  # encode_payload's common case, inlined
+            n = p.shape[0]
+            head = _HEADS.get(n)
+            if head is None:
+                head = _HEADS[n] = _VEC.pack(1, n)
+            # an ExtType made as the tuple it is: its __new__ (checks ours need
+            # not) costs four times as much
+            ext = _new_tuple(_ExtType, (1, head + p.tobytes()))
+        else:
+            ext = encode_payload(p)
+        self._cache[id(p)] = ext
+        self._keep.append(p)  # kept till the instant is packed: its id is not reused
+        return ext
+
+    def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
+        """Pack the buffered instant in canonical order, in one call.
+
+        Returns
+        -------
+        ``(data, records, counts by kind, t_arrive)``.
+        """
+        recs = self._pending
+        if not (self._in_order and self._names_sorted):
+            recs.sort(key=record_key)
+        n = len(recs)
+        t = self._t_pending if self._t_pending is not None else 0
+        by = Counter(map(_kind_of, recs))
+        kinds = [by[0], by[1], by[2]]
+        packed = self.packer.pack(recs)
+        self.drop()
+        # the records as one msgpack array; the file holds them without its header
+        head = 1 if n < 16 else 3 if n < 0x10000 else 5
+        return memoryview(packed)[head:], n, kinds, t
+
+    def pending(self) -> int | None:
+        """Instant buffered (``t_arrive`` in quanta), or ``None``."""
+        return self._t_pending
 
     def add_records(self, batch: list[Message]) -> list[tuple[int, int, bytes]]:
         """Buffer one agent's batch (all of one instant).
@@ -81,15 +154,11 @@ class RecordEncoder:
         t = batch[0].t_arrive
         if self._t_pending is not None and t != self._t_pending:
             out = self.flush_records()
-        self._t_pending = t
-        idx = self.index
-        for m in batch:
-            self._pending.append([m.t_arrive, m.kind, idx[m.src], idx[m.dst], m.t_sent,
-                                  m.seq, m.payload])
+        self.add_batch(batch)
         return out
 
     def flush_records(self) -> list[tuple[int, int, bytes]]:
-        """Pack the buffered instant in canonical order."""
+        """Pack the buffered instant in canonical order, a record at a time."""
         recs = sorted(self._pending, key=record_key)
         self.drop()
         pack = self.packer.pack
@@ -105,8 +174,12 @@ class RecordEncoder:
 
     def drop(self) -> None:
         """Forget the buffered (unfinished) instant."""
-        self._pending = []
-        self._t_pending = None
+        self._pending: list[tuple] = []
+        self._t_pending: int | None = None
+        self._cache: dict[int, Any] = {}
+        self._keep: list[np.ndarray] = []
+        self._last_dst = -1
+        self._in_order = True
 
 
 class EventLogWriter:
@@ -141,10 +214,18 @@ class EventLogWriter:
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
-        self._write(self.enc.add_records(batch))
+        enc = self.enc
+        t = enc._t_pending
+        if t is not None and batch[0].t_arrive != t:
+            self._write_packed(*enc.pack_instant())
+        enc.add_batch(batch)
 
-    def _emit(self, data: bytes, recs: list[tuple[int, int, bytes]]) -> None:
-        """Write ``data`` (the packed ``recs``, or a checkpoint) and account for it."""
+    def _emit(self, data: bytes | memoryview, recs: tuple[int, list[int], int] | None) -> None:
+        """Write ``data`` (records, or a checkpoint) and account for it.
+
+        ``recs`` is ``(records, counts by kind, last t_arrive)`` of the
+        records in ``data``, or ``None``.
+        """
         if self.failed is not None:
             return
         self._inflight = (data, recs)
@@ -170,31 +251,36 @@ class EventLogWriter:
         data, recs = self._inflight
         self.digest.update(data)
         self._pos += len(data)
-        if isinstance(recs, _Block):
-            for k, n in enumerate(recs.by_kind):
-                self.by_kind[k] += n
-            if recs.count:
-                self.t_last = recs.t_last
-            self.count += recs.count
-        else:
-            for t, kind, _ in recs:
-                self.by_kind[kind] += 1
+        if recs is not None:
+            n, kinds, t = recs
+            if n:
+                bk = self.by_kind
+                for k in range(3):
+                    bk[k] += kinds[k]
                 self.t_last = t
-            self.count += len(recs)
+                self.count += n
         self._inflight = None
 
-    def _write(self, recs: list[tuple[int, int, bytes]]) -> None:
-        # ``recs`` is whole instants, so a checkpoint goes after them: its
+    def _write_packed(self, data: bytes | memoryview, n: int, kinds: list[int],
+                      t: int) -> None:
+        # ``data`` is whole instants, so a checkpoint goes after them: its
         # count and digest then describe exactly the bytes before it.
-        if recs:
-            self._emit(b"".join([b for _, _, b in recs]), recs)
+        if n:
+            self._emit(data, (n, kinds, t))
         self._checkpoint()
 
     def _checkpoint(self) -> None:
         if self.count >= self._next_ck:
-            self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), [])
+            self._emit(_sealed({"checkpoint": self.count, "t": self.t_last}, self.digest), None)
             while self._next_ck <= self.count:
                 self._next_ck += CHECKPOINT
+
+    def _write(self, recs: list[tuple[int, int, bytes]]) -> None:
+        kinds = [0, 0, 0]
+        for _, k, _ in recs:
+            kinds[k] += 1
+        self._write_packed(b"".join([b for _, _, b in recs]), len(recs), kinds,
+                           recs[-1][0] if recs else 0)
 
     def write_instant(self, records: list[tuple[int, int, bytes]]) -> None:
         """Write one instant's records packed elsewhere (a cluster's workers).
@@ -230,9 +316,7 @@ class EventLogWriter:
         t_last:
             the arrival time of the last record.
         """
-        if count:
-            self._emit(data, _Block(count, list(by_kind), t_last))
-        self._checkpoint()
+        self._write_packed(data, count, list(by_kind), t_last)
 
     def _settle(self) -> None:
         """After an interrupt: make the accounting describe the file exactly."""
@@ -270,14 +354,15 @@ class EventLogWriter:
         try:
             if self.failed is None:
                 if complete:
-                    self._write(self.enc.flush_records())
+                    if self.enc.pending() is not None:
+                        self._write_packed(*self.enc.pack_instant())
                 else:
                     self.enc.drop()
                     self._settle()
                 footer = {"footer": True, "complete": bool(complete), "count": self.count,
                           "by_kind": list(self.by_kind), **(extra or {})}
                 sealed = _sealed(footer, self.digest)
-                self._emit(sealed, [])
+                self._emit(sealed, None)
                 footer["digest"] = msgpack.unpackb(sealed[-_DIGEST_LEN:])
         finally:
             self._close_file()

@@ -22,20 +22,17 @@ from .logformat import (
     _DIGEST_LEN,
     FORMAT,
     HEADER_KEYS,
-    MAX_ITEM,
     VERSION,
     LogError,
     _new_hash,
     _packer,
 )
+from .logscan import read_chunks, unpacker
 from .messages import QUANTA, Message, decode_ext
 
 
 def _unpacker() -> msgpack.Unpacker:
-    return msgpack.Unpacker(
-        raw=False, ext_hook=decode_ext, max_buffer_size=MAX_ITEM + fmt.CHUNK,
-        max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
-        max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True, use_list=True)
+    return unpacker(decode_ext)
 
 
 def _is_int(x: Any) -> bool:
@@ -293,14 +290,14 @@ class EventLog:
                           f"altered)")
 
     def records(self) -> Iterator[list]:
-        """Every record, in file order (see :meth:`raw`).
+        """Every record, in file order, with the checks of :meth:`raw`.
 
         Returns
         -------
         An iterator of ``[t_arrive, kind, src, dst, t_sent, seq, payload]``.
         """
-        for rec, _ in self.raw():
-            yield rec
+        for chunk in self.chunks():
+            yield from chunk
 
     def messages(self) -> Iterator[Message]:
         """Every record as a ``Message`` with agent names (see :meth:`raw`).
@@ -310,8 +307,9 @@ class EventLog:
         An iterator of :class:`~asyncnet.messages.Message`.
         """
         names = self.agents
-        for r in self.records():
-            yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
+        for chunk in self.chunks():
+            for r in chunk:
+                yield Message(r[1], names[r[2]], names[r[3]], r[4], r[0], r[5], r[6])
 
     def scan(self) -> EventLog:
         """Read the whole log once, checking it (see :meth:`raw`).
@@ -321,9 +319,30 @@ class EventLog:
         ``self``, with ``footer``, ``complete``, ``truncated``, ``altered``
         and ``verified`` set.
         """
-        for _ in self.raw():
+        for _ in self.chunks(lazy=True):
             pass
         return self
+
+    def chunks(self, lazy: bool = False) -> Iterator[list[list]]:
+        """The records in file order, a list per piece of the file read.
+
+        The same checks as :meth:`raw` (each record; each checkpoint and the
+        footer against the digest), but the bytes are hashed a piece at a
+        time and no record's bytes are copied: the fast way through a log.
+
+        Parameters
+        ----------
+        lazy:
+            leave array payloads encoded: such a payload is ``slice(code,
+            bytes)``, :func:`asyncnet.logscan.payload_value` decodes (and
+            checks) it. For readers that look at few payloads (``stats``).
+
+        Returns
+        -------
+        An iterator of lists of records ``[t_arrive, kind, src, dst, t_sent,
+        seq, payload]``.
+        """
+        return read_chunks(self, lazy)
 
     def to_dataframe(self, payload: str = "summary") -> Any:
         """Every record as a ``pandas.DataFrame``, one row per message.

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import warnings
 
-from .logfile import open_log
-from .logtools import engine_of, scenario_of
-from .messages import KIND_NAMES, to_quanta
+import numpy as np
+
+from .engine import link_table
+from .ids import is_source, source_node
+from .logfile import EventLog, LogError, open_log
+from .logscan import payload_value, read_blocks
+from .logtools import scenario_of
+from .messages import CONTROL, KIND_NAMES, Message, to_quanta
 from .metrics import Traffic
-from .network import traffic_horizon
+from .network import Network, traffic_horizon
 
 
 def log_stats(path: str) -> dict:
@@ -32,13 +37,12 @@ def log_stats(path: str) -> dict:
     """
     log = open_log(path, strict=True)
     sc = scenario_of(log)
-    eng, net, _ = engine_of(log, sc)
-    tr = Traffic(eng.links, net.inputs(), net.outputs(),
+    net = sc.build_network()
+    tr = Traffic(links_of(log, net), net.inputs(), net.outputs(),
                  horizon=to_quanta(traffic_horizon(net)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for m in log.messages():
-            tr([m])
+        count_records(log, tr)
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     s = tr.summary()
@@ -56,6 +60,114 @@ def log_stats(path: str) -> dict:
     if cluster is not None:
         s["cluster"] = cluster
     return s
+
+
+def links_of(log: EventLog, net: Network) -> dict[str, dict[str, int]]:
+    """The run's locality graph, from its network and the log's agent table alone.
+
+    No agent is built: the sources are the log's ``src:`` agents, every
+    source link one time unit long (as the engine makes them).
+
+    Parameters
+    ----------
+    log:
+        the opened log.
+    net:
+        its scenario's network.
+
+    Returns
+    -------
+    Agent -> neighbour -> delay (quanta), as ``Engine.links``.
+
+    Raises
+    ------
+    LogError
+        the log's agent table is not that network's.
+    """
+    fed = {source_node(n): None for n in log.agents
+           if is_source(n) and source_node(n) in net.populations}
+    links = link_table(net, fed, 1.0)
+    if sorted(links) != log.agents:
+        raise LogError(f"{log.path}: the log's agent table differs from the network of the "
+                       f"scenario it embeds")
+    return links
+
+
+def count_records(log: EventLog, tr: Traffic) -> None:
+    """Feed every record of ``log`` to ``tr``, as ``tr(batch)`` would count them.
+
+    Counts, delays and locality are taken a piece of the log at a time with
+    numpy, on agent indices (no message objects, payloads left encoded);
+    only the few records the latency traces look at become messages.
+
+    Parameters
+    ----------
+    log:
+        the opened log (read to its end, checked).
+    tr:
+        the traffic counter; its ``links`` are the log's locality graph.
+    """
+    names = log.agents
+    na = len(names)
+    idx = {n: i for i, n in enumerate(names)}
+    pairs = sorted((idx[a] * na + idx[b], dq) for a, nb in tr.links.items()
+                   for b, dq in nb.items())
+    link_key = np.array([k for k, _ in pairs], dtype=np.int64)
+    link_delay = np.array([dq for _, dq in pairs], dtype=np.int64)
+    inputs = np.array(sorted(idx[n] for n in tr.inputs if n in idx), dtype=np.int64)
+    for items, cols in read_blocks(log, lazy=True):
+        if cols is None:
+            cols = _columns(items)
+        t, k, s, d, ts, seqs, payloads = cols
+        dl = t - ts
+        for kind in range(3):
+            sel = dl[k == kind]
+            if len(sel):
+                tr.count[kind] += len(sel)
+                tr.dsum[kind] += int(sel.sum())
+                tr.dmin[kind] = min(tr.dmin[kind], int(sel.min()))
+                tr.dmax[kind] = max(tr.dmax[kind], int(sel.max()))
+        key = s * na + d
+        at = np.minimum(np.searchsorted(link_key, key), max(len(link_key) - 1, 0))
+        if len(link_key):
+            tr.local += int(((link_key[at] == key) & (link_delay[at] == dl)).sum())
+        _trace(tr, names, cols, np.flatnonzero((k == CONTROL) & np.isin(d, inputs)))
+
+
+def _columns(items: list[list]) -> tuple:
+    """A piece's records as the columns ``read_blocks`` gives for a fast piece."""
+    c = list(zip(*items, strict=True))
+    return (*(np.array(x, dtype=object).astype(np.int64) if x else np.zeros(0, np.int64)
+              for x in c[:5]), c[5], c[6])
+
+
+def _trace(tr: Traffic, names: list[str], cols: tuple, fed: np.ndarray) -> None:
+    """The latency traces: ``tr``'s own per-message steps, on the records they look at.
+
+    While no change is being traced, only control records to an input
+    (``fed``: their places in the piece) can start one; while one is, every
+    record is looked at, in order.
+    """
+    t, k, s, d, ts, seqs, payloads = cols
+    n = len(t)
+    fed_set = set(fed.tolist())
+    i = 0
+    while i < n:
+        if not tr.cones:
+            if tr.traces_left <= 0:
+                return  # nothing more can be traced: no record changes a figure
+            j = int(np.searchsorted(fed, i))
+            if j >= len(fed):
+                return
+            i = int(fed[j])
+        ki = int(k[i])
+        m = Message(ki, names[int(s[i])], names[int(d[i])], int(ts[i]), int(t[i]),
+                    seqs[i], payload_value(payloads[i]) if i in fed_set else None)
+        if tr.cones:
+            tr._trace(m)
+        if i in fed_set:
+            tr._input(m)
+        i += 1
 
 
 def _flag(lg: dict) -> str:

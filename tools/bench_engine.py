@@ -1,19 +1,42 @@
-"""Messages per second of the in-process engine: per-neuron vs populations.
+"""The engine's figures of issue 13, each a ratio measured in one run.
 
-The same layered tanh network is run twice — written with vector
-populations, and with one agent per neuron and per synapse
-(``expand_to_neurons``) — learning on a piecewise stream, with and without
-the event log. Prints a table; time-dependent, so a benchmark, not a test.
+Per-neuron layered tanh nets learning by backprop diffusion (S = 8-16-16-8,
+M = 30-60-60-30, L = 60-120-120-60 by default), one agent per neuron and
+per synapse. Printed, each with the median and min–max over ``--reps``
+interleaved repetitions (CPU time of this process, so a loaded box skews
+it less than wall time):
 
-    python tools/bench_engine.py [--sizes 8,16,16,4] [--duration 200]
+- ``engine``: messages per CPU-second ÷ SimPy ``env.timeout`` + callback
+  events per CPU-second, at each size (log off); the cost per message L ÷ S
+  (and heapq's own push+pop cost, heap as large as L's agents ÷ S's).
+- ``log``: run time with the event log ÷ without (S and M).
+- ``stats``: ``asyncnet stats`` records per CPU-second on a log of the
+  quickstart scenario, and the reader's peak memory (tracemalloc) on that
+  log ÷ on one 4× as long (flat: ≈ 1).
+- ``memory``: traced memory per synapse agent of the L net after one time
+  unit (the network, the engine, the messages in flight), and the engine's
+  part alone.
+
+Time-dependent: a benchmark, not a test. To compare two trees, run it with
+``PYTHONPATH`` set to each (it uses only long-standing public APIs).
+
+    python tools/bench_engine.py [--figures engine,log,stats,memory] [--reps 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import heapq
 import os
+import random
+import statistics
 import tempfile
 import time
+import tracemalloc
+
+import simpy
+from threadpoolctl import threadpool_limits
 
 from asyncnet.data import make_stream
 from asyncnet.engine import Engine
@@ -21,46 +44,197 @@ from asyncnet.eventlog import EventLogWriter
 from asyncnet.network import Network, expand_to_neurons, layered
 from asyncnet.schemes.diffusion import Diffusion
 
+NETS = {"S": [8, 16, 16, 8], "M": [30, 60, 60, 30], "L": [60, 120, 120, 60]}
+DURATION = {"S": 60.0, "M": 8.0, "L": 3.0}  # ~1e5 to 1e6 messages each
 
-def run(net: Network, sources: dict, duration: float, log: bool) -> tuple[float, int]:
-    eng = Engine(net, Diffusion(eta=0.01), seed=1, sources=sources)
+
+def per_neuron(sizes: list[int], duration: float) -> tuple[Network, dict]:
+    """The per-neuron net of a layered population net, with its data sources.
+
+    Parameters
+    ----------
+    sizes:
+        layer widths.
+    duration:
+        how long the piecewise input stream runs.
+
+    Returns
+    -------
+    ``(network, sources)`` for :class:`~asyncnet.engine.Engine`.
+    """
+    n = len(sizes) - 1
+    pop = Network.from_graph(layered(sizes), seed=0)
+    stream = make_stream("piecewise", n_in=sizes[0], n_out=sizes[-1], input_node="l0",
+                         output_node=f"l{n}", seed=0, duration=duration + 10, hold=10)
+    fine = Network.from_graph(expand_to_neurons(pop), seed=0)
+    src = {}
+    for node in ("l0", f"l{n}"):
+        for k in range(pop.populations[node].size):
+            src[f"{node}_{k}"] = (lambda t, nd=node, k=k: stream.value(nd, t)[k:k + 1])
+    return fine, src
+
+
+def run_engine(net: Network, src: dict, duration: float, log: bool) -> tuple[float, int]:
+    """CPU seconds and messages of one run (the engine built outside the clock)."""
+    eng = Engine(net, Diffusion(eta=0.01), seed=1, sources=src)
     writer = None
     if log:
         path = os.path.join(tempfile.mkdtemp(), "bench.log")
         writer = EventLogWriter(path, {"agents": eng.names, "scenario": "", "seed": 1})
         eng.sinks.append(writer)
-    t0 = time.perf_counter()
+    gc.collect()
+    t0 = time.process_time()
     eng.run(duration)
     if writer:
         writer.close()
-    return time.perf_counter() - t0, eng.messages()
+    dt = time.process_time() - t0
+    if writer:
+        os.remove(writer.path)
+    return dt, eng.messages()
+
+
+def simpy_rate(events: int = 300_000, width: int = 1000) -> float:
+    """SimPy ``env.timeout`` + callback events per CPU-second (``width`` chains)."""
+    env = simpy.Environment()
+    left = [events]
+
+    def fire(ev: simpy.Event, k: int) -> None:
+        left[0] -= 1
+        if left[0] > 0:
+            nxt = env.timeout(1 + k % 7)
+            nxt.callbacks.append(lambda e, k=k: fire(e, k))
+
+    for k in range(width):
+        ev = env.timeout(k % 7)
+        ev.callbacks.append(lambda e, k=k: fire(e, k))
+    t0 = time.process_time()
+    env.run()
+    return (events + width - 1) / (time.process_time() - t0)
+
+
+def heapq_cost(size: int, ops: int = 300_000) -> float:
+    """CPU seconds per push+pop on a heap of ``size`` entries (SimPy's queue)."""
+    rnd = random.Random(0)
+    heap = [(rnd.random(), i) for i in range(size)]
+    heapq.heapify(heap)
+    t0 = time.process_time()
+    for i in range(ops):
+        t, _ = heapq.heappop(heap)
+        heapq.heappush(heap, (t + rnd.random(), i))
+    return (time.process_time() - t0) / ops
+
+
+def fmt(xs: list[float], digits: int = 2) -> str:
+    """``median (min–max)``."""
+    return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
+
+
+def bench_engine(reps: int, sizes: list[str]) -> None:
+    nets = {s: per_neuron(NETS[s], DURATION[s]) for s in sizes}
+    ratio: dict[str, list[float]] = {s: [] for s in sizes}
+    cost: dict[str, list[float]] = {s: [] for s in sizes}
+    heap = []
+    for _ in range(reps):
+        for s in sizes:
+            ev = simpy_rate()
+            dt, n = run_engine(*nets[s], DURATION[s], log=False)
+            ratio[s].append(n / dt / ev)
+            cost[s].append(dt / n)
+        if "S" in sizes and "L" in sizes:
+            heap.append(heapq_cost(len(nets["L"][0].projections) + len(nets["L"][0].populations))
+                        / heapq_cost(len(nets["S"][0].projections)
+                                     + len(nets["S"][0].populations)))
+    for s in sizes:
+        print(f"engine   {s}: msgs/s ÷ SimPy timeout+callback events/s  {fmt(ratio[s])}"
+              f"   ({1e6 * statistics.median(cost[s]):.2f} µs/msg)")
+    if heap:
+        lr = [a / b for a, b in zip(cost["L"], cost["S"], strict=True)]
+        print(f"engine   cost per message L ÷ S  {fmt(lr)}   (heapq's own: {fmt(heap)})")
+
+
+def bench_log(reps: int, sizes: list[str]) -> None:
+    for s in sizes:
+        net, src = per_neuron(NETS[s], DURATION[s])
+        rs, per = [], []
+        for _ in range(reps):
+            off, n = run_engine(net, src, DURATION[s], log=False)
+            on, _ = run_engine(net, src, DURATION[s], log=True)
+            rs.append(on / off)
+            per.append((on - off) / n)
+        print(f"log      {s}: run time with the event log ÷ without  {fmt(rs)}"
+              f"   (writer {1e6 * statistics.median(per):.2f} µs/record)")
+
+
+def bench_stats(reps: int) -> None:
+    from asyncnet.scenario import load
+    from asyncnet.simulation import simulate
+    from asyncnet.stats import log_stats
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "scenarios", "quickstart.toml")
+    text = open(root).read()
+    d = tempfile.mkdtemp()
+    paths = []
+    for dur in (5000, 20000):
+        sc_path = os.path.join(d, f"qs{dur}.toml")
+        with open(sc_path, "w") as f:
+            f.write(text.replace("duration = 4000", f"duration = {dur}"))
+        log = os.path.join(d, f"qs{dur}.log")
+        simulate(load(sc_path), log_path=log)
+        paths.append(log)
+    rates, peaks = [], []
+    for _ in range(reps):
+        t0 = time.process_time()
+        s = log_stats(paths[1])
+        rates.append(s["messages"]["total"] / (time.process_time() - t0) / 1e6)
+        pk = []
+        for p in paths:
+            tracemalloc.start()
+            log_stats(p)
+            pk.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        peaks.append(pk[1] / pk[0])
+    size = os.path.getsize(paths[1]) / 1e6
+    print(f"stats    records/s (M/s), {size:.1f} MB log  {fmt(rates)}")
+    print(f"stats    reader peak memory, 4× longer log ÷ shorter  {fmt(peaks)}"
+          f"   ({pk[0] / 1e6:.1f} MB, {pk[1] / 1e6:.1f} MB)")
+
+
+def bench_memory(size: str) -> None:
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    net, src = per_neuron(NETS[size], 2.0)
+    mid = tracemalloc.get_traced_memory()[0]
+    eng = Engine(net, Diffusion(eta=0.01), seed=1, sources=src)
+    eng.run(1.0)
+    now, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    syn = len(net.projections)
+    print(f"memory   {size} ({syn:,} synapse agents, {len(eng.agents):,} agents): per synapse "
+          f"agent {(now - base) / syn:,.0f} B (peak {(peak - base) / syn:,.0f} B), "
+          f"engine's part {(now - mid) / syn:,.0f} B, the network's {(mid - base) / syn:,.0f} B")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="8,16,16,4")
-    ap.add_argument("--duration", type=float, default=200.0)
+    ap.add_argument("--figures", default="engine,log,stats,memory")
+    ap.add_argument("--sizes", default="S,M,L", help="engine figure: nets among S, M, L")
+    ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
-    sizes = [int(s) for s in a.sizes.split(",")]
-    L = len(sizes) - 1
-    pop = Network.from_graph(layered(sizes), seed=0)
-    stream = make_stream("piecewise", n_in=sizes[0], n_out=sizes[-1], input_node="l0",
-                         output_node=f"l{L}", seed=0, duration=a.duration, hold=10)
-    fine = Network.from_graph(expand_to_neurons(pop), seed=0)
-    fsrc = {}
-    for node in ("l0", f"l{L}"):
-        for k in range(pop.populations[node].size):
-            fsrc[f"{node}_{k}"] = (lambda t, n=node, k=k: stream.value(n, t)[k:k + 1])
-    print(f"layered {sizes}: {sum(p.weight.size for p in pop.projections.values())} "
-          f"synapses, duration {a.duration:g}")
-    print(f"{'granularity':<12} {'agents':>7} {'log':>4} {'messages':>10} {'wall s':>8} "
-          f"{'msg/s':>9}")
-    for label, net, src in (("population", pop, stream.sources()), ("per-neuron", fine, fsrc)):
-        for log in (False, True):
-            wall, n = run(net, src, a.duration, log)
-            agents = len(net.populations) + len(net.projections) + len(src)
-            print(f"{label:<12} {agents:>7} {'yes' if log else 'no':>4} {n:>10,} "
-                  f"{wall:>8.2f} {n / wall:>9,.0f}")
+    figures = a.figures.split(",")
+    sizes = [s for s in a.sizes.split(",") if s]
+    if bad := [s for s in sizes if s not in NETS] + [f for f in figures if f not in
+                                                       ("engine", "log", "stats", "memory")]:
+        ap.error(f"unknown size or figure: {', '.join(bad)}")
+    with threadpool_limits(1):
+        if "engine" in figures:
+            bench_engine(a.reps, sizes)
+        if "log" in figures:
+            bench_log(a.reps, [s for s in sizes if s != "L"] or ["S"])
+        if "stats" in figures:
+            bench_stats(a.reps)
+        if "memory" in figures:
+            bench_memory("L")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""The engine's scheduling: one scheduler event per instant, agents woken in
+canonical order, probes in the place SimPy's insertion order gave them, and
+random streams made only when an agent draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from asyncnet.engine import Engine
+from asyncnet.messages import QUANTA
+from asyncnet.network import Network, agent_rng, expand_to_neurons, layered
+from asyncnet.schemes.diffusion import Diffusion
+
+
+def _engine(sizes=(2, 3, 2), delay=3.0, fine=False, init="random"):
+    net = Network.from_graph(layered(list(sizes), delay=delay), seed=0)
+    if fine:
+        net = Network.from_graph(expand_to_neurons(net), seed=0)
+    src = {n: (lambda t, k=p.size: np.full(k, np.sin(t))) for n, p in net.populations.items()
+           if n.startswith("l0")}
+    return Engine(net, Diffusion(eta=0.01, init_state=init), seed=3, sources=src)
+
+
+def test_one_scheduler_event_per_instant_and_canonical_order():
+    eng = _engine(fine=True)
+    made = []
+    timeout = eng.env.timeout
+
+    def counting(delay, value=None):
+        made.append(eng.env.now + delay)
+        return timeout(delay, value)
+
+    eng.env.timeout = counting
+    woken: list[tuple[int, str]] = []
+    eng.monitors.append(lambda a, t: woken.append((t, a.name)))
+    eng.run(12)
+    instants = sorted({t for t, _ in woken})
+    assert len(instants) > 10
+    # one event per instant: none made twice for an instant, and every instant
+    # with a wake-up had one (instant 0 was made before the counter)
+    assert len(made) == len(set(made))
+    assert set(made) | {0} >= set(instants)
+    for t in instants:
+        names = [n for tt, n in woken if tt == t]
+        assert names == sorted(names), t  # canonical: the order of engine.names
+        assert len(names) == len(set(names))  # one wake per agent and instant
+
+
+def test_probes_keep_their_place_among_the_wake_ups():
+    """A probe runs after the agents due at its instant when it was registered,
+    before those that became due later — what SimPy's insertion order gave.
+    Which agents were due at t = 5 when the probe at t = 2 registered the
+    probe at 5 is read off the messages: those sent before t = 2 (diffusion
+    agents have no timers; the sources' timers are armed at their wake)."""
+    eng = _engine(delay=8.0)  # links of 4: a message sent at 1 arrives at 5
+    seq: list = []
+    sent: list = []
+    eng.sinks.append(lambda batch: sent.extend(batch))
+    eng.monitors.append(lambda a, t: seq.append((t, a.name)))
+    eng.at(0.0, lambda e, t: seq.append((0, "probe0")))
+    eng.at(2.0, lambda e, t: (seq.append((2 * QUANTA, "probe2")),
+                              e.at(5.0, lambda e2, t2: seq.append((5 * QUANTA, "probe5")))))
+    eng.run(8)
+    at = {t: [n for tt, n in seq if tt == t] for t in (0, 2 * QUANTA, 5 * QUANTA)}
+    assert at[0][-1] == "probe0" and len(at[0]) > 1      # after every wake at 0
+    assert at[2 * QUANTA][0] == "probe2"                 # before every wake at 2
+    early = sorted({m.dst for m in sent if m.t_arrive == 5 * QUANTA and m.t_sent < 2 * QUANTA})
+    i = at[5 * QUANTA].index("probe5")
+    assert early and at[5 * QUANTA][:i] == early
+    assert len(at[5 * QUANTA]) > i + 1
+
+
+def test_random_streams_are_made_only_when_drawn_and_draw_the_same():
+    eng = _engine(fine=True, init="zero")  # nothing draws
+    eng.run(5)
+    assert all(a._rng.gen is None for a in eng.agents.values())
+    eng = _engine(fine=True, init="random")  # neurons draw their initial state
+    made = {n for n, a in eng.agents.items() if a._rng.gen is not None}
+    assert made and all("->" not in n and not n.startswith("src:") for n in made)
+    name = next(iter(made))
+    # the stream went on from where the neuron's two draws left it
+    ref = agent_rng(3, name)
+    n = eng.net.populations[name].size
+    a0, d0 = ref.standard_normal(n), ref.standard_normal(n)
+    st = eng.state(name)
+    assert np.array_equal(st["preact"], a0) and np.array_equal(st["delta"], d0)
+    assert eng.agents[name].rng.random() == ref.random()
+    # a stream set from outside (a checkpoint) is the one the agent draws from
+    syn = next(a for n2, a in eng.agents.items() if "->" in n2)
+    g = np.random.default_rng(7)
+    syn.rng = g
+    assert syn.rng is g and syn._rng.gen is g
+
+
+def test_clear_schedule_then_schedule_wakes_only_what_was_scheduled():
+    eng = _engine()
+    woken: list = []
+    eng.monitors.append(lambda a, t: woken.append((t, a.name)))
+    eng.clear_schedule(4 * QUANTA)
+    a = eng.agents["l1"]
+    a.started = True
+    eng.schedule(a, 5 * QUANTA)
+    eng.schedule(a, 5 * QUANTA)  # once is enough
+    eng.schedule(eng.agents["l0"], 6 * QUANTA)
+    eng.run(7)
+    assert woken == [(5 * QUANTA, "l1"), (6 * QUANTA, "l0")]
+    with np.testing.assert_raises(ValueError):
+        eng.schedule(a, 2 * QUANTA)
