@@ -201,6 +201,7 @@ class Network:
             path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"
             raise NetworkError(f"this rule needs an acyclic network, but it has a cycle: {path}")
         projs: dict[tuple[str, str], Projection] = {}
+        same_q: dict[int, int] = {}
         for u, v, a in graph.edges(data=True):
             u, v = str(u), str(v)
             if u == v:
@@ -220,6 +221,7 @@ class Network:
             if not number or not np.isfinite(delay) or delay <= 0:
                 raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
             dq = to_quanta(delay)
+            dq = same_q.setdefault(dq, dq)  # one int object per distinct delay
             if dq < 2:
                 raise NetworkError(f"edge {u}->{v}: delay {delay} is below the time resolution")
             shape = (pops[v].size, pops[u].size)
