@@ -372,8 +372,10 @@ def ports_of(net: Network, name: str, canon: dict[str, str] | None = None) -> Po
 def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:
     """Every agent's neighbours and link delays (quanta): the locality graph."""
     links: dict[str, dict[str, int]] = {n: {} for n in net.populations}
+    same: dict[int, int] = {}  # one int object per distinct delay, not two per synapse
     for (u, v), pr in net.projections.items():
         first, second = pr.legs
+        first, second = same.setdefault(first, first), same.setdefault(second, second)
         name = pr.name  # one string object per synapse, shared by every table
         links[name] = {u: first, v: second}
         links[u][name] = first

@@ -75,9 +75,14 @@ class Population:
     attrs: dict = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Projection:
-    """An edge: the weights from ``pre`` to ``post`` and the link delay."""
+    """An edge: the weights from ``pre`` to ``post`` and the link delay.
+
+    Slotted, and ``attrs`` is the graph's own edge dict (not a copy): a
+    per-neuron net has one projection per synapse agent, so each byte here
+    is paid millions of times (issue 13).
+    """
 
     pre: str
     post: str
@@ -196,6 +201,7 @@ class Network:
             path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"
             raise NetworkError(f"this rule needs an acyclic network, but it has a cycle: {path}")
         projs: dict[tuple[str, str], Projection] = {}
+        same_q: dict[int, int] = {}
         for u, v, a in graph.edges(data=True):
             u, v = str(u), str(v)
             if u == v:
@@ -215,6 +221,7 @@ class Network:
             if not number or not np.isfinite(delay) or delay <= 0:
                 raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
             dq = to_quanta(delay)
+            dq = same_q.setdefault(dq, dq)  # one int object per distinct delay
             if dq < 2:
                 raise NetworkError(f"edge {u}->{v}: delay {delay} is below the time resolution")
             shape = (pops[v].size, pops[u].size)
@@ -229,7 +236,7 @@ class Network:
                 raise NetworkError(
                     f"edge {u}->{v}: weight has shape {w.shape}, sizes need {shape}"
                 )
-            projs[(u, v)] = Projection(u, v, w.copy(), dq, dict(a))
+            projs[(u, v)] = Projection(u, v, w.copy(), dq, a)
         return cls(graph, pops, projs)
 
     # -- queries ----------------------------------------------------------
@@ -413,15 +420,19 @@ def expand_to_neurons(net: Network) -> nx.DiGraph:
     """
     g = nx.DiGraph()
     g.graph.update(net.graph.graph)
+    names: dict[str, list[str]] = {}
     for name, p in net.populations.items():
+        names[name] = [f"{name}_{k}" for k in range(p.size)]
         for k in range(p.size):
-            g.add_node(f"{name}_{k}", size=1, activation=p.activation, role=p.role,
+            g.add_node(names[name][k], size=1, activation=p.activation, role=p.role,
                        bias=[p.bias[k]])
     for (u, v), pr in net.projections.items():
+        delay = pr.delay_q / QUANTA
+        pre, post = names[u], names[v]  # one string per node, not one per edge end
         for i in range(pr.weight.shape[0]):
             for j in range(pr.weight.shape[1]):
-                g.add_edge(f"{u}_{j}", f"{v}_{i}", delay=pr.delay_q / QUANTA,
-                           weight=[[pr.weight[i, j]]])
+                # [[w]] (a scenario's edge weight is a list of rows)
+                g.add_edge(pre[j], post[i], delay=delay, weight=[[pr.weight[i, j]]])
     return g
 
 

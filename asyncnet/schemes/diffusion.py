@@ -82,8 +82,9 @@ class Neuron:
         self.x = self.a.copy() if self.role == "input" else self.f(self.a)
         self.in_syn = list(ports.inputs)
         self.out_syn = list(ports.outputs)
-        self.fwd = {s: np.zeros(n) for s in self.in_syn}
-        self.back = {s: np.zeros(n) for s in self.out_syn}
+        # initial contributions: shared read-only zeros (only ever replaced)
+        self.fwd = {s: zeros(n) for s in self.in_syn}
+        self.back = {s: zeros(n) for s in self.out_syn}
         self.target: np.ndarray | None = None
         self._db = np.empty(n) if self.eta_b else None  # scratch for the bias step
 
@@ -160,9 +161,12 @@ class Synapse:
     def __init__(self, rule: Diffusion, proj: Projection):
         self.W = proj.weight.copy()
         self.eta = rule.eta
-        self.x_pre = np.zeros(self.W.shape[1])
-        self.d_post = np.zeros(self.W.shape[0])
-        self._buf = np.empty_like(self.W) if self.eta else None
+        # x_pre and d_post are only ever replaced (by payloads), never written
+        # into, and _buf is scratch within one learn(): one of each per shape
+        # for all synapses, not three small arrays per synapse agent (issue 13)
+        self.x_pre = zeros(self.W.shape[1])
+        self.d_post = zeros(self.W.shape[0])
+        self._buf = scratch(self.W.shape) if self.eta else None
         self.t_grad = -1.0
 
     @property
@@ -197,6 +201,50 @@ class Synapse:
     def state(self) -> dict:
         """Weight (a copy) and latest gradient estimate (sign of dV/dW)."""
         return {"weight": self.W.copy(), "grad": self.grad}
+
+
+_ZEROS: dict[int, np.ndarray] = {}
+_SCRATCH: dict[tuple[int, ...], np.ndarray] = {}
+
+
+def zeros(n: int) -> np.ndarray:
+    """A shared read-only zero vector of length ``n`` (an initial value).
+
+    Parameters
+    ----------
+    n:
+        The length.
+
+    Returns
+    -------
+    The same array for every caller (written to, it raises).
+    """
+    z = _ZEROS.get(n)
+    if z is None:
+        z = _ZEROS[n] = np.zeros(n)
+        z.flags.writeable = False
+    return z
+
+
+def scratch(shape: tuple[int, ...]) -> np.ndarray:
+    """A scratch array of ``shape`` shared by every caller.
+
+    Only for use within one call that does not yield (a synapse's learning
+    step): its contents never outlive that call.
+
+    Parameters
+    ----------
+    shape:
+        The array's shape.
+
+    Returns
+    -------
+    The same uninitialised array for every caller asking for ``shape``.
+    """
+    b = _SCRATCH.get(shape)
+    if b is None:
+        b = _SCRATCH[shape] = np.empty(shape)
+    return b
 
 
 def sum_in_order(d: dict, names: list[str]) -> np.ndarray:
