@@ -89,6 +89,20 @@ def cmd_run(args) -> int:
         check_output(save_state, create_dirs=False)
     if log_path:
         check_output(log_path, create_dirs=True)
+    ck = {}
+    if args.checkpoint_every is not None:
+        from .runner import check_period, default_checkpoint_dir
+        if (workers and workers > 1) or args.cluster:
+            print("asyncnet: error: --checkpoint-every: checkpoints are written by in-process "
+                  "runs only so far (resume one on any number of workers: asyncnet resume "
+                  "DIR --workers N)", file=sys.stderr)
+            return 2
+        ck = {"checkpoint_every": check_period(args.checkpoint_every, sc.duration),
+              "checkpoint_dir": args.checkpoint_dir or default_checkpoint_dir(sc.name, log_path)}
+        check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
+    elif args.checkpoint_dir:
+        print("asyncnet: error: --checkpoint-dir needs --checkpoint-every T", file=sys.stderr)
+        return 2
     if (workers and workers > 1) or args.cluster:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
@@ -96,7 +110,24 @@ def cmd_run(args) -> int:
                                  notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
                                  log_path=log_path, progress=prog, save_state=save_state)
     else:
-        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state)
+        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state, **ck)
+    return finish_run(s, args)
+
+
+def finish_run(s: dict, args) -> int:
+    """Print a run's summary (text or ``--json``); the exit status.
+
+    Parameters
+    ----------
+    s:
+        The summary.
+    args:
+        The parsed arguments (``json``).
+
+    Returns
+    -------
+    0, or 3 if the run diverged.
+    """
     if args.json:
         print(dumps(s))
     else:
@@ -121,6 +152,27 @@ cmd_run.configure = lambda p: (
     p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),
     p.add_argument("--bind", metavar="tcp://ADDR:PORT",
                    help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
+    p.add_argument("--checkpoint-every", type=finite_float, metavar="T",
+                   help="write a checkpoint at simulated times T, 2T, ... (asyncnet resume)"),
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where checkpoints go (default LOG.ckpt, or runs/<name>.ckpt)"),
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
+)
+
+
+# -- resume -----------------------------------------------------------------
+@command("resume", "continue a checkpointed run to the same end, log and summary")
+def cmd_resume(args) -> int:
+    from .runner import resume
+    res = resume(args.path, progress=not args.quiet, workers=args.workers)
+    return finish_run(res.summary, args)
+
+
+cmd_resume.configure = lambda p: (
+    p.add_argument("path", help="a checkpoint directory, or the run's event log (LOG.ckpt)"),
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object"),
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="resume on N local worker processes (N >= 1)"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 
