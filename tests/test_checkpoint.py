@@ -1,0 +1,260 @@
+"""Checkpoint and resume: a run killed anywhere finishes with the uninterrupted run's bytes.
+
+The reference is always the same scenario run once without interruption:
+its log bytes, its ``--json`` summary (but wall time and file names) and its
+saved state. Kills are SIGKILLs of a subprocess at seeded simulated times
+(``tests/checkpoint_victim.py``), or inside a checkpoint write.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import msgpack
+import numpy as np
+import pytest
+
+import asyncnet
+import asyncnet.checkpoint as ckp
+from asyncnet.runner import resume
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VICTIM = os.path.join(ROOT, "tests", "checkpoint_victim.py")
+
+
+def shortened(name: str, duration: float, into) -> str:
+    """A copy of ``scenarios/NAME.toml`` with another duration."""
+    with open(os.path.join(ROOT, "scenarios", f"{name}.toml")) as f:
+        text = f.read()
+    text = re.sub(r"^duration\s*=.*$", f"duration = {duration}", text, count=1, flags=re.M)
+    path = os.path.join(str(into), f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def cli(*args, victim: tuple = (), cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, VICTIM, *victim, "asyncnet"] if victim else \
+        [sys.executable, "-m", "asyncnet"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=600)
+
+
+def stable(summary: dict) -> dict:
+    """A summary without what differs between two equal runs (wall time, file names)."""
+    s = dict(summary)
+    for k in ("wall_seconds", "messages_per_second", "state"):
+        s.pop(k, None)
+    if "log" in s:
+        s["log"] = {k: v for k, v in s["log"].items() if k != "path"}
+    return s
+
+
+def same_npz(a: str, b: str) -> bool:
+    with np.load(a) as x, np.load(b) as y:
+        return sorted(x) == sorted(y) and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def reference(sc: str, d) -> dict:
+    r = cli("run", sc, "--log", f"{d}/ref.log", "--save-state", f"{d}/ref.npz", "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def check_kill_resume(sc: str, d, every: float, victim: tuple, ref: dict) -> None:
+    log = f"{d}/run.log"
+    for p in glob.glob(f"{d}/run.log*") + glob.glob(f"{log}.ckpt/*"):
+        if os.path.isfile(p):
+            os.remove(p)
+    r = cli("run", sc, "--log", log, "--save-state", f"{d}/run.npz", "--checkpoint-every",
+            str(every), "--json", "-q", victim=victim)
+    assert r.returncode == -9, (r.returncode, r.stderr)
+    r = cli("resume", log, "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    with open(log, "rb") as f, open(f"{d}/ref.log", "rb") as g:
+        assert f.read() == g.read()
+    assert stable(json.loads(r.stdout)) == stable(ref)
+    assert same_npz(f"{d}/run.npz", f"{d}/ref.npz")
+
+
+# (scenario, shortened duration, checkpoint period): one per scheme
+CASES = [("quickstart", 300, 60), ("ep_async", 200, 45), ("stlp_control_flip", 150, 40),
+         ("leastaction_async", 60, 13), ("continuous_dag", 70, 17), ("coupled_gradient", 200, 45),
+         ("diffusion_exact", 40, 9), ("stlp_fixedpoint_cyclic", 120, 25)]
+DEFAULT = {"quickstart", "ep_async"}
+
+
+@pytest.mark.parametrize("name,duration,every", [
+    pytest.param(*c, marks=() if c[0] in DEFAULT else pytest.mark.slow) for c in CASES])
+def test_sigkill_at_seeded_instants_then_resume(name, duration, every, tmp_path):
+    sc = shortened(name, duration, tmp_path)
+    ref = reference(sc, tmp_path)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    kills = 1 if name in DEFAULT else 3
+    for t in sorted(rng.uniform(every + 0.1, duration - 0.1, size=kills)):
+        check_kill_resume(sc, tmp_path, every, ("--at", f"{t:.4f}"), ref)
+
+
+@pytest.mark.parametrize("k,mode", [(2, "half"), pytest.param(2, "renamed",
+                                                               marks=pytest.mark.slow)])
+def test_sigkill_during_a_checkpoint_write(k, mode, tmp_path):
+    sc = shortened("quickstart", 300, tmp_path)
+    ref = reference(sc, tmp_path)
+    check_kill_resume(sc, tmp_path, 60, ("--write", str(k), mode), ref)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A quickstart run with checkpoints, its reference bytes, and its summary."""
+    d = tmp_path_factory.mktemp("ck")
+    sc = shortened("quickstart", 300, d)
+    res = asyncnet.run(sc, log=str(d / "a.log"), checkpoint_every=70,
+                       record={"l1": ["state"]}, period=5.0)
+    with open(d / "a.log", "rb") as f:
+        return sc, d, f.read(), res
+
+
+def test_checkpoints_do_not_change_the_run(finished, tmp_path):
+    sc, d, ref_log, res = finished
+    plain = asyncnet.run(sc, log=str(tmp_path / "p.log"), record={"l1": ["state"]}, period=5.0)
+    with open(tmp_path / "p.log", "rb") as f:
+        assert f.read() == ref_log
+    assert stable(plain.summary) == stable(res.summary)
+    # t = 210 and 280 kept, 70 and 140 removed
+    names = sorted(os.listdir(d / "a.log.ckpt"))
+    assert names == [ckp.file_name(210_000_000), ckp.file_name(280_000_000)]
+
+
+def test_api_resume_restores_recordings(finished, tmp_path):
+    sc, d, ref_log, res = finished
+    work = tmp_path / "w"
+    work.mkdir()
+    asyncnet.run(sc, log=str(work / "a.log"), checkpoint_every=70, record={"l1": ["state"]},
+                 period=5.0)
+    os.remove(sorted(glob.glob(str(work / "a.log.ckpt" / "ck-*")))[-1])  # resume from 210
+    again = resume(str(work / "a.log"))
+    with open(work / "a.log", "rb") as f:
+        assert f.read() == ref_log
+    assert np.array_equal(again.times, res.times)
+    assert np.array_equal(again.recorded["l1"]["state"], res.recorded["l1"]["state"])
+    assert stable(again.summary) == stable(res.summary)
+
+
+def _copy_run(finished, tmp_path) -> str:
+    sc, d, ref_log, _ = finished
+    work = tmp_path / "c"
+    work.mkdir()
+    asyncnet.run(sc, log=str(work / "a.log"), checkpoint_every=70)
+    return str(work / "a.log")
+
+
+def test_truncated_checkpoints_are_refused_and_resume_falls_back(finished, tmp_path):
+    _, _, ref_log, _ = finished
+    log = _copy_run(finished, tmp_path)
+    newest, older = ckp.candidates(log + ".ckpt")
+    with open(newest, "rb") as f:
+        data = f.read()
+    rng = np.random.default_rng(7)
+    for cut in [0, 1, 10, len(data) - 1, *rng.integers(1, len(data), size=25)]:
+        with open(newest, "wb") as f:
+            f.write(data[:cut])
+        with pytest.raises(ckp.CheckpointError, match="cut short|not an asyncnet"):
+            ckp.read(newest)
+    flipped = bytearray(data)
+    for pos in rng.integers(0, len(data), size=10):
+        flipped[pos] ^= 0x40
+    with open(newest, "wb") as f:
+        f.write(bytes(flipped))
+    with pytest.raises(ckp.CheckpointError):
+        ckp.read(newest)
+    with pytest.warns(UserWarning, match="checkpoint refused.*falling back"):
+        resume(log)
+    with open(log, "rb") as f:
+        assert f.read() == ref_log
+
+
+def test_only_corrupt_checkpoints_is_a_clear_error(finished, tmp_path):
+    log = _copy_run(finished, tmp_path)
+    for p in ckp.candidates(log + ".ckpt"):
+        with open(p, "r+b") as f:
+            f.truncate(100)
+    r = cli("resume", log)
+    assert r.returncode == 2
+    assert r.stderr.startswith("asyncnet: error: no usable checkpoint:")
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_a_checkpoint_of_another_scenario_is_refused(finished, tmp_path):
+    log = _copy_run(finished, tmp_path)
+    other = shortened("diffusion_exact", 40, tmp_path)
+    asyncnet.run(other, log=str(tmp_path / "o.log"), checkpoint_every=10)
+    foreign = ckp.candidates(str(tmp_path / "o.log.ckpt"))[0]
+    mine = ckp.candidates(log + ".ckpt")
+    for p in mine:
+        os.remove(p)
+    os.replace(foreign, os.path.join(log + ".ckpt", os.path.basename(foreign)))
+    r = cli("resume", log)
+    assert r.returncode == 2
+    assert "a checkpoint of another scenario or seed" in r.stderr
+    with pytest.raises(ckp.CheckpointError, match="another scenario"):
+        ckp.read(ckp.candidates(log + ".ckpt")[0],
+                 expect_id=ckp.scenario_id("x", 0))
+
+
+def test_an_altered_agent_state_changes_the_log(finished, tmp_path):
+    """Negative control: the comparisons above can fail. One synapse's weight
+    changed in a (re-sealed) checkpoint gives a different log."""
+    _, _, ref_log, _ = finished
+    log = _copy_run(finished, tmp_path)
+    for p in ckp.candidates(log + ".ckpt"):
+        ck = ckp.read(p)
+        from asyncnet.ckstate import Packer, Unpacker, conv
+        unit = Unpacker().unpack(ck["agents"]["l0->l1"])
+        unit["model"][1]["W"][1][0, 0] += 1e-9
+        ck["agents"]["l0->l1"] = Packer().pack(conv(unit))
+        body = {k: v for k, v in ck.items() if k not in ("format", "version")}
+        ckp.write(os.path.dirname(p), body)
+    resume(log)
+    with open(log, "rb") as f:
+        assert f.read() != ref_log
+
+
+def test_resume_cli_errors(tmp_path):
+    r = cli("resume", str(tmp_path / "missing"))
+    assert r.returncode == 2 and r.stderr.startswith("asyncnet: error: ")
+    (tmp_path / "empty").mkdir()
+    r = cli("resume", str(tmp_path / "empty"))
+    assert r.returncode == 2 and "no checkpoint in it" in r.stderr
+    sc = shortened("quickstart", 50, tmp_path)
+    for bad in ("0", "-1", "nan"):
+        r = cli("run", sc, "--checkpoint-every", bad, "-q")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    r = cli("run", sc, "--checkpoint-dir", str(tmp_path), "-q")
+    assert r.returncode == 2 and "needs --checkpoint-every" in r.stderr
+
+
+def test_checkpoint_codec_round_trip():
+    """The state codec keeps types, dtypes, shapes, aliasing and big integers."""
+    from collections import deque
+
+    from asyncnet.ckstate import Packer, Unpacker, conv
+    a = np.arange(6, dtype=np.int32).reshape(2, 3)
+    v = {"a": a, "again": a, "b": np.array([True, False]), "f32": np.float32(1.5),
+         (1, 2.0): [(3, "x"), None], "big": 2**100, "dq": deque([1.0, 2.0], maxlen=3),
+         "s": {1, 2}, 5: b"raw"}
+    out = Unpacker().unpack(Packer().pack(conv(v)))
+    assert out["a"].dtype == np.int32 and np.array_equal(out["a"], a)
+    assert out["again"] is out["a"]
+    assert out["b"].dtype == bool and out["f32"].dtype == np.float32
+    assert out[(1, 2.0)] == [(3, "x"), None] and out["big"] == 2**100
+    assert out["dq"] == deque([1.0, 2.0]) and out["dq"].maxlen == 3
+    assert out["s"] == {1, 2} and out[5] == b"raw"
+    evil = msgpack.packb(msgpack.ExtType(10, msgpack.packb(["|O", [1], b"x" * 8])))
+    with pytest.raises(ValueError, match="refused"):
+        Unpacker().unpack(evil)
