@@ -163,6 +163,24 @@ def resume_clock(eng: Any, t: int) -> None:
             eng._wake_at(agent, ti)
 
 
+def restore_partition(eng: Any, part: dict) -> None:
+    """Restore an engine's agents (one partition) from ``{"t", "agents": [[name, blob]]}``.
+
+    Parameters
+    ----------
+    eng:
+        a freshly built engine (``local`` = the partition).
+    part:
+        the checkpoint's instant and the packed states of exactly its agents.
+    """
+    blobs = dict(part["agents"])
+    if set(blobs) != set(eng.agents):
+        raise StateError("the checkpoint's agents for this partition are not its agents")
+    for name, agent in eng.agents.items():
+        restore_agent(agent, blobs[name])
+    resume_clock(eng, int(part["t"]))
+
+
 def capture_global(eng: Any, roots: list, skip: list) -> bytes:
     """The analyses', recorders' and counters' state, packed.
 
@@ -447,6 +465,6 @@ def stamp() -> float:
 
 
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "KEEP", "Found", "capture_agent",
-           "restore_agent", "capture_global", "restore_global", "resume_clock",
+           "restore_agent", "restore_partition", "capture_global", "restore_global", "resume_clock",
            "log_position", "check_log", "restore_writer", "scenario_id", "write", "read",
            "latest", "candidates", "file_name"]

@@ -391,8 +391,8 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     final: dict = {}
     if workers > 1:
         from .cluster import simulate_distributed
-        summary = simulate_distributed(sc, workers=workers, log_path=m["log"],
-                                       progress=progress, save_state=m["save_state"],
+        summary = simulate_distributed(sc, workers=workers, log_path=m["log_file"],
+                                       progress=progress, save_state=m["save_state_file"],
                                        attach=attach, final=final, resume=ck)
     else:
         summary = simulate(sc, log_path=m["log"], progress=progress, save_state=m["save_state"],

@@ -258,3 +258,32 @@ def test_checkpoint_codec_round_trip():
     evil = msgpack.packb(msgpack.ExtType(10, msgpack.packb(["|O", [1], b"x" * 8])))
     with pytest.raises(ValueError, match="refused"):
         Unpacker().unpack(evil)
+
+
+@pytest.mark.parametrize("name,duration,every,workers", [
+    ("quickstart", 300, 70, 2),
+    pytest.param("ep_async", 200, 45, 3, marks=pytest.mark.slow),
+    pytest.param("stlp_control_flip", 150, 40, 2, marks=pytest.mark.slow)])
+def test_resume_on_another_number_of_workers(name, duration, every, workers, tmp_path):
+    """A checkpoint of an in-process run, killed, resumes on N workers to the same bytes."""
+    sc = shortened(name, duration, tmp_path)
+    ref = reference(sc, tmp_path)
+    log = f"{tmp_path}/run.log"
+    r = cli("run", sc, "--log", log, "--save-state", f"{tmp_path}/run.npz",
+            "--checkpoint-every", str(every), "-q", victim=("--at", f"{2.5 * every:g}"))
+    assert r.returncode == -9, r.stderr
+    r = cli("resume", log, "--workers", str(workers), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert len(got.pop("cluster")["workers"]) == workers
+    with open(log, "rb") as f, open(f"{tmp_path}/ref.log", "rb") as g:
+        assert f.read() == g.read()
+    assert stable(got) == stable(ref)
+    assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+
+
+def test_resume_on_workers_refuses_wake_monitors(tmp_path):
+    sc = shortened("diffusion_exact", 40, tmp_path)  # the exactness analysis watches wakes
+    asyncnet.run(sc, log=str(tmp_path / "a.log"), checkpoint_every=10)
+    r = cli("resume", str(tmp_path / "a.log"), "--workers", "2")
+    assert r.returncode == 2 and "resume this run in one process" in r.stderr

@@ -22,6 +22,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from ..checkpoint import CheckpointError, check_log, restore_global, restore_writer
 from ..eventlog import EventLogWriter
 from ..messages import CONTROL, Message, to_quanta, to_time
 from ..metrics import Traffic
@@ -69,7 +70,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          join_timeout: float = 60.0, keys: str | None = None,
                          method: str | None = None, step_timeout: float = 600.0,
                          notice: Callable[[str], None] | None = None,
-                         attach: list[Callable] = (), final: dict | None = None) -> dict:
+                         attach: list[Callable] = (), final: dict | None = None,
+                         resume: dict | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
@@ -97,6 +99,11 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     merged = [(a, res) for a, res in analyses if a.monitors]
     run.keep_counts = any(a.counts_per_instant for a, _ in merged)
     run.probe_eng = probe_eng
+    if resume is not None:  # a checkpoint is per agent: each worker restores its own
+        run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, [
+            *(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
+            probe_eng.monitors])
+        run.resume = resume
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
                      join_timeout=join_timeout, keys=keys, step_timeout=step_timeout) as cl:
@@ -163,6 +170,7 @@ class _Run:
         self.instants: list[int] = []  # instants with deliveries, and messages through each
         self.through_count: list[int] = []
         self.keep_counts = False  # set when an analysis merges per-instant counts
+        self.resume: dict | None = None
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -174,10 +182,13 @@ class _Run:
         owner = [self.part.owner[n] for n in self.names]
         self.members: list[Member] = cl.members
         for m in self.members:
-            cl.send(m, [b"INIT", wire.pack({
-                "part": m.part, "scenario": self.sc.text, "path": self.sc.path,
-                "agents": self.names, "owner": owner, "log": want_log,
-                "timeout": max(30.0, 3 * cl.timeout)})])
+            init = {"part": m.part, "scenario": self.sc.text, "path": self.sc.path,
+                    "agents": self.names, "owner": owner, "log": want_log,
+                    "timeout": max(30.0, 3 * cl.timeout)}
+            if self.resume is not None:
+                init["resume"] = {"t": self.resume["t"], "agents": [
+                    [n, self.resume["agents"][n]] for n in self.part.parts[m.part]]}
+            cl.send(m, [b"INIT", wire.pack(init)])
         cl.where = "building its partition"
         got = cl.collect(self.members, b"READY")
         self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
@@ -324,6 +335,26 @@ class _Run:
         cl.where = "reporting results"
         got = cl.collect(self.members, b"RESULT")
         return [wire.as_map(wire.unpack(got[k][0]), "RESULT") for k in sorted(got)]
+
+
+def resume_coordinator(ck: dict, eng0, probe_eng, writer, merged: list, roots: list) -> int:
+    """Restore the coordinator's side of a checkpoint; return its instant.
+
+    The analyses, recorders and traffic counter get their state, the log is
+    checked and truncated to the checkpoint's position, and probes of the
+    past are dropped. Analyses that watch every wake keep part of their
+    state inside the monitors of an in-process run: not resumable here yet.
+    """
+    if merged:
+        raise CheckpointError(f"analysis {merged[0][0].key!r} watches every agent wake: "
+                              f"resume this run in one process (without --workers)")
+    t = ck["t"]
+    digest = check_log(writer.path, writer._head, ck["log"]) if writer else None
+    restore_global(eng0, roots, ck["global"])
+    probe_eng.probes[:] = [p for p in probe_eng.probes if p[0] >= t]
+    if writer:
+        restore_writer(writer, ck["log"], digest)
+    return t
 
 
 __all__ = ["simulate_distributed", "ClusterError"]

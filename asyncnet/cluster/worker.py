@@ -23,6 +23,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .._version import __version__
+from ..checkpoint import restore_partition
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
@@ -181,6 +182,8 @@ class Worker:
         if names != agents:
             raise WorkerFailed("this worker builds a different network from the scenario "
                                "(different asyncnet versions?)")
+        if "resume" in init:  # the checkpoint's state of this partition's agents
+            restore_partition(eng, init["resume"])
         self.eng, self.net, self.names = eng, net, names
         self.index = {n: i for i, n in enumerate(names)}
         self.packer = wire.packer()
