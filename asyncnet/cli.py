@@ -164,8 +164,31 @@ cmd_run.configure = lambda p: (
 @command("resume", "continue a checkpointed run to the same end, log and summary")
 def cmd_resume(args) -> int:
     from .runner import resume
+    own = _own_loop(args.path)
+    if own is not None:  # a scheme with its own training loop continues its state directory
+        sc, fn = own
+        return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
     res = resume(args.path, progress=not args.quiet, workers=args.workers)
     return finish_run(res.summary, args)
+
+
+def _own_loop(path: str):
+    """``(scenario, run_scenario)`` if ``path`` is the state directory of a scheme with
+    its own training loop and checkpoints (gradep), else ``None``."""
+    from .checkpoint import CheckpointError, candidates
+    from .scenario import load
+    if not os.path.isdir(path) or candidates(path):
+        return None
+    text = os.path.join(path, "scenario.toml")
+    if not os.path.exists(text):
+        if os.path.exists(os.path.join(path, "checkpoint.npz")):
+            raise CheckpointError(f"{path}: a training state directory without its scenario: "
+                                  f"continue it with asyncnet run SCENARIO (the scenario whose "
+                                  f"[output] state_dir is this directory)")
+        return None
+    sc = load(text)
+    fn = getattr(sc.build_rule(), "run_scenario", None)
+    return None if fn is None else (sc, fn)
 
 
 cmd_resume.configure = lambda p: (

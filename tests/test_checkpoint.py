@@ -287,3 +287,48 @@ def test_resume_on_workers_refuses_wake_monitors(tmp_path):
     asyncnet.run(sc, log=str(tmp_path / "a.log"), checkpoint_every=10)
     r = cli("resume", str(tmp_path / "a.log"), "--workers", "2")
     assert r.returncode == 2 and "resume this run in one process" in r.stderr
+
+
+def test_gradep_state_directory_resumes(tmp_path):
+    """``asyncnet resume STATE_DIR`` continues a GradEP training from its last step
+    checkpoint to the same losses and parameters as an unbroken run."""
+    from asyncnet.scenario import load
+    from asyncnet.schemes.gradep import runner as R
+    from asyncnet.schemes.gradep import train as T
+    with open(os.path.join(ROOT, "scenarios", "floweqprop_short.toml")) as f:
+        text = f.read()
+    for a, b in (('size = 128, role = "hidden"', 'size = 6, role = "hidden"'),
+                 ('size = 128, role = "output"', 'size = 5, role = "output"'),
+                 ("free_steps = 300", "free_steps = 10"), ("nudge_steps = 300", "nudge_steps = 10"),
+                 ("steps = 50", "steps = 4"), ("checkpoint_every = 10", "checkpoint_every = 2"),
+                 ("workers = 2", "workers = 1"), ("batch = 1797", "batch = 12"),
+                 ('dtype = "float32"', 'dtype = "float64"')):
+        assert a in text
+        text = text.replace(a, b)
+    sc_path = tmp_path / "g.toml"
+    sc_path.write_text(text)
+    # writes STATE_DIR/scenario.toml (runs/floweqprop_short under tmp_path), runs 4 steps
+    r = cli("run", str(sc_path), "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    unbroken = json.loads(r.stdout.splitlines()[-1])
+    assert os.path.exists(tmp_path / unbroken["state_dir"] / "scenario.toml")
+    # the same run stopped after step 2 (as if killed after that checkpoint)
+    sc = load(str(sc_path))
+    d = str(tmp_path / "stopped")
+    rule = sc.build_rule()
+    rule.sizes = T.sizes_of(sc.build_network())
+    R.train(rule, seed=sc.seed, batch=12, state_dir=d, steps=2, prefetch=False)
+    with open(os.path.join(d, "scenario.toml"), "w") as f:
+        f.write(text)
+    r = cli("resume", d, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.splitlines()[-1])
+    assert got["resumed_from"] == 2 and got["steps"] == 4
+    assert got["losses"] == unbroken["losses"]
+    a, b = T.load_checkpoint(d), T.load_checkpoint(str(tmp_path / unbroken["state_dir"]))
+    for k in b:
+        if k.startswith(("param", "adam")):
+            assert np.array_equal(a[k], b[k]), k
+    os.remove(os.path.join(d, "scenario.toml"))
+    r = cli("resume", d)
+    assert r.returncode == 2 and "continue it with asyncnet run SCENARIO" in r.stderr
