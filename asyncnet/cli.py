@@ -74,6 +74,12 @@ def cmd_run(args) -> int:
     from .simulation import simulate
     sc = load(args.scenario)
     own = getattr(sc.build_rule(), "run_scenario", None)
+    if own is not None and (args.checkpoint_every is not None or args.checkpoint_dir):
+        print(f"asyncnet: error: --checkpoint-every: rule {sc.rule_name!r} runs its own "
+              f"training loop with its own step checkpoints ([rule] checkpoint_every); "
+              f"run the scenario again, or asyncnet resume its state directory, to continue",
+              file=sys.stderr)
+        return 2
     if own is not None:  # a scheme with its own training loop (gradep: checkpoints, shards)
         return own(sc, quiet=args.quiet, json_out=args.json)
     no_log = args.no_log or sc.output.get("write_log") is False

@@ -331,11 +331,14 @@ def find_checkpoint(path: str) -> Found:
     else:
         raise CheckpointError(f"{path}: no such checkpoint directory or event log")
 
+    heads: dict[str, bytes] = {}  # building the engine for a header is not free
+
     def accept(ck: dict) -> None:
         m = ck["meta"]
         if ck.get("log") is not None and m.get("log_file"):
-            head = _log_head(m)
-            check_log(m["log_file"], head, ck["log"])
+            if ck["scenario_id"] not in heads:
+                heads[ck["scenario_id"]] = _log_head(m)
+            check_log(m["log_file"], heads[ck["scenario_id"]], ck["log"])
 
     found = latest(directory, expect, accept)
     for why in found.refused:
