@@ -28,6 +28,7 @@ code, checks every length and refuses object dtypes.
 
 from __future__ import annotations
 
+import struct
 import types
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +39,8 @@ import numpy as np
 
 _ARRAY, _REF, _TUPLE, _BIG, _DEQUE, _SET, _SCALAR, _FSET = range(10, 18)
 _MAX_DEPTH = 40
+_U32 = struct.Struct("<I")
+_HEADS: dict[tuple, bytes] = {}
 _FOREIGN = ("numpy", "simpy", "networkx", "msgpack", "zmq", "builtins", "_io", "threading")
 
 
@@ -114,11 +117,17 @@ class Packer:
         if isinstance(o, np.ndarray):
             i = self.memo.get(id(o))
             if i is not None:
-                return msgpack.ExtType(_REF, self._sub(i))
+                return msgpack.ExtType(_REF, _U32.pack(i))
             self.memo[id(o)] = len(self.memo)
             self.keep.append(o)
-            a = np.ascontiguousarray(o)
-            return msgpack.ExtType(_ARRAY, self._sub([a.dtype.str, list(a.shape), a.tobytes()]))
+            # a header per (dtype, shape), cached: networks hold many arrays of few kinds
+            key = (o.dtype.str, o.shape)
+            head = _HEADS.get(key)
+            if head is None:
+                dt = o.dtype.str.encode()
+                head = _HEADS[key] = (bytes([len(dt)]) + dt + bytes([o.ndim])
+                                      + struct.pack(f"<{o.ndim}Q", *o.shape))
+            return msgpack.ExtType(_ARRAY, head + o.tobytes())
         if isinstance(o, np.generic):
             return msgpack.ExtType(_SCALAR, self._sub([o.dtype.str, o.tobytes()]))
         if isinstance(o, _Big):
@@ -164,19 +173,34 @@ class Unpacker:
 
     def _ext(self, code: int, data: bytes) -> Any:
         if code == _ARRAY:
-            dt, shape, buf = self._un(data)
-            dtype = np.dtype(dt)
-            if dtype.kind not in "biufc" or not all(isinstance(s, int) and s >= 0
-                                                    for s in shape) or len(shape) > 32:
-                raise StateError(f"refused array of dtype {dt!r}, shape {shape!r}")
-            if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(buf):
+            n = data[0]
+            dt = data[1:1 + n].decode("ascii")
+            if n > 16 or len(data) < n + 2:
+                raise StateError("malformed array header")
+            nd = data[1 + n]
+            end = n + 2 + 8 * nd
+            if nd > 32 or len(data) < end:
+                raise StateError("malformed array header")
+            shape = struct.unpack(f"<{nd}Q", data[n + 2:end])
+            try:
+                dtype = np.dtype(dt)
+            except TypeError:
+                raise StateError(f"refused array of dtype {dt!r}") from None
+            if dtype.kind not in "biufc":
+                raise StateError(f"refused array of dtype {dt!r}")
+            count = 1
+            for s in shape:
+                count *= s
+            if count * dtype.itemsize != len(data) - end:
                 raise StateError("array length does not match its shape")
-            a = np.frombuffer(buf, dtype=dtype).reshape(shape).copy()
+            a = np.frombuffer(data, dtype=dtype, offset=end, count=count).reshape(shape).copy()
             self.memo.append(a)
             return a
         if code == _REF:
-            i = self._un(data)
-            if not isinstance(i, int) or not 0 <= i < len(self.memo):
+            if len(data) != 4:
+                raise StateError("malformed array reference")
+            i = _U32.unpack(data)[0]
+            if not 0 <= i < len(self.memo):
                 raise StateError("array reference out of range")
             return self.memo[i]
         if code == _SCALAR:

@@ -255,9 +255,14 @@ def test_checkpoint_codec_round_trip():
     assert out[(1, 2.0)] == [(3, "x"), None] and out["big"] == 2**100
     assert out["dq"] == deque([1.0, 2.0]) and out["dq"].maxlen == 3
     assert out["s"] == {1, 2} and out[5] == b"raw"
-    evil = msgpack.packb(msgpack.ExtType(10, msgpack.packb(["|O", [1], b"x" * 8])))
+    evil = msgpack.packb(msgpack.ExtType(10, b"\x02|O\x01" + (1).to_bytes(8, "little")
+                                         + b"x" * 8))
     with pytest.raises(ValueError, match="refused"):
         Unpacker().unpack(evil)
+    short = msgpack.packb(msgpack.ExtType(10, b"\x03<f8\x01" + (2).to_bytes(8, "little")
+                                          + b"x" * 8))
+    with pytest.raises(ValueError, match="does not match"):
+        Unpacker().unpack(short)
 
 
 @pytest.mark.parametrize("name,duration,every,workers", [
