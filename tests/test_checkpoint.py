@@ -225,18 +225,33 @@ def test_an_altered_agent_state_changes_the_log(finished, tmp_path):
         assert f.read() != ref_log
 
 
-def test_resume_cli_errors(tmp_path):
-    r = cli("resume", str(tmp_path / "missing"))
-    assert r.returncode == 2 and r.stderr.startswith("asyncnet: error: ")
+def test_resume_cli_errors(tmp_path, capsys):
+    from asyncnet.cli import main
+
+    def err(*argv) -> str:
+        with pytest.raises(SystemExit) if argv[0] == "run" and "nan" in argv else _nothing():
+            code = main(list(argv))
+            assert code == 2
+        e = capsys.readouterr().err
+        assert e.startswith("asyncnet: error: ") and e.count("\n") == 1, e
+        return e
+
+    err("resume", str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
-    r = cli("resume", str(tmp_path / "empty"))
-    assert r.returncode == 2 and "no checkpoint in it" in r.stderr
+    assert "no checkpoint in it" in err("resume", str(tmp_path / "empty"))
     sc = shortened("quickstart", 50, tmp_path)
-    for bad in ("0", "-1", "nan"):
-        r = cli("run", sc, "--checkpoint-every", bad, "-q")
-        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-    r = cli("run", sc, "--checkpoint-dir", str(tmp_path), "-q")
-    assert r.returncode == 2 and "needs --checkpoint-every" in r.stderr
+    assert "checkpoint_every must be a positive number" in err(
+        "run", sc, "--checkpoint-every", "0", "-q")
+    assert "needs --checkpoint-every" in err("run", sc, "--checkpoint-dir", str(tmp_path), "-q")
+    assert not os.path.exists(tmp_path / "runs")  # refused before anything ran
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 def test_checkpoint_codec_round_trip():
@@ -294,9 +309,10 @@ def test_resume_on_workers_refuses_wake_monitors(tmp_path):
     assert r.returncode == 2 and "resume this run in one process" in r.stderr
 
 
-def test_gradep_state_directory_resumes(tmp_path):
+def test_gradep_state_directory_resumes(tmp_path, capsys):
     """``asyncnet resume STATE_DIR`` continues a GradEP training from its last step
     checkpoint to the same losses and parameters as an unbroken run."""
+    from asyncnet.cli import main
     from asyncnet.scenario import load
     from asyncnet.schemes.gradep import runner as R
     from asyncnet.schemes.gradep import train as T
@@ -312,28 +328,63 @@ def test_gradep_state_directory_resumes(tmp_path):
         text = text.replace(a, b)
     sc_path = tmp_path / "g.toml"
     sc_path.write_text(text)
-    # writes STATE_DIR/scenario.toml (runs/floweqprop_short under tmp_path), runs 4 steps
-    r = cli("run", str(sc_path), "--json", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    unbroken = json.loads(r.stdout.splitlines()[-1])
-    assert os.path.exists(tmp_path / unbroken["state_dir"] / "scenario.toml")
-    # the same run stopped after step 2 (as if killed after that checkpoint)
     sc = load(str(sc_path))
-    d = str(tmp_path / "stopped")
+    unbroken = str(tmp_path / "unbroken")
+    assert R.run_scenario(sc, quiet=True, json_out=True, state_dir=unbroken) == 0
+    ref = json.loads(capsys.readouterr().out.splitlines()[-1])
+    with open(os.path.join(unbroken, "scenario.toml")) as f:  # kept beside the checkpoints
+        assert f.read() == text
+    # the same run stopped after step 2 (as if killed after that checkpoint)
     rule = sc.build_rule()
     rule.sizes = T.sizes_of(sc.build_network())
+    d = str(tmp_path / "stopped")
     R.train(rule, seed=sc.seed, batch=12, state_dir=d, steps=2, prefetch=False)
     with open(os.path.join(d, "scenario.toml"), "w") as f:
         f.write(text)
-    r = cli("resume", d, "--json")
-    assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout.splitlines()[-1])
+    assert main(["resume", d, "--json", "-q"]) == 0
+    got = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert got["resumed_from"] == 2 and got["steps"] == 4
-    assert got["losses"] == unbroken["losses"]
-    a, b = T.load_checkpoint(d), T.load_checkpoint(str(tmp_path / unbroken["state_dir"]))
+    assert got["losses"] == ref["losses"]
+    a, b = T.load_checkpoint(d), T.load_checkpoint(unbroken)
     for k in b:
         if k.startswith(("param", "adam")):
             assert np.array_equal(a[k], b[k]), k
     os.remove(os.path.join(d, "scenario.toml"))
-    r = cli("resume", d)
-    assert r.returncode == 2 and "continue it with asyncnet run SCENARIO" in r.stderr
+    assert main(["resume", d]) == 2
+    assert "continue it with asyncnet run SCENARIO" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_wall_clock_moments(tmp_path):
+    """Kills at seeded wall-clock delays land anywhere: in a checkpoint write, between
+    two records, before the first checkpoint or after the end. Each outcome is checked:
+    a resume ends with the reference bytes; with no checkpoint yet it says so (exit 2)."""
+    import time
+    sc = shortened("quickstart", 20000, tmp_path)
+    ref = reference(sc, tmp_path)
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log = f"{tmp_path}/run.log"
+    outcomes = []
+    for delay in np.random.default_rng(14).uniform(1.0, 6.0, size=6):
+        for p in glob.glob(f"{log}*") + glob.glob(f"{log}.ckpt/*"):
+            if os.path.isfile(p):
+                os.remove(p)
+        proc = subprocess.Popen([sys.executable, "-m", "asyncnet", "run", sc, "--log", log,
+                                 "--save-state", f"{tmp_path}/run.npz", "--checkpoint-every",
+                                 "1000", "-q"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        r = cli("resume", log, "--json", "-q")
+        if r.returncode == 2 and "no checkpoint in it" in r.stderr or \
+                "no such checkpoint directory" in r.stderr:
+            outcomes.append("before the first checkpoint")
+            continue  # killed before its first checkpoint: nothing to resume
+        assert r.returncode == 0, r.stderr
+        with open(log, "rb") as f, open(f"{tmp_path}/ref.log", "rb") as g:
+            assert f.read() == g.read()
+        assert stable(json.loads(r.stdout)) == stable(ref)
+        assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+        outcomes.append("resumed" if proc.returncode == -9 else "had finished")
+    print(outcomes)
