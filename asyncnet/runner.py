@@ -338,7 +338,8 @@ def find_checkpoint(path: str) -> Found:
         if ck.get("log") is not None and m.get("log_file"):
             if ck["scenario_id"] not in heads:
                 heads[ck["scenario_id"]] = _log_head(m)
-            check_log(m["log_file"], heads[ck["scenario_id"]], ck["log"])
+            # the running digest of the prefix: the resumed writer goes on with it
+            ck["log_hash"] = check_log(m["log_file"], heads[ck["scenario_id"]], ck["log"])
 
     found = latest(directory, expect, accept)
     for why in found.refused:

@@ -195,7 +195,10 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     skip = [*shared, eng, eng.env, ctx, eng.links, eng.agents, eng.sinks, eng.names, writer]
     wall0 = 0.0
     if resume is not None:
-        digest = ckp.check_log(log_file, writer._head, resume["log"]) if writer else None
+        digest = None
+        if writer:  # the log's prefix, checked (again, unless the caller just did)
+            digest = resume.get("log_hash") or ckp.check_log(log_file, writer._head,
+                                                             resume["log"])
         for name, agent in eng.agents.items():
             if name not in resume["agents"]:
                 raise ckp.CheckpointError(f"the checkpoint has no state for agent {name!r}")

@@ -349,7 +349,8 @@ def resume_coordinator(ck: dict, eng0, probe_eng, writer, merged: list, roots: l
         raise CheckpointError(f"analysis {merged[0][0].key!r} watches every agent wake: "
                               f"resume this run in one process (without --workers)")
     t = ck["t"]
-    digest = check_log(writer.path, writer._head, ck["log"]) if writer else None
+    digest = (ck.get("log_hash") or check_log(writer.path, writer._head, ck["log"])) \
+        if writer else None
     restore_global(eng0, roots, ck["global"])
     probe_eng.probes[:] = [p for p in probe_eng.probes if p[0] >= t]
     if writer:
