@@ -174,7 +174,9 @@ def cmd_resume(args) -> int:
     if own is not None:  # a scheme with its own training loop continues its state directory
         sc, fn = own
         return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
-    res = resume(args.path, progress=not args.quiet, workers=args.workers)
+    res = resume(args.path, progress=not args.quiet, workers=args.workers,
+                 notice=None if args.quiet else
+                 lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
     return finish_run(res.summary, args)
 
 

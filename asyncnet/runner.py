@@ -358,7 +358,7 @@ def _log_head(meta: dict) -> bytes:
 
 
 def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
-           workers: int = 1) -> Result:
+           workers: int = 1, notice: Callable[[str], None] | None = None) -> Result:
     """Continue a checkpointed run to its end; the same :class:`Result` as uninterrupted.
 
     The event log is truncated to the checkpoint's position and appended
@@ -373,6 +373,8 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
         As for :func:`run`.
     workers:
         Resume on this many local worker processes (a checkpoint is per agent).
+    notice:
+        Told which checkpoint the run resumes from (one line).
 
     Returns
     -------
@@ -380,6 +382,8 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     """
     found = find_checkpoint(path)
     ck, m = found.ck, found.ck["meta"]
+    if notice is not None:
+        notice(f"resuming from t={ck['t'] / QUANTA:g} ({found.path})")
     try:
         sc = load(m["scenario_path"], text=m["scenario_text"])
     except (KeyError, TypeError):
