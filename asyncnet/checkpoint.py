@@ -23,7 +23,6 @@ import glob
 import hashlib
 import heapq
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,12 +76,30 @@ def scenario_id(text: str, seed: int) -> str:
 
 # -- agents -------------------------------------------------------------------
 def get_rng(agent: Agent) -> Any:
-    """An agent's random generator state (the one place that knows where it lives)."""
+    """An agent's random generator state (the one place that knows where it lives).
+
+    Parameters
+    ----------
+    agent:
+        the engine's agent.
+
+    Returns
+    -------
+    Its bit generator's state, as data.
+    """
     return rng_state(agent.rng)
 
 
 def set_rng(agent: Agent, state: Any) -> None:
-    """Set an agent's random generator state."""
+    """Set an agent's random generator state.
+
+    Parameters
+    ----------
+    agent:
+        the engine's agent.
+    state:
+        what :func:`get_rng` gave.
+    """
     set_rng_state(agent.rng, state)
 
 
@@ -204,7 +221,17 @@ def capture_global(eng: Any, roots: list, skip: list) -> bytes:
 
 
 def restore_global(eng: Any, roots: list, blob: bytes) -> None:
-    """Restore :func:`capture_global`'s state into a fresh build's roots."""
+    """Restore :func:`capture_global`'s state into a fresh build's roots.
+
+    Parameters
+    ----------
+    eng:
+        the fresh engine.
+    roots:
+        the fresh build's roots, in the order of the capture.
+    blob:
+        what :func:`capture_global` packed.
+    """
     g = Unpacker().unpack(blob)
     if not isinstance(g, dict) or len(g.get("roots", ())) != len(roots):
         raise StateError("the analyses of the run differ from the checkpoint's")
@@ -284,7 +311,17 @@ def check_log(path: str, head: bytes, pos: dict) -> Any:
 
 
 def restore_writer(writer: EventLogWriter, pos: dict, digest: Any) -> None:
-    """Truncate the log to the checkpoint's position and let ``writer`` append."""
+    """Truncate the log to the checkpoint's position and let ``writer`` append.
+
+    Parameters
+    ----------
+    writer:
+        the resumed run's (fresh) log writer.
+    pos:
+        :func:`log_position`'s figures.
+    digest:
+        the running digest of the prefix (:func:`check_log`).
+    """
     f = open(writer.path, "r+b")
     f.seek(pos["pos"])
     f.truncate()
@@ -299,7 +336,17 @@ def restore_writer(writer: EventLogWriter, pos: dict, digest: Any) -> None:
 
 # -- files --------------------------------------------------------------------
 def file_name(t: int) -> str:
-    """The checkpoint file for instant ``t`` (quanta): sorts by time."""
+    """The checkpoint file for instant ``t``: names sort by time.
+
+    Parameters
+    ----------
+    t:
+        the instant, in quanta.
+
+    Returns
+    -------
+    The file name.
+    """
     return f"ck-{t:020d}.ckpt"
 
 
@@ -358,7 +405,17 @@ def _remove_quietly(path: str) -> None:
 
 
 def candidates(directory: str) -> list[str]:
-    """The checkpoint files of a directory, newest first."""
+    """The checkpoint files of a directory, newest first.
+
+    Parameters
+    ----------
+    directory:
+        the checkpoint directory.
+
+    Returns
+    -------
+    Their paths.
+    """
     return sorted(glob.glob(os.path.join(directory, "ck-*.ckpt")), reverse=True)
 
 
@@ -457,11 +514,6 @@ def latest(directory: str, expect_id: str | None = None,
         except (CheckpointError, StateError, OSError) as e:
             refused.append(str(e))
     raise CheckpointError("no usable checkpoint: " + "; ".join(refused))
-
-
-def stamp() -> float:
-    """Wall-clock seconds, for the checkpoint's bookkeeping."""
-    return time.time()
 
 
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "KEEP", "Found", "capture_agent",

@@ -106,7 +106,17 @@ class Packer:
         self._p = msgpack.Packer(default=self._default, use_bin_type=True, strict_types=True)
 
     def pack(self, obj: Any) -> bytes:
-        """Pack ``obj`` (already made of data, see :func:`conv`)."""
+        """Pack ``obj`` (already made of data, see :func:`conv`).
+
+        Parameters
+        ----------
+        obj:
+            the data.
+
+        Returns
+        -------
+        The bytes.
+        """
         return self._p.pack(obj)
 
     def _sub(self, obj: Any) -> bytes:
@@ -156,7 +166,17 @@ class Unpacker:
         self.memo: list[np.ndarray] = []
 
     def unpack(self, data: bytes) -> Any:
-        """Decode one packed object; ``StateError`` if it is malformed."""
+        """Decode one packed object; ``StateError`` if it is malformed.
+
+        Parameters
+        ----------
+        data:
+            what :meth:`Packer.pack` gave.
+
+        Returns
+        -------
+        The data.
+        """
         try:
             return self._un(data)
         except StateError:
@@ -243,7 +263,17 @@ def _attrs(obj: Any) -> list[tuple[str, Any]]:
 
 
 def rng_state(g: np.random.Generator) -> dict:
-    """A generator's bit-generator state, as data."""
+    """A generator's bit-generator state, as data.
+
+    Parameters
+    ----------
+    g:
+        the generator.
+
+    Returns
+    -------
+    Its state (a dict with 128-bit integers).
+    """
     return conv(g.bit_generator.state)
 
 
@@ -264,7 +294,19 @@ class Walker:
         self.visited: set[int] = set()
 
     def node(self, v: Any, depth: int = 0) -> list | None:
-        """The capture of ``v``, or ``None`` if nothing of it is kept."""
+        """The capture of ``v``, or ``None`` if nothing of it is kept.
+
+        Parameters
+        ----------
+        v:
+            any value.
+        depth:
+            how deep in the walk (bounded).
+
+        Returns
+        -------
+        A node ``[tag, ...]`` (see :func:`restore`), or ``None``.
+        """
         if depth > _MAX_DEPTH:
             raise StateError("state nested too deeply to capture")
         if id(v) in self.skip:
@@ -322,7 +364,19 @@ class Walker:
         return ["o", attrs] if attrs else None
 
     def obj_attrs(self, items, depth: int) -> dict:
-        """Captured attributes of one object (those with anything to keep)."""
+        """Captured attributes of one object (those with anything to keep).
+
+        Parameters
+        ----------
+        items:
+            ``(name, value)`` pairs.
+        depth:
+            how deep in the walk.
+
+        Returns
+        -------
+        ``{name: node}``.
+        """
         out = {}
         for k, x in items:
             n = self.node(x, depth + 1)
@@ -412,7 +466,17 @@ def restore(node: list, get: Callable[[], Any], put: Callable[[Any], None],
 
 
 def restore_attrs(obj: Any, attrs: dict, where: str) -> None:
-    """Restore captured attributes into ``obj``."""
+    """Restore captured attributes into ``obj``.
+
+    Parameters
+    ----------
+    obj:
+        the fresh object.
+    attrs:
+        ``{name: node}`` from :meth:`Walker.obj_attrs`.
+    where:
+        the path, for messages.
+    """
     if not isinstance(attrs, dict):
         raise StateError(f"{where}: malformed attributes")
     for k, sub in attrs.items():
@@ -433,7 +497,15 @@ def _readonly(where: str) -> Callable[[Any], None]:
 
 
 def set_rng_state(g: np.random.Generator, state: Any) -> None:
-    """Set a generator's bit-generator state (``StateError`` if it does not fit)."""
+    """Set a generator's bit-generator state (``StateError`` if it does not fit).
+
+    Parameters
+    ----------
+    g:
+        the generator (changed in place).
+    state:
+        what :func:`rng_state` gave.
+    """
     try:
         g.bit_generator.state = state
     except (TypeError, ValueError, KeyError) as e:
