@@ -98,11 +98,6 @@ def cmd_run(args) -> int:
     ck = {}
     if args.checkpoint_every is not None:
         from .runner import check_period, default_checkpoint_dir
-        if (workers and workers > 1) or args.cluster:
-            print("asyncnet: error: --checkpoint-every: checkpoints are written by in-process "
-                  "runs only so far (resume one on any number of workers: asyncnet resume "
-                  "DIR --workers N)", file=sys.stderr)
-            return 2
         ck = {"checkpoint_every": check_period(args.checkpoint_every, sc.duration),
               "checkpoint_dir": args.checkpoint_dir or default_checkpoint_dir(sc.name, log_path)}
         check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
@@ -114,7 +109,7 @@ def cmd_run(args) -> int:
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
                                  notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
-                                 log_path=log_path, progress=prog, save_state=save_state)
+                                 log_path=log_path, progress=prog, save_state=save_state, **ck)
     else:
         s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state, **ck)
     return finish_run(s, args)

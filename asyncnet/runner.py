@@ -238,9 +238,6 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,
               final=final)
     if checkpoint_every is not None:
-        if workers > 1 or cluster:
-            raise ScenarioError("checkpoints are written by in-process runs only so far "
-                                "(a checkpoint resumes on any number of workers)")
         kw.update(checkpoint_every=check_period(checkpoint_every, sc.duration),
                   checkpoint_dir=checkpoint_dir or default_checkpoint_dir(sc.name, log),
                   meta={"recorder": _recorder_meta(rec)})
@@ -401,7 +398,9 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
         from .cluster import simulate_distributed
         summary = simulate_distributed(sc, workers=workers, log_path=m["log_file"],
                                        progress=progress, save_state=m["save_state_file"],
-                                       attach=attach, final=final, resume=ck)
+                                       attach=attach, final=final, resume=ck,
+                                       checkpoint_every=m["checkpoint_every"],
+                                       checkpoint_dir=m["checkpoint_dir"], meta={"recorder": rm})
     else:
         summary = simulate(sc, log_path=m["log"], progress=progress, save_state=m["save_state"],
                            attach=attach, final=final, checkpoint_every=m["checkpoint_every"],

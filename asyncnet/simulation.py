@@ -209,12 +209,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
             ckp.restore_writer(writer, resume["log"], digest)
         wall0 = float(resume.get("wall", 0.0))
     stops = checkpoint_times(sc.duration, checkpoint_every, eng.env.now)
-    info = {"scenario_path": sc.path, "scenario_text": sc.text, "seed": sc.seed,
-            "log": log_path, "log_file": log_file, "save_state": save_state,
-            "save_state_file": state_file,
-            "checkpoint_every": checkpoint_every,
-            "checkpoint_dir": os.path.abspath(checkpoint_dir) if checkpoint_dir else None,
-            "duration": sc.duration, "asyncnet": __version__, **(meta or {})}
+    info = checkpoint_meta(sc, log_path, log_file, save_state, state_file, checkpoint_every,
+                           checkpoint_dir, meta)
     t0 = time.perf_counter()
     complete = False
     try:
@@ -238,6 +234,36 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         final.update(state)
     return summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
                      footer=footer, save_state=save_state, log_file=log_file)
+
+
+def checkpoint_meta(sc: Scenario, log_path: str | None, log_file: str | None,
+                    save_state: str | None, state_file: str | None,
+                    checkpoint_every: float | None, checkpoint_dir: str | None,
+                    meta: dict | None) -> dict:
+    """What a checkpoint says of its run, to resume it (whichever backend wrote it).
+
+    Parameters
+    ----------
+    sc:
+        The scenario (its text is embedded).
+    log_path, log_file:
+        The log as given and as an absolute path (``None``: no log).
+    save_state, state_file:
+        The ``--save-state`` path as given and absolute.
+    checkpoint_every, checkpoint_dir:
+        The checkpoint period and directory (a resumed run goes on writing them).
+    meta:
+        More options (a recorder's set-up).
+
+    Returns
+    -------
+    The ``meta`` map of a checkpoint.
+    """
+    return {"scenario_path": sc.path, "scenario_text": sc.text, "seed": sc.seed,
+            "log": log_path, "log_file": log_file, "save_state": save_state,
+            "save_state_file": state_file, "checkpoint_every": checkpoint_every,
+            "checkpoint_dir": os.path.abspath(checkpoint_dir) if checkpoint_dir else None,
+            "duration": sc.duration, "asyncnet": __version__, **(meta or {})}
 
 
 def checkpoint_times(duration: float, every: float | None, now: int) -> list[int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import gc
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from .. import checkpoint as ckp
 from ..checkpoint import CheckpointError, check_log, restore_global, restore_writer
 from ..eventlog import EventLogWriter
 from ..messages import CONTROL, Message, to_quanta, to_time
@@ -30,6 +32,8 @@ from ..scenario import Scenario, ScenarioError
 from ..simulation import (
     attach_analyses,
     build_engine,
+    checkpoint_meta,
+    checkpoint_times,
     context,
     log_header,
     new_traffic,
@@ -71,7 +75,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          method: str | None = None, step_timeout: float = 600.0,
                          notice: Callable[[str], None] | None = None,
                          attach: list[Callable] = (), final: dict | None = None,
-                         resume: dict | None = None) -> dict:
+                         resume: dict | None = None, checkpoint_every: float | None = None,
+                         checkpoint_dir: str | None = None, meta: dict | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
@@ -99,11 +104,20 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     merged = [(a, res) for a, res in analyses if a.monitors]
     run.keep_counts = any(a.counts_per_instant for a, _ in merged)
     run.probe_eng = probe_eng
+    # a checkpoint's state beyond the agents, as an in-process run lists it
+    roots = [*(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
+             probe_eng.monitors]
     if resume is not None:  # a checkpoint is per agent: each worker restores its own
-        run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, [
-            *(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
-            probe_eng.monitors])
+        run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, roots)
         run.resume = resume
+    if checkpoint_every is not None:
+        run.ck_times = checkpoint_times(sc.duration, checkpoint_every, run.t)
+        info = checkpoint_meta(sc, log_path, os.path.abspath(log_path) if writer else None,
+                               save_state, os.path.abspath(save_state) if save_state else None,
+                               checkpoint_every, checkpoint_dir, meta)
+        run.on_checkpoint = checkpoint_writer(
+            sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
+            checkpoint_dir)
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
                      join_timeout=join_timeout, keys=keys, step_timeout=step_timeout) as cl:
@@ -171,6 +185,8 @@ class _Run:
         self.through_count: list[int] = []
         self.keep_counts = False  # set when an analysis merges per-instant counts
         self.resume: dict | None = None
+        self.ck_times: list[int] = []  # instants to checkpoint at, and how
+        self.on_checkpoint: Callable[[int, dict], None] | None = None
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -222,6 +238,12 @@ class _Run:
             # a probe at t reads the state after every event before t (in-process,
             # the wake-ups of t = 0 are scheduled before any probe: after those)
             barrier = None
+            ck = self.ck_times[0] if self.ck_times else None
+            if ck is not None and (first is None or first >= ck) and \
+                    (pi >= len(probes) or probes[pi][0] >= ck):
+                flush()  # every event and probe before ck is done, none at ck
+                self._checkpoint(self.ck_times.pop(0))
+                continue
             if pi < len(probes):
                 barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
                 if first is None or barrier <= first:
@@ -231,7 +253,7 @@ class _Run:
             if first is None or first >= self.end_q:
                 break
             begin = max(self.t, first)
-            end = min(begin + self.window, self.end_q, barrier or self.end_q)
+            end = min(begin + self.window, self.end_q, barrier or self.end_q, ck or self.end_q)
             active = [by_part[k] for k in sorted(by_part)
                       if (self.next_t[k] is not None and self.next_t[k] < end)
                       or (self.inbox_min[k] is not None and self.inbox_min[k] < end)]
@@ -264,6 +286,20 @@ class _Run:
         flush()
         if self.progress is not None:
             self.progress(to_time(self.end_q))
+
+    def _checkpoint(self, t: int) -> None:
+        """Every worker takes the messages in flight to it and packs its agents."""
+        cl = self.cluster
+        cl.where = f"writing the checkpoint at t={to_time(t):g}"
+        for m in self.members:
+            cl.send(m, [b"CKPT", wire.pack({"t": t}), *self.inbox[m.part]])
+            self.inbox[m.part], self.inbox_min[m.part] = [], None
+        agents = {}
+        for k, frames in cl.collect(self.members, b"CKSTATE").items():
+            h = wire.as_map(wire.unpack(frames[0]), "CKSTATE")
+            self.next_t[k] = h["next_t"]
+            agents.update(dict(h["agents"]))
+        self.on_checkpoint(t, agents)
 
     def _probe(self, probes: list, pi: int) -> int:
         """Run every probe of the instant of ``probes[pi]`` (the workers wait);
@@ -335,6 +371,27 @@ class _Run:
         cl.where = "reporting results"
         got = cl.collect(self.members, b"RESULT")
         return [wire.as_map(wire.unpack(got[k][0]), "RESULT") for k in sorted(got)]
+
+
+def checkpoint_writer(sc: Scenario, eng0, traffic: Traffic, writer, merged: list, roots: list,
+                      skip: list, meta: dict, directory: str) -> Callable[[int, dict], None]:
+    """``write(t, agents)``: one checkpoint of a distributed run, as an in-process run
+    writes it (the agents' states come packed from their workers)."""
+    if merged:
+        raise CheckpointError(f"analysis {merged[0][0].key!r} watches every agent wake: "
+                              f"write checkpoints of this run in one process (no --workers)")
+    t0 = time.perf_counter()
+    skip = [*skip, sc, eng0, eng0.rule, eng0.links, eng0.names, writer, traffic.links]
+
+    def write_checkpoint(t: int, agents: dict) -> None:
+        eng0.delivered[:] = traffic.count  # what an engine would have counted
+        ckp.write(directory, {
+            "t": t, "scenario_id": ckp.scenario_id(sc.text, sc.seed), "meta": meta,
+            "agents": agents, "global": ckp.capture_global(eng0, roots, skip),
+            "log": ckp.log_position(writer) if writer else None,
+            "wall": time.perf_counter() - t0})
+
+    return write_checkpoint
 
 
 def resume_coordinator(ck: dict, eng0, probe_eng, writer, merged: list, roots: list) -> int:

@@ -23,7 +23,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .._version import __version__
-from ..checkpoint import restore_partition
+from ..checkpoint import capture_agent, restore_partition
 from ..messages import CONTROL, LocalityError, Message
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
@@ -184,7 +184,7 @@ class Worker:
                                "(different asyncnet versions?)")
         if "resume" in init:  # the checkpoint's state of this partition's agents
             restore_partition(eng, init["resume"])
-        self.eng, self.net, self.names = eng, net, names
+        self.eng, self.net, self.names, self.stream = eng, net, names, stream
         self.index = {n: i for i, n in enumerate(names)}
         self.packer = wire.packer()
         self.rows: list[list] = []
@@ -247,6 +247,13 @@ class Worker:
                 sock.send_multipart(self._done())
                 self.stats["windows"] += 1
                 self.stats["busy_seconds"] += time.perf_counter() - t0
+            elif op == b"CKPT":  # the messages in flight to us, then our agents' states
+                for frame in msg[2:]:
+                    self._inject(frame)
+                shared = [self.eng.rule, self.net, self.stream]
+                sock.send_multipart([b"CKSTATE", wire.pack({
+                    "next_t": self._next(), "agents": [[n, capture_agent(a, shared)] for n, a
+                                                       in self.eng.agents.items()]})])
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
                 sock.send_multipart([b"STATES", wire.pack(self._states(head))])
