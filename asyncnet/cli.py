@@ -104,7 +104,19 @@ def cmd_run(args) -> int:
     elif args.checkpoint_dir:
         print("asyncnet: error: --checkpoint-dir needs --checkpoint-every T", file=sys.stderr)
         return 2
-    if (workers and workers > 1) or args.cluster:
+    distributed = (workers and workers > 1) or args.cluster
+    if args.restart_workers and not (ck and distributed):
+        print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "
+              "--checkpoint-every T", file=sys.stderr)
+        return 2
+    if args.restart_workers:
+        from .runner import distributed_restarting
+        s = distributed_restarting(sc, restarts=args.restart_workers,
+                                   workers=args.workers or (None if args.cluster else workers),
+                                   cluster_file=args.cluster, bind=args.bind,
+                                   notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
+                                   log_path=log_path, progress=prog, save_state=save_state, **ck)
+    elif distributed:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
@@ -157,6 +169,10 @@ cmd_run.configure = lambda p: (
                    help="write a checkpoint at simulated times T, 2T, ... (asyncnet resume)"),
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where checkpoints go (default LOG.ckpt, or runs/<name>.ckpt)"),
+    p.add_argument("--restart-workers", type=positive_int, nargs="?", const=5, default=0,
+                   metavar="N", help="with --workers and --checkpoint-every: restart every "
+                   "worker from the last checkpoint when one is lost (at most N times, "
+                   "default 5)"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .analysis import Context
-from .checkpoint import CheckpointError, Found, check_log, latest, scenario_id
+from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .messages import QUANTA, to_quanta
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
@@ -187,7 +188,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         save_state: str | None = None,
         progress: Callable[[float], None] | bool | None = None,
         cluster: bool = False, checkpoint_every: float | None = None,
-        checkpoint_dir: str | None = None) -> Result:
+        checkpoint_dir: str | None = None, restart_workers: int = 0) -> Result:
     """Run a scenario and return its :class:`Result`.
 
     Parameters
@@ -214,6 +215,9 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         Write a checkpoint at simulated times T, 2T, ... (see :func:`resume`).
     checkpoint_dir:
         Where (default: ``LOG.ckpt`` next to the log, else ``runs/<name>.ckpt``).
+    restart_workers:
+        On workers, with checkpoints: restart every worker from the last
+        checkpoint when one is lost, at most this many times.
 
     Returns
     -------
@@ -241,13 +245,74 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         kw.update(checkpoint_every=check_period(checkpoint_every, sc.duration),
                   checkpoint_dir=checkpoint_dir or default_checkpoint_dir(sc.name, log),
                   meta={"recorder": _recorder_meta(rec)})
-    if workers > 1 or cluster:
+    if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
+        raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
+    if restart_workers:
+        summary = distributed_restarting(
+            sc, restarts=restart_workers, workers=workers, **kw,
+            reset=(lambda: (rec.times.clear(), rec.data.clear())) if rec else None)
+    elif workers > 1 or cluster:
         from .cluster import simulate_distributed
         summary = simulate_distributed(sc, workers=workers, **kw)
     else:
         summary = simulate(sc, **kw)
     return Result(summary, log, np.array(rec.times if rec else []),
                   rec.arrays() if rec else {}, final)
+
+
+def distributed_restarting(sc: Scenario, *, restarts: int, checkpoint_dir: str,
+                           notice: Callable[[str], None] | None = None,
+                           reset: Callable[[], None] | None = None, **kw) -> dict:
+    """A distributed run that survives its workers: a lost worker restarts every worker
+    from the last checkpoint (all roll back to its instant) and the run goes on.
+
+    Parameters
+    ----------
+    sc:
+        The scenario.
+    restarts:
+        At most this many restarts; the next lost worker stops the run.
+    checkpoint_dir:
+        Where the run writes its checkpoints (``checkpoint_every`` among ``kw``).
+    notice:
+        Told of each restart (one line), and passed on (remote workers to join).
+    reset:
+        Called before a restart from the start (no checkpoint yet): recorders
+        forget the failed attempt's samples.
+    **kw:
+        Passed to ``cluster.simulate_distributed`` (``workers``, ``log_path``, ...).
+
+    Returns
+    -------
+    The summary; its ``cluster`` section adds ``restarts``: how many, the wall
+    seconds the failed attempts took, and what failed.
+    """
+    from .cluster import simulate_distributed
+    from .cluster.errors import WorkerLost
+    failed: list[dict] = []
+    ck = None
+    while True:
+        t0 = time.perf_counter()
+        try:
+            summary = simulate_distributed(sc, resume=ck, checkpoint_dir=checkpoint_dir,
+                                           notice=notice, **kw)
+            break
+        except WorkerLost as e:
+            if len(failed) >= restarts:
+                raise
+            failed.append({"error": str(e), "seconds": time.perf_counter() - t0})
+            # no checkpoint yet: from the start (the log is written anew)
+            ck = latest(checkpoint_dir).ck if candidates(checkpoint_dir) else None
+            if ck is None and reset is not None:
+                reset()
+            if notice is not None:
+                at = "the start" if ck is None else f"the checkpoint at t={ck['t'] / QUANTA:g}"
+                notice(f"{e}; restarting every worker from {at} "
+                       f"(restart {len(failed)} of at most {restarts})")
+    summary["cluster"]["restarts"] = {"count": len(failed),
+                                      "seconds": sum(f["seconds"] for f in failed),
+                                      "errors": [f["error"] for f in failed]}
+    return summary
 
 
 def _recorder_meta(rec: Recorder | None) -> dict | None:

@@ -2,6 +2,7 @@
 
     python tests/checkpoint_victim.py --at T  asyncnet run ARGS...     # at simulated time T
     python tests/checkpoint_victim.py --write K MODE asyncnet run ...  # in checkpoint write K
+    python tests/checkpoint_victim.py --kill-worker T K asyncnet run ... --workers N
 
 ``--at``: a probe at ``T`` kills the process between two events (the log's
 last instant may be half written, as after a crash). ``--write``: the K-th
@@ -35,6 +36,44 @@ def kill_at(t: float) -> None:
     sim.attach_analyses = attach
 
 
+def kill_worker_at(t: float, k: int) -> None:
+    """At simulated time ``t`` (a coordinator probe), SIGKILL the ``k``-th worker."""
+    import asyncnet.cluster.coordinator as coord
+    orig = coord.attach_analyses
+
+    done = []  # once only: a restarted run must not lose its worker again
+
+    def kill(e, tt):
+        if not done:
+            done.append(tt)
+            os.kill(_workers()[k], signal.SIGKILL)
+
+    def attach(sc, ctx):
+        out = orig(sc, ctx)
+        ctx.engine.at(t, kill)
+        return out
+
+    coord.attach_analyses = attach
+
+
+def _workers() -> list[int]:
+    """Child processes of this one running ``asyncnet worker`` (by pid)."""
+    me, out = str(os.getpid()), []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = f.read().rsplit(")", 1)[1].split()[1]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == me and b"worker" in cmd:
+            out.append(int(pid))
+    return sorted(out)
+
+
 def kill_in_write(k: int, mode: str) -> None:
     orig, calls = ckp.write, [0]
 
@@ -61,6 +100,9 @@ if __name__ == "__main__":
     if argv[0] == "--at":
         kill_at(float(argv[1]))
         argv = argv[2:]
+    elif argv[0] == "--kill-worker":
+        kill_worker_at(float(argv[1]), int(argv[2]))
+        argv = argv[3:]
     elif argv[0] == "--write":
         kill_in_write(int(argv[1]), argv[2])
         argv = argv[3:]
