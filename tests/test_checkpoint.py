@@ -404,3 +404,77 @@ def test_sigkill_at_random_wall_clock_moments(tmp_path):
         assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
         outcomes.append("resumed" if proc.returncode == -9 else "had finished")
     print(outcomes)
+
+
+@pytest.mark.parametrize("workers,victim,resume_on", [
+    (2, 1, 1),
+    pytest.param(3, 2, 2, marks=pytest.mark.slow),
+    pytest.param(2, 0, 3, marks=pytest.mark.slow)])
+def test_a_lost_worker_stops_the_run_and_resume_finishes_it(workers, victim, resume_on,
+                                                             tmp_path):
+    """A distributed run writing checkpoints loses a worker (SIGKILL at a seeded instant):
+    it stops with the message it gives today; resume finishes it on another worker count."""
+    sc = shortened("quickstart", 300, tmp_path)
+    ref = reference(sc, tmp_path)
+    log = f"{tmp_path}/run.log"
+    t = np.random.default_rng(workers * 10 + victim).uniform(140, 290)
+    r = cli("run", sc, "--log", log, "--save-state", f"{tmp_path}/run.npz", "--workers",
+            str(workers), "--checkpoint-every", "70", "-q",
+            victim=("--kill-worker", f"{t:.4f}", str(victim)))
+    assert r.returncode == 2 and "died (exit status -9)" in r.stderr, r.stderr
+    r = cli("resume", log, "--workers", str(resume_on), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    got.pop("cluster", None)
+    assert (tmp_path / "run.log").read_bytes() == (tmp_path / "ref.log").read_bytes()
+    assert stable(got) == stable(ref)
+    assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+
+
+@pytest.mark.parametrize("workers,victim", [(2, 1), pytest.param(3, 0, marks=pytest.mark.slow)])
+def test_restart_workers_goes_on_to_the_same_log(workers, victim, tmp_path):
+    sc = shortened("quickstart", 300, tmp_path)
+    ref = reference(sc, tmp_path)
+    log = f"{tmp_path}/run.log"
+    t = np.random.default_rng(workers).uniform(80, 290)
+    r = cli("run", sc, "--log", log, "--save-state", f"{tmp_path}/run.npz", "--workers",
+            str(workers), "--checkpoint-every", "70", "--restart-workers", "--json", "-q",
+            victim=("--kill-worker", f"{t:.4f}", str(victim)))
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    restarts = got.pop("cluster")["restarts"]
+    assert restarts["count"] == 1 and "died (exit status -9)" in restarts["errors"][0]
+    assert (tmp_path / "run.log").read_bytes() == (tmp_path / "ref.log").read_bytes()
+    assert stable(got) == stable(ref)
+    assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+    r = cli("run", sc, "--workers", "2", "--restart-workers", "-q")
+    assert r.returncode == 2 and "needs --workers N (or --cluster) and --checkpoint-every" \
+        in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("t_kill", [30.5, 120.5])
+def test_api_restart_keeps_recordings(t_kill, tmp_path, monkeypatch):
+    """A worker lost before the first checkpoint (a restart from the start: the failed
+    attempt's samples are forgotten) or after it: the recordings of an unbroken run."""
+    import signal
+
+    import asyncnet.cluster.coordinator as coord
+    from tests.checkpoint_victim import _workers
+    sc = shortened("quickstart", 200, tmp_path)
+    want = asyncnet.run(sc, record={"l1": ["state"]}, period=5.0)
+    orig, done = coord.attach_analyses, []
+
+    def attach(sc_, ctx):
+        out = orig(sc_, ctx)
+        ctx.engine.at(t_kill, lambda e, t: done or done.append(
+            os.kill(_workers()[1], signal.SIGKILL)))
+        return out
+
+    monkeypatch.setattr(coord, "attach_analyses", attach)
+    got = asyncnet.run(sc, record={"l1": ["state"]}, period=5.0, workers=2,
+                       checkpoint_every=50, checkpoint_dir=str(tmp_path / "ck"),
+                       restart_workers=1)
+    assert done and got.summary["cluster"]["restarts"]["count"] == 1
+    assert np.array_equal(got.times, want.times)
+    assert np.array_equal(got.recorded["l1"]["state"], want.recorded["l1"]["state"])
