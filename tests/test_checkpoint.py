@@ -86,7 +86,8 @@ def check_kill_resume(sc: str, d, every: float, victim: tuple, ref: dict) -> Non
 # (scenario, shortened duration, checkpoint period): one per scheme
 CASES = [("quickstart", 300, 60), ("ep_async", 200, 45), ("stlp_control_flip", 150, 40),
          ("leastaction_async", 60, 13), ("continuous_dag", 70, 17), ("coupled_gradient", 200, 45),
-         ("diffusion_exact", 40, 9), ("stlp_fixedpoint_cyclic", 120, 25)]
+         ("diffusion_exact", 40, 9), ("stlp_fixedpoint_cyclic", 120, 25),
+         ("ep_digits", 810, 270)]
 DEFAULT = {"quickstart", "ep_async"}
 
 
