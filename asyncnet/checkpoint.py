@@ -350,8 +350,11 @@ def file_name(t: int) -> str:
     return f"ck-{t:020d}.ckpt"
 
 
-def write(directory: str, body: dict) -> str:
-    """Write a checkpoint atomically; keep the newest ``KEEP``.
+def write(directory: str, body: dict, replace: bool = False) -> str:
+    """Write a checkpoint atomically; keep the newest ``KEEP`` up to its instant.
+
+    Checkpoints of later instants are removed: they belong to another
+    timeline (a run resumed from an older checkpoint, or an earlier run).
 
     Parameters
     ----------
@@ -359,6 +362,8 @@ def write(directory: str, body: dict) -> str:
         the checkpoint directory (created if missing).
     body:
         the checkpoint's map (``t`` among its keys).
+    replace:
+        remove every other checkpoint of the directory (a new run's first).
 
     Returns
     -------
@@ -376,7 +381,8 @@ def write(directory: str, body: dict) -> str:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(directory)
-    for old in candidates(directory)[KEEP:]:
+    keep = [p for p in candidates(directory) if os.path.basename(p) <= file_name(body["t"])]
+    for old in set(candidates(directory)) - set(keep[:1 if replace else KEEP]):
         os.remove(old)
     for stale in glob.glob(os.path.join(directory, ".tmp-*")):
         if not stale.startswith(os.path.join(directory, f".tmp-{os.getpid()}-")):

@@ -221,7 +221,8 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
                     "global": ckp.capture_global(eng, roots, skip),
                     "log": ckp.log_position(writer) if writer else None,
                     "wall": wall0 + time.perf_counter() - t0}
-            ckp.write(checkpoint_dir, body)
+            # a new run's first checkpoint replaces those of an earlier run
+            ckp.write(checkpoint_dir, body, replace=resume is None and tq == stops[0])
         eng.run(sc.duration, progress)
         complete = True
     finally:

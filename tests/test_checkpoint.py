@@ -132,6 +132,21 @@ def test_checkpoints_do_not_change_the_run(finished, tmp_path):
     assert names == [ckp.file_name(210_000_000), ckp.file_name(280_000_000)]
 
 
+def test_a_new_run_replaces_the_checkpoints_of_an_earlier_one(finished, tmp_path):
+    """An earlier run's checkpoints (of later instants) must not hide the new run's."""
+    sc, _, ref_log, _ = finished
+    log = str(tmp_path / "a.log")
+    asyncnet.run(sc, log=log, checkpoint_every=70)  # leaves t = 210 and 280
+    r = cli("run", sc, "--log", log, "--checkpoint-every", "100", "-q",
+            victim=("--at", "150.5"))
+    assert r.returncode == -9
+    assert [os.path.basename(p) for p in ckp.candidates(log + ".ckpt")] == \
+        [ckp.file_name(100_000_000)]
+    resume(log)
+    with open(log, "rb") as f:
+        assert f.read() == ref_log
+
+
 def test_api_resume_restores_recordings(finished, tmp_path):
     sc, d, ref_log, res = finished
     work = tmp_path / "w"

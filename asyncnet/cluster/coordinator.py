@@ -117,7 +117,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                                checkpoint_every, checkpoint_dir, meta)
         run.on_checkpoint = checkpoint_writer(
             sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
-            checkpoint_dir)
+            checkpoint_dir, fresh=resume is None)
     try:
         with Cluster(workers, local=local, bind=bind, timeout=timeout,
                      join_timeout=join_timeout, keys=keys, step_timeout=step_timeout) as cl:
@@ -374,7 +374,8 @@ class _Run:
 
 
 def checkpoint_writer(sc: Scenario, eng0, traffic: Traffic, writer, merged: list, roots: list,
-                      skip: list, meta: dict, directory: str) -> Callable[[int, dict], None]:
+                      skip: list, meta: dict, directory: str,
+                      fresh: bool) -> Callable[[int, dict], None]:
     """``write(t, agents)``: one checkpoint of a distributed run, as an in-process run
     writes it (the agents' states come packed from their workers)."""
     if merged:
@@ -383,9 +384,12 @@ def checkpoint_writer(sc: Scenario, eng0, traffic: Traffic, writer, merged: list
     t0 = time.perf_counter()
     skip = [*skip, sc, eng0, eng0.rule, eng0.links, eng0.names, writer, traffic.links]
 
+    first = [fresh]  # a new run's first checkpoint replaces those of an earlier run
+
     def write_checkpoint(t: int, agents: dict) -> None:
         eng0.delivered[:] = traffic.count  # what an engine would have counted
-        ckp.write(directory, {
+        replace, first[0] = first[0], False
+        ckp.write(directory, replace=replace, body={
             "t": t, "scenario_id": ckp.scenario_id(sc.text, sc.seed), "meta": meta,
             "agents": agents, "global": ckp.capture_global(eng0, roots, skip),
             "log": ckp.log_position(writer) if writer else None,
