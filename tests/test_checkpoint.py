@@ -257,8 +257,9 @@ def test_an_altered_agent_state_changes_the_log(finished, tmp_path):
         assert f.read() != ref_log
 
 
-def test_resume_cli_errors(tmp_path, capsys):
+def test_resume_cli_errors(tmp_path, capsys, monkeypatch):
     from asyncnet.cli import main
+    monkeypatch.setenv("MPLBACKEND", "agg")  # main sets it; undone after the test
 
     def err(*argv) -> str:
         with pytest.raises(SystemExit) if argv[0] == "run" and "nan" in argv else _nothing():
@@ -341,10 +342,11 @@ def test_resume_on_workers_refuses_wake_monitors(tmp_path):
     assert r.returncode == 2 and "resume this run in one process" in r.stderr
 
 
-def test_gradep_state_directory_resumes(tmp_path, capsys):
+def test_gradep_state_directory_resumes(tmp_path, capsys, monkeypatch):
     """``asyncnet resume STATE_DIR`` continues a GradEP training from its last step
     checkpoint to the same losses and parameters as an unbroken run."""
     from asyncnet.cli import main
+    monkeypatch.setenv("MPLBACKEND", "agg")  # main sets it; undone after the test
     from asyncnet.scenario import load
     from asyncnet.schemes.gradep import runner as R
     from asyncnet.schemes.gradep import train as T
