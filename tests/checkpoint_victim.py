@@ -77,10 +77,10 @@ def _workers() -> list[int]:
 def kill_in_write(k: int, mode: str) -> None:
     orig, calls = ckp.write, [0]
 
-    def write(directory, body):
+    def write(directory, body, replace=False):
         calls[0] += 1
         if calls[0] < k:
-            return orig(directory, body)
+            return orig(directory, body, replace)
         if mode == "half":
             os.makedirs(directory, exist_ok=True)
             with open(os.path.join(directory, f".tmp-{os.getpid()}-x.ckpt"), "wb") as f:
@@ -88,7 +88,7 @@ def kill_in_write(k: int, mode: str) -> None:
                 f.flush()
                 os.fsync(f.fileno())
             die()
-        path = orig(directory, body)
+        path = orig(directory, body, replace)
         die()
         return path
 
