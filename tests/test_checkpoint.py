@@ -32,6 +32,8 @@ def shortened(name: str, duration: float, into) -> str:
     with open(os.path.join(ROOT, "scenarios", f"{name}.toml")) as f:
         text = f.read()
     text = re.sub(r"^duration\s*=.*$", f"duration = {duration}", text, count=1, flags=re.M)
+    # shortened, the log is small: written (ep_digits turns it off for its full length)
+    text = re.sub(r"^write_log\s*=\s*false.*$", "", text, flags=re.M)
     path = os.path.join(str(into), f"{name}.toml")
     with open(path, "w") as f:
         f.write(text)
