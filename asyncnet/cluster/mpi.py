@@ -258,6 +258,20 @@ def serve_worker() -> int:
     def send_ctrl(frames: list[bytes]) -> None:
         link.send(_join(frames), 0, CTRL)
 
+    def take(core: PartRunner, window: int) -> list[bytes]:
+        # the neighbours' frames of a window, one per neighbour, in order (once)
+        if not core.wants_frames(window):
+            return []
+        t0 = time.perf_counter()
+        frames = []
+        for p in core.peers:
+            while not wait(lambda p=p: link.poll(p + 1, PEER)):
+                pass
+            frames.append(link.recv(p + 1, PEER)[1])
+        core.stats["wait_seconds"] += time.perf_counter() - t0
+        core.taken = window
+        return frames
+
     core = None
     finished = False
     try:
@@ -275,14 +289,7 @@ def serve_worker() -> int:
             if op == b"RUN":
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
                 w = int(head["w"])
-                frames = []
-                if w > 0:
-                    t0 = time.perf_counter()
-                    for p in core.peers:  # one frame per neighbour per window, in order
-                        while not wait(lambda p=p: link.poll(p + 1, PEER)):
-                            pass
-                        frames.append(link.recv(p + 1, PEER)[1])
-                    core.stats["wait_seconds"] += time.perf_counter() - t0
+                frames = take(core, w - 1)
                 t0 = time.perf_counter()
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
                                                      frames)
@@ -290,6 +297,9 @@ def serve_worker() -> int:
                     link.send(frame, p + 1, PEER)
                 send_ctrl([b"DONE", wire.pack(done), *segment])
                 core.stats["busy_seconds"] += time.perf_counter() - t0
+            elif op == b"CKPT":  # the messages in flight to us, then our agents' states
+                head = wire.as_map(wire.unpack(msg[1]), "CKPT")
+                send_ctrl([b"CKSTATE", wire.pack(core.checkpoint(take(core, int(head["w"]) - 1)))])
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
                 send_ctrl([b"STATES", wire.pack(core.states(list(head["agents"])))])
@@ -297,13 +307,9 @@ def serve_worker() -> int:
                 send_ctrl([b"ROWS", core.full_trace()])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
-                if core.stats["windows"]:
-                    # the last window's frames (arriving after the end) are read
-                    # and dropped, so no send is left waiting for its receiver
-                    for p in core.peers:
-                        while not wait(lambda p=p: link.poll(p + 1, PEER)):
-                            pass
-                        link.recv(p + 1, PEER)
+                # the last window's frames (arriving after the end) are read and
+                # dropped, so no send is left waiting for its receiver
+                take(core, core.stats["windows"] - 1)
                 send_ctrl([b"RESULT", wire.pack(core.results(bool(head.get("state"))))])
                 finished = True
             elif op == b"STOP":
