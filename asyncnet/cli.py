@@ -8,6 +8,7 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -71,7 +72,6 @@ def format_summary(s: dict) -> str:
 @command("run", "run a scenario file")
 def cmd_run(args) -> int:
     from .scenario import load
-    from .simulation import simulate
     sc = load(args.scenario)
     own = getattr(sc.build_rule(), "run_scenario", None)
     if own is not None and (args.checkpoint_every is not None or args.checkpoint_dir):
@@ -104,6 +104,13 @@ def cmd_run(args) -> int:
             if comm.Get_size() > 1:
                 comm.Abort(2)  # the worker ranks wait for work that never comes
             return 2
+    with _released(args.mpi):
+        return _run(args, sc, log_path, prog)
+
+
+def _run(args, sc, log_path: str | None, prog: Progress) -> int:
+    """``cmd_run`` once the scenario, log and MPI rank are settled."""
+    from .simulation import simulate
     workers = args.workers or sc.cluster.get("workers", 1)
     save_state = args.save_state or sc.output.get("save_state")
     # outputs are checked before anything runs: a run that cannot be kept never starts
@@ -128,7 +135,9 @@ def cmd_run(args) -> int:
         return 2
     if args.mpi:
         from .cluster import simulate_distributed
-        s = simulate_distributed(sc, workers=comm.Get_size() - 1, mpi=True, log_path=log_path,
+        from .cluster.mpi import comm_world
+        s = simulate_distributed(sc, workers=comm_world().Get_size() - 1, mpi=True,
+                                 log_path=log_path,
                                  progress=prog, save_state=save_state, **ck)
     elif args.restart_workers:
         from .runner import distributed_restarting
@@ -209,10 +218,34 @@ def cmd_resume(args) -> int:
     if own is not None:  # a scheme with its own training loop continues its state directory
         sc, fn = own
         return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
-    res = resume(args.path, progress=not args.quiet, workers=args.workers,
-                 notice=None if args.quiet else
-                 lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
+    workers, mpi = args.workers or 1, False
+    if args.mpi:  # every rank runs this command; ranks 1.. are the workers
+        from .cluster.mpi import comm_world, serve_worker
+        comm = comm_world()
+        if comm.Get_rank() > 0:
+            return serve_worker()
+        if comm.Get_size() < 2 or args.workers:
+            print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
+                  "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers",
+                  file=sys.stderr)
+            if comm.Get_size() > 1:
+                comm.Abort(2)  # the worker ranks wait for work that never comes
+            return 2
+        workers, mpi = comm.Get_size() - 1, True
+    with _released(mpi):
+        res = resume(args.path, progress=not args.quiet, workers=workers, mpi=mpi,
+                     notice=None if args.quiet else
+                     lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
     return finish_run(res.summary, args)
+
+
+def _released(mpi: bool):
+    """With ``--mpi`` (rank 0): the worker ranks are stopped if the command fails
+    before the run takes them; otherwise nothing."""
+    if not mpi:
+        return contextlib.nullcontext()
+    from .cluster.mpi import workers_released
+    return workers_released()
 
 
 def _own_loop(path: str):
@@ -237,8 +270,10 @@ def _own_loop(path: str):
 cmd_resume.configure = lambda p: (
     p.add_argument("path", help="a checkpoint directory, or the run's event log (LOG.ckpt)"),
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object"),
-    p.add_argument("--workers", type=positive_int, default=1,
+    p.add_argument("--workers", type=positive_int, default=0,
                    help="resume on N local worker processes (N >= 1)"),
+    p.add_argument("--mpi", action="store_true",
+                   help="resume on an MPI job: mpiexec -n N asyncnet resume PATH --mpi"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 

@@ -420,7 +420,8 @@ def _log_head(meta: dict) -> bytes:
 
 
 def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
-           workers: int = 1, notice: Callable[[str], None] | None = None) -> Result:
+           workers: int = 1, notice: Callable[[str], None] | None = None,
+           mpi: bool = False) -> Result:
     """Continue a checkpointed run to its end; the same :class:`Result` as uninterrupted.
 
     The event log is truncated to the checkpoint's position and appended
@@ -437,6 +438,8 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
         Resume on this many local worker processes (a checkpoint is per agent).
     notice:
         Told which checkpoint the run resumes from (one line).
+    mpi:
+        Resume on the MPI job this process is rank 0 of (``workers`` = its other ranks).
 
     Returns
     -------
@@ -459,9 +462,9 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     rec = Recorder(rm["agents"], period=rm["period"], start=rm["start"]) if rm else None
     attach = [rec.attach] if rec else []
     final: dict = {}
-    if workers > 1:
+    if workers > 1 or mpi:
         from .cluster import simulate_distributed
-        summary = simulate_distributed(sc, workers=workers, log_path=m["log_file"],
+        summary = simulate_distributed(sc, workers=workers, mpi=mpi, log_path=m["log_file"],
                                        progress=progress, save_state=m["save_state_file"],
                                        attach=attach, final=final, resume=ck,
                                        checkpoint_every=m["checkpoint_every"],

@@ -140,3 +140,39 @@ def test_mpi_refuses_restart_workers(args, msg, tmp_path):
     assert r.returncode != 0 and any(msg in line for line in err), r.stderr[-2000:]
     assert "Traceback" not in r.stderr
     assert not glob.glob(f"{tmp_path}/*.ckpt")
+
+
+def mpi_resume(n: int, *args: str, timeout: float = 240):
+    import subprocess
+    import sys
+
+    from .test_cluster_mpi import ROOT, mpiexec
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return subprocess.run([mpiexec(), "-n", str(n), sys.executable, "-m", "asyncnet", "resume",
+                           *args, "--mpi"], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def test_resume_on_an_mpi_job(tmp_path):
+    """An in-process run killed after its second checkpoint resumes on an MPI job of 3
+    ranks to the same log bytes, summary and saved state; a bad path is one error line."""
+    from .test_checkpoint import same_npz
+    sc = shortened("quickstart", 300, tmp_path)
+    ref = reference(sc, tmp_path)
+    log = f"{tmp_path}/run.log"
+    r = cli("run", sc, "--log", log, "--save-state", f"{tmp_path}/run.npz",
+            "--checkpoint-every", "70", "-q", victim=("--at", "175"))
+    assert r.returncode == -9, r.stderr
+    r = mpi_resume(3, log, "--json", "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    assert len(got.pop("cluster")["workers"]) == 2
+    assert (tmp_path / "run.log").read_bytes() == (tmp_path / "ref.log").read_bytes()
+    assert stable(got) == stable(ref)
+    assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+    r = mpi_resume(2, str(tmp_path / "nothing"), "-q", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"asyncnet: error: {tmp_path / 'nothing'}: no such checkpoint directory or event log"]

@@ -21,6 +21,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgpack
@@ -149,6 +151,7 @@ class MPICluster:
             raise ClusterError(f"{workers} workers asked for, but the MPI job has "
                                f"{size - 1} worker ranks")
         self.link = _Link(comm)
+        MPICluster.took_workers = True  # from here on, __exit__ stops them
         self.n = self.local = workers
         self.timeout = 5.0
         self.step_timeout = step_timeout
@@ -157,6 +160,9 @@ class MPICluster:
         self.by_rank = {m.rank: m for m in self.members}
         self.where = "starting"
         self.describe_part = lambda k: f"partition {k}"
+
+    took_workers = False
+    """Whether this process made an MPICluster (which stops the workers when it ends)."""
 
     def __enter__(self) -> MPICluster:
         return self
@@ -242,6 +248,23 @@ class MPICluster:
         Its number, MPI rank, host and partition, in words.
         """
         return f"worker {m.part} (MPI rank {m.rank} on {m.host}, {self.describe_part(m.part)})"
+
+
+@contextmanager
+def workers_released() -> Iterator[None]:
+    """Around rank 0's command: if it fails before an :class:`MPICluster` took the
+    workers (a bad checkpoint, an output that cannot be written), they are told to
+    stop, so the job ends with rank 0's error instead of waiting forever."""
+    try:
+        yield
+    except BaseException:
+        if not MPICluster.took_workers:
+            comm = comm_world()
+            link = _Link(comm)
+            for rank in range(1, comm.Get_size()):
+                link.send(_join([b"STOP"]), rank, CTRL)
+            link.flush()
+        raise
 
 
 def serve_worker() -> int:
