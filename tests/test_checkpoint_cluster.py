@@ -18,6 +18,7 @@ import pytest
 import asyncnet
 import asyncnet.checkpoint as ckp
 from asyncnet.ckstate import Unpacker
+from asyncnet.messages import QUANTA
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 
@@ -75,18 +76,13 @@ def test_worker_checkpoints_hold_the_in_process_agents(tmp_path):
     asyncnet.run(sc, checkpoint_every=70, checkpoint_dir=str(tmp_path / "one"))
     asyncnet.run(sc, workers=3, checkpoint_every=70, checkpoint_dir=str(tmp_path / "three"))
     want, got = agent_states(str(tmp_path / "one")), agent_states(str(tmp_path / "three"))
-    assert sorted(got) == sorted(want) == [210 * ckp_quanta(), 280 * ckp_quanta()]
+    assert sorted(got) == sorted(want) == [210 * QUANTA, 280 * QUANTA]
     for t in want:
         assert got[t].keys() == want[t].keys()
         for name in want[t]:
             assert same_state(got[t][name], want[t][name]), (t, name)
     # the comparison covers messages that crossed the cut and were still in flight
     assert all(in_flight_across(got, t, sc, 3) > 0 for t in got)
-
-
-def ckp_quanta() -> int:
-    from asyncnet.messages import QUANTA
-    return QUANTA
 
 
 def test_worker_checkpoint_resumes_in_one_process(tmp_path):
