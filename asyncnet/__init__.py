@@ -15,11 +15,11 @@ from .api import Model, Ports, Scheme
 from .messages import Kind
 from .network import Network, expand_to_neurons, layered
 from .registry import SchemeError, get_scheme, known, register
-from .runner import Recorder, Result, run
+from .runner import Recorder, Result, resume, run
 from .scenario import Scenario, ScenarioError
 
 __all__ = [
     "__version__", "Kind", "Model", "Network", "Ports", "Recorder", "Result", "Scenario",
     "ScenarioError", "Scheme", "SchemeError", "expand_to_neurons", "get_scheme", "known",
-    "layered", "register", "run",
+    "layered", "register", "resume", "run",
 ]

@@ -8,6 +8,7 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
@@ -71,9 +72,14 @@ def format_summary(s: dict) -> str:
 @command("run", "run a scenario file")
 def cmd_run(args) -> int:
     from .scenario import load
-    from .simulation import simulate
     sc = load(args.scenario)
     own = getattr(sc.build_rule(), "run_scenario", None)
+    if own is not None and (args.checkpoint_every is not None or args.checkpoint_dir):
+        print(f"asyncnet: error: --checkpoint-every: rule {sc.rule_name!r} runs its own "
+              f"training loop with its own step checkpoints ([rule] checkpoint_every); "
+              f"run the scenario again, or asyncnet resume its state directory, to continue",
+              file=sys.stderr)
+        return 2
     if own is not None:  # a scheme with its own training loop (gradep: checkpoints, shards)
         return own(sc, quiet=args.quiet, json_out=args.json)
     no_log = args.no_log or sc.output.get("write_log") is False
@@ -86,13 +92,25 @@ def cmd_run(args) -> int:
         comm = comm_world()
         if comm.Get_rank() > 0:
             return serve_worker()
+        why = None
         if comm.Get_size() < 2 or args.workers or args.cluster:
-            print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
-                  "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers or "
-                  "--cluster", file=sys.stderr)
+            why = ("--mpi takes its workers from the MPI job (mpiexec -n N with N >= 2: "
+                   "rank 0 coordinates, N - 1 workers), not --workers or --cluster")
+        elif args.restart_workers:
+            why = ("--restart-workers does not work with --mpi (an MPI job cannot restart "
+                   "a lost rank): resume the checkpoint with a new mpiexec job")
+        if why:
+            print(f"asyncnet: error: {why}", file=sys.stderr)
             if comm.Get_size() > 1:
                 comm.Abort(2)  # the worker ranks wait for work that never comes
             return 2
+    with _released(args.mpi):
+        return _run(args, sc, log_path, prog)
+
+
+def _run(args, sc, log_path: str | None, prog: Progress) -> int:
+    """``cmd_run`` once the scenario, log and MPI rank are settled."""
+    from .simulation import simulate
     workers = args.workers or sc.cluster.get("workers", 1)
     save_state = args.save_state or sc.output.get("save_state")
     # outputs are checked before anything runs: a run that cannot be kept never starts
@@ -101,18 +119,58 @@ def cmd_run(args) -> int:
         check_output(save_state, create_dirs=False)
     if log_path:
         check_output(log_path, create_dirs=True)
+    ck = {}
+    if args.checkpoint_every is not None:
+        from .runner import check_period, default_checkpoint_dir
+        ck = {"checkpoint_every": check_period(args.checkpoint_every, sc.duration),
+              "checkpoint_dir": args.checkpoint_dir or default_checkpoint_dir(sc.name, log_path)}
+        check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
+    elif args.checkpoint_dir:
+        print("asyncnet: error: --checkpoint-dir needs --checkpoint-every T", file=sys.stderr)
+        return 2
+    distributed = (workers and workers > 1) or args.cluster
+    if args.restart_workers and not (ck and distributed):
+        print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "
+              "--checkpoint-every T", file=sys.stderr)
+        return 2
     if args.mpi:
         from .cluster import simulate_distributed
-        s = simulate_distributed(sc, workers=comm.Get_size() - 1, mpi=True, log_path=log_path,
-                                 progress=prog, save_state=save_state)
-    elif (workers and workers > 1) or args.cluster:
+        from .cluster.mpi import comm_world
+        s = simulate_distributed(sc, workers=comm_world().Get_size() - 1, mpi=True,
+                                 log_path=log_path,
+                                 progress=prog, save_state=save_state, **ck)
+    elif args.restart_workers:
+        from .runner import distributed_restarting
+        s = distributed_restarting(sc, restarts=args.restart_workers,
+                                   workers=args.workers or (None if args.cluster else workers),
+                                   cluster_file=args.cluster, bind=args.bind,
+                                   notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
+                                   log_path=log_path, progress=prog, save_state=save_state, **ck)
+    elif distributed:
         from .cluster import simulate_distributed
         s = simulate_distributed(sc, workers=args.workers or (None if args.cluster else workers),
                                  cluster_file=args.cluster, bind=args.bind,
                                  notice=lambda msg: print(f"asyncnet: {msg}", file=sys.stderr),
-                                 log_path=log_path, progress=prog, save_state=save_state)
+                                 log_path=log_path, progress=prog, save_state=save_state, **ck)
     else:
-        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state)
+        s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state, **ck)
+    return finish_run(s, args)
+
+
+def finish_run(s: dict, args) -> int:
+    """Print a run's summary (text or ``--json``); the exit status.
+
+    Parameters
+    ----------
+    s:
+        The summary.
+    args:
+        The parsed arguments (``json``).
+
+    Returns
+    -------
+    0, or 3 if the run diverged.
+    """
     if args.json:
         print(dumps(s))
     else:
@@ -140,6 +198,82 @@ cmd_run.configure = lambda p: (
                         "(rank 0 coordinates, N - 1 workers)"),
     p.add_argument("--bind", metavar="tcp://ADDR:PORT",
                    help="where the coordinator listens (default tcp://127.0.0.1:<free port>)"),
+    p.add_argument("--checkpoint-every", type=finite_float, metavar="T",
+                   help="write a checkpoint at simulated times T, 2T, ... (asyncnet resume)"),
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where checkpoints go (default LOG.ckpt, or runs/<name>.ckpt)"),
+    p.add_argument("--restart-workers", type=positive_int, nargs="?", const=5, default=0,
+                   metavar="N", help="with --workers and --checkpoint-every: restart every "
+                   "worker from the last checkpoint when one is lost (at most N times, "
+                   "default 5)"),
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
+)
+
+
+# -- resume -----------------------------------------------------------------
+@command("resume", "continue a checkpointed run to the same end, log and summary")
+def cmd_resume(args) -> int:
+    from .runner import resume
+    own = _own_loop(args.path)
+    if own is not None:  # a scheme with its own training loop continues its state directory
+        sc, fn = own
+        return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
+    workers, mpi = args.workers or 1, False
+    if args.mpi:  # every rank runs this command; ranks 1.. are the workers
+        from .cluster.mpi import comm_world, serve_worker
+        comm = comm_world()
+        if comm.Get_rank() > 0:
+            return serve_worker()
+        if comm.Get_size() < 2 or args.workers:
+            print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
+                  "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers",
+                  file=sys.stderr)
+            if comm.Get_size() > 1:
+                comm.Abort(2)  # the worker ranks wait for work that never comes
+            return 2
+        workers, mpi = comm.Get_size() - 1, True
+    with _released(mpi):
+        res = resume(args.path, progress=not args.quiet, workers=workers, mpi=mpi,
+                     notice=None if args.quiet else
+                     lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
+    return finish_run(res.summary, args)
+
+
+def _released(mpi: bool):
+    """With ``--mpi`` (rank 0): the worker ranks are stopped if the command fails
+    before the run takes them; otherwise nothing."""
+    if not mpi:
+        return contextlib.nullcontext()
+    from .cluster.mpi import workers_released
+    return workers_released()
+
+
+def _own_loop(path: str):
+    """``(scenario, run_scenario)`` if ``path`` is the state directory of a scheme with
+    its own training loop and checkpoints (gradep), else ``None``."""
+    from .checkpoint import CheckpointError, candidates
+    from .scenario import load
+    if not os.path.isdir(path) or candidates(path):
+        return None
+    text = os.path.join(path, "scenario.toml")
+    if not os.path.exists(text):
+        if os.path.exists(os.path.join(path, "checkpoint.npz")):
+            raise CheckpointError(f"{path}: a training state directory without its scenario: "
+                                  f"continue it with asyncnet run SCENARIO (the scenario whose "
+                                  f"[output] state_dir is this directory)")
+        return None
+    sc = load(text)
+    fn = getattr(sc.build_rule(), "run_scenario", None)
+    return None if fn is None else (sc, fn)
+
+
+cmd_resume.configure = lambda p: (
+    p.add_argument("path", help="a checkpoint directory, or the run's event log (LOG.ckpt)"),
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object"),
+    p.add_argument("--workers", type=positive_int, default=0,
+                   help="resume on N local worker processes (N >= 1)"),
+    p.add_argument("--mpi", action="store_true",
+                   help="resume on an MPI job: mpiexec -n N asyncnet resume PATH --mpi"),
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 

@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from .checkpoint import CheckpointError
+from .ckstate import StateError
 from .data import DataError
 from .eventlog import LogError
 from .messages import LocalityError
@@ -26,6 +28,7 @@ from .scenario import ScenarioError
 COMMANDS: dict[str, tuple[Callable, str]] = {}
 _USER_ERRORS: list[type[BaseException]] = [
     ScenarioError, NetworkError, DataError, LogError, LocalityError, SchemeError, OutputError,
+    CheckpointError, StateError,
     FileNotFoundError, PermissionError, IsADirectoryError]
 
 

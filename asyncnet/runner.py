@@ -13,13 +13,18 @@ the same event log bytes.
 from __future__ import annotations
 
 import math
+import os
+import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .analysis import Context
-from .scenario import Scenario, ScenarioError
+from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
+from .messages import QUANTA, to_quanta
+from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
 
 
@@ -182,7 +187,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
         save_state: str | None = None,
         progress: Callable[[float], None] | bool | None = None,
-        cluster: bool = False) -> Result:
+        cluster: bool = False, checkpoint_every: float | None = None,
+        checkpoint_dir: str | None = None, restart_workers: int = 0) -> Result:
     """Run a scenario and return its :class:`Result`.
 
     Parameters
@@ -205,6 +211,13 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         progress bar (tqdm) on stderr or in the notebook.
     cluster:
         Run on the cluster backend even with one worker.
+    checkpoint_every:
+        Write a checkpoint at simulated times T, 2T, ... (see :func:`resume`).
+    checkpoint_dir:
+        Where (default: ``LOG.ckpt`` next to the log, else ``runs/<name>.ckpt``).
+    restart_workers:
+        On workers, with checkpoints: restart every worker from the last
+        checkpoint when one is lost, at most this many times.
 
     Returns
     -------
@@ -228,10 +241,238 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,
               final=final)
-    if workers > 1 or cluster:
+    if checkpoint_every is not None:
+        kw.update(checkpoint_every=check_period(checkpoint_every, sc.duration),
+                  checkpoint_dir=checkpoint_dir or default_checkpoint_dir(sc.name, log),
+                  meta={"recorder": _recorder_meta(rec)})
+    if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
+        raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
+    if restart_workers:
+        summary = distributed_restarting(
+            sc, restarts=restart_workers, workers=workers, **kw,
+            reset=(lambda: (rec.times.clear(), rec.data.clear())) if rec else None)
+    elif workers > 1 or cluster:
         from .cluster import simulate_distributed
         summary = simulate_distributed(sc, workers=workers, **kw)
     else:
         summary = simulate(sc, **kw)
     return Result(summary, log, np.array(rec.times if rec else []),
+                  rec.arrays() if rec else {}, final)
+
+
+def distributed_restarting(sc: Scenario, *, restarts: int, checkpoint_dir: str,
+                           notice: Callable[[str], None] | None = None,
+                           reset: Callable[[], None] | None = None, **kw) -> dict:
+    """A distributed run that survives its workers: a lost worker restarts every worker
+    from the last checkpoint (all roll back to its instant) and the run goes on.
+
+    Parameters
+    ----------
+    sc:
+        The scenario.
+    restarts:
+        At most this many restarts; the next lost worker stops the run.
+    checkpoint_dir:
+        Where the run writes its checkpoints (``checkpoint_every`` among ``kw``).
+    notice:
+        Told of each restart (one line), and passed on (remote workers to join).
+    reset:
+        Called before a restart from the start (no checkpoint yet): recorders
+        forget the failed attempt's samples.
+    **kw:
+        Passed to ``cluster.simulate_distributed`` (``workers``, ``log_path``, ...).
+
+    Returns
+    -------
+    The summary; its ``cluster`` section adds ``restarts``: how many, the wall
+    seconds the failed attempts took, and what failed.
+    """
+    from .cluster import simulate_distributed
+    from .cluster.errors import WorkerLost
+    failed: list[dict] = []
+    ck = None
+    while True:
+        t0 = time.perf_counter()
+        try:
+            summary = simulate_distributed(sc, resume=ck, checkpoint_dir=checkpoint_dir,
+                                           notice=notice, **kw)
+            break
+        except WorkerLost as e:
+            if len(failed) >= restarts:
+                raise
+            failed.append({"error": str(e), "seconds": time.perf_counter() - t0})
+            # no checkpoint yet: from the start (the log is written anew)
+            ck = latest(checkpoint_dir).ck if candidates(checkpoint_dir) else None
+            if ck is None and reset is not None:
+                reset()
+            if notice is not None:
+                at = "the start" if ck is None else f"the checkpoint at t={ck['t'] / QUANTA:g}"
+                notice(f"{e}; restarting every worker from {at} "
+                       f"(restart {len(failed)} of at most {restarts})")
+    summary["cluster"]["restarts"] = {"count": len(failed),
+                                      "seconds": sum(f["seconds"] for f in failed),
+                                      "errors": [f["error"] for f in failed]}
+    return summary
+
+
+def _recorder_meta(rec: Recorder | None) -> dict | None:
+    if rec is None:
+        return None
+    return {"agents": {a: list(v) for a, v in rec.agents.items()}, "period": rec.period,
+            "start": rec.start}
+
+
+def check_period(every: float, duration: float) -> float:
+    """A checkpoint period, checked: a positive finite number of at least one quantum.
+
+    Parameters
+    ----------
+    every:
+        The period asked for.
+    duration:
+        The run's duration (a period past it writes no checkpoint, which is allowed).
+
+    Returns
+    -------
+    ``every`` as a float.
+    """
+    ok = isinstance(every, (int, float)) and not isinstance(every, bool) \
+        and math.isfinite(every) and to_quanta(every) > 0
+    if not ok:
+        raise ScenarioError(f"checkpoint_every must be a positive number of at least "
+                            f"{1 / QUANTA:g}, got {every!r}")
+    return float(every)
+
+
+def default_checkpoint_dir(name: str, log: str | None) -> str:
+    """Where checkpoints go by default: ``LOG.ckpt``, or ``runs/<name>.ckpt`` without a log.
+
+    Parameters
+    ----------
+    name:
+        The scenario's name.
+    log:
+        The event log's path, or ``None``.
+
+    Returns
+    -------
+    The directory.
+    """
+    return f"{log}.ckpt" if log else os.path.join("runs", f"{name}.ckpt")
+
+
+def find_checkpoint(path: str) -> Found:
+    """The checkpoint to resume ``path`` from (a checkpoint directory or an event log).
+
+    Newer checkpoints that are cut short, altered, of another scenario, or
+    whose log prefix no longer matches are passed over; each is said with
+    a warning.
+
+    Parameters
+    ----------
+    path:
+        A checkpoint directory, or an event log (its checkpoints are in ``LOG.ckpt``).
+
+    Returns
+    -------
+    The :class:`~asyncnet.checkpoint.Found` checkpoint.
+    """
+    expect = None
+    if os.path.isdir(path):
+        directory = path
+    elif os.path.isfile(path):
+        from .logfile import open_log
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            log = open_log(path, strict=False)
+        expect = scenario_id(log.scenario_text, log.header["seed"])
+        directory = f"{path}.ckpt"
+        if not os.path.isdir(directory):
+            raise CheckpointError(f"{path}: no checkpoint directory {directory} next to it "
+                                  f"(give the directory the run wrote its checkpoints to)")
+    else:
+        raise CheckpointError(f"{path}: no such checkpoint directory or event log")
+
+    heads: dict[str, bytes] = {}  # building the engine for a header is not free
+
+    def accept(ck: dict) -> None:
+        m = ck["meta"]
+        if ck.get("log") is not None and m.get("log_file"):
+            if ck["scenario_id"] not in heads:
+                heads[ck["scenario_id"]] = _log_head(m)
+            # the running digest of the prefix: the resumed writer goes on with it
+            ck["log_hash"] = check_log(m["log_file"], heads[ck["scenario_id"]], ck["log"])
+
+    found = latest(directory, expect, accept)
+    for why in found.refused:
+        warnings.warn(f"checkpoint refused: {why}; falling back to an older one",
+                      stacklevel=2)
+    return found
+
+
+def _log_head(meta: dict) -> bytes:
+    """The header bytes a log of this run starts with (to check a log's prefix)."""
+    from .eventlog import EventLogWriter
+    from .simulation import build_engine, log_header
+    sc = load(meta["scenario_path"], text=meta["scenario_text"])
+    eng, _, _ = build_engine(sc)
+    return EventLogWriter(meta["log_file"], log_header(sc, eng.names))._head
+
+
+def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
+           workers: int = 1, notice: Callable[[str], None] | None = None,
+           mpi: bool = False) -> Result:
+    """Continue a checkpointed run to its end; the same :class:`Result` as uninterrupted.
+
+    The event log is truncated to the checkpoint's position and appended
+    to: the finished log, the summary (but its wall time) and the saved
+    state are byte-identical to those of a run never interrupted.
+
+    Parameters
+    ----------
+    path:
+        The checkpoint directory, or the run's event log (``LOG.ckpt`` beside it).
+    progress:
+        As for :func:`run`.
+    workers:
+        Resume on this many local worker processes (a checkpoint is per agent).
+    notice:
+        Told which checkpoint the run resumes from (one line).
+    mpi:
+        Resume on the MPI job this process is rank 0 of (``workers`` = its other ranks).
+
+    Returns
+    -------
+    The :class:`Result`.
+    """
+    found = find_checkpoint(path)
+    ck, m = found.ck, found.ck["meta"]
+    if notice is not None:
+        notice(f"resuming from t={ck['t'] / QUANTA:g} ({found.path})")
+    try:
+        sc = load(m["scenario_path"], text=m["scenario_text"])
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{found.path}: malformed (its scenario)") from None
+    if progress is True:
+        from .commands import Progress
+        progress = Progress(sc.duration, sc.name)
+    elif progress is False:
+        progress = None
+    rm = m.get("recorder")
+    rec = Recorder(rm["agents"], period=rm["period"], start=rm["start"]) if rm else None
+    attach = [rec.attach] if rec else []
+    final: dict = {}
+    if workers > 1 or mpi:
+        from .cluster import simulate_distributed
+        summary = simulate_distributed(sc, workers=workers, mpi=mpi, log_path=m["log_file"],
+                                       progress=progress, save_state=m["save_state_file"],
+                                       attach=attach, final=final, resume=ck,
+                                       checkpoint_every=m["checkpoint_every"],
+                                       checkpoint_dir=m["checkpoint_dir"], meta={"recorder": rm})
+    else:
+        summary = simulate(sc, log_path=m["log"], progress=progress, save_state=m["save_state"],
+                           attach=attach, final=final, checkpoint_every=m["checkpoint_every"],
+                           checkpoint_dir=m["checkpoint_dir"], resume=ck,
+                           meta={"recorder": rm})
+    return Result(summary, m["log"], np.array(rec.times if rec else []),
                   rec.arrays() if rec else {}, final)

@@ -23,7 +23,7 @@ from .analysis.divergence import Divergence
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .ids import is_source
-from .messages import to_quanta
+from .messages import QUANTA, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
 from .scenario import Scenario, ScenarioError
@@ -107,7 +107,7 @@ def new_traffic(links: dict, net: Network) -> Traffic:
 def summarize(sc: Scenario, net: Network, traffic: Traffic,
               analyses: list[tuple[Analysis, Callable]], *, wall: float,
               log_path: str | None = None, footer: dict | None = None,
-              save_state: str | None = None) -> dict:
+              save_state: str | None = None, log_file: str | None = None) -> dict:
     """The summary of a run, whichever backend ran it."""
     delivered = sum(traffic.count)
     summary = {
@@ -128,7 +128,8 @@ def summarize(sc: Scenario, net: Network, traffic: Traffic,
         summary["report"] = report
     if footer is not None and log_path:
         summary["log"] = {"path": log_path, "records": footer["count"],
-                          "bytes": os.path.getsize(log_path), "digest": footer["digest"]}
+                          "bytes": os.path.getsize(log_file or log_path),
+                          "digest": footer["digest"]}
     if save_state:
         summary["state"] = save_state
     return summary
@@ -137,7 +138,9 @@ def summarize(sc: Scenario, net: Network, traffic: Traffic,
 def simulate(sc: Scenario, *, log_path: str | None = None,
              progress: Callable[[float], None] | None = None,
              save_state: str | None = None, attach: list[Callable[[Context], None]] = (),
-             final: dict | None = None) -> dict:
+             final: dict | None = None, checkpoint_every: float | None = None,
+             checkpoint_dir: str | None = None, resume: dict | None = None,
+             meta: dict | None = None) -> dict:
     """Run a scenario in this process (the in-process backend); return its summary.
 
     Parameters
@@ -155,36 +158,138 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         (recorders register their probes there).
     final:
         If given, filled with the final state arrays (as ``save_state``).
+    checkpoint_every:
+        Write a checkpoint at simulated times T, 2T, ... (``None``: none).
+    checkpoint_dir:
+        Where the checkpoints go (needed with ``checkpoint_every``).
+    resume:
+        A checkpoint (:func:`asyncnet.checkpoint.read`) to continue from: the
+        log is truncated to its position and appended to.
+    meta:
+        More options to store in the checkpoints (a recorder's set-up).
 
     Returns
     -------
     The summary dict.
     """
+    from . import checkpoint as ckp
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
     eng.sinks.append(traffic)
-    writer = EventLogWriter(log_path, log_header(sc, eng.names)) if log_path else None
+    # a resumed run writes where the first one did, whatever directory it runs in
+    old = (resume or {}).get("meta", {})
+    log_file = (old.get("log_file") or os.path.abspath(log_path)) if log_path else None
+    state_file = (old.get("save_state_file") or os.path.abspath(save_state)) \
+        if save_state else None
+    writer = EventLogWriter(log_file, log_header(sc, eng.names)) if log_path else None
     if writer:
         eng.sinks.append(writer)
     ctx = context(sc, eng, net, stream, progress)
     analyses = attach_analyses(sc, ctx)
     for fn in attach:
         fn(ctx)
+    # what a checkpoint captures beyond the agents, in an order a fresh build repeats
+    roots = [*(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
+             eng.monitors]
+    shared = [eng.rule, net, stream, sc]
+    skip = [*shared, eng, eng.env, ctx, eng.links, eng.agents, eng.sinks, eng.names, writer]
+    wall0 = 0.0
+    if resume is not None:
+        digest = None
+        if writer:  # the log's prefix, checked (again, unless the caller just did)
+            digest = resume.get("log_hash") or ckp.check_log(log_file, writer._head,
+                                                             resume["log"])
+        for name, agent in eng.agents.items():
+            if name not in resume["agents"]:
+                raise ckp.CheckpointError(f"the checkpoint has no state for agent {name!r}")
+            ckp.restore_agent(agent, resume["agents"][name])
+        ckp.restore_global(eng, roots, resume["global"])
+        ckp.resume_clock(eng, resume["t"])
+        if writer:
+            ckp.restore_writer(writer, resume["log"], digest)
+        wall0 = float(resume.get("wall", 0.0))
+    stops = checkpoint_times(sc.duration, checkpoint_every, eng.env.now)
+    info = checkpoint_meta(sc, log_path, log_file, save_state, state_file, checkpoint_every,
+                           checkpoint_dir, meta)
     t0 = time.perf_counter()
     complete = False
     try:
+        for tq in stops:
+            eng.run(tq / QUANTA, progress)
+            body = {"t": tq, "scenario_id": ckp.scenario_id(sc.text, sc.seed), "meta": info,
+                    "agents": {n: ckp.capture_agent(a, shared) for n, a in eng.agents.items()},
+                    "global": ckp.capture_global(eng, roots, skip),
+                    "log": ckp.log_position(writer) if writer else None,
+                    "wall": wall0 + time.perf_counter() - t0}
+            # a new run's first checkpoint replaces those of an earlier run
+            ckp.write(checkpoint_dir, body, replace=resume is None and tq == stops[0])
         eng.run(sc.duration, progress)
         complete = True
     finally:
         footer = writer.close(complete=complete) if writer else None
-    wall = time.perf_counter() - t0
+    wall = wall0 + time.perf_counter() - t0
     state = final_state(eng) if (save_state or final is not None) else {}
     if save_state:
-        np.savez(save_state, **state)
+        np.savez(state_file, **state)
     if final is not None:
         final.update(state)
     return summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
-                     footer=footer, save_state=save_state)
+                     footer=footer, save_state=save_state, log_file=log_file)
+
+
+def checkpoint_meta(sc: Scenario, log_path: str | None, log_file: str | None,
+                    save_state: str | None, state_file: str | None,
+                    checkpoint_every: float | None, checkpoint_dir: str | None,
+                    meta: dict | None) -> dict:
+    """What a checkpoint says of its run, to resume it (whichever backend wrote it).
+
+    Parameters
+    ----------
+    sc:
+        The scenario (its text is embedded).
+    log_path, log_file:
+        The log as given and as an absolute path (``None``: no log).
+    save_state, state_file:
+        The ``--save-state`` path as given and absolute.
+    checkpoint_every, checkpoint_dir:
+        The checkpoint period and directory (a resumed run goes on writing them).
+    meta:
+        More options (a recorder's set-up).
+
+    Returns
+    -------
+    The ``meta`` map of a checkpoint.
+    """
+    return {"scenario_path": sc.path, "scenario_text": sc.text, "seed": sc.seed,
+            "log": log_path, "log_file": log_file, "save_state": save_state,
+            "save_state_file": state_file, "checkpoint_every": checkpoint_every,
+            "checkpoint_dir": os.path.abspath(checkpoint_dir) if checkpoint_dir else None,
+            "duration": sc.duration, "asyncnet": __version__, **(meta or {})}
+
+
+def checkpoint_times(duration: float, every: float | None, now: int) -> list[int]:
+    """The instants (quanta) after ``now`` and before the end at which to checkpoint.
+
+    Parameters
+    ----------
+    duration:
+        The run's duration.
+    every:
+        The checkpoint period (``None``: no checkpoints).
+    now:
+        The current instant (a resumed run's checkpoint).
+
+    Returns
+    -------
+    Increasing instants ``k * every`` in quanta, ``now < t < duration``.
+    """
+    if every is None:
+        return []
+    step, end = to_quanta(every), to_quanta(duration)
+    if step <= 0:
+        raise ScenarioError(f"checkpoint period must be positive, got {every!r}")
+    first = now // step + 1
+    return [k * step for k in range(first, (end - 1) // step + 1)]
 
 
 def describe(net: Network) -> dict:

@@ -29,12 +29,15 @@ from ..scenario import Scenario, ScenarioError
 from ..simulation import (
     attach_analyses,
     build_engine,
+    checkpoint_meta,
+    checkpoint_times,
     context,
     log_header,
     new_traffic,
     summarize,
 )
 from . import wire
+from .ckpt import checkpoint_writer, resume_coordinator, traffic_base
 from .errors import ClusterError
 from .gather import ProbeEngine
 from .merge import SegmentMerger, merge_traffic, trace_messages
@@ -54,7 +57,9 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                          method: str | None = None, step_timeout: float = 600.0,
                          notice: Callable[[str], None] | None = None,
                          attach: list[Callable] = (), final: dict | None = None,
-                         mpi: bool = False) -> dict:
+                         mpi: bool = False, resume: dict | None = None,
+                         checkpoint_every: float | None = None,
+                         checkpoint_dir: str | None = None, meta: dict | None = None) -> dict:
     """Run a scenario on ``workers`` processes; return the same summary as
     ``simulation.simulate`` plus a ``cluster`` section.
 
@@ -62,6 +67,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     join with ``asyncnet worker --connect`` at ``bind`` (``notice`` is told
     where to point them). With ``mpi`` this process is rank 0 of an MPI job
     and the other ranks are the workers (:mod:`.mpi`); ZeroMQ is not used.
+    ``resume`` is a checkpoint to continue from (each worker restores its
+    partition's agents); ``checkpoint_every`` writes checkpoints to
+    ``checkpoint_dir`` as an in-process run does (:mod:`.ckpt`, ``meta``:
+    more options to store in them).
     """
     eng0, net, stream = build_engine(sc, local=[])
     try:
@@ -83,6 +92,25 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     merged = [(a, res) for a, res in analyses if a.monitors]
     run.keep_counts = any(a.counts_per_instant for a, _ in merged)
     run.probe_eng = probe_eng
+    # a checkpoint's state beyond the agents, as an in-process run lists it
+    roots = [*(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
+             probe_eng.monitors]
+    base = None  # a resumed run's traffic counters at its checkpoint
+    if resume is not None:  # a checkpoint is per agent: each worker restores its own
+        run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, roots)
+        run.resume = resume
+        run.delivered = sum(eng0.delivered)
+        run.retrace()
+        base = traffic_base(traffic)
+    if checkpoint_every is not None:
+        run.ck_times = checkpoint_times(sc.duration, checkpoint_every, run.t)
+        info = checkpoint_meta(sc, log_path, os.path.abspath(log_path) if writer else None,
+                               save_state, os.path.abspath(save_state) if save_state else None,
+                               checkpoint_every, checkpoint_dir, meta)
+        run.on_checkpoint = checkpoint_writer(
+            sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
+            checkpoint_dir, fresh=resume is None, base=base,
+            wall0=float((resume or {}).get("wall", 0.0)))
     try:
         if mpi:
             from .mpi import MPICluster
@@ -117,7 +145,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
     # every worker counted its own traffic; the trace kept here adds the latencies
-    merge_traffic(traffic, [r["traffic"] for r in results])
+    merge_traffic(traffic, ([base] if base else []) + [r["traffic"] for r in results])
     for a, res in merged:
         a.merge(res, results, run.merger.through)
     if save_state or final is not None:
@@ -168,6 +196,15 @@ class _Run:
         # latency traces need messages only until the traced input changes are done
         self.tracing = TRACE_INPUTS if self.inputs and traffic.traces_left > 0 else TRACE_OFF
         self.trace_rounds = 0
+        self.resume: dict | None = None
+        self.ck_times: list[int] = []  # instants to checkpoint at, and the writer
+        self.on_checkpoint: Callable[[int, dict, list[dict]], None] | None = None
+
+    def retrace(self) -> None:
+        """Choose what the next window sends for the trace (after a restored trace)."""
+        tr = self.traffic
+        self.tracing = (TRACE_ALL if tr.cones else
+                        TRACE_INPUTS if self.inputs and tr.traces_left > 0 else TRACE_OFF)
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -182,11 +219,14 @@ class _Run:
         peers = [m.peer for m in sorted(self.members, key=lambda m: m.part)]
         nonce = os.urandom(8)
         for m in self.members:
-            cl.send(m, [b"INIT", wire.pack({
-                "part": m.part, "scenario": self.sc.text, "path": self.sc.path,
-                "agents": self.names, "owner": owner, "log": want_log,
-                "counts": self.keep_counts, "peers": peers, "nonce": nonce,
-                "timeout": max(30.0, 3 * cl.timeout)})])
+            init = {"part": m.part, "scenario": self.sc.text, "path": self.sc.path,
+                    "agents": self.names, "owner": owner, "log": want_log,
+                    "counts": self.keep_counts, "peers": peers, "nonce": nonce,
+                    "timeout": max(30.0, 3 * cl.timeout)}
+            if self.resume is not None:  # the checkpoint's states of this partition
+                init["resume"] = {"t": self.resume["t"], "agents": [
+                    [n, self.resume["agents"][n]] for n in self.part.parts[m.part]]}
+            cl.send(m, [b"INIT", wire.pack(init)])
         cl.where = "building its partition"
         got = cl.collect(self.members, b"READY")
         self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
@@ -216,6 +256,16 @@ class _Run:
             # a probe at t reads the state after every event before t (in-process,
             # the wake-ups of t = 0 are scheduled before any probe: after those)
             barrier = None
+            ck = self.ck_times[0] if self.ck_times else None
+            if ck is not None and (first is None or first >= ck) and \
+                    (pi >= len(probes) or probes[pi][0] >= ck):
+                # every event and probe before ck is done, none at ck; what crossed
+                # the cut last window waits in the peers' buffers
+                c = time.process_time()
+                flush()
+                self._checkpoint(self.ck_times.pop(0))
+                cpu0 += time.process_time() - c
+                continue
             if pi < len(probes):
                 barrier = probes[pi][0] + (1 if probes[pi][0] == 0 else 0)
                 if first is None or barrier <= first:
@@ -225,10 +275,8 @@ class _Run:
                     continue
             if first is None or first >= self.end_q:
                 break
-            # (a checkpoint at the window boundary self.t belongs here: every worker
-            # waits, and what crossed the cut last window waits in the peers' buffers)
             begin = max(self.t, first)
-            end = min(begin + self.window, self.end_q, barrier or self.end_q)
+            end = min(begin + self.window, self.end_q, barrier or self.end_q, ck or self.end_q)
             head = wire.pack({"end": end, "w": self.n_windows, "trace": self.tracing})
             for m in self.members:
                 cl.send(m, [b"RUN", head])
@@ -266,6 +314,25 @@ class _Run:
         self.coordinator_cpu = time.process_time() - cpu0
         if self.progress is not None:
             self.progress(to_time(self.end_q))
+
+    def _checkpoint(self, t: int) -> None:
+        """Every worker takes the messages in flight to it and packs its agents;
+        the checkpoint is written here."""
+        cl = self.cluster
+        cl.where = f"writing the checkpoint at t={to_time(t):g}"
+        head = wire.pack({"t": t, "w": self.n_windows})
+        for m in self.members:
+            cl.send(m, [b"CKPT", head])
+        agents: dict = {}
+        parts = []
+        got = cl.collect(self.members, b"CKSTATE")
+        for k in sorted(got):
+            h = wire.as_map(wire.unpack(got[k][0]), "CKSTATE")
+            self.next_t[k] = h["next_t"]
+            agents.update(dict(h["agents"]))
+            parts.append(h["traffic"])
+        self.sent_min = None  # what was in flight is in the agents' inboxes now
+        self.on_checkpoint(t, agents, parts)
 
     def _member(self, k: int):
         return next(m for m in self.members if m.part == k)

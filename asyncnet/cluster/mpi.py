@@ -21,6 +21,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import msgpack
@@ -149,6 +151,7 @@ class MPICluster:
             raise ClusterError(f"{workers} workers asked for, but the MPI job has "
                                f"{size - 1} worker ranks")
         self.link = _Link(comm)
+        MPICluster.took_workers = True  # from here on, __exit__ stops them
         self.n = self.local = workers
         self.timeout = 5.0
         self.step_timeout = step_timeout
@@ -157,6 +160,9 @@ class MPICluster:
         self.by_rank = {m.rank: m for m in self.members}
         self.where = "starting"
         self.describe_part = lambda k: f"partition {k}"
+
+    took_workers = False
+    """Whether this process made an MPICluster (which stops the workers when it ends)."""
 
     def __enter__(self) -> MPICluster:
         return self
@@ -244,6 +250,23 @@ class MPICluster:
         return f"worker {m.part} (MPI rank {m.rank} on {m.host}, {self.describe_part(m.part)})"
 
 
+@contextmanager
+def workers_released() -> Iterator[None]:
+    """Around rank 0's command: if it fails before an :class:`MPICluster` took the
+    workers (a bad checkpoint, an output that cannot be written), they are told to
+    stop, so the job ends with rank 0's error instead of waiting forever."""
+    try:
+        yield
+    except BaseException:
+        if not MPICluster.took_workers:
+            comm = comm_world()
+            link = _Link(comm)
+            for rank in range(1, comm.Get_size()):
+                link.send(_join([b"STOP"]), rank, CTRL)
+            link.flush()
+        raise
+
+
 def serve_worker() -> int:
     """Ranks 1..N-1: serve the run that rank 0 coordinates; return the exit status."""
     comm = comm_world()
@@ -257,6 +280,20 @@ def serve_worker() -> int:
 
     def send_ctrl(frames: list[bytes]) -> None:
         link.send(_join(frames), 0, CTRL)
+
+    def take(core: PartRunner, window: int) -> list[bytes]:
+        # the neighbours' frames of a window, one per neighbour, in order (once)
+        if not core.wants_frames(window):
+            return []
+        t0 = time.perf_counter()
+        frames = []
+        for p in core.peers:
+            while not wait(lambda p=p: link.poll(p + 1, PEER)):
+                pass
+            frames.append(link.recv(p + 1, PEER)[1])
+        core.stats["wait_seconds"] += time.perf_counter() - t0
+        core.taken = window
+        return frames
 
     core = None
     finished = False
@@ -275,14 +312,7 @@ def serve_worker() -> int:
             if op == b"RUN":
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
                 w = int(head["w"])
-                frames = []
-                if w > 0:
-                    t0 = time.perf_counter()
-                    for p in core.peers:  # one frame per neighbour per window, in order
-                        while not wait(lambda p=p: link.poll(p + 1, PEER)):
-                            pass
-                        frames.append(link.recv(p + 1, PEER)[1])
-                    core.stats["wait_seconds"] += time.perf_counter() - t0
+                frames = take(core, w - 1)
                 t0 = time.perf_counter()
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
                                                      frames)
@@ -290,6 +320,9 @@ def serve_worker() -> int:
                     link.send(frame, p + 1, PEER)
                 send_ctrl([b"DONE", wire.pack(done), *segment])
                 core.stats["busy_seconds"] += time.perf_counter() - t0
+            elif op == b"CKPT":  # the messages in flight to us, then our agents' states
+                head = wire.as_map(wire.unpack(msg[1]), "CKPT")
+                send_ctrl([b"CKSTATE", wire.pack(core.checkpoint(take(core, int(head["w"]) - 1)))])
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
                 send_ctrl([b"STATES", wire.pack(core.states(list(head["agents"])))])
@@ -297,13 +330,9 @@ def serve_worker() -> int:
                 send_ctrl([b"ROWS", core.full_trace()])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
-                if core.stats["windows"]:
-                    # the last window's frames (arriving after the end) are read
-                    # and dropped, so no send is left waiting for its receiver
-                    for p in core.peers:
-                        while not wait(lambda p=p: link.poll(p + 1, PEER)):
-                            pass
-                        link.recv(p + 1, PEER)
+                # the last window's frames (arriving after the end) are read and
+                # dropped, so no send is left waiting for its receiver
+                take(core, core.stats["windows"] - 1)
                 send_ctrl([b"RESULT", wire.pack(core.results(bool(head.get("state"))))])
                 finished = True
             elif op == b"STOP":

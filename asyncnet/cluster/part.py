@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoint import capture_agent, restore_partition
 from ..messages import CONTROL, LocalityError, Message
 from ..metrics import Traffic
 from ..scenario import load
@@ -52,7 +53,8 @@ class PartRunner:
         The coordinator's INIT map: ``part``, ``scenario`` (text), ``path``,
         ``agents`` (every agent name), ``owner`` (partition of each), ``log``
         (whether to build log segments) and optionally ``counts`` (per-instant
-        message counts wanted).
+        message counts wanted) and ``resume`` (a checkpoint's instant and the
+        packed states of this partition's agents).
     """
 
     def __init__(self, init: dict):
@@ -70,7 +72,9 @@ class PartRunner:
         if eng.names != agents:
             raise PartError("this worker builds a different network from the scenario "
                             "(different asyncnet versions?)")
-        self.eng, self.net, self.names = eng, net, eng.names
+        if "resume" in init:  # the checkpoint's state of this partition's agents
+            restore_partition(eng, init["resume"])
+        self.eng, self.net, self.names, self.stream = eng, net, eng.names, stream
         self.index = {n: i for i, n in enumerate(self.names)}
         links = eng.links
         # links are symmetric: the partitions this one sends to are those it hears from
@@ -84,6 +88,9 @@ class PartRunner:
         self.input_idx = {self.index[n] for n in net.inputs()}
         self.out: dict[int, list[bytes]] = {p: [] for p in self.peers}
         self.sent_min: int | None = None
+        # the last window whose neighbours' frames were injected (a checkpoint
+        # takes them early: the next window must not wait for them again)
+        self.taken = -1
         # this partition's own traffic counters; the coordinator adds them up
         self.traffic = Traffic(links, [], [], traces=0)
         eng.sinks.append(self._record)
@@ -203,6 +210,41 @@ class PartRunner:
             trace_frame = b""
         self.stats["windows"] += 1
         return head, [meta, blob, trace_frame], out
+
+    def wants_frames(self, window: int) -> bool:
+        """Whether the neighbours' frames of ``window`` are still to be taken.
+
+        Parameters
+        ----------
+        window:
+            the number of a window run (-1: none yet).
+
+        Returns
+        -------
+        True if this partition has neighbours and has not injected them yet.
+        """
+        return window >= 0 and bool(self.peers) and self.taken < window
+
+    def checkpoint(self, inbound: list[bytes]) -> dict[str, Any]:
+        """This partition at a checkpoint: take what is in flight to it, pack its agents.
+
+        Parameters
+        ----------
+        inbound:
+            the neighbours' frames of the last window (messages in flight to
+            this partition; they go into the agents' inboxes, which are captured).
+
+        Returns
+        -------
+        ``next_t``, ``agents`` (``[[name, packed state], ...]``) and ``traffic``
+        (the counters so far, as :meth:`results` gives them).
+        """
+        for frame in inbound:
+            self.inject(frame)
+        shared = [self.eng.rule, self.net, self.stream]
+        return {"next_t": self.next_t(),
+                "agents": [[n, capture_agent(a, shared)] for n, a in self.eng.agents.items()],
+                "traffic": {k: getattr(self.traffic, k) for k in TRAFFIC_KEYS}}
 
     def full_trace(self) -> bytes:
         """Every trace row of the last window run with ``TRACE_INPUTS``."""

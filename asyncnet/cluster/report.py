@@ -42,4 +42,8 @@ def format_cluster(c: dict) -> list[str]:
                      f"delivered, across the cut {w['cut_sent']:,} sent / "
                      f"{w['cut_received']:,} received, {w['windows']:,} windows, "
                      f"{wait:.2f} s waiting at barriers ({share:.0f}%)")
+    r = c.get("restarts")
+    if r and r["count"]:
+        lines.append(f"restarts  {r['count']} (workers lost; every worker restarted from the "
+                     f"last checkpoint), {r['seconds']:.2f} s wall in the failed attempts")
     return lines

@@ -23,7 +23,7 @@ import zmq
 
 from .._version import __version__
 from . import wire
-from .errors import ClusterError
+from .errors import ClusterError, WorkerLost
 from .security import server_setup
 from .worker import HEARTBEAT, PARENT_ENV
 
@@ -234,10 +234,10 @@ class Cluster:
         for m in self.members:
             if m.proc is not None and m.proc.poll() is not None:
                 err = next((e for p, e in self.procs if p is m.proc), None)
-                raise ClusterError(self.name(m) + f" died (exit status {m.proc.returncode}) "
+                raise WorkerLost(self.name(m) + f" died (exit status {m.proc.returncode}) "
                                    f"while {self.where}{_tail(err)}")
             if now - m.last_seen > self.timeout:
-                raise ClusterError(self.name(m) + f" stopped answering (silent for "
+                raise WorkerLost(self.name(m) + f" stopped answering (silent for "
                                    f"{now - m.last_seen:.1f} s) while {self.where}")
         if now - self._last_beat > HEARTBEAT:
             self._last_beat = now

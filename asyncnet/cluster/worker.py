@@ -225,6 +225,17 @@ class Worker:
                 raise WorkerFailed(f"no word from the coordinator at {self.connect} "
                                    f"for {self.timeout:g} s")
 
+    def _take(self, sock: zmq.Socket, window: int) -> list[bytes] | None:
+        """The neighbours' frames of ``window`` if not taken yet, else none (None: stop)."""
+        core = self.core
+        if not core.wants_frames(window):
+            return []
+        t0 = time.perf_counter()
+        frames = self._gather(sock, window)
+        self.stats["wait_seconds"] += time.perf_counter() - t0
+        core.taken = window
+        return frames
+
     def _serve(self, sock: zmq.Socket) -> int:
         core = self.core
         while True:
@@ -233,19 +244,21 @@ class Worker:
             if op == b"RUN":
                 head = wire.as_map(wire.unpack(msg[1]), "RUN")
                 w = int(head["w"])
-                frames = []
-                if w > 0 and core.peers:
-                    t0 = time.perf_counter()
-                    frames = self._gather(sock, w - 1)
-                    self.stats["wait_seconds"] += time.perf_counter() - t0
-                    if frames is None:
-                        return 0
+                frames = self._take(sock, w - 1)
+                if frames is None:
+                    return 0
                 t0 = time.perf_counter()
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
                                                      frames)
                 self.peernet.send(w, out)
                 sock.send_multipart([b"DONE", wire.pack(done), *segment], copy=False)
                 self.stats["busy_seconds"] += time.perf_counter() - t0
+            elif op == b"CKPT":  # the messages in flight to us, then our agents' states
+                head = wire.as_map(wire.unpack(msg[1]), "CKPT")
+                frames = self._take(sock, int(head["w"]) - 1)
+                if frames is None:
+                    return 0
+                sock.send_multipart([b"CKSTATE", wire.pack(core.checkpoint(frames))])
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
                 try:

@@ -246,6 +246,9 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     if not 1 <= batch <= 1797:
         raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
     state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
+    # the scenario beside its checkpoints: `asyncnet resume STATE_DIR` continues the run
+    os.makedirs(state_dir, exist_ok=True)
+    T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), sc.text)
     s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend)
     if json_out:
         print(json.dumps(s))

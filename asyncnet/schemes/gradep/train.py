@@ -193,6 +193,21 @@ def save_atomic(path: str, arrays: dict) -> None:
         os.close(fd)
 
 
+def save_text_atomic(path: str, text: str) -> None:
+    """Write a text file whole or not at all (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    path: the file. text: its contents.
+    """
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def load_checkpoint(state_dir: str) -> dict | None:
     """The last checkpoint of a run.
 
