@@ -172,12 +172,19 @@ def resume_clock(eng: Any, t: int) -> None:
     heapq.heapify(queue)
     env._queue[:] = queue
     env._now = t
+    # the instants before t went with their scheduler events (the fresh build's
+    # wakes at 0); a probe at t or later keeps its instant and, registered on a
+    # fresh build where nothing was due then yet, its place before every wake
+    for q in [q for q in eng._due if q < t]:
+        del eng._due[q]
+        eng._probes.pop(q, None)
+    eng._scheduled.clear()
     for agent in eng.agents.values():
         due = set(agent.inbox)
         if agent.timer_due is not None:
             due.add(agent.timer_due)
         for ti in sorted(due):
-            eng._wake_at(agent, ti)
+            eng.schedule(agent, ti)
 
 
 def restore_partition(eng: Any, part: dict) -> None:

@@ -86,7 +86,7 @@ class Neuron:
         self.fwd = {s: zeros(n) for s in self.in_syn}
         self.back = {s: zeros(n) for s in self.out_syn}
         self.target: np.ndarray | None = None
-        self._db = np.empty(n) if self.eta_b else None  # scratch for the bias step
+        self._db = np.zeros(n) if self.eta_b else None  # scratch for the bias step (zeros: checkpoints stay reproducible)
 
     def start(self, t: float) -> list:
         """Announce the (arbitrary) initial state to every synapse."""
@@ -243,7 +243,7 @@ def scratch(shape: tuple[int, ...]) -> np.ndarray:
     """
     b = _SCRATCH.get(shape)
     if b is None:
-        b = _SCRATCH[shape] = np.empty(shape)
+        b = _SCRATCH[shape] = np.zeros(shape)
     return b
 
 

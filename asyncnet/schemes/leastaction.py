@@ -384,7 +384,7 @@ class LASynapse:
         self.d_post = np.zeros(self.W.shape[0])
         # scratch for in-place learning (continuous: its gamma), only where it learns
         learns = rule.eta or getattr(rule, "gamma", 0.0)
-        self._buf = np.empty_like(self.W) if learns else None
+        self._buf = np.zeros_like(self.W) if learns else None
 
     @property
     def grad(self) -> np.ndarray:
