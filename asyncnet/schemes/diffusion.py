@@ -86,7 +86,8 @@ class Neuron:
         self.fwd = {s: zeros(n) for s in self.in_syn}
         self.back = {s: zeros(n) for s in self.out_syn}
         self.target: np.ndarray | None = None
-        self._db = np.zeros(n) if self.eta_b else None  # scratch for the bias step (zeros: checkpoints stay reproducible)
+        # scratch for the bias step (zeros, not empty: checkpoint files stay reproducible)
+        self._db = np.zeros(n) if self.eta_b else None
 
     def start(self, t: float) -> list:
         """Announce the (arbitrary) initial state to every synapse."""
