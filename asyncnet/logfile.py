@@ -255,7 +255,11 @@ class EventLog:
                 h.update(b)
             else:
                 raise self._fail(f"unexpected item at byte {pos} (after {n} records)")
-        if first:
+        self._finish(not first, n)
+
+    def _finish(self, header_seen: bool, n: int) -> None:
+        """End a full read: refuse what cannot be a log, flag a truncated one."""
+        if not header_seen:
             raise self._fail("empty or truncated before the header")
         if self.footer is not None and self.tail_bytes:
             raise self._fail(f"{self.tail_bytes} unexpected bytes after the footer")
@@ -265,7 +269,7 @@ class EventLog:
             warnings.warn(f"{self.path}: truncated after {n:,} whole records "
                           f"({self.tail_bytes} trailing bytes); read up to there; the last "
                           f"{n - self.verified_count:,} are not covered by a digest",
-                          stacklevel=2)
+                          stacklevel=3)
 
     def _altered(self, what: str) -> None:
         if self.strict:

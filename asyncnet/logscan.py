@@ -13,7 +13,6 @@ payloads.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any
@@ -361,17 +360,7 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                 break
     locate()
     log.tail_bytes = len(buf)
-    if sc.seen == 0:
-        raise log._fail("empty or truncated before the header")
-    if log.footer is not None and log.tail_bytes:
-        raise log._fail(f"{log.tail_bytes} unexpected bytes after the footer")
-    log._done = True
-    if log.tail_bytes or log.footer is None:
-        log.truncated = True
-        warnings.warn(f"{log.path}: truncated after {sc.n:,} whole records "
-                      f"({log.tail_bytes} trailing bytes); read up to there; the last "
-                      f"{sc.n - log.verified_count:,} are not covered by a digest",
-                      stacklevel=2)
+    log._finish(sc.seen > 0, sc.n)
 
 
 def read_chunks(log: Any, lazy: bool) -> Iterator[list[list]]:
