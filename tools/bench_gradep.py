@@ -4,7 +4,12 @@ Both train the same model on the same OT-paired batches (made beforehand, so
 the OT is not timed); steps alternate engine, face, engine, face, ... so that
 both see the same machine load. One process, BLAS threads set explicitly.
 
-    python tools/bench_gradep.py --reps 5 --threads 1 [--batch 1797] [--relax 300]
+With numba installed, the populations' elementwise steps run as compiled
+kernels (``asyncnet/schemes/gradep/kernels.py``); ``--kernels`` adds a third
+run, the engine on the plain numpy path, interleaved with the other two, and
+checks that it ends with the same parameters bit for bit.
+
+    python tools/bench_gradep.py --reps 5 --threads 1 [--batch 1797] [--relax 300] [--kernels]
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import json
 import statistics
 import time
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
+from asyncnet.schemes.gradep import kernels as K
 from asyncnet.schemes.gradep import train as T
 from asyncnet.schemes.gradep.agents import GradEP
 from asyncnet.schemes.gradep.data import make_batch
@@ -30,18 +37,30 @@ def main() -> None:
     ap.add_argument("--relax", type=int, default=300, help="steps per phase")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also time the engine without the compiled kernels")
     a = ap.parse_args()
+    if a.kernels and not K.available():
+        raise SystemExit("--kernels needs numba: pip install 'asyncnet[fast]'")
+    compiled = K.numba
     threadpool_limits(a.threads)
-    batches = [make_batch(0, s, a.batch, dtype=a.dtype) for s in range(a.reps + 1)]
+    batches = [make_batch(0, s, a.batch, dtype=a.dtype) for s in range(a.reps + 2)]
     rule = dict(clip_mode="local", dtype=a.dtype, free_steps=a.relax, nudge_steps=a.relax)
-    runs = {"engine": T.make_run("engine", GradEP(**rule), 0, a.batch, a.reps + 1,
+    runs = {"engine": T.make_run("engine", GradEP(**rule), 0, a.batch, a.reps + 2,
                                  data=lambda s: batches[s]),
-            "face": T.make_run("face", GradEP(**rule, backend="face"), 0, a.batch, a.reps + 1,
+            "face": T.make_run("face", GradEP(**rule, backend="face"), 0, a.batch, a.reps + 2,
                                data=lambda s: batches[s])}
+    if a.kernels:
+        runs["engine-numpy"] = T.make_run("engine", GradEP(**rule), 0, a.batch, a.reps + 2,
+                                          data=lambda s: batches[s])
     times: dict[str, list[float]] = {k: [] for k in runs}
     cpu: dict[str, list[float]] = {k: [] for k in runs}
-    for k in range(1, a.reps + 1):
+    for name, run in runs.items():  # warm up: the kernels compile on first use
+        K.numba = None if name == "engine-numpy" else compiled
+        run.run_to(1)
+    for k in range(2, a.reps + 2):
         for name, run in runs.items():
+            K.numba = None if name == "engine-numpy" else compiled
             t0, c0 = time.perf_counter(), time.process_time()
             run.run_to(k)
             times[name].append(time.perf_counter() - t0)
@@ -52,17 +71,27 @@ def main() -> None:
                "cpu_max": max(cpu[n])} for n, v in times.items()}
     res["ratio_of_medians"] = res["engine"]["median"] / res["face"]["median"]
     res["cpu_ratio_of_medians"] = res["engine"]["cpu_median"] / res["face"]["cpu_median"]
-    res["setup"] = {"threads": a.threads, "batch": a.batch, "relax": a.relax,
+    if a.kernels:
+        res["kernels_cpu_ratio"] = res["engine"]["cpu_median"] / res["engine-numpy"]["cpu_median"]
+        res["kernels_wall_ratio"] = res["engine"]["median"] / res["engine-numpy"]["median"]
+        ka, kb = runs["engine"].state(), runs["engine-numpy"].state()
+        res["kernels_same_state"] = all(np.array_equal(ka[k], kb[k]) for k in ka)
+    res["setup"] = {"kernels": K.available(), "threads": a.threads,
+                    "batch": a.batch, "relax": a.relax,
                     "dtype": a.dtype, "reps": a.reps, "processes": 1}
     print(f"GradEP training step, batch {a.batch}, 3 x {a.relax} relaxation steps, "
           f"{a.dtype}, {a.threads} BLAS thread(s), interleaved x {a.reps}")
-    for n in ("engine", "face"):
+    for n in runs:
         r = res[n]
-        print(f"  {n:6s}  wall median {r['median']:.3f} s  (min {r['min']:.3f}, max "
+        print(f"  {n:12s}  wall median {r['median']:.3f} s  (min {r['min']:.3f}, max "
               f"{r['max']:.3f})   CPU median {r['cpu_median']:.3f} s  (min {r['cpu_min']:.3f}, "
               f"max {r['cpu_max']:.3f})")
     print(f"  engine / face (medians): wall {res['ratio_of_medians']:.3f}, "
           f"CPU {res['cpu_ratio_of_medians']:.3f}")
+    if a.kernels:
+        print(f"  engine with kernels / without (medians): wall {res['kernels_wall_ratio']:.3f},"
+              f" CPU {res['kernels_cpu_ratio']:.3f}; same parameters and Adam states "
+              f"bit for bit: {res['kernels_same_state']}")
     if a.json:
         print(json.dumps(res))
 

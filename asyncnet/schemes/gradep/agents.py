@@ -201,8 +201,8 @@ class Neuron:
             self.s = self.a = P.visible_step(self.s, fields, self.b, self.q, self.r,
                                              self.rule.eps)
         else:
-            self.s = P.hidden_step(self.s, self.d, fields, self.b, self.rule.eps)
-            self.a, self.d = P.act_d(self.s)
+            self.s, self.a, self.d = P.hidden_update(self.s, self.d, fields, self.b,
+                                                     self.rule.eps)
         return [(p, FORWARD, self.a) for p in self.ports]
 
     def next_interval(self, rng: np.random.Generator) -> float:

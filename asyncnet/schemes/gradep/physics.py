@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...network import agent_rng
+from . import kernels
 
 POPS = ("x", "h1", "h2")
 SYNAPSES = ("x->h1", "h1->h2")
@@ -221,6 +222,9 @@ def visible_step(x, fields, bx, q, r, eps):
     -------
     The new state (a new array; the inputs are not written to).
     """
+    out = kernels.visible_update(x, fields, bx, q, r, eps)
+    if out is not None:  # the same bits, in one pass
+        return out
     f = fields[0] + bx  # a new array: payloads are never written to
     for g in fields[1:]:
         f = f + g
@@ -251,6 +255,19 @@ def hidden_step(h, d, fields, c, eps):
     f *= eps
     f += h
     return f
+
+
+def hidden_update(h, d, fields, c, eps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`hidden_step` then :func:`act_d`: the new ``(h, a(h), a'(h))``.
+
+    The compiled kernels (:mod:`.kernels`, with numba) give the same bits in a
+    few passes; otherwise (or for a broadcast row) the numpy functions.
+    """
+    out = kernels.hidden_update(h, d, fields, c, eps)
+    if out is not None:
+        return out
+    h = hidden_step(h, d, fields, c, eps)
+    return (h, *act_d(h))
 
 
 def bias_sum(a: np.ndarray) -> np.ndarray:
