@@ -73,6 +73,16 @@ def test_one_clear_line(change, words, tmp_path):
     assert f"[{change[0]}]" in lines[0]
 
 
+@pytest.mark.parametrize("key", ["leg", "settle"])
+def test_gradient_check_window_far_longer_than_the_run(key, tmp_path):
+    """A gradient check simulates window 0 whatever the duration: a huge leg is refused
+    at once (it ran for ever, found by test_hostile_values_never_crash_many)."""
+    doc = with_(base("ep_gradient"), "data", key, 34880627585575012)
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "[data] settle/leg" in lines[0] and "gradient analysis" in lines[0]
+
+
 def test_analysis_that_does_not_fit_the_network(tmp_path):
     doc = base("continuous_cyclic")
     doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data

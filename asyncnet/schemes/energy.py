@@ -182,6 +182,10 @@ class Training(Analysis):
         return out
 
 
+CHECK_SPAN = 1000
+"""A gradient check may simulate at most this many times the scenario's duration."""
+
+
 class Gradient(Analysis):
     """Engine estimates against implicit differentiation, for several nudges."""
 
@@ -190,6 +194,14 @@ class Gradient(Analysis):
 
     def attach(self, ctx: Context) -> Callable[[], list]:
         """Nothing to watch in the main run: the checks run when asked for."""
+        hold, duration = ctx.stream.hold, ctx.scenario.duration
+        if hold > CHECK_SPAN * duration:
+            # each check simulates window 0 to its end, whatever the duration: a window
+            # many times longer than the run is a mistake (a huge leg would run for ever)
+            raise DataError(f"the gradient analysis simulates one whole window (settle + legs "
+                            f"+ release = {hold:g}), more than {CHECK_SPAN} times the "
+                            f"scenario's duration {duration:g}: shorten [data] settle/leg or "
+                            f"lengthen [scenario] duration")
         self.side = ctx.rule.face.side(ctx.rule)
         self.symbol = ctx.rule.face.nudge_symbol
         cache: dict = {}
