@@ -374,7 +374,7 @@ def test_gradep_state_directory_resumes(tmp_path, capsys, monkeypatch):
     rule = sc.build_rule()
     rule.sizes = T.sizes_of(sc.build_network())
     d = str(tmp_path / "stopped")
-    R.train(rule, seed=sc.seed, batch=12, state_dir=d, steps=2, prefetch=False)
+    R.train(rule, seed=sc.seed, batch=12, state_dir=d, steps=2)
     with open(os.path.join(d, "scenario.toml"), "w") as f:
         f.write(text)
     assert main(["resume", d, "--json", "-q"]) == 0

@@ -77,12 +77,23 @@ def test_split_batch_and_resume(tmp_path):
     """Two processes (batch halves, merged sums) = one face; a resumed run = an unbroken one."""
     kw = dict(free_steps=10, nudge_steps=10, checkpoint_every=2, steps=4, sizes=(64, 6, 5))
     one = R.train(_rule(backend="face", workers=1, **kw), seed=1, batch=12,
-                  state_dir=str(tmp_path / "one"), prefetch=False)
+                  state_dir=str(tmp_path / "one"))
     two = R.train(_rule(backend="engine", workers=2, **kw), seed=1, batch=12,
                   state_dir=str(tmp_path / "two"))
     assert np.allclose(one["losses"], two["losses"], rtol=0, atol=1e-12)
     a, b = T.load_checkpoint(str(tmp_path / "one")), T.load_checkpoint(str(tmp_path / "two"))
     assert _max_diff(a, {k: v for k, v in b.items() if k.startswith(("param", "adam"))}) < 1e-10
+    # three workers share the batches (each makes one in three, then they swap rows);
+    # 4 steps is not a multiple of 3, and a 2-worker run resumed at an odd step
+    three = R.train(_rule(backend="engine", workers=3, **kw), seed=1, batch=12,
+                    state_dir=str(tmp_path / "three"))
+    assert np.allclose(one["losses"], three["losses"], rtol=0, atol=1e-12)
+    odd = str(tmp_path / "odd")
+    R.train(_rule(backend="engine", workers=2, **kw), seed=1, batch=12, state_dir=odd, steps=1)
+    r = R.train(_rule(backend="engine", workers=2, **{**kw, "checkpoint_every": 3}), seed=1,
+                batch=12, state_dir=odd)
+    assert r["resumed_from"] == 1
+    assert np.allclose(one["losses"], r["losses"], rtol=0, atol=1e-12)
     # interrupted after 2 steps, then the same command again
     d = str(tmp_path / "resumed")
     R.train(_rule(backend="engine", workers=1, **kw), seed=1, batch=12, state_dir=d, steps=2)
@@ -107,8 +118,7 @@ def test_sampling_writes_npz_and_grid(tmp_path):
         assert xs.shape == (9, 64) and xs.min() >= -1 and xs.max() <= 1
     d = tmp_path / "run"
     R.train(_rule(backend="face", clip_mode="global", free_steps=10, nudge_steps=10, steps=1,
-                  checkpoint_every=1, sizes=(64, 6, 5)), seed=0, batch=10, state_dir=str(d),
-            prefetch=False)
+                  checkpoint_every=1, sizes=(64, 6, 5)), seed=0, batch=10, state_dir=str(d))
     out = tmp_path / "s"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     r = subprocess.run([sys.executable, "-m", "asyncnet", "sample", str(d), "--steps", "3",

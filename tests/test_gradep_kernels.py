@@ -52,7 +52,8 @@ def _numpy_visible(x, fields, bx, q, r, eps):
 def test_hidden_kernel_is_bitwise_numpy(dtype, rows, n, nfields):
     rng = np.random.default_rng(rows * 31 + n + nfields)
     # wide values: saturated tanh, SiLU's negative dip, tiny values near 0
-    h = (rng.standard_normal((rows, n)) * rng.choice([1e-6, 0.3, 4.0, 60.0], (rows, n))).astype(dtype)
+    scale = rng.choice([1e-6, 0.3, 4.0, 60.0], (rows, n))
+    h = (rng.standard_normal((rows, n)) * scale).astype(dtype)
     d = rng.random((rows, n)).astype(dtype)
     fields = [(rng.standard_normal((rows, n)) * 3).astype(dtype) for _ in range(nfields)]
     c = rng.standard_normal(n).astype(dtype)
@@ -118,3 +119,75 @@ def test_relaxation_with_kernels_ends_in_the_same_state(dtype, numpy_only):
         assert np.array_equal(a, b)
     for k in P.PARAMS:
         assert np.array_equal(with_k.p[k], plain.p[k])
+
+
+# -- the fast kernel: not numpy's bits, but close to the exact function ----------------
+def test_fast_kernel_is_close_to_the_exact_activation():
+    """x fed straight through (h = 0, d = 1, eps = 1): a(x), a'(x) against float64 numpy."""
+    x = np.concatenate([np.linspace(-40, 40, 400_001), np.geomspace(1e-30, 1, 2000),
+                        -np.geomspace(1e-30, 1, 2000), [0.0]]).astype(np.float32)[None, :]
+    zero = np.zeros_like(x)
+    h, a, d = K.hidden_update_fast(zero, np.ones_like(x), [x], np.zeros(x.shape[1], np.float32),
+                                   1.0)
+    assert np.array_equal(h, x)
+    a64, d64 = P.act_d(x.astype(np.float64))
+    assert np.abs(a - a64).max() <= 3e-6 and np.abs(d - d64).max() <= 3e-6
+    # near 0 the error is relative: a(x) ~ x/2
+    small = (np.abs(x) < 1e-3) & (x != 0)
+    assert (np.abs(a - a64)[small] / np.abs(a64[small])).max() <= 1e-6
+    # numpy's own float32 path, for scale
+    a32, d32 = P.act_d(x)
+    assert np.abs(a32 - a64).max() <= 3e-6
+
+
+@pytest.mark.parametrize("nfields", [1, 2])
+def test_fast_kernel_step_and_broadcast_rows(nfields):
+    rng = np.random.default_rng(11)
+    B, n = 50, 128
+    h = (rng.standard_normal((B, n)) * 3).astype(np.float32)
+    d = rng.random((B, n)).astype(np.float32)
+    fields = [rng.standard_normal((B, n)).astype(np.float32) for _ in range(nfields)]
+    c = rng.standard_normal(n).astype(np.float32)
+    got = K.hidden_update_fast(h, d, fields, c, 0.1)
+    step = P.hidden_step(h, d, fields, c, 0.1)
+    # fused multiply-adds: within a few float32 roundings of numpy's step
+    assert np.abs(got[0] - step).max() <= 4e-6 * max(1.0, float(np.abs(step).max()))
+    a64, d64 = P.act_d(got[0].astype(np.float64))
+    assert np.abs(got[1] - a64).max() <= 3e-6 and np.abs(got[2] - d64).max() <= 3e-6
+    # the h = 0 start is one broadcast row: the same as the full array, row by row
+    z = np.zeros(n, np.float32)
+    row = K.hidden_update_fast(z, z + 0.5, [f[0] for f in fields], c, 0.1)
+    full = K.hidden_update_fast(np.zeros((1, n), np.float32), np.full((1, n), 0.5, np.float32),
+                                [f[:1] for f in fields], c, 0.1)
+    for r, f in zip(row, full, strict=True):
+        assert r.shape == (n,) and np.array_equal(r, f[0])
+
+
+def test_engine_equals_face_with_the_fast_kernel():
+    """Both call the same kernel: after three training steps the same bits (float32)."""
+    from asyncnet.schemes.gradep import train as T
+    from asyncnet.schemes.gradep.agents import GradEP
+    from asyncnet.schemes.gradep.data import make_batch
+    X = np.random.default_rng(3).uniform(-1, 1, (40, 6))
+    rule = dict(dtype="float32", free_steps=25, nudge_steps=20, clip_mode="local", lr=1e-2,
+                sizes=(6, 5, 4), kernel="fast")
+    data = lambda s: make_batch(5, s, 7, X=X, dtype="float32")  # noqa: E731
+    e = T.make_run("engine", GradEP(**rule), 5, 7, 3, data=data, sizes=(6, 5, 4))
+    f = T.make_run("face", GradEP(**rule, backend="face"), 5, 7, 3, data=data, sizes=(6, 5, 4))
+    exact = T.make_run("face", GradEP(**{**rule, "kernel": "exact"}, backend="face"), 5, 7, 3,
+                       data=data, sizes=(6, 5, 4))
+    for run in (e, f, exact):
+        run.run_to(3)
+    se, sf, sx = e.state(), f.state(), exact.state()
+    assert all(np.array_equal(se[k], sf[k]) for k in sf)
+    assert e.losses() == f.losses()
+    # and close to the exact kernel's run (float32 rounding-level differences)
+    assert max(float(np.abs(sf[k] - sx[k]).max()) for k in sf if k.startswith("param")) < 1e-3
+
+
+def test_fast_kernel_needs_numba(monkeypatch):
+    monkeypatch.setattr(K, "numba", None)
+    with pytest.raises(P.GradEPError, match="needs numba"):
+        P.Config(kernel="fast")
+    with pytest.raises(P.GradEPError, match="kernel must be"):
+        P.Config(kernel="quick")

@@ -26,6 +26,7 @@ from asyncnet.schemes.gradep import kernels as K
 from asyncnet.schemes.gradep import train as T
 from asyncnet.schemes.gradep.agents import GradEP
 from asyncnet.schemes.gradep.data import make_batch
+from asyncnet.schemes.gradep.runner import keep_freed_memory
 
 
 def main() -> None:
@@ -44,6 +45,8 @@ def main() -> None:
         raise SystemExit("--kernels needs numba: pip install 'asyncnet[fast]'")
     compiled = K.numba
     threadpool_limits(a.threads)
+    # as in the run's worker processes (both sides of every comparison alike)
+    keep_freed_memory()
     batches = [make_batch(0, s, a.batch, dtype=a.dtype) for s in range(a.reps + 2)]
     rule = dict(clip_mode="local", dtype=a.dtype, free_steps=a.relax, nudge_steps=a.relax)
     runs = {"engine": T.make_run("engine", GradEP(**rule), 0, a.batch, a.reps + 2,

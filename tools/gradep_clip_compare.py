@@ -30,7 +30,7 @@ def _train(mode: str, steps: int, batch: int, runs: str) -> None:
     from asyncnet.schemes.gradep.agents import GradEP
     from asyncnet.schemes.gradep.runner import train
     rule = GradEP(clip_mode=mode, backend="face", steps=steps, checkpoint_every=25)
-    train(rule, seed=0, batch=batch, state_dir=os.path.join(runs, mode), prefetch=False)
+    train(rule, seed=0, batch=batch, state_dir=os.path.join(runs, mode))
 
 
 def main() -> None:

@@ -202,7 +202,7 @@ class Neuron:
                                              self.rule.eps)
         else:
             self.s, self.a, self.d = P.hidden_update(self.s, self.d, fields, self.b,
-                                                     self.rule.eps)
+                                                     self.rule.eps, self.rule.kernel)
         return [(p, FORWARD, self.a) for p in self.ports]
 
     def next_interval(self, rng: np.random.Generator) -> float:

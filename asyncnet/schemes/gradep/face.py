@@ -64,8 +64,8 @@ class Face:
             if not clamp_x:
                 x = P.visible_step(x, [f0_pre], p["bx"], q, r, c.eps)
             # fields in the order a population sorts its synapses: h1->h2 < x->h1
-            h1, a1, d1 = P.hidden_update(h1, d1, [f1_pre, f0_post], p["c0"], c.eps)
-            h2, a2, d2 = P.hidden_update(h2, d2, [f1_post], p["c1"], c.eps)
+            h1, a1, d1 = P.hidden_update(h1, d1, [f1_pre, f0_post], p["c0"], c.eps, c.kernel)
+            h2, a2, d2 = P.hidden_update(h2, d2, [f1_post], p["c1"], c.eps, c.kernel)
         return (x, h1, a1, d1, h2, a2, d2)
 
     @staticmethod

@@ -53,6 +53,10 @@ class Config:
         parameters; numpy face only), ``"local"`` (each agent its own), ``"none"``.
     dtype:
         ``"float32"`` (the source's) or ``"float64"``.
+    kernel:
+        ``"exact"`` (numpy's arithmetic, bit for bit, compiled where numba is
+        installed) or ``"fast"`` (one fused pass, rational tanh, needs numba:
+        within 2e-6 of the exact a(h), a'(h) in float32; :mod:`.kernels`).
     """
 
     lam: float = 15.0
@@ -68,6 +72,7 @@ class Config:
     clip: float = 1.0
     clip_mode: str = "global"
     dtype: str = "float32"
+    kernel: str = "exact"
     sizes: tuple = field(default=(64, 128, 128))
 
     def __post_init__(self) -> None:
@@ -112,6 +117,11 @@ def validate(c: Config) -> None:
         raise GradEPError(f"clip must be positive, got {c.clip!r}")
     if c.dtype not in ("float32", "float64"):
         raise GradEPError(f"dtype must be float32 or float64, got {c.dtype!r}")
+    if c.kernel not in ("exact", "fast"):
+        raise GradEPError(f"kernel must be exact or fast, got {c.kernel!r}")
+    if c.kernel == "fast" and not kernels.available():
+        raise GradEPError("kernel = 'fast' needs numba, which is not installed: "
+                          "pip install 'asyncnet[fast]' (or use kernel = 'exact')")
     if not 0 <= c.adam_b1 < 1 or not 0 <= c.adam_b2 < 1 or not c.adam_eps > 0:
         raise GradEPError("need 0 <= adam_b1, adam_b2 < 1 and adam_eps > 0")
 
@@ -257,12 +267,17 @@ def hidden_step(h, d, fields, c, eps):
     return f
 
 
-def hidden_update(h, d, fields, c, eps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hidden_update(h, d, fields, c, eps, kernel: str = "exact"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`hidden_step` then :func:`act_d`: the new ``(h, a(h), a'(h))``.
 
-    The compiled kernels (:mod:`.kernels`, with numba) give the same bits in a
-    few passes; otherwise (or for a broadcast row) the numpy functions.
+    ``kernel = "exact"``: the compiled kernels (:mod:`.kernels`, with numba)
+    give numpy's bits in a few passes; otherwise (or for a broadcast row) the
+    numpy functions. ``kernel = "fast"``: one fused pass with a rational tanh
+    (:func:`.kernels.hidden_update_fast`; not numpy's bits).
     """
+    if kernel == "fast":
+        return kernels.hidden_update_fast(h, d, fields, c, eps)
     out = kernels.hidden_update(h, d, fields, c, eps)
     if out is not None:
         return out

@@ -20,7 +20,7 @@ from .agents import GradEP
 from .data import make_batch
 
 CONFIG_KEYS = ("lam", "alpha", "beta", "eps", "free_steps", "nudge_steps", "lr", "adam_b1",
-               "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes")
+               "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes", "kernel")
 
 
 def _die_with_parent() -> None:
@@ -33,26 +33,74 @@ def _die_with_parent() -> None:
         pass
 
 
+def keep_freed_memory() -> bool:
+    """Linux/glibc: keep freed memory in this process instead of returning it to the system.
+
+    Every relaxation step makes new ``batch × n`` arrays (messages are never
+    written to) and frees the old ones, about half a megabyte each. By default
+    glibc hands such blocks back to the kernel (mmap, heap trimming), so each
+    new array pays page faults on first touch: that doubled the time of a
+    population's elementwise step here. With a 32 MB mmap threshold and no
+    trimming, freed blocks are reused. Returns whether the settings took.
+    """
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        # M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 (mallopt returns 1 on success)
+        return bool(libc.mallopt(-1, 1 << 30)) and bool(libc.mallopt(-3, 32 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
 def _shard_rows(batch: int, shard: int, workers: int) -> slice:
     lo = batch * shard // workers
     return slice(lo, batch * (shard + 1) // workers)
 
 
-def _producer(seed: int, batch: int, dtype: str, start: int, steps: int, queues: list,
-              workers: int) -> None:
-    """Make every step's batch ahead of time; each shard gets its rows."""
-    _die_with_parent()
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(1)
-    try:
-        os.nice(5)  # the relaxation is the critical path; OT fills the gaps
-    except OSError:
-        pass
-    for s in range(start, steps):
-        xt, u = make_batch(seed, s, batch, dtype=dtype)
-        for k, q in enumerate(queues):
-            r = _shard_rows(batch, k, workers)
-            q.put((s, np.ascontiguousarray(xt[r]), np.ascontiguousarray(u[r])))
+class _SharedBatches:
+    """Every worker makes one batch in W, all at the same step, and they swap rows.
+
+    A batch's exact assignment is one indivisible ~0.3 s piece of work. Made by
+    one process beside the workers, it delays one of them (or both wait for it).
+    Here, at every W-th step, worker k makes the batch of step ``base + k`` and
+    sends each peer that peer's rows: the workers do equal work in every step
+    and meet again in step. The batches are the same as anywhere else (each is
+    ``make_batch(seed, step)``), so the run's numbers do not change.
+    """
+
+    def __init__(self, seed: int, batch: int, dtype: str, start: int, steps: int, shard: int,
+                 workers: int, conns: dict):
+        self.seed, self.batch, self.dtype = seed, batch, dtype
+        self.start, self.steps, self.shard, self.W, self.conns = start, steps, shard, workers, conns
+        self.ready: dict[int, tuple] = {}
+
+    def _rows(self, xt: np.ndarray, u: np.ndarray, shard: int) -> tuple:
+        r = _shard_rows(self.batch, shard, self.W)
+        return np.ascontiguousarray(xt[r]), np.ascontiguousarray(u[r])
+
+    def __call__(self, step: int) -> tuple:
+        if step not in self.ready:
+            base = step - (step - self.start) % self.W
+            mine = base + self.shard
+            own = None
+            if mine < self.steps:
+                own = make_batch(self.seed, mine, self.batch, dtype=self.dtype)
+                self.ready[mine] = self._rows(*own, self.shard)
+            for peer in sorted(self.conns):  # the reducer's fixed pairwise order
+                c, theirs = self.conns[peer], base + peer
+                out = b"" if own is None else b"".join(a.tobytes() for a in
+                                                         self._rows(*own, peer))
+                if self.shard < peer:
+                    c.send_bytes(out)
+                    got = c.recv_bytes()
+                else:
+                    got = c.recv_bytes()
+                    c.send_bytes(out)
+                if theirs < self.steps:
+                    n = _shard_rows(self.batch, self.shard, self.W)
+                    flat = np.frombuffer(got, self.dtype).reshape(2, n.stop - n.start, -1)
+                    self.ready[theirs] = (flat[0].copy(), flat[1].copy())
+        return self.ready.pop(step)
 
 
 class _Reducer:
@@ -91,22 +139,19 @@ def _config(rule: GradEP, seed: int, batch: int, backend: str, workers: int) -> 
 
 
 def _worker(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
-            ck: dict | None, shard: int, workers: int, conns: dict, queue, state_dir: str,
+            ck: dict | None, shard: int, workers: int, conns: dict, state_dir: str,
             every: int, threads: int, losses0: list) -> None:
     _die_with_parent()
+    keep_freed_memory()
     from threadpoolctl import threadpool_limits
     threadpool_limits(threads)
     rule = GradEP(**params)
     if workers > 1:
         rule.reduce = _Reducer(shard, conns)
     rows = _shard_rows(batch, shard, workers)
-    data = None
-    if queue is not None:
-        def data(s: int) -> tuple:
-            got, xt, u = queue.get()
-            if got != s:
-                raise RuntimeError(f"batch {got} arrived for step {s}")
-            return xt, u
+    data = None  # one process: make_run makes each batch itself
+    if workers > 1:
+        data = _SharedBatches(seed, batch, params["dtype"], start, steps, shard, workers, conns)
     run = T.make_run(backend, rule, seed, batch, steps, start, data, rows, tuple(rule.sizes))
     if ck is not None:
         run.load(ck)
@@ -150,7 +195,7 @@ def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_d
 
 
 def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
-          steps: int | None = None, prefetch: bool = True) -> dict:
+          steps: int | None = None) -> dict:
     """Train (or continue training) into ``state_dir``; return a summary.
 
     Parameters
@@ -160,7 +205,6 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
     state_dir: where checkpoints live; an existing checkpoint is continued.
     backend: ``"engine"`` or ``"face"`` (default ``rule.backend``). steps: default
     ``rule.steps``.
-    prefetch: make the batches in a separate process, ahead of time.
 
     Returns
     -------
@@ -174,6 +218,7 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
     cfg = _config(rule, seed, batch, backend, rule.workers)
     if ck is not None:
         old = T.run_config(ck)
+        old.setdefault("kernel", "exact")  # checkpoints from before the key: exact
         diff = {k for k in cfg if old.get(k) != cfg[k] and k not in ("workers", "backend")}
         if diff:
             raise T.P.GradEPError(f"{state_dir} holds a run with other settings "
@@ -181,26 +226,22 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
         start, losses0 = int(ck["step"]), [float(v) for v in ck["losses"]]
     t0 = time.perf_counter()
     if start < steps:
-        _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, prefetch)
+        _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0)
     ck = T.load_checkpoint(state_dir)
     return {"steps": int(ck["step"]), "losses": [float(v) for v in ck["losses"]],
             "wall_seconds": time.perf_counter() - t0, "state_dir": state_dir,
             "resumed_from": start}
 
 
-def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, prefetch):
+def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0):
     W = rule.workers
     params = {k: v for k, v in asdict(rule).items() if k not in ("name", "requires_dag")}
     ctx = mp.get_context("fork")
-    queues = [ctx.Queue(maxsize=3) for _ in range(W)] if prefetch else [None] * W
     pipes = {}
     for a in range(W):
         for b in range(a + 1, W):
             pipes[(a, b)] = ctx.Pipe()
     procs = []
-    if prefetch:
-        procs.append(ctx.Process(target=_producer, daemon=True,
-                                 args=(seed, batch, rule.dtype, start, steps, queues, W)))
     for s in range(W):
         conns = {}
         for (a, b), (ca, cb) in pipes.items():
@@ -209,12 +250,12 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, pre
             elif s == b:
                 conns[a] = cb
         procs.append(ctx.Process(target=_worker, args=(
-            backend, params, seed, batch, steps, start, ck, s, W, conns, queues[s], state_dir,
+            backend, params, seed, batch, steps, start, ck, s, W, conns, state_dir,
             rule.checkpoint_every, rule.threads, losses0)))
     for p in procs:
         p.start()
     try:
-        for p in procs[1 if prefetch else 0:]:
+        for p in procs:
             p.join()
             if p.exitcode != 0:
                 raise RuntimeError(f"a gradep worker failed (exit code {p.exitcode})")
