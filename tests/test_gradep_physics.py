@@ -160,3 +160,23 @@ def test_stability_bounds_are_the_documented_ones():
         P.Config(eps=2 / 17.125 + 1e-6)
     with pytest.raises(P.GradEPError, match=r"> 0"):
         P.Config(lam=1.0, alpha=1.0, beta=2.0, eps=0.1)
+
+
+def test_ot_assignment_equals_the_full_squared_distance_one():
+    """ot_pairs solves -2 x0·x1ᵀ; the assignment of the full squared distances (a
+    from-scratch cost matrix) is the same, and its total cost is minimal against
+    random permutations."""
+    from scipy.optimize import linear_sum_assignment
+
+    from asyncnet.schemes.gradep.data import digits, ot_pairs
+    rng = np.random.default_rng(7)
+    X = digits()
+    for n in (5, 60, 300):
+        x0 = rng.standard_normal((n, 64))
+        x1 = X[rng.permutation(len(X))[:n]]
+        C = ((x0[:, None, :] - x1[None, :, :]) ** 2).sum(-1)
+        _, ref = linear_sum_assignment(C)
+        col = ot_pairs(x0, x1)
+        assert np.array_equal(col, ref)
+        best = C[np.arange(n), col].sum()
+        assert all(best <= C[np.arange(n), rng.permutation(n)].sum() for _ in range(20))

@@ -117,6 +117,8 @@ PARAM_MEANING: dict[str, dict[str, str]] = {
         "clip": "gradient-norm clip", "clip_mode": "global (numpy face only), local "
         "(per agent) or none",
         "dtype": "float32 or float64 for states and parameters",
+        "kernel": "exact (numpy's arithmetic bit for bit; compiled with numba where "
+        "installed) or fast (one fused pass, rational tanh, needs numba: within 2e-6)",
         "sizes": "widths of x, h1, h2", "steps": "training steps",
         "checkpoint_every": "steps between checkpoints (a killed run resumes from the last)",
         "workers": "processes the batch is split over",
