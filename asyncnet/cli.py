@@ -74,8 +74,10 @@ def cmd_run(args) -> int:
     from .scenario import load
     sc = load(args.scenario)
     own = getattr(sc.build_rule(), "run_scenario", None)
-    if own is not None and (args.checkpoint_every is not None or args.checkpoint_dir):
-        print(f"asyncnet: error: --checkpoint-every: rule {sc.rule_name!r} runs its own "
+    keys = sc.output.get("checkpoint_every") is not None or sc.output.get("checkpoint_dir")
+    if own is not None and (args.checkpoint_every is not None or args.checkpoint_dir or keys):
+        what = "[output] checkpoint_every/checkpoint_dir" if keys else "--checkpoint-every"
+        print(f"asyncnet: error: {what}: rule {sc.rule_name!r} runs its own "
               f"training loop with its own step checkpoints ([rule] checkpoint_every); "
               f"run the scenario again, or asyncnet resume its state directory, to continue",
               file=sys.stderr)
@@ -120,13 +122,19 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
     if log_path:
         check_output(log_path, create_dirs=True)
     ck = {}
-    if args.checkpoint_every is not None:
+    # the flags win over the scenario's [output] keys
+    every = args.checkpoint_every
+    if every is None:
+        every = sc.output.get("checkpoint_every")
+    ck_dir = args.checkpoint_dir or sc.output.get("checkpoint_dir")
+    if every is not None:
         from .runner import check_period, default_checkpoint_dir
-        ck = {"checkpoint_every": check_period(args.checkpoint_every, sc.duration),
-              "checkpoint_dir": args.checkpoint_dir or default_checkpoint_dir(sc.name, log_path)}
+        ck = {"checkpoint_every": check_period(every, sc.duration),
+              "checkpoint_dir": ck_dir or default_checkpoint_dir(sc.name, log_path)}
         check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
-    elif args.checkpoint_dir:
-        print("asyncnet: error: --checkpoint-dir needs --checkpoint-every T", file=sys.stderr)
+    elif ck_dir:
+        print("asyncnet: error: --checkpoint-dir ([output] checkpoint_dir) needs "
+              "--checkpoint-every T ([output] checkpoint_every)", file=sys.stderr)
         return 2
     distributed = (workers and workers > 1) or args.cluster
     if args.restart_workers and not (ck and distributed):

@@ -45,7 +45,8 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "loss": {"kind": str},
     "analysis": {"kind": str, "holds": list, "warmup": NUM, "tolerance": NUM, "betas": list},
     "output": {"log": str, "save_state": str, "progress": bool, "write_log": bool,
-               "state_dir": str},  # state_dir: checkpoints of a gradep run
+               "state_dir": str,  # state_dir: checkpoints of a gradep run
+               "checkpoint_every": NUM, "checkpoint_dir": str},
     "cluster": {"workers": int, "partition": str},
 }
 LIST_ITEMS: dict[str, Any] = {

@@ -131,3 +131,37 @@ def hostile_value_case(data, tmp_path) -> None:
         assert len(lines) == 1 and lines[0].startswith("asyncnet: error: ")
     else:
         assert rc in (0, 3), lines
+
+
+def _ck_files(d) -> list[str]:
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_output_checkpoint_keys(tmp_path):
+    """[output] checkpoint_every / checkpoint_dir do what the flags do; the flags win."""
+    doc = base()
+    doc["output"] = {"checkpoint_every": 10.0, "checkpoint_dir": str(tmp_path / "ck")}
+    rc, lines = run(doc, tmp_path)
+    assert rc == 0, lines
+    keyed = _ck_files(tmp_path / "ck")
+    assert keyed, "no checkpoint written"
+    # the same scenario with the flag: the flag's period and directory win
+    p = tmp_path / "s2.toml"
+    p.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["run", str(p), "--no-log", "-q", "--checkpoint-every", "1000",
+                   "--checkpoint-dir", str(tmp_path / "flag")])
+    assert rc == 0 and _ck_files(tmp_path / "flag") == []  # 1000 > duration 40: none
+
+
+@pytest.mark.parametrize("scenario,output,words", [
+    ("quickstart", {"checkpoint_dir": "x"}, "needs --checkpoint-every"),
+    ("quickstart", {"checkpoint_every": -1.0}, "checkpoint_every"),
+    ("floweqprop_short", {"checkpoint_every": 5.0}, "its own training loop"),
+])
+def test_output_checkpoint_keys_refused(scenario, output, words, tmp_path):
+    doc = base(scenario)
+    doc.setdefault("output", {}).update(output)
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("asyncnet: error: ") and words in lines[0]

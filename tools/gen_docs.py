@@ -91,6 +91,9 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "save_state": "write the final state to this `.npz`",
         "progress": "show progress on stderr (default true)",
         "write_log": "false: no event log at all",
+        "checkpoint_every": "write a checkpoint every T time units (as --checkpoint-every; "
+        "the flag wins); asyncnet resume continues the run",
+        "checkpoint_dir": "where the checkpoints go (as --checkpoint-dir; default LOG.ckpt)",
         "state_dir": "where a scheme with its own training loop (gradep) keeps its "
                      "checkpoints and results (default runs/<name>)"},
     "cluster": {
