@@ -191,3 +191,16 @@ def test_fast_kernel_needs_numba(monkeypatch):
         P.Config(kernel="fast")
     with pytest.raises(P.GradEPError, match="kernel must be"):
         P.Config(kernel="quick")
+
+
+def test_cli_modes_match_and_the_cli_imports_no_numba():
+    """``asyncnet`` itself must not pay for numba or scipy (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    from asyncnet.schemes.gradep import cli, sampling
+    assert cli.MODES == sampling.MODES
+    code = ("import sys, asyncnet.cli; "
+            "print(any(m in sys.modules for m in ('numba', 'scipy.optimize')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

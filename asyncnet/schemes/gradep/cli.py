@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from ...commands import command
-from .sampling import MODES, sample, save_samples
+
+MODES = ("energy", "spring")
+"""Sampling modes (:data:`.sampling.MODES`; here so that ``asyncnet --help`` does
+not import scipy, numba and the scheme for every command)."""
 
 
 @command("sample", "draw samples from a trained gradep (FlowEqProp) run")
 def cmd_sample(args) -> int:
     """Sample, write FILE.npz and FILE.png, print the paths."""
     from threadpoolctl import threadpool_limits
+
+    from .sampling import sample, save_samples
     with threadpool_limits(args.threads):
         xs = sample(args.state, n=args.n, steps=args.steps, mode=args.mode, seed=args.seed)
     t_end = (args.steps - 1) * 0.01
