@@ -233,17 +233,15 @@ def hidden_update_fast(h: np.ndarray, d: np.ndarray, fields: list, c: np.ndarray
         h, d, *fields = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dt), shape))
                          for a in arrays)
         c = np.ascontiguousarray(c, dt)
-    h2, d2, fs, c2 = h, d, fields, c
-    shape2 = h.shape
     if dt not in _FAST:
         _FAST[dt] = _fast_kernels(dt)
     two, one_field = _FAST[dt]
-    out = (np.empty(shape2, dt), np.empty(shape2, dt), np.empty(shape2, dt))
+    out = (np.empty(h.shape, dt), np.empty(h.shape, dt), np.empty(h.shape, dt))
     e = dt.type(eps)
-    if len(fs) == 2:
-        two(h2, d2, fs[0], fs[1], c2, e, *out)
+    if len(fields) == 2:
+        two(h, d, fields[0], fields[1], c, e, *out)
     else:
-        one_field(h2, d2, fs[0], c2, e, *out)
+        one_field(h, d, fields[0], c, e, *out)
     return tuple(o[0] for o in out) if row else out
 
 
