@@ -13,6 +13,7 @@ payloads.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any
@@ -41,6 +42,23 @@ def unpacker(ext_hook: Callable[[int, bytes], Any] = decode_ext) -> msgpack.Unpa
         raw=False, ext_hook=ext_hook, max_buffer_size=MAX_ITEM + fmt.CHUNK,
         max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
         max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True, use_list=True)
+
+
+def _collector_paused(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with the cyclic garbage collector paused.
+
+    A piece of the log becomes thousands of small acyclic lists at once:
+    each collection the allocations would trigger walks all of them (and
+    everything else alive) for nothing. Pausing it while a piece is decoded
+    and checked halves the time ``stats`` takes.
+    """
+    on = gc.isenabled()
+    gc.disable()
+    try:
+        return fn(*args)
+    finally:
+        if on:
+            gc.enable()
 
 
 def payload_value(p: Any) -> Any:
@@ -299,7 +317,7 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                 up.feed(chunk)
                 buf += chunk
             try:
-                items: list | None = list(up)
+                items: list | None = _collector_paused(list, up)
             except Exception:  # corrupt: the slow path finds where, and says so
                 items = None
             # runs of records at numpy speed, checkpoints between them located
@@ -313,7 +331,7 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                     j += 1
                 run = items[i:j] if j > i else []
                 if run:
-                    cols = sc.fast(run)
+                    cols = _collector_paused(sc.fast, run)
                     if cols is None:
                         break
                     held += len(run)
