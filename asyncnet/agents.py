@@ -19,6 +19,10 @@ import numpy as np
 from .messages import CONTROL, LocalityError, Message
 from .network import agent_rng
 
+NO_INBOX: dict = {}
+"""Every agent's inbox while nothing waits for it: read, never written (the
+engine gives an agent its own dict with its first waiting message)."""
+
 
 class LazyRng:
     """An agent's random stream, made only when it is first used.
@@ -62,12 +66,32 @@ class LazyRng:
         return getattr(self.get(), attr)
 
 
+class UnmadeRng:
+    """The stream of an agent whose rule kept no proxy and drew nothing yet.
+
+    One per engine, shared by every such agent (a synapse of a per-neuron
+    net): the agent makes its :class:`LazyRng` from the seed and its name
+    when the stream is first asked for — the same stream it would have had.
+
+    Parameters
+    ----------
+    seed:
+        the run's seed.
+    """
+
+    __slots__ = ("seed",)
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+
 class Agent:
     """One neuron, synapse or source, as the engine sees it.
 
-    ``ports`` maps a port name (``"out"``, ``"in"``) to the neighbours a
-    rule's emit on that port goes to; ``links`` maps every neighbour to the
-    link delay in quanta. Sending anywhere else raises ``LocalityError``.
+    ``out`` and ``inp`` are the neighbours a rule's emit on port ``"out"``
+    or ``"in"`` goes to (:attr:`ports` as a table); ``links`` maps every
+    neighbour to the link delay in quanta. Sending anywhere else raises
+    ``LocalityError``.
     ``idx`` is the agent's place in the engine's sorted ``names`` (the
     canonical order of wake-ups within an instant).
 
@@ -77,33 +101,69 @@ class Agent:
     assignable, e.g. to restore a checkpoint).
     """
 
-    __slots__ = ("name", "idx", "model", "ports", "links", "seq", "inbox", "_rng",
+    __slots__ = ("name", "idx", "model", "out", "inp", "links", "seq", "inbox", "_rng",
                  "timer_due", "started", "send")
 
-    def __init__(self, name: str, model: Any, ports: dict[str, Any],
-                 links: dict[str, int], rng: np.random.Generator | LazyRng,
+    def __init__(self, name: str, model: Any, out: tuple[str, ...], inp: tuple[str, ...],
+                 links: dict[str, int], rng: np.random.Generator | LazyRng | UnmadeRng,
                  idx: int = 0):
         self.name = name
         self.idx = idx
         self.model = model
-        self.ports = ports
+        # two slots, not a {port: neighbours} dict per agent (184 B a synapse)
+        self.out = out
+        self.inp = inp
         self.links = links
         self.seq = 0
-        self.inbox: dict[int, list[Message]] = {}
+        # the shared empty inbox until a message is waiting (the engine
+        # replaces it then): most agents of a big net have nothing in flight
+        self.inbox: dict[int, list[Message]] = NO_INBOX
         self._rng = rng
         self.timer_due: int | None = None
         self.started = False
         self.send: Callable[[Message], None] | None = None  # set by the engine
 
     @property
+    def ports(self) -> dict[str, tuple[str, ...]]:
+        """Port name -> the neighbours a rule's emit on it goes to (a new table)."""
+        return {"out": self.out, "in": self.inp}
+
+    def targets(self, port: str) -> tuple[str, ...]:
+        """The neighbours a rule's emit on ``port`` goes to (none for an unknown port).
+
+        Parameters
+        ----------
+        port:
+            ``"out"`` or ``"in"``.
+
+        Returns
+        -------
+        The neighbours' names.
+        """
+        return self.out if port == "out" else self.inp if port == "in" else ()
+
+    def proxy(self) -> LazyRng | np.random.Generator:
+        """The agent's stream as its rule sees it: the lazy proxy, or the generator.
+
+        Returns
+        -------
+        A :class:`LazyRng` (made now from the seed if the agent had none) or
+        the ``numpy.random.Generator`` the agent was given.
+        """
+        r = self._rng
+        if type(r) is UnmadeRng:
+            r = self._rng = LazyRng(r.seed, self.name)
+        return r
+
+    @property
     def rng(self) -> np.random.Generator:
         """The agent's random stream (made now if it was not yet)."""
-        r = self._rng
+        r = self.proxy()
         return r.get() if type(r) is LazyRng else r
 
     @rng.setter
     def rng(self, gen: np.random.Generator) -> None:
-        r = self._rng
+        r = self.proxy()
         if type(r) is LazyRng:
             r.gen = gen  # the rule may hold the proxy: it must see the new stream
         else:
@@ -147,7 +207,7 @@ class Agent:
         """
         links, route, name, seq = self.links, self.send, self.name, self.seq
         for port, kind, payload in emits:
-            for dst in self.ports.get(port, ()):
+            for dst in self.targets(port):
                 delay = links.get(dst)
                 if delay is None:
                     self.seq = seq

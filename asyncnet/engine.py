@@ -26,19 +26,21 @@ wake-up (a fresh engine has every agent due at 0).
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
 import simpy
 
-from .agents import Agent, LazyRng, Source
+from .agents import NO_INBOX, Agent, LazyRng, Source, UnmadeRng
 from .api import Ports
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
 from .messages import CONTROL, QUANTA, LocalityError, Message, to_quanta, to_time
 from .network import Network
 
 Monitor = Callable[[Agent, int], None]
+_new_tuple = tuple.__new__  # a Message without its generated __new__'s Python frame
 _BATCH_KEY = itemgetter(0, 1, 5)
 """``(kind, src, seq)`` of a ``Message``: ``canonical_key`` within one instant."""
 
@@ -82,9 +84,11 @@ class Engine:
         self._due: dict[int, list[int]] = {}
         self._probes: dict[int, list[tuple[int, Callable[[], None]]]] = {}
         self._scheduled: dict[int, set[int]] = {}  # schedule()'s own record
+        self._arrive: dict[int, int] = {}
         route = self._route  # one bound method shared by every agent
         shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
         canon = {n: n for n in self.names}  # one string object per name
+        unmade = UnmadeRng(seed)
         for i, name in enumerate(self.names):
             if keep is not None and name not in keep:
                 continue
@@ -96,9 +100,12 @@ class Engine:
                 model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
                 model = rule.neuron(net.populations[name], ports, rng)
-            table = {"out": shared.setdefault(ports.outputs, ports.outputs),
-                     "in": shared.setdefault(ports.inputs, ports.inputs)}
-            agent = Agent(name, model, table, self.links[name], rng, i)
+            # a proxy nobody kept and nothing drew from is not kept either (56 B
+            # an agent): refcount 2 = this name and getrefcount's own argument
+            kept = rng.gen is not None or sys.getrefcount(rng) > 2
+            agent = Agent(name, model, shared.setdefault(ports.outputs, ports.outputs),
+                          shared.setdefault(ports.inputs, ports.inputs), self.links[name],
+                          rng if kept else unmade, i)
             agent.send = route
             self.agents[name] = agent
             self._by_idx[i] = agent
@@ -165,23 +172,25 @@ class Engine:
         if self._scheduled:
             self._scheduled.pop(t, None)
         wake, by_idx = self._wake, self._by_idx
+        now = t / QUANTA  # one float an instant, shared by every rule woken then
+        self._arrive = {}  # link delay -> arrival instant: one int each, not one a message
         if probes is None:
             due.sort()
             for i in due:
-                wake(by_idx[i], t)
+                wake(by_idx[i], t, now)
             return
         start = 0
         for pos, fn in probes:
             seg = due[start:pos]
             seg.sort()
             for i in seg:
-                wake(by_idx[i], t)
+                wake(by_idx[i], t, now)
             start = max(start, pos)
             fn()
         seg = due[start:]
         seg.sort()
         for i in seg:
-            wake(by_idx[i], t)
+            wake(by_idx[i], t, now)
 
     # -- delivery -----------------------------------------------------------
     def _route(self, m: Message) -> None:
@@ -190,9 +199,12 @@ class Engine:
             self.remote(m)
             return
         ta = m.t_arrive
-        bucket = agent.inbox.get(ta)
+        inbox = agent.inbox
+        bucket = inbox.get(ta)
         if bucket is None:
-            agent.inbox[ta] = [m]
+            if inbox is NO_INBOX:
+                inbox = agent.inbox = {}
+            inbox[ta] = [m]
             if agent.timer_due != ta:
                 self._wake_at(agent, ta)
         else:
@@ -207,16 +219,18 @@ class Engine:
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
         """Send a rule's emits (``Agent.emit`` with the routing inlined: the hot path)."""
         links, name, seq, agents = agent.links, agent.name, agent.seq, self.agents
-        ports = agent.ports
+        arrive = self._arrive
         for port, kind, payload in emits:
-            for dst in ports.get(port, ()):
+            for dst in (agent.out if port == "out" else agent.inp if port == "in" else ()):
                 delay = links.get(dst)
                 if delay is None:
                     agent.seq = seq
                     raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
                 seq += 1
-                ta = t + delay
-                m = Message(kind, name, dst, t, ta, seq, payload)
+                ta = arrive.get(delay)
+                if ta is None:
+                    ta = arrive[delay] = t + delay
+                m = _new_tuple(Message, (kind, name, dst, t, ta, seq, payload))
                 a = agents.get(dst)
                 if a is None:
                     agent.seq = seq
@@ -225,6 +239,8 @@ class Engine:
                 inbox = a.inbox
                 bucket = inbox.get(ta)
                 if bucket is None:
+                    if inbox is NO_INBOX:
+                        inbox = a.inbox = {}
                     inbox[ta] = [m]
                     if a.timer_due != ta:
                         due = self._due.get(ta)
@@ -237,8 +253,7 @@ class Engine:
                     bucket.append(m)
         agent.seq = seq
 
-    def _wake(self, agent: Agent, t: int) -> None:
-        now = t / QUANTA
+    def _wake(self, agent: Agent, t: int, now: float) -> None:
         model = agent.model
         if not agent.started:
             agent.started = True
@@ -246,8 +261,11 @@ class Engine:
             if out:
                 self._emit(agent, t, out)
             self._arm_timer(agent, t)
-        batch = agent.inbox.pop(t, None)
+        inbox = agent.inbox
+        batch = inbox.pop(t, None)
         if batch:
+            if not inbox:  # nothing else waiting: back to the shared empty inbox
+                agent.inbox = NO_INBOX
             if len(batch) > 1:
                 # canonical_key without t_arrive (one instant): made in C
                 batch.sort(key=_BATCH_KEY)
@@ -272,7 +290,7 @@ class Engine:
         if nxt is None:
             agent.timer_due = None
             return
-        r = agent._rng
+        r = agent.proxy()
         # the proxy until the stream exists: a fixed period never makes it
         interval = nxt(r if r.gen is None else r.gen) if type(r) is LazyRng else nxt(r)
         if interval is None:

