@@ -357,7 +357,9 @@ class Walker:
             return ["f", cells, attrs] if cells or attrs else None
         if callable(v) and not hasattr(v, "__dict__") or _foreign(v):
             return None
-        if not hasattr(v, "__dict__") and not getattr(type(v), "__slots__", None):
+        # slots anywhere in the class's MRO: a subclass may add none of its own
+        if not hasattr(v, "__dict__") and not any(getattr(c, "__slots__", None)
+                                                  for c in type(v).__mro__):
             return None
         self.visited.add(id(v))
         attrs = self.obj_attrs(_attrs(v), depth)

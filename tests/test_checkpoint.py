@@ -498,3 +498,28 @@ def test_api_restart_keeps_recordings(t_kill, tmp_path, monkeypatch):
     assert done and got.summary["cluster"]["restarts"]["count"] == 1
     assert np.array_equal(got.times, want.times)
     assert np.array_equal(got.recorded["l1"]["state"], want.recorded["l1"]["state"])
+
+
+class _Slotted:
+    __slots__ = ("w", "x")
+
+    def __init__(self) -> None:
+        self.w = np.zeros(2)
+        self.x = 0.0
+
+
+class _SlottedChild(_Slotted):
+    __slots__ = ()  # no slots of its own: its state lives in the parent's
+
+
+def test_a_subclass_without_slots_of_its_own_is_captured_and_restored():
+    """A model class that adds no slots (e.g. diffusion's one-neuron synapse) keeps its state."""
+    from asyncnet.ckstate import Walker, restore
+    src = _SlottedChild()
+    src.w[:] = [1.5, -2.0]
+    src.x = 3.25
+    node = Walker([]).node(src)
+    assert node is not None
+    dst = _SlottedChild()
+    restore(node, lambda: dst, lambda v: None)
+    assert dst.w.tolist() == [1.5, -2.0] and dst.x == 3.25

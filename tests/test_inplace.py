@@ -83,3 +83,43 @@ def test_outer_product_has_the_bits_of_the_broadcast_product():
         assert np.array_equal(got, want)
         assert np.array_equal(np.signbit(got), np.signbit(want))
     assert np.signbit(want[want == 0]).any() and not np.signbit(want[want == 0]).all()
+
+
+def test_one_neuron_synapse_gives_the_bits_of_plain_numpy():
+    """Diffusion's 1 x 1 synapse works on Python floats: its relays and steps
+    are those of numpy's matrix–vector product and in-place step, written out
+    here in numpy (special values, signed zeros and batched payloads too)."""
+    from asyncnet.messages import DELTA, FORWARD, Message
+    from asyncnet.network import Projection
+    from asyncnet.schemes.diffusion import OneSynapse
+    rng = np.random.default_rng(11)
+    special = [0.0, -0.0, 1e-310, -1e-310, 1e300, -1e300, np.inf, -np.inf, 0.5, -3.0]
+    values = list(rng.standard_normal(40)) + special
+    rule = Diffusion(eta=0.03)
+    for k in range(400):
+        w0 = float(values[k % len(values)])
+        x = np.array([values[(7 * k + 1) % len(values)]])
+        d = np.array([values[(13 * k + 5) % len(values)]])
+        syn = rule.synapse(Projection("a", "b", np.array([[w0]]), 2), None, None)
+        assert type(syn) is OneSynapse
+        with np.errstate(all="ignore"):
+            out = syn.react(1.0, [Message(FORWARD, "a", "s", 0, 1, 1, x),
+                                  Message(DELTA, "b", "s", 0, 1, 1, d)])
+            W = np.array([[w0]])
+            want_f, want_d = W @ x, W.T @ d
+            g = np.empty((1, 1))
+            g[...] = x
+            np.multiply(g, d[:, None], out=g)
+            np.multiply(g, 0.03, out=g)
+            np.subtract(W, g, out=W)
+        assert [(p, kd) for p, kd, _ in out] == [("out", FORWARD), ("in", DELTA)]
+        assert out[0][2].tobytes() == want_f.tobytes() and out[0][2].shape == (1,)
+        assert out[1][2].tobytes() == want_d.tobytes()
+        assert syn.W.tobytes() == W.tobytes()
+    # a batch of samples goes the array path: one row per sample, the mean step
+    syn = rule.synapse(Projection("a", "b", np.array([[0.7]]), 2), None, None)
+    xb, db = np.array([[1.0], [2.0]]), np.array([[0.5], [-1.0]])
+    out = syn.react(1.0, [Message(FORWARD, "a", "s", 0, 1, 1, xb),
+                          Message(DELTA, "b", "s", 0, 1, 1, db)])
+    assert np.array_equal(out[0][2], 0.7 * xb) and np.array_equal(out[1][2], 0.7 * db)
+    assert syn.W[0, 0] == 0.7 - 0.03 * ((0.5 * 1.0 + -1.0 * 2.0) / 2)
