@@ -123,3 +123,30 @@ def test_one_neuron_synapse_gives_the_bits_of_plain_numpy():
                           Message(DELTA, "b", "s", 0, 1, 1, db)])
     assert np.array_equal(out[0][2], 0.7 * xb) and np.array_equal(out[1][2], 0.7 * db)
     assert syn.W[0, 0] == 0.7 - 0.03 * ((0.5 * 1.0 + -1.0 * 2.0) / 2)
+
+
+def test_one_neuron_sum_gives_the_bits_of_the_array_sum():
+    """A single neuron sums its contributions on floats: the same bits as
+    numpy adding the arrays in the same order (signed zeros, infinities, and
+    a batched contribution falling back to arrays)."""
+    from asyncnet.schemes.diffusion import sum_in_order, sum_one
+    rng = np.random.default_rng(5)
+    special = [0.0, -0.0, 1e-310, 1e308, -1e308, np.inf, 3.0, -3.0]
+    for k in range(300):
+        n = 1 + k % 9
+        vals = [float(v) for v in rng.standard_normal(n) * 10.0 ** rng.integers(-5, 5, n)]
+        for j in range(n):
+            if rng.random() < 0.3:
+                vals[j] = special[rng.integers(len(special))]
+        d = {f"s{j}": np.array([v]) for j, v in enumerate(vals)}
+        names = list(d)
+        with np.errstate(all="ignore"):
+            want = d[names[0]]
+            for nm in names[1:]:
+                want = want + d[nm]  # numpy, in order: the reference
+            ref = sum_in_order(d, names)
+        got = sum_one(d, names)
+        assert got.shape == (1,) and got.tobytes() == want.tobytes()
+        assert np.array_equal(ref, want, equal_nan=True)
+    d = {"a": np.array([1.0]), "b": np.array([[2.0], [3.0]])}  # a batch of 2
+    assert sum_one(d, ["a", "b"]).tolist() == [[3.0], [4.0]]
