@@ -41,6 +41,7 @@ from .network import Network
 
 Monitor = Callable[[Agent, int], None]
 _new_tuple = tuple.__new__  # a Message without its generated __new__'s Python frame
+_KIND = itemgetter(0)
 _BATCH_KEY = itemgetter(0, 1, 5)
 """``(kind, src, seq)`` of a ``Message``: ``canonical_key`` within one instant."""
 
@@ -266,12 +267,18 @@ class Engine:
         if batch:
             if not inbox:  # nothing else waiting: back to the shared empty inbox
                 agent.inbox = NO_INBOX
-            if len(batch) > 1:
+            n = len(batch)
+            if n == 1:
+                self.delivered[batch[0][0]] += 1
+            else:
                 # canonical_key without t_arrive (one instant): made in C
                 batch.sort(key=_BATCH_KEY)
-            delivered = self.delivered
-            for m in batch:
-                delivered[m.kind] += 1
+                if n < 16:
+                    delivered = self.delivered
+                    for m in batch:
+                        delivered[m[0]] += 1
+                else:
+                    self._count(batch, n)
             for sink in self.sinks:
                 sink(batch)
             out = model.react(now, batch)
@@ -284,6 +291,18 @@ class Engine:
             self._arm_timer(agent, t)
         for mon in self.monitors:
             mon(agent, t)
+
+    def _count(self, batch: list[Message], n: int) -> None:
+        """Count a batch's messages by kind (in C: a neuron's batch can be hundreds)."""
+        kinds = bytes(map(_KIND, batch))
+        by = [kinds.count(0), kinds.count(1), kinds.count(2)]
+        if by[0] + by[1] + by[2] != n:
+            raise ValueError(f"{batch[0].dst}: a message of unknown kind "
+                             f"{next(k for k in kinds if k > 2)}")
+        d = self.delivered
+        d[0] += by[0]
+        d[1] += by[1]
+        d[2] += by[2]
 
     def _arm_timer(self, agent: Agent, t: int) -> None:
         nxt = getattr(agent.model, "next_interval", None)
