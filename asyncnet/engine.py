@@ -73,6 +73,10 @@ class Engine:
         self.env = simpy.Environment()
         self.monitors: list[Monitor] = []
         self.sinks: list[Callable[[list[Message]], None]] = []
+        # sinks that take a whole instant's batches at its end, in wake order
+        # (one call an instant, not one a batch: the event log's writer)
+        self.instant_sinks: list[Callable[[list[list[Message]]], None]] = []
+        self._batches: list[list[Message]] = []
         self.delivered = [0, 0, 0]
         self.remote = remote
         self.links = link_table(net, sources or {}, source_delay)
@@ -179,19 +183,23 @@ class Engine:
             due.sort()
             for i in due:
                 wake(by_idx[i], t, now)
-            return
-        start = 0
-        for pos, fn in probes:
-            seg = due[start:pos]
+        else:
+            start = 0
+            for pos, fn in probes:
+                seg = due[start:pos]
+                seg.sort()
+                for i in seg:
+                    wake(by_idx[i], t, now)
+                start = max(start, pos)
+                fn()
+            seg = due[start:]
             seg.sort()
             for i in seg:
                 wake(by_idx[i], t, now)
-            start = max(start, pos)
-            fn()
-        seg = due[start:]
-        seg.sort()
-        for i in seg:
-            wake(by_idx[i], t, now)
+        if self._batches:
+            batches, self._batches = self._batches, []
+            for sink in self.instant_sinks:
+                sink(batches)
 
     # -- delivery -----------------------------------------------------------
     def _route(self, m: Message) -> None:
@@ -281,6 +289,8 @@ class Engine:
                     self._count(batch, n)
             for sink in self.sinks:
                 sink(batch)
+            if self.instant_sinks:
+                self._batches.append(batch)
             out = model.react(now, batch)
             if out:
                 self._emit(agent, t, out)

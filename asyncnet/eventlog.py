@@ -56,6 +56,7 @@ _ExtType = msgpack.ExtType
 _new_tuple = tuple.__new__
 _HEADS: dict[int, bytes] = {}  # packed array header by length
 _kind_of = itemgetter(1)
+_lt = int.__lt__
 
 
 class RecordEncoder:
@@ -95,6 +96,25 @@ class RecordEncoder:
                            p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
                           for k, s, _, ts, ta, q, p in batch]
         self._t_pending = batch[0].t_arrive
+
+    def add_instant(self, batches: list[list[Message]]) -> None:
+        """Buffer a whole instant's batches at once (see :meth:`add_batch`).
+
+        Parameters
+        ----------
+        batches:
+            every batch delivered at one instant, in the order the agents
+            were woken (an engine's instant sink).
+        """
+        idx, get, enc = self.index, self._cache.get, self._encode
+        ds = [idx[b[0].dst] for b in batches]
+        if ds[0] <= self._last_dst or not all(map(_lt, ds, ds[1:])):
+            self._in_order = False  # a probe split the instant's wake order
+        self._last_dst = ds[-1]
+        self._pending += [(ta, k, idx[s], d, ts, q,
+                           p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
+                          for d, b in zip(ds, batches, strict=True) for k, s, _, ts, ta, q, p in b]
+        self._t_pending = batches[0][0].t_arrive
 
     def _encode(self, p: np.ndarray) -> Any:
         """An array payload's code, made once an instant however many records carry it."""
@@ -218,6 +238,23 @@ class EventLogWriter:
         if t is not None and batch[0].t_arrive != t:
             self._write_packed(*enc.pack_instant())
         enc.add_batch(batch)
+
+    def instant(self, batches: list[list[Message]]) -> None:
+        """Engine instant sink: take every batch of one instant at once.
+
+        The same records as calling the writer with each batch in turn, for
+        one call an instant (``Engine.instant_sinks``).
+
+        Parameters
+        ----------
+        batches:
+            one instant's batches, in wake order.
+        """
+        enc = self.enc
+        t = enc._t_pending
+        if t is not None and batches[0][0].t_arrive != t:
+            self._write_packed(*enc.pack_instant())
+        enc.add_instant(batches)
 
     def _emit(self, data: bytes | memoryview, recs: tuple[int, list[int], int] | None) -> None:
         """Write ``data`` (records, or a checkpoint) and account for it.

@@ -81,7 +81,7 @@ def run_engine(net: Network, src: dict, duration: float, log: bool) -> tuple[flo
     if log:
         path = os.path.join(tempfile.mkdtemp(), "bench.log")
         writer = EventLogWriter(path, {"agents": eng.names, "scenario": "", "seed": 1})
-        eng.sinks.append(writer)
+        eng.instant_sinks.append(writer.instant)
     gc.collect()
     t0 = time.process_time()
     eng.run(duration)
