@@ -117,6 +117,6 @@ def test_an_instant_sink_writes_the_bytes_of_one_call_per_batch(tmp_path):
             eng.at(t, lambda e, t: None)
         eng.run(40.0)
         f1, f2 = one.close(complete=complete), whole.close(complete=complete)
-        assert f1["count"] > 100 and f1 == f2
+        assert f1["count"] > 50 and f1 == f2
         assert (tmp_path / f"one{complete}.log").read_bytes() \
             == (tmp_path / f"whole{complete}.log").read_bytes()
