@@ -59,6 +59,57 @@ _kind_of = itemgetter(1)
 _lt = int.__lt__
 
 
+def array_code(p: np.ndarray) -> Any:
+    """An array payload as the log's msgpack extension (what ``encode_payload`` gives).
+
+    The common case, a float64 vector, is made here without the extension
+    type's checking constructor (four times the cost, for checks that hold).
+
+    Parameters
+    ----------
+    p:
+        the array.
+
+    Returns
+    -------
+    The ``msgpack.ExtType``.
+    """
+    if p.dtype is _F8 and p.ndim == 1:
+        n = p.shape[0]
+        head = _HEADS.get(n)
+        if head is None:
+            head = _HEADS[n] = _VEC.pack(1, n)
+        return _new_tuple(_ExtType, (1, head + p.tobytes()))
+    return encode_payload(p)
+
+
+class PayloadCodes:
+    """Array payloads' codes, each made once however many records carry it.
+
+    ``codes(p)`` is ``p`` for a number and :func:`array_code` for an array,
+    made at its first use since the last :meth:`clear` (the arrays are held
+    till then, so their ids stay theirs).
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the codes made so far (and let their arrays go)."""
+        self._codes: dict[int, Any] = {}
+        self._keep: list[np.ndarray] = []
+
+    def __call__(self, p: Any) -> Any:
+        """The payload's code (see the class)."""
+        if type(p) is not _NDARRAY:
+            return p
+        c = self._codes.get(id(p))
+        if c is None:
+            c = self._codes[id(p)] = array_code(p)
+            self._keep.append(p)
+        return c
+
+
 class RecordEncoder:
     """Turns messages into packed canonical records, one instant at a time.
 
@@ -118,17 +169,7 @@ class RecordEncoder:
 
     def _encode(self, p: np.ndarray) -> Any:
         """An array payload's code, made once an instant however many records carry it."""
-        if p.dtype is _F8 and p.ndim == 1:  # encode_payload's common case, inlined
-            n = p.shape[0]
-            head = _HEADS.get(n)
-            if head is None:
-                head = _HEADS[n] = _VEC.pack(1, n)
-            # an ExtType made as the tuple it is: its __new__ (checks ours need
-            # not) costs four times as much
-            ext = _new_tuple(_ExtType, (1, head + p.tobytes()))
-        else:
-            ext = encode_payload(p)
-        self._cache[id(p)] = ext
+        ext = self._cache[id(p)] = array_code(p)
         self._keep.append(p)  # kept till the instant is packed: its id is not reused
         return ext
 
@@ -418,6 +459,7 @@ class EventLogWriter:
             self.f = None
 
 
-__all__ = ["EventLog", "EventLogWriter", "RecordEncoder", "LogError", "LogWriteError",
+__all__ = ["EventLog", "EventLogWriter", "RecordEncoder", "PayloadCodes", "array_code",
+           "LogError", "LogWriteError",
            "open_log", "record_key", "FORMAT", "VERSION", "CHECKPOINT", "CHUNK", "MAX_ITEM",
            "HEADER_KEYS", "_DIGEST_LEN", "_new_hash", "_packer", "_sealed"]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoint import capture_agent, restore_partition
+from ..eventlog import PayloadCodes
 from ..messages import CONTROL, LocalityError, Message
 from ..metrics import Traffic
 from ..scenario import load
@@ -81,6 +82,9 @@ class PartRunner:
         self.peers = sorted({owner[self.index[b]] for a in mine for b in links[a]}
                             - {self.part})
         self.packer = wire.packer()
+        # an array sent to many (a neuron's value to its synapses) is encoded
+        # once a window, for the log and for the peers alike
+        self.codes = PayloadCodes()
         self.rows: list[tuple] = []
         self.trace_rows: list[list] = []
         self.last_trace: list[list] = []
@@ -107,7 +111,7 @@ class PartRunner:
         idx = self.index
         peer = self.owner_of[idx[m.dst]]
         self.out[peer].append(self.packer.pack(
-            [m.kind, idx[m.src], idx[m.dst], m.t_sent, m.t_arrive, m.seq, m.payload]))
+            [m.kind, idx[m.src], idx[m.dst], m.t_sent, m.t_arrive, m.seq, self.codes(m.payload)]))
         if self.sent_min is None or m.t_arrive < self.sent_min:
             self.sent_min = m.t_arrive
 
@@ -115,11 +119,11 @@ class PartRunner:
         idx = self.index
         self.stats["delivered"] += len(batch)
         if self.log or self.counts:
-            pk, rows, log = self.packer.pack, self.rows, self.log
+            pk, rows, log, code = self.packer.pack, self.rows, self.log, self.codes
             for m in batch:
                 s, d = idx[m.src], idx[m.dst]
                 rows.append((m.t_arrive, d, m.kind, s, m.seq,
-                             pk([m.t_arrive, m.kind, s, d, m.t_sent, m.seq, m.payload])
+                             pk([m.t_arrive, m.kind, s, d, m.t_sent, m.seq, code(m.payload)])
                              if log else b""))
         if self.tracing:
             for m in batch:
@@ -188,6 +192,7 @@ class PartRunner:
         before = self.stats["delivered"]
         self.eng.run_quanta(end)
         meta, blob = self._segment()
+        self.codes.clear()
         out = {}
         for p in self.peers:
             items = self.out[p]
