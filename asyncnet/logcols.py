@@ -122,8 +122,8 @@ def _scan_records(buf: np.ndarray, pos: int, na: int, prev: np.ndarray, cols: np
         elif 0xcc <= c <= 0xd3:  # any integer
             q = p + 1 + (1 << (c & 3))
         elif 0xd4 <= c <= 0xd8 or 0xc7 <= c <= 0xc9:  # an extension (ext -1: a timestamp)
-            if c >= 0xd4:
-                h, ln = 1, 1 << (c - 0xd4)
+            if c >= 0xd4:  # fixext: [c, type, data]; ext8/16/32: [c, length, type, data]
+                h, ln = 0, 1 << (c - 0xd4)
             else:
                 h = 1 << (c - 0xc7)
                 if p + 1 + h > end:
@@ -244,6 +244,10 @@ class Block(NamedTuple):
     """:class:`Payloads` or a tuple: ``slice(code, bytes)`` for an array payload."""
 
 
+_TOO_BIG: Any = object()
+"""Stands for a block with a time past int64 (valid msgpack, no int64 column)."""
+
+
 def columns(items: list[list]) -> Block:
     """Records (lists, as the msgpack path gives them) as a :class:`Block`.
 
@@ -254,11 +258,15 @@ def columns(items: list[list]) -> Block:
 
     Returns
     -------
-    The block.
+    The block, or ``_TOO_BIG`` if a time does not fit in int64 (the kind
+    and indices are range-checked; ``seq`` stays Python ints).
     """
     c = list(zip(*items, strict=True)) or [()] * 7
-    return Block(*(np.array(x, dtype=object).astype(np.int64) if x else np.zeros(0, np.int64)
-                   for x in c[:5]), c[5], c[6])
+    try:
+        return Block(*(np.array(x, dtype=object).astype(np.int64) if x
+                       else np.zeros(0, np.int64) for x in c[:5]), c[5], c[6])
+    except OverflowError:
+        return _TOO_BIG
 
 
 def _is_seal(obj: Any) -> bool:
@@ -297,10 +305,19 @@ def read_columns(log: Any) -> Iterator[Block]:
     msgpack path would.
     """
     kern = kernel()
-    if kern is None:
-        for items, cols in read_blocks(log, lazy=True):
-            yield Block(*cols) if cols is not None else columns(items)
-        return
+    blocks = _compiled(log, kern) if kern is not None else (
+        Block(*cols) if cols is not None else columns(items)
+        for items, cols in read_blocks(log, lazy=True))
+    for b in blocks:
+        if b is _TOO_BIG:
+            for _ in blocks:  # a malformed record after it says more (where, what)
+                pass
+            raise log._fail("a record's time does not fit in a 64-bit integer")
+        yield b
+
+
+def _compiled(log: Any, kern: Callable[..., tuple[int, int, int]]) -> Iterator[Block]:
+    """:func:`read_columns` with the kernel (see the module's docstring)."""
     sc = _Scan(log, lazy=True)
     prev = np.zeros(6, dtype=np.int64)
     data = b""
