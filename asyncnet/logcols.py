@@ -22,7 +22,9 @@ kernel knows where each record ends, the digest is fed the exact bytes
 taken, with no second pass to find item ends.
 
 Without numba (or with ``ASYNCNET_NO_NUMBA=1``, or :data:`COMPILED` set to
-False) :func:`read_columns` gives the same blocks from ``read_blocks``.
+False) :func:`read_columns` gives the same blocks from ``read_blocks``. So it
+does for a log under :data:`MIN_BYTES` while the kernel is not loaded yet:
+loading numba and the cached kernel costs more than it saves there.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ from .logscan import _Scan, read_blocks, unpacker
 
 COMPILED = True
 """Use the compiled kernel when numba is there (tests flip this to cover both paths)."""
+MIN_BYTES = 36 << 20
+"""Logs this large take the kernel even in a fresh process. Importing numba and
+loading the kernel from its cache costs ~0.7 CPU-s (numba's first call imports
+its numpy registries, and scipy with them); the kernel saves ~18 ms a MB over
+the msgpack path (measured: ``asyncnet stats`` in fresh processes, 1.8-47 MB
+logs). Once loaded, it reads every log."""
 PIECE = 1 << 20
 """Bytes read at a time (memory: a few pieces, whatever the log's length)."""
 BLOCK = 1 << 15
@@ -192,11 +200,17 @@ def _scan_records(buf: np.ndarray, pos: int, na: int, prev: np.ndarray, cols: np
 _kernel: Any = None
 
 
-def kernel() -> Callable[..., tuple[int, int, int]] | None:
+def kernel(size: int | None = None) -> Callable[..., tuple[int, int, int]] | None:
     """The compiled :func:`_scan_records`, or ``None`` (no numba, or turned off).
 
     Compiled on first use and cached on disk (``cache=True``), so only the
-    first ``stats`` on a machine pays for the compilation.
+    first use on a machine pays for the compilation (~2 s).
+
+    Parameters
+    ----------
+    size:
+        the bytes to read: under :data:`MIN_BYTES`, ``None`` unless the
+        kernel is loaded already (not worth loading for them).
 
     Returns
     -------
@@ -204,6 +218,8 @@ def kernel() -> Callable[..., tuple[int, int, int]] | None:
     """
     global _kernel
     if not COMPILED or os.environ.get("ASYNCNET_NO_NUMBA"):
+        return None
+    if _kernel is None and size is not None and size < MIN_BYTES:
         return None
     if _kernel is None:
         try:
@@ -304,7 +320,7 @@ def read_columns(log: Any) -> Iterator[Block]:
     An iterator of :class:`Block`; raises :class:`LogError` where the
     msgpack path would.
     """
-    kern = kernel()
+    kern = kernel(log.size)
     blocks = _compiled(log, kern) if kern is not None else (
         Block(*cols) if cols is not None else columns(items)
         for items, cols in read_blocks(log, lazy=True))

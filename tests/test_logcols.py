@@ -67,6 +67,7 @@ def _norm(p):
 def _cols_outcome(path: str, compiled: bool, monkeypatch, piece=None, block=None) -> dict:
     """Everything :func:`read_columns` leaves: columns, payloads, counters, verdict."""
     monkeypatch.setattr(lc, "COMPILED", compiled)
+    monkeypatch.setattr(lc, "MIN_BYTES", 0)
     if piece is not None:
         monkeypatch.setattr(lc, "PIECE", piece)
         monkeypatch.setattr(lc, "BLOCK", block)
@@ -140,6 +141,7 @@ def check_same(path: str, monkeypatch, sizes=SIZES) -> dict:
 
 def _stats_outcome(path: str, compiled: bool, monkeypatch) -> tuple:
     monkeypatch.setattr(lc, "COMPILED", compiled)
+    monkeypatch.setattr(lc, "MIN_BYTES", 0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -215,6 +217,24 @@ def test_a_clean_log_never_leaves_the_kernel(real_logs, monkeypatch):
         log = open_log(real_logs[name])
         assert sum(len(b.t_arrive) for b in lc.read_columns(log)) == log.count > 0
         assert log.verified
+
+
+def test_small_logs_do_not_load_the_kernel(real_logs, monkeypatch):
+    """Under MIN_BYTES the kernel is used only once loaded (loading costs more)."""
+    monkeypatch.setattr(lc, "_kernel", None)
+    used = []
+    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(1) or iter(()))
+    path = real_logs["diffusion_exact"]
+    assert lc.MIN_BYTES > os.path.getsize(path)
+    list(lc.read_columns(open_log(path)))
+    assert not used and lc._kernel is None
+    monkeypatch.setattr(lc, "MIN_BYTES", os.path.getsize(path))
+    list(lc.read_columns(open_log(path)))
+    assert used and lc._kernel is not None
+    monkeypatch.setattr(lc, "MIN_BYTES", os.path.getsize(path) + 1)  # loaded now: taken
+    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(2) or iter(()))
+    list(lc.read_columns(open_log(path)))
+    assert used[-1] == 2
 
 
 def test_switched_off_the_kernel_is_not_used(monkeypatch):
