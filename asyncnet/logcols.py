@@ -45,9 +45,9 @@ loading the kernel from its cache costs ~0.7 CPU-s (numba's first call imports
 its numpy registries, and scipy with them); the kernel saves ~18 ms a MB over
 the msgpack path (measured: ``asyncnet stats`` in fresh processes, 1.8-47 MB
 logs). Once loaded, it reads every log."""
-PIECE = 1 << 20
+PIECE = 1 << 18
 """Bytes read at a time (memory: a few pieces, whatever the log's length)."""
-BLOCK = 1 << 15
+BLOCK = 1 << 13
 """Most records per block handed to the caller (columns of 8 × BLOCK × 8 bytes)."""
 _MAX_EXT = 1 << 20
 """Larger extensions are left to msgpack (its own limit is 64 MB): rare, checked there."""
