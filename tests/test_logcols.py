@@ -183,7 +183,8 @@ def real_logs(tmp_path_factory):
 
 @pytest.mark.parametrize("name", SCENARIOS + ["long", "interrupted", "truncated"])
 def test_real_logs_read_alike(real_logs, name, monkeypatch):
-    sizes = SIZES if name != "long" else SIZES[:2]
+    # the long logs (5 MB) with the defaults and 4 KB pieces: enough to cross every stop
+    sizes = SIZES if name not in ("long", "truncated") else [SIZES[0], SIZES[3]]
     want = check_same(real_logs[name], monkeypatch, sizes)
     assert want["err"] is None and want["count"] > 0
     if name == "long":
@@ -465,3 +466,20 @@ def test_norm_tells_payloads_apart():
     """The comparison itself can fail: NaN equals NaN, -0.0 differs from 0.0."""
     assert _norm(math.nan) == _norm(math.nan) and _norm(-0.0) != _norm(0.0)
     assert _norm(1) != _norm(1.0) and _norm(slice(1, b"a")) != _norm(slice(2, b"a"))
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(MUTATION, min_size=1, max_size=4))
+def test_mutated_logs_read_alike_many(monkeypatch, muts):
+    test_mutated_logs_read_alike.hypothesis.inner_test(monkeypatch, muts)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(RECORD, max_size=200), BIG, st.booleans(), st.integers(1, 7))
+def test_written_streams_read_alike_many(tmp_path, monkeypatch, recs, offset, complete, ck):
+    test_written_streams_read_alike.hypothesis.inner_test(tmp_path, monkeypatch, recs, offset,
+                                                          complete, ck)
