@@ -227,7 +227,10 @@ def kernel(size: int | None = None) -> Callable[..., tuple[int, int, int]] | Non
         except ImportError:  # pragma: no cover - depends on the environment
             _kernel = False
         else:
-            _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(_scan_records)
+            try:
+                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(_scan_records)
+            except RuntimeError:  # no writable cache directory: compiled in each process
+                _kernel = numba.njit(nogil=True, boundscheck=False)(_scan_records)
     return _kernel or None
 
 
