@@ -8,8 +8,9 @@ import numpy as np
 
 from .engine import link_table
 from .ids import is_source, source_node
+from .logcols import read_columns
 from .logfile import EventLog, LogError, open_log
-from .logscan import _collector_paused, payload_value, read_blocks
+from .logscan import _collector_paused, payload_value
 from .logtools import scenario_of
 from .messages import CONTROL, KIND_NAMES, Message, to_quanta
 from .metrics import Traffic
@@ -117,9 +118,7 @@ def count_records(log: EventLog, tr: Traffic) -> None:
     link_key = np.array([k for k, _ in pairs], dtype=np.int64)
     link_delay = np.array([dq for _, dq in pairs], dtype=np.int64)
     inputs = np.array(sorted(idx[n] for n in tr.inputs if n in idx), dtype=np.int64)
-    for items, cols in read_blocks(log, lazy=True):
-        if cols is None:
-            cols = _columns(items)
+    for cols in read_columns(log):
         t, k, s, d, ts, seqs, payloads = cols
         dl = t - ts
         for kind in range(3):
@@ -134,13 +133,6 @@ def count_records(log: EventLog, tr: Traffic) -> None:
         if len(link_key):
             tr.local += int(((link_key[at] == key) & (link_delay[at] == dl)).sum())
         _trace(tr, names, cols, np.flatnonzero((k == CONTROL) & np.isin(d, inputs)))
-
-
-def _columns(items: list[list]) -> tuple:
-    """A piece's records as the columns ``read_blocks`` gives for a fast piece."""
-    c = list(zip(*items, strict=True))
-    return (*(np.array(x, dtype=object).astype(np.int64) if x else np.zeros(0, np.int64)
-              for x in c[:5]), c[5], c[6])
 
 
 def _trace(tr: Traffic, names: list[str], cols: tuple, fed: np.ndarray) -> None:
@@ -164,7 +156,7 @@ def _trace(tr: Traffic, names: list[str], cols: tuple, fed: np.ndarray) -> None:
             i = int(fed[j])
         ki = int(k[i])
         m = Message(ki, names[int(s[i])], names[int(d[i])], int(ts[i]), int(t[i]),
-                    seqs[i], payload_value(payloads[i]) if i in fed_set else None)
+                    int(seqs[i]), payload_value(payloads[i]) if i in fed_set else None)
         if tr.cones:
             tr._trace(m)
         if i in fed_set:

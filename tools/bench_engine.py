@@ -12,7 +12,9 @@ it less than wall time):
 - ``log``: run time with the event log ÷ without (S and M).
 - ``stats``: ``asyncnet stats`` records per CPU-second on a log of the
   quickstart scenario, and the reader's peak memory (tracemalloc) on that
-  log ÷ on one 4× as long (flat: ≈ 1).
+  log ÷ on one 4× as long (flat: ≈ 1); then the same with the compiled
+  scanner loaded (``asyncnet.logcols``, where numba is), and what loading
+  it costs once a process.
 - ``memory``: traced memory per synapse agent of the L net after one time
   unit (the network, the engine, the messages in flight), and the engine's
   part alone.
@@ -181,22 +183,45 @@ def bench_stats(reps: int) -> None:
         log = os.path.join(d, f"qs{dur}.log")
         simulate(load(sc_path), log_path=log)
         paths.append(log)
-    rates, peaks = [], []
-    for _ in range(reps):
-        t0 = time.process_time()
-        s = log_stats(paths[1])
-        rates.append(s["messages"]["total"] / (time.process_time() - t0) / 1e6)
-        pk = []
-        for p in paths:
-            tracemalloc.start()
-            log_stats(p)
-            pk.append(tracemalloc.get_traced_memory()[1])
-            tracemalloc.stop()
-        peaks.append(pk[1] / pk[0])
-    size = os.path.getsize(paths[1]) / 1e6
-    print(f"stats    records/s (M/s), {size:.1f} MB log  {fmt(rates)}")
-    print(f"stats    reader peak memory, 4× longer log ÷ shorter  {fmt(peaks)}"
-          f"   ({pk[0] / 1e6:.1f} MB, {pk[1] / 1e6:.1f} MB)")
+
+    def measure(label: str) -> list[float]:
+        rates, peaks = [], []
+        for _ in range(reps):
+            t0 = time.process_time()
+            s = log_stats(paths[1])
+            rates.append(s["messages"]["total"] / (time.process_time() - t0) / 1e6)
+            pk = []
+            for p in paths:
+                tracemalloc.start()
+                log_stats(p)
+                pk.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+            peaks.append(pk[1] / pk[0])
+        size = os.path.getsize(paths[1]) / 1e6
+        print(f"stats    records/s (M/s), {size:.1f} MB log{label}  {fmt(rates)}")
+        print(f"stats    reader peak memory, 4× longer log ÷ shorter{label}  {fmt(peaks)}"
+              f"   ({pk[0] / 1e6:.1f} MB, {pk[1] / 1e6:.1f} MB)")
+        return rates
+
+    rates = measure("")
+    try:  # the compiled scanner (asyncnet.logcols, numba): loaded once a process
+        from asyncnet import logcols
+    except ImportError:
+        return
+    if logcols.kernel(0) is not None:
+        return  # already loaded: the line above measured it
+    t0 = time.process_time()
+    if logcols.kernel() is None:
+        return
+    s = log_stats(paths[1])
+    first = time.process_time() - t0
+    warm = measure(", scanner loaded")
+    load = first - s["messages"]["total"] / statistics.median(warm) / 1e6
+    # records (millions) whose saving pays for the load: load ÷ (time per M records saved)
+    even = load / (1 / statistics.median(rates) - 1 / statistics.median(warm))
+    mb = even * 1e6 * os.path.getsize(paths[1]) / s["messages"]["total"] / 1e6
+    print(f"stats    loading the scanner (numba import + cached kernel), once a process: "
+          f"{load:.2f} CPU-s, paid back after {even:.2f} M records ({mb:.0f} MB)")
 
 
 def bench_memory(size: str) -> None:
