@@ -99,7 +99,7 @@ def child(spec: dict) -> dict:
         eng.sinks.append(new_traffic(eng.links, net))
         writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
         if writer:
-            eng.sinks.append(writer)
+            eng.instant_sinks.append(writer.instant)
         c0, t0 = cpu_self(), time.perf_counter()
         eng.run(sc.duration)
         if writer:
