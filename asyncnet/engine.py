@@ -42,8 +42,6 @@ from .network import Network
 Monitor = Callable[[Agent, int], None]
 _new_tuple = tuple.__new__  # a Message without its generated __new__'s Python frame
 _KIND = itemgetter(0)
-_BATCH_KEY = itemgetter(0, 1, 5)
-"""``(kind, src, seq)`` of a ``Message``: ``canonical_key`` within one instant."""
 
 
 class Engine:
@@ -246,11 +244,12 @@ class Engine:
                     self.remote(m)
                     continue
                 inbox = a.inbox
-                bucket = inbox.get(ta)
+                bucket = None if inbox is NO_INBOX else inbox.get(ta)
                 if bucket is None:
                     if inbox is NO_INBOX:
-                        inbox = a.inbox = {}
-                    inbox[ta] = [m]
+                        a.inbox = {ta: [m]}
+                    else:
+                        inbox[ta] = [m]
                     if a.timer_due != ta:
                         due = self._due.get(ta)
                         if due is None:
@@ -279,8 +278,11 @@ class Engine:
             if n == 1:
                 self.delivered[batch[0][0]] += 1
             else:
-                # canonical_key without t_arrive (one instant): made in C
-                batch.sort(key=_BATCH_KEY)
+                # canonical order (kind, src, seq) as the tuples' own order: one
+                # receiver and one instant, and a sender's seq grows with its
+                # t_sent, so (kind, src, t_sent, seq) sorts the same, and no two
+                # messages share src and seq (no key tuples to build)
+                batch.sort()
                 if n < 16:
                     delivered = self.delivered
                     for m in batch:

@@ -237,19 +237,19 @@ class OneSynapse(Synapse):
         if x.ndim != 1 or d.ndim != 1:
             return self._relay_and_learn(t, got_f, got_d)
         W = self.W
-        w = W.item()
+        w, xv, dv = W.item(), x.item(), d.item()
         out = []
         if got_f:
             v = _empty(1)
-            v[0] = 0.0 + w * x.item()
+            v[0] = 0.0 + w * xv
             out.append(("out", FORWARD, v))
         if got_d:
             v = _empty(1)
-            v[0] = 0.0 + w * d.item()
+            v[0] = 0.0 + w * dv
             out.append(("in", DELTA, v))
         self.t_grad = t
         if self.eta:
-            W[0, 0] = w - (x.item() * d.item()) * self.eta
+            W[0, 0] = w - (xv * dv) * self.eta
         return out
 
 
