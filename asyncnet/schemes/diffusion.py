@@ -102,14 +102,16 @@ class Neuron:
     def react(self, t: float, batch: list) -> list:
         """Update from everything that arrived now; send what changed."""
         got_f = got_d = got_y = False
+        fwd, back = self.fwd, self.back
         for m in batch:
-            if m.kind == FORWARD:
-                self.fwd[m.src] = m.payload
+            kind = m[0]  # (kind, src, dst, t_sent, t_arrive, seq, payload): a hot loop
+            if kind == FORWARD:
+                fwd[m[1]] = m[6]
                 got_f = True
-            elif m.kind == DELTA:
-                self.back[m.src] = m.payload
+            elif kind == DELTA:
+                back[m[1]] = m[6]
                 got_d = True
-            elif m.kind == CONTROL:
+            elif kind == CONTROL:
                 if self.role == "input":
                     self.a = np.asarray(m.payload, dtype=float)
                     self.x = self.a
@@ -227,11 +229,11 @@ class OneSynapse(Synapse):
         """Relay what arrived and update from the values that meet."""
         got_f = got_d = False
         for m in batch:
-            if m.kind == FORWARD:
-                self.x_pre = m.payload
+            if m[0] == FORWARD:  # m.kind, m.payload by place: a hot loop
+                self.x_pre = m[6]
                 got_f = True
             else:
-                self.d_post = m.payload
+                self.d_post = m[6]
                 got_d = True
         x, d = self.x_pre, self.d_post
         if x.ndim != 1 or d.ndim != 1:
