@@ -92,6 +92,11 @@ def decode_ext(code: int, data: bytes) -> Any:
     if code != _EXT_ARRAY or len(data) < 1:
         raise ValueError(f"unknown or empty extension type {code}")
     ndim = data[0]
+    if ndim == 1 and len(data) >= 5:  # the common case, a vector: one length to check
+        n = int.from_bytes(data[1:5], "little")
+        if len(data) != 5 + 8 * n:
+            raise ValueError("array length does not match its shape")
+        return np.frombuffer(data, dtype="<f8", offset=5).copy()
     if ndim > 8:
         raise ValueError(f"array with {ndim} dimensions refused")
     end = 1 + 4 * ndim

@@ -39,6 +39,8 @@ TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 """What a window returns for the coordinator's latency trace (see ``run_window``)."""
 _GROUP = itemgetter(0, 1)
+_ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
+_new_tuple = tuple.__new__
 
 
 class PartError(RuntimeError):
@@ -122,18 +124,26 @@ class PartRunner:
         if self.log or self.counts:
             # a batch is one receiver at one instant, in canonical order: its
             # records are one (t, dst) group of the log, packed in one call
-            d = idx[batch[0].dst]
-            by = [0, 0, 0]
-            for m in batch:
-                by[m[0]] += 1
+            first = batch[0]
+            d = idx[first[2]]
+            if n == 1:  # most batches of a per-neuron net: a synapse's one message
+                by = _ONE_OF[first[0]]
+            else:
+                by = [0, 0, 0]
+                for m in batch:
+                    by[m[0]] += 1
             b = b""
             if self.log:
                 code = self.codes
-                packed = self.packer.pack([(ta, k, idx[s], d, ts, q, code(p))
-                                           for k, s, _, ts, ta, q, p in batch])
-                # the records without the array's own header
-                b = packed[1 if n < 16 else 3 if n < 0x10000 else 5:]
-            self.rows.append((batch[0].t_arrive, d, b, by))
+                if n == 1:
+                    k, s, _, ts, ta, q, p = first
+                    b = self.packer.pack((ta, k, idx[s], d, ts, q, code(p)))
+                else:
+                    packed = self.packer.pack([(ta, k, idx[s], d, ts, q, code(p))
+                                               for k, s, _, ts, ta, q, p in batch])
+                    # the records without the array's own header
+                    b = packed[1 if n < 16 else 3 if n < 0x10000 else 5:]
+            self.rows.append((first[4], d, b, by))
         if self.tracing:
             for m in batch:
                 self.trace_rows.append([m.t_arrive, idx[m.dst], m.kind, idx[m.src], m.seq,
@@ -149,12 +159,13 @@ class PartRunner:
             payload]`` (agents as indices); every message must travel a link
             of this partition with that link's delay (``LocalityError``).
         """
-        names, links, agents = self.names, self.eng.links, self.eng.agents
+        eng = self.eng
+        names, links, agents, inject = self.names, eng.links, eng.agents, eng.inject
         items = wire.unpack(frame)
         if not isinstance(items, list):
             raise wire.WireError("a message frame must be an array")
         for it in items:
-            if not isinstance(it, list) or len(it) != 7:
+            if type(it) is not list or len(it) != 7:
                 raise wire.WireError("malformed message in a frame")
             kind, s, d, t_sent, t_arrive, seq, payload = it
             try:
@@ -163,7 +174,7 @@ class PartRunner:
                 raise wire.WireError("a message names no agent of the run") from None
             if dst not in agents or links[dst].get(src) != t_arrive - t_sent:
                 raise LocalityError(f"message {src} -> {dst} does not match a link here")
-            self.eng.inject(Message(kind, src, dst, t_sent, t_arrive, seq, payload))
+            inject(_new_tuple(Message, (kind, src, dst, t_sent, t_arrive, seq, payload)))
         self.stats["cut_received"] += len(items)
 
     # -- windows ------------------------------------------------------------
