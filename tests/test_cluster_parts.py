@@ -167,3 +167,34 @@ def test_coordinator_listens_on_loopback_unless_told_otherwise():
     for bind in (None, local["bind"]):
         with Cluster(2, local=0, bind=bind) as cl:
             assert cl.endpoint.startswith("tcp://127.0.0.1:"), cl.endpoint
+
+
+def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
+    """A worker's log rows (one (t, dst) group a batch, packed in one call per
+    group) hold each record's bytes as the log's own packer writes them, for
+    batches of 1, 15, 16 and 70,000 messages (the three msgpack array headers)."""
+
+    from asyncnet.cluster.part import PartRunner
+    from asyncnet.eventlog import PayloadCodes
+    from asyncnet.logformat import _packer
+    from asyncnet.messages import DELTA, FORWARD, Message
+    names = ["a", "b", "c", "d", "e"]
+    pr = PartRunner.__new__(PartRunner)
+    pr.index = {n: i for i, n in enumerate(names)}
+    pr.codes, pr.packer = PayloadCodes(), wire.packer()
+    pr.rows, pr.trace_rows, pr.tracing = [], [], 0
+    pr.stats = {"delivered": 0}
+    pr.log, pr.counts = True, False
+    x = np.array([0.5, -0.0])
+    batches = []
+    for dst, n in (("b", 1), ("c", 15), ("d", 16), ("e", 70_000)):
+        batches.append([Message(FORWARD if k % 3 else DELTA, "a", dst, 2, 9, k + 1,
+                                x if k % 2 else float(k)) for k in range(n)])
+    pr._record(batches)
+    assert pr.stats["delivered"] == 70_032
+    pk = _packer()
+    for (t, d, blob, by), b in zip(pr.rows, batches, strict=True):
+        want = b"".join(pk.pack([m.t_arrive, m.kind, pr.index[m.src], pr.index[m.dst],
+                                 m.t_sent, m.seq, m.payload]) for m in b)
+        assert (t, d) == (9, pr.index[b[0].dst]) and blob == want
+        assert list(by) == [sum(m.kind == k for m in b) for k in range(3)]

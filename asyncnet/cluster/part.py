@@ -19,6 +19,7 @@ never unpacks a record (:mod:`.merge`).
 from __future__ import annotations
 
 import time
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -41,6 +42,14 @@ TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 _GROUP = itemgetter(0, 1)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
+
+
+def _by_kind(batch: list[Message]) -> list[int]:
+    """A batch's message count by kind."""
+    by = [0, 0, 0]
+    for m in batch:
+        by[m[0]] += 1
+    return by
 
 
 class PartError(RuntimeError):
@@ -99,7 +108,7 @@ class PartRunner:
         self.taken = -1
         # this partition's own traffic counters; the coordinator adds them up
         self.traffic = Traffic(links, [], [], traces=0)
-        eng.sinks.append(self._record)
+        eng.instant_sinks.append(self._record)
         eng.sinks.append(self.traffic)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
@@ -117,37 +126,33 @@ class PartRunner:
         if self.sent_min is None or m.t_arrive < self.sent_min:
             self.sent_min = m.t_arrive
 
-    def _record(self, batch: list[Message]) -> None:
+    def _record(self, batches: list[list[Message]]) -> None:
+        """An instant's delivered batches (an engine instant sink), in wake order."""
         idx = self.index
-        n = len(batch)
-        self.stats["delivered"] += n
+        self.stats["delivered"] += sum(map(len, batches))
         if self.log or self.counts:
             # a batch is one receiver at one instant, in canonical order: its
             # records are one (t, dst) group of the log, packed in one call
-            first = batch[0]
-            d = idx[first[2]]
-            if n == 1:  # most batches of a per-neuron net: a synapse's one message
-                by = _ONE_OF[first[0]]
-            else:
-                by = [0, 0, 0]
-                for m in batch:
-                    by[m[0]] += 1
-            b = b""
+            t = batches[0][0][4]
+            ds = [idx[b[0][2]] for b in batches]
+            bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
             if self.log:
                 code = self.codes
-                if n == 1:
-                    k, s, _, ts, ta, q, p = first
-                    b = self.packer.pack((ta, k, idx[s], d, ts, q, code(p)))
-                else:
-                    packed = self.packer.pack([(ta, k, idx[s], d, ts, q, code(p))
-                                               for k, s, _, ts, ta, q, p in batch])
-                    # the records without the array's own header
-                    b = packed[1 if n < 16 else 3 if n < 0x10000 else 5:]
-            self.rows.append((first[4], d, b, by))
+                groups = [[(ta, k, idx[s], d, ts, q, code(p)) for k, s, _, ts, ta, q, p in b]
+                          for d, b in zip(ds, batches, strict=True)]
+                # each group's records without the array's own header:
+                # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
+                blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
+                         for x in map(self.packer.pack, groups)]
+            else:
+                blobs = [b""] * len(batches)
+            self.rows += zip(repeat(t), ds, blobs, bys)
         if self.tracing:
-            for m in batch:
-                self.trace_rows.append([m.t_arrive, idx[m.dst], m.kind, idx[m.src], m.seq,
-                                        m.t_sent, m.payload if m.kind == CONTROL else None])
+            rows = self.trace_rows
+            for batch in batches:
+                for m in batch:
+                    rows.append([m.t_arrive, idx[m.dst], m.kind, idx[m.src], m.seq,
+                                 m.t_sent, m.payload if m.kind == CONTROL else None])
 
     def inject(self, frame: bytes) -> None:
         """Accept one frame of messages another partition sent to this one.
