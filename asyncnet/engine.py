@@ -92,6 +92,13 @@ class Engine:
         shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
         canon = {n: n for n in self.names}  # one string object per name
         unmade = UnmadeRng(seed)
+        # what getrefcount says of a proxy only a local name holds (the count
+        # of a name and of the call's own argument differs between Python
+        # versions): one more means the rule kept it
+        refs = getattr(sys, "getrefcount", None)
+        probe = LazyRng(seed, "")
+        alone = refs(probe) if refs is not None else -1
+        del probe
         for i, name in enumerate(self.names):
             if keep is not None and name not in keep:
                 continue
@@ -104,8 +111,8 @@ class Engine:
             else:
                 model = rule.neuron(net.populations[name], ports, rng)
             # a proxy nobody kept and nothing drew from is not kept either (56 B
-            # an agent): refcount 2 = this name and getrefcount's own argument
-            kept = rng.gen is not None or sys.getrefcount(rng) > 2
+            # an agent); without refcounts (not CPython) every proxy is kept
+            kept = rng.gen is not None or refs is None or refs(rng) > alone
             agent = Agent(name, model, shared.setdefault(ports.outputs, ports.outputs),
                           shared.setdefault(ports.inputs, ports.inputs), self.links[name],
                           rng if kept else unmade, i)

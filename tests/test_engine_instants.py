@@ -111,3 +111,32 @@ def test_clear_schedule_then_schedule_wakes_only_what_was_scheduled():
     assert woken == [(5 * QUANTA, "l1"), (6 * QUANTA, "l0")]
     with np.testing.assert_raises(ValueError):
         eng.schedule(a, 2 * QUANTA)
+
+
+class _Keeper:
+    """A rule whose synapses keep their stream and draw from it only later."""
+
+    def __init__(self):
+        self.inner = Diffusion(eta=0.01)
+        self.kept = {}
+
+    def neuron(self, pop, ports, rng):
+        return self.inner.neuron(pop, ports, rng)
+
+    def synapse(self, proj, ports, rng):
+        model = self.inner.synapse(proj, ports, rng)
+        self.kept[proj.name] = rng  # held, nothing drawn yet
+        return model
+
+
+def test_a_stream_the_rule_kept_is_the_agent_s_own():
+    """A proxy the rule holds is never dropped: the agent and the rule draw
+    from one stream, the one ``(seed, name)`` gives."""
+    net = Network.from_graph(expand_to_neurons(
+        Network.from_graph(layered([2, 2]), seed=0)), seed=0)
+    rule = _Keeper()
+    eng = Engine(net, rule, seed=4)
+    name, rng = next(iter(rule.kept.items()))
+    ref = agent_rng(4, name)
+    assert rng.random() == ref.random()  # the rule draws first ...
+    assert eng.agents[name].rng.random() == ref.random()  # ... the agent goes on from there
