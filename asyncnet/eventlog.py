@@ -98,16 +98,30 @@ class PayloadCodes:
         """Forget the codes made so far (and let their arrays go)."""
         self._codes: dict[int, Any] = {}
         self._keep: list[np.ndarray] = []
+        self.known = self._codes.get
+        """``known(id(array))``: the array's code if made already, else ``None``."""
+
+    def make(self, p: np.ndarray) -> Any:
+        """An array's code, made now and kept (see the class).
+
+        Parameters
+        ----------
+        p:
+            the array.
+
+        Returns
+        -------
+        Its :func:`array_code`.
+        """
+        c = self._codes[id(p)] = array_code(p)
+        self._keep.append(p)
+        return c
 
     def __call__(self, p: Any) -> Any:
         """The payload's code (see the class)."""
         if type(p) is not _NDARRAY:
             return p
-        c = self._codes.get(id(p))
-        if c is None:
-            c = self._codes[id(p)] = array_code(p)
-            self._keep.append(p)
-        return c
+        return self.known(id(p)) or self.make(p)
 
 
 class RecordEncoder:

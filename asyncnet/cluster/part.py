@@ -42,6 +42,7 @@ TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 _GROUP = itemgetter(0, 1)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
+_NDARRAY = np.ndarray
 
 
 def _by_kind(batch: list[Message]) -> list[int]:
@@ -137,8 +138,10 @@ class PartRunner:
             ds = [idx[b[0][2]] for b in batches]
             bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
             if self.log:
-                code = self.codes
-                groups = [[(ta, k, idx[s], d, ts, q, code(p)) for k, s, _, ts, ta, q, p in b]
+                known, make = self.codes.known, self.codes.make
+                groups = [[(ta, k, idx[s], d, ts, q,
+                            p if type(p) is not _NDARRAY else known(id(p)) or make(p))
+                           for k, s, _, ts, ta, q, p in b]
                           for d, b in zip(ds, batches, strict=True)]
                 # each group's records without the array's own header:
                 # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
@@ -148,11 +151,10 @@ class PartRunner:
                 blobs = [b""] * len(batches)
             self.rows += zip(repeat(t), ds, blobs, bys)
         if self.tracing:
-            rows = self.trace_rows
-            for batch in batches:
-                for m in batch:
-                    rows.append([m.t_arrive, idx[m.dst], m.kind, idx[m.src], m.seq,
-                                 m.t_sent, m.payload if m.kind == CONTROL else None])
+            # [t_arrive, dst, kind, src, seq, t_sent, payload of a control message]
+            self.trace_rows += [(m[4], idx[m[2]], m[0], idx[m[1]], m[5], m[3],
+                                 m[6] if m[0] == CONTROL else None)
+                                for b in batches for m in b]
 
     def inject(self, frame: bytes) -> None:
         """Accept one frame of messages another partition sent to this one.
