@@ -140,3 +140,16 @@ def test_a_stream_the_rule_kept_is_the_agent_s_own():
     ref = agent_rng(4, name)
     assert rng.random() == ref.random()  # the rule draws first ...
     assert eng.agents[name].rng.random() == ref.random()  # ... the agent goes on from there
+
+
+def test_a_run_collects_young_objects_less_often_and_restores_the_collector():
+    import gc
+
+    from asyncnet.engine import YOUNG
+    before = gc.get_threshold()
+    seen = []
+    eng = _engine()
+    eng.at(1.0, lambda e, t: seen.append(gc.get_threshold()))
+    eng.run(3)
+    assert seen and seen[0][0] == max(before[0], YOUNG) and seen[0][1:] == before[1:]
+    assert gc.get_threshold() == before

@@ -25,6 +25,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .._version import __version__
+from ..engine import YOUNG
 from ..messages import LocalityError
 from . import wire
 from .part import PartError, PartRunner
@@ -152,8 +153,11 @@ class Worker:
                 self._setup(init)
                 self._connect_peers(init)
                 # the partition lives as long as the run: keep it out of every
-                # collection the window's short-lived messages trigger
+                # collection the window's short-lived messages trigger, and
+                # collect those less often (as Engine.run does)
                 gc.freeze()
+                if 0 < gc.get_threshold()[0] < YOUNG:
+                    gc.set_threshold(YOUNG, *gc.get_threshold()[1:])
                 sock.send_multipart([b"READY", wire.pack({"next_t": self.core.next_t()})])
                 self.stats["wait_seconds"] = 0.0  # from here on: waits at barriers
                 return self._serve(sock)
