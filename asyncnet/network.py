@@ -23,6 +23,11 @@ class NetworkError(ValueError):
     """The network description is invalid."""
 
 
+MAX_DELAY = 1e9
+"""The longest link delay, in time units: arrival times (quanta) stay within
+what the event log's int64 columns and float horizons hold, whatever the path."""
+
+
 def _sig(a: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
@@ -220,6 +225,9 @@ class Network:
                 number = False  # beyond what a float holds exactly (or not positive)
             if not number or not np.isfinite(delay) or delay <= 0:
                 raise NetworkError(f"edge {u}->{v}: delay must be positive, got {delay!r}")
+            if delay > MAX_DELAY:
+                raise NetworkError(f"edge {u}->{v}: delay {delay:g} is too long (at most "
+                                   f"{MAX_DELAY:g} time units)")
             dq = to_quanta(delay)
             dq = same_q.setdefault(dq, dq)  # one int object per distinct delay
             if dq < 2:

@@ -86,6 +86,8 @@ CASES = [
     (("analysis", "kind", "gradient"), "does not apply to rule"),
     (("cluster", "workers", 0), "at least 1"),
     (("network", "layers", [2, 10 ** 9, 1]), "GiB"),
+    (("network", "delay", 2.2e301), "too long"),  # its quanta would overflow a float horizon
+    (("network", "delay", 1e10), "too long"),
 ]
 
 
