@@ -151,16 +151,7 @@ class RecordEncoder:
             receiver, one arrival instant: an engine sink's batch), in
             canonical order.
         """
-        idx, get, enc = self.index, self._cache.get, self._encode
-        d = idx[batch[0].dst]
-        if d <= self._last_dst:  # an agent's batch comes once an instant, in name order
-            self._in_order = False
-        self._last_dst = d
-        # tuples: cheaper to make than lists, and packed the same (msgpack arrays)
-        self._pending += [(ta, k, idx[s], d, ts, q,
-                           p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
-                          for k, s, _, ts, ta, q, p in batch]
-        self._t_pending = batch[0].t_arrive
+        self.add_instant([batch])
 
     def add_instant(self, batches: list[list[Message]]) -> None:
         """Buffer a whole instant's batches at once (see :meth:`add_batch`).
@@ -171,21 +162,17 @@ class RecordEncoder:
             every batch delivered at one instant, in the order the agents
             were woken (an engine's instant sink).
         """
-        idx, get, enc = self.index, self._cache.get, self._encode
+        idx, known, make = self.index, self.codes.known, self.codes.make
         ds = [idx[b[0].dst] for b in batches]
         if ds[0] <= self._last_dst or not all(map(_lt, ds, ds[1:])):
             self._in_order = False  # a probe split the instant's wake order
         self._last_dst = ds[-1]
+        # tuples: cheaper to make than lists, and packed the same (msgpack arrays);
+        # an array's code made once an instant however many records carry it
         self._pending += [(ta, k, idx[s], d, ts, q,
-                           p if type(p) is not _NDARRAY else get(id(p)) or enc(p))
+                           p if type(p) is not _NDARRAY else known(id(p)) or make(p))
                           for d, b in zip(ds, batches, strict=True) for k, s, _, ts, ta, q, p in b]
         self._t_pending = batches[0][0].t_arrive
-
-    def _encode(self, p: np.ndarray) -> Any:
-        """An array payload's code, made once an instant however many records carry it."""
-        ext = self._cache[id(p)] = array_code(p)
-        self._keep.append(p)  # kept till the instant is packed: its id is not reused
-        return ext
 
     def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
         """Pack the buffered instant in canonical order, in one call.
@@ -250,8 +237,7 @@ class RecordEncoder:
         """Forget the buffered (unfinished) instant."""
         self._pending: list[tuple] = []
         self._t_pending: int | None = None
-        self._cache: dict[int, Any] = {}
-        self._keep: list[np.ndarray] = []
+        self.codes = PayloadCodes()  # an array's code, kept till the instant is packed
         self._last_dst = -1
         self._in_order = True
 

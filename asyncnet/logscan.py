@@ -44,13 +44,22 @@ def unpacker(ext_hook: Callable[[int, bytes], Any] = decode_ext) -> msgpack.Unpa
         max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True, use_list=True)
 
 
-def _collector_paused(fn: Callable[..., Any], *args: Any) -> Any:
+def collector_paused(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` with the cyclic garbage collector paused.
 
     A piece of the log becomes thousands of small acyclic lists at once:
     each collection the allocations would trigger walks all of them (and
     everything else alive) for nothing. Pausing it while a piece is decoded
     and checked halves the time ``stats`` takes.
+
+    Parameters
+    ----------
+    fn, args:
+        the call.
+
+    Returns
+    -------
+    What ``fn(*args)`` returns.
     """
     on = gc.isenabled()
     gc.disable()
@@ -317,7 +326,7 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                 up.feed(chunk)
                 buf += chunk
             try:
-                items: list | None = _collector_paused(list, up)
+                items: list | None = collector_paused(list, up)
             except Exception:  # corrupt: the slow path finds where, and says so
                 items = None
             # runs of records at numpy speed, checkpoints between them located
@@ -331,7 +340,7 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                     j += 1
                 run = items[i:j] if j > i else []
                 if run:
-                    cols = _collector_paused(sc.fast, run)
+                    cols = collector_paused(sc.fast, run)
                     if cols is None:
                         break
                     held += len(run)

@@ -10,7 +10,7 @@ from .engine import link_table
 from .ids import is_source, source_node
 from .logcols import read_columns
 from .logfile import EventLog, LogError, open_log
-from .logscan import _collector_paused, payload_value
+from .logscan import collector_paused, payload_value
 from .logtools import scenario_of
 from .messages import CONTROL, KIND_NAMES, Message, to_quanta
 from .metrics import Traffic
@@ -44,8 +44,8 @@ def log_stats(path: str) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # nothing read makes a reference cycle: the collector would only walk
-        # the records alive (see logscan._collector_paused)
-        _collector_paused(count_records, log, tr)
+        # the records alive (see logscan.collector_paused)
+        collector_paused(count_records, log, tr)
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     s = tr.summary()
