@@ -7,7 +7,7 @@ msgpack bytes in a compiled loop that writes the columns directly costs a
 few tens of nanoseconds.
 
 :func:`read_columns` reads the file a piece at a time. The kernel
-(:func:`_scan_records`) takes records as long as they are plain — a
+(:func:`~asyncnet.logkernel.scan_records`) takes records as long as they are plain — a
 fixarray of seven, six non-negative integers that fit in int64, a payload
 the lazy reader accepts (a number, nil, an extension, an array of numbers)
 — *and* pass every check of ``EventLog.raw`` (kind and agent indices in
@@ -22,9 +22,12 @@ kernel knows where each record ends, the digest is fed the exact bytes
 taken, with no second pass to find item ends.
 
 Without numba (or with ``ASYNCNET_NO_NUMBA=1``, or :data:`COMPILED` set to
-False) :func:`read_columns` gives the same blocks from ``read_blocks``. So it
-does for a log under :data:`MIN_BYTES` while the kernel is not loaded yet:
-loading numba and the cached kernel costs more than it saves there.
+False), and for a log under :data:`MIN_BYTES` while the kernel is not
+loaded yet (loading numba costs more than it saves there), the same loop
+runs with the numpy scanner (:func:`asyncnet.logvec.scan_vector`): the same
+contract, every record of a piece parsed at once. With :data:`VECTOR` set
+to False, :func:`read_columns` gives the same blocks from ``read_blocks``
+(the msgpack path: the reference the tests compare both scans with).
 """
 
 from __future__ import annotations
@@ -35,173 +38,30 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .logkernel import END, FULL, scan_records
 from .logscan import _Scan, read_blocks, unpacker
+from .logvec import scan_vector
 
 COMPILED = True
-"""Use the compiled kernel when numba is there (tests flip this to cover both paths)."""
-MIN_BYTES = 36 << 20
+"""Use the compiled kernel when numba is there (tests flip this to cover every path)."""
+VECTOR = True
+"""Without the compiled kernel, scan with numpy (:mod:`asyncnet.logvec`), not msgpack."""
+MIN_BYTES = 64 << 20
 """Logs this large take the kernel even in a fresh process. Importing numba and
-loading the kernel from its cache costs ~0.7 CPU-s (numba's first call imports
-its numpy registries, and scipy with them); the kernel saves ~18 ms a MB over
-the msgpack path (measured: ``asyncnet stats`` in fresh processes, 1.8-47 MB
-logs). Once loaded, it reads every log."""
+loading the kernel from its cache costs ~0.5 CPU-s (numba's first call imports
+its numpy registries, and scipy with them); the kernel reads ~6.4 M records/s,
+the numpy scanner ~1.9 M/s, so the load pays back after ~1.4 M records, ~70 MB
+of a per-neuron log (``tools/bench_engine.py --figures stats``). Once loaded,
+it reads every log."""
 PIECE = 1 << 18
 """Bytes read at a time (memory: a few pieces, whatever the log's length)."""
 BLOCK = 1 << 13
 """Most records per block handed to the caller (columns of 8 × BLOCK × 8 bytes)."""
-_MAX_EXT = 1 << 20
-"""Larger extensions are left to msgpack (its own limit is 64 MB): rare, checked there."""
-_MAX_ARRAY = 1 << 16
-"""Likewise for tuple payloads (msgpack and ``_payload_ok`` allow 10⁶ numbers)."""
-
-# why the kernel stopped
-_FULL, _END, _ODD = 0, 1, 2
-"""The block is full; the buffer ended (maybe inside a record); an item it does not take."""
-
-
-def _scan_records(buf: np.ndarray, pos: int, na: int, prev: np.ndarray, cols: np.ndarray,
-                  pay: np.ndarray, by_kind: np.ndarray) -> tuple[int, int, int]:
-    """Take plain, valid records from ``buf[pos:]`` into ``cols`` (compiled with numba).
-
-    Parameters
-    ----------
-    buf:
-        the bytes (uint8).
-    pos:
-        where the first record starts.
-    na:
-        the number of agents (indices must be below it).
-    prev:
-        int64[6]: the last record's key ``(t, dst, kind, src, seq)`` and, in
-        ``prev[5]``, 1 if there is one; updated.
-    cols:
-        int64[6, cap]: filled with ``t_arrive, kind, src, dst, t_sent, seq``.
-    pay:
-        int64[2, cap]: each record's payload start and end in ``buf``.
-    by_kind:
-        int64[3]: records taken per kind, added to.
-
-    Returns
-    -------
-    ``(records taken, position after the last one, why it stopped)``.
-    """
-    end = len(buf)
-    cap = cols.shape[1]
-    val = np.zeros(6, dtype=np.int64)
-    key = np.zeros(5, dtype=np.int64)
-    n = 0
-    while True:
-        if n == cap:
-            return n, pos, _FULL
-        if pos >= end:
-            return n, pos, _END
-        if buf[pos] != 0x97:  # not a fixarray of 7: a checkpoint, the footer, or odd
-            return n, pos, _ODD
-        p = pos + 1
-        for f in range(6):  # six non-negative integers that fit in int64
-            if p >= end:
-                return n, pos, _END
-            c = buf[p]
-            if c < 0x80:
-                val[f] = c
-                p += 1
-                continue
-            if c < 0xcc or c > 0xd3:  # a negative fixint, bool, float, str, ...
-                return n, pos, _ODD
-            size = 1 << (c & 3)  # uint8/16/32/64, int8/16/32/64
-            if p + 1 + size > end:
-                return n, pos, _END
-            if c >= 0xcf and buf[p + 1] >= 0x80:  # negative, or above int64
-                return n, pos, _ODD
-            v = 0
-            for j in range(p + 1, p + 1 + size):
-                v = (v << 8) | np.int64(buf[j])
-            val[f] = v
-            p += 1 + size
-        # the payload: anything the lazy reader accepts, else leave it to msgpack
-        if p >= end:
-            return n, pos, _END
-        c = buf[p]
-        q = p
-        if c < 0x80 or c >= 0xe0 or c == 0xc0:  # fixints, nil
-            q = p + 1
-        elif c == 0xca or c == 0xcb:  # float32, float64
-            q = p + (5 if c == 0xca else 9)
-        elif 0xcc <= c <= 0xd3:  # any integer
-            q = p + 1 + (1 << (c & 3))
-        elif 0xd4 <= c <= 0xd8 or 0xc7 <= c <= 0xc9:  # an extension (ext -1: a timestamp)
-            if c >= 0xd4:  # fixext: [c, type, data]; ext8/16/32: [c, length, type, data]
-                h, ln = 0, 1 << (c - 0xd4)
-            else:
-                h = 1 << (c - 0xc7)
-                if p + 1 + h > end:
-                    return n, pos, _END
-                ln = 0
-                for j in range(p + 1, p + 1 + h):
-                    ln = (ln << 8) | np.int64(buf[j])
-                if ln > _MAX_EXT:
-                    return n, pos, _ODD
-            if p + 1 + h >= end:
-                return n, pos, _END
-            if buf[p + 1 + h] == 0xff:
-                return n, pos, _ODD
-            q = p + 2 + h + ln
-        elif 0x90 <= c <= 0x9f or c == 0xdc or c == 0xdd:  # a tuple: an array of numbers
-            if c <= 0x9f:
-                cnt, q = c - 0x90, p + 1
-            else:
-                h = 2 if c == 0xdc else 4
-                if p + 1 + h > end:
-                    return n, pos, _END
-                cnt = 0
-                for j in range(p + 1, p + 1 + h):
-                    cnt = (cnt << 8) | np.int64(buf[j])
-                if cnt > _MAX_ARRAY:
-                    return n, pos, _ODD
-                q = p + 1 + h
-            for _ in range(cnt):
-                if q >= end:
-                    return n, pos, _END
-                e = buf[q]
-                if e < 0x80 or e >= 0xe0:
-                    q += 1
-                elif e == 0xca or e == 0xcb:
-                    q += 5 if e == 0xca else 9
-                elif 0xcc <= e <= 0xd3:
-                    q += 1 + (1 << (e & 3))
-                else:
-                    return n, pos, _ODD
-        else:
-            return n, pos, _ODD
-        if q > end:
-            return n, pos, _END
-        t, k, s, d, ts, sq = val[0], val[1], val[2], val[3], val[4], val[5]
-        if k > 2 or s >= na or d >= na or ts >= t:  # EventLog.raw's range checks
-            return n, pos, _ODD
-        key[0], key[1], key[2], key[3], key[4] = t, d, k, s, sq
-        if prev[5]:  # canonical order: the key never decreases
-            for j in range(5):
-                if key[j] != prev[j]:
-                    if key[j] < prev[j]:
-                        return n, pos, _ODD
-                    break
-        for j in range(5):
-            prev[j] = key[j]
-        prev[5] = 1
-        for f in range(6):
-            cols[f, n] = val[f]
-        pay[0, n] = p
-        pay[1, n] = q
-        by_kind[k] += 1
-        n += 1
-        pos = q
-
-
 _kernel: Any = None
 
 
 def kernel(size: int | None = None) -> Callable[..., tuple[int, int, int]] | None:
-    """The compiled :func:`_scan_records`, or ``None`` (no numba, or turned off).
+    """The compiled :func:`scan_records`, or ``None`` (no numba, or turned off).
 
     Compiled on first use and cached on disk (``cache=True``), so only the
     first use on a machine pays for the compilation (~2 s).
@@ -228,9 +88,9 @@ def kernel(size: int | None = None) -> Callable[..., tuple[int, int, int]] | Non
             _kernel = False
         else:
             try:
-                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(_scan_records)
+                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(scan_records)
             except RuntimeError:  # no writable cache directory: compiled in each process
-                _kernel = numba.njit(nogil=True, boundscheck=False)(_scan_records)
+                _kernel = numba.njit(nogil=True, boundscheck=False)(scan_records)
     return _kernel or None
 
 
@@ -323,7 +183,7 @@ def read_columns(log: Any) -> Iterator[Block]:
     An iterator of :class:`Block`; raises :class:`LogError` where the
     msgpack path would.
     """
-    kern = kernel(log.size)
+    kern = kernel(log.size) or (scan_vector if VECTOR else None)
     blocks = _compiled(log, kern) if kern is not None else (
         Block(*cols) if cols is not None else columns(items)
         for items, cols in read_blocks(log, lazy=True))
@@ -366,9 +226,9 @@ def _compiled(log: Any, kern: Callable[..., tuple[int, int, int]]) -> Iterator[B
                         log.count = sc.n
                         pos = new
                         yield Block(*cols[:, :n], Payloads(data, pay[:, :n]))
-                    if why == _FULL:
+                    if why == FULL:
                         continue
-                    if why == _END:
+                    if why == END:
                         break
                 # an item the kernel does not take: the header, a checkpoint, the
                 # footer (checked here), or anything else (the slow path)

@@ -1,7 +1,8 @@
-"""The column reader (a compiled msgpack scan) against the msgpack path and ``EventLog.raw``.
+"""The column readers (compiled and numpy scans) against the msgpack path and ``EventLog.raw``.
 
-:func:`asyncnet.logcols.read_columns` with its numba kernel must leave
-exactly what the msgpack path (``read_blocks``, used when the kernel is
+:func:`asyncnet.logcols.read_columns` with its numba kernel, and with the
+numpy scanner (:mod:`asyncnet.logvec`), must each leave exactly what the
+msgpack path (``read_blocks``, used when the kernel is
 off) leaves — the same columns, sequence numbers, lazy payloads, counts,
 checkpoints, footer, flags and warnings, or the same ``LogError`` message —
 and the six integer fields must be those ``EventLog.raw`` reads record by
@@ -17,6 +18,7 @@ full block). ``log_stats`` is compared the same way, and against a
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -31,6 +33,7 @@ from hypothesis import strategies as st
 import asyncnet.eventlog as ev
 import asyncnet.logcols as lc
 import asyncnet.logscan as ls
+import asyncnet.logvec as lv
 from asyncnet.eventlog import EventLogWriter, _sealed
 from asyncnet.logfile import EventLog, LogError, open_log
 from asyncnet.messages import Message, encode_payload
@@ -40,9 +43,10 @@ from asyncnet.stats import log_stats
 from tests.test_hostile_inputs import MUTATION, base, mutate
 from tests.test_logscan import _reference_stats
 
-numba = pytest.importorskip("numba")  # the compiled path is what is under test
-if lc.kernel() is None:  # ASYNCNET_NO_NUMBA: test_logscan covers the msgpack path
-    pytest.skip("the compiled log scanner is turned off", allow_module_level=True)
+HAS_KERNEL = lc.kernel() is not None  # no numba, or ASYNCNET_NO_NUMBA
+FAST = ["vector"] + (["compiled"] if HAS_KERNEL else [])
+"""The scans compared with the msgpack path (the reference here)."""
+needs_kernel = pytest.mark.skipif(not HAS_KERNEL, reason="the compiled log scanner is off")
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
 SCENARIOS = ["diffusion_exact", "leastaction_async", "continuous_cyclic",
@@ -64,10 +68,16 @@ def _norm(p):
     return (type(p).__name__, p)
 
 
-def _cols_outcome(path: str, compiled: bool, monkeypatch, piece=None, block=None) -> dict:
-    """Everything :func:`read_columns` leaves: columns, payloads, counters, verdict."""
-    monkeypatch.setattr(lc, "COMPILED", compiled)
+def _use(mode: str, monkeypatch) -> None:
+    """Make :func:`read_columns` take the ``msgpack``, ``vector`` or ``compiled`` path."""
+    monkeypatch.setattr(lc, "COMPILED", mode == "compiled")
+    monkeypatch.setattr(lc, "VECTOR", mode == "vector")
     monkeypatch.setattr(lc, "MIN_BYTES", 0)
+
+
+def _cols_outcome(path: str, mode: str, monkeypatch, piece=None, block=None) -> dict:
+    """Everything :func:`read_columns` leaves: columns, payloads, counters, verdict."""
+    _use(mode, monkeypatch)
     if piece is not None:
         monkeypatch.setattr(lc, "PIECE", piece)
         monkeypatch.setattr(lc, "BLOCK", block)
@@ -112,15 +122,15 @@ def _raw_outcome(path: str) -> dict:
 
 
 def check_same(path: str, monkeypatch, sizes=SIZES) -> dict:
-    """Compiled == msgpack path (at every piece/block size), and == raw's integers."""
-    want = _cols_outcome(path, False, monkeypatch)
+    """Each fast scan == msgpack path (at every piece/block size), and == raw's integers."""
+    want = _cols_outcome(path, "msgpack", monkeypatch)
     raw = _raw_outcome(path)
-    for piece, block in sizes:
-        got = _cols_outcome(path, True, monkeypatch, piece, block)
+    for (piece, block), mode in itertools.product(sizes, FAST):
+        got = _cols_outcome(path, mode, monkeypatch, piece, block)
         for k in want:
             if want["err"] and k in ("cols", "pays"):
                 continue  # before an error: records go a piece at a time (checked below)
-            assert got[k] == want[k], (k, piece, block, str(got[k])[:300], str(want[k])[:300])
+            assert got[k] == want[k], (k, mode, piece, block, str(got[k])[:300], str(want[k])[:300])
         # records before an error: the same as the other path's and raw's, as far as each went
         m = min(len(got["pays"]), len(want["pays"]))
         assert got["pays"][:m] == want["pays"][:m]
@@ -139,9 +149,8 @@ def check_same(path: str, monkeypatch, sizes=SIZES) -> dict:
     return want
 
 
-def _stats_outcome(path: str, compiled: bool, monkeypatch) -> tuple:
-    monkeypatch.setattr(lc, "COMPILED", compiled)
-    monkeypatch.setattr(lc, "MIN_BYTES", 0)
+def _stats_outcome(path: str, mode: str, monkeypatch) -> tuple:
+    _use(mode, monkeypatch)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -199,43 +208,55 @@ def test_real_logs_read_alike(real_logs, name, monkeypatch):
 @pytest.mark.parametrize("name", SCENARIOS[:3] + ["long", "interrupted", "truncated"])
 def test_stats_alike_and_equal_to_traffic(real_logs, name, monkeypatch):
     path = real_logs[name]
-    got, warned = _stats_outcome(path, True, monkeypatch)
-    assert (got, warned) == _stats_outcome(path, False, monkeypatch)
+    got, warned = _stats_outcome(path, "msgpack", monkeypatch)
+    for mode in FAST:
+        assert (got, warned) == _stats_outcome(path, mode, monkeypatch), mode
     want = _reference_stats(path)  # every record a Message, fed to Traffic
     assert {k: got[k] for k in want} == want
 
 
-def test_a_clean_log_never_leaves_the_kernel(real_logs, monkeypatch):
-    """The compiled path is really taken: no msgpack record path on a clean log."""
-    assert lc.kernel() is not None
+@pytest.mark.parametrize("mode", FAST)
+def test_a_clean_log_never_leaves_the_scan(real_logs, monkeypatch, mode):
+    """The fast path is really taken: no msgpack record path on a clean log, and the
+    numpy scan hands no record of these logs to the scalar scanner."""
+    _use(mode, monkeypatch)
 
     def refuse(*a, **k):
-        raise AssertionError("the msgpack path was used")
+        raise AssertionError("a slower path was used")
 
     monkeypatch.setattr(lc, "read_blocks", refuse)
     monkeypatch.setattr(ls._Scan, "slow", refuse)
-    for name in ("long", "interrupted", "continuous_cyclic"):
+    scalar = lv.scan_records
+
+    def stops_only(*a):  # the scalar scanner may say why the scan stops, not take a record
+        took, end, why = scalar(*a)
+        assert not took, "a record went to the scalar scanner"
+        return took, end, why
+
+    monkeypatch.setattr(lv, "scan_records", stops_only)
+    for name in ("long", "interrupted", "continuous_cyclic", "diffusion_exact"):
         log = open_log(real_logs[name])
         assert sum(len(b.t_arrive) for b in lc.read_columns(log)) == log.count > 0
         assert log.verified
 
 
+@needs_kernel
 def test_small_logs_do_not_load_the_kernel(real_logs, monkeypatch):
-    """Under MIN_BYTES the kernel is used only once loaded (loading costs more)."""
+    """Under MIN_BYTES the numpy scan reads a log until the kernel is loaded (loading
+    costs more than it saves there); from then on the kernel reads every log."""
     monkeypatch.setattr(lc, "_kernel", None)
     used = []
-    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(1) or iter(()))
+    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(k) or iter(()))
     path = real_logs["diffusion_exact"]
     assert lc.MIN_BYTES > os.path.getsize(path)
     list(lc.read_columns(open_log(path)))
-    assert not used and lc._kernel is None
+    assert used == [lv.scan_vector] and lc._kernel is None
     monkeypatch.setattr(lc, "MIN_BYTES", os.path.getsize(path))
     list(lc.read_columns(open_log(path)))
-    assert used and lc._kernel is not None
+    assert used[-1] is lc._kernel is not None and used[-1] is not lv.scan_vector
     monkeypatch.setattr(lc, "MIN_BYTES", os.path.getsize(path) + 1)  # loaded now: taken
-    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(2) or iter(()))
     list(lc.read_columns(open_log(path)))
-    assert used[-1] == 2
+    assert used[-1] is lc._kernel
 
 
 def test_switched_off_the_kernel_is_not_used(monkeypatch):
@@ -244,6 +265,14 @@ def test_switched_off_the_kernel_is_not_used(monkeypatch):
     monkeypatch.setattr(lc, "COMPILED", True)
     monkeypatch.setenv("ASYNCNET_NO_NUMBA", "1")
     assert lc.kernel() is None
+    used = []
+    monkeypatch.setattr(lc, "_compiled", lambda log, k: used.append(k) or iter(()))
+    monkeypatch.setattr(lc, "read_blocks", lambda log, lazy: used.append("msgpack") or iter(()))
+    log = base()[0]
+    for vector in (True, False):
+        monkeypatch.setattr(lc, "VECTOR", vector)
+        list(lc.read_columns(open_log(os.path.join(log, "base.log"))))
+    assert used == [lv.scan_vector, "msgpack"]
 
 
 def test_cluster_merged_log(tmp_path, monkeypatch):
@@ -253,9 +282,10 @@ def test_cluster_merged_log(tmp_path, monkeypatch):
     path = str(tmp_path / "cluster.log")
     simulate_distributed(sc, workers=2, log_path=path)
     check_same(path, monkeypatch, SIZES[:2])
-    got, warned = _stats_outcome(path, True, monkeypatch)
+    got, warned = _stats_outcome(path, "msgpack", monkeypatch)
     assert "cluster" in got  # read from the sidecar the coordinator wrote
-    assert (got, warned) == _stats_outcome(path, False, monkeypatch)
+    for mode in FAST:
+        assert (got, warned) == _stats_outcome(path, mode, monkeypatch), mode
 
 
 # ---------------------------------------------------------------- written streams
@@ -446,8 +476,9 @@ def test_hostile_logs_read_alike(name, monkeypatch):
     want = check_same(path, monkeypatch)
     if name not in VALID:
         assert want["err"] or want["truncated"] or want["altered"], name
-    stats = _stats_outcome(path, True, monkeypatch)
-    assert stats == _stats_outcome(path, False, monkeypatch)
+    stats = _stats_outcome(path, "msgpack", monkeypatch)
+    for mode in FAST:
+        assert stats == _stats_outcome(path, mode, monkeypatch), mode
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -459,7 +490,9 @@ def test_mutated_logs_read_alike(monkeypatch, muts):
     with open(path, "wb") as f:
         f.write(mutate(original, muts))
     check_same(path, monkeypatch, SIZES[:3])
-    assert _stats_outcome(path, True, monkeypatch) == _stats_outcome(path, False, monkeypatch)
+    stats = _stats_outcome(path, "msgpack", monkeypatch)
+    for mode in FAST:
+        assert stats == _stats_outcome(path, mode, monkeypatch), mode
 
 
 def test_norm_tells_payloads_apart():
