@@ -47,6 +47,7 @@ from .logformat import (
     _sealed,
     record_key,
 )
+from .logpack import MIN_RECORDS, pack_batches
 from .messages import QUANTA, Message, encode_payload
 
 _NDARRAY = np.ndarray
@@ -162,6 +163,11 @@ class RecordEncoder:
             every batch delivered at one instant, in the order the agents
             were woken (an engine's instant sink).
         """
+        if self._t_pending is None and self._names_sorted \
+                and sum(map(len, batches)) >= MIN_RECORDS and self._pack_columns(batches):
+            return
+        if self._packed is not None:  # more of an instant packed already: back to records
+            self._unpack_columns()
         idx, known, make = self.index, self.codes.known, self.codes.make
         ds = [idx[b[0].dst] for b in batches]
         if ds[0] <= self._last_dst or not all(map(_lt, ds, ds[1:])):
@@ -174,6 +180,31 @@ class RecordEncoder:
                           for d, b in zip(ds, batches, strict=True) for k, s, _, ts, ta, q, p in b]
         self._t_pending = batches[0][0].t_arrive
 
+    def _pack_columns(self, batches: list[list[Message]]) -> bool:
+        """Pack a whole instant column-wise now (:mod:`asyncnet.logpack`); False if
+        it cannot be, or its batches are not in canonical order (then sorted by record)."""
+        got = pack_batches(batches, self.index)
+        if got is None:
+            return False
+        data, ends, kinds, dst = got
+        if len(batches) > 1:
+            firsts = np.cumsum([len(b) for b in batches[:-1]])
+            if not (dst[firsts] > dst[firsts - 1]).all():
+                return False  # a probe split the wake order: the records are sorted
+        self._packed = (data, len(ends), np.bincount(kinds, minlength=3).tolist(),
+                        batches[0][0][4])
+        self._t_pending = batches[0][0][4]
+        self._last_dst = int(dst[-1])
+        return True
+
+    def _unpack_columns(self) -> None:
+        """The packed instant back as pending records (the same bytes once repacked)."""
+        assert self._packed is not None
+        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False)
+        up.feed(self._packed[0])
+        self._pending = list(up)
+        self._packed = None
+
     def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
         """Pack the buffered instant in canonical order, in one call.
 
@@ -181,6 +212,10 @@ class RecordEncoder:
         -------
         ``(data, records, counts by kind, t_arrive)``.
         """
+        if self._packed is not None:
+            out = self._packed
+            self.drop()
+            return out
         recs = self._pending
         if not (self._in_order and self._names_sorted):
             recs.sort(key=record_key)
@@ -220,6 +255,8 @@ class RecordEncoder:
 
     def flush_records(self) -> list[tuple[int, int, bytes]]:
         """Pack the buffered instant in canonical order, a record at a time."""
+        if self._packed is not None:
+            self._unpack_columns()
         recs = sorted(self._pending, key=record_key)
         self.drop()
         pack = self.packer.pack
@@ -240,6 +277,7 @@ class RecordEncoder:
         self.codes = PayloadCodes()  # an array's code, kept till the instant is packed
         self._last_dst = -1
         self._in_order = True
+        self._packed: tuple[bytes, int, list[int], int] | None = None
 
 
 class EventLogWriter:

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
+from ..logpack import MIN_RECORDS, pack_batches
 from ..messages import CONTROL, LocalityError, Message
 from ..metrics import Traffic
 from ..scenario import load
@@ -137,7 +138,13 @@ class PartRunner:
             t = batches[0][0][4]
             ds = [idx[b[0][2]] for b in batches]
             bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
-            if self.log:
+            packed = pack_batches(batches, idx) \
+                if self.log and sum(map(len, batches)) >= MIN_RECORDS else None
+            if packed is not None:  # column-wise (asyncnet.logpack): the same bytes
+                data, ends = packed[0], packed[1]
+                bounds = [0, *ends[np.cumsum([len(b) for b in batches]) - 1].tolist()]
+                blobs = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+            elif self.log:
                 known, make = self.codes.known, self.codes.make
                 groups = [[(ta, k, idx[s], d, ts, q,
                             p if type(p) is not _NDARRAY else known(id(p)) or make(p))
