@@ -175,7 +175,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     from . import checkpoint as ckp
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
-    eng.sinks.append(traffic)
+    eng.instant_sinks.append(traffic.instant)
     # a resumed run writes where the first one did, whatever directory it runs in
     old = (resume or {}).get("meta", {})
     log_file = (old.get("log_file") or os.path.abspath(log_path)) if log_path else None

@@ -111,7 +111,7 @@ class PartRunner:
         # this partition's own traffic counters; the coordinator adds them up
         self.traffic = Traffic(links, [], [], traces=0)
         eng.instant_sinks.append(self._record)
-        eng.sinks.append(self.traffic)
+        eng.instant_sinks.append(self.traffic.instant)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
         self.shares = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
