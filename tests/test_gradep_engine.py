@@ -152,3 +152,26 @@ def test_short_run_lowers_the_flow_loss(tmp_path):
     s = R.train(rule, seed=sc.seed, batch=sc.data["batch"], state_dir=str(tmp_path / "short"))
     assert 2.6 < s["losses"][0] < 2.8
     assert s["losses"][-1] < 0.8
+
+
+def _dies_as_shard_one(*args):
+    """A worker that is killed at once when it is shard 1 (args[7] is the shard)."""
+    if args[7] == 1:
+        os._exit(9)
+    R._work(*args)
+
+
+def test_a_dead_worker_stops_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    """Shard 1 dies before its first exchange: shard 0 must not wait for it forever,
+    and the error names the worker that died, not the one that lost it."""
+    import signal
+    monkeypatch.setattr(R, "_worker", _dies_as_shard_one)
+    old = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("the run hung"))
+    signal.alarm(120)
+    try:
+        with pytest.raises(R.WorkerDied, match="worker 1 of 2 ended with exit code 9"):
+            R.train(_rule(backend="engine", workers=2, steps=2, checkpoint_every=1,
+                          sizes=(64, 6, 5)), seed=1, batch=12, state_dir=str(tmp_path / "d"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

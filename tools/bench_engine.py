@@ -15,6 +15,10 @@ it less than wall time):
   log ÷ on one 4× as long (flat: ≈ 1); then the same with the compiled
   scanner loaded (``asyncnet.logcols``, where numba is), and what loading
   it costs once a process.
+- ``traffic``: run time with the run summary's traffic counter ÷ without
+  (S), fed batch by batch (``Traffic``) and an instant at a time
+  (``Traffic.instant``, what ``asyncnet run`` uses); both counters must
+  give the same summary.
 - ``memory``: traced memory per synapse agent of the L net after one time
   unit (the network, the engine, the messages in flight), and the engine's
   part alone.
@@ -22,7 +26,7 @@ it less than wall time):
 Time-dependent: a benchmark, not a test. To compare two trees, run it with
 ``PYTHONPATH`` set to each (it uses only long-standing public APIs).
 
-    python tools/bench_engine.py [--figures engine,log,stats,memory] [--reps 3]
+    python tools/bench_engine.py [--figures engine,log,stats,traffic,memory] [--reps 3]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from asyncnet.engine import Engine
 from asyncnet.eventlog import EventLogWriter
 from asyncnet.network import Network, expand_to_neurons, layered
 from asyncnet.schemes.diffusion import Diffusion
+from asyncnet.simulation import new_traffic
 
 NETS = {"S": [8, 16, 16, 8], "M": [30, 60, 60, 30], "L": [60, 120, 120, 60]}
 DURATION = {"S": 60.0, "M": 8.0, "L": 3.0}  # ~1e5 to 1e6 messages each
@@ -76,9 +81,20 @@ def per_neuron(sizes: list[int], duration: float) -> tuple[Network, dict]:
     return fine, src
 
 
-def run_engine(net: Network, src: dict, duration: float, log: bool) -> tuple[float, int]:
-    """CPU seconds and messages of one run (the engine built outside the clock)."""
+def run_engine(net: Network, src: dict, duration: float, log: bool,
+               traffic: str | None = None) -> tuple[float, int]:
+    """CPU seconds and messages of one run (the engine built outside the clock).
+
+    ``traffic``: ``"batch"`` or ``"instant"`` feeds a run summary's counter
+    (``run_engine.summary`` keeps its summary), ``None`` none.
+    """
     eng = Engine(net, Diffusion(eta=0.01), seed=1, sources=src)
+    if traffic:
+        tr = new_traffic(eng.links, net)
+        if traffic == "batch":
+            eng.sinks.append(tr)
+        else:
+            eng.instant_sinks.append(tr.instant)
     writer = None
     if log:
         path = os.path.join(tempfile.mkdtemp(), "bench.log")
@@ -92,6 +108,8 @@ def run_engine(net: Network, src: dict, duration: float, log: bool) -> tuple[flo
     dt = time.process_time() - t0
     if writer:
         os.remove(writer.path)
+    if traffic:
+        run_engine.summary = tr.summary()  # type: ignore[attr-defined]
     return dt, eng.messages()
 
 
@@ -165,6 +183,25 @@ def bench_log(reps: int, sizes: list[str]) -> None:
             per.append((on - off) / n)
         print(f"log      {s}: run time with the event log ÷ without  {fmt(rs)}"
               f"   (writer {1e6 * statistics.median(per):.2f} µs/record)")
+
+
+def bench_traffic(reps: int) -> None:
+    net, src = per_neuron(NETS["S"], DURATION["S"])
+    ratio: dict[str, list[float]] = {"batch": [], "instant": []}
+    extra: dict[str, list[float]] = {"batch": [], "instant": []}
+    for _ in range(reps):
+        off, n = run_engine(net, src, DURATION["S"], log=False)
+        summaries = []
+        for how in ratio:
+            on, _ = run_engine(net, src, DURATION["S"], log=False, traffic=how)
+            summaries.append(run_engine.summary)  # type: ignore[attr-defined]
+            ratio[how].append(on / off)
+            extra[how].append((on - off) / n)
+        if summaries[0] != summaries[1]:
+            raise SystemExit("the two traffic counters disagree: they did not do the same work")
+    for how, rs in ratio.items():
+        print(f"traffic  S: run time with the traffic counter ({how}) ÷ without  {fmt(rs)}"
+              f"   ({1e6 * statistics.median(extra[how]):.2f} µs/message)")
 
 
 def bench_stats(reps: int) -> None:
@@ -242,14 +279,15 @@ def bench_memory(size: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--figures", default="engine,log,stats,memory")
+    ap.add_argument("--figures", default="engine,log,stats,traffic,memory")
     ap.add_argument("--sizes", default="S,M,L", help="engine figure: nets among S, M, L")
     ap.add_argument("--reps", type=int, default=3)
     a = ap.parse_args()
     figures = a.figures.split(",")
     sizes = [s for s in a.sizes.split(",") if s]
     if bad := [s for s in sizes if s not in NETS] + [f for f in figures if f not in
-                                                       ("engine", "log", "stats", "memory")]:
+                                                       ("engine", "log", "stats", "traffic",
+                                                        "memory")]:
         ap.error(f"unknown size or figure: {', '.join(bad)}")
     with threadpool_limits(1):
         if "engine" in figures:
@@ -258,6 +296,8 @@ def main() -> None:
             bench_log(a.reps, [s for s in sizes if s != "L"] or ["S"])
         if "stats" in figures:
             bench_stats(a.reps)
+        if "traffic" in figures:
+            bench_traffic(a.reps)
         if "memory" in figures:
             bench_memory("L")
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ...commands import command
+from ...commands import add_user_errors, command
+
+
+class WorkerDied(RuntimeError):
+    """A training worker process died; the run stopped (the message says which and why)."""
+
+
+add_user_errors(WorkerDied)  # one ``asyncnet: error:`` line, no traceback
 
 MODES = ("energy", "spring")
 """Sampling modes (:data:`.sampling.MODES`; here so that ``asyncnet --help`` does

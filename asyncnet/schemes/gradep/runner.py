@@ -11,14 +11,19 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import wait
+from typing import Any
 
 import numpy as np
 
 from ...data import DataError
 from . import train as T
 from .agents import GradEP
+from .cli import WorkerDied
 from .data import make_batch
 
+PEER_LOST = 75
+"""A worker's exit code when a peer's pipe closed under it (the peer died first)."""
 CONFIG_KEYS = ("lam", "alpha", "beta", "eps", "free_steps", "nudge_steps", "lr", "adam_b1",
                "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes", "kernel")
 
@@ -138,9 +143,18 @@ def _config(rule: GradEP, seed: int, batch: int, backend: str, workers: int) -> 
     return cfg
 
 
-def _worker(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
-            ck: dict | None, shard: int, workers: int, conns: dict, state_dir: str,
-            every: int, threads: int, losses0: list) -> None:
+def _worker(*args: Any) -> None:
+    """A worker process: :func:`_work`, ending with :data:`PEER_LOST` (no traceback)
+    when a peer's pipe closes under it (the parent names the peer that died)."""
+    try:
+        _work(*args)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        os._exit(PEER_LOST)
+
+
+def _work(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
+          ck: dict | None, shard: int, workers: int, conns: dict, state_dir: str,
+          every: int, threads: int, losses0: list) -> None:
     _die_with_parent()
     keep_freed_memory()
     from threadpoolctl import threadpool_limits
@@ -254,15 +268,41 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0):
             rule.checkpoint_every, rule.threads, losses0)))
     for p in procs:
         p.start()
+    # the workers hold their own ends: when one dies, its peers read EOF at once
+    # (were the parent to keep the ends open, a peer would wait for it forever)
+    for ca, cb in pipes.values():
+        ca.close()
+        cb.close()
     try:
-        for p in procs:
-            p.join()
-            if p.exitcode != 0:
-                raise RuntimeError(f"a gradep worker failed (exit code {p.exitcode})")
+        live = {p.sentinel: s for s, p in enumerate(procs)}
+        while live:
+            for sentinel in wait(list(live)):
+                s = live.pop(sentinel)
+                procs[s].join()
+                if procs[s].exitcode != 0:
+                    raise WorkerDied(_failure(procs, s, state_dir))
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
+            p.join()
+
+
+def _failure(procs: list, first: int, state_dir: str) -> str:
+    """What went wrong, naming the worker that failed first on its own account."""
+    culprit = first
+    if procs[first].exitcode == PEER_LOST:  # it lost a peer: look for the peer that died
+        for p in procs:
+            p.join(timeout=2.0)
+        culprit = next((s for s, p in enumerate(procs)
+                        if p.exitcode not in (0, None, PEER_LOST)), first)
+    code = procs[culprit].exitcode
+    how = (f"was killed by signal {-code}" if code is not None and code < 0
+           else f"ended with exit code {code}")
+    if code == PEER_LOST:
+        how = "lost its connection to a peer"
+    return (f"gradep worker {culprit} of {len(procs)} {how}; the other workers were "
+            f"stopped. The same command resumes from the last checkpoint in {state_dir}")
 
 
 def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
