@@ -99,8 +99,10 @@ class PartRunner:
         # once a window, for the log and for the peers alike
         self.codes = PayloadCodes()
         self.rows: list[tuple] = []
-        self.trace_rows: list[list] = []
-        self.last_trace: list[list] = []
+        # the instants delivered while tracing, as the engine handed them over:
+        # trace rows are made only for what a window returns or is asked for
+        self.traced: list[list[list[Message]]] = []
+        self.last_trace: list[list[list[Message]]] = []
         self.tracing = TRACE_OFF
         self.input_idx = {self.index[n] for n in net.inputs()}
         self.out: dict[int, list[bytes]] = {p: [] for p in self.peers}
@@ -158,10 +160,7 @@ class PartRunner:
                 blobs = [b""] * len(batches)
             self.rows += zip(repeat(t), ds, blobs, bys)
         if self.tracing:
-            # [t_arrive, dst, kind, src, seq, t_sent, payload of a control message]
-            self.trace_rows += [(m[4], idx[m[2]], m[0], idx[m[1]], m[5], m[3],
-                                 m[6] if m[0] == CONTROL else None)
-                                for b in batches for m in b]
+            self.traced.append(batches)
 
     def inject(self, frame: bytes) -> None:
         """Accept one frame of messages another partition sent to this one.
@@ -238,13 +237,12 @@ class PartRunner:
         head = {"next_t": self.next_t(), "sent_min": self.sent_min,
                 "delivered": self.stats["delivered"] - before, "cpu": cpu}
         self.sent_min = None
-        rows, self.trace_rows, self.last_trace = self.trace_rows, [], []
+        traced, self.traced, self.last_trace = self.traced, [], []
         if trace == TRACE_ALL:
-            trace_frame = wire.pack(rows)
+            trace_frame = wire.pack(self._trace_rows(traced))
         elif trace == TRACE_INPUTS:
-            inputs = self.input_idx
-            trace_frame = wire.pack([r for r in rows if r[2] == CONTROL and r[1] in inputs])
-            self.last_trace = rows
+            trace_frame = wire.pack(self._trace_rows(traced, self.input_idx))
+            self.last_trace = traced
         else:
             trace_frame = b""
         self.stats["windows"] += 1
@@ -287,7 +285,21 @@ class PartRunner:
 
     def full_trace(self) -> bytes:
         """Every trace row of the last window run with ``TRACE_INPUTS``."""
-        return wire.pack(self.last_trace)
+        return wire.pack(self._trace_rows(self.last_trace))
+
+    def _trace_rows(self, traced: list[list[list[Message]]], inputs: set[int] | None = None
+                    ) -> list[tuple]:
+        """Trace rows ``[t_arrive, dst, kind, src, seq, t_sent, payload of a control
+        message]`` of every delivered message, in delivery order; with ``inputs``,
+        only the control messages to those agents."""
+        idx = self.index
+        if inputs is not None:
+            return [(m[4], d, m[0], idx[m[1]], m[5], m[3], m[6])
+                    for batches in traced for b in batches
+                    if (d := idx[b[0][2]]) in inputs for m in b if m[0] == CONTROL]
+        return [(m[4], idx[m[2]], m[0], idx[m[1]], m[5], m[3],
+                 m[6] if m[0] == CONTROL else None)
+                for batches in traced for b in batches for m in b]
 
     def _segment(self) -> tuple[bytes, bytes]:
         """This window's records as (meta, packed bytes), grouped by (t, dst)."""
