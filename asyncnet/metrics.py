@@ -87,7 +87,10 @@ class Traffic:
                 self(b)
             return
         msgs = list(chain.from_iterable(batches))
-        kinds = bytes(map(_KIND, msgs))
+        try:
+            kinds = bytes(map(_KIND, msgs))
+        except (ValueError, TypeError):  # not a small int
+            kinds = b""
         if kinds.count(0) + kinds.count(1) + kinds.count(2) != len(msgs):
             for b in batches:  # a kind the counters do not know: fail as a batch fails
                 self(b)

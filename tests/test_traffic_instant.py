@@ -61,3 +61,20 @@ def test_a_sender_without_links_and_huge_delays():
         one(b)
         other.instant([b])
     assert _state(one) == _state(other)
+
+
+@pytest.mark.parametrize("kind", [3, 300, -1, "forward"])
+def test_an_unknown_kind_counts_as_a_batch_does(kind):
+    """Whatever the per-batch counter does with a kind it does not know (raise, or
+    count it somewhere), the instant counter does the same."""
+    links = {"a": {"b": 2}, "b": {"a": 2}}
+    batch = [Message(FORWARD, "a", "b", 0, 2, 1, 0.0), Message(kind, "a", "b", 0, 2, 2, 0.0)]
+    outcomes = []
+    for feed in (lambda tr: tr(batch), lambda tr: tr.instant([batch])):
+        tr = Traffic(links, ["a"], ["b"])
+        try:
+            feed(tr)
+            outcomes.append((None, _state(tr)))
+        except Exception as e:
+            outcomes.append((type(e), _state(tr)))
+    assert outcomes[0] == outcomes[1]
