@@ -29,12 +29,13 @@ values     list       every value, flattened (``payload="values"`` only)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from .logcols import Payloads, read_columns
+from .logscan import payload_value
 from .messages import KIND_NAMES, QUANTA
 
 COLUMNS = ("time", "kind", "src", "dst", "t_sent", "delay", "seq", "size", "value", "mean",
@@ -101,33 +102,112 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
         raise ValueError(f"payload must be 'summary' or 'values', got {payload!r}")
     if not hasattr(log, "records"):
         raise TypeError("log_batches needs an opened log: asyncnet.logfile.open_log(path)")
-    names = log.agents
     cols = COLUMNS + (("values",) if payload == "values" else ())
+    names = np.array(log.agents, dtype=object)
+    pending: dict[str, list] = {c: [] for c in cols}
+    for block in read_columns(log):
+        for c, v in _block_columns(block, names, payload == "values").items():
+            pending[c] += v
+        while len(pending["time"]) >= batch_size:
+            yield {c: v[:batch_size] for c, v in pending.items()}
+            pending = {c: v[batch_size:] for c, v in pending.items()}
+    if pending["time"]:
+        yield pending
 
-    def empty() -> dict[str, list]:
-        return {c: [] for c in cols}
 
-    batch = empty()
-    for t, kind, s, d, ts, seq, p in log.records():
-        v = _flat(p)
-        batch["time"].append(t / QUANTA)
-        batch["kind"].append(KIND_NAMES[kind])
-        batch["src"].append(names[s])
-        batch["dst"].append(names[d])
-        batch["t_sent"].append(ts / QUANTA)
-        batch["delay"].append((t - ts) / QUANTA)
-        batch["seq"].append(seq)
-        batch["size"].append(int(v.size))
-        batch["value"].append(float(v[0]) if v.size else math.nan)
-        batch["mean"].append(float(v.mean()) if v.size else math.nan)
-        batch["norm"].append(float(np.sqrt(v @ v)) if v.size else math.nan)
-        if payload == "values":
-            batch["values"].append(v.tolist())
-        if len(batch["time"]) >= batch_size:
-            yield batch
-            batch = empty()
-    if batch["time"]:
-        yield batch
+_KINDS = np.array(KIND_NAMES, dtype=object)
+_EXACT = 2**53
+"""Below this, an int64 time converts to float exactly (so ``t / QUANTA`` rounds once,
+as Python's ``int / int`` does)."""
+
+
+def _times(q: np.ndarray) -> list[float]:
+    """Quanta as time units, each ``q / QUANTA`` correctly rounded (as Python divides)."""
+    if len(q) and int(q.max()) >= _EXACT:
+        return [x / QUANTA for x in q.tolist()]
+    return (q.astype(np.float64) / QUANTA).tolist()
+
+
+def _block_columns(block: Any, names: np.ndarray, values: bool) -> dict[str, list]:
+    """One column block of the log (:func:`asyncnet.logcols.read_columns`) as table columns.
+
+    Payloads that are floats or float64 vectors are summarised a group of
+    one length at a time, with the numpy reductions a single record gets
+    (the same bits: row means, and each norm a dot product); anything else
+    one record at a time.
+    """
+    t, k, s, d, ts = block.t_arrive, block.kind, block.src, block.dst, block.t_sent
+    m = len(t)
+    size = np.zeros(m, dtype=np.int64)
+    value, mean, norm = np.full(m, np.nan), np.full(m, np.nan), np.full(m, np.nan)
+    rows: list | None = [None] * m if values else None
+    done = np.zeros(m, dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for idx, V in _vectors(block.payload, m):
+            size[idx] = V.shape[1]
+            done[idx] = True
+            if V.shape[1]:
+                value[idx] = V[:, 0]
+                mean[idx] = V.mean(axis=1)
+                norm[idx] = np.sqrt((V[:, None, :] @ V[:, :, None])[:, 0, 0])
+            if rows is not None:
+                for i, r in zip(idx.tolist(), V.tolist(), strict=True):
+                    rows[i] = r
+    for i in np.flatnonzero(~done).tolist():  # anything else: record by record
+        v = _flat(payload_value(block.payload[i]))
+        size[i] = v.size
+        if v.size:
+            value[i], mean[i], norm[i] = v[0], v.mean(), np.sqrt(v @ v)
+        if rows is not None:
+            rows[i] = v.tolist()
+    seq = block.seq.tolist() if isinstance(block.seq, np.ndarray) else list(block.seq)
+    out = {"time": _times(t), "kind": _KINDS[k].tolist(), "src": names[s].tolist(),
+           "dst": names[d].tolist(), "t_sent": _times(ts), "delay": _times(t - ts),
+           "seq": seq, "size": size.tolist(), "value": value.tolist(), "mean": mean.tolist(),
+           "norm": norm.tolist()}
+    if rows is not None:
+        out["values"] = rows
+    return out
+
+
+_EXT_HEAD = {0xC7: 3, 0xC8: 4, 0xC9: 6}
+"""ext 8/16/32: bytes before the extension's data (type code included)."""
+_GATHER = 1 << 22
+"""Most bytes gathered at once (bounds the index arrays' memory)."""
+
+
+def _vectors(payloads: Any, m: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(records, values)`` for payloads that are floats or float64 vectors, a group
+    of one length at a time (``values``: one row per record)."""
+    if not isinstance(payloads, Payloads) or not m:
+        return
+    buf = np.frombuffer(payloads.data, dtype=np.uint8)
+    lo, hi = payloads.bounds[0], payloads.bounds[1]
+    first = buf[lo]
+    f = np.flatnonzero((first == 0xCB) & (hi - lo == 9))  # a float64, big-endian
+    if len(f):
+        yield f, _gather(buf, lo[f] + 1, 8).view(">f8").astype(np.float64)
+    for code, head in _EXT_HEAD.items():
+        e = np.flatnonzero((first == code) & (hi - lo >= head + 5))
+        if not len(e):
+            continue
+        ds = lo[e] + head  # the data: [ndim 1, length <u4, the values <f8]
+        meta = _gather(buf, ds - 1, 6)
+        n = meta[:, 2:].copy().view("<u4")[:, 0].astype(np.int64)
+        ok = (meta[:, 0] == 1) & (meta[:, 1] == 1) & (hi[e] - ds == 5 + 8 * n)
+        e, ds, n = e[ok], ds[ok], n[ok]
+        for width in np.unique(n).tolist():
+            sel = np.flatnonzero(n == width)
+            step = max(1, _GATHER // max(8 * width, 1))
+            for a in range(0, len(sel), step):
+                part = sel[a:a + step]
+                raw = _gather(buf, ds[part] + 5, 8 * width)
+                yield e[part], raw.view("<f8").reshape(len(part), width)
+
+
+def _gather(buf: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` bytes at each of ``at`` (rows of a uint8 array)."""
+    return buf[at[:, None] + np.arange(n)]
 
 
 def log_dataframe(log: Any, payload: str = "summary") -> Any:
