@@ -200,8 +200,10 @@ class RecordEncoder:
     def _unpack_columns(self) -> None:
         """The packed instant back as pending records (the same bytes once repacked)."""
         assert self._packed is not None
-        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False)
-        up.feed(self._packed[0])
+        data = self._packed[0]
+        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False,
+                              max_buffer_size=max(len(data), 1 << 20))
+        up.feed(data)
         self._pending = list(up)
         self._packed = None
 
