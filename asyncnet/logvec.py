@@ -17,7 +17,8 @@ operations:
 
 Bytes inside a payload or an integer that happen to be ``0x97`` are
 candidates too, but the chain never lands on them. A record this pass does
-not take (a tuple payload, anything odd, one cut by the buffer's end) goes
+not take (a tuple of more than fifteen numbers, anything odd, one cut by the
+buffer's end) goes
 to the scalar scanner, interpreted, for that one record: it takes it or
 stops and says why, so every verdict is the scalar scanner's own.
 """
@@ -28,8 +29,9 @@ import numpy as np
 
 from .logkernel import END, FULL, MAX_EXT, ODD, scan_records
 
-_PAD = 128
-"""Zero bytes after the data: a candidate's reads run at most ~70 bytes past its start."""
+_PAD = 256
+"""Zero bytes after the data: a candidate's reads run at most ~200 bytes past its start
+(six integers of nine bytes, then a tuple of fifteen numbers of nine)."""
 _SHIFT = np.arange(1, 9, dtype=np.uint64) * np.uint64(8)
 
 
@@ -77,6 +79,20 @@ def _parse(b: np.ndarray, starts: np.ndarray, n_data: int, na: int) -> tuple[np.
         ln = _be(win, p + 1, h).astype(np.int64)  # at most 2³² - 1
         q = np.where(ext & (ln <= MAX_EXT) & (b[np.minimum(p + 1 + h, len(b) - 1)] != 0xFF),
                      p + 2 + h + ln, q)
+    tup = np.flatnonzero((tb >= 0x90) & (tb <= 0x9F))
+    if len(tup):  # a tuple payload: a fixarray of up to 15 numbers (longer: the scalar way)
+        count = tb[tup] - 0x90
+        at = p[tup] + 1
+        good = np.ones(len(tup), dtype=bool)
+        for j in range(int(count.max())):
+            e = b[at].astype(np.int64)
+            width = np.where((e < 0x80) | (e >= 0xE0), 1, np.where(
+                e == 0xCA, 5, np.where(e == 0xCB, 9, np.where(
+                    (e >= 0xCC) & (e <= 0xD3), 1 + (1 << (e & 3)), 0))))
+            live = j < count
+            good &= ~live | (width > 0)
+            at = np.where(live & good, at + width, at)
+        q[tup] = np.where(good, at, -1)
     ok &= (q > 0) & (q <= n_data)
     t, k, s, d, ts = vals[0], vals[1], vals[2], vals[3], vals[4]
     ok &= (k <= 2) & (s < na) & (d < na) & (ts < t)  # EventLog.raw's range checks

@@ -516,3 +516,28 @@ def test_mutated_logs_read_alike_many(monkeypatch, muts):
 def test_written_streams_read_alike_many(tmp_path, monkeypatch, recs, offset, complete, ck):
     test_written_streams_read_alike.hypothesis.inner_test(tmp_path, monkeypatch, recs, offset,
                                                           complete, ck)
+
+
+def test_tuple_payloads_stay_in_the_numpy_scan(tmp_path, monkeypatch):
+    """Tuples of up to fifteen numbers (every width of number) are parsed by the numpy
+    pass itself, not handed to the scalar scanner one record at a time."""
+    rng = np.random.default_rng(5)
+    numbers = [0, 127, -1, -33, 200, 70_000, 2**33, -(2**40), 1.5, -0.0, 2**63 - 1]
+    recs = []
+    for i in range(3000):
+        p = tuple(numbers[j] for j in rng.integers(0, len(numbers), int(rng.integers(0, 16))))
+        recs.append((i % 3, i % 5, (i + 1) % 5, i, 1 + i % 3, i, p))
+    path = str(tmp_path / "tuples.log")
+    write_stream(path, recs)
+    want = check_same(path, monkeypatch, SIZES[:2])
+    assert want["err"] is None and want["count"] == len(recs)
+    _use("vector", monkeypatch)
+    scalar = lv.scan_records
+
+    def stops_only(*a):
+        took, end, why = scalar(*a)
+        assert not took, "a record went to the scalar scanner"
+        return took, end, why
+
+    monkeypatch.setattr(lv, "scan_records", stops_only)
+    assert sum(len(b.t_arrive) for b in lc.read_columns(open_log(path))) == len(recs)
