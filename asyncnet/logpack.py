@@ -117,7 +117,7 @@ def pack_batches(batches: list[list[Any]], index: dict[str, int]
     m = len(msgs)
     kind, src, dst, t_sent, t_arr, seq, payload = zip(*msgs, strict=True)
     block = _payload_block(payload)
-    if block is None:
+    if block is None or bool in set(map(type, kind)):  # msgpack packs a bool as true/false
         return None
     try:
         kinds = np.frombuffer(bytes(kind), dtype=np.uint8)

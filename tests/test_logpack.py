@@ -97,7 +97,7 @@ def _msg(p, kind=0, t=10, seq=1, ts=5):
     [_msg(np.zeros(2)), _msg(np.zeros((2, 1)))],            # same length, another shape
     [_msg(np.array(1.0))],                                  # 0-d (packed as a vector)
     [_msg(3)], [_msg(None)], [_msg([1.0, 2.0])],            # numbers, nil, tuples
-    [_msg(1.0, kind=3)], [_msg(1.0, kind=300)],             # kinds
+    [_msg(1.0, kind=3)], [_msg(1.0, kind=300)], [_msg(1.0, kind=True)],  # kinds
     [_msg(1.0, seq=-1)], [_msg(1.0, t=2**63)], [_msg(1.0, ts=2**64)],  # out of int64 / sign
 ])
 def test_refuses_what_it_cannot_pack_exactly(batch):
