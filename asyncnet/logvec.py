@@ -17,8 +17,8 @@ operations:
 
 Bytes inside a payload or an integer that happen to be ``0x97`` are
 candidates too, but the chain never lands on them. A record this pass does
-not take (a tuple of more than fifteen numbers, anything odd, one cut by the
-buffer's end) goes
+not take (a tuple of more than :data:`MAX_TUPLE` numbers, anything odd, one
+cut by the buffer's end) goes
 to the scalar scanner, interpreted, for that one record: it takes it or
 stops and says why, so every verdict is the scalar scanner's own.
 """
@@ -29,10 +29,14 @@ import numpy as np
 
 from .logkernel import END, FULL, MAX_EXT, ODD, scan_records
 
-_PAD = 256
-"""Zero bytes after the data: a candidate's reads run at most ~200 bytes past its start
-(six integers of nine bytes, then a tuple of fifteen numbers of nine)."""
+MAX_TUPLE = 64
+"""Longest tuple payload parsed here (longer ones: the scalar scanner)."""
+_PAD = 1024
+"""Zero bytes after the data: a candidate's reads run at most ~640 bytes past its start
+(six integers of nine bytes, then a tuple of MAX_TUPLE numbers of nine)."""
 _SHIFT = np.arange(1, 9, dtype=np.uint64) * np.uint64(8)
+_SPAN = 64
+"""Candidates the first chain after a hand-off looks at (see ``_chain``)."""
 
 
 def _be(win: np.ndarray, at: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -79,12 +83,15 @@ def _parse(b: np.ndarray, starts: np.ndarray, n_data: int, na: int) -> tuple[np.
         ln = _be(win, p + 1, h).astype(np.int64)  # at most 2³² - 1
         q = np.where(ext & (ln <= MAX_EXT) & (b[np.minimum(p + 1 + h, len(b) - 1)] != 0xFF),
                      p + 2 + h + ln, q)
-    tup = np.flatnonzero((tb >= 0x90) & (tb <= 0x9F))
-    if len(tup):  # a tuple payload: a fixarray of up to 15 numbers (longer: the scalar way)
-        count = tb[tup] - 0x90
-        at = p[tup] + 1
-        good = np.ones(len(tup), dtype=bool)
-        for j in range(int(count.max())):
+    a16 = tb == 0xDC
+    tup = np.flatnonzero(((tb >= 0x90) & (tb <= 0x9F)) | a16)
+    if len(tup):  # a tuple payload: an array of numbers (more than MAX_TUPLE: the scalar way)
+        long = a16[tup]
+        count = np.where(long, _be(win, p[tup] + 1, np.full(len(tup), 2)).astype(np.int64),
+                         tb[tup] - 0x90)
+        at = p[tup] + np.where(long, 3, 1)
+        good = count <= MAX_TUPLE
+        for j in range(int(count[good].max(initial=0))):
             e = b[at].astype(np.int64)
             width = np.where((e < 0x80) | (e >= 0xE0), 1, np.where(
                 e == 0xCA, 5, np.where(e == 0xCB, 9, np.where(
@@ -125,12 +132,16 @@ def scan_vector(buf: np.ndarray, pos: int, na: int, prev: np.ndarray, cols: np.n
     first = dict(zip(starts.tolist(), range(len(starts)), strict=True))
     n = 0
     rel = 0  # pos - the original pos
+    # candidates looked at for the next chain: all at first; after a record handed
+    # to the scalar scanner a few, doubled while chains run to the window's end
+    span = len(starts)
     while n < cap:
         if rel >= n_data:
             return n, pos + rel, END
         i = first.get(rel, -1)
         if i >= 0 and ok[i]:
-            chain = _chain(succ, i, cap - n)
+            chain, whole = _chain(succ, i, cap - n, span)
+            span = span if whole else 2 * span
             m = _in_order(vals, chain, prev)
             if m:
                 c = chain[:m]
@@ -153,32 +164,40 @@ def scan_vector(buf: np.ndarray, pos: int, na: int, prev: np.ndarray, cols: np.n
             return n, pos + rel, why
         n += 1
         rel = new - pos
+        span = _SPAN
     return n, pos + rel, FULL
 
 
-def _chain(succ: np.ndarray, i: int, room: int) -> np.ndarray:
-    """The candidates reached from ``i`` by successors (at most ``room``), in order.
+def _chain(succ: np.ndarray, i: int, room: int, span: int) -> tuple[np.ndarray, bool]:
+    """The candidates reached from ``i`` by successors, in order, within ``span``
+    candidates from ``i`` (and at most ``room``); whether the chain ended there.
 
     A candidate is kept while it is ``i`` or the successor of one kept: a
     few passes drop every run of candidates no record ends at (one pass per
     candidate in the longest such run, nearly always one or two). Each kept
     one then has a kept predecessor, back to ``i``, and successors are a
-    function, so the kept ones are exactly the chain from ``i``.
+    function, so the kept ones are exactly the chain from ``i``. The span
+    bounds the work after a record the scan could not take: the caller
+    widens it while chains run to its end.
     """
-    alive = np.zeros(len(succ), dtype=bool)
-    alive[i:] = True
+    stop = min(len(succ), i + span)
+    nxt = succ[i:stop] - i  # successors within the window (outside: dropped)
+    nxt[(nxt < 0) | (nxt >= stop - i)] = stop - i
+    alive = np.ones(stop - i, dtype=bool)
     for _ in range(16):
-        pred = np.zeros(len(succ) + 1, dtype=bool)  # index -1: "no successor", dropped
-        pred[succ[alive]] = True
-        pred[i] = True
+        pred = np.zeros(stop - i + 1, dtype=bool)  # the last slot: "no successor here"
+        pred[nxt[alive]] = True
+        pred[0] = True
         kept = alive & pred[:-1]
         if (kept == alive).all():
-            return np.flatnonzero(alive)[:room]
+            chain = np.flatnonzero(alive)[:room] + i
+            # the last one's successor is none, or lies past the window (then widen it)
+            return chain, len(chain) == room or succ[chain[-1]] < stop
         alive = kept
     chain = [i]  # an unusually long run of false starts: walk it
     while len(chain) < room and succ[chain[-1]] >= 0:
         chain.append(int(succ[chain[-1]]))
-    return np.array(chain)
+    return np.array(chain), True
 
 
 def _in_order(vals: np.ndarray, chain: np.ndarray, prev: np.ndarray) -> int:

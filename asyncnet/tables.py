@@ -108,9 +108,12 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
     for block in read_columns(log):
         for c, v in _block_columns(block, names, payload == "values").items():
             pending[c] += v
-        while len(pending["time"]) >= batch_size:
-            yield {c: v[:batch_size] for c, v in pending.items()}
-            pending = {c: v[batch_size:] for c, v in pending.items()}
+        at = 0  # batches cut from the front; the rest moved once a block
+        while len(pending["time"]) - at >= batch_size:
+            yield {c: v[at:at + batch_size] for c, v in pending.items()}
+            at += batch_size
+        if at:
+            pending = {c: v[at:] for c, v in pending.items()}
     if pending["time"]:
         yield pending
 

@@ -154,18 +154,31 @@ def test_short_run_lowers_the_flow_loss(tmp_path):
     assert s["losses"][-1] < 0.8
 
 
-def _dies_as_shard_one(*args):
+_REAL_WORKER = R._worker
+
+
+def _dies_as_shard_one(foreign, *args):
     """A worker that is killed at once when it is shard 1 (args[7] is the shard)."""
     if args[7] == 1:
         os._exit(9)
-    R._work(*args)
+    _REAL_WORKER(foreign, *args)
 
 
 def test_a_dead_worker_stops_the_run_with_a_clear_error(tmp_path, monkeypatch):
-    """Shard 1 dies before its first exchange: shard 0 must not wait for it forever,
-    and the error names the worker that died, not the one that lost it."""
+    """Shard 1 dies before its first exchange: shard 0 must see its pipe close (not
+    wait for it forever), and the error names the worker that died, not the one
+    that lost it."""
     import signal
     monkeypatch.setattr(R, "_worker", _dies_as_shard_one)
+    codes = []
+    real_failure = R._failure
+
+    def failure(procs, first, state_dir):  # every worker's exit code, once they end
+        for p in procs:
+            p.join(timeout=20)
+        codes.append([p.exitcode for p in procs])
+        return real_failure(procs, first, state_dir)
+    monkeypatch.setattr(R, "_failure", failure)
     old = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("the run hung"))
     signal.alarm(120)
     try:
@@ -175,3 +188,5 @@ def test_a_dead_worker_stops_the_run_with_a_clear_error(tmp_path, monkeypatch):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+    # shard 0 saw its pipe close (it did not wait to be stopped by the parent)
+    assert codes == [[R.PEER_LOST, 9]]

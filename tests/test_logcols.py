@@ -519,13 +519,14 @@ def test_written_streams_read_alike_many(tmp_path, monkeypatch, recs, offset, co
 
 
 def test_tuple_payloads_stay_in_the_numpy_scan(tmp_path, monkeypatch):
-    """Tuples of up to fifteen numbers (every width of number) are parsed by the numpy
-    pass itself, not handed to the scalar scanner one record at a time."""
+    """Tuples of up to MAX_TUPLE numbers (every width of number; fixarrays and array 16)
+    are parsed by the numpy pass itself, not handed to the scalar scanner one by one."""
     rng = np.random.default_rng(5)
     numbers = [0, 127, -1, -33, 200, 70_000, 2**33, -(2**40), 1.5, -0.0, 2**63 - 1]
     recs = []
     for i in range(3000):
-        p = tuple(numbers[j] for j in rng.integers(0, len(numbers), int(rng.integers(0, 16))))
+        size = int(rng.integers(0, 16 if i % 2 else lv.MAX_TUPLE + 1))
+        p = tuple(numbers[j] for j in rng.integers(0, len(numbers), size))
         recs.append((i % 3, i % 5, (i + 1) % 5, i, 1 + i % 3, i, p))
     path = str(tmp_path / "tuples.log")
     write_stream(path, recs)
@@ -541,3 +542,14 @@ def test_tuple_payloads_stay_in_the_numpy_scan(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lv, "scan_records", stops_only)
     assert sum(len(b.t_arrive) for b in lc.read_columns(open_log(path))) == len(recs)
+
+
+def test_longer_tuples_read_alike(tmp_path, monkeypatch):
+    """Tuples past MAX_TUPLE go to the scalar scanner, every other record: still the
+    msgpack path's outcome."""
+    recs = [(i % 3, i % 5, (i + 1) % 5, i, 1, i, tuple(range(lv.MAX_TUPLE + 1 + i % 3))
+             if i % 2 else 1.5) for i in range(400)]
+    path = str(tmp_path / "long-tuples.log")
+    write_stream(path, recs)
+    want = check_same(path, monkeypatch, SIZES[:2])
+    assert want["err"] is None and want["count"] == len(recs)

@@ -99,9 +99,17 @@ def _msg(p, kind=0, t=10, seq=1, ts=5):
     [_msg(3)], [_msg(None)], [_msg([1.0, 2.0])],            # numbers, nil, tuples
     [_msg(1.0, kind=3)], [_msg(1.0, kind=300)], [_msg(1.0, kind=True)],  # kinds
     [_msg(1.0, seq=-1)], [_msg(1.0, t=2**63)], [_msg(1.0, ts=2**64)],  # out of int64 / sign
+    [_msg(1.0, t=10.5)], [_msg(1.0, ts=np.float64(5))], [_msg(1.0, seq=True)],  # not ints
+    [_msg(1.0, seq="7")],
 ])
 def test_refuses_what_it_cannot_pack_exactly(batch):
     assert pack_batches([batch], INDEX) is None
+
+
+def test_numpy_integer_fields_pack_as_msgpack_does():
+    batch = [_msg(1.0, t=np.int64(10), ts=np.uint32(5), seq=np.int32(3))]
+    got = pack_batches([batch], INDEX)
+    assert got is not None and got[0] == _reference([batch])[0]
 
 
 def _write(path, batches_by_instant, use_columns: bool, monkeypatch) -> bytes:

@@ -143,9 +143,15 @@ def _config(rule: GradEP, seed: int, batch: int, backend: str, workers: int) -> 
     return cfg
 
 
-def _worker(*args: Any) -> None:
+def _worker(foreign: list, *args: Any) -> None:
     """A worker process: :func:`_work`, ending with :data:`PEER_LOST` (no traceback)
-    when a peer's pipe closes under it (the parent names the peer that died)."""
+    when a peer's pipe closes under it (the parent names the peer that died).
+
+    ``foreign``: the pipe ends of other workers, inherited through the fork;
+    closed first, so that a peer's death closes its pipe everywhere.
+    """
+    for c in foreign:
+        c.close()
     try:
         _work(*args)
     except (EOFError, BrokenPipeError, ConnectionResetError):
@@ -263,13 +269,17 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0):
                 conns[b] = ca
             elif s == b:
                 conns[a] = cb
+        foreign = [c for (a, b), ends in pipes.items() for c, owner in zip(ends, (a, b),
+                                                                          strict=True)
+                   if owner != s]
         procs.append(ctx.Process(target=_worker, args=(
-            backend, params, seed, batch, steps, start, ck, s, W, conns, state_dir,
+            foreign, backend, params, seed, batch, steps, start, ck, s, W, conns, state_dir,
             rule.checkpoint_every, rule.threads, losses0)))
     for p in procs:
         p.start()
-    # the workers hold their own ends: when one dies, its peers read EOF at once
-    # (were the parent to keep the ends open, a peer would wait for it forever)
+    # only the workers hold their own ends (each closed the others' it inherited):
+    # when one dies, its peers read EOF at once (were any other process to keep
+    # an end open, a peer would wait for the dead one forever)
     for ca, cb in pipes.values():
         ca.close()
         cb.close()
