@@ -182,7 +182,7 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
     pr = PartRunner.__new__(PartRunner)
     pr.index = {n: i for i, n in enumerate(names)}
     pr.codes, pr.packer = PayloadCodes(), wire.packer()
-    pr.rows, pr.trace_rows, pr.tracing = [], [], 0
+    pr.rows, pr.traced, pr.tracing = [], [], 0
     pr.stats = {"delivered": 0}
     pr.log, pr.counts = True, False
     x = np.array([0.5, -0.0])
@@ -198,3 +198,52 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
                                  m.t_sent, m.seq, m.payload]) for m in b)
         assert (t, d) == (9, pr.index[b[0].dst]) and blob == want
         assert list(by) == [sum(m.kind == k for m in b) for k in range(3)]
+    # an instant of alike records (arrays of one shape): packed column-wise, the same bytes
+    pr.rows = []
+    alike = [[Message(FORWARD if k % 3 else DELTA, "a", dst, 2, 11, k + 1, x + k)
+              for k in range(n)] for dst, n in (("b", 1), ("c", 200), ("e", 3))]
+    pr._record(alike)
+    for (t, d, blob, _), b in zip(pr.rows, alike, strict=True):
+        want = b"".join(pk.pack([m.t_arrive, m.kind, pr.index[m.src], pr.index[m.dst],
+                                 m.t_sent, m.seq, m.payload]) for m in b)
+        assert (t, d) == (11, pr.index[b[0].dst]) and blob == want
+
+
+def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
+    """PartRunner.inject checks and injects a plain frame in C loops; anything unusual
+    goes message by message. Either way: the same messages injected, the same error."""
+    from types import SimpleNamespace
+
+    from asyncnet.cluster.part import PartRunner
+    from asyncnet.messages import LocalityError
+
+    def outcome(frame, whole: bool):
+        got = []
+        pr = PartRunner.__new__(PartRunner)
+        pr.names = ["a", "b", "c"]
+        pr.stats = {"cut_received": 0}
+        pr.eng = SimpleNamespace(agents={"b": 0, "c": 0}, env=SimpleNamespace(now=10),
+                                 links={"b": {"a": 5}, "c": {"a": 5, "b": 3}},
+                                 inject=got.append)
+        if not whole:
+            monkeypatch.setattr(pr, "_inject_all", lambda items: False)
+        try:
+            pr.inject(wire.pack(frame))
+            err = None
+        except (wire.WireError, LocalityError) as e:
+            err = (type(e), str(e))
+        return err, [tuple(m) for m in got], pr.stats["cut_received"]
+
+    good = [[0, 0, 1, 5, 10, 1, 1.5], [1, 1, 2, 7, 10, 2, [1.0, 2.0]], [0, 0, 2, 6, 11, 3, None]]
+    frames = [good, [], good + [[0, 0, 1, 6, 10, 4, 0.0]],   # a delay that is no link's
+              good + [[0, 0, 9, 5, 10, 4, 0.0]],                # no such agent
+              good + [[0, 0, 0, 5, 10, 4, 0.0]],                # not this partition's agent
+              good + [[0, 0, 1, 5, 10, 4]], good + [7],        # malformed items
+              good + [[0, 0, 1, 5.0, 10.0, 4, 0.0]],            # times as floats
+              good + [[0, True, 1, 5, 10, 4, 0.0]],             # an index that is a bool
+              good + [[0, -3, 1, 5, 10, 4, 0.0]],               # a negative index
+              good + [[0, 0, 1, 3, 8, 4, 0.0]]]                 # before the partition's now
+    for frame in frames:
+        assert outcome(frame, True) == outcome(frame, False), frame
+    assert outcome(good, True) == (None, [tuple(
+        (k, "abc"[s], "abc"[d], ts, ta, q, p)) for k, s, d, ts, ta, q, p in good], 3)

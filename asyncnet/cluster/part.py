@@ -19,8 +19,9 @@ never unpacks a record (:mod:`.merge`).
 from __future__ import annotations
 
 import time
-from itertools import repeat
-from operator import itemgetter
+from collections import deque
+from itertools import chain, repeat
+from operator import eq, itemgetter, sub
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,8 @@ _GROUP = itemgetter(0, 1)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
 _NDARRAY = np.ndarray
+_INDEX_TYPES = frozenset({int})
+"""What a frame's agent indices and times must be for :meth:`PartRunner._inject_all`."""
 
 
 def _by_kind(batch: list[Message]) -> list[int]:
@@ -172,11 +175,17 @@ class PartRunner:
             payload]`` (agents as indices); every message must travel a link
             of this partition with that link's delay (``LocalityError``).
         """
-        eng = self.eng
-        names, links, agents, inject = self.names, eng.links, eng.agents, eng.inject
         items = wire.unpack(frame)
         if not isinstance(items, list):
             raise wire.WireError("a message frame must be an array")
+        if not self._inject_all(items):
+            self._inject_each(items)
+        self.stats["cut_received"] += len(items)
+
+    def _inject_each(self, items: list) -> None:
+        """A frame's messages one at a time: the first that is wrong says why."""
+        eng = self.eng
+        names, links, agents, inject = self.names, eng.links, eng.agents, eng.inject
         for it in items:
             if type(it) is not list or len(it) != 7:
                 raise wire.WireError("malformed message in a frame")
@@ -188,7 +197,29 @@ class PartRunner:
             if dst not in agents or links[dst].get(src) != t_arrive - t_sent:
                 raise LocalityError(f"message {src} -> {dst} does not match a link here")
             inject(_new_tuple(Message, (kind, src, dst, t_sent, t_arrive, seq, payload)))
-        self.stats["cut_received"] += len(items)
+
+    def _inject_all(self, items: list) -> bool:
+        """Check and inject a frame's messages in C loops; False, with nothing
+        injected, if any is not plainly right (the caller then goes one by one)."""
+        if set(map(type, items)) != {list} or set(map(len, items)) != {7}:
+            return False
+        kind, s, d, t_sent, t_arrive, seq, payload = zip(*items, strict=True)
+        if not _INDEX_TYPES.issuperset(map(type, chain(s, d, t_sent, t_arrive))):
+            return False
+        eng, names = self.eng, self.names
+        try:
+            srcs = list(map(names.__getitem__, s))
+            dsts = list(map(names.__getitem__, d))
+            if not all(map(eng.agents.__contains__, dsts)) or not all(map(
+                    eq, map(dict.get, map(eng.links.__getitem__, dsts), srcs),
+                    map(sub, t_arrive, t_sent))) or min(t_arrive) < eng.env.now:
+                return False
+        except (IndexError, KeyError):
+            return False
+        deque(map(eng.inject, map(_new_tuple, repeat(Message),
+                                  zip(kind, srcs, dsts, t_sent, t_arrive, seq, payload,
+                                      strict=True))), maxlen=0)
+        return True
 
     # -- windows ------------------------------------------------------------
     def next_t(self) -> int | None:
