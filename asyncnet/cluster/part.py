@@ -108,7 +108,7 @@ class PartRunner:
         self.last_trace: list[list[list[Message]]] = []
         self.tracing = TRACE_OFF
         self.input_idx = {self.index[n] for n in net.inputs()}
-        self.out: dict[int, list[bytes]] = {p: [] for p in self.peers}
+        self.out: dict[int, list[tuple]] = {p: [] for p in self.peers}
         self.sent_min: int | None = None
         # the last window whose neighbours' frames were injected (a checkpoint
         # takes them early: the next window must not wait for them again)
@@ -125,13 +125,14 @@ class PartRunner:
 
     # -- messages -----------------------------------------------------------
     def _remote(self, m: Message) -> None:
-        # packed now: the peer gets the payload as it was when it was sent
+        # the payload's code made now: the peer gets it as it was when it was sent;
+        # the frame is packed in one call at the window's end
         idx = self.index
-        peer = self.owner_of[idx[m.dst]]
-        self.out[peer].append(self.packer.pack(
-            [m.kind, idx[m.src], idx[m.dst], m.t_sent, m.t_arrive, m.seq, self.codes(m.payload)]))
-        if self.sent_min is None or m.t_arrive < self.sent_min:
-            self.sent_min = m.t_arrive
+        d = idx[m[2]]
+        self.out[self.owner_of[d]].append(
+            (m[0], idx[m[1]], d, m[3], m[4], m[5], self.codes(m[6])))
+        if self.sent_min is None or m[4] < self.sent_min:
+            self.sent_min = m[4]
 
     def _record(self, batches: list[list[Message]]) -> None:
         """An instant's delivered batches (an engine instant sink), in wake order."""
@@ -260,7 +261,7 @@ class PartRunner:
         out = {}
         for p in self.peers:
             items = self.out[p]
-            out[p] = wire.join_packed(items)
+            out[p] = self.packer.pack(items)
             self.stats["cut_sent"] += len(items)
             self.out[p] = []
         cpu = time.process_time() - cpu0
