@@ -83,27 +83,21 @@ class Traffic:
             every batch delivered at one instant, in wake order.
         """
         if self.cones:
-            for b in batches:
-                self(b)
-            return
+            return self._each(batches)
         msgs = list(chain.from_iterable(batches))
         try:
             kinds = bytes(map(_KIND, msgs))
         except (ValueError, TypeError):  # not a small int
             kinds = b""
         if kinds.count(0) + kinds.count(1) + kinds.count(2) != len(msgs):
-            for b in batches:  # a kind the counters do not know: fail as a batch fails
-                self(b)
-            return
+            return self._each(batches)  # a kind the counters do not know: as a batch does
         delays = list(map(sub, map(_T_ARRIVE, msgs), map(_T_SENT, msgs)))
         try:
             near = map(dict.get, map(self.links.__getitem__, map(_SRC, msgs)), map(_DST, msgs))
             local = sum(map(eq, near, delays))
             d = np.fromiter(delays, dtype=np.int64, count=len(delays))
         except (KeyError, OverflowError):  # a sender with no links, a delay past int64
-            for b in batches:
-                self(b)
-            return
+            return self._each(batches)
         k = np.frombuffer(kinds, dtype=np.uint8)
         for kind in range(3):
             sel = d if kinds.count(kind) == len(kinds) else d[k == kind]
@@ -129,6 +123,11 @@ class Traffic:
                             self._input(m2)
                     return
             at = kinds.find(CONTROL, at + 1)
+
+    def _each(self, batches: list[list[Message]]) -> None:
+        """An instant batch by batch, message by message (the reference path)."""
+        for b in batches:
+            self(b)
 
     def _input(self, m: Message) -> None:
         v = np.asarray(m.payload, dtype=float).tobytes()

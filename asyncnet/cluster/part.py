@@ -45,8 +45,6 @@ _GROUP = itemgetter(0, 1)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
 _NDARRAY = np.ndarray
-_INDEX_TYPES = frozenset({int})
-"""What a frame's agent indices and times must be for :meth:`PartRunner._inject_all`."""
 
 
 def _by_kind(batch: list[Message]) -> list[int]:
@@ -137,7 +135,8 @@ class PartRunner:
     def _record(self, batches: list[list[Message]]) -> None:
         """An instant's delivered batches (an engine instant sink), in wake order."""
         idx = self.index
-        self.stats["delivered"] += sum(map(len, batches))
+        n = sum(map(len, batches))
+        self.stats["delivered"] += n
         if self.log or self.counts:
             # a batch is one receiver at one instant, in canonical order: its
             # records are one (t, dst) group of the log, packed in one call
@@ -145,7 +144,7 @@ class PartRunner:
             ds = [idx[b[0][2]] for b in batches]
             bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
             packed = pack_batches(batches, idx) \
-                if self.log and sum(map(len, batches)) >= MIN_RECORDS else None
+                if self.log and n >= MIN_RECORDS else None
             if packed is not None:  # column-wise (asyncnet.logpack): the same bytes
                 data, ends = packed[0], packed[1]
                 bounds = [0, *ends[np.cumsum([len(b) for b in batches]) - 1].tolist()]
@@ -205,7 +204,7 @@ class PartRunner:
         if set(map(type, items)) != {list} or set(map(len, items)) != {7}:
             return False
         kind, s, d, t_sent, t_arrive, seq, payload = zip(*items, strict=True)
-        if not _INDEX_TYPES.issuperset(map(type, chain(s, d, t_sent, t_arrive))):
+        if not {int}.issuperset(map(type, chain(s, d, t_sent, t_arrive))):  # plain ints only
             return False
         eng, names = self.eng, self.names
         try:
