@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
     show = sc.output.get("progress", True) and not args.quiet
     prog = Progress(sc.duration, sc.name, show)
     if args.mpi:  # every rank runs this command; ranks 1.. are the workers
-        from .cluster.mpi import comm_world, serve_worker
+        from .cluster.mpi import comm_world, serve_worker, stop_workers
         comm = comm_world()
         if comm.Get_rank() > 0:
             return serve_worker()
@@ -102,9 +102,8 @@ def cmd_run(args) -> int:
             why = ("--restart-workers does not work with --mpi (an MPI job cannot restart "
                    "a lost rank): resume the checkpoint with a new mpiexec job")
         if why:
-            print(f"asyncnet: error: {why}", file=sys.stderr)
-            if comm.Get_size() > 1:
-                comm.Abort(2)  # the worker ranks wait for work that never comes
+            print(f"asyncnet: error: {why}", file=sys.stderr, flush=True)
+            stop_workers()  # they wait for work that never comes
             return 2
     with _released(args.mpi):
         return _run(args, sc, log_path, prog)
@@ -228,16 +227,15 @@ def cmd_resume(args) -> int:
         return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
     workers, mpi = args.workers or 1, False
     if args.mpi:  # every rank runs this command; ranks 1.. are the workers
-        from .cluster.mpi import comm_world, serve_worker
+        from .cluster.mpi import comm_world, serve_worker, stop_workers
         comm = comm_world()
         if comm.Get_rank() > 0:
             return serve_worker()
         if comm.Get_size() < 2 or args.workers:
             print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
                   "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers",
-                  file=sys.stderr)
-            if comm.Get_size() > 1:
-                comm.Abort(2)  # the worker ranks wait for work that never comes
+                  file=sys.stderr, flush=True)
+            stop_workers()  # they wait for work that never comes
             return 2
         workers, mpi = comm.Get_size() - 1, True
     with _released(mpi):

@@ -46,7 +46,7 @@ _TYPE = np.array([0, 0xCC, 0xCD, 0xCE, 0xCF], dtype=np.uint8)
 _KEEP = np.array([[True] + [j >= 9 - (w - 1) for j in range(1, 9)] for w in (1, 2, 3, 5, 9)])
 """By class: which of an integer's nine bytes are kept (its type byte, the value's last w - 1)."""
 _EXT_ARRAY = 1  # asyncnet.messages' extension code for arrays
-_INTS = frozenset({int, Kind, np.int64, np.int32, np.uint64, np.uint32})
+INT_TYPES = frozenset({int, Kind, np.int64, np.int32, np.uint64, np.uint32})
 """Field types msgpack packs as integers (numpy ones through ``encode_payload``); not bool."""
 
 
@@ -121,7 +121,7 @@ def pack_batches(batches: list[list[Any]], index: dict[str, int]
     m = len(msgs)
     kind, src, dst, t_sent, t_arr, seq, payload = zip(*msgs, strict=True)
     block = _payload_block(payload)
-    if block is None or not _INTS.issuperset(map(type, chain(kind, t_arr, t_sent, seq))):
+    if block is None or not INT_TYPES.issuperset(map(type, chain(kind, t_arr, t_sent, seq))):
         return None  # a float, a bool (msgpack: true/false), a string ... is not an int here
     try:
         kinds = np.frombuffer(bytes(kind), dtype=np.uint8)

@@ -169,10 +169,20 @@ def test_coordinator_listens_on_loopback_unless_told_otherwise():
             assert cl.endpoint.startswith("tcp://127.0.0.1:"), cl.endpoint
 
 
+def segment_groups(pr) -> list[tuple[int, int, bytes, list[int]]]:
+    """A worker's window segment read back: (t, dst, bytes, count by kind) a group."""
+    meta, blob = pr._segment()
+    rows = np.frombuffer(meta, dtype="<i8").reshape(-1, 6).tolist()
+    at = np.concatenate([[0], np.cumsum([r[2] for r in rows])]).tolist()
+    assert at[-1] == len(blob)
+    return [(r[0], r[1], blob[a:b], r[3:]) for r, a, b in zip(rows, at, at[1:], strict=False)]
+
+
 def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
-    """A worker's log rows (one (t, dst) group a batch, packed in one call per
-    group) hold each record's bytes as the log's own packer writes them, for
-    batches of 1, 15, 16 and 70,000 messages (the three msgpack array headers)."""
+    """A worker's log segment (one (t, dst) group a batch) holds each record's bytes
+    as the log's own packer writes them, for batches of 1, 15, 16 and 70,000
+    messages (the three msgpack array headers), packed record by record or
+    column-wise, and in the log's order (t, dst) however the instants came."""
 
     from asyncnet.cluster.part import PartRunner
     from asyncnet.eventlog import PayloadCodes
@@ -182,9 +192,24 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
     pr = PartRunner.__new__(PartRunner)
     pr.index = {n: i for i, n in enumerate(names)}
     pr.codes, pr.packer = PayloadCodes(), wire.packer()
-    pr.rows, pr.traced, pr.tracing = [], [], 0
+    pr.chunks, pr.traced, pr.tracing = [], [], 0
     pr.stats = {"delivered": 0}
     pr.log, pr.counts = True, False
+    pk = _packer()
+
+    def want(b):
+        return b"".join(pk.pack([m.t_arrive, m.kind, pr.index[m.src], pr.index[m.dst],
+                                 m.t_sent, m.seq, m.payload]) for m in b)
+
+    def check(instants):
+        got = segment_groups(pr)
+        expect = sorted(((b[0].t_arrive, pr.index[b[0].dst]), k, b)
+                        for k, b in enumerate(b for i in instants for b in i))
+        assert len(got) == len(expect)
+        for (t, d, blob, by), (key, _, b) in zip(got, expect, strict=True):
+            assert (t, d) == key and blob == want(b)
+            assert list(by) == [sum(m.kind == k for m in b) for k in range(3)]
+
     x = np.array([0.5, -0.0])
     batches = []
     for dst, n in (("b", 1), ("c", 15), ("d", 16), ("e", 70_000)):
@@ -192,21 +217,17 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
                                 x if k % 2 else float(k)) for k in range(n)])
     pr._record(batches)
     assert pr.stats["delivered"] == 70_032
-    pk = _packer()
-    for (t, d, blob, by), b in zip(pr.rows, batches, strict=True):
-        want = b"".join(pk.pack([m.t_arrive, m.kind, pr.index[m.src], pr.index[m.dst],
-                                 m.t_sent, m.seq, m.payload]) for m in b)
-        assert (t, d) == (9, pr.index[b[0].dst]) and blob == want
-        assert list(by) == [sum(m.kind == k for m in b) for k in range(3)]
-    # an instant of alike records (arrays of one shape): packed column-wise, the same bytes
-    pr.rows = []
-    alike = [[Message(FORWARD if k % 3 else DELTA, "a", dst, 2, 11, k + 1, x + k)
+    check([batches])
+    # instants of alike records (arrays of one shape): packed column-wise, the same
+    # bytes; two instants handed over out of time order come out sorted
+    later = [[Message(FORWARD if k % 3 else DELTA, "a", dst, 2, 11, k + 1, x + k)
               for k in range(n)] for dst, n in (("b", 1), ("c", 200), ("e", 3))]
-    pr._record(alike)
-    for (t, d, blob, _), b in zip(pr.rows, alike, strict=True):
-        want = b"".join(pk.pack([m.t_arrive, m.kind, pr.index[m.src], pr.index[m.dst],
-                                 m.t_sent, m.seq, m.payload]) for m in b)
-        assert (t, d) == (11, pr.index[b[0].dst]) and blob == want
+    sooner = [[Message(DELTA, "b", dst, 2, 10, k + 1, x - k) for k in range(n)]
+              for dst, n in (("a", 130), ("d", 2))]
+    small = [[Message(FORWARD, "e", "c", 3, 10, 7, 0.5)]]  # the record path, unordered
+    for instant in (later, sooner, small):
+        pr._record(instant)
+    check([later, sooner, small])
 
 
 def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
@@ -224,7 +245,7 @@ def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
         pr.stats = {"cut_received": 0}
         pr.eng = SimpleNamespace(agents={"b": 0, "c": 0}, env=SimpleNamespace(now=10),
                                  links={"b": {"a": 5}, "c": {"a": 5, "b": 3}},
-                                 inject=got.append)
+                                 inject=got.append, inject_all=got.extend)
         if not whole:
             monkeypatch.setattr(pr, "_inject_all", lambda items: False)
         try:

@@ -259,12 +259,21 @@ def workers_released() -> Iterator[None]:
         yield
     except BaseException:
         if not MPICluster.took_workers:
-            comm = comm_world()
-            link = _Link(comm)
-            for rank in range(1, comm.Get_size()):
-                link.send(_join([b"STOP"]), rank, CTRL)
-            link.flush()
+            stop_workers()
         raise
+
+
+def stop_workers() -> None:
+    """Rank 0, before any run took the workers: tell every worker rank to leave.
+
+    (``comm.Abort`` would end the job too, but may kill it before the error that
+    rank 0 printed has been forwarded: the user would see nothing.)
+    """
+    comm = comm_world()
+    link = _Link(comm)
+    for rank in range(1, comm.Get_size()):
+        link.send(_join([b"STOP"]), rank, CTRL)
+    link.flush()
 
 
 def serve_worker() -> int:

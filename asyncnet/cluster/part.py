@@ -19,7 +19,6 @@ never unpacks a record (:mod:`.merge`).
 from __future__ import annotations
 
 import time
-from collections import deque
 from itertools import chain, repeat
 from operator import eq, itemgetter, sub
 from typing import Any
@@ -34,6 +33,7 @@ from ..metrics import Traffic
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
 from . import wire
+from .frames import group_by_peer, pack_frame, read_columns
 
 META_COLS = 6
 """Columns of a segment's meta rows: t, dst, bytes, forward, delta, control."""
@@ -41,7 +41,7 @@ TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 """The mergeable counters of :class:`~asyncnet.metrics.Traffic` a partition reports."""
 TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 """What a window returns for the coordinator's latency trace (see ``run_window``)."""
-_GROUP = itemgetter(0, 1)
+_ARRIVES = itemgetter(4)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
 _NDARRAY = np.ndarray
@@ -83,7 +83,10 @@ class PartRunner:
             raise PartError("INIT: one owner per agent expected")
         self.owner_of = owner
         mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
-        eng, net, stream = build_engine(sc, local=mine, remote=self._remote)
+        # what crosses the cut is kept as sent (one C append a message) and packed,
+        # a frame a neighbour, at the window's end (.frames)
+        self.sent: list[Message] = []
+        eng, net, stream = build_engine(sc, local=mine, remote=self.sent.append)
         if eng.names != agents:
             raise PartError("this worker builds a different network from the scenario "
                             "(different asyncnet versions?)")
@@ -96,18 +99,18 @@ class PartRunner:
         self.peers = sorted({owner[self.index[b]] for a in mine for b in links[a]}
                             - {self.part})
         self.packer = wire.packer()
-        # an array sent to many (a neuron's value to its synapses) is encoded
-        # once a window, for the log and for the peers alike
+        self.owner_by_name = dict(zip(agents, owner, strict=True))
+        # an array delivered to many (a neuron's value to its synapses) is encoded
+        # once a window for the log
         self.codes = PayloadCodes()
-        self.rows: list[tuple] = []
+        # the window's log segment so far: (meta rows, their records' bytes) an instant
+        self.chunks: list[tuple[np.ndarray, bytes]] = []
         # the instants delivered while tracing, as the engine handed them over:
         # trace rows are made only for what a window returns or is asked for
         self.traced: list[list[list[Message]]] = []
         self.last_trace: list[list[list[Message]]] = []
         self.tracing = TRACE_OFF
         self.input_idx = {self.index[n] for n in net.inputs()}
-        self.out: dict[int, list[tuple]] = {p: [] for p in self.peers}
-        self.sent_min: int | None = None
         # the last window whose neighbours' frames were injected (a checkpoint
         # takes them early: the next window must not wait for them again)
         self.taken = -1
@@ -122,16 +125,6 @@ class PartRunner:
                       "wait_seconds": 0.0, "busy_seconds": 0.0, "cpu_seconds": 0.0}
 
     # -- messages -----------------------------------------------------------
-    def _remote(self, m: Message) -> None:
-        # the payload's code made now: the peer gets it as it was when it was sent;
-        # the frame is packed in one call at the window's end
-        idx = self.index
-        d = idx[m[2]]
-        self.out[self.owner_of[d]].append(
-            (m[0], idx[m[1]], d, m[3], m[4], m[5], self.codes(m[6])))
-        if self.sent_min is None or m[4] < self.sent_min:
-            self.sent_min = m[4]
-
     def _record(self, batches: list[list[Message]]) -> None:
         """An instant's delivered batches (an engine instant sink), in wake order."""
         idx = self.index
@@ -139,29 +132,41 @@ class PartRunner:
         self.stats["delivered"] += n
         if self.log or self.counts:
             # a batch is one receiver at one instant, in canonical order: its
-            # records are one (t, dst) group of the log, packed in one call
+            # records are one (t, dst) group of the log
             t = batches[0][0][4]
-            ds = [idx[b[0][2]] for b in batches]
-            bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
             packed = pack_batches(batches, idx) \
                 if self.log and n >= MIN_RECORDS else None
             if packed is not None:  # column-wise (asyncnet.logpack): the same bytes
-                data, ends = packed[0], packed[1]
-                bounds = [0, *ends[np.cumsum([len(b) for b in batches]) - 1].tolist()]
-                blobs = [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
-            elif self.log:
-                known, make = self.codes.known, self.codes.make
-                groups = [[(ta, k, idx[s], d, ts, q,
-                            p if type(p) is not _NDARRAY else known(id(p)) or make(p))
-                           for k, s, _, ts, ta, q, p in b]
-                          for d, b in zip(ds, batches, strict=True)]
-                # each group's records without the array's own header:
-                # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
-                blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
-                         for x in map(self.packer.pack, groups)]
+                data, ends, kinds, dst = packed
+                g = len(batches)
+                lens = np.fromiter(map(len, batches), dtype=np.int64, count=g)
+                last = np.cumsum(lens) - 1
+                meta = np.empty((g, META_COLS), dtype="<i8")
+                meta[:, 0] = t
+                meta[:, 1] = dst[last]
+                meta[:, 2] = np.diff(ends[last], prepend=0)
+                group = np.repeat(np.arange(g), lens)
+                meta[:, 3:] = np.bincount(group * 3 + kinds, minlength=3 * g).reshape(g, 3)
+                self.chunks.append((meta, data))
             else:
-                blobs = [b""] * len(batches)
-            self.rows += zip(repeat(t), ds, blobs, bys)
+                ds = [idx[b[0][2]] for b in batches]
+                bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
+                if self.log:
+                    known, make = self.codes.known, self.codes.make
+                    groups = [[(ta, k, idx[s], d, ts, q,
+                                p if type(p) is not _NDARRAY else known(id(p)) or make(p))
+                               for k, s, _, ts, ta, q, p in b]
+                              for d, b in zip(ds, batches, strict=True)]
+                    # each group's records without the array's own header:
+                    # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
+                    blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
+                             for x in map(self.packer.pack, groups)]
+                else:
+                    blobs = [b""] * len(batches)
+                meta = np.array([(t, d, len(b), *by) for d, b, by in zip(ds, blobs, bys,
+                                                                         strict=True)],
+                                dtype="<i8")
+                self.chunks.append((meta, b"".join(blobs)))
         if self.tracing:
             self.traced.append(batches)
 
@@ -176,8 +181,14 @@ class PartRunner:
             of this partition with that link's delay (``LocalityError``).
         """
         items = wire.unpack(frame)
+        if isinstance(items, dict):  # column-wise (.frames)
+            ints, payloads = read_columns(items)
+            if not self._inject_columns(*ints, payloads):
+                self._inject_each([[*fields] for fields in zip(*ints, payloads, strict=True)])
+            self.stats["cut_received"] += len(payloads)
+            return
         if not isinstance(items, list):
-            raise wire.WireError("a message frame must be an array")
+            raise wire.WireError("a message frame must be an array or a map")
         if not self._inject_all(items):
             self._inject_each(items)
         self.stats["cut_received"] += len(items)
@@ -191,6 +202,8 @@ class PartRunner:
                 raise wire.WireError("malformed message in a frame")
             kind, s, d, t_sent, t_arrive, seq, payload = it
             try:
+                if s < 0 or d < 0:  # a list would take it from the end
+                    raise IndexError
                 src, dst = names[s], names[d]
             except (IndexError, TypeError):
                 raise wire.WireError("a message names no agent of the run") from None
@@ -206,8 +219,16 @@ class PartRunner:
         kind, s, d, t_sent, t_arrive, seq, payload = zip(*items, strict=True)
         if not {int}.issuperset(map(type, chain(s, d, t_sent, t_arrive))):  # plain ints only
             return False
+        return self._inject_columns(kind, s, d, t_sent, t_arrive, seq, payload)
+
+    def _inject_columns(self, kind, s, d, t_sent, t_arrive, seq, payload) -> bool:
+        """:meth:`_inject_all` of a frame's messages as columns (ints checked)."""
         eng, names = self.eng, self.names
+        if not payload:
+            return True
         try:
+            if min(s) < 0 or min(d) < 0:
+                return False
             srcs = list(map(names.__getitem__, s))
             dsts = list(map(names.__getitem__, d))
             if not all(map(eng.agents.__contains__, dsts)) or not all(map(
@@ -216,9 +237,9 @@ class PartRunner:
                 return False
         except (IndexError, KeyError):
             return False
-        deque(map(eng.inject, map(_new_tuple, repeat(Message),
-                                  zip(kind, srcs, dsts, t_sent, t_arrive, seq, payload,
-                                      strict=True))), maxlen=0)
+        eng.inject_all(list(map(_new_tuple, repeat(Message),
+                                zip(kind, srcs, dsts, t_sent, t_arrive, seq, payload,
+                                    strict=True))))
         return True
 
     # -- windows ------------------------------------------------------------
@@ -257,17 +278,18 @@ class PartRunner:
         self.eng.run_quanta(end)
         meta, blob = self._segment()
         self.codes.clear()
-        out = {}
-        for p in self.peers:
-            items = self.out[p]
-            out[p] = self.packer.pack(items)
-            self.stats["cut_sent"] += len(items)
-            self.out[p] = []
+        sent = self.sent[:]
+        self.sent.clear()  # in place: the engine holds its append
+        by_peer = group_by_peer(sent, self.owner_by_name.__getitem__)
+        if not set(by_peer) <= set(self.peers):
+            raise PartError("a message was sent to an agent of no neighbouring partition")
+        out = {p: pack_frame(by_peer.get(p, []), self.index, self.packer) for p in self.peers}
+        self.stats["cut_sent"] += len(sent)
         cpu = time.process_time() - cpu0
         self.stats["cpu_seconds"] += cpu
-        head = {"next_t": self.next_t(), "sent_min": self.sent_min,
+        head = {"next_t": self.next_t(),
+                "sent_min": min(map(_ARRIVES, sent)) if sent else None,
                 "delivered": self.stats["delivered"] - before, "cpu": cpu}
-        self.sent_min = None
         traced, self.traced, self.last_trace = self.traced, [], []
         if trace == TRACE_ALL:
             trace_frame = wire.pack(self._trace_rows(traced))
@@ -334,13 +356,21 @@ class PartRunner:
 
     def _segment(self) -> tuple[bytes, bytes]:
         """This window's records as (meta, packed bytes), grouped by (t, dst)."""
-        rows = self.rows
-        if not rows:
+        chunks, self.chunks = self.chunks, []
+        if not chunks:
             return b"", b""
-        rows.sort(key=_GROUP)  # (t, dst), one group a batch: the log's canonical order
-        self.rows = []
-        meta = [[t, d, len(b), *by] for t, d, b, by in rows]
-        return np.asarray(meta, dtype="<i8").tobytes(), b"".join([r[2] for r in rows])
+        meta = np.concatenate([c[0] for c in chunks]) if len(chunks) > 1 else chunks[0][0]
+        data = b"".join([c[1] for c in chunks])
+        t, d = meta[:, 0], meta[:, 1]
+        if not ((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (d[1:] >= d[:-1]))).all():
+            # not in the log's canonical order (t, dst) as run: the groups sorted,
+            # stably, their bytes moved along
+            order = np.lexsort((d, t)).tolist()
+            at = [0, *np.cumsum(meta[:, 2]).tolist()]
+            view = memoryview(data)
+            data = b"".join([view[at[i]:at[i + 1]] for i in order])
+            meta = meta[order]
+        return meta.tobytes(), data
 
     # -- reading ------------------------------------------------------------
     def states(self, names: list[str]) -> list[list]:

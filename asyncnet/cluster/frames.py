@@ -1,0 +1,178 @@
+"""Frames of messages between partitions, column by column.
+
+A partition sends each neighbour, once a window, every message that crosses
+the cut to it. Most such frames are uniform: six integer fields and a payload
+that is, for every message, a float or a float64 array of one shape. Those
+go as columns: a map ``{"n": count, "cols": the six integer fields as
+little-endian int64, message after message, "pay": payload kind, ...}``
+with each distinct array sent once (``"uniq"``: their values back to back;
+``"which"``: each message's array, int64) — a neuron's value sent to sixty
+synapses of the peer is one row, and the peer shares it among the sixty
+messages as the sending process did. Anything else (a mixed frame, ``None``
+payloads, integers too big for int64) goes as before: a msgpack array of
+``[kind, src, dst, t_sent, t_arrive, seq, payload]`` per message.
+
+Reading checks every size against the frame's own count before making
+anything (peers may be hostile): a malformed frame is a
+:class:`~.wire.WireError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from operator import attrgetter, itemgetter
+from typing import Any
+
+import numpy as np
+
+from ..logpack import INT_TYPES
+from . import wire
+
+_NDARRAY = np.ndarray
+_F8 = np.dtype("<f8")
+_dtype = attrgetter("dtype")
+_shape = attrgetter("shape")
+_DST = itemgetter(2)
+MAX_NDIM = 8
+"""Most dimensions a payload array may have on the wire (as in the event log)."""
+
+
+def group_by_peer(msgs: list, owner_of: Callable[[str], int]) -> dict[int, list]:
+    """A window's outgoing messages by the partition that owns each receiver.
+
+    Parameters
+    ----------
+    msgs:
+        the messages, in the order they were sent.
+    owner_of:
+        agent name -> its partition.
+
+    Returns
+    -------
+    partition -> its messages, each list in the order sent.
+    """
+    owners = list(map(owner_of, map(_DST, msgs)))
+    first = owners[0] if owners else None
+    if owners.count(first) == len(owners):  # one neighbour (two workers): no split
+        return {first: msgs} if owners else {}
+    out: dict[int, list] = {}
+    for p, m in zip(owners, msgs, strict=True):
+        bucket = out.get(p)
+        if bucket is None:
+            out[p] = [m]
+        else:
+            bucket.append(m)
+    return out
+
+
+def _payload_columns(payloads: tuple) -> dict[str, Any] | None:
+    """The payloads as a column (see the module), or ``None`` if not uniform."""
+    types = set(map(type, payloads))
+    if types == {float}:
+        return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
+    if types != {_NDARRAY} or set(map(_dtype, payloads)) != {_F8}:
+        return None
+    shapes = set(map(_shape, payloads))
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    if not 0 < len(shape) <= MAX_NDIM:  # a 0-d array would come back a numpy scalar
+        return None
+    # each distinct array once (by identity: what one sender sent to many); every
+    # payload is alive, so an id is one array's
+    ids = list(map(id, payloads))
+    distinct = dict(zip(ids, payloads, strict=True))
+    place = {i: k for k, i in enumerate(distinct)}
+    which = np.fromiter(map(place.__getitem__, ids), dtype="<i8", count=len(ids))
+    uniq = distinct.values()
+    values = b"".join([np.ascontiguousarray(p).tobytes() for p in uniq])
+    return {"pay": "f8", "shape": list(shape), "uniq": values, "which": which.tobytes()}
+
+
+def pack_frame(msgs: list, index: dict[str, int], packer: Any) -> bytes:
+    """One frame of messages for a peer (column-wise where it can be).
+
+    Parameters
+    ----------
+    msgs:
+        ``Message`` tuples ``(kind, src, dst, t_sent, t_arrive, seq, payload)``.
+    index:
+        agent name -> its index in the run's agent table.
+    packer:
+        a :func:`~.wire.packer` (for the per-message form).
+
+    Returns
+    -------
+    The frame's bytes.
+    """
+    if msgs:
+        kind, src, dst, t_sent, t_arr, seq, payload = zip(*msgs, strict=True)
+        pay = _payload_columns(payload)
+        if pay is not None and INT_TYPES.issuperset(map(type, (*kind, *t_sent, *t_arr, *seq))):
+            n = len(msgs)
+            cols = np.empty((n, 6), dtype="<i8")
+            try:
+                cols[:, 0] = kind
+                cols[:, 1] = np.fromiter(map(index.__getitem__, src), dtype=np.int64, count=n)
+                cols[:, 2] = np.fromiter(map(index.__getitem__, dst), dtype=np.int64, count=n)
+                cols[:, 3] = t_sent
+                cols[:, 4] = t_arr
+                cols[:, 5] = seq
+            except OverflowError:  # an integer past int64: msgpack carries it
+                pass
+            else:
+                return packer.pack({"n": n, "cols": cols.tobytes(), **pay})
+    return packer.pack([(m[0], index[m[1]], index[m[2]], m[3], m[4], m[5], m[6])
+                        for m in msgs])
+
+
+def _bytes(frame: dict, key: str, size: int) -> bytes:
+    value = frame.get(key)
+    if type(value) is not bytes or len(value) != size:
+        raise wire.WireError(f"a column frame's {key!r} is not {size} bytes")
+    return value
+
+
+def read_columns(frame: dict) -> tuple[list[list[int]], list]:
+    """A column frame's messages as six integer columns and the payloads.
+
+    Parameters
+    ----------
+    frame:
+        the decoded map (see the module).
+
+    Returns
+    -------
+    ``([kind, src, dst, t_sent, t_arrive, seq], payloads)``, each a list of
+    one item per message; the payloads share arrays as the sender's did.
+    """
+    n = frame.get("n")
+    if type(n) is not int or not 0 <= n <= wire.MAX_ITEMS:
+        raise wire.WireError("a column frame's message count is missing or out of range")
+    cols = np.frombuffer(_bytes(frame, "cols", 48 * n), dtype="<i8").reshape(n, 6)
+    ints = cols.T.tolist()
+    kind = frame.get("pay")
+    if kind == "float":
+        payloads = np.frombuffer(_bytes(frame, "values", 8 * n), dtype="<f8").tolist()
+    elif kind == "f8":
+        shape = frame.get("shape")
+        if type(shape) is not list or not 1 <= len(shape) <= MAX_NDIM or not all(
+                type(s) is int and 0 <= s <= wire.MAX_FRAME for s in shape) \
+                or math.prod(shape) > wire.MAX_FRAME:
+            raise wire.WireError("a column frame's payload shape is malformed")
+        which = np.frombuffer(_bytes(frame, "which", 8 * n), dtype="<i8")
+        size = math.prod(shape)
+        values = frame.get("uniq")
+        if type(values) is not bytes or (len(values) % (8 * size) if size else len(values)):
+            raise wire.WireError("a column frame's payload values do not match their shape")
+        m = len(values) // (8 * size) if size else (int(which.max()) + 1 if n else 0)
+        if m > n or (n and (which.min() < 0 or which.max() >= m)):
+            raise wire.WireError("a column frame refers to a payload it does not hold")
+        # one writable block of the frame's own (receivers get arrays they may keep)
+        block = np.frombuffer(values, dtype="<f8").copy() if size else np.empty(0)
+        rows = list(block.reshape(m, *shape))
+        payloads = list(map(rows.__getitem__, which.tolist()))
+    else:
+        raise wire.WireError(f"a column frame's payload kind {kind!r} is unknown")
+    return ints, payloads

@@ -1,0 +1,165 @@
+"""Frames of messages between partitions (asyncnet.cluster.frames): what a peer
+reads back is what was sent — field by field, value by value, arrays shared as
+the sender shared them — whichever form the frame took; a malformed column
+frame is a WireError before anything is made."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asyncnet.cluster import wire
+from asyncnet.cluster.frames import group_by_peer, pack_frame, read_columns
+from asyncnet.messages import CONTROL, DELTA, FORWARD, Message
+
+NAMES = [f"n{i}" for i in range(40)]
+INDEX = {n: i for i, n in enumerate(NAMES)}
+
+
+def messages(rng: np.random.Generator, n: int, payload) -> list[Message]:
+    out = []
+    for k in range(n):
+        s, d = rng.choice(len(NAMES), 2, replace=False)
+        ts = int(rng.integers(0, 1 << 40))
+        out.append(Message((FORWARD, DELTA, CONTROL)[k % 3], NAMES[s], NAMES[d], ts,
+                           ts + int(rng.integers(1, 9)), int(rng.integers(1, 1 << 50)),
+                           payload(k)))
+    return out
+
+
+def read(frame: bytes) -> tuple[bool, list[tuple]]:
+    """A frame's messages as a receiver gets them: (column form?, messages)."""
+    obj = wire.unpack(frame)
+    if isinstance(obj, dict):
+        ints, payloads = read_columns(obj)
+        rows = zip(*ints, payloads, strict=True)
+        return True, [(k, NAMES[s], NAMES[d], ts, ta, q, p) for k, s, d, ts, ta, q, p in rows]
+    return False, [(k, NAMES[s], NAMES[d], ts, ta, q, p) for k, s, d, ts, ta, q, p in obj]
+
+
+def same_payload(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape \
+            and a.tobytes() == b.tobytes()
+    return type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+SHARED = [np.array([0.5, -0.0, np.nan]), np.array([1e300, -2.0, 3.0])]
+
+CASES = {
+    "floats": (True, lambda k: [0.25, -0.0, float("inf"), 1e-310][k % 4]),
+    "fresh vectors": (True, lambda k: np.arange(3.0) * k),
+    "shared vectors": (True, lambda k: SHARED[k % 2]),
+    "matrices": (True, lambda k: np.full((2, 3), k / 7)),
+    "empty vectors": (True, lambda k: np.empty(0)),
+    "a non-contiguous view": (True, lambda k: np.arange(6.0)[::2] + k),
+    "mixed floats and arrays": (False, lambda k: 1.5 if k % 2 else np.ones(3)),
+    "vectors of two lengths": (False, lambda k: np.ones(2 + k % 2)),
+    "0-d arrays": (False, lambda k: np.array(k / 3)),
+    "float32 arrays": (False, lambda k: np.ones(3, dtype=np.float32)),
+    "None": (False, lambda k: None),
+    "ints": (False, lambda k: k),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("n", [1, 2, 37])
+def test_a_frame_reads_back_what_was_sent(case, n):
+    columns, payload = CASES[case]
+    columns = columns or (n == 1 and case in ("mixed floats and arrays", "vectors of two lengths"))
+    sent = messages(np.random.default_rng(n), n, payload)
+    got_columns, got = read(pack_frame(sent, INDEX, wire.packer()))
+    assert got_columns == columns
+    assert len(got) == len(sent)
+    for m, r in zip(sent, got, strict=True):
+        assert tuple(m)[:6] == r[:6]
+        want = m.payload
+        if isinstance(want, np.ndarray) and not columns:  # the log's msgpack form
+            want = want.reshape(1) if want.ndim == 0 else want.astype("<f8")
+        assert same_payload(want, r[6]), (case, m.payload, r[6])
+    if columns and isinstance(sent[0].payload, np.ndarray):
+        # arrays shared as the sender shared them, and each writable (a receiver's own)
+        for i in range(n):
+            for j in range(n):
+                assert (sent[i].payload is sent[j].payload) == (got[i][6] is got[j][6])
+        assert all(r[6].flags.writeable for r in got)
+
+
+def test_an_empty_frame_and_integers_past_int64():
+    assert read(pack_frame([], INDEX, wire.packer())) == (False, [])
+    big = [Message(FORWARD, "n1", "n2", 1 << 63, (1 << 63) + 1, 1, 0.5)]
+    assert read(pack_frame(big, INDEX, wire.packer())) == (False, [tuple(big[0])])
+
+
+def test_messages_are_grouped_by_their_receivers_partition():
+    sent = messages(np.random.default_rng(0), 50, lambda k: 0.5)
+    owner = {n: i % 3 for i, n in enumerate(NAMES)}
+    groups = group_by_peer(sent, owner.__getitem__)
+    assert sorted(groups) == sorted({owner[m.dst] for m in sent})
+    for p, ms in groups.items():
+        assert ms == [m for m in sent if owner[m.dst] == p]
+    assert group_by_peer(sent, lambda name: 4) == {4: sent}
+    assert group_by_peer([], owner.__getitem__) == {}
+
+
+def good_frame() -> dict:
+    sent = messages(np.random.default_rng(1), 5, lambda k: SHARED[k % 2])
+    return wire.unpack(pack_frame(sent, INDEX, wire.packer()))
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda f: f.update(n=-1), lambda f: f.update(n=6), lambda f: f.update(n="5"),
+    lambda f: f.update(n=wire.MAX_ITEMS + 1),
+    lambda f: f.update(cols=f["cols"][:-1]), lambda f: f.update(cols=None),
+    lambda f: f.update(pay="f4"), lambda f: f.pop("pay"),
+    lambda f: f.update(shape=[]), lambda f: f.update(shape=[3, -1]),
+    lambda f: f.update(shape=[1 << 40, 1 << 40]), lambda f: f.update(shape="3"),
+    lambda f: f.update(shape=[1] * 9), lambda f: f.update(uniq=f["uniq"][:-8]),
+    lambda f: f.update(uniq=f["uniq"] + b"\0"),
+    lambda f: f.update(uniq=f["uniq"] * 4),  # more distinct arrays than messages
+    lambda f: f.update(which=f["which"][:-1]),
+    lambda f: f.update(which=np.array([0, 1, 0, 1, 2], dtype="<i8").tobytes()),
+    lambda f: f.update(which=np.array([0, 1, 0, 1, -1], dtype="<i8").tobytes()),
+    lambda f: f.update(pay="float", values=b"\0" * 39),
+])
+def test_a_malformed_column_frame_is_refused(spoil):
+    frame = good_frame()
+    read_columns(dict(frame))  # the frame itself is good
+    spoil(frame)
+    with pytest.raises(wire.WireError):
+        read_columns(frame)
+
+
+def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by_one():
+    """The same messages, the same checks (links, agents, time), the same error."""
+    from types import SimpleNamespace
+
+    from asyncnet.cluster.part import PartRunner
+    from asyncnet.messages import LocalityError
+
+    def outcome(msgs: list[Message], columns: bool):
+        got = []
+        pr = PartRunner.__new__(PartRunner)
+        pr.names = NAMES
+        pr.stats = {"cut_received": 0}
+        pr.eng = SimpleNamespace(agents={"n1": 0, "n2": 0}, env=SimpleNamespace(now=10),
+                                 links={"n1": {"n0": 5}, "n2": {"n0": 5, "n1": 3}},
+                                 inject=got.append, inject_all=got.extend)
+        frame = pack_frame(msgs, INDEX, wire.packer())
+        assert isinstance(wire.unpack(frame), dict)
+        if not columns:
+            frame = wire.pack([[m[0], INDEX[m[1]], INDEX[m[2]], *m[3:]] for m in msgs])
+        try:
+            pr.inject(frame)
+            err = None
+        except (wire.WireError, LocalityError) as e:
+            err = (type(e), str(e))
+        return err, [tuple(m) for m in got], pr.stats["cut_received"]
+
+    good = [Message(FORWARD, "n0", "n1", 5, 10, 1, 1.5), Message(DELTA, "n1", "n2", 7, 10, 2, 2.5),
+            Message(FORWARD, "n0", "n2", 6, 11, 3, -0.0)]
+    for extra in ([], [Message(FORWARD, "n0", "n1", 6, 10, 4, 0.0)],   # no link of that delay
+                  [Message(FORWARD, "n0", "n3", 5, 10, 4, 0.0)],       # not this partition's
+                  [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)]):       # before now
+        assert outcome(good + extra, True) == outcome(good + extra, False), extra
+    assert outcome(good, True) == (None, [tuple(m) for m in good], 3)
