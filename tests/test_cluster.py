@@ -162,3 +162,34 @@ def test_checkpoints_identical_when_distributed(tmp_path, monkeypatch):
     n = sum(1 for _ in log.records())
     sealed = [c for c in log.checkpoints if c["checkpoint"] > 0]  # 0: the header's seal
     assert len(sealed) == n // 1000 > 10
+
+
+def test_windows_grow_and_shrink_with_their_messages_and_change_nothing(tmp_path, monkeypatch):
+    """Windows follow the messages they deliver (``WINDOW_MESSAGES``): a small one
+    is followed by a longer one, up to the lookahead, a large one by a shorter one.
+    Whatever the windows, the log is the in-process one byte for byte."""
+    import asyncnet.cluster.coordinator as co
+    # 10 units: the first windows (1/50 of the run) are shorter than the lookahead
+    sc = shortened(os.path.join(ROOT, "scenarios", "quickstart.toml"), 10.0)
+    ref = str(tmp_path / "ref.log")
+    simulate(sc, log_path=ref)
+    lengths: dict[int, list[int]] = {}
+    grow = co._Run._next_window
+
+    def seen(run, delivered, length):
+        grow(run, delivered, length)
+        lengths.setdefault(id(run), []).append(run.window)  # the next window's length
+
+    monkeypatch.setattr(co._Run, "_next_window", seen)
+    counts = {}
+    for target in (10**9, 2):  # windows grow to the lookahead; they go up and down
+        monkeypatch.setattr(co, "WINDOW_MESSAGES", target)
+        log = tmp_path / f"w{target}.log"
+        got = simulate_distributed(sc, workers=2, log_path=str(log))
+        assert log.read_bytes() == open(ref, "rb").read()
+        counts[target] = got["cluster"]["windows"]
+    first, second = lengths.values()
+    assert first[0] < max(first) and sorted(first) == first  # only longer
+    assert any(b < a for a, b in zip(second, second[1:], strict=False))  # shorter after a large one
+    assert any(b > a for a, b in zip(second, second[1:], strict=False))
+    assert counts[10**9] < counts[2]

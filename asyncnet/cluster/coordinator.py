@@ -46,7 +46,12 @@ from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
 
 WINDOWS_AT_LEAST = 50
-"""Even without a cut, a run is cut into this many windows (progress, streaming)."""
+"""A run starts with windows of at most 1/50 of its duration (progress, streaming)."""
+WINDOW_MESSAGES = 250_000
+"""A window that delivered fewer than half this many messages is followed by one
+twice as long, up to the lookahead (fewer barriers for small networks); one that
+delivered more than twice this many, by one half as long. Message counts are the
+run's own, so the windows are the same in every run of a scenario."""
 
 
 def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = None,
@@ -185,6 +190,7 @@ class _Run:
         self.end_q = to_quanta(sc.duration)
         look = part.lookahead_q or self.end_q
         self.window = max(1, min(look, -(-self.end_q // WINDOWS_AT_LEAST)))
+        self.window_range = (self.window, look)
         self.n_windows = 0
         self.t = 0
         self.delivered = 0  # messages delivered in the windows run so far
@@ -286,6 +292,7 @@ class _Run:
             self.sent_min = None
             traces = []
             cpu = 0.0
+            before = self.delivered
             for k in sorted(got):
                 frames = got[k]
                 if len(frames) != 4:
@@ -306,6 +313,7 @@ class _Run:
             if self.tracing != TRACE_OFF:
                 self._trace(traces)
             self.critical_cpu += cpu
+            self._next_window(self.delivered - before, end - begin)
             pending_end = end
             self.n_windows += 1
             self.t = end
@@ -314,6 +322,14 @@ class _Run:
         self.coordinator_cpu = time.process_time() - cpu0
         if self.progress is not None:
             self.progress(to_time(self.end_q))
+
+    def _next_window(self, delivered: int, length: int) -> None:
+        """The next window's length from this one's messages (``WINDOW_MESSAGES``)."""
+        low, high = self.window_range
+        if delivered < WINDOW_MESSAGES // 2 and length >= self.window:
+            self.window = min(high, 2 * self.window)
+        elif delivered > 2 * WINDOW_MESSAGES:
+            self.window = max(low, self.window // 2)
 
     def _checkpoint(self, t: int) -> None:
         """Every worker takes the messages in flight to it and packs its agents;
