@@ -89,6 +89,9 @@ def test_an_empty_frame_and_integers_past_int64():
     assert read(pack_frame([], INDEX, wire.packer())) == (False, [])
     big = [Message(FORWARD, "n1", "n2", 1 << 63, (1 << 63) + 1, 1, 0.5)]
     assert read(pack_frame(big, INDEX, wire.packer())) == (False, [tuple(big[0])])
+    huge = [Message(FORWARD, "n1", "n2", np.uint64(1 << 63), np.uint64((1 << 63) + 1), 1, 0.5)]
+    assert read(pack_frame(huge, INDEX, wire.packer())) == (False, [(0, "n1", "n2", 1 << 63,
+                                                                     (1 << 63) + 1, 1, 0.5)])
 
 
 def test_messages_are_grouped_by_their_receivers_partition():
