@@ -255,6 +255,12 @@ def main() -> None:
     print(f"in-process CPU s {med([i['cpu'] for i in ip])}; critical path CPU s "
           f"{med([w['critical_cpu'] for w in af])}; workers' CPU s "
           f"{[round(x, 2) for x in af[0]['worker_cpu']]}; windows {af[0]['windows']}")
+    if a.before:  # the same figure for the code before, its runs interleaved with these
+        bf = runs[("before", a.duration)]
+        print(f"before: CPU-time based "
+              f"{med([i['cpu'] / w['critical_cpu'] for i, w in zip(ip, bf, strict=True)])}; "
+              f"critical path CPU s {med([w['critical_cpu'] for w in bf])}; workers' CPU s "
+              f"{[round(x, 2) for x in bf[0]['worker_cpu']]}; windows {bf[0]['windows']}")
     model(a, ip, af, runs, per_msg, table, parts)
 
 

@@ -11,7 +11,9 @@ together and the cut stays small.
 
 Within a threshold, the groups are placed by METIS (``pymetis``, the
 ``cluster`` extra: ``pip install 'asyncnet[cluster]'``), which balances the
-load and minimises the links cut between groups; without ``pymetis``,
+load and minimises the links cut between groups, and then moved so that each
+depth (hops from the inputs) is spread evenly too (:mod:`.depth`: the load of
+a window is that of a few depths); without ``pymetis``,
 ``auto`` falls back to laying groups out in breadth-first order from the
 inputs and splitting them into contiguous chunks (method ``layers``), and
 says so in the partition's ``note``. ``layers`` and ``round-robin`` can also
@@ -27,9 +29,15 @@ from dataclasses import dataclass, field
 
 from ..ids import is_source
 from ..messages import to_time
+from .depth import even_depths
 
 BALANCE = 1.3
 """Largest accepted load of a partition, relative to an even share."""
+
+EVEN_BALANCE = 1.05
+"""Spreading every depth evenly may leave the whole load this uneven, or METIS's."""
+EVEN_CUT = 1.35
+"""... and may cut this many times METIS's links (else METIS's partition stands)."""
 
 METHODS = ("auto", "metis", "layers", "round-robin")
 METIS_SEED = 7
@@ -239,6 +247,8 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         chunks = None
         if method == "metis" and n > 1:
             chunks = _metis(pymetis, gs, ws, edges, n)
+            if chunks is not None:  # balanced within windows too (.depth)
+                chunks = _within_windows(chunks, links, weight, edges, starts or [])
         if chunks is None:  # layers, or METIS left a partition empty (tiny graphs)
             chunks = _chunks(gs, ws, n)
         loads = [sum(weight[a] for g in c for a in g) for c in chunks]
@@ -249,6 +259,23 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         raise PartitionError(f"{n} workers but the network has only "
                              f"{len(groups(0)[0])} agent groups to place")
     return _result(best, links, edges, weight, method, note)
+
+
+def _within_windows(chunks: list[list[list[str]]], links, weight, edges,
+                    starts: list[str]) -> list[list[list[str]]]:
+    """METIS's chunks with every depth spread evenly (:func:`.depth.even_depths`),
+    unless that unbalances the whole (small networks on many workers: a depth of
+    8 neurons over 16 parts) or cuts far more links; then METIS's own."""
+    even = even_depths(chunks, links, weight, sorted(starts))
+
+    def balance_and_cut(cs):
+        owner = {a: k for k, c in enumerate(cs) for g in c for a in g}
+        loads = [sum(weight[a] for g in c for a in g) for c in cs]
+        return (max(loads) * len(cs) / sum(loads),
+                sum(owner[a] != owner[b] for a, b, _ in edges))
+
+    (b0, c0), (b1, c1) = balance_and_cut(chunks), balance_and_cut(even)
+    return even if b1 <= max(b0, EVEN_BALANCE) and c1 <= EVEN_CUT * c0 else chunks
 
 
 def _metis(pymetis, gs: list[list[str]], ws: list[int], edges, n: int) -> list | None:
