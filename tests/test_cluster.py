@@ -173,22 +173,23 @@ def test_windows_grow_and_shrink_with_their_messages_and_change_nothing(tmp_path
     sc = shortened(os.path.join(ROOT, "scenarios", "quickstart.toml"), 10.0)
     ref = str(tmp_path / "ref.log")
     simulate(sc, log_path=ref)
-    lengths: dict[int, list[int]] = {}
+    lengths: list[list[int]] = []  # each run's windows, one list a run
     grow = co._Run._next_window
 
     def seen(run, delivered, length):
         grow(run, delivered, length)
-        lengths.setdefault(id(run), []).append(run.window)  # the next window's length
+        lengths[-1].append(run.window)  # the next window's length
 
     monkeypatch.setattr(co._Run, "_next_window", seen)
     counts = {}
     for target in (10**9, 2):  # windows grow to the lookahead; they go up and down
         monkeypatch.setattr(co, "WINDOW_MESSAGES", target)
         log = tmp_path / f"w{target}.log"
+        lengths.append([])
         got = simulate_distributed(sc, workers=2, log_path=str(log))
         assert log.read_bytes() == open(ref, "rb").read()
         counts[target] = got["cluster"]["windows"]
-    first, second = lengths.values()
+    first, second = lengths
     assert first[0] < max(first) and sorted(first) == first  # only longer
     assert any(b < a for a, b in zip(second, second[1:], strict=False))  # shorter after a large one
     assert any(b > a for a, b in zip(second, second[1:], strict=False))

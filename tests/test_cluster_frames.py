@@ -5,6 +5,8 @@ frame is a WireError before anything is made."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -38,10 +40,13 @@ def read(frame: bytes) -> tuple[bool, list[tuple]]:
 
 
 def same_payload(a, b) -> bool:
+    """Equal type, shape and bits (-0.0 is not 0.0; a NaN is its own bit pattern)."""
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape \
             and a.tobytes() == b.tobytes()
-    return type(a) is type(b) and (a == b or (a != a and b != b))
+    if type(a) is float:
+        return type(b) is float and struct.pack("<d", a) == struct.pack("<d", b)
+    return type(a) is type(b) and a == b
 
 
 SHARED = [np.array([0.5, -0.0, np.nan]), np.array([1e300, -2.0, 3.0])]
@@ -82,7 +87,8 @@ def test_a_frame_reads_back_what_was_sent(case, n):
         for i in range(n):
             for j in range(n):
                 assert (sent[i].payload is sent[j].payload) == (got[i][6] is got[j][6])
-        assert all(r[6].flags.writeable for r in got)
+        # each its own (receivers keep payloads: none may hold the frame's buffer)
+        assert all(r[6].flags.writeable and r[6].base is None for r in got)
 
 
 def test_an_empty_frame_and_integers_past_int64():
@@ -163,6 +169,13 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
             Message(FORWARD, "n0", "n2", 6, 11, 3, -0.0)]
     for extra in ([], [Message(FORWARD, "n0", "n1", 6, 10, 4, 0.0)],   # no link of that delay
                   [Message(FORWARD, "n0", "n3", 5, 10, 4, 0.0)],       # not this partition's
-                  [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)]):       # before now
+                  [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)],        # before now
+                  [Message(3, "n0", "n1", 5, 10, 4, 0.0)],             # no such kind
+                  [Message(-1, "n0", "n1", 5, 10, 4, 0.0)],
+                  [Message(1 << 40, "n0", "n1", 5, 10, 4, 0.0)]):
         assert outcome(good + extra, True) == outcome(good + extra, False), extra
     assert outcome(good, True) == (None, [tuple(m) for m in good], 3)
+    err = outcome(good + [Message(3, "n0", "n1", 5, 10, 4, 0.0)], True)[0]
+    assert err == (wire.WireError, "a message of unknown kind 3")
+    err = outcome(good + [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)], True)[0]
+    assert err[0] is wire.WireError and "past" in err[1]

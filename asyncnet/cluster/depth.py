@@ -95,15 +95,17 @@ def even_depths(chunks: list[list[list[str]]], links: dict[str, dict[str, int]],
         for a in groups[i][1]:
             owner[a] = k
 
+    inside = [set(g) for _, g, _ in groups]
+
     def gain(i: int, dst: int) -> int:  # links that stop crossing minus links that start to
-        g, src = groups[i][1], part[i]
+        g, src = inside[i], part[i]
         return sum((owner[b] == dst) - (owner[b] == src)
                    for a in g for b in links[a] if b not in g)
 
     for d in order:
         _even_out(by_depth[d], groups, part, n, gain, move)
     for d in reversed(order):
-        _swap(by_depth[d], groups, part, links, owner, gain, move)
+        _swap(by_depth[d], groups, inside, part, links, owner, gain, move)
     out: list[list[list[str]]] = [[] for _ in range(n)]
     for i, (_, g, _) in enumerate(groups):
         out[part[i]].append(g)
@@ -129,13 +131,14 @@ def _even_out(members: list[int], groups, part: list[int], n: int, gain, move) -
                 move(i, dst)
 
 
-def _swap(members: list[int], groups, part: list[int], links, owner, gain, move) -> None:
+def _swap(members: list[int], groups, inside: list[set], part: list[int], links, owner,
+          gain, move) -> None:
     """One depth: groups of equal load trade places where that cuts fewer links
     (each group towards the partition most of its neighbours are in)."""
     wants: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
     for i in members:
         near: dict[int, int] = {}
-        g = groups[i][1]
+        g = inside[i]
         for a in g:
             for b in links[a]:
                 if b not in g:

@@ -169,9 +169,10 @@ def read_columns(frame: dict) -> tuple[list[list[int]], list]:
         m = len(values) // (8 * size) if size else (int(which.max()) + 1 if n else 0)
         if m > n or (n and (which.min() < 0 or which.max() >= m)):
             raise wire.WireError("a column frame refers to a payload it does not hold")
-        # one writable block of the frame's own (receivers get arrays they may keep)
-        block = np.frombuffer(values, dtype="<f8").copy() if size else np.empty(0)
-        rows = list(block.reshape(m, *shape))
+        # each distinct array a copy of its own: receivers keep payloads, and a view
+        # would keep the whole frame's values alive
+        block = np.frombuffer(values, dtype="<f8") if size else np.empty(0)
+        rows = [r.copy() for r in block.reshape(m, *shape)]
         payloads = list(map(rows.__getitem__, which.tolist()))
     else:
         raise wire.WireError(f"a column frame's payload kind {kind!r} is unknown")

@@ -201,14 +201,17 @@ class PartRunner:
             if type(it) is not list or len(it) != 7:
                 raise wire.WireError("malformed message in a frame")
             kind, s, d, t_sent, t_arrive, seq, payload = it
-            try:
-                if s < 0 or d < 0:  # a list would take it from the end
-                    raise IndexError
-                src, dst = names[s], names[d]
-            except (IndexError, TypeError):
-                raise wire.WireError("a message names no agent of the run") from None
+            if not all(type(x) is int for x in (kind, s, d, t_sent, t_arrive, seq)):
+                raise wire.WireError("a message's fields must be integers (its payload apart)")
+            if not 0 <= kind <= 2:
+                raise wire.WireError(f"a message of unknown kind {kind}")
+            if not 0 <= s < len(names) or not 0 <= d < len(names):
+                raise wire.WireError("a message names no agent of the run")
+            src, dst = names[s], names[d]
             if dst not in agents or links[dst].get(src) != t_arrive - t_sent:
                 raise LocalityError(f"message {src} -> {dst} does not match a link here")
+            if t_arrive < eng.env.now:
+                raise wire.WireError(f"message {src} -> {dst} arrives in this partition's past")
             inject(_new_tuple(Message, (kind, src, dst, t_sent, t_arrive, seq, payload)))
 
     def _inject_all(self, items: list) -> bool:
@@ -217,8 +220,8 @@ class PartRunner:
         if set(map(type, items)) != {list} or set(map(len, items)) != {7}:
             return False
         kind, s, d, t_sent, t_arrive, seq, payload = zip(*items, strict=True)
-        if not {int}.issuperset(map(type, chain(s, d, t_sent, t_arrive))):  # plain ints only
-            return False
+        if not {int}.issuperset(map(type, chain(kind, s, d, t_sent, t_arrive, seq))):
+            return False  # plain ints only
         return self._inject_columns(kind, s, d, t_sent, t_arrive, seq, payload)
 
     def _inject_columns(self, kind, s, d, t_sent, t_arrive, seq, payload) -> bool:
@@ -227,7 +230,7 @@ class PartRunner:
         if not payload:
             return True
         try:
-            if min(s) < 0 or min(d) < 0:
+            if min(s) < 0 or min(d) < 0 or not {0, 1, 2}.issuperset(kind):
                 return False
             srcs = list(map(names.__getitem__, s))
             dsts = list(map(names.__getitem__, d))
