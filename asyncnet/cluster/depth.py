@@ -54,7 +54,9 @@ def even_depths(chunks: list[list[list[str]]], links: dict[str, dict[str, int]],
     A group's depth is its shallowest agent's. For each depth, the partition
     with the most load of it gives groups of that depth to the one with the
     least — those with most links into the receiving partition first, and
-    none that would overshoot — until no such move is left.
+    none that would overshoot — until no such move is left (heavy depths
+    first). Then, lightest depths first, groups of equal load at one depth
+    trade places where that cuts fewer links.
 
     Parameters
     ----------
