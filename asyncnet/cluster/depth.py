@@ -4,7 +4,7 @@ METIS balances a partition's whole load. But activity moves through a network
 in waves — the forward wave reaches the agents ``h`` links from the inputs at
 about ``h`` link delays, the delta wave comes back the same way — so in any
 one window the busy agents are those of a few depths. If one partition holds
-73 of a layer's 120 neurons and the other 47, the first is the busier one
+96 of a layer's 120 neurons and the other 24, the first is the busier one
 whenever that layer is, and a window lasts as long as its busier worker
 (measured: the windows' critical path 12% above either worker's total).
 
