@@ -283,9 +283,12 @@ class PartRunner:
         self.codes.clear()
         sent = self.sent[:]
         self.sent.clear()  # in place: the engine holds its append
-        by_peer = group_by_peer(sent, self.owner_by_name.__getitem__)
-        if not set(by_peer) <= set(self.peers):
-            raise PartError("a message was sent to an agent of no neighbouring partition")
+        if len(self.peers) == 1:  # links are symmetric: all of it goes to the one neighbour
+            by_peer = {self.peers[0]: sent}
+        else:
+            by_peer = group_by_peer(sent, self.owner_by_name.__getitem__)
+            if not set(by_peer) <= set(self.peers):
+                raise PartError("a message was sent to an agent of no neighbouring partition")
         out = {p: pack_frame(by_peer.get(p, []), self.index, self.packer) for p in self.peers}
         self.stats["cut_sent"] += len(sent)
         cpu = time.process_time() - cpu0
