@@ -44,6 +44,8 @@ YOUNG = 100_000
 """The collector's first-generation threshold while an engine runs (see ``Engine.run``)."""
 _new_tuple = tuple.__new__  # a Message without its generated __new__'s Python frame
 _KIND = itemgetter(0)
+_DST = itemgetter(2)
+_ARRIVES = itemgetter(4)
 
 
 class Engine:
@@ -232,19 +234,26 @@ class Engine:
             raise RuntimeError(f"message from {m.src} to {m.dst} arrived in the past")
         self._route(m)
 
-    def inject_all(self, msgs: list[Message]) -> None:
+    @property
+    def by_index(self) -> list[Agent | None]:
+        """This engine's agents by their place in ``names`` (``None``: another partition's)."""
+        return self._by_idx
+
+    def inject_all(self, msgs: list[Message], to: list[Agent] | None = None) -> None:
         """:meth:`inject` for many messages (a peer's frame), in one loop.
 
         Parameters
         ----------
         msgs:
             messages to agents of this engine, none arriving in the past.
+        to:
+            optionally, each message's receiver (its :class:`Agent`), known already.
         """
-        if msgs and min(m.t_arrive for m in msgs) < self.env.now:
+        if msgs and min(map(_ARRIVES, msgs)) < self.env.now:
             raise RuntimeError("a message arrived in the past")
-        agents, due_of, wake_at = self.agents, self._due, self._wake_at
-        for m in msgs:  # _route, inlined: a frame holds thousands
-            agent = agents[m[2]]
+        due_of, wake_at = self._due, self._wake_at
+        for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
+                            strict=True):  # _route, inlined: a frame holds thousands
             ta = m[4]
             inbox = agent.inbox
             bucket = None if inbox is NO_INBOX else inbox.get(ta)

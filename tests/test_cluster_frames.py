@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from asyncnet.cluster import wire
-from asyncnet.cluster.frames import group_by_peer, pack_frame, read_columns
+from asyncnet.cluster.frames import IncomingLinks, group_by_peer, pack_frame, read_columns
 from asyncnet.messages import CONTROL, DELTA, FORWARD, Message
 
 NAMES = [f"n{i}" for i in range(40)]
@@ -33,8 +33,8 @@ def read(frame: bytes) -> tuple[bool, list[tuple]]:
     """A frame's messages as a receiver gets them: (column form?, messages)."""
     obj = wire.unpack(frame)
     if isinstance(obj, dict):
-        ints, payloads = read_columns(obj)
-        rows = zip(*ints, payloads, strict=True)
+        cols, payloads = read_columns(obj)
+        rows = zip(*cols.T.tolist(), payloads, strict=True)
         return True, [(k, NAMES[s], NAMES[d], ts, ta, q, p) for k, s, d, ts, ta, q, p in rows]
     return False, [(k, NAMES[s], NAMES[d], ts, ta, q, p) for k, s, d, ts, ta, q, p in obj]
 
@@ -147,13 +147,20 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
     from asyncnet.messages import LocalityError
 
     def outcome(msgs: list[Message], columns: bool):
-        got = []
+        got, to = [], []
         pr = PartRunner.__new__(PartRunner)
         pr.names = NAMES
         pr.stats = {"cut_received": 0}
+        links = {"n1": {"n0": 5}, "n2": {"n0": 5, "n1": 3}, "n0": {"n1": 5, "n2": 5}}
+
+        def inject_all(msgs, receivers=None):
+            got.extend(msgs)
+            to.extend(receivers or [m.dst for m in msgs])
+
         pr.eng = SimpleNamespace(agents={"n1": 0, "n2": 0}, env=SimpleNamespace(now=10),
-                                 links={"n1": {"n0": 5}, "n2": {"n0": 5, "n1": 3}},
-                                 inject=got.append, inject_all=got.extend)
+                                 links=links, inject=got.append, inject_all=inject_all,
+                                 by_index=NAMES)  # a receiver "agent" is its name here
+        pr.incoming = IncomingLinks(links, INDEX, {"n1", "n2"})
         frame = pack_frame(msgs, INDEX, wire.packer())
         assert isinstance(wire.unpack(frame), dict)
         if not columns:
@@ -163,11 +170,14 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
             err = None
         except (wire.WireError, LocalityError) as e:
             err = (type(e), str(e))
+        assert to == [m.dst for m in got[:len(to)]]  # each to its own receiver
         return err, [tuple(m) for m in got], pr.stats["cut_received"]
 
-    good = [Message(FORWARD, "n0", "n1", 5, 10, 1, 1.5), Message(DELTA, "n1", "n2", 7, 10, 2, 2.5),
+    good = [Message(FORWARD, "n0", "n1", 5, 10, 1, 1.5), Message(DELTA, "n0", "n2", 7, 12, 2, 2.5),
             Message(FORWARD, "n0", "n2", 6, 11, 3, -0.0)]
     for extra in ([], [Message(FORWARD, "n0", "n1", 6, 10, 4, 0.0)],   # no link of that delay
+                  [Message(DELTA, "n1", "n2", 7, 10, 4, 0.0)],         # from this partition
+                  [Message(DELTA, "n5", "n2", 7, 10, 4, 0.0)],         # no link at all
                   [Message(FORWARD, "n0", "n3", 5, 10, 4, 0.0)],       # not this partition's
                   [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)],        # before now
                   [Message(3, "n0", "n1", 5, 10, 4, 0.0)],             # no such kind

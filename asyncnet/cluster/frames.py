@@ -33,6 +33,7 @@ _NDARRAY = np.ndarray
 _F8 = np.dtype("<f8")
 _dtype = attrgetter("dtype")
 _shape = attrgetter("shape")
+_tobytes = np.ndarray.tobytes
 _DST = itemgetter(2)
 MAX_NDIM = 8
 """Most dimensions a payload array may have on the wire (as in the event log)."""
@@ -68,25 +69,25 @@ def group_by_peer(msgs: list, owner_of: Callable[[str], int]) -> dict[int, list]
 
 def _payload_columns(payloads: tuple) -> dict[str, Any] | None:
     """The payloads as a column (see the module), or ``None`` if not uniform."""
-    types = set(map(type, payloads))
+    # each distinct object once (by identity: what one sender sent to many; every
+    # payload is alive, so an id is one object's): only those are looked at
+    ids = list(map(id, payloads))
+    distinct = dict(zip(ids, payloads, strict=True))
+    types = set(map(type, distinct.values()))
     if types == {float}:
         return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
-    if types != {_NDARRAY} or set(map(_dtype, payloads)) != {_F8}:
+    uniq = list(distinct.values())
+    if types != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
         return None
-    shapes = set(map(_shape, payloads))
+    shapes = set(map(_shape, uniq))
     if len(shapes) != 1:
         return None
     shape = shapes.pop()
     if not 0 < len(shape) <= MAX_NDIM:  # a 0-d array would come back a numpy scalar
         return None
-    # each distinct array once (by identity: what one sender sent to many); every
-    # payload is alive, so an id is one array's
-    ids = list(map(id, payloads))
-    distinct = dict(zip(ids, payloads, strict=True))
     place = {i: k for k, i in enumerate(distinct)}
     which = np.fromiter(map(place.__getitem__, ids), dtype="<i8", count=len(ids))
-    uniq = distinct.values()
-    values = b"".join([np.ascontiguousarray(p).tobytes() for p in uniq])
+    values = b"".join(map(_tobytes, uniq))  # C order, whatever an array's layout
     return {"pay": "f8", "shape": list(shape), "uniq": values, "which": which.tobytes()}
 
 
@@ -134,7 +135,7 @@ def _bytes(frame: dict, key: str, size: int) -> bytes:
     return value
 
 
-def read_columns(frame: dict) -> tuple[list[list[int]], list]:
+def read_columns(frame: dict) -> tuple[np.ndarray, list]:
     """A column frame's messages as six integer columns and the payloads.
 
     Parameters
@@ -144,14 +145,14 @@ def read_columns(frame: dict) -> tuple[list[list[int]], list]:
 
     Returns
     -------
-    ``([kind, src, dst, t_sent, t_arrive, seq], payloads)``, each a list of
-    one item per message; the payloads share arrays as the sender's did.
+    ``(cols, payloads)``: an ``(n, 6)`` int64 array of ``kind, src, dst,
+    t_sent, t_arrive, seq`` (agents as indices), and a list of one payload
+    per message; the payloads share arrays as the sender's did.
     """
     n = frame.get("n")
     if type(n) is not int or not 0 <= n <= wire.MAX_ITEMS:
         raise wire.WireError("a column frame's message count is missing or out of range")
     cols = np.frombuffer(_bytes(frame, "cols", 48 * n), dtype="<i8").reshape(n, 6)
-    ints = cols.T.tolist()
     kind = frame.get("pay")
     if kind == "float":
         payloads = np.frombuffer(_bytes(frame, "values", 8 * n), dtype="<f8").tolist()
@@ -176,4 +177,63 @@ def read_columns(frame: dict) -> tuple[list[list[int]], list]:
         payloads = list(map(rows.__getitem__, which.tolist()))
     else:
         raise wire.WireError(f"a column frame's payload kind {kind!r} is unknown")
-    return ints, payloads
+    return cols, payloads
+
+
+class IncomingLinks:
+    """The links by which a partition's neighbours may reach it, to check a whole
+    column frame at once (every message on one of them, with its delay).
+
+    Parameters
+    ----------
+    links:
+        agent -> neighbour -> delay (quanta), the locality graph.
+    index:
+        agent name -> its index in the run's agent table.
+    mine:
+        the partition's agents.
+    """
+
+    def __init__(self, links: dict[str, dict[str, int]], index: dict[str, int],
+                 mine: set[str]):
+        self.n = n = len(index)
+        keys, delays = [], []
+        for a in mine:
+            at = index[a]
+            for b, delay in links[a].items():
+                if b not in mine:
+                    keys.append(index[b] * n + at)
+                    delays.append(delay)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        self.keys = np.array(keys, dtype=np.int64)[order]
+        self.delays = np.array(delays, dtype=np.int64)[order]
+
+    def admit(self, cols: np.ndarray, now: int) -> bool:
+        """Whether every message of ``cols`` (see :func:`read_columns`) is of a known
+        kind, comes from a neighbouring partition's agent along a link into this
+        one with that link's delay, and arrives at ``now`` or later.
+
+        Parameters
+        ----------
+        cols:
+            the frame's ``(n, 6)`` integer columns.
+        now:
+            the partition's present (quanta).
+
+        Returns
+        -------
+        True if all are; False if any is not (the caller says which, one by one).
+        """
+        if not len(cols):
+            return True
+        kind, src, dst, t_sent, t_arrive = cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3], \
+            cols[:, 4]
+        n = self.n
+        if kind.min() < 0 or kind.max() > 2 or t_arrive.min() < now or not len(self.keys) \
+                or src.min() < 0 or dst.min() < 0 or src.max() >= n or dst.max() >= n:
+            return False
+        key = src * n + dst
+        at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
+        with np.errstate(over="ignore"):  # a hostile t_sent: the delays differ
+            return bool((self.keys[at] == key).all()
+                        and (self.delays[at] == t_arrive - t_sent).all())

@@ -33,7 +33,7 @@ from ..metrics import Traffic
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
 from . import wire
-from .frames import group_by_peer, pack_frame, read_columns
+from .frames import IncomingLinks, group_by_peer, pack_frame, read_columns
 
 META_COLS = 6
 """Columns of a segment's meta rows: t, dst, bytes, forward, delta, control."""
@@ -94,6 +94,7 @@ class PartRunner:
             restore_partition(eng, init["resume"])
         self.eng, self.net, self.names, self.stream = eng, net, eng.names, stream
         self.index = {n: i for i, n in enumerate(self.names)}
+        self.incoming = IncomingLinks(eng.links, self.index, set(mine))
         links = eng.links
         # links are symmetric: the partitions this one sends to are those it hears from
         self.peers = sorted({owner[self.index[b]] for a in mine for b in links[a]}
@@ -181,10 +182,19 @@ class PartRunner:
             of this partition with that link's delay (``LocalityError``).
         """
         items = wire.unpack(frame)
-        if isinstance(items, dict):  # column-wise (.frames)
-            ints, payloads = read_columns(items)
-            if not self._inject_columns(*ints, payloads):
-                self._inject_each([[*fields] for fields in zip(*ints, payloads, strict=True)])
+        if isinstance(items, dict):  # column-wise (.frames): checked with numpy
+            cols, payloads = read_columns(items)
+            kind, s, d, t_sent, t_arrive, seq = cols.T.tolist()
+            if self.incoming.admit(cols, self.eng.env.now):
+                names = self.names
+                self.eng.inject_all(
+                    list(map(_new_tuple, repeat(Message),
+                             zip(kind, map(names.__getitem__, s), map(names.__getitem__, d),
+                                 t_sent, t_arrive, seq, payloads, strict=True))),
+                    list(map(self.eng.by_index.__getitem__, d)))
+            else:
+                self._inject_each([[*fields] for fields in zip(
+                    kind, s, d, t_sent, t_arrive, seq, payloads, strict=True)])
             self.stats["cut_received"] += len(payloads)
             return
         if not isinstance(items, list):
