@@ -215,7 +215,11 @@ class Engine:
         agent = self.agents.get(m.dst)
         if agent is None:
             self.remote(m)
-            return
+        else:
+            self._deliver(agent, m)
+
+    def _deliver(self, agent: Agent, m: Message) -> None:
+        """Put ``m`` in ``agent``'s inbox; wake it then if nothing else does."""
         ta = m.t_arrive
         inbox = agent.inbox
         bucket = inbox.get(ta)
@@ -251,25 +255,10 @@ class Engine:
         """
         if msgs and min(map(_ARRIVES, msgs)) < self.env.now:
             raise RuntimeError("a message arrived in the past")
-        due_of, wake_at = self._due, self._wake_at
+        deliver = self._deliver
         for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
-                            strict=True):  # _route, inlined: a frame holds thousands
-            ta = m[4]
-            inbox = agent.inbox
-            bucket = None if inbox is NO_INBOX else inbox.get(ta)
-            if bucket is None:
-                if inbox is NO_INBOX:
-                    agent.inbox = {ta: [m]}
-                else:
-                    inbox[ta] = [m]
-                if agent.timer_due != ta:
-                    due = due_of.get(ta)
-                    if due is None:
-                        wake_at(agent, ta)
-                    else:
-                        due.append(agent.idx)
-            else:
-                bucket.append(m)
+                            strict=True):
+            deliver(agent, m)
 
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
         """Send a rule's emits (``Agent.emit`` with the routing inlined: the hot path)."""

@@ -264,10 +264,11 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
 
 
 def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
-    """PartRunner.inject checks and injects a plain frame in C loops; anything unusual
+    """PartRunner.inject checks and injects a plain frame as numpy columns; anything unusual
     goes message by message. Either way: the same messages injected, the same error."""
     from types import SimpleNamespace
 
+    from asyncnet.cluster.frames import IncomingLinks
     from asyncnet.cluster.part import PartRunner
     from asyncnet.messages import LocalityError
 
@@ -276,9 +277,12 @@ def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
         pr = PartRunner.__new__(PartRunner)
         pr.names = ["a", "b", "c"]
         pr.stats = {"cut_received": 0}
+        links = {"b": {"a": 5}, "c": {"a": 5, "b": 3}}
         pr.eng = SimpleNamespace(agents={"b": 0, "c": 0}, env=SimpleNamespace(now=10),
-                                 links={"b": {"a": 5}, "c": {"a": 5, "b": 3}},
-                                 inject=got.append, inject_all=got.extend)
+                                 links=links, inject=got.append,
+                                 inject_all=lambda msgs, to=None: got.extend(msgs),
+                                 by_index=pr.names)
+        pr.incoming = IncomingLinks(links, {"a": 0, "b": 1, "c": 2}, {"b", "c"})
         if not whole:
             monkeypatch.setattr(pr, "_inject_all", lambda items: False)
         try:

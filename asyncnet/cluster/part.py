@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from itertools import chain, repeat
-from operator import eq, itemgetter, sub
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,6 @@ class PartRunner:
         agents = list(init["agents"])
         if len(owner) != len(agents):
             raise PartError("INIT: one owner per agent expected")
-        self.owner_of = owner
         mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
         # what crosses the cut is kept as sent (one C append a message) and packed,
         # a frame a neighbour, at the window's end (.frames)
@@ -182,19 +181,11 @@ class PartRunner:
             of this partition with that link's delay (``LocalityError``).
         """
         items = wire.unpack(frame)
-        if isinstance(items, dict):  # column-wise (.frames): checked with numpy
+        if isinstance(items, dict):  # column-wise (.frames)
             cols, payloads = read_columns(items)
-            kind, s, d, t_sent, t_arrive, seq = cols.T.tolist()
-            if self.incoming.admit(cols, self.eng.env.now):
-                names = self.names
-                self.eng.inject_all(
-                    list(map(_new_tuple, repeat(Message),
-                             zip(kind, map(names.__getitem__, s), map(names.__getitem__, d),
-                                 t_sent, t_arrive, seq, payloads, strict=True))),
-                    list(map(self.eng.by_index.__getitem__, d)))
-            else:
-                self._inject_each([[*fields] for fields in zip(
-                    kind, s, d, t_sent, t_arrive, seq, payloads, strict=True)])
+            if not self._inject_columns(cols, payloads):
+                self._inject_each([[*fields, p] for fields, p in zip(
+                    cols.tolist(), payloads, strict=True)])
             self.stats["cut_received"] += len(payloads)
             return
         if not isinstance(items, list):
@@ -225,34 +216,33 @@ class PartRunner:
             inject(_new_tuple(Message, (kind, src, dst, t_sent, t_arrive, seq, payload)))
 
     def _inject_all(self, items: list) -> bool:
-        """Check and inject a frame's messages in C loops; False, with nothing
-        injected, if any is not plainly right (the caller then goes one by one)."""
+        """Check and inject a per-message frame as columns; False, with nothing
+        injected, if any message is not plainly right (the caller then goes one by one)."""
         if set(map(type, items)) != {list} or set(map(len, items)) != {7}:
             return False
-        kind, s, d, t_sent, t_arrive, seq, payload = zip(*items, strict=True)
-        if not {int}.issuperset(map(type, chain(kind, s, d, t_sent, t_arrive, seq))):
-            return False  # plain ints only
-        return self._inject_columns(kind, s, d, t_sent, t_arrive, seq, payload)
-
-    def _inject_columns(self, kind, s, d, t_sent, t_arrive, seq, payload) -> bool:
-        """:meth:`_inject_all` of a frame's messages as columns (ints checked)."""
-        eng, names = self.eng, self.names
-        if not payload:
-            return True
-        try:
-            if min(s) < 0 or min(d) < 0 or not {0, 1, 2}.issuperset(kind):
-                return False
-            srcs = list(map(names.__getitem__, s))
-            dsts = list(map(names.__getitem__, d))
-            if not all(map(eng.agents.__contains__, dsts)) or not all(map(
-                    eq, map(dict.get, map(eng.links.__getitem__, dsts), srcs),
-                    map(sub, t_arrive, t_sent))) or min(t_arrive) < eng.env.now:
-                return False
-        except (IndexError, KeyError):
+        *ints, payloads = zip(*items, strict=True)
+        if not {int}.issuperset(map(type, chain(*ints))):  # plain ints only
             return False
-        eng.inject_all(list(map(_new_tuple, repeat(Message),
-                                zip(kind, srcs, dsts, t_sent, t_arrive, seq, payload,
-                                    strict=True))))
+        try:
+            cols = np.array(ints, dtype=np.int64).T
+        except OverflowError:  # an integer past int64
+            return False
+        return self._inject_columns(cols, list(payloads))
+
+    def _inject_columns(self, cols: np.ndarray, payloads: list) -> bool:
+        """Inject a frame's messages, ``(n, 6)`` integer columns and their payloads,
+        if every one travels an incoming link of this partition with its delay
+        (checked with numpy, :class:`.frames.IncomingLinks`); else False, nothing
+        injected."""
+        if not self.incoming.admit(cols, self.eng.env.now):
+            return False
+        kind, s, d, t_sent, t_arrive, seq = cols.T.tolist()
+        names = self.names
+        self.eng.inject_all(
+            list(map(_new_tuple, repeat(Message),
+                     zip(kind, map(names.__getitem__, s), map(names.__getitem__, d),
+                         t_sent, t_arrive, seq, payloads, strict=True))),
+            list(map(self.eng.by_index.__getitem__, d)))
         return True
 
     # -- windows ------------------------------------------------------------
