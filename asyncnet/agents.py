@@ -1,8 +1,9 @@
 """Agent shells: the plumbing between a rule's local physics and the router.
 
 An agent owns a *model* (the rule's neuron or synapse physics), its links
-(neighbour -> delay), its per-sender sequence counter and its inbox of
-messages waiting for a future instant. It never reads another agent.
+(neighbour -> delay) and its per-sender sequence counter; the messages
+waiting for it are the engine's (``Engine.inbox``). It never reads another
+agent.
 
 An agent is small on purpose (a per-neuron net has one per synapse): its
 slots only, its random stream made at the first draw (:class:`LazyRng`),
@@ -18,10 +19,6 @@ import numpy as np
 
 from .messages import CONTROL, LocalityError, Message
 from .network import agent_rng
-
-NO_INBOX: dict = {}
-"""Every agent's inbox while nothing waits for it: read, never written (the
-engine gives an agent its own dict with its first waiting message)."""
 
 
 class LazyRng:
@@ -95,13 +92,13 @@ class Agent:
     ``idx`` is the agent's place in the engine's sorted ``names`` (the
     canonical order of wake-ups within an instant).
 
-    ``inbox`` (instant in quanta -> messages waiting for it), ``timer_due``
-    (quanta or ``None``), ``started`` and ``seq`` are the agent's whole
-    scheduling state; ``rng`` its random stream (made at first use, and
+    ``timer_due`` (quanta or ``None``), ``started`` and ``seq`` are the
+    agent's scheduling state, with the messages waiting for it (the engine
+    keeps them: ``Engine.inbox``); ``rng`` its random stream (made at first use, and
     assignable, e.g. to restore a checkpoint).
     """
 
-    __slots__ = ("name", "idx", "model", "out", "inp", "links", "seq", "inbox", "_rng",
+    __slots__ = ("name", "idx", "model", "out", "inp", "links", "seq", "_rng",
                  "timer_due", "started", "send")
 
     def __init__(self, name: str, model: Any, out: tuple[str, ...], inp: tuple[str, ...],
@@ -115,9 +112,6 @@ class Agent:
         self.inp = inp
         self.links = links
         self.seq = 0
-        # the shared empty inbox until a message is waiting (the engine
-        # replaces it then): most agents of a big net have nothing in flight
-        self.inbox: dict[int, list[Message]] = NO_INBOX
         self._rng = rng
         self.timer_due: int | None = None
         self.started = False

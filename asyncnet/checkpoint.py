@@ -103,11 +103,13 @@ def set_rng(agent: Agent, state: Any) -> None:
     set_rng_state(agent.rng, state)
 
 
-def capture_agent(agent: Agent, skip: list) -> bytes:
+def capture_agent(eng: Any, agent: Agent, skip: list) -> bytes:
     """One agent's state, packed: model, random stream, seq, timer, inbox.
 
     Parameters
     ----------
+    eng:
+        the engine (it holds the messages in flight to the agent).
     agent:
         the engine's agent.
     skip:
@@ -118,18 +120,20 @@ def capture_agent(agent: Agent, skip: list) -> bytes:
     The packed state.
     """
     inbox = [[t, [[int(m.kind), m.src, m.dst, m.t_sent, m.t_arrive, m.seq, conv(m.payload)]
-                  for m in agent.inbox[t]]] for t in sorted(agent.inbox)]
+                  for m in msgs]] for t, msgs in eng.inbox(agent).items()]
     unit = {"model": Walker(skip).node(agent.model), "rng": get_rng(agent),
             "seq": agent.seq, "started": agent.started, "timer": agent.timer_due,
             "inbox": inbox}
     return Packer().pack(unit)
 
 
-def restore_agent(agent: Agent, blob: bytes) -> None:
+def restore_agent(eng: Any, agent: Agent, blob: bytes) -> None:
     """Overwrite a freshly built agent with its captured state.
 
     Parameters
     ----------
+    eng:
+        the fresh engine (it takes the messages in flight to the agent).
     agent:
         the fresh agent (same scenario, same name).
     blob:
@@ -143,7 +147,8 @@ def restore_agent(agent: Agent, blob: bytes) -> None:
         restore(u["model"], lambda: agent.model, _no_put, agent.name)
     set_rng(agent, u["rng"])
     agent.seq, agent.started, agent.timer_due = u["seq"], u["started"], u["timer"]
-    agent.inbox = {t: [Message(Kind(r[0]), *r[1:]) for r in msgs] for t, msgs in u["inbox"]}
+    eng.set_inbox(agent, {t: [Message(Kind(r[0]), *r[1:]) for r in msgs]
+                          for t, msgs in u["inbox"]})
 
 
 def _no_put(_v: Any) -> None:
@@ -180,7 +185,7 @@ def resume_clock(eng: Any, t: int) -> None:
         eng._probes.pop(q, None)
     eng._scheduled.clear()
     for agent in eng.agents.values():
-        due = set(agent.inbox)
+        due = set(eng.inbox(agent))
         if agent.timer_due is not None:
             due.add(agent.timer_due)
         for ti in sorted(due):
@@ -201,7 +206,7 @@ def restore_partition(eng: Any, part: dict) -> None:
     if set(blobs) != set(eng.agents):
         raise StateError("the checkpoint's agents for this partition are not its agents")
     for name, agent in eng.agents.items():
-        restore_agent(agent, blobs[name])
+        restore_agent(eng, agent, blobs[name])
     resume_clock(eng, int(part["t"]))
 
 

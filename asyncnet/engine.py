@@ -4,20 +4,24 @@ Each agent is an event-driven process on one ``simpy.Environment``, but the
 scheduler holds one event per *instant*, not one per agent wake-up: the
 engine keeps, for every future instant, the agents due then, and wakes them
 all in canonical order (their place in the sorted ``names``) when the
-instant's event fires (DESIGN.md point 7). Sending a message is one append
-to the receiver's inbox bucket for the arrival instant; only the first
-message for an agent at a new instant adds it to that instant's due list
-(and only the first agent due at a new instant makes a scheduler event).
-At its wake-up an agent gets everything that reached it then as one batch
-in canonical order, then its local timer if due then.
+instant's event fires (DESIGN.md point 7). What is in flight lives in one
+table per arrival instant (receiver's index -> its message, or a list once
+a second one comes), not in a dictionary per agent: the messages of an
+instant and their receivers' entries stay together in memory, which is
+what a large net waits for (``tools/bench_engine.py``, L ÷ S). Only the
+first message for an agent at a new instant adds it to that instant's due
+list (and only the first agent due at a new instant makes a scheduler
+event). At its wake-up an agent gets everything that reached it then as
+one batch in canonical order, then its local timer if due then.
 
 Probes (:meth:`Engine.at`) keep the place among the wake-ups of their
 instant that SimPy's insertion order gave them: a probe sees the agents
 due before it was registered as already woken, the others not yet.
 
-The scheduling state, for checkpoints: each agent's ``inbox`` (instant ->
-messages), ``timer_due``, ``started``, ``seq`` and ``rng`` (its random
-stream, a property: made at first use, assignable);
+The scheduling state, for checkpoints: each agent's pending messages
+(:meth:`Engine.inbox`, :meth:`Engine.set_inbox`: instant -> messages),
+``timer_due``, ``started``, ``seq`` and ``rng`` (its random stream, a
+property: made at first use, assignable);
 :meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
 instant ``t`` (quanta); :meth:`Engine.clear_schedule` forgets every pending
 wake-up (a fresh engine has every agent due at 0).
@@ -33,7 +37,7 @@ from typing import Any
 
 import simpy
 
-from .agents import NO_INBOX, Agent, LazyRng, Source, UnmadeRng
+from .agents import Agent, LazyRng, Source, UnmadeRng
 from .api import Ports
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
 from .messages import CONTROL, QUANTA, LocalityError, Message, to_quanta, to_time
@@ -91,7 +95,12 @@ class Engine:
         self._due: dict[int, list[int]] = {}
         self._probes: dict[int, list[tuple[int, Callable[[], None]]]] = {}
         self._scheduled: dict[int, set[int]] = {}  # schedule()'s own record
-        self._arrive: dict[int, int] = {}
+        # arrival instant (quanta) -> {receiver's index: its message, or a list
+        # of them}: what is in flight; and the table of the instant being run
+        self._boxes: dict[int, dict[int, Any]] = {}
+        self._box_now: dict[int, Any] = {}
+        # link delay -> (arrival instant, its table), made once an instant
+        self._arrive: dict[int, tuple[int, dict[int, Any]]] = {}
         route = self._route  # one bound method shared by every agent
         shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
         canon = {n: n for n in self.names}  # one string object per name
@@ -187,7 +196,8 @@ class Engine:
             self._scheduled.pop(t, None)
         wake, by_idx = self._wake, self._by_idx
         now = t / QUANTA  # one float an instant, shared by every rule woken then
-        self._arrive = {}  # link delay -> arrival instant: one int each, not one a message
+        self._box_now = self._boxes.pop(t, {})
+        self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
         if probes is None:
             due.sort()
             for i in due:
@@ -219,18 +229,59 @@ class Engine:
             self._deliver(agent, m)
 
     def _deliver(self, agent: Agent, m: Message) -> None:
-        """Put ``m`` in ``agent``'s inbox; wake it then if nothing else does."""
+        """Put ``m`` in flight to ``agent``; wake it then if nothing else does."""
         ta = m.t_arrive
-        inbox = agent.inbox
-        bucket = inbox.get(ta)
-        if bucket is None:
-            if inbox is NO_INBOX:
-                inbox = agent.inbox = {}
-            inbox[ta] = [m]
+        box = self._boxes.get(ta)
+        if box is None:
+            box = self._boxes[ta] = {}
+        idx = agent.idx
+        held = box.get(idx)
+        if held is None:
+            box[idx] = m
             if agent.timer_due != ta:
                 self._wake_at(agent, ta)
+        elif type(held) is list:
+            held.append(m)
         else:
-            bucket.append(m)
+            box[idx] = [held, m]
+
+    def inbox(self, agent: Agent) -> dict[int, list[Message]]:
+        """The messages in flight to ``agent``, by arrival instant (a new table).
+
+        Parameters
+        ----------
+        agent:
+            an agent of this engine.
+
+        Returns
+        -------
+        ``{instant (quanta): [messages, in the order they came]}``, instants ascending.
+        """
+        out = {}
+        for t in sorted(self._boxes):
+            held = self._boxes[t].get(agent.idx)
+            if held is not None:
+                out[t] = list(held) if type(held) is list else [held]
+        return out
+
+    def set_inbox(self, agent: Agent, inbox: dict[int, list[Message]]) -> None:
+        """Replace the messages in flight to ``agent`` (restoring a checkpoint).
+
+        Nothing is scheduled: :meth:`schedule` the agent at each instant.
+
+        Parameters
+        ----------
+        agent:
+            an agent of this engine.
+        inbox:
+            ``{instant (quanta): [messages]}``, as :meth:`inbox` gives it.
+        """
+        idx = agent.idx
+        for box in self._boxes.values():
+            box.pop(idx, None)
+        for t, msgs in inbox.items():
+            if msgs:
+                self._boxes.setdefault(t, {})[idx] = list(msgs) if len(msgs) > 1 else msgs[0]
 
     def inject(self, m: Message) -> None:
         """Accept a message sent by an agent of another partition."""
@@ -263,7 +314,7 @@ class Engine:
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
         """Send a rule's emits (``Agent.emit`` with the routing inlined: the hot path)."""
         links, name, seq, agents = agent.links, agent.name, agent.seq, self.agents
-        arrive = self._arrive
+        arrive, boxes = self._arrive, self._boxes
         for port, kind, payload in emits:
             for dst in (agent.out if port == "out" else agent.inp if port == "in" else ()):
                 delay = links.get(dst)
@@ -271,31 +322,35 @@ class Engine:
                     agent.seq = seq
                     raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
                 seq += 1
-                ta = arrive.get(delay)
-                if ta is None:
-                    ta = arrive[delay] = t + delay
+                got = arrive.get(delay)
+                if got is None:
+                    ta = t + delay
+                    box = boxes.get(ta)
+                    if box is None:
+                        box = boxes[ta] = {}
+                    got = arrive[delay] = (ta, box)
+                ta, box = got
                 m = _new_tuple(Message, (kind, name, dst, t, ta, seq, payload))
                 a = agents.get(dst)
                 if a is None:
                     agent.seq = seq
                     self.remote(m)
                     continue
-                inbox = a.inbox
-                bucket = None if inbox is NO_INBOX else inbox.get(ta)
-                if bucket is None:
-                    if inbox is NO_INBOX:
-                        a.inbox = {ta: [m]}
-                    else:
-                        inbox[ta] = [m]
+                idx = a.idx
+                held = box.get(idx)
+                if held is None:
+                    box[idx] = m  # one message alone, no list: most synapses get one
                     if a.timer_due != ta:
                         due = self._due.get(ta)
                         if due is None:
-                            self._due[ta] = [a.idx]
+                            self._due[ta] = [idx]
                             self._new_instant(ta)
                         else:
-                            due.append(a.idx)
+                            due.append(idx)
+                elif type(held) is list:
+                    held.append(m)
                 else:
-                    bucket.append(m)
+                    box[idx] = [held, m]
         agent.seq = seq
 
     def _wake(self, agent: Agent, t: int, now: float) -> None:
@@ -306,11 +361,10 @@ class Engine:
             if out:
                 self._emit(agent, t, out)
             self._arm_timer(agent, t)
-        inbox = agent.inbox
-        batch = inbox.pop(t, None)
-        if batch:
-            if not inbox:  # nothing else waiting: back to the shared empty inbox
-                agent.inbox = NO_INBOX
+        batch = self._box_now.pop(agent.idx, None)
+        if batch is not None:
+            if type(batch) is not list:
+                batch = [batch]
             n = len(batch)
             if n == 1:
                 self.delivered[batch[0][0]] += 1
@@ -368,7 +422,8 @@ class Engine:
         if dq <= 0:
             raise ValueError(f"{agent.name}: timer interval must be positive, got {interval}")
         agent.timer_due = t + dq
-        if agent.timer_due not in agent.inbox:
+        box = self._boxes.get(agent.timer_due)
+        if box is None or agent.idx not in box:
             self._wake_at(agent, agent.timer_due)
 
     # -- running --------------------------------------------------------------
@@ -388,7 +443,7 @@ class Engine:
         froze = gc.isenabled() and gc.get_freeze_count() == 0
         if froze:
             gc.freeze()
-        # and the young objects (messages, their lists and inboxes, nearly all
+        # and the young objects (messages, their lists and tables, nearly all
         # freed by their reference counts within an instant) are collected
         # every YOUNG allocations, not every 700: 10-15% of a large per-neuron
         # run went to walking them; cyclic garbage stays bounded by YOUNG

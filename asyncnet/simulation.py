@@ -202,7 +202,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         for name, agent in eng.agents.items():
             if name not in resume["agents"]:
                 raise ckp.CheckpointError(f"the checkpoint has no state for agent {name!r}")
-            ckp.restore_agent(agent, resume["agents"][name])
+            ckp.restore_agent(eng, agent, resume["agents"][name])
         ckp.restore_global(eng, roots, resume["global"])
         ckp.resume_clock(eng, resume["t"])
         if writer:
@@ -217,7 +217,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         for tq in stops:
             eng.run(tq / QUANTA, progress)
             body = {"t": tq, "scenario_id": ckp.scenario_id(sc.text, sc.seed), "meta": info,
-                    "agents": {n: ckp.capture_agent(a, shared) for n, a in eng.agents.items()},
+                    "agents": {n: ckp.capture_agent(eng, a, shared) for n, a in eng.agents.items()},
                     "global": ckp.capture_global(eng, roots, skip),
                     "log": ckp.log_position(writer) if writer else None,
                     "wall": wall0 + time.perf_counter() - t0}

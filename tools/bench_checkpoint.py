@@ -59,7 +59,7 @@ def measure(build, until: float, repeat: int, directory: str) -> dict:
     for _ in range(repeat):
         t0 = time.perf_counter()
         body = {"t": eng.env.now, "scenario_id": "bench", "meta": {},
-                "agents": {n: ckp.capture_agent(a, skip) for n, a in eng.agents.items()},
+                "agents": {n: ckp.capture_agent(eng, a, skip) for n, a in eng.agents.items()},
                 "global": ckp.capture_global(eng, [], skip), "log": None, "wall": 0.0}
         t1 = time.perf_counter()
         path = ckp.write(directory, body)
@@ -73,7 +73,7 @@ def measure(build, until: float, repeat: int, directory: str) -> dict:
         fresh = build()
         t5 = time.perf_counter()
         for n, a in fresh.agents.items():
-            ckp.restore_agent(a, ck["agents"][n])
+            ckp.restore_agent(fresh, a, ck["agents"][n])
         ckp.resume_clock(fresh, ck["t"])
         t6 = time.perf_counter()
         reads.append(t4 - t3)

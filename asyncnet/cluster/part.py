@@ -337,9 +337,9 @@ class PartRunner:
         """
         for frame in inbound:
             self.inject(frame)
-        shared = [self.eng.rule, self.net, self.stream]
+        eng, shared = self.eng, [self.eng.rule, self.net, self.stream]
         return {"next_t": self.next_t(),
-                "agents": [[n, capture_agent(a, shared)] for n, a in self.eng.agents.items()],
+                "agents": [[n, capture_agent(eng, a, shared)] for n, a in eng.agents.items()],
                 "traffic": {k: getattr(self.traffic, k) for k in TRAFFIC_KEYS}}
 
     def full_trace(self) -> bytes:
