@@ -215,6 +215,9 @@ class Engine:
             seg.sort()
             for i in seg:
                 wake(by_idx[i], t, now)
+        # every entry was taken by its agent's wake: let the table go (dict.pop
+        # never shrinks it, and a wave's table holds an entry per synapse)
+        self._box_now = {}
         if self._batches:
             batches, self._batches = self._batches, []
             for sink in self.instant_sinks:

@@ -136,6 +136,34 @@ def test_metis_spreads_every_depth_evenly():
             assert max(loads) - min(loads) <= 2 * biggest[d], (n, d, loads)
 
 
+def test_metis_cut_is_metis_alone_fewer_links_depths_as_they_fall():
+    """``metis-cut``: a balanced partition (the cut recounted from its
+    definition) that cuts fewer links than spreading every depth evenly
+    where that spreading moved anything (it does at 8 and 16 parts here),
+    and never more than the layer chunks."""
+    pytest.importorskip("pymetis")
+    net = Network.from_graph(expand_to_neurons(Network.from_graph(layered([8, 16, 16, 8]),
+                                                                  seed=0)), seed=0)
+    srcs = {n: None for n in net.inputs() + net.outputs()}
+    links = link_table(net, srcs, 1.0)
+    fewer = 0
+    for n in (2, 4, 8, 16):
+        c = partition(links, n, "metis-cut", starts=net.inputs())
+        m = partition(links, n, "metis", starts=net.inputs())
+        lay = partition(links, n, "layers", starts=net.inputs())
+        assert c.method == "metis-cut" and c.note is None
+        assigned = sorted(a for part in c.parts for a in part)
+        assert assigned == sorted(links) and all(c.parts)
+        cut, look = brute_cut(links, c.owner)
+        assert len(cut) == 2 * len(c.cut) and c.lookahead_q == look
+        assert max(c.loads) <= 1.3 * sum(c.loads) / n, (n, c.loads)
+        assert len(c.cut) <= len(lay.cut), n
+        if c.owner != m.owner:
+            assert len(c.cut) < len(m.cut), n
+            fewer += 1
+    assert fewer >= 2
+
+
 def test_without_pymetis_auto_falls_back_with_a_note(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "pymetis", None)  # import pymetis fails
@@ -146,6 +174,8 @@ def test_without_pymetis_auto_falls_back_with_a_note(monkeypatch):
     assert p.owner == partition(links, 2, "layers", starts=["l0"]).owner
     with pytest.raises(PartitionError, match="needs pymetis"):
         partition(links, 2, "metis")
+    with pytest.raises(PartitionError, match="'metis-cut' needs pymetis"):
+        partition(links, 2, "metis-cut")
 
 
 def test_wire_refuses_oversized_and_malformed_frames():

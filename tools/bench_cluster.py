@@ -6,7 +6,8 @@ agents, 28,800 synapse agents; data on one input and one output neuron)
 learns by backprop diffusion on a piecewise stream. The script prints:
 
 1. **Partition table** at 2, 4, 16, 64 parts, ``layers`` (the partitioner
-   before METIS) and ``metis``: balance (largest part / mean, by load and by
+   before METIS), ``metis`` (the default: METIS, then every depth spread
+   evenly) and ``metis-cut`` (METIS alone): balance (largest part / mean, by load and by
    messages delivered) and cut (share of links, and of messages, that cross
    partitions; messages counted per link in a short in-process run).
 2. **Coordinator CPU per delivered message** (2 workers, log on): the
@@ -163,7 +164,7 @@ def partition_table(links, per_link: Counter, per_dst: Counter, parts: list[int]
           "| links cut | messages cut | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for n in parts:
-        for method in ("layers", "metis"):
+        for method in ("layers", "metis", "metis-cut"):
             t0 = time.perf_counter()
             p = partition(links, n, method, starts=inputs)
             dt = time.perf_counter() - t0

@@ -16,8 +16,10 @@ depth (hops from the inputs) is spread evenly too (:mod:`.depth`: the load of
 a window is that of a few depths); without ``pymetis``,
 ``auto`` falls back to laying groups out in breadth-first order from the
 inputs and splitting them into contiguous chunks (method ``layers``), and
-says so in the partition's ``note``. ``layers`` and ``round-robin`` can also
-be asked for by name.
+says so in the partition's ``note``. ``metis-cut`` is METIS's partition as
+it comes (the fewest links cut, each depth wherever METIS put it: for a
+cluster whose network, not its cores, is the limit); ``layers`` and
+``round-robin`` can also be asked for by name.
 
 A data source (``src:<node>``) always travels with its population.
 """
@@ -39,7 +41,7 @@ EVEN_BALANCE = 1.05
 EVEN_CUT = 1.35
 """... and may cut this many times METIS's links (else METIS's partition stands)."""
 
-METHODS = ("auto", "metis", "layers", "round-robin")
+METHODS = ("auto", "metis", "metis-cut", "layers", "round-robin")
 METIS_SEED = 7
 """METIS's random seed: the same network always gets the same partition."""
 MAX_THRESHOLDS = 48
@@ -178,7 +180,8 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         the number of workers.
     method:
         ``auto`` (METIS if ``pymetis`` is installed, else ``layers``),
-        ``metis``, ``layers`` or ``round-robin``.
+        ``metis`` (METIS, then every depth spread evenly), ``metis-cut``
+        (METIS alone: the fewest links cut), ``layers`` or ``round-robin``.
     starts:
         the input agents (where ``layers`` starts its breadth-first order).
 
@@ -189,17 +192,17 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     if method not in METHODS:
         raise PartitionError(f"unknown partition method {method!r} (known: {', '.join(METHODS)})")
     note = None
-    if method in ("auto", "metis"):
+    if method in ("auto", "metis", "metis-cut"):
         try:
             import pymetis
         except ImportError:
-            if method == "metis":
-                raise PartitionError("partition method 'metis' needs pymetis "
+            if method != "auto":
+                raise PartitionError(f"partition method {method!r} needs pymetis "
                                      "(pip install 'asyncnet[cluster]')") from None
             pymetis = None
             note = ("pymetis is not installed: partitioned by layers, which cuts more "
                     "links (pip install 'asyncnet[cluster]')")
-        method = "layers" if pymetis is None else "metis"
+        method = "layers" if pymetis is None else "metis" if method == "auto" else method
     if n < 1:
         raise PartitionError(f"the number of workers must be at least 1, got {n}")
     names = sorted(links)
@@ -245,9 +248,9 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         if len(gs) < n:
             continue
         chunks = None
-        if method == "metis" and n > 1:
+        if method in ("metis", "metis-cut") and n > 1:
             chunks = _metis(pymetis, gs, ws, edges, n)
-            if chunks is not None:  # balanced within windows too (.depth)
+            if chunks is not None and method == "metis":  # balanced within windows too
                 chunks = _within_windows(chunks, links, weight, edges, starts or [])
         if chunks is None:  # layers, or METIS left a partition empty (tiny graphs)
             chunks = _chunks(gs, ws, n)
