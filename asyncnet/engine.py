@@ -99,6 +99,7 @@ class Engine:
         # of them}: what is in flight; and the table of the instant being run
         self._boxes: dict[int, dict[int, Any]] = {}
         self._box_now: dict[int, Any] = {}
+        self._running: int | None = None  # the instant being run, if any
         # link delay -> (arrival instant, its table), made once an instant
         self._arrive: dict[int, tuple[int, dict[int, Any]]] = {}
         route = self._route  # one bound method shared by every agent
@@ -197,6 +198,7 @@ class Engine:
         wake, by_idx = self._wake, self._by_idx
         now = t / QUANTA  # one float an instant, shared by every rule woken then
         self._box_now = self._boxes.pop(t, {})
+        self._running = t
         self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
         if probes is None:
             due.sort()
@@ -218,6 +220,7 @@ class Engine:
         # every entry was taken by its agent's wake: let the table go (dict.pop
         # never shrinks it, and a wave's table holds an entry per synapse)
         self._box_now = {}
+        self._running = None
         if self._batches:
             batches, self._batches = self._batches, []
             for sink in self.instant_sinks:
@@ -261,10 +264,13 @@ class Engine:
         ``{instant (quanta): [messages, in the order they came]}``, instants ascending.
         """
         out = {}
+        now = self._box_now.get(agent.idx)  # an instant under way (or stopped by an error)
+        if now is not None:
+            out[int(self.env.now)] = list(now) if type(now) is list else [now]
         for t in sorted(self._boxes):
             held = self._boxes[t].get(agent.idx)
             if held is not None:
-                out[t] = list(held) if type(held) is list else [held]
+                out.setdefault(t, []).extend(held if type(held) is list else [held])
         return out
 
     def set_inbox(self, agent: Agent, inbox: dict[int, list[Message]]) -> None:
@@ -288,8 +294,9 @@ class Engine:
 
     def inject(self, m: Message) -> None:
         """Accept a message sent by an agent of another partition."""
-        if m.t_arrive < self.env.now:
-            raise RuntimeError(f"message from {m.src} to {m.dst} arrived in the past")
+        if m.t_arrive < self.env.now or m.t_arrive == self._running:
+            raise RuntimeError(f"message from {m.src} to {m.dst} arrived in the past "
+                               "(or at the instant being run)")
         self._route(m)
 
     @property
@@ -307,8 +314,8 @@ class Engine:
         to:
             optionally, each message's receiver (its :class:`Agent`), known already.
         """
-        if msgs and min(map(_ARRIVES, msgs)) < self.env.now:
-            raise RuntimeError("a message arrived in the past")
+        if msgs and (min(map(_ARRIVES, msgs)) < self.env.now or self._running is not None):
+            raise RuntimeError("a message arrived in the past (or while an instant runs)")
         deliver = self._deliver
         for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
                             strict=True):
@@ -328,10 +335,7 @@ class Engine:
                 got = arrive.get(delay)
                 if got is None:
                     ta = t + delay
-                    box = boxes.get(ta)
-                    if box is None:
-                        box = boxes[ta] = {}
-                    got = arrive[delay] = (ta, box)
+                    got = arrive[delay] = (ta, boxes.get(ta))
                 ta, box = got
                 m = _new_tuple(Message, (kind, name, dst, t, ta, seq, payload))
                 a = agents.get(dst)
@@ -339,6 +343,11 @@ class Engine:
                     agent.seq = seq
                     self.remote(m)
                     continue
+                if box is None:  # made for a receiver here only (none for a remote one)
+                    box = boxes.get(ta)
+                    if box is None:
+                        box = boxes[ta] = {}
+                    arrive[delay] = (ta, box)
                 idx = a.idx
                 held = box.get(idx)
                 if held is None:

@@ -164,6 +164,21 @@ def test_metis_cut_is_metis_alone_fewer_links_depths_as_they_fall():
     assert fewer >= 2
 
 
+def test_a_metis_partition_that_falls_back_to_layers_says_so(monkeypatch):
+    """Where METIS would leave a part empty (a small network on many workers)
+    the partition is the layer chunks': it is labelled so, with a note, not as
+    METIS's."""
+    pytest.importorskip("pymetis")
+    from asyncnet.cluster import partition as part_mod
+    monkeypatch.setattr(part_mod, "_metis", lambda *a: None)  # every METIS try: a part empty
+    _, links = links_of(layered([3, 4, 2]))
+    lay = partition(links, 2, "layers", starts=["l0"])
+    for method in ("metis", "metis-cut"):
+        p = partition(links, 2, method, starts=["l0"])
+        assert p.method == "layers" and method in p.note and "empty" in p.note
+        assert p.owner == lay.owner
+
+
 def test_without_pymetis_auto_falls_back_with_a_note(monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "pymetis", None)  # import pymetis fails

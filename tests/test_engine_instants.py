@@ -153,3 +153,66 @@ def test_a_run_collects_young_objects_less_often_and_restores_the_collector():
     eng.run(3)
     assert seen and seen[0][0] == max(before[0], YOUNG) and seen[0][1:] == before[1:]
     assert gc.get_threshold() == before
+
+
+def test_a_partition_keeps_no_table_for_messages_that_leave_it():
+    """An engine that runs part of a network hands messages to other agents to
+    ``remote``; it keeps nothing for their arrival instants, so what it holds
+    does not grow with the run's length (only instants with a message for one
+    of its own agents have a table, and none of them is empty)."""
+    net = Network.from_graph(expand_to_neurons(Network.from_graph(layered([2, 3, 2]), seed=0)),
+                             seed=0)
+    inputs = ["l0_0", "l0_1"]  # the input neurons and their data, none of their synapses
+    src = {n: (lambda t: np.full(1, np.sin(t))) for n in inputs}
+    left: list = []
+    eng = Engine(net, Diffusion(eta=0.01), seed=3, sources=src, remote=left.append,
+                 local=inputs + [f"src:{n}" for n in inputs])
+    eng.run(200)
+    assert len(left) > 1000  # it sent, every time unit
+    tables = eng._boxes  # the engine's tables by arrival instant (private: no other view)
+    assert all(tables.values()) and len(tables) <= 2
+
+
+def test_nothing_is_injected_into_the_instant_being_run():
+    """A message for the instant under way would miss the agents woken already:
+    it is refused, as one in the past is."""
+    import pytest
+
+    from asyncnet.messages import Message
+
+    eng = _engine(fine=True)
+    got: list = []
+
+    def probe(e, t):
+        m = Message(0, "l0_0->l1_0", "l1_0", e.env.now - 1, e.env.now, 10**6, np.zeros(1))
+        for inject in (e.inject, lambda m: e.inject_all([m])):
+            with pytest.raises(RuntimeError, match="instant being run|while an instant runs"):
+                inject(m)
+        got.append(t)
+
+    eng.at(2.0, probe)
+    eng.run(3)
+    assert got == [2.0]
+
+
+def test_inbox_shows_what_waits_at_the_instant_under_way():
+    """A probe registered before anything was due at its instant runs before
+    every wake-up there: ``Engine.inbox`` then shows each agent's messages of
+    that instant — exactly the batch the agent is handed next (the delivered
+    batches, collected by a sink, are the reference)."""
+    eng = _engine(fine=True, delay=2.0)
+    seen: dict = {}
+
+    def probe(e, t):
+        q = int(e.env.now)
+        for name, a in e.agents.items():
+            waiting = e.inbox(a).get(q)
+            if waiting:
+                seen[name] = sorted(waiting)
+
+    eng.at(5.0, probe)
+    delivered: dict = {}
+    eng.sinks.append(lambda b: delivered.setdefault(b[0].dst, b)
+                     if b[0].t_arrive == 5 * QUANTA else None)
+    eng.run(6)
+    assert seen and seen == {d: sorted(b) for d, b in delivered.items()}

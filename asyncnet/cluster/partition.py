@@ -242,18 +242,19 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
         step = len(distinct) / MAX_THRESHOLDS
         distinct = [distinct[int(i * step)] for i in range(MAX_THRESHOLDS)] + [distinct[-1]]
     taus = [float("inf"), *distinct]
-    best = None
+    best, used = None, method
     for tau in taus:
         gs, ws = groups(tau)
         if len(gs) < n:
             continue
-        chunks = None
+        chunks, used = None, method
         if method in ("metis", "metis-cut") and n > 1:
             chunks = _metis(pymetis, gs, ws, edges, n)
             if chunks is not None and method == "metis":  # balanced within windows too
                 chunks = _within_windows(chunks, links, weight, edges, starts or [])
         if chunks is None:  # layers, or METIS left a partition empty (tiny graphs)
             chunks = _chunks(gs, ws, n)
+            used = "layers" if method in ("metis", "metis-cut") and n > 1 else method
         loads = [sum(weight[a] for g in c for a in g) for c in chunks]
         best = chunks
         if max(loads) <= BALANCE * sum(ws) / n:
@@ -261,7 +262,10 @@ def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
     if best is None:
         raise PartitionError(f"{n} workers but the network has only "
                              f"{len(groups(0)[0])} agent groups to place")
-    return _result(best, links, edges, weight, method, note)
+    if used != method:
+        note = (f"{method}: METIS left a partition empty (a small network on many "
+                f"workers): laid out by layers instead")
+    return _result(best, links, edges, weight, used, note)
 
 
 def _within_windows(chunks: list[list[list[str]]], links, weight, edges,
