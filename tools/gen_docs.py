@@ -98,7 +98,10 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
                      "checkpoints and results (default runs/<name>)"},
     "cluster": {
         "workers": "run on N local worker processes (the command line wins)",
-        "partition": "`auto` (cut the longest delays) or `round-robin`"},
+        "partition": "`auto` (cut the longest delays; METIS with every depth spread evenly "
+                     "where pymetis is installed, else layer chunks), `metis` (the same, "
+                     "pymetis required), `metis-cut` (METIS alone: fewest links cut, for a "
+                     "cluster limited by its network), `layers` or `round-robin`"},
 }
 NODE_MEANING = {"name": "the population's name (required)", "size": "neurons (default 1)",
                 "activation": "as in [network]", "role": "input, hidden or output "
