@@ -263,12 +263,10 @@ class Engine:
         -------
         ``{instant (quanta): [messages, in the order they came]}``, instants ascending.
         """
-        out = {}
-        now = self._box_now.get(agent.idx)  # an instant under way (or stopped by an error)
-        if now is not None:
-            out[int(self.env.now)] = list(now) if type(now) is list else [now]
-        for t in sorted(self._boxes):
-            held = self._boxes[t].get(agent.idx)
+        out: dict[int, list[Message]] = {}
+        # the table of an instant under way (or stopped by an error) first
+        for t, box in [(int(self.env.now), self._box_now), *sorted(self._boxes.items())]:
+            held = box.get(agent.idx)
             if held is not None:
                 out.setdefault(t, []).extend(held if type(held) is list else [held])
         return out
