@@ -82,13 +82,34 @@ class UnmadeRng:
         self.seed = seed
 
 
+class Elsewhere:
+    """A receiver that another partition runs (a cluster worker's view of it).
+
+    It stands in an agent's routes where an :class:`Agent` would: its
+    ``idx`` of -1 sends the message to the engine's ``remote``.
+    """
+
+    __slots__ = ("name",)
+    idx = -1
+    timer_due = None
+
+    def __init__(self, name: str):
+        self.name = name
+
+
+Routes = tuple[tuple[int, tuple[Any, ...]], ...]
+"""A port's routes: ``((delay in quanta, receivers), ...)``, neighbours in port order."""
+
+
 class Agent:
     """One neuron, synapse or source, as the engine sees it.
 
     ``out`` and ``inp`` are the neighbours a rule's emit on port ``"out"``
-    or ``"in"`` goes to (:attr:`ports` as a table); ``links`` maps every
-    neighbour to the link delay in quanta. Sending anywhere else raises
-    ``LocalityError``.
+    or ``"in"`` goes to (:attr:`ports` as a table), kept as ``routes_out``
+    and ``routes_in``: runs of neighbours with the same link delay, each
+    neighbour its :class:`Agent` (or :class:`Elsewhere`), so that sending
+    looks nothing up. ``links`` maps every neighbour to the link delay in
+    quanta; sending anywhere else raises ``LocalityError``.
     ``idx`` is the agent's place in the engine's sorted ``names`` (the
     canonical order of wake-ups within an instant).
 
@@ -98,24 +119,34 @@ class Agent:
     assignable, e.g. to restore a checkpoint).
     """
 
-    __slots__ = ("name", "idx", "model", "out", "inp", "links", "seq", "_rng",
-                 "timer_due", "started", "send")
+    __slots__ = ("name", "idx", "timer_due", "started", "model", "seq", "routes_out",
+                 "routes_in", "links", "_rng", "send")
 
-    def __init__(self, name: str, model: Any, out: tuple[str, ...], inp: tuple[str, ...],
-                 links: dict[str, int], rng: np.random.Generator | LazyRng | UnmadeRng,
-                 idx: int = 0):
+    def __init__(self, name: str, model: Any, links: dict[str, int],
+                 rng: np.random.Generator | LazyRng | UnmadeRng, idx: int = 0):
         self.name = name
         self.idx = idx
         self.model = model
-        # two slots, not a {port: neighbours} dict per agent (184 B a synapse)
-        self.out = out
-        self.inp = inp
+        # set by the engine once every agent exists: ((delay, receivers), ...)
+        # per port, shared tuples (not a {port: neighbours} dict per agent)
+        self.routes_out: Routes = ()
+        self.routes_in: Routes = ()
         self.links = links
         self.seq = 0
         self._rng = rng
         self.timer_due: int | None = None
         self.started = False
         self.send: Callable[[Message], None] | None = None  # set by the engine
+
+    @property
+    def out(self) -> tuple[str, ...]:
+        """The neighbours a rule's emit on port ``"out"`` goes to, in order."""
+        return tuple(a.name for _, group in self.routes_out for a in group)
+
+    @property
+    def inp(self) -> tuple[str, ...]:
+        """The neighbours a rule's emit on port ``"in"`` goes to, in order."""
+        return tuple(a.name for _, group in self.routes_in for a in group)
 
     @property
     def ports(self) -> dict[str, tuple[str, ...]]:
@@ -188,27 +219,6 @@ class Agent:
         m = Message(kind, self.name, dst, now, now + delay, self.seq, payload)
         self.send(m)
         return m
-
-    def emit(self, now: int, emits: list) -> None:
-        """Send a rule's ``(port, kind, payload)`` emits to their neighbours.
-
-        Parameters
-        ----------
-        now:
-            the sending instant, in quanta.
-        emits:
-            what the rule returned.
-        """
-        links, route, name, seq = self.links, self.send, self.name, self.seq
-        for port, kind, payload in emits:
-            for dst in self.targets(port):
-                delay = links.get(dst)
-                if delay is None:
-                    self.seq = seq
-                    raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
-                seq += 1
-                route(Message(kind, name, dst, now, now + delay, seq, payload))
-        self.seq = seq
 
 
 class Source:

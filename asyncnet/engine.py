@@ -37,7 +37,7 @@ from typing import Any
 
 import simpy
 
-from .agents import Agent, LazyRng, Source, UnmadeRng
+from .agents import Agent, Elsewhere, LazyRng, Routes, Source, UnmadeRng
 from .api import Ports
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
 from .messages import CONTROL, QUANTA, LocalityError, Message, to_quanta, to_time
@@ -103,7 +103,7 @@ class Engine:
         # link delay -> (arrival instant, its table), made once an instant
         self._arrive: dict[int, tuple[int, dict[int, Any]]] = {}
         route = self._route  # one bound method shared by every agent
-        shared: dict[str, tuple[str, ...]] = {}  # one tuple per neighbour list
+        wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]] = []
         canon = {n: n for n in self.names}  # one string object per name
         unmade = UnmadeRng(seed)
         # what getrefcount says of a proxy only a local name holds (the count
@@ -127,15 +127,58 @@ class Engine:
             # a proxy nobody kept and nothing drew from is not kept either (56 B
             # an agent); without refcounts (not CPython) every proxy is kept
             kept = rng.gen is not None or refs is None or refs(rng) > alone
-            agent = Agent(name, model, shared.setdefault(ports.outputs, ports.outputs),
-                          shared.setdefault(ports.inputs, ports.inputs), self.links[name],
-                          rng if kept else unmade, i)
+            agent = Agent(name, model, self.links[name], rng if kept else unmade, i)
             agent.send = route
             self.agents[name] = agent
             self._by_idx[i] = agent
+            wiring.append((agent, ports.outputs, ports.inputs))
+        self._wire(wiring)
         if self.agents:
             self._due[0] = [a.idx for a in self.agents.values()]
             self._new_instant(0)
+
+    def _wire(self, wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]]) -> None:
+        """Set each agent's routes from its ports' neighbours (every agent exists now).
+
+        A route holds the receiving agent itself and the link's delay, so
+        that ``_emit`` looks nothing up a message: the delay in the
+        sender's link table and the receiver in ``agents`` were two
+        look-ups in tables far apart in a large net's memory, a tenth of a
+        message's cost (L 1.70 -> 1.49 µs a message, S 1.22 -> 1.14). Equal
+        tuples are shared (the routes of every synapse into one neuron), so
+        a synapse agent costs its place in each of its two neurons' routes.
+
+        Raises
+        ------
+        LocalityError
+            A port lists an agent that is not a graph neighbour.
+        """
+        shared: dict[tuple, tuple] = {}
+        agents = self.agents
+        elsewhere: dict[str, Elsewhere] = {}
+        for agent, outputs, inputs in wiring:
+            for port, names in (("out", outputs), ("in", inputs)):
+                runs: list[tuple[int, list]] = []
+                for d in names:
+                    delay = agent.links.get(d)
+                    if delay is None:
+                        raise LocalityError(f"{agent.name} cannot address {d}: not a neighbour")
+                    to = agents.get(d)
+                    if to is None:
+                        to = elsewhere.get(d)
+                        if to is None:
+                            to = elsewhere[d] = Elsewhere(d)
+                    if runs and runs[-1][0] == delay:
+                        runs[-1][1].append(to)
+                    else:
+                        runs.append((delay, [to]))
+                routes: Routes = tuple((delay, _shared(shared, tuple(group)))
+                                       for delay, group in runs)
+                routes = _shared(shared, routes)
+                if port == "out":
+                    agent.routes_out = routes
+                else:
+                    agent.routes_in = routes
 
     # -- scheduling -----------------------------------------------------------
     def _new_instant(self, t: int) -> None:
@@ -320,47 +363,49 @@ class Engine:
             deliver(agent, m)
 
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
-        """Send a rule's emits (``Agent.emit`` with the routing inlined: the hot path)."""
-        links, name, seq, agents = agent.links, agent.name, agent.seq, self.agents
+        """Send a rule's emits along the agent's routes (the hot path)."""
+        name, seq = agent.name, agent.seq
         arrive, boxes = self._arrive, self._boxes
         for port, kind, payload in emits:
-            for dst in (agent.out if port == "out" else agent.inp if port == "in" else ()):
-                delay = links.get(dst)
-                if delay is None:
-                    agent.seq = seq
-                    raise LocalityError(f"{name} cannot address {dst}: not a neighbour")
-                seq += 1
+            if port == "out":
+                routes = agent.routes_out
+            elif port == "in":
+                routes = agent.routes_in
+            else:
+                continue  # a port with no neighbours (Agent.targets: none)
+            for delay, receivers in routes:
                 got = arrive.get(delay)
                 if got is None:
                     ta = t + delay
                     got = arrive[delay] = (ta, boxes.get(ta))
                 ta, box = got
-                m = _new_tuple(Message, (kind, name, dst, t, ta, seq, payload))
-                a = agents.get(dst)
-                if a is None:
-                    agent.seq = seq
-                    self.remote(m)
-                    continue
-                if box is None:  # made for a receiver here only (none for a remote one)
-                    box = boxes.get(ta)
-                    if box is None:
-                        box = boxes[ta] = {}
-                    arrive[delay] = (ta, box)
-                idx = a.idx
-                held = box.get(idx)
-                if held is None:
-                    box[idx] = m  # one message alone, no list: most synapses get one
-                    if a.timer_due != ta:
-                        due = self._due.get(ta)
-                        if due is None:
-                            self._due[ta] = [idx]
-                            self._new_instant(ta)
-                        else:
-                            due.append(idx)
-                elif type(held) is list:
-                    held.append(m)
-                else:
-                    box[idx] = [held, m]
+                for a in receivers:
+                    seq += 1
+                    m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
+                    idx = a.idx
+                    if idx < 0:  # another partition's (Elsewhere)
+                        agent.seq = seq
+                        self.remote(m)
+                        continue
+                    if box is None:  # made for a receiver here only (none for a remote one)
+                        box = boxes.get(ta)
+                        if box is None:
+                            box = boxes[ta] = {}
+                        arrive[delay] = (ta, box)
+                    held = box.get(idx)
+                    if held is None:
+                        box[idx] = m  # one message alone, no list: most synapses get one
+                        if a.timer_due != ta:
+                            due = self._due.get(ta)
+                            if due is None:
+                                self._due[ta] = [idx]
+                                self._new_instant(ta)
+                            else:
+                                due.append(idx)
+                    elif type(held) is list:
+                        held.append(m)
+                    else:
+                        box[idx] = [held, m]
         agent.seq = seq
 
     def _wake(self, agent: Agent, t: int, now: float) -> None:
@@ -494,6 +539,11 @@ class Engine:
     def messages(self) -> int:
         """Messages delivered so far."""
         return sum(self.delivered)
+
+
+def _shared(table: dict, value: tuple) -> tuple:
+    """The one copy of ``value`` kept in ``table`` (equal tuples become one object)."""
+    return table.setdefault(value, value)
 
 
 def ports_of(net: Network, name: str, canon: dict[str, str] | None = None) -> Ports:

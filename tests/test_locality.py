@@ -26,11 +26,23 @@ def test_synapse_cannot_skip_a_layer():
     eng.agents["l0->l1"].send_to(0, "l1", FORWARD, 1.0)  # a neighbour is fine
 
 
-def test_a_rule_that_emits_to_a_stranger_is_stopped():
-    eng = _engine()
-    eng.agents["l1"].out = ("l2",)  # a miswired port: not a neighbour
-    with pytest.raises(LocalityError):
-        eng.run(3)
+def test_a_port_wired_to_a_stranger_is_refused(monkeypatch):
+    """The engine routes a rule's emits by port: a port that lists an agent
+    that is not a graph neighbour is refused before anything is sent."""
+    import asyncnet.engine as engine_mod
+    from asyncnet.api import Ports
+
+    real = engine_mod.ports_of
+
+    def miswired(net, name, canon=None):
+        p = real(net, name, canon)
+        if name != "l1":
+            return p
+        return Ports(name, inputs=p.inputs, outputs=("l2",), fan_in=p.fan_in)
+
+    monkeypatch.setattr(engine_mod, "ports_of", miswired)
+    with pytest.raises(LocalityError, match="l1 cannot address l2"):
+        _engine()
 
 
 def test_locality_figure_counts_only_one_link_hops():
