@@ -147,56 +147,58 @@ TANH_CLAMP = 9.0
 _FAST: dict = {}
 
 
-def _fast_kernels(dt: np.dtype) -> tuple:
-    """The fused kernels (two fields, one field) for ``dt``, constants frozen in.
-
-    (Constants read from an array would be re-read after every store, since the
-    compiler cannot rule out an output aliasing them.)
-    """
+def _fast_constants(dt: np.dtype) -> tuple:
+    """The fast kernels' constants in ``dt``: ½, 0.1, 10, 1, the clamp, N's and D's coefficients."""
     T = np.dtype(dt).type
-    half, tenth, ten, one, lim = T(0.5), T(0.1), T(10.0), T(1.0), T(TANH_CLAMP)
-    n0, n1, n2, n3, n4, n5, n6 = (T(v) for v in TANH_N)
-    d0, d1, d2, d3, d4, d5, d6, d7 = (T(v) for v in TANH_D)
-    flags = {"contract"}  # fused multiply-add; no reassociation, no approximate division
-    inline = numba.njit(inline="always", error_model="numpy", fastmath=flags)
-    loop = numba.njit(error_model="numpy", boundscheck=False, nogil=True, fastmath=flags)
+    return tuple(T(v) for v in (0.5, 0.1, 10.0, 1.0, TANH_CLAMP, *TANH_N, *TANH_D))
 
-    @inline
-    def tanh(y):
+
+if numba is not None:
+    flags = {"contract"}  # fused multiply-add; no reassociation, no approximate division
+    _inline = numba.njit(inline="always", error_model="numpy", fastmath=flags, cache=True)
+    _loop = numba.njit(error_model="numpy", boundscheck=False, nogil=True, fastmath=flags,
+                       cache=True)
+
+    # the constants come as a tuple of scalars (registers, not an array that
+    # every store might alias), so the kernels are plain module functions,
+    # compiled once per dtype and cached on disk like the exact ones
+    @_inline
+    def _tanh_fast(y, k):
+        lim = k[4]
         y = lim if y > lim else y
         y = -lim if y < -lim else y
         z = y * y
-        num = (((((n6 * z + n5) * z + n4) * z + n3) * z + n2) * z + n1) * z + n0
-        den = ((((((d7 * z + d6) * z + d5) * z + d4) * z + d3) * z + d2) * z + d1) * z + d0
+        num = (((((k[11] * z + k[10]) * z + k[9]) * z + k[8]) * z + k[7]) * z + k[6]) * z + k[5]
+        den = ((((((k[19] * z + k[18]) * z + k[17]) * z + k[16]) * z + k[15]) * z + k[14]) * z
+               + k[13]) * z + k[12]
         return y * num / den
 
-    @inline
-    def act(x, out_a, out_d, i, j):
-        s = tanh(x * half) * half + half  # σ(x)
+    @_inline
+    def _act_fast(x, k, out_a, out_d, i, j):
+        half, tenth, ten, one = k[0], k[1], k[2], k[3]
+        s = _tanh_fast(x * half, k) * half + half  # σ(x)
         si = x * s  # SiLU(x)
-        th = tanh(si * tenth)
+        th = _tanh_fast(si * tenth, k)
         out_a[i, j] = th * ten
         out_d[i, j] = (one - th * th) * ((one - s) * si + s)
 
-    @loop
-    def two(h, d, f0, f1, c, eps, out_h, out_a, out_d):
+    @_loop
+    def _two_fast(h, d, f0, f1, c, eps, k, out_h, out_a, out_d):
         B, n = h.shape
         for i in range(B):
             for j in range(n):
                 x = h[i, j] + eps * (d[i, j] * ((f0[i, j] + c[j]) + f1[i, j]) - h[i, j])
                 out_h[i, j] = x
-                act(x, out_a, out_d, i, j)
+                _act_fast(x, k, out_a, out_d, i, j)
 
-    @loop
-    def one_field(h, d, f0, c, eps, out_h, out_a, out_d):
+    @_loop
+    def _one_fast(h, d, f0, c, eps, k, out_h, out_a, out_d):
         B, n = h.shape
         for i in range(B):
             for j in range(n):
                 x = h[i, j] + eps * (d[i, j] * (f0[i, j] + c[j]) - h[i, j])
                 out_h[i, j] = x
-                act(x, out_a, out_d, i, j)
-
-    return two, one_field
+                _act_fast(x, k, out_a, out_d, i, j)
 
 
 def hidden_update_fast(h: np.ndarray, d: np.ndarray, fields: list, c: np.ndarray,
@@ -233,15 +235,15 @@ def hidden_update_fast(h: np.ndarray, d: np.ndarray, fields: list, c: np.ndarray
         h, d, *fields = (np.ascontiguousarray(np.broadcast_to(np.asarray(a, dt), shape))
                          for a in arrays)
         c = np.ascontiguousarray(c, dt)
-    if dt not in _FAST:
-        _FAST[dt] = _fast_kernels(dt)
-    two, one_field = _FAST[dt]
+    k = _FAST.get(dt)
+    if k is None:
+        k = _FAST[dt] = _fast_constants(dt)
     out = (np.empty(h.shape, dt), np.empty(h.shape, dt), np.empty(h.shape, dt))
     e = dt.type(eps)
     if len(fields) == 2:
-        two(h, d, fields[0], fields[1], c, e, *out)
+        _two_fast(h, d, fields[0], fields[1], c, e, k, *out)
     else:
-        one_field(h, d, fields[0], c, e, *out)
+        _one_fast(h, d, fields[0], c, e, k, *out)
     return tuple(o[0] for o in out) if row else out
 
 
