@@ -8,7 +8,10 @@ validated dataclass) with two factories:
 
 Each returns a *model* with ``start(t) -> emits``, ``react(t, batch) ->
 emits`` and ``state() -> dict``, and optionally a local timer
-(``next_interval(rng)`` and ``on_timer(t) -> emits``). An emit is
+(``next_interval(rng)`` and ``on_timer(t) -> emits``). ``start = None``
+says the model only reacts: with no timer either, it is not woken at the
+first instant (it waits for messages), which in a per-neuron net spares a
+wake-up for nearly every agent. An emit is
 ``(port, kind, payload)``: ``"out"`` goes to every neighbour in
 ``ports.outputs``, ``"in"`` to every one in ``ports.inputs``. A model never
 learns an agent id other than from its ``ports``, never parses ids and never
@@ -75,7 +78,7 @@ class Model(Protocol):
     """The local physics of one agent."""
 
     def start(self, t: float) -> list:
-        """Emits at the first instant.
+        """Emits at the first instant (``start = None``: none, and no wake-up then).
 
         Parameters
         ----------

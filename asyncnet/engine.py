@@ -24,7 +24,10 @@ The scheduling state, for checkpoints: each agent's pending messages
 property: made at first use, assignable);
 :meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
 instant ``t`` (quanta); :meth:`Engine.clear_schedule` forgets every pending
-wake-up (a fresh engine has every agent due at 0).
+wake-up (a fresh engine has every agent due at 0, and wakes there those with
+something to do: an agent whose model has ``start = None`` and no timer is
+started when it is made and first woken by a message, unless a monitor
+watches the run).
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Engine:
         # what getrefcount says of a proxy only a local name holds (the count
         # of a name and of the call's own argument differs between Python
         # versions): one more means the rule kept it
+        # agents with nothing to do at the first instant (``start = None``, no
+        # timer): started now, while their objects are fresh in the cache,
+        # and not woken at 0 unless a monitor watches (see _instant)
+        quiet = bytearray(len(self.names))
         refs = getattr(sys, "getrefcount", None)
         probe = LazyRng(seed, "")
         alone = refs(probe) if refs is not None else -1
@@ -129,10 +136,15 @@ class Engine:
             kept = rng.gen is not None or refs is None or refs(rng) > alone
             agent = Agent(name, model, self.links[name], rng if kept else unmade, i)
             agent.send = route
+            if getattr(model, "start", None) is None and \
+                    getattr(model, "next_interval", None) is None:
+                agent.started = True
+                quiet[i] = 1
             self.agents[name] = agent
             self._by_idx[i] = agent
             wiring.append((agent, ports.outputs, ports.inputs))
         self._wire(wiring)
+        self._quiet: bytearray | None = quiet if any(quiet) else None
         if self.agents:
             self._due[0] = [a.idx for a in self.agents.values()]
             self._new_instant(0)
@@ -219,7 +231,8 @@ class Engine:
     def clear_schedule(self, now: int) -> None:
         """Forget every pending wake-up and probe; the clock restarts at ``now``.
 
-        For restoring a checkpoint: a fresh engine has every agent due at 0;
+        For restoring a checkpoint: a fresh engine has every agent due at 0
+        (those with nothing to start are skipped there);
         clear that, set the agents' state, then :meth:`schedule` what is due.
 
         Parameters
@@ -228,6 +241,7 @@ class Engine:
             the instant to restart from, in quanta.
         """
         self.env = simpy.Environment(initial_time=now)
+        self._quiet = None  # a restored engine is past its first instant
         self._due.clear()
         self._probes.clear()
         self._scheduled.clear()
@@ -238,28 +252,21 @@ class Engine:
         probes = self._probes.pop(t, None)
         if self._scheduled:
             self._scheduled.pop(t, None)
-        wake, by_idx = self._wake, self._by_idx
         now = t / QUANTA  # one float an instant, shared by every rule woken then
         self._box_now = self._boxes.pop(t, {})
         self._running = t
         self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
-        if probes is None:
-            due.sort()
-            for i in due:
-                wake(by_idx[i], t, now)
-        else:
-            start = 0
-            for pos, fn in probes:
-                seg = due[start:pos]
-                seg.sort()
-                for i in seg:
-                    wake(by_idx[i], t, now)
-                start = max(start, pos)
-                fn()
-            seg = due[start:]
-            seg.sort()
-            for i in seg:
-                wake(by_idx[i], t, now)
+        skip = None
+        if self._quiet is not None:  # the first instant
+            # a monitor sees every wake-up: with one, the quiet agents are woken
+            # as before (started already, so they only meet the monitors)
+            skip, self._quiet = (None if self.monitors else self._quiet), None
+        start = 0
+        for pos, fn in probes or ():
+            self._wake_segment(due[start:pos], t, now, skip)
+            start = max(start, pos)
+            fn()
+        self._wake_segment(due[start:] if start else due, t, now, skip)
         # every entry was taken by its agent's wake: let the table go (dict.pop
         # never shrinks it, and a wave's table holds an entry per synapse)
         self._box_now = {}
@@ -268,6 +275,18 @@ class Engine:
             batches, self._batches = self._batches, []
             for sink in self.instant_sinks:
                 sink(batches)
+
+    def _wake_segment(self, seg: list[int], t: int, now: float,
+                      skip: bytearray | None) -> None:
+        """Wake the agents of ``seg`` (indices, sorted here) but those ``skip`` marks
+        (unless a message waits for one: none can at the first instant but injected)."""
+        if skip is not None:
+            box = self._box_now
+            seg = [i for i in seg if not skip[i] or i in box]
+        seg.sort()
+        wake, by_idx = self._wake, self._by_idx
+        for i in seg:
+            wake(by_idx[i], t, now)
 
     # -- delivery -----------------------------------------------------------
     def _route(self, m: Message) -> None:
@@ -412,7 +431,8 @@ class Engine:
         model = agent.model
         if not agent.started:
             agent.started = True
-            out = model.start(now)
+            start = getattr(model, "start", None)  # None: nothing to do then
+            out = start(now) if start is not None else None
             if out:
                 self._emit(agent, t, out)
             self._arm_timer(agent, t)

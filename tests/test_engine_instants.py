@@ -216,3 +216,83 @@ def test_inbox_shows_what_waits_at_the_instant_under_way():
                      if b[0].t_arrive == 5 * QUANTA else None)
     eng.run(6)
     assert seen and seen == {d: sorted(b) for d, b in delivered.items()}
+
+
+def _run_log(eng, until=12.0):
+    """Every delivered batch of a run, and the weights after it."""
+    seen: list = []
+    eng.sinks.append(lambda batch: seen.append([(m.kind, m.src, m.dst, m.t_sent, m.t_arrive,
+                                                 m.seq, np.asarray(m.payload).tobytes())
+                                                for m in batch]))
+    eng.run(until)
+    weights = {n: a.model.W.tobytes() for n, a in eng.agents.items() if "->" in n}
+    return seen, weights
+
+
+def test_agents_with_nothing_to_start_are_not_woken_and_nothing_changes(monkeypatch):
+    """Synapses (``start = None``, no timer) are not woken at the first instant:
+    the same messages and weights as when every agent is woken at 0 and its
+    start returns nothing (the engine before), and as with a monitor (which
+    sees every wake-up, so with one they are woken as before)."""
+    from asyncnet.schemes import diffusion
+    woken0: list = []
+    eng = _engine(fine=True)
+    quiet = [a for a in eng.agents.values() if "->" in a.name]
+    assert quiet and all(a.started for a in quiet)  # started without a wake-up
+    new = _run_log(eng)
+    with_monitor = _engine(fine=True)
+    with_monitor.monitors.append(lambda a, t: t == 0 and woken0.append(a.name))
+    watched = _run_log(with_monitor)
+    assert set(woken0) == set(with_monitor.agents)  # a monitor sees every agent at 0
+    monkeypatch.setattr(diffusion.Synapse, "start", lambda self, t: [])
+    old_eng = _engine(fine=True)
+    assert not any(a.started for a in old_eng.agents.values())
+    old = _run_log(old_eng)
+    assert new == old == watched
+    assert len(new[0]) > 100
+
+
+def test_a_message_at_the_first_instant_still_reaches_a_quiet_agent():
+    eng = _engine(fine=True)
+    syn = next(a for a in eng.agents.values() if "->" in a.name)
+    pre = syn.routes_in[0][1][0].name
+    from asyncnet.messages import FORWARD, Message
+    eng.inject(Message(FORWARD, pre, syn.name, 0, 0, 10**6, np.ones(1)))
+    got: list = []
+    eng.sinks.append(lambda batch: got.extend(m for m in batch if m.seq == 10**6))
+    eng.run(1)
+    assert len(got) == 1 and got[0].dst == syn.name
+
+
+def test_a_model_without_start_but_with_a_timer_is_woken_for_it():
+    """``start = None`` spares the first wake-up only if nothing else is due:
+    a timer is armed at the first instant and fires on its period."""
+    fired: list = []
+
+    class Ticker:
+        start = None
+
+        def __init__(self):
+            self.n = 0
+
+        def next_interval(self, rng):
+            return 2.0
+
+        def on_timer(self, t):
+            fired.append(t)
+            return []
+
+        def react(self, t, batch):
+            return []
+
+        def state(self):
+            return {}
+
+    class Rule(Diffusion):
+        def synapse(self, proj, ports, rng):
+            return Ticker()
+
+    net = Network.from_graph(layered([1, 1]), seed=0)
+    eng = Engine(net, Rule(), seed=0)
+    eng.run(7)
+    assert fired == [2.0, 4.0, 6.0]

@@ -8,7 +8,8 @@ it less than wall time):
 
 - ``engine``: messages per CPU-second ÷ SimPy ``env.timeout`` + callback
   events per CPU-second, at each size (log off); the cost per message L ÷ S
-  (and heapq's own push+pop cost, heap as large as L's agents ÷ S's).
+  (and heapq's own push+pop cost, heap as large as L's agents ÷ S's); and
+  L ÷ S again with each run in a new process, S and L interleaved.
 - ``log``: run time with the event log ÷ without (S and M).
 - ``stats``: ``asyncnet stats`` records per CPU-second on a log of the
   quickstart scenario, and the reader's peak memory (tracemalloc) on that
@@ -37,6 +38,8 @@ import heapq
 import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -170,6 +173,25 @@ def bench_engine(reps: int, sizes: list[str]) -> None:
     if heap:
         lr = [a / b for a, b in zip(cost["L"], cost["S"], strict=True)]
         print(f"engine   cost per message L ÷ S  {fmt(lr)}   (heapq's own: {fmt(heap)})")
+        fresh = {"S": [], "L": []}
+        for _ in range(reps):
+            for s in fresh:
+                fresh[s].append(fresh_cost(s))
+        lr = [a / b for a, b in zip(fresh["L"], fresh["S"], strict=True)]
+        print(f"engine   the same, each run in a fresh process (as `asyncnet run` does)  "
+              f"{fmt(lr)}   (S {1e6 * statistics.median(fresh['S']):.2f}, "
+              f"L {1e6 * statistics.median(fresh['L']):.2f} µs/msg)")
+
+
+def fresh_cost(size: str) -> float:
+    """CPU seconds a message of one run of ``size`` in a new Python process.
+
+    In one process the three nets and the runs before leave the allocator's
+    free lists scattered, which moves S and L by a few per cent each.
+    """
+    out = subprocess.run([sys.executable, __file__, "--one", size], capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout)
 
 
 def bench_log(reps: int, sizes: list[str]) -> None:
@@ -282,7 +304,14 @@ def main() -> None:
     ap.add_argument("--figures", default="engine,log,stats,traffic,memory")
     ap.add_argument("--sizes", default="S,M,L", help="engine figure: nets among S, M, L")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--one", choices=list(NETS), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.one:  # a child of fresh_cost: one run, its CPU seconds a message
+        with threadpool_limits(1):
+            dt, n = run_engine(*per_neuron(NETS[a.one], DURATION[a.one]), DURATION[a.one],
+                               log=False)
+        print(dt / n)
+        return
     figures = a.figures.split(",")
     sizes = [s for s in a.sizes.split(",") if s]
     if bad := [s for s in sizes if s not in NETS] + [f for f in figures if f not in

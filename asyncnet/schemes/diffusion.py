@@ -178,9 +178,7 @@ class Synapse:
         """The latest gradient estimate ``δ xᵀ`` (batch mean), a new array."""
         return outer(self.d_post, self.x_pre)
 
-    def start(self, t: float) -> list:
-        """Synapses wait for their neurons."""
-        return []
+    start = None  # synapses wait for their neurons: no wake-up at the first instant
 
     def react(self, t: float, batch: list) -> list:
         """Relay what arrived and update from the values that meet."""

@@ -205,9 +205,7 @@ class Resistors:
         self.box_pre = Outbox()
         self.learn = Learner(shape, rule.gain, rule.alpha, rule.apply)
 
-    def start(self, t: float) -> list:
-        """Bundles wait for their nodes."""
-        return []
+    start = None  # bundles wait for their nodes: no wake-up at the first instant
 
     def _power(self, held: dict) -> np.ndarray:
         """½ Δp² per resistor (batch mean): ∂P/∂k."""

@@ -233,9 +233,7 @@ class EPSynapse:
         self.box_pre = Outbox()
         self.learn = Learner(self.W.shape, rule.gain, rule.eta, rule.apply)
 
-    def start(self, t: float) -> list:
-        """Synapses wait for their neurons."""
-        return []
+    start = None  # synapses wait for their neurons: no wake-up at the first instant
 
     def react(self, t: float, batch: list) -> list:
         """Hold the two activities, learn from nudged changes, relay both fields."""

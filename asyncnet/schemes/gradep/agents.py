@@ -142,9 +142,7 @@ class Neuron:
         self.hold = True  # no step this instant (a phase just started) or idle
         self.losses: list[float] = []
 
-    def start(self, t: float) -> list:
-        """Wait for the teacher."""
-        return []
+    start = None  # wait for the teacher: no wake-up at the first instant
 
     def react(self, t: float, batch: list) -> list:
         """Hold the synapses' fields; answer the teacher's phase code."""
@@ -235,9 +233,7 @@ class Synapse:
         self.held: dict[str, np.ndarray] = {}
         self.learn = _Learner(rule, self.W, proj.name)
 
-    def start(self, t: float) -> list:
-        """Synapses wait for their populations."""
-        return []
+    start = None  # synapses wait for their populations: no wake-up at the first instant
 
     def react(self, t: float, batch: list) -> list:
         """Learn at a phase code (from the values held before it), then relay both ways."""

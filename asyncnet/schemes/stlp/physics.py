@@ -292,9 +292,7 @@ class STLPSynapse:
         self.back = not pre_is_input
         self.diverged_at = -1.0
 
-    def start(self, t: float) -> list:
-        """Synapses wait for their neurons."""
-        return []
+    start = None  # synapses wait for their neurons: no wake-up at the first instant
 
     def react(self, t: float, batch: list) -> list:
         """A delta meets the activity held (the previous step's); then relay the new one."""
