@@ -40,11 +40,11 @@ from typing import Any
 
 import simpy
 
-from .agents import Agent, Elsewhere, LazyRng, Routes, Source, UnmadeRng
-from .api import Ports
-from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
-from .messages import CONTROL, QUANTA, LocalityError, Message, to_quanta, to_time
+from .agents import Agent, LazyRng, Source, UnmadeRng
+from .ids import is_source, is_synapse, source_node, split_synapse
+from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
 from .network import Network
+from .wiring import link_table, ports_of, wire
 
 Monitor = Callable[[Agent, int], None]
 YOUNG = 100_000
@@ -143,54 +143,11 @@ class Engine:
             self.agents[name] = agent
             self._by_idx[i] = agent
             wiring.append((agent, ports.outputs, ports.inputs))
-        self._wire(wiring)
+        wire(self.agents, wiring)
         self._quiet: bytearray | None = quiet if any(quiet) else None
         if self.agents:
             self._due[0] = [a.idx for a in self.agents.values()]
             self._new_instant(0)
-
-    def _wire(self, wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]]) -> None:
-        """Set each agent's routes from its ports' neighbours (every agent exists now).
-
-        A route holds the receiving agent itself and the link's delay, so
-        that ``_emit`` looks nothing up a message: the delay in the
-        sender's link table and the receiver in ``agents`` were two
-        look-ups in tables far apart in a large net's memory, a tenth of a
-        message's cost (L 1.70 -> 1.49 µs a message, S 1.22 -> 1.14). Equal
-        tuples are shared (the routes of every synapse into one neuron), so
-        a synapse agent costs its place in each of its two neurons' routes.
-
-        Raises
-        ------
-        LocalityError
-            A port lists an agent that is not a graph neighbour.
-        """
-        shared: dict[tuple, tuple] = {}
-        agents = self.agents
-        elsewhere: dict[str, Elsewhere] = {}
-        for agent, outputs, inputs in wiring:
-            for port, names in (("out", outputs), ("in", inputs)):
-                runs: list[tuple[int, list]] = []
-                for d in names:
-                    delay = agent.links.get(d)
-                    if delay is None:
-                        raise LocalityError(f"{agent.name} cannot address {d}: not a neighbour")
-                    to = agents.get(d)
-                    if to is None:
-                        to = elsewhere.get(d)
-                        if to is None:
-                            to = elsewhere[d] = Elsewhere(d)
-                    if runs and runs[-1][0] == delay:
-                        runs[-1][1].append(to)
-                    else:
-                        runs.append((delay, [to]))
-                routes: Routes = tuple((delay, _shared(shared, tuple(group)))
-                                       for delay, group in runs)
-                routes = _shared(shared, routes)
-                if port == "out":
-                    agent.routes_out = routes
-                else:
-                    agent.routes_in = routes
 
     # -- scheduling -----------------------------------------------------------
     def _new_instant(self, t: int) -> None:
@@ -559,63 +516,6 @@ class Engine:
     def messages(self) -> int:
         """Messages delivered so far."""
         return sum(self.delivered)
-
-
-def _shared(table: dict, value: tuple) -> tuple:
-    """The one copy of ``value`` kept in ``table`` (equal tuples become one object)."""
-    return table.setdefault(value, value)
-
-
-def ports_of(net: Network, name: str, canon: dict[str, str] | None = None) -> Ports:
-    """What agent ``name`` may address (its graph neighbours), by port.
-
-    Parameters
-    ----------
-    net:
-        the network.
-    name:
-        the agent.
-    canon:
-        optional: every agent name -> the one string object to use for it
-        (a per-neuron net would otherwise hold five copies of each synapse
-        name).
-
-    Returns
-    -------
-    The agent's :class:`~asyncnet.api.Ports`.
-    """
-    c = (lambda n: n) if canon is None else canon.__getitem__
-    if is_source(name):
-        return Ports(name, outputs=(c(source_node(name)),))
-    if is_synapse(name):
-        pre, post = split_synapse(name)
-        pre, post = c(pre), c(post)
-        return Ports(name, inputs=(pre,), outputs=(post,),
-                     roles={pre: net.populations[pre].role, post: net.populations[post].role})
-    pres = net.pre(name)
-    return Ports(name, inputs=tuple(c(synapse_id(u, name)) for u in pres),
-                 outputs=tuple(c(synapse_id(name, v)) for v in net.post(name)),
-                 fan_in=sum(net.populations[u].size for u in pres))
-
-
-def link_table(net: Network, sources: dict, source_delay: float) -> dict[str, dict[str, int]]:
-    """Every agent's neighbours and link delays (quanta): the locality graph."""
-    links: dict[str, dict[str, int]] = {n: {} for n in net.populations}
-    same: dict[int, int] = {}  # one int object per distinct delay, not two per synapse
-    for (u, v), pr in net.projections.items():
-        first, second = pr.legs
-        first, second = same.setdefault(first, first), same.setdefault(second, second)
-        name = pr.name  # one string object per synapse, shared by every table
-        links[name] = {u: first, v: second}
-        links[u][name] = first
-        links[v][name] = second
-    for node in sources:
-        if node not in net.populations:
-            raise ValueError(f"data source for unknown population {node!r}")
-        dq = to_quanta(source_delay)
-        links[source_id(node)] = {node: dq}
-        links[node][source_id(node)] = dq
-    return links
 
 
 __all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]

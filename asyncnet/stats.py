@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 
-from .engine import link_table
 from .ids import is_source, source_node
 from .logcols import read_columns
 from .logfile import EventLog, LogError, open_log
@@ -15,6 +14,7 @@ from .logtools import scenario_of
 from .messages import CONTROL, KIND_NAMES, Message, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
+from .wiring import link_table
 
 
 def log_stats(path: str) -> dict:
