@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
+
 
 def relay(W: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``W v`` for one vector, or for each row of a batch.
@@ -111,6 +113,10 @@ def learn(W: np.ndarray, buf: np.ndarray, rate: float, d: np.ndarray, x: np.ndar
     d, x:
         The delta and the activity that met at the synapse.
     """
+    k = kernels.loaded
+    if k is not None and d.ndim == 1 and x.ndim == 1:
+        k.learn(W, d, x, rate)  # the same operations in one call (kernels)
+        return
     g = outer(d, x, out=buf)
     np.multiply(g, rate, out=g)  # rate · g: the same bits as a new array would hold
     np.subtract(W, g, out=W)

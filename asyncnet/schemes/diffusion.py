@@ -22,6 +22,7 @@ from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Population, Projection, activation
+from . import kernels
 from .batching import learn, outer, relay, rows_mean
 
 
@@ -66,12 +67,15 @@ class Neuron:
     receiver holds on to them. The bias changes in place.
     """
 
-    __slots__ = ("f", "fprime", "role", "eta_b", "b", "a", "delta", "x", "in_syn",
+    __slots__ = ("f", "fprime", "tanh", "role", "eta_b", "b", "a", "delta", "x", "in_syn",
                  "out_syn", "fwd", "back", "target", "_db", "_sum")
 
     def __init__(self, rule: Diffusion, pop: Population, ports: Ports,
                  rng: np.random.Generator):
         self.f, self.fprime = activation(pop.activation)
+        # tanh's f'(a) = 1 - x² from x = tanh(a), which the neuron holds: the
+        # kernels' delta (kernels.dtanh_*), the same bits as fprime(a)
+        self.tanh = pop.activation == "tanh"
         self.role = pop.role
         self.eta_b = rule.eta_bias
         self.b = pop.bias.copy()
@@ -124,18 +128,34 @@ class Neuron:
             # δ[t+1] uses a[t]: the delta wave meets the activity of the
             # previous instant, before this instant's forward update.
             s = self._sum(self.back, self.out_syn)
-            self.delta = s if self.role == "input" else self.fprime(self.a) * s
+            k = kernels.loaded
+            if self.role == "input":
+                self.delta = s
+            elif self.tanh and k is not None and s.ndim == 1 and self.x.ndim == 1:
+                self.delta = _empty(s.shape[0])
+                k.dtanh_times(self.x, s, self.delta)
+            else:
+                self.delta = self.fprime(self.a) * s
             new_delta = True
         if got_f and self.role != "input":
             self.a = self._sum(self.fwd, self.in_syn) + self.b
             self.x = self.f(self.a)
         if self.role == "output" and (got_f or got_y) and self.target is not None:
-            self.delta = self.fprime(self.a) * (self.x - self.target)
+            k = kernels.loaded
+            if self.tanh and k is not None and self.x.ndim == 1 and self.target.ndim == 1:
+                self.delta = _empty(self.x.shape[0])
+                k.dtanh_error(self.x, self.target, self.delta)
+            else:
+                self.delta = self.fprime(self.a) * (self.x - self.target)
             new_delta = True
         if new_delta and self.role != "input" and self.eta_b:
             # in place (state() hands out copies); a batch moves it by its mean delta
-            np.multiply(rows_mean(self.delta), self.eta_b, out=self._db)
-            np.subtract(self.b, self._db, out=self.b)
+            k = kernels.loaded
+            if k is not None and self.delta.ndim == 1:
+                k.bias_step(self.b, self.delta, self.eta_b)
+            else:
+                np.multiply(rows_mean(self.delta), self.eta_b, out=self._db)
+                np.subtract(self.b, self._db, out=self.b)
         out = []
         if got_f and self.out_syn:
             out.append(("out", FORWARD, self.x))
@@ -164,6 +184,7 @@ class Synapse:
 
     def __init__(self, rule: Diffusion, proj: Projection):
         self.W = proj.weight.copy()
+        kernels.prepare(self.W.size)  # a big projection: compiled steps, numpy's bits
         self.eta = rule.eta
         # x_pre and d_post are only ever replaced (by payloads), never written
         # into, and _buf is scratch within one learn(): one of each per shape
@@ -184,20 +205,22 @@ class Synapse:
         """Relay what arrived and update from the values that meet."""
         got_f = got_d = False
         for m in batch:
-            if m.kind == FORWARD:
-                self.x_pre = m.payload
+            if m[0] == FORWARD:  # m.kind, m.payload by place: once a message
+                self.x_pre = m[6]
                 got_f = True
             else:
-                self.d_post = m.payload
+                self.d_post = m[6]
                 got_d = True
         return self._relay_and_learn(t, got_f, got_d)
 
     def _relay_and_learn(self, t: float, got_f: bool, got_d: bool) -> list:
         out = []
         if got_f:
-            out.append(("out", FORWARD, relay(self.W, self.x_pre)))
+            x = self.x_pre
+            out.append(("out", FORWARD, self.W @ x if x.ndim == 1 else relay(self.W, x)))
         if got_d:
-            out.append(("in", DELTA, relay(self.W.T, self.d_post)))
+            d = self.d_post
+            out.append(("in", DELTA, self.W.T @ d if d.ndim == 1 else relay(self.W.T, d)))
         self.t_grad = t
         if self.eta:
             learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)

@@ -47,6 +47,7 @@ from ..analysis.catalogue import kinds
 from ..api import Ports
 from ..messages import CONTROL, DELTA, FORWARD
 from ..network import Network, Population, Projection, activation, layout
+from . import kernels
 from .batching import learn, outer, relay
 
 # ---------------------------------------------------------------------------
@@ -379,6 +380,7 @@ class LASynapse:
 
     def __init__(self, rule: LeastAction, proj: Projection):
         self.W = proj.weight.copy()
+        kernels.prepare(self.W.size)  # a big projection: compiled learning steps
         self.eta = rule.eta
         self.x_pre = np.zeros(self.W.shape[1])
         self.d_post = np.zeros(self.W.shape[0])
