@@ -5,7 +5,10 @@ online with backprop diffusion (rule ``diffusion``, unit delays, a
 piecewise stream). Two implementations do the same work:
 
 - **engine**: the asyncnet engine, one agent per population and per
-  projection, messages between them (event log off);
+  projection, messages between them (event log off); where numba is
+  installed the rules' learning, delta and bias steps run compiled
+  (``asyncnet/schemes/kernels.py``, numpy's bits; ``ASYNCNET_NO_NUMBA=1``
+  for the numpy path), which the header line says;
 - **numpy**: :func:`reference` below, the discrete delay model written
   directly in numpy with every array updated in place, preallocated (no
   agents, no messages): per step each projection relays ``W x`` and ``Wᵀ δ``
@@ -171,8 +174,12 @@ def main() -> None:
     steps = [float(s) for s in a.steps.split(",")]
     if len(steps) != len(widths):
         raise SystemExit("--steps needs one duration per width")
+    from asyncnet.schemes import kernels
+    kernels.prepare(kernels.MIN_WEIGHTS)  # what a projection of 1,024 weights does
+    on = "on (numba)" if kernels.loaded is not None else "off (no numba, or ASYNCNET_NO_NUMBA)"
     print(f"diffusion, layered [width] x {a.depth}, eta {a.eta:g}, piecewise hold "
-          f"{HOLD:g}; BLAS threads 1 (threadpoolctl); {a.pairs} interleaved pairs")
+          f"{HOLD:g}; BLAS threads 1 (threadpoolctl); {a.pairs} interleaved pairs; "
+          f"the rules' compiled steps {on}")
     print(f"{'width':>6} {'time':>6} {'engine s':>9} {'numpy s':>9} "
           f"{'engine/numpy':>13} {'min-max':>13} {'max|dW|':>9}")
     with threadpool_limits(limits=1, user_api="blas"):
