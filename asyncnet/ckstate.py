@@ -9,7 +9,8 @@ keeps only the *data* reachable from a root:
 - data: ``None``, bools, numbers, strings, bytes, numpy arrays and scalars of
   numeric dtype, and lists, tuples, dicts, deques and sets made of data;
 - a random generator: its ``bit_generator`` state (restored in place);
-- an object: its attributes (``__dict__`` and ``__slots__``), walked;
+- an object: its attributes (``__dict__`` and ``__slots__``), walked, but
+  those its class lists in ``SCRATCH`` (buffers written before read);
 - a function (only where ``functions=True``: analyses keep their state in
   closures): its closure cells and its ``__dict__``, walked;
 - everything else (callables of numpy, classes, modules, and the objects in
@@ -251,8 +252,12 @@ def _foreign(v: Any) -> bool:
 
 
 def _attrs(obj: Any) -> list[tuple[str, Any]]:
-    out = list(getattr(obj, "__dict__", {}).items())
-    seen = {k for k, _ in out}
+    # a class's ``SCRATCH`` names buffers whose contents never outlive a call
+    # (written before read): not state, so not captured (which path of a
+    # computation ran, numpy's or a compiled one, leaves them differently)
+    scratch = {n for cls in type(obj).__mro__ for n in cls.__dict__.get("SCRATCH", ())}
+    out = [(k, v) for k, v in getattr(obj, "__dict__", {}).items() if k not in scratch]
+    seen = {k for k, _ in out} | scratch
     for cls in type(obj).__mro__:
         for s in getattr(cls, "__slots__", ()):
             if s in seen or s in ("__dict__", "__weakref__") or not hasattr(obj, s):

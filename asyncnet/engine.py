@@ -214,10 +214,13 @@ class Engine:
         self._running = t
         self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
         skip = None
-        if self._quiet is not None:  # the first instant
-            # a monitor sees every wake-up: with one, the quiet agents are woken
-            # as before (started already, so they only meet the monitors)
-            skip, self._quiet = (None if self.monitors else self._quiet), None
+        if self._quiet is not None:  # the first instant this engine runs
+            # at 0 only (a resumed engine starts later), and a monitor sees
+            # every wake-up: with one, the quiet agents are woken as before
+            # (started already, so they only meet the monitors)
+            if t == 0 and not self.monitors:
+                skip = self._quiet
+            self._quiet = None
         start = 0
         for pos, fn in probes or ():
             self._wake_segment(due[start:pos], t, now, skip)

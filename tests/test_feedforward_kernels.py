@@ -21,13 +21,16 @@ pytest.importorskip("numba")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from asyncnet.ckstate import Packer, Walker  # noqa: E402
 from asyncnet.engine import Engine  # noqa: E402
 from asyncnet.network import Network, layered  # noqa: E402
 from asyncnet.schemes import kernels  # noqa: E402
 from asyncnet.schemes.diffusion import Diffusion  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN, inf on purpose
-SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -2.2e-308, 1e308, -1e308, 1.0, -1.0]
+SPECIAL = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -2.2e-308, 1e308, -1e308,
+           1.0, -1.0]
+"""NaN of both signs: where two meet, numpy's product keeps its first operand's."""
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,11 @@ def test_learn_is_numpys_outer_step(k, case):
     W = _values(seed, (m, n), special)
     d, x = _values(seed + 1, m, special), _values(seed + 2, n, special)
     rate = float(_values(seed + 3, 1, special / 2)[0])
-    want = np.subtract(W, np.multiply(np.multiply(x[None, :], d[:, None]), rate))
+    g = np.multiply(np.multiply(x[None, :], d[:, None]), rate)
+    want = np.subtract(W, g)
+    if rate != rate:
+        assert not kernels.fits(W, d, x, rate)  # a NaN rate goes the numpy way
+        return
     k.learn(W, d, x, rate)
     assert _same(W, want)
 
@@ -90,6 +97,39 @@ def test_bias_step_is_numpys(k, case):
     assert _same(b, want)
 
 
+def test_learn_takes_the_numpy_way_where_the_kernel_would_differ(k):
+    """float32 operands, vectors of the wrong length (numpy broadcasts or
+    refuses), an operand that is a view of W, a NaN rate: batching.learn
+    gives numpy's result (or error) with the kernels loaded."""
+    from asyncnet.schemes.batching import learn, outer
+
+    def numpy_learn(W, rate, d, x):
+        g = outer(d, x, out=np.empty(W.shape, dtype=np.result_type(W, d, x)))
+        np.multiply(g, rate, out=g)
+        np.subtract(W, g, out=W, casting="same_kind")
+        return W
+
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((4, 3))
+    cases = [(W.astype(np.float32), rng.standard_normal(4).astype(np.float32),
+              rng.standard_normal(3).astype(np.float32), 0.1),
+             (W.copy(), rng.standard_normal(4), rng.standard_normal(1), 0.1),
+             (W.copy(), rng.standard_normal(4), rng.standard_normal(3), float("nan"))]
+    for W0, d, x, rate in cases:
+        want = numpy_learn(W0.copy(), rate, d, x)
+        got = W0.copy()
+        learn(got, np.empty(got.shape, dtype=got.dtype), rate, d, x)
+        assert _same(got, want)
+    d = rng.standard_normal(4)
+    ref = W.copy()
+    numpy_learn(ref, 0.3, d, ref[0])
+    got = W.copy()
+    learn(got, np.empty((4, 3)), 0.3, d, got[0])  # x is W's own first row
+    assert _same(got, ref)
+    with pytest.raises(ValueError):
+        learn(W.copy(), np.empty((4, 3)), 0.1, rng.standard_normal(4), rng.standard_normal(2))
+
+
 def _population_run(with_kernels: bool, monkeypatch) -> tuple[list, dict]:
     monkeypatch.setattr(kernels, "loaded", kernels.loaded if with_kernels else None)
     net = Network.from_graph(layered([32, 40, 32, 8]), seed=0)
@@ -104,6 +144,15 @@ def _population_run(with_kernels: bool, monkeypatch) -> tuple[list, dict]:
     eng.run(40)
     after = {p.name: eng.state(p.name)["weight"].tobytes() for p in net.projections.values()}
     after.update({n: eng.state(n)["bias"].tobytes() for n in net.populations})
+    # the scratch buffers a checkpoint holds: the same bytes whichever path ran
+    # (a cluster's workers may differ in having loaded the kernels)
+    # what a checkpoint holds of each model: its scratch buffers, which the
+    # kernels leave as they were and numpy's path fills, are not in it
+    walker = Walker(skip=[net, eng.rule])
+    for name in [*net.populations, *(p.name for p in net.projections.values())]:
+        node = walker.node(eng.agents[name].model)
+        after[f"{name}/checkpoint"] = Packer().pack(node)
+        assert "_buf" not in str(node) and "_db" not in str(node)
     return seen, after
 
 
@@ -139,3 +188,24 @@ def test_small_nets_never_import_numba_and_the_switch_turns_the_kernels_off():
     big = code.format(size=40, expand="")
     assert _fresh_python(big) == "True True"
     assert _fresh_python(big, ASYNCNET_NO_NUMBA="1") == "False False"
+
+
+def test_without_a_writable_cache_the_kernels_compile_uncached(monkeypatch):
+    """numba refuses cache=True where it cannot write a cache (a read-only
+    install, no home): the kernels are then compiled for the process."""
+    import numba
+    calls: list = []
+    real = numba.njit
+
+    def njit(*args, cache=False, **opts):
+        calls.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function 'f': no locator available for file 'x'")
+        return real(*args, **opts)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    f = kernels.jit(numba, kernels._bias_step)
+    b, d = np.ones(3), np.arange(3.0)
+    f(b, d, 0.5)
+    assert calls == [True, False]
+    assert _same(b, 1.0 - np.arange(3.0) * 0.5)

@@ -114,7 +114,7 @@ def learn(W: np.ndarray, buf: np.ndarray, rate: float, d: np.ndarray, x: np.ndar
         The delta and the activity that met at the synapse.
     """
     k = kernels.loaded
-    if k is not None and d.ndim == 1 and x.ndim == 1:
+    if k is not None and kernels.fits(W, d, x, rate):
         k.learn(W, d, x, rate)  # the same operations in one call (kernels)
         return
     g = outer(d, x, out=buf)

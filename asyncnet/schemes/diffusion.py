@@ -67,17 +67,23 @@ class Neuron:
     receiver holds on to them. The bias changes in place.
     """
 
-    __slots__ = ("f", "fprime", "tanh", "role", "eta_b", "b", "a", "delta", "x", "in_syn",
-                 "out_syn", "fwd", "back", "target", "_db", "_sum")
+    SCRATCH = ("_db",)  # not state: checkpoints leave it out (ckstate)
+    __slots__ = ("f", "fprime", "tanh", "bias_ok", "role", "eta_b", "b", "a", "delta", "x",
+                 "in_syn", "out_syn", "fwd", "back", "target", "_db", "_sum")
 
     def __init__(self, rule: Diffusion, pop: Population, ports: Ports,
                  rng: np.random.Generator):
         self.f, self.fprime = activation(pop.activation)
         # tanh's f'(a) = 1 - x² from x = tanh(a), which the neuron holds: the
-        # kernels' delta (kernels.dtanh_*), the same bits as fprime(a)
-        self.tanh = pop.activation == "tanh"
+        # kernels' delta (kernels.dtanh_*), the same bits as fprime(a). The
+        # kernels take float64 vectors of one length, which this rule's
+        # values are (relays of float64 weights, data as float): only a
+        # batch's second axis and a mismatched length are looked at
+        # (numpy would broadcast or refuse)
+        self.tanh = self.f is np.tanh
         self.role = pop.role
         self.eta_b = rule.eta_bias
+        self.bias_ok = type(self.eta_b) is float and self.eta_b == self.eta_b  # kernels' case
         self.b = pop.bias.copy()
         n = pop.size
         rand = rule.init_state == "random"
@@ -131,7 +137,7 @@ class Neuron:
             k = kernels.loaded
             if self.role == "input":
                 self.delta = s
-            elif self.tanh and k is not None and s.ndim == 1 and self.x.ndim == 1:
+            elif self.tanh and k is not None and s.ndim == 1 and s.shape == self.x.shape:
                 self.delta = _empty(s.shape[0])
                 k.dtanh_times(self.x, s, self.delta)
             else:
@@ -142,7 +148,8 @@ class Neuron:
             self.x = self.f(self.a)
         if self.role == "output" and (got_f or got_y) and self.target is not None:
             k = kernels.loaded
-            if self.tanh and k is not None and self.x.ndim == 1 and self.target.ndim == 1:
+            if self.tanh and k is not None and self.x.ndim == 1 \
+                    and self.target.shape == self.x.shape:
                 self.delta = _empty(self.x.shape[0])
                 k.dtanh_error(self.x, self.target, self.delta)
             else:
@@ -151,7 +158,8 @@ class Neuron:
         if new_delta and self.role != "input" and self.eta_b:
             # in place (state() hands out copies); a batch moves it by its mean delta
             k = kernels.loaded
-            if k is not None and self.delta.ndim == 1:
+            if k is not None and self.bias_ok and self.delta.ndim == 1 \
+                    and self.delta.shape == self.b.shape:
                 k.bias_step(self.b, self.delta, self.eta_b)
             else:
                 np.multiply(rows_mean(self.delta), self.eta_b, out=self._db)
@@ -181,6 +189,7 @@ class Synapse:
     """
 
     __slots__ = ("W", "eta", "x_pre", "d_post", "_buf", "t_grad")
+    SCRATCH = ("_buf",)  # not state: checkpoints leave it out (ckstate)
 
     def __init__(self, rule: Diffusion, proj: Projection):
         self.W = proj.weight.copy()
@@ -223,7 +232,16 @@ class Synapse:
             out.append(("in", DELTA, self.W.T @ d if d.ndim == 1 else relay(self.W.T, d)))
         self.t_grad = t
         if self.eta:
-            learn(self.W, self._buf, self.eta, self.d_post, self.x_pre)
+            W, d, x, eta, k = self.W, self.d_post, self.x_pre, self.eta, kernels.loaded
+            # the kernel's case, checked in a few attribute reads (kernels.fits
+            # checks more, for any caller): this rule's values are float64,
+            # its payloads new arrays (never views of W); a batch, a length
+            # that does not match or a NaN step goes numpy's way
+            if k is not None and d.ndim == 1 and x.ndim == 1 and W.shape[0] == d.shape[0] \
+                    and W.shape[1] == x.shape[0] and type(eta) is float and eta == eta:
+                k.learn(W, d, x, eta)
+            else:
+                learn(W, self._buf, eta, d, x)
         return out
 
     def state(self) -> dict:

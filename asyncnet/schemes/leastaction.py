@@ -377,6 +377,7 @@ class LASynapse:
     """
 
     __slots__ = ("W", "eta", "x_pre", "d_post", "_buf")
+    SCRATCH = ("_buf",)  # not state: checkpoints leave it out (ckstate)
 
     def __init__(self, rule: LeastAction, proj: Projection):
         self.W = proj.weight.copy()

@@ -28,6 +28,8 @@ import os
 
 import numpy as np
 
+from ..kernels import cached_jit
+
 try:  # optional: the numpy path is always there
     if os.environ.get("ASYNCNET_NO_NUMBA"):
         raise ImportError("turned off by ASYNCNET_NO_NUMBA")
@@ -44,7 +46,7 @@ def available() -> bool:
 def _jit(fn):
     # error_model="numpy": no Python zero-division checks, so the loops vectorise;
     # fastmath stays off: every operation rounds as numpy's does
-    return numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)(fn)
+    return cached_jit(numba, error_model="numpy", boundscheck=False, nogil=True)(fn)
 
 
 def _hidden_pre(h, d, f0, f1, c, k, out_h, out_half):
@@ -155,9 +157,9 @@ def _fast_constants(dt: np.dtype) -> tuple:
 
 if numba is not None:
     flags = {"contract"}  # fused multiply-add; no reassociation, no approximate division
-    _inline = numba.njit(inline="always", error_model="numpy", fastmath=flags, cache=True)
-    _loop = numba.njit(error_model="numpy", boundscheck=False, nogil=True, fastmath=flags,
-                       cache=True)
+    _inline = cached_jit(numba, inline="always", error_model="numpy", fastmath=flags)
+    _loop = cached_jit(numba, error_model="numpy", boundscheck=False, nogil=True,
+                       fastmath=flags)
 
     # the constants come as a tuple of scalars (registers, not an array that
     # every store might alias), so the kernels are plain module functions,
