@@ -153,20 +153,6 @@ class Agent:
         """Port name -> the neighbours a rule's emit on it goes to (a new table)."""
         return {"out": self.out, "in": self.inp}
 
-    def targets(self, port: str) -> tuple[str, ...]:
-        """The neighbours a rule's emit on ``port`` goes to (none for an unknown port).
-
-        Parameters
-        ----------
-        port:
-            ``"out"`` or ``"in"``.
-
-        Returns
-        -------
-        The neighbours' names.
-        """
-        return self.out if port == "out" else self.inp if port == "in" else ()
-
     def proxy(self) -> LazyRng | np.random.Generator:
         """The agent's stream as its rule sees it: the lazy proxy, or the generator.
 

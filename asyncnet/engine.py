@@ -109,13 +109,13 @@ class Engine:
         wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]] = []
         canon = {n: n for n in self.names}  # one string object per name
         unmade = UnmadeRng(seed)
-        # what getrefcount says of a proxy only a local name holds (the count
-        # of a name and of the call's own argument differs between Python
-        # versions): one more means the rule kept it
         # agents with nothing to do at the first instant (``start = None``, no
         # timer): started now, while their objects are fresh in the cache,
         # and not woken at 0 unless a monitor watches (see _instant)
         quiet = bytearray(len(self.names))
+        # what getrefcount says of a proxy only a local name holds (the count
+        # of a name and of the call's own argument differs between Python
+        # versions): one more means the rule kept it
         refs = getattr(sys, "getrefcount", None)
         probe = LazyRng(seed, "")
         alone = refs(probe) if refs is not None else -1
@@ -351,7 +351,7 @@ class Engine:
             elif port == "in":
                 routes = agent.routes_in
             else:
-                continue  # a port with no neighbours (Agent.targets: none)
+                continue  # an unknown port has no neighbours
             for delay, receivers in routes:
                 got = arrive.get(delay)
                 if got is None:

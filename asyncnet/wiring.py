@@ -64,13 +64,13 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
             if len(names) == 1:
                 d = names[0]
                 delay = links.get(d)
+                if delay is None:
+                    raise LocalityError(f"{agent.name} cannot address {d}: not a neighbour")
                 routes = single.get((d, delay))
-                if routes is None and delay is not None:
+                if routes is None:
                     routes = single[d, delay] = ((delay, (receiver(d),)),)
             else:
                 routes = _routes(agent, names, receiver, shared)
-            if routes is None:
-                raise LocalityError(f"{agent.name} cannot address {names[0]}: not a neighbour")
             if port == "out":
                 agent.routes_out = routes
             else:

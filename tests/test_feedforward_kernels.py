@@ -101,10 +101,10 @@ def test_learn_takes_the_numpy_way_where_the_kernel_would_differ(k):
     """float32 operands, vectors of the wrong length (numpy broadcasts or
     refuses), an operand that is a view of W, a NaN rate: batching.learn
     gives numpy's result (or error) with the kernels loaded."""
-    from asyncnet.schemes.batching import learn, outer
+    from asyncnet.schemes.batching import learn
 
-    def numpy_learn(W, rate, d, x):
-        g = outer(d, x, out=np.empty(W.shape, dtype=np.result_type(W, d, x)))
+    def numpy_learn(W, rate, d, x):  # W -= rate · (x in every row) · d, written out
+        g = np.multiply(np.broadcast_to(x, W.shape), d[:, None])
         np.multiply(g, rate, out=g)
         np.subtract(W, g, out=W, casting="same_kind")
         return W
