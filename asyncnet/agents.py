@@ -97,8 +97,10 @@ class Elsewhere:
         self.name = name
 
 
-Routes = tuple[tuple[int, tuple[Any, ...]], ...]
-"""A port's routes: ``((delay in quanta, receivers), ...)``, neighbours in port order."""
+Routes = tuple[tuple[int, tuple[Any, ...], int], ...]
+"""A port's routes: ``((delay in quanta, receivers, group key), ...)``, neighbours in
+port order; the key names the receivers' group in the engine's
+:class:`~asyncnet.wiring.ReceiverTable` (what a recorder expands a send to)."""
 
 
 class Agent:
@@ -127,7 +129,7 @@ class Agent:
         self.name = name
         self.idx = idx
         self.model = model
-        # set by the engine once every agent exists: ((delay, receivers), ...)
+        # set by the engine once every agent exists: ((delay, receivers, key), ...)
         # per port, shared tuples (not a {port: neighbours} dict per agent)
         self.routes_out: Routes = ()
         self.routes_in: Routes = ()
@@ -141,12 +143,12 @@ class Agent:
     @property
     def out(self) -> tuple[str, ...]:
         """The neighbours a rule's emit on port ``"out"`` goes to, in order."""
-        return tuple(a.name for _, group in self.routes_out for a in group)
+        return tuple(a.name for _, group, _ in self.routes_out for a in group)
 
     @property
     def inp(self) -> tuple[str, ...]:
         """The neighbours a rule's emit on port ``"in"`` goes to, in order."""
-        return tuple(a.name for _, group in self.routes_in for a in group)
+        return tuple(a.name for _, group, _ in self.routes_in for a in group)
 
     @property
     def ports(self) -> dict[str, tuple[str, ...]]:

@@ -269,7 +269,7 @@ def log_position(writer: EventLogWriter) -> dict:
     -------
     ``{"pos", "count", "by_kind", "t_last", "next_ck", "digest"}``.
     """
-    writer._write(writer.enc.flush_records())
+    writer.flush_instant()
     if writer.f is None:  # nothing delivered yet: the header alone
         writer._emit(b"", [])
     writer.f.flush()

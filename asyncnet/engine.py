@@ -41,6 +41,7 @@ from typing import Any
 import simpy
 
 from .agents import Agent, LazyRng, Source, UnmadeRng
+from .capture import Captured
 from .ids import is_source, is_synapse, source_node, split_synapse
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
 from .network import Network
@@ -86,6 +87,13 @@ class Engine:
         # (one call an instant, not one a batch: the event log's writer)
         self.instant_sinks: list[Callable[[list[list[Message]]], None]] = []
         self._batches: list[list[Message]] = []
+        # recorders (Engine.record): each instant's sends by arrival instant,
+        # the instants some message reached another way, and whether this
+        # instant's delivered batches are kept (an instant sink, or such an instant)
+        self.recorders: list[Callable[[Captured], None]] = []
+        self._sends: dict[int, tuple[list[int], list[Any]]] | None = None
+        self._odd: set[int] = set()
+        self._keep_batches = False
         self.delivered = [0, 0, 0]
         self.remote = remote
         self.links = link_table(net, sources or {}, source_delay)
@@ -143,7 +151,7 @@ class Engine:
             self.agents[name] = agent
             self._by_idx[i] = agent
             wiring.append((agent, ports.outputs, ports.inputs))
-        wire(self.agents, wiring)
+        self.receivers = wire(self.agents, wiring)
         self._quiet: bytearray | None = quiet if any(quiet) else None
         if self.agents:
             self._due[0] = [a.idx for a in self.agents.values()]
@@ -213,6 +221,13 @@ class Engine:
         self._box_now = self._boxes.pop(t, {})
         self._running = t
         self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
+        keep, sends, odd = bool(self.instant_sinks), None, False
+        if self._sends is not None:  # recorders: this instant's sends, or its batches
+            sends = self._sends.pop(t, None) or ([], [])
+            if t in self._odd:
+                self._odd.discard(t)
+                keep = odd = True
+        self._keep_batches = keep
         skip = None
         if self._quiet is not None:  # the first instant this engine runs
             # at 0 only (a resumed engine starts later), and a monitor sees
@@ -231,10 +246,15 @@ class Engine:
         # never shrinks it, and a wave's table holds an entry per synapse)
         self._box_now = {}
         self._running = None
-        if self._batches:
-            batches, self._batches = self._batches, []
+        batches, self._batches = self._batches, []
+        if batches:
             for sink in self.instant_sinks:
                 sink(batches)
+        if sends is not None and (sends[1] or batches):
+            got = Captured(t, None, batches, self.receivers, len(self.names)) if odd else \
+                Captured(t, sends, None, self.receivers, len(self.names))
+            for rec in self.recorders:
+                rec(got)
 
     def _wake_segment(self, seg: list[int], t: int, now: float,
                       skip: bytearray | None) -> None:
@@ -259,6 +279,8 @@ class Engine:
     def _deliver(self, agent: Agent, m: Message) -> None:
         """Put ``m`` in flight to ``agent``; wake it then if nothing else does."""
         ta = m.t_arrive
+        if self._sends is not None:  # not a send of this engine: the recorders get batches
+            self._odd.add(ta)
         box = self._boxes.get(ta)
         if box is None:
             box = self._boxes[ta] = {}
@@ -306,9 +328,12 @@ class Engine:
             ``{instant (quanta): [messages]}``, as :meth:`inbox` gives it.
         """
         idx = agent.idx
-        for box in self._boxes.values():
-            box.pop(idx, None)
+        for t, box in self._boxes.items():
+            if box.pop(idx, None) is not None and self._sends is not None:
+                self._odd.add(t)
         for t, msgs in inbox.items():
+            if self._sends is not None:
+                self._odd.add(t)
             if msgs:
                 self._boxes.setdefault(t, {})[idx] = list(msgs) if len(msgs) > 1 else msgs[0]
 
@@ -341,10 +366,26 @@ class Engine:
                             strict=True):
             deliver(agent, m)
 
+    def record(self, recorder: Callable[[Captured], None]) -> None:
+        """Hand ``recorder`` each instant's deliveries at its end (the event log's writer).
+
+        Parameters
+        ----------
+        recorder:
+            called with a :class:`~asyncnet.capture.Captured` for every
+            instant that delivered something: its sends (one entry a send,
+            however many receivers) or, where a message came another way
+            (injected, restored), its delivered batches.
+        """
+        if self._sends is None:
+            self._sends = {}
+            self._odd.update(self._boxes)  # in flight already, never noted as sent
+        self.recorders.append(recorder)
+
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
         """Send a rule's emits along the agent's routes (the hot path)."""
         name, seq = agent.name, agent.seq
-        arrive, boxes = self._arrive, self._boxes
+        arrive, boxes, sends = self._arrive, self._boxes, self._sends
         for port, kind, payload in emits:
             if port == "out":
                 routes = agent.routes_out
@@ -352,12 +393,16 @@ class Engine:
                 routes = agent.routes_in
             else:
                 continue  # an unknown port has no neighbours
-            for delay, receivers in routes:
+            for delay, receivers, key in routes:
                 got = arrive.get(delay)
                 if got is None:
                     ta = t + delay
-                    got = arrive[delay] = (ta, boxes.get(ta))
-                ta, box = got
+                    got = arrive[delay] = (ta, boxes.get(ta), *(
+                        (None, None) if sends is None else sends.setdefault(ta, ([], []))))
+                ta, box, noted, paid = got
+                if noted is not None:  # a recorder's: one entry a send, not one a message
+                    noted.extend((agent.idx, t, seq, kind, key))
+                    paid.append(payload)
                 for a in receivers:
                     seq += 1
                     m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
@@ -370,7 +415,7 @@ class Engine:
                         box = boxes.get(ta)
                         if box is None:
                             box = boxes[ta] = {}
-                        arrive[delay] = (ta, box)
+                        arrive[delay] = (ta, box, noted, paid)
                     held = box.get(idx)
                     if held is None:
                         box[idx] = m  # one message alone, no list: most synapses get one
@@ -417,7 +462,7 @@ class Engine:
                     self._count(batch, n)
             for sink in self.sinks:
                 sink(batch)
-            if self.instant_sinks:
+            if self._keep_batches:
                 self._batches.append(batch)
             out = model.react(now, batch)
             if out:

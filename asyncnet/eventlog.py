@@ -31,6 +31,8 @@ from typing import Any, BinaryIO
 import msgpack
 import numpy as np
 
+from .capture import Captured
+from .logcapture import pack_instant as pack_captured
 from .logfile import EventLog, open_log
 from .logformat import (
     _DIGEST_LEN,
@@ -311,6 +313,8 @@ class EventLogWriter:
         self._inflight: tuple[bytes, list] | None = None
         self._next_ck = CHECKPOINT
         self.failed: OSError | None = None
+        # the last instant record() took, packed: written when a later one comes
+        self._held: tuple[bytes | memoryview, int, list[int], int] | None = None
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
@@ -336,6 +340,49 @@ class EventLogWriter:
         if t is not None and batches[0][0].t_arrive != t:
             self._write_packed(*enc.pack_instant())
         enc.add_instant(batches)
+
+    def record(self, captured: Captured) -> None:
+        """Engine recorder (``Engine.record``): take one instant as its sends.
+
+        The same records as :meth:`instant` with the instant's delivered
+        batches, made from one entry a send (:mod:`asyncnet.logcapture`).
+
+        Parameters
+        ----------
+        captured:
+            what the engine captured of one instant.
+        """
+        enc = self.enc
+        # packed now: a payload array may be changed in place once its instant is over
+        got = pack_captured([captured], enc.index, enc.packer, enc.codes, self.count)
+        enc.drop()  # the payload codes made for this instant
+        held = self._held
+        if held is not None:
+            if held[3] == captured.t:  # a zero-delay link ran the instant again
+                got = self._merge(held, got)
+            else:
+                self._write_packed(*held)
+        self._held = got
+
+    def flush_instant(self) -> None:
+        """Write the instant held back (whole: called at an instant boundary), if any."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._write_packed(*held)
+        else:
+            self._write(self.enc.flush_records())
+
+    def _merge(self, a: tuple, b: tuple) -> tuple[bytes, int, list[int], int]:
+        """Two packed parts of one instant as one, in canonical order (rare)."""
+        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False,
+                              max_buffer_size=max(len(a[0]) + len(b[0]), 1 << 20))
+        up.feed(bytes(a[0]))
+        up.feed(bytes(b[0]))
+        recs = sorted(up, key=record_key)
+        packed = self.enc.packer.pack(recs)
+        n = len(recs)
+        head = 1 if n < 16 else 3 if n < 0x10000 else 5
+        return packed[head:], n, [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]
 
     def _emit(self, data: bytes | memoryview, recs: tuple[int, list[int], int] | None) -> None:
         """Write ``data`` (records, or a checkpoint) and account for it.
@@ -473,9 +520,12 @@ class EventLogWriter:
                 if complete:
                     if self.enc.pending() is not None:
                         self._write_packed(*self.enc.pack_instant())
+                    if self._held is not None:
+                        self._write_packed(*self._held)
                 else:
                     self.enc.drop()
                     self._settle()
+                self._held = None
                 footer = {"footer": True, "complete": bool(complete), "count": self.count,
                           "by_kind": list(self.by_kind), **(extra or {})}
                 sealed = _sealed(footer, self.digest)

@@ -62,8 +62,15 @@ def _ext_head(size: int) -> bytes:
     return b"\xc9" + size.to_bytes(4, "big") + bytes((_EXT_ARRAY,))
 
 
-def _payload_block(payloads: tuple) -> np.ndarray | None:
-    """Every payload's packed bytes as the rows of one uint8 block, or ``None``."""
+def payload_parts(payloads: tuple | list) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every payload's packed bytes as one header all share and a row each, or ``None``.
+
+    Returns
+    -------
+    ``(head, rows)``: uint8, and uint8 ``(len(payloads), b)``; a payload
+    packs as ``head`` then its row. ``None`` unless every payload is a
+    float64 array of one shape, or every payload a Python float.
+    """
     types = set(map(type, payloads))
     if types == {_NDARRAY}:
         if set(map(_dtype, payloads)) != {_F8}:
@@ -85,17 +92,28 @@ def _payload_block(payloads: tuple) -> np.ndarray | None:
         # asyncnet.messages.encode_payload: [ndim, shape as <u4 ..., the values as <f8]
         info = struct.pack(f"<B{len(shape)}I", len(shape), *shape)
         head = np.frombuffer(_ext_head(len(info) + size) + info, dtype=np.uint8)
-        data = np.frombuffer(b"".join(map(_tobytes, payloads)), dtype=np.uint8)
-        block = np.empty((len(payloads), len(head) + size), dtype=np.uint8)
-        block[:, :len(head)] = head
-        block[:, len(head):] = data.reshape(len(payloads), size)
-        return block
+        try:  # the arrays' own buffers, joined in one C loop (no bytes object each)
+            data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+        except (BufferError, TypeError, ValueError):  # not C-contiguous
+            data = np.frombuffer(b"".join(map(_tobytes, payloads)), dtype=np.uint8)
+        return head, data.reshape(len(payloads), size)
     if types == {float}:
-        block = np.empty((len(payloads), 9), dtype=np.uint8)
-        block[:, 0] = 0xCB  # float 64, big-endian
-        block[:, 1:] = np.array(payloads, dtype=">f8").view(np.uint8).reshape(-1, 8)
-        return block
+        rows = np.array(payloads, dtype=">f8").view(np.uint8).reshape(-1, 8)
+        return np.array([0xCB], dtype=np.uint8), rows  # float 64, big-endian
     return None
+
+
+def payload_block(payloads: tuple | list) -> np.ndarray | None:
+    """Every payload's packed bytes as the rows of one uint8 block, or ``None``
+    (:func:`payload_parts`, the header in every row)."""
+    got = payload_parts(payloads)
+    if got is None:
+        return None
+    head, rows = got
+    block = np.empty((len(rows), len(head) + rows.shape[1]), dtype=np.uint8)
+    block[:, :len(head)] = head
+    block[:, len(head):] = rows
+    return block
 
 
 def pack_batches(batches: list[list[Any]], index: dict[str, int]
@@ -120,7 +138,7 @@ def pack_batches(batches: list[list[Any]], index: dict[str, int]
     msgs = list(chain.from_iterable(batches))
     m = len(msgs)
     kind, src, dst, t_sent, t_arr, seq, payload = zip(*msgs, strict=True)
-    block = _payload_block(payload)
+    block = payload_block(payload)
     if block is None or not INT_TYPES.issuperset(map(type, chain(kind, t_arr, t_sent, seq))):
         return None  # a float, a bool (msgpack: true/false), a string ... is not an int here
     try:
@@ -136,8 +154,36 @@ def pack_batches(batches: list[list[Any]], index: dict[str, int]
         return None
     if kinds.max() > 2 or cols.min() < 0:
         return None
-    cls = np.searchsorted(_LIMITS, cols, side="right")
-    width = _WIDTH[cls]
+    return pack_rows(cols, block, None), cols_ends(cols, block), kinds, cols[:, 3]
+
+
+def _classes(cols: np.ndarray) -> np.ndarray:
+    return np.searchsorted(_LIMITS, cols, side="right")
+
+
+def cols_ends(cols: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Where each record :func:`pack_rows` makes ends (int64)."""
+    return np.cumsum(_WIDTH[_classes(cols)].sum(axis=1) + 1 + block.shape[1])
+
+
+def pack_rows(cols: np.ndarray, block: np.ndarray, rows_of: np.ndarray | None) -> bytes:
+    """Records ``[t_arrive, kind, src, dst, t_sent, seq, payload]`` as msgpack packs them.
+
+    Parameters
+    ----------
+    cols:
+        int64 ``(m, 6)``: the six integers of each record, each in ``[0, 2⁶³)``.
+    block:
+        uint8 ``(g, b)``: packed payloads (:func:`payload_block`).
+    rows_of:
+        each record's row of ``block`` (int64 ``(m,)``), or ``None``: row i.
+
+    Returns
+    -------
+    The records back to back.
+    """
+    m = len(cols)
+    cls = _classes(cols)
     # a record: 0x97 (fixarray of 7), six integers in nine bytes each (type byte,
     # then the big-endian value: only the last width - 1 bytes kept), the payload
     rows = np.empty((m, 55 + block.shape[1]), dtype=np.uint8)
@@ -149,6 +195,5 @@ def pack_batches(batches: list[list[Any]], index: dict[str, int]
     ints = rows[:, 1:55].reshape(m, 6, 9)
     ints[:, :, 1:] = cols.astype(">u8").view(np.uint8).reshape(m, 6, 8)
     ints[:, :, 0] = np.where(cls == 0, cols & 0x7F, _TYPE[cls])
-    rows[:, 55:] = block
-    ends = np.cumsum(width.sum(axis=1) + 1 + block.shape[1])
-    return np.compress(keep.ravel(), rows.ravel()).tobytes(), ends, kinds, cols[:, 3]
+    rows[:, 55:] = block if rows_of is None else block[rows_of]
+    return np.compress(keep.ravel(), rows.ravel()).tobytes()

@@ -183,7 +183,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         if save_state else None
     writer = EventLogWriter(log_file, log_header(sc, eng.names)) if log_path else None
     if writer:
-        eng.instant_sinks.append(writer.instant)
+        eng.record(writer.record)
     ctx = context(sc, eng, net, stream, progress)
     analyses = attach_analyses(sc, ctx)
     for fn in attach:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .agents import Agent, Elsewhere, Routes
 from .api import Ports
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse, synapse_id
@@ -18,8 +20,41 @@ from .messages import LocalityError, to_quanta
 from .network import Network
 
 
+class ReceiverTable:
+    """The receivers of every distinct route, as agent indices (a recorder's view).
+
+    A route's third entry is its group's key here: ``receivers(keys)``
+    gives, for a list of keys, every receiver's index in one numpy array
+    (``-1`` for one another partition runs), so that a send to a
+    neuron's 120 synapses is recorded as one entry, not 120.
+    """
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple, int] = {}
+        self._groups: list[tuple[int, ...]] = []
+        self._frozen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def key(self, group: tuple) -> int:
+        """The key of a group of receivers (``Agent``/``Elsewhere``), made at first sight."""
+        k = self._keys.get(group)
+        if k is None:
+            k = self._keys[group] = len(self._groups)
+            self._groups.append(tuple(a.idx for a in group))
+            self._frozen = None
+        return k
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(flat receivers, each key's start in it, each key's length)`` (int64)."""
+        if self._frozen is None:
+            lens = np.fromiter(map(len, self._groups), dtype=np.int64, count=len(self._groups))
+            flat = np.fromiter((i for g in self._groups for i in g), dtype=np.int64,
+                               count=int(lens.sum()))
+            self._frozen = (flat, np.cumsum(lens) - lens, lens)
+        return self._frozen
+
+
 def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]]
-         ) -> None:
+         ) -> ReceiverTable:
     """Set each agent's routes from its ports' neighbours (every agent exists now).
 
     Parameters
@@ -38,12 +73,17 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
     tuples are shared (the routes of every synapse into one neuron), so
     a synapse agent costs its place in each of its two neurons' routes.
 
+    Returns
+    -------
+    The :class:`ReceiverTable` of the routes' group keys.
+
     Raises
     ------
     LocalityError
         A port lists an agent that is not a graph neighbour.
     """
     shared: dict[tuple, tuple] = {}
+    table = ReceiverTable()
     elsewhere: dict[str, Elsewhere] = {}
     # a port of one neighbour (every synapse's two): routes by (neighbour, delay),
     # one look-up instead of building and hashing tuples of agents (3.9 M
@@ -68,17 +108,19 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
                     raise LocalityError(f"{agent.name} cannot address {d}: not a neighbour")
                 routes = single.get((d, delay))
                 if routes is None:
-                    routes = single[d, delay] = ((delay, (receiver(d),)),)
+                    group = (receiver(d),)
+                    routes = single[d, delay] = ((delay, group, table.key(group)),)
             else:
-                routes = _routes(agent, names, receiver, shared)
+                routes = _routes(agent, names, receiver, shared, table)
             if port == "out":
                 agent.routes_out = routes
             else:
                 agent.routes_in = routes
+    return table
 
 
 def _routes(agent: Agent, names: tuple[str, ...], receiver: Callable[[str], Any],
-            shared: dict[tuple, tuple]) -> Routes:
+            shared: dict[tuple, tuple], table: ReceiverTable) -> Routes:
     """A port's routes: runs of neighbours with the same delay (equal tuples shared)."""
     runs: list[tuple[int, list]] = []
     for d in names:
@@ -89,7 +131,11 @@ def _routes(agent: Agent, names: tuple[str, ...], receiver: Callable[[str], Any]
             runs[-1][1].append(receiver(d))
         else:
             runs.append((delay, [receiver(d)]))
-    return _shared(shared, tuple((delay, _shared(shared, tuple(group))) for delay, group in runs))
+    routes = []
+    for delay, group in runs:
+        g = _shared(shared, tuple(group))
+        routes.append((delay, g, table.key(g)))
+    return _shared(shared, tuple(routes))
 
 
 def _shared(table: dict, value: tuple) -> tuple:

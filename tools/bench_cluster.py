@@ -100,7 +100,7 @@ def child(spec: dict) -> dict:
         eng.sinks.append(new_traffic(eng.links, net))
         writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
         if writer:
-            eng.instant_sinks.append(writer.instant)
+            eng.record(writer.record)
         c0, t0 = cpu_self(), time.perf_counter()
         eng.run(sc.duration)
         if writer:

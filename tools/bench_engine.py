@@ -102,7 +102,7 @@ def run_engine(net: Network, src: dict, duration: float, log: bool,
     if log:
         path = os.path.join(tempfile.mkdtemp(), "bench.log")
         writer = EventLogWriter(path, {"agents": eng.names, "scenario": "", "seed": 1})
-        eng.instant_sinks.append(writer.instant)
+        eng.record(writer.record)
     gc.collect()
     t0 = time.process_time()
     eng.run(duration)

@@ -1,0 +1,122 @@
+"""An instant's records packed from the engine's sends (:mod:`asyncnet.capture`).
+
+The event log's writer takes each instant as the engine captured it: one
+entry a send, however many messages it made. :func:`pack_instant` expands
+the sends to records with numpy (:func:`asyncnet.capture.expand`), encodes
+each send's payload once (:func:`asyncnet.logpack.payload_block`) and packs
+the records column-wise (:func:`asyncnet.logpack.pack_rows`) — the bytes
+msgpack makes of ``[t_arrive, kind, src, dst, t_sent, seq, payload]``
+records in canonical order, the same as packing the delivered messages one
+by one. Where that cannot be done exactly (an instant with a message that
+was not a send of this engine, a payload of another shape or type, a kind
+or number msgpack packs otherwise), the records are made one by one, the
+way :class:`asyncnet.eventlog.RecordEncoder` makes them.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from . import logsends
+from .capture import Captured, expand, send_table
+from .logformat import record_key
+from .logpack import pack_rows, payload_parts
+
+_kind_of = itemgetter(1)
+
+
+def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.Packer,
+                 code: Any, records: int = 0) -> tuple[Any, int, list[int], int]:
+    """One instant's records, packed in canonical order.
+
+    Parameters
+    ----------
+    parts:
+        what the engine handed over for one arrival instant (more than one
+        part only where a zero-delay link ran the instant twice).
+    index:
+        agent name -> its index in the log's agent table.
+    packer:
+        the log's msgpack packer (payload codes as ``default``).
+    code:
+        payload -> its log code (:class:`asyncnet.eventlog.PayloadCodes`).
+    records:
+        how many records the log has so far (a large log compiles the
+        packing loop: :func:`asyncnet.logsends.kernel`).
+
+    Returns
+    -------
+    ``(data, records, counts by kind, t_arrive)``.
+    """
+    t = parts[0].t
+    if len(parts) == 1 and parts[0].sends is not None:
+        got = _columnwise(parts[0], records)
+        if got is not None:
+            return got
+    recs: list[tuple] = []
+    for part in parts:
+        if part.sends is not None:
+            recs += _send_records(part, code)
+        else:
+            recs += [(ta, k, index[s], index[d], ts, q, code(p))
+                     for b in part.batches or () for k, s, d, ts, ta, q, p in b]
+    recs.sort(key=record_key)
+    n = len(recs)
+    ks = bytes(map(_kind_of, recs))  # 0..2: the engine counted them by kind already
+    kinds = [ks.count(0), ks.count(1), ks.count(2)]
+    packed = packer.pack(recs)
+    head = 1 if n < 16 else 3 if n < 0x10000 else 5  # the records without their array's header
+    return memoryview(packed)[head:], n, kinds, t
+
+
+def _columnwise(part: Captured, records: int) -> tuple[Any, int, list[int], int] | None:
+    """The records of one part of sends, packed column-wise, or ``None`` (not exactly)."""
+    sends = part.sends
+    assert sends is not None
+    table = send_table(sends)
+    if table is None:
+        return None
+    parts = payload_parts(sends[1])
+    if parts is None:
+        return None
+    head, rows = parts
+    kern = logsends.kernel(records)
+    if kern is not None:
+        flat, start, length = part.table.arrays()
+        data, m, counts = kern(table, flat, start, length, part.t, part.agents, head, rows)
+        return data, m, counts.tolist(), part.t
+    cols = expand(table, part.table, part.agents)
+    m = len(cols.dst)
+    recs = np.empty((m, 6), dtype=np.int64)
+    recs[:, 0] = part.t
+    recs[:, 1] = cols.kind
+    recs[:, 2] = cols.src
+    recs[:, 3] = cols.dst
+    recs[:, 4] = cols.t_sent
+    recs[:, 5] = cols.seq
+    block = np.empty((len(rows), len(head) + rows.shape[1]), dtype=np.uint8)
+    block[:, :len(head)] = head
+    block[:, len(head):] = rows
+    return pack_rows(recs, block, cols.send), m, np.bincount(cols.kind, minlength=3).tolist(), \
+        part.t
+
+
+def _send_records(part: Captured, code: Any) -> list[tuple]:
+    """A part's sends as record tuples, one by one (any kind, any payload)."""
+    assert part.sends is not None
+    numbers, payloads = part.sends
+    flat, start, length = part.table.arrays()
+    out = []
+    ta = part.t
+    for i, p in enumerate(payloads):
+        s, ts, q, k, key = numbers[5 * i:5 * i + 5]
+        c = code(p)
+        b = int(start[key])
+        for j, d in enumerate(flat[b:b + int(length[key])].tolist()):
+            if d >= 0:
+                out.append((ta, k, s, d, ts, q + j + 1, c))
+    return out

@@ -1,0 +1,178 @@
+"""The records of an instant's sends, packed by one compiled loop (optional: numba).
+
+:func:`pack_sends` does what :func:`asyncnet.capture.expand` and
+:func:`asyncnet.logpack.pack_rows` do with a dozen numpy calls — expand
+each send to its receivers, sort the messages canonically, write each
+record's msgpack bytes — in one pass: at ~1,000 records an instant,
+numpy's fixed costs were most of the log's cost
+(``tools/bench_engine.py --figures log``). The bytes are the same
+(``tests/test_log_sends.py`` compares both on generated instants).
+
+It is plain Python on numpy arrays; :func:`kernel` compiles it once a log
+is large enough to pay for loading numba (:data:`MIN_RECORDS`), and
+without numba (or with ``ASYNCNET_NO_NUMBA=1``) the numpy path runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+MIN_RECORDS = 1_000_000
+"""A log loads the kernel once it has this many records (or at once where the
+process has imported numba already): importing numba and reading the kernel
+from its cache costs ~0.3–0.5 CPU-s, the kernel saves ~0.3 µs a record
+(``tools/bench_engine.py --figures log``), so it pays back after ~1.3 M."""
+COMPILED = True
+"""Use the kernel where numba is (tests flip this to cover both paths)."""
+_kernel: Any = None
+
+
+def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN001, ANN201
+    """Records ``[ta, kind, src, dst, t_sent, seq, payload]`` of the sends, canonical order.
+
+    Parameters
+    ----------
+    table:
+        int64 ``(g, 5)``: each send's sender, t_sent, seq before it, kind, receivers' key.
+    flat, start, length:
+        the receiver table (:meth:`asyncnet.wiring.ReceiverTable.arrays`).
+    ta:
+        the arrival instant.
+    agents:
+        the number of agents.
+    head:
+        uint8: every payload's packed header (the same for all).
+    pay:
+        uint8 ``(g, b)``: each send's payload bytes after the header.
+
+    Returns
+    -------
+    ``(data, records, counts by kind)``: data uint8, counts int64[3].
+    """
+    g = table.shape[0]
+    # a counting sort by receiver (stable: the sends' order), then each
+    # receiver's messages by (kind, src) where they are not in that order
+    # already (a sender's sends to one receiver keep their seq order)
+    ends = np.zeros(agents + 1, dtype=np.int64)
+    for i in range(g):
+        b = start[table[i, 4]]
+        for j in range(length[table[i, 4]]):
+            d = flat[b + j]
+            if d >= 0:  # not another partition's
+                ends[d + 1] += 1
+    for d in range(agents):
+        ends[d + 1] += ends[d]
+    m = ends[agents]
+    send = np.empty(m, dtype=np.int64)
+    pos = np.empty(m, dtype=np.int64)
+    dst = np.empty(m, dtype=np.int64)
+    for i in range(g):
+        b = start[table[i, 4]]
+        for j in range(length[table[i, 4]]):
+            d = flat[b + j]
+            if d >= 0:
+                r = ends[d]
+                ends[d] = r + 1
+                send[r] = i
+                pos[r] = j
+                dst[r] = d
+    order = np.arange(m)
+    lo = 0
+    while lo < m:
+        hi = lo + 1
+        inorder = True
+        while hi < m and dst[hi] == dst[lo]:
+            a0 = send[order[hi - 1]]
+            a1 = send[order[hi]]
+            if table[a1, 3] * agents + table[a1, 0] < table[a0, 3] * agents + table[a0, 0]:
+                inorder = False
+            hi += 1
+        if not inorder:
+            keys = np.empty(hi - lo, dtype=np.int64)
+            for r in range(lo, hi):
+                keys[r - lo] = table[send[r], 3] * agents + table[send[r], 0]
+            sub = np.argsort(keys, kind="mergesort") + lo
+            order[lo:hi] = sub
+        lo = hi
+    nh = head.shape[0]
+    npay = pay.shape[1]
+    out = np.empty(m * (55 + nh + npay), dtype=np.uint8)
+    counts = np.zeros(3, dtype=np.int64)
+    vals = np.empty(6, dtype=np.int64)
+    p = 0
+    for r in order:
+        i = send[r]
+        k = table[i, 3]
+        counts[k] += 1
+        out[p] = 0x97  # fixarray of 7
+        p += 1
+        vals[0] = ta
+        vals[1] = k
+        vals[2] = table[i, 0]
+        vals[3] = dst[r]
+        vals[4] = table[i, 1]
+        vals[5] = table[i, 2] + pos[r] + 1
+        for f in range(6):  # msgpack's smallest encoding of each (all in [0, 2**63))
+            v = vals[f]
+            if v < 128:
+                out[p] = v
+                p += 1
+                continue
+            if v < 256:
+                out[p] = 0xCC
+                w = 1
+            elif v < 65536:
+                out[p] = 0xCD
+                w = 2
+            elif v < 4294967296:
+                out[p] = 0xCE
+                w = 4
+            else:
+                out[p] = 0xCF
+                w = 8
+            for j in range(w):
+                out[p + w - j] = (v >> (8 * j)) & 0xFF
+            p += 1 + w
+        for j in range(nh):
+            out[p + j] = head[j]
+        p += nh
+        for j in range(npay):
+            out[p + j] = pay[i, j]
+        p += npay
+    return out[:p], m, counts
+
+
+def kernel(records: int) -> Callable[..., Any] | None:
+    """The compiled :func:`pack_sends`, or ``None`` (no numba, turned off, or not worth it).
+
+    Parameters
+    ----------
+    records:
+        how many records the log has so far: under :data:`MIN_RECORDS`,
+        ``None`` unless the kernel or numba is loaded already.
+
+    Returns
+    -------
+    The kernel, or ``None``.
+    """
+    global _kernel
+    if not COMPILED or os.environ.get("ASYNCNET_NO_NUMBA"):
+        return None
+    if _kernel is None and records < MIN_RECORDS and "numba" not in sys.modules:
+        return None
+    if _kernel is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - depends on the environment
+            _kernel = False
+        else:
+            try:
+                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(pack_sends)
+            except RuntimeError:  # no writable cache directory: compiled in each process
+                _kernel = numba.njit(nogil=True, boundscheck=False)(pack_sends)
+    return _kernel or None
