@@ -45,6 +45,7 @@ from .capture import Captured
 from .ids import is_source, is_synapse, source_node, split_synapse
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
 from .network import Network
+from .schedstate import SchedulingState
 from .wiring import link_table, ports_of, wire
 
 Monitor = Callable[[Agent, int], None]
@@ -56,7 +57,7 @@ _DST = itemgetter(2)
 _ARRIVES = itemgetter(4)
 
 
-class Engine:
+class Engine(SchedulingState):
     """Agents, links and the clockless delivery of messages between them.
 
     ``rule`` supplies the neuron and synapse physics; ``sources`` maps a
@@ -171,46 +172,6 @@ class Engine:
         else:
             due.append(agent.idx)
 
-    def schedule(self, agent: Agent, t: int) -> None:
-        """Make sure ``agent`` is woken at instant ``t`` (quanta; not in the past).
-
-        For restoring a checkpoint: an agent already due at ``t`` (a
-        message in its inbox for ``t``, or its timer) is not added twice.
-
-        Parameters
-        ----------
-        agent:
-            an agent of this engine.
-        t:
-            the instant, in quanta, ``>= now``.
-        """
-        if t < self.env.now:
-            raise ValueError(f"{agent.name}: cannot schedule a wake-up in the past ({t})")
-        seen = self._scheduled.get(t)
-        if seen is None:  # made once an instant: a restore schedules every agent
-            seen = self._scheduled[t] = set(self._due.get(t, ()))
-        if agent.idx not in seen:
-            seen.add(agent.idx)
-            self._wake_at(agent, t)
-
-    def clear_schedule(self, now: int) -> None:
-        """Forget every pending wake-up and probe; the clock restarts at ``now``.
-
-        For restoring a checkpoint: a fresh engine has every agent due at 0
-        (those with nothing to start are skipped there);
-        clear that, set the agents' state, then :meth:`schedule` what is due.
-
-        Parameters
-        ----------
-        now:
-            the instant to restart from, in quanta.
-        """
-        self.env = simpy.Environment(initial_time=now)
-        self._quiet = None  # a restored engine is past its first instant
-        self._due.clear()
-        self._probes.clear()
-        self._scheduled.clear()
-
     def _instant(self, t: int) -> None:
         """Wake every agent due at ``t`` in canonical order; probes in their place."""
         due = self._due.pop(t)
@@ -294,48 +255,6 @@ class Engine:
             held.append(m)
         else:
             box[idx] = [held, m]
-
-    def inbox(self, agent: Agent) -> dict[int, list[Message]]:
-        """The messages in flight to ``agent``, by arrival instant (a new table).
-
-        Parameters
-        ----------
-        agent:
-            an agent of this engine.
-
-        Returns
-        -------
-        ``{instant (quanta): [messages, in the order they came]}``, instants ascending.
-        """
-        out: dict[int, list[Message]] = {}
-        # the table of an instant under way (or stopped by an error) first
-        for t, box in [(int(self.env.now), self._box_now), *sorted(self._boxes.items())]:
-            held = box.get(agent.idx)
-            if held is not None:
-                out.setdefault(t, []).extend(held if type(held) is list else [held])
-        return out
-
-    def set_inbox(self, agent: Agent, inbox: dict[int, list[Message]]) -> None:
-        """Replace the messages in flight to ``agent`` (restoring a checkpoint).
-
-        Nothing is scheduled: :meth:`schedule` the agent at each instant.
-
-        Parameters
-        ----------
-        agent:
-            an agent of this engine.
-        inbox:
-            ``{instant (quanta): [messages]}``, as :meth:`inbox` gives it.
-        """
-        idx = agent.idx
-        for t, box in self._boxes.items():
-            if box.pop(idx, None) is not None and self._sends is not None:
-                self._odd.add(t)
-        for t, msgs in inbox.items():
-            if self._sends is not None:
-                self._odd.add(t)
-            if msgs:
-                self._boxes.setdefault(t, {})[idx] = list(msgs) if len(msgs) > 1 else msgs[0]
 
     def inject(self, m: Message) -> None:
         """Accept a message sent by an agent of another partition."""

@@ -181,7 +181,7 @@ def test_a_zero_delay_link_runs_an_instant_twice(tmp_path, monkeypatch):
 def test_injected_messages_make_their_instant_go_as_batches(tmp_path):
     """A message that was not sent by the engine (injected, as a cluster peer's
     or a restored one is) reaches the log the same way."""
-    from asyncnet.messages import DELTA, Message, QUANTA
+    from asyncnet.messages import DELTA, QUANTA, Message
 
     def inject(eng):  # a kind l0_0 does not send its synapse: its own seq order
         for k, t in enumerate((2, 5, 7)):

@@ -10,7 +10,9 @@ it less than wall time):
   events per CPU-second, at each size (log off); the cost per message L ÷ S
   (and heapq's own push+pop cost, heap as large as L's agents ÷ S's); and
   L ÷ S again with each run in a new process, S and L interleaved.
-- ``log``: run time with the event log ÷ without (S and M).
+- ``log``: run time with the event log ÷ without (S and M), with the
+  compiled packing loop (:mod:`asyncnet.logsends`, loaded as a log past
+  1 M records or a process with numba loads it) and with the numpy path.
 - ``stats``: ``asyncnet stats`` records per CPU-second on a log of the
   quickstart scenario, and the reader's peak memory (tracemalloc) on that
   log ÷ on one 4× as long (flat: ≈ 1); then the same with the compiled
@@ -195,16 +197,33 @@ def fresh_cost(size: str) -> float:
 
 
 def bench_log(reps: int, sizes: list[str]) -> None:
+    from asyncnet import logsends
+    packers = ["numpy"]
+    kern = logsends.kernel(logsends.MIN_RECORDS)  # what a log past 1 M records loads
+    if kern is not None:
+        kern(*_tiny_instant())  # compiled, or read from numba's cache, outside the clock
+        packers.insert(0, "compiled")
     for s in sizes:
         net, src = per_neuron(NETS[s], DURATION[s])
-        rs, per = [], []
-        for _ in range(reps):
-            off, n = run_engine(net, src, DURATION[s], log=False)
-            on, _ = run_engine(net, src, DURATION[s], log=True)
-            rs.append(on / off)
-            per.append((on - off) / n)
-        print(f"log      {s}: run time with the event log ÷ without  {fmt(rs)}"
-              f"   (writer {1e6 * statistics.median(per):.2f} µs/record)")
+        for packer in packers:
+            logsends.COMPILED = packer == "compiled"
+            rs, per = [], []
+            for _ in range(reps):
+                off, n = run_engine(net, src, DURATION[s], log=False)
+                on, _ = run_engine(net, src, DURATION[s], log=True)
+                rs.append(on / off)
+                per.append((on - off) / n)
+            print(f"log      {s}: run time with the event log ÷ without, {packer} packer  "
+                  f"{fmt(rs)}   (writer {1e6 * statistics.median(per):.2f} µs/record)")
+        logsends.COMPILED = True
+
+
+def _tiny_instant() -> tuple:
+    """Arguments of one instant of one send for :func:`asyncnet.logsends.pack_sends`."""
+    import numpy as np
+    one = np.zeros(1, dtype=np.int64)
+    return (np.zeros((1, 5), dtype=np.int64), one, one, np.ones(1, dtype=np.int64), 0, 1,
+            np.zeros(1, dtype=np.uint8), np.zeros((1, 8), dtype=np.uint8))
 
 
 def bench_traffic(reps: int) -> None:
