@@ -10,10 +10,12 @@ route's receivers (a key into the engine's
 a neuron's value to its 120 synapses. :func:`expand` turns an instant's
 sends into the delivered messages' columns with numpy, in canonical order.
 
-A message that entered the engine another way (injected by a cluster peer
-or a test, restored from a checkpoint) is not a send of this engine: an
-instant with one is handed over as its delivered batches instead
-(:attr:`Captured.batches`), and the recorder takes those as before.
+A message injected (a cluster peer's) is noted as a send to its one
+receiver (a negative key, ``-1 - receiver``). One that entered another way
+(restored from a checkpoint, in flight before the recorder came, a kind
+or number of a rule's own) makes its instant go over as its delivered
+batches instead (:attr:`Captured.batches`), which the recorder takes as
+before.
 """
 
 from __future__ import annotations
@@ -79,17 +81,16 @@ def send_table(sends: tuple[list[Any], list[Any]]) -> np.ndarray | None:
         return None
 
 
-def expand(table: np.ndarray, receivers: ReceiverTable, agents: int) -> Columns:
+def expand(table: np.ndarray, receivers: ReceiverTable) -> Columns:
     """The messages of a :func:`send_table`, in canonical order ``(dst, kind, src, seq)``.
 
     Parameters
     ----------
     table:
-        the sends, as :func:`send_table` gives them (one arrival instant).
+        the sends, as :func:`send_table` gives them (one arrival instant); a
+        negative key is one receiver named outright, ``-key - 1``.
     receivers:
         the engine's receiver table.
-    agents:
-        the number of agents (every index is below it).
 
     Returns
     -------
@@ -97,19 +98,23 @@ def expand(table: np.ndarray, receivers: ReceiverTable, agents: int) -> Columns:
     another partition's agents).
     """
     flat, start, length = receivers.arrays()
+    if not len(flat):
+        flat, start, length = np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64)
     k = table[:, 4]
-    n = length[k]
+    named = k < 0
+    kk = np.where(named, 0, k)
+    n = np.where(named, 1, length[kk])
     send = np.repeat(np.arange(len(table)), n)
     pos = np.arange(len(send)) - (np.cumsum(n) - n)[send]  # the place in its group
-    dst = flat[start[k][send] + pos]
+    dst = flat[start[kk][send] + pos]
+    if named.any():
+        dst = np.where(named[send], -k[send] - 1, dst)
     if dst.size and dst.min() < 0:  # receivers another partition runs: not delivered here
         here = dst >= 0
         send, pos, dst = send[here], pos[here], dst[here]
     kind = table[send, 3]
     src = table[send, 0]
-    # a sender's sends to one receiver at one instant all travel one link: one
-    # send time, in seq order here; so a stable sort on (dst, kind, src) is canonical
-    order = np.argsort((dst * 3 + kind) * agents + src, kind="stable")
+    seq = table[send, 2] + pos + 1
+    order = np.lexsort((seq, src, kind, dst))
     send = send[order]
-    return Columns(dst[order], kind[order], src[order], table[send, 1],
-                   table[send, 2] + pos[order] + 1, send)
+    return Columns(dst[order], kind[order], src[order], table[send, 1], seq[order], send)

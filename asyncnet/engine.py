@@ -43,7 +43,7 @@ import simpy
 from .agents import Agent, LazyRng, Source, UnmadeRng
 from .capture import Captured
 from .ids import is_source, is_synapse, source_node, split_synapse
-from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
+from .messages import CONTROL, QUANTA, Kind, Message, to_quanta, to_time
 from .network import Network
 from .schedstate import SchedulingState
 from .wiring import link_table, ports_of, wire
@@ -55,6 +55,7 @@ _new_tuple = tuple.__new__  # a Message without its generated __new__'s Python f
 _KIND = itemgetter(0)
 _DST = itemgetter(2)
 _ARRIVES = itemgetter(4)
+_PLAIN = (int, Kind)
 
 
 class Engine(SchedulingState):
@@ -94,6 +95,7 @@ class Engine(SchedulingState):
         self.recorders: list[Callable[[Captured], None]] = []
         self._sends: dict[int, tuple[list[int], list[Any]]] | None = None
         self._odd: set[int] = set()
+        self._index: dict[str, int] | None = None  # name -> index, made if a message comes in
         self._keep_batches = False
         self.delivered = [0, 0, 0]
         self.remote = remote
@@ -240,8 +242,8 @@ class Engine(SchedulingState):
     def _deliver(self, agent: Agent, m: Message) -> None:
         """Put ``m`` in flight to ``agent``; wake it then if nothing else does."""
         ta = m.t_arrive
-        if self._sends is not None:  # not a send of this engine: the recorders get batches
-            self._odd.add(ta)
+        if self._sends is not None:  # not a send of this engine: noted as a send to one
+            self._note(agent.idx, m)
         box = self._boxes.get(ta)
         if box is None:
             box = self._boxes[ta] = {}
@@ -284,6 +286,21 @@ class Engine(SchedulingState):
         for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
                             strict=True):
             deliver(agent, m)
+
+    def _note(self, idx: int, m: Message) -> None:
+        """Note a message that came in (injected: a cluster peer's) for the
+        recorders, as a send to the one receiver ``idx`` (its key ``-1 - idx``)."""
+        index = self._index
+        if index is None:
+            index = self._index = {n: i for i, n in enumerate(self.names)}
+        src = index.get(m.src)
+        if src is None or type(m.kind) not in _PLAIN or type(m.seq) is not int \
+                or type(m.t_sent) is not int:  # the recorders take its instant's batches
+            self._odd.add(m.t_arrive)
+            return
+        noted, paid = self._sends.setdefault(m.t_arrive, ([], []))  # type: ignore[union-attr]
+        noted.extend((src, m.t_sent, m.seq - 1, m.kind, -1 - idx))
+        paid.append(m.payload)
 
     def record(self, recorder: Callable[[Captured], None]) -> None:
         """Hand ``recorder`` each instant's deliveries at its end (the event log's writer).

@@ -24,7 +24,7 @@ import numpy as np
 from . import logsends
 from .capture import Captured, expand, send_table
 from .logformat import record_key
-from .logpack import pack_rows, payload_parts
+from .logpack import cols_ends, pack_rows, payload_parts
 
 _kind_of = itemgetter(1)
 
@@ -54,13 +54,13 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     """
     t = parts[0].t
     if len(parts) == 1 and parts[0].sends is not None:
-        got = _columnwise(parts[0], records)
+        got = pack_sends(parts[0], records)
         if got is not None:
-            return got
+            return got[0], len(got[1]), got[4], t
     recs: list[tuple] = []
     for part in parts:
         if part.sends is not None:
-            recs += _send_records(part, code)
+            recs += send_records(part, code)
         else:
             recs += [(ta, k, index[s], index[d], ts, q, code(p))
                      for b in part.batches or () for k, s, d, ts, ta, q, p in b]
@@ -73,13 +73,27 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     return memoryview(packed)[head:], n, kinds, t
 
 
-def _columnwise(part: Captured, records: int) -> tuple[Any, int, list[int], int] | None:
-    """The records of one part of sends, packed column-wise, or ``None`` (not exactly)."""
+def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarray,
+                                                     np.ndarray, list[int]] | None:
+    """The records of one part of sends, packed column-wise, or ``None`` (not exactly).
+
+    Parameters
+    ----------
+    part:
+        a :class:`~asyncnet.capture.Captured` with sends.
+    records:
+        how many records the log has so far (see :func:`asyncnet.logsends.kernel`).
+
+    Returns
+    -------
+    ``(data, dst, kind, ends, counts by kind)``: the records back to back in
+    canonical order, and each record's receiver, kind and end in ``data``.
+    """
     sends = part.sends
     assert sends is not None
     table = send_table(sends)
-    if table is None:
-        return None
+    if table is None or (len(table) and (table[:, :2].min() < 0 or table[:, 2].min() < -1)):
+        return None  # a negative number (an injected message's): msgpack packs it otherwise
     parts = payload_parts(sends[1])
     if parts is None:
         return None
@@ -87,9 +101,12 @@ def _columnwise(part: Captured, records: int) -> tuple[Any, int, list[int], int]
     kern = logsends.kernel(records)
     if kern is not None:
         flat, start, length = part.table.arrays()
-        data, m, counts = kern(table, flat, start, length, part.t, part.agents, head, rows)
-        return data, m, counts.tolist(), part.t
-    cols = expand(table, part.table, part.agents)
+        if not len(flat):  # no routes (every message injected): a table to index
+            flat = start = length = np.zeros(1, dtype=np.int64)
+        data, counts, dst, kind, ends = kern(table, flat, start, length, part.t,
+                                             part.agents, head, rows)
+        return data, dst, kind, ends, counts.tolist()
+    cols = expand(table, part.table)
     m = len(cols.dst)
     recs = np.empty((m, 6), dtype=np.int64)
     recs[:, 0] = part.t
@@ -101,11 +118,11 @@ def _columnwise(part: Captured, records: int) -> tuple[Any, int, list[int], int]
     block = np.empty((len(rows), len(head) + rows.shape[1]), dtype=np.uint8)
     block[:, :len(head)] = head
     block[:, len(head):] = rows
-    return pack_rows(recs, block, cols.send), m, np.bincount(cols.kind, minlength=3).tolist(), \
-        part.t
+    return pack_rows(recs, block, cols.send), cols.dst, cols.kind, cols_ends(recs, block), \
+        np.bincount(cols.kind, minlength=3).tolist()
 
 
-def _send_records(part: Captured, code: Any) -> list[tuple]:
+def send_records(part: Captured, code: Any) -> list[tuple]:
     """A part's sends as record tuples, one by one (any kind, any payload)."""
     assert part.sends is not None
     numbers, payloads = part.sends
@@ -115,6 +132,9 @@ def _send_records(part: Captured, code: Any) -> list[tuple]:
     for i, p in enumerate(payloads):
         s, ts, q, k, key = numbers[5 * i:5 * i + 5]
         c = code(p)
+        if key < 0:  # one receiver named outright
+            out.append((ta, k, s, -key - 1, ts, q + 1, c))
+            continue
         b = int(start[key])
         for j, d in enumerate(flat[b:b + int(length[key])].tolist()):
             if d >= 0:

@@ -38,7 +38,8 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
     Parameters
     ----------
     table:
-        int64 ``(g, 5)``: each send's sender, t_sent, seq before it, kind, receivers' key.
+        int64 ``(g, 5)``: each send's sender, t_sent, seq before it, kind,
+        receivers' key (negative: the one receiver ``-key - 1``).
     flat, start, length:
         the receiver table (:meth:`asyncnet.wiring.ReceiverTable.arrays`).
     ta:
@@ -52,16 +53,22 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
 
     Returns
     -------
-    ``(data, records, counts by kind)``: data uint8, counts int64[3].
+    ``(data, counts by kind, dst, kind, ends)``: the records back to back
+    (uint8), counts int64[3], and each record's receiver, kind and where it
+    ends in ``data`` (int64).
     """
     g = table.shape[0]
     # a counting sort by receiver (stable: the sends' order), then each
-    # receiver's messages by (kind, src) where they are not in that order
-    # already (a sender's sends to one receiver keep their seq order)
+    # receiver's messages by (kind, src, seq) where they are not in that
+    # order already (they mostly are: agents wake in index order)
     ends = np.zeros(agents + 1, dtype=np.int64)
     for i in range(g):
-        b = start[table[i, 4]]
-        for j in range(length[table[i, 4]]):
+        key = table[i, 4]
+        if key < 0:  # one receiver named outright: a message injected, not sent here
+            ends[-key] += 1
+            continue
+        b = start[key]
+        for j in range(length[key]):
             d = flat[b + j]
             if d >= 0:  # not another partition's
                 ends[d + 1] += 1
@@ -69,17 +76,18 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
         ends[d + 1] += ends[d]
     m = ends[agents]
     send = np.empty(m, dtype=np.int64)
-    pos = np.empty(m, dtype=np.int64)
+    seq = np.empty(m, dtype=np.int64)
     dst = np.empty(m, dtype=np.int64)
     for i in range(g):
-        b = start[table[i, 4]]
-        for j in range(length[table[i, 4]]):
-            d = flat[b + j]
+        key = table[i, 4]
+        n = 1 if key < 0 else length[key]
+        for j in range(n):
+            d = -key - 1 if key < 0 else flat[start[key] + j]
             if d >= 0:
                 r = ends[d]
                 ends[d] = r + 1
                 send[r] = i
-                pos[r] = j
+                seq[r] = table[i, 2] + j + 1
                 dst[r] = d
     order = np.arange(m)
     lo = 0
@@ -87,25 +95,32 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
         hi = lo + 1
         inorder = True
         while hi < m and dst[hi] == dst[lo]:
-            a0 = send[order[hi - 1]]
-            a1 = send[order[hi]]
-            if table[a1, 3] * agents + table[a1, 0] < table[a0, 3] * agents + table[a0, 0]:
+            a0 = send[hi - 1]
+            a1 = send[hi]
+            k0 = table[a0, 3] * agents + table[a0, 0]
+            k1 = table[a1, 3] * agents + table[a1, 0]
+            if k1 < k0 or (k1 == k0 and seq[hi] < seq[hi - 1]):
                 inorder = False
             hi += 1
-        if not inorder:
+        if not inorder:  # by seq, then stably by (kind, src)
+            by_seq = np.argsort(seq[lo:hi], kind="mergesort") + lo
             keys = np.empty(hi - lo, dtype=np.int64)
-            for r in range(lo, hi):
-                keys[r - lo] = table[send[r], 3] * agents + table[send[r], 0]
-            sub = np.argsort(keys, kind="mergesort") + lo
-            order[lo:hi] = sub
+            for r in range(hi - lo):
+                i = send[by_seq[r]]
+                keys[r] = table[i, 3] * agents + table[i, 0]
+            order[lo:hi] = by_seq[np.argsort(keys, kind="mergesort")]
         lo = hi
     nh = head.shape[0]
     npay = pay.shape[1]
     out = np.empty(m * (55 + nh + npay), dtype=np.uint8)
     counts = np.zeros(3, dtype=np.int64)
+    rec_dst = np.empty(m, dtype=np.int64)
+    rec_kind = np.empty(m, dtype=np.int64)
+    rec_end = np.empty(m, dtype=np.int64)
     vals = np.empty(6, dtype=np.int64)
     p = 0
-    for r in order:
+    for x in range(m):
+        r = order[x]
         i = send[r]
         k = table[i, 3]
         counts[k] += 1
@@ -116,7 +131,7 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
         vals[2] = table[i, 0]
         vals[3] = dst[r]
         vals[4] = table[i, 1]
-        vals[5] = table[i, 2] + pos[r] + 1
+        vals[5] = seq[r]
         for f in range(6):  # msgpack's smallest encoding of each (all in [0, 2**63))
             v = vals[f]
             if v < 128:
@@ -144,7 +159,10 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
         for j in range(npay):
             out[p + j] = pay[i, j]
         p += npay
-    return out[:p], m, counts
+        rec_dst[x] = dst[r]
+        rec_kind[x] = k
+        rec_end[x] = p
+    return out[:p], counts, rec_dst, rec_kind, rec_end
 
 
 def kernel(records: int) -> Callable[..., Any] | None:
@@ -176,3 +194,4 @@ def kernel(records: int) -> Callable[..., Any] | None:
             except RuntimeError:  # no writable cache directory: compiled in each process
                 _kernel = numba.njit(nogil=True, boundscheck=False)(pack_sends)
     return _kernel or None
+

@@ -293,7 +293,11 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
     for dst, n in (("b", 1), ("c", 15), ("d", 16), ("e", 70_000)):
         batches.append([Message(FORWARD if k % 3 else DELTA, "a", dst, 2, 9, k + 1,
                                 x if k % 2 else float(k)) for k in range(n)])
-    pr._record(batches)
+    def feed(instant):  # an instant with injected messages: the recorder takes its batches
+        pr._record(instant)
+        pr._batch_segment(instant)
+
+    feed(batches)
     assert pr.stats["delivered"] == 70_032
     check([batches])
     # instants of alike records (arrays of one shape): packed column-wise, the same
@@ -304,8 +308,62 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
               for dst, n in (("a", 130), ("d", 2))]
     small = [[Message(FORWARD, "e", "c", 3, 10, 7, 0.5)]]  # the record path, unordered
     for instant in (later, sooner, small):
-        pr._record(instant)
+        feed(instant)
     check([later, sooner, small])
+
+
+@pytest.mark.parametrize("path", ["numpy", "compiled", "records"])
+def test_a_worker_records_an_instant_from_its_sends(monkeypatch, path):
+    """A worker's log segment made from an instant's sends (the engine's
+    recorder): sends to groups with receivers of other partitions, messages
+    injected by a peer (a receiver named outright), packed by the compiled
+    loop, by numpy or record by record (a payload of another shape): one
+    (t, dst) group a receiver, each the bytes msgpack makes of its records."""
+    from asyncnet import logsends
+    from asyncnet.capture import Captured
+    from asyncnet.cluster.part import PartRunner
+    from asyncnet.eventlog import PayloadCodes
+    from asyncnet.logformat import _packer
+    from asyncnet.wiring import ReceiverTable
+    if path == "compiled":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(logsends, "MIN_RECORDS", 0)
+    else:
+        monkeypatch.setattr(logsends, "COMPILED", False)
+
+    class Stub:
+        def __init__(self, idx):
+            self.idx = idx
+
+    pr = PartRunner.__new__(PartRunner)
+    pr.codes, pr.packer = PayloadCodes(), wire.packer()
+    pr.chunks, pr.stats = [], {"delivered": 0}
+    table = ReceiverTable()
+    groups = [[3, -1, 1, 4], [2], [-1, 0]]
+    for g in groups:
+        table.key(tuple(Stub(d) for d in g))
+    x = np.array([0.5, -0.0])
+    # (src, t_sent, seq before, kind, key): key < 0 names the receiver -key - 1
+    numbers = [0, 5, 10, 0, 0,   4, 6, 20, 1, 1,   2, 7, 3, 2, 2,   1, 4, 99, 1, -1 - 3,
+               0, 5, 14, 1, 0]
+    payloads = [x, x + 1, x - 1, x * 2, x * 3]
+    if path == "records":
+        payloads[2] = np.array([1.0, 2.0, 3.0])
+    pr._logged(Captured(8, (numbers, payloads), None, table, 5))
+    recs = []
+    for i, p in enumerate(payloads):
+        src, ts, seq, kind, key = numbers[5 * i:5 * i + 5]
+        for j, d in enumerate([-key - 1] if key < 0 else groups[key]):
+            if d >= 0:
+                recs.append([8, kind, src, d, ts, seq + j + 1, p])
+    recs.sort(key=lambda r: (r[3], r[1], r[2], r[5]))
+    pk = _packer()
+    got = segment_groups(pr)
+    assert [(t, d) for t, d, _, _ in got] == sorted({(8, r[3]) for r in recs})
+    for _, d, blob, by in got:
+        mine = [r for r in recs if r[3] == d]
+        assert blob == b"".join(pk.pack(r) for r in mine)
+        assert list(by) == [sum(r[1] == k for r in mine) for k in range(3)]
 
 
 def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):

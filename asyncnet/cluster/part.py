@@ -25,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from ..capture import Captured
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
+from ..logcapture import pack_sends, send_records
+from ..logformat import record_key
 from ..logpack import MIN_RECORDS, pack_batches
 from ..messages import CONTROL, LocalityError, Message
 from ..metrics import Traffic
@@ -117,6 +120,8 @@ class PartRunner:
         # this partition's own traffic counters; the coordinator adds them up
         self.traffic = Traffic(links, [], [], traces=0)
         eng.instant_sinks.append(self._record)
+        if self.log:  # the segment from the sends (asyncnet.logcapture), batches where not
+            eng.record(self._logged)
         eng.instant_sinks.append(self.traffic.instant)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
@@ -127,48 +132,97 @@ class PartRunner:
     # -- messages -----------------------------------------------------------
     def _record(self, batches: list[list[Message]]) -> None:
         """An instant's delivered batches (an engine instant sink), in wake order."""
-        idx = self.index
-        n = sum(map(len, batches))
-        self.stats["delivered"] += n
-        if self.log or self.counts:
-            # a batch is one receiver at one instant, in canonical order: its
-            # records are one (t, dst) group of the log
-            t = batches[0][0][4]
-            packed = pack_batches(batches, idx) \
-                if self.log and n >= MIN_RECORDS else None
-            if packed is not None:  # column-wise (asyncnet.logpack): the same bytes
-                data, ends, kinds, dst = packed
-                g = len(batches)
-                lens = np.fromiter(map(len, batches), dtype=np.int64, count=g)
-                last = np.cumsum(lens) - 1
-                meta = np.empty((g, META_COLS), dtype="<i8")
-                meta[:, 0] = t
-                meta[:, 1] = dst[last]
-                meta[:, 2] = np.diff(ends[last], prepend=0)
-                group = np.repeat(np.arange(g), lens)
-                meta[:, 3:] = np.bincount(group * 3 + kinds, minlength=3 * g).reshape(g, 3)
-                self.chunks.append((meta, data))
-            else:
-                ds = [idx[b[0][2]] for b in batches]
-                bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
-                if self.log:
-                    known, make = self.codes.known, self.codes.make
-                    groups = [[(ta, k, idx[s], d, ts, q,
-                                p if type(p) is not _NDARRAY else known(id(p)) or make(p))
-                               for k, s, _, ts, ta, q, p in b]
-                              for d, b in zip(ds, batches, strict=True)]
-                    # each group's records without the array's own header:
-                    # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
-                    blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
-                             for x in map(self.packer.pack, groups)]
-                else:
-                    blobs = [b""] * len(batches)
-                meta = np.array([(t, d, len(b), *by) for d, b, by in zip(ds, blobs, bys,
-                                                                         strict=True)],
-                                dtype="<i8")
-                self.chunks.append((meta, b"".join(blobs)))
+        self.stats["delivered"] += sum(map(len, batches))
+        if self.counts and not self.log:  # the coordinator's counts: meta rows alone
+            self._batch_segment(batches)
         if self.tracing:
             self.traced.append(batches)
+
+    def _logged(self, captured: Captured) -> None:
+        """An instant for the log segment (an engine recorder): its sends, or its batches."""
+        if captured.sends is None:
+            self._batch_segment(captured.batches or [])
+            return
+        got = pack_sends(captured, self.stats["delivered"])
+        if got is None:  # not column-wise exactly: the records one by one
+            recs = sorted(send_records(captured, self.codes), key=record_key)
+            self._record_segment(captured.t, recs)
+            return
+        data, dst, kind, ends, _ = got
+        if not len(dst):
+            return
+        first = np.flatnonzero(np.diff(dst)) + 1  # each (t, dst) group's first record
+        starts = np.concatenate(([0], first))
+        last = np.concatenate((first, [len(dst)])) - 1
+        group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(dst))))
+        meta = np.empty((len(starts), META_COLS), dtype="<i8")
+        meta[:, 0] = captured.t
+        meta[:, 1] = dst[starts]
+        meta[:, 2] = np.diff(ends[last], prepend=0)
+        meta[:, 3:] = np.bincount(group * 3 + kind, minlength=3 * len(starts)).reshape(-1, 3)
+        self.chunks.append((meta, data))
+
+    def _record_segment(self, t: int, recs: list[tuple]) -> None:
+        """Records ``(t, kind, src, dst, t_sent, seq, code)`` in canonical order, as
+        (t, dst) groups of the segment."""
+        rows, blobs = [], []
+        at = 0
+        while at < len(recs):
+            end = at + 1
+            while end < len(recs) and recs[end][3] == recs[at][3]:
+                end += 1
+            group = recs[at:end]
+            by = [0, 0, 0]
+            for r in group:
+                by[r[1]] += 1
+            x = self.packer.pack(group)
+            blob = x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
+            rows.append((t, recs[at][3], len(blob), *by))
+            blobs.append(blob)
+            at = end
+        if rows:
+            self.chunks.append((np.array(rows, dtype="<i8"), b"".join(blobs)))
+
+    def _batch_segment(self, batches: list[list[Message]]) -> None:
+        """An instant's delivered batches as (t, dst) groups of the segment."""
+        if not batches:
+            return
+        idx = self.index
+        n = sum(map(len, batches))
+        # a batch is one receiver at one instant, in canonical order: its
+        # records are one (t, dst) group of the log
+        t = batches[0][0][4]
+        packed = pack_batches(batches, idx) if self.log and n >= MIN_RECORDS else None
+        if packed is not None:  # column-wise (asyncnet.logpack): the same bytes
+            data, ends, kinds, dst = packed
+            g = len(batches)
+            lens = np.fromiter(map(len, batches), dtype=np.int64, count=g)
+            last = np.cumsum(lens) - 1
+            meta = np.empty((g, META_COLS), dtype="<i8")
+            meta[:, 0] = t
+            meta[:, 1] = dst[last]
+            meta[:, 2] = np.diff(ends[last], prepend=0)
+            group = np.repeat(np.arange(g), lens)
+            meta[:, 3:] = np.bincount(group * 3 + kinds, minlength=3 * g).reshape(g, 3)
+            self.chunks.append((meta, data))
+            return
+        ds = [idx[b[0][2]] for b in batches]
+        bys = [_ONE_OF[b[0][0]] if len(b) == 1 else _by_kind(b) for b in batches]
+        if self.log:
+            known, make = self.codes.known, self.codes.make
+            groups = [[(ta, k, idx[s], d, ts, q,
+                        p if type(p) is not _NDARRAY else known(id(p)) or make(p))
+                       for k, s, _, ts, ta, q, p in b]
+                      for d, b in zip(ds, batches, strict=True)]
+            # each group's records without the array's own header:
+            # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
+            blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
+                     for x in map(self.packer.pack, groups)]
+        else:
+            blobs = [b""] * len(batches)
+        meta = np.array([(t, d, len(b), *by) for d, b, by in zip(ds, blobs, bys, strict=True)],
+                        dtype="<i8")
+        self.chunks.append((meta, b"".join(blobs)))
 
     def inject(self, frame: bytes) -> None:
         """Accept one frame of messages another partition sent to this one.
