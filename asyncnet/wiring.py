@@ -30,16 +30,18 @@ class ReceiverTable:
     """
 
     def __init__(self) -> None:
-        self._keys: dict[tuple, int] = {}
-        self._groups: list[tuple[int, ...]] = []
+        # by the group tuple's id: the routes share one tuple per distinct group,
+        # kept here (no copy of its indices: a neuron's group is its synapses)
+        self._keys: dict[int, int] = {}
+        self._groups: list[tuple] = []
         self._frozen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def key(self, group: tuple) -> int:
         """The key of a group of receivers (``Agent``/``Elsewhere``), made at first sight."""
-        k = self._keys.get(group)
+        k = self._keys.get(id(group))
         if k is None:
-            k = self._keys[group] = len(self._groups)
-            self._groups.append(tuple(a.idx for a in group))
+            k = self._keys[id(group)] = len(self._groups)
+            self._groups.append(group)
             self._frozen = None
         return k
 
@@ -47,7 +49,7 @@ class ReceiverTable:
         """``(flat receivers, each key's start in it, each key's length)`` (int64)."""
         if self._frozen is None:
             lens = np.fromiter(map(len, self._groups), dtype=np.int64, count=len(self._groups))
-            flat = np.fromiter((i for g in self._groups for i in g), dtype=np.int64,
+            flat = np.fromiter((a.idx for g in self._groups for a in g), dtype=np.int64,
                                count=int(lens.sum()))
             self._frozen = (flat, np.cumsum(lens) - lens, lens)
         return self._frozen
