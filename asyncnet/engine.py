@@ -333,12 +333,14 @@ class Engine(SchedulingState):
                 got = arrive.get(delay)
                 if got is None:
                     ta = t + delay
-                    got = arrive[delay] = (ta, boxes.get(ta), *(
-                        (None, None) if sends is None else sends.setdefault(ta, ([], []))))
-                ta, box, noted, paid = got
-                if noted is not None:  # a recorder's: one entry a send, not one a message
-                    noted.extend((agent.idx, t, seq, kind, key))
-                    paid.append(payload)
+                    got = arrive[delay] = (ta, boxes.get(ta))
+                ta, box = got
+                if sends is not None:  # a recorder's: one entry a send, not one a message
+                    noted = sends.get(ta)
+                    if noted is None:
+                        noted = sends[ta] = ([], [])
+                    noted[0].extend((agent.idx, t, seq, kind, key))
+                    noted[1].append(payload)
                 for a in receivers:
                     seq += 1
                     m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
@@ -351,7 +353,7 @@ class Engine(SchedulingState):
                         box = boxes.get(ta)
                         if box is None:
                             box = boxes[ta] = {}
-                        arrive[delay] = (ta, box, noted, paid)
+                        arrive[delay] = (ta, box)
                     held = box.get(idx)
                     if held is None:
                         box[idx] = m  # one message alone, no list: most synapses get one
