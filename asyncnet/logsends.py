@@ -195,3 +195,17 @@ def kernel(records: int) -> Callable[..., Any] | None:
                 _kernel = numba.njit(nogil=True, boundscheck=False)(pack_sends)
     return _kernel or None
 
+
+
+def warm(kern: Callable[..., Any] | None) -> None:
+    """Run ``kern`` (:func:`kernel`'s) once on a tiny instant: numba compiles it, or
+    reads it from its cache, now rather than at a run's first instant."""
+    if kern is None:
+        return
+    one = np.zeros(1, dtype=np.int64)
+    # an array's payloads arrive read-only (joined bytes), floats' writable: both
+    for head, pay in ((np.frombuffer(bytes(1), dtype=np.uint8),
+                       np.frombuffer(bytes(8), dtype=np.uint8).reshape(1, 8)),
+                      (np.zeros(1, dtype=np.uint8), np.zeros((1, 8), dtype=np.uint8))):
+        kern(np.zeros((1, 5), dtype=np.int64), one, one, np.ones(1, dtype=np.int64), 0, 1,
+             head, pay)

@@ -97,6 +97,10 @@ def child(spec: dict) -> dict:
         from asyncnet.eventlog import EventLogWriter
         from asyncnet.simulation import build_engine, log_header, new_traffic
         eng, net, _ = build_engine(sc)
+        # the compiled packing loop loaded outside the clock, as the workers load
+        # it when they start (and a run past 1 M records in-process)
+        from asyncnet import logsends
+        logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         eng.sinks.append(new_traffic(eng.links, net))
         writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
         if writer:

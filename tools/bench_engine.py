@@ -201,7 +201,7 @@ def bench_log(reps: int, sizes: list[str]) -> None:
     packers = ["numpy"]
     kern = logsends.kernel(logsends.MIN_RECORDS)  # what a log past 1 M records loads
     if kern is not None:
-        kern(*_tiny_instant())  # compiled, or read from numba's cache, outside the clock
+        logsends.warm(kern)  # compiled, or read from numba's cache, outside the clock
         packers.insert(0, "compiled")
     for s in sizes:
         net, src = per_neuron(NETS[s], DURATION[s])
@@ -216,14 +216,6 @@ def bench_log(reps: int, sizes: list[str]) -> None:
             print(f"log      {s}: run time with the event log ÷ without, {packer} packer  "
                   f"{fmt(rs)}   (writer {1e6 * statistics.median(per):.2f} µs/record)")
         logsends.COMPILED = True
-
-
-def _tiny_instant() -> tuple:
-    """Arguments of one instant of one send for :func:`asyncnet.logsends.pack_sends`."""
-    import numpy as np
-    one = np.zeros(1, dtype=np.int64)
-    return (np.zeros((1, 5), dtype=np.int64), one, one, np.ones(1, dtype=np.int64), 0, 1,
-            np.zeros(1, dtype=np.uint8), np.zeros((1, 8), dtype=np.uint8))
 
 
 def bench_traffic(reps: int) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import logsends
 from ..capture import Captured
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
@@ -122,6 +123,9 @@ class PartRunner:
         eng.instant_sinks.append(self._record)
         if self.log:  # the segment from the sends (asyncnet.logcapture), batches where not
             eng.record(self._logged)
+            # a worker is made for a large run: the compiled packing loop (where
+            # numba is) is loaded now, not in a window (~0.3 CPU-s once)
+            logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         eng.instant_sinks.append(self.traffic.instant)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
