@@ -21,6 +21,8 @@ before.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
+from itertools import compress
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -118,3 +120,69 @@ def expand(table: np.ndarray, receivers: ReceiverTable) -> Columns:
     order = np.lexsort((seq, src, kind, dst))
     send = send[order]
     return Columns(dst[order], kind[order], src[order], table[send, 1], seq[order], send)
+
+
+class Recording:
+    """How an engine notes what its recorders are handed (a mixin of ``Engine``).
+
+    A send is noted in ``Engine._emit`` itself (the hot path); here are
+    :meth:`record` and the notes of messages that came in from outside.
+    """
+
+    names: list[str]
+    recorders: list[Callable[[Captured], None]]
+    _sends: dict[int, tuple[list[Any], list[Any]]] | None
+    _odd: set[int]
+    _boxes: dict[int, dict[int, Any]]
+    _index: dict[str, int] | None
+
+    def _note_columns(self, cols: Any, payloads: list) -> None:
+        """:meth:`_note` for a frame's rows ``(kind, src, dst, t_sent, t_arrive, seq)``."""
+        assert self._sends is not None
+        if not len(cols):
+            return
+        notes = cols[:, [1, 3, 5, 0, 2]].copy()  # (src, t_sent, seq before, kind, key)
+        notes[:, 2] -= 1
+        notes[:, 4] = -1 - notes[:, 4]
+        ta = cols[:, 4]
+        for t in np.unique(ta).tolist():  # mostly one arrival instant a frame
+            here = ta == t
+            whole = bool(here.all())
+            got = self._sends.get(t)
+            if got is None:
+                got = self._sends[t] = ([], [])
+            got[0].extend((notes if whole else notes[here]).ravel().tolist())
+            got[1].extend(payloads if whole else compress(payloads, here.tolist()))
+
+    def _note(self, idx: int, m: Message) -> None:
+        """Note a message that came in (injected: a cluster peer's) for the
+        recorders, as a send to the one receiver ``idx`` (its key ``-1 - idx``)."""
+        index = self._index
+        if index is None:
+            index = self._index = {n: i for i, n in enumerate(self.names)}
+        src = index.get(m.src)
+        if src is None or type(m.kind) not in _KIND_TYPES or type(m.seq) is not int \
+                or type(m.t_sent) is not int:  # the recorders take its instant's batches
+            self._odd.add(m.t_arrive)
+            return
+        noted, paid = self._sends.setdefault(m.t_arrive, ([], []))  # type: ignore[union-attr]
+        noted.extend((src, m.t_sent, m.seq - 1, m.kind, -1 - idx))
+        paid.append(m.payload)
+
+    def record(self, recorder: Callable[[Captured], None]) -> None:
+        """Hand ``recorder`` each instant's deliveries at its end (the event log's writer).
+
+        Parameters
+        ----------
+        recorder:
+            called with a :class:`~asyncnet.capture.Captured` for every
+            instant that delivered something: its sends (one entry a send,
+            however many receivers; an injected message a send to one) or,
+            where a message came another way (restored from a checkpoint, in
+            flight before the recorder came), its delivered batches.
+        """
+        if self._sends is None:
+            self._sends = {}
+            self._odd.update(self._boxes)  # in flight already, never noted as sent
+        self.recorders.append(recorder)
+

@@ -129,7 +129,7 @@ def _net():
 
 
 def _two_logs(tmp_path, net, duration: float, before_run=None, tag: str = "",
-              source_delay: float = 1.0) -> tuple:
+              source_delay: float = 1.0, seen: list | None = None) -> tuple:
     """One run logged from its sends and, in the same run, one record by record."""
     from asyncnet.engine import Engine
     from asyncnet.schemes.diffusion import Diffusion
@@ -139,6 +139,8 @@ def _two_logs(tmp_path, net, duration: float, before_run=None, tag: str = "",
     sent = EventLogWriter(str(tmp_path / f"sent{tag}.log"), head)
     each = EventLogWriter(str(tmp_path / f"each{tag}.log"), head)
     eng.record(sent.record)
+    if seen is not None:
+        eng.record(seen.append)
     eng.sinks.append(each)
     if before_run is not None:
         before_run(eng)
@@ -182,8 +184,11 @@ def test_injected_messages_are_logged_as_sends_to_one(tmp_path):
         for k, t in enumerate((2, 5, 7)):
             eng.inject(Message(DELTA, "l0_0", "l0_0->l1_1", 0, t * QUANTA // 2, 10**6 + k,
                                np.array([0.25 * k])))
-    f1, f2, a, b = _two_logs(tmp_path, _net(), 10.0, inject)
+    seen: list = []
+    f1, f2, a, b = _two_logs(tmp_path, _net(), 10.0, inject, seen=seen)
     assert f1["count"] > 100 and f1 == f2 and a == b
+    named = [c for c in seen if c.sends is not None and min(c.sends[0][4::5]) < 0]
+    assert len(named) == 3 and all(c.sends is not None for c in seen)
 
 
 def test_kinds_of_a_rules_own_go_record_by_record():

@@ -300,7 +300,7 @@ class PartRunner:
             list(map(_new_tuple, repeat(Message),
                      zip(kind, map(names.__getitem__, s), map(names.__getitem__, d),
                          t_sent, t_arrive, seq, payloads, strict=True))),
-            list(map(self.eng.by_index.__getitem__, d)))
+            list(map(self.eng.by_index.__getitem__, d)), columns=cols)
         return True
 
     # -- windows ------------------------------------------------------------
