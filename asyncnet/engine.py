@@ -186,6 +186,9 @@ class Engine(SchedulingState, Recording):
         keep, sends, odd = bool(self.instant_sinks), None, False
         if self._sends is not None:  # recorders: this instant's sends, or its batches
             sends = self._sends.pop(t, None) or ([], [])
+            if self._sends and min(self._sends) < t:  # sends to other partitions only:
+                for past in [k for k in self._sends if k < t]:  # no instant ran here
+                    del self._sends[past]
             if t in self._odd:
                 self._odd.discard(t)
                 keep = odd = True
@@ -289,14 +292,15 @@ class Engine(SchedulingState, Recording):
             raise RuntimeError("a message arrived in the past (or while an instant runs)")
         sends, deliver = self._sends, self._deliver
         if columns is not None and sends is not None:
-            self._sends = None  # noted below, all at once
+            # noted first, all at once (a delivery that fails stops the run anyway)
+            self._note_columns(columns, [m[6] for m in msgs])
+            self._sends = None
             try:
                 for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
                                     strict=True):
                     deliver(agent, m)
             finally:
                 self._sends = sends
-            self._note_columns(columns, [m[6] for m in msgs])
             return
         for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
                             strict=True):

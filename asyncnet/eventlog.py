@@ -353,6 +353,9 @@ class EventLogWriter:
             what the engine captured of one instant.
         """
         enc = self.enc
+        if captured.agents != len(enc.index):  # sends carry the engine's indices
+            raise ValueError(f"the log's agent table has {len(enc.index)} agents, the "
+                             f"engine {captured.agents}: give the writer the engine's names")
         # packed now: a payload array may be changed in place once its instant is over
         got = pack_captured([captured], enc.index, enc.packer, enc.codes, self.count)
         enc.drop()  # the payload codes made for this instant

@@ -73,6 +73,23 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     return memoryview(packed)[head:], n, kinds, t
 
 
+_BIG = 1 << 62
+"""Numbers from here on go record by record: a seq plus a group's place must stay
+below 2⁶³ (numpy's int64), and a Python int there is msgpack's uint64 anyway."""
+
+
+def _plain(table: np.ndarray, part: Captured) -> bool:
+    """Whether the sends' numbers are what the column-wise paths pack exactly
+    (non-negative, below 2⁶²) and their keys name receivers of the table."""
+    if not len(table):
+        return True
+    if table[:, :2].min() < 0 or table[:, 2].min() < -1 or table[:, :3].max() >= _BIG \
+            or not 0 <= part.t < _BIG:
+        return False  # a negative number (an injected message's), or a huge one
+    keys = table[:, 4]
+    return bool(keys.max() < len(part.table.arrays()[2]) and (-1 - keys.min()) < part.agents)
+
+
 def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarray,
                                                      np.ndarray, list[int]] | None:
     """The records of one part of sends, packed column-wise, or ``None`` (not exactly).
@@ -92,8 +109,8 @@ def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarra
     sends = part.sends
     assert sends is not None
     table = send_table(sends)
-    if table is None or (len(table) and (table[:, :2].min() < 0 or table[:, 2].min() < -1)):
-        return None  # a negative number (an injected message's): msgpack packs it otherwise
+    if table is None or not _plain(table, part):
+        return None
     parts = payload_parts(sends[1])
     if parts is None:
         return None

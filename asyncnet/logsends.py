@@ -58,37 +58,51 @@ def pack_sends(table, flat, start, length, ta, agents, head, pay):  # noqa: ANN0
     ends in ``data`` (int64).
     """
     g = table.shape[0]
-    # a counting sort by receiver (stable: the sends' order), then each
-    # receiver's messages by (kind, src, seq) where they are not in that
-    # order already (they mostly are: agents wake in index order)
-    ends = np.zeros(agents + 1, dtype=np.int64)
+    # the messages in the sends' order, then sorted by receiver (stable): a
+    # counting sort where they are many for the agents, a merge sort where few
+    # (a counting sort walks every agent); then each receiver's messages by
+    # (kind, src, seq) where they are not in that order already (they mostly
+    # are: agents wake in index order)
+    m = 0
     for i in range(g):
         key = table[i, 4]
         if key < 0:  # one receiver named outright: a message injected, not sent here
-            ends[-key] += 1
+            m += 1
             continue
         b = start[key]
         for j in range(length[key]):
-            d = flat[b + j]
-            if d >= 0:  # not another partition's
-                ends[d + 1] += 1
-    for d in range(agents):
-        ends[d + 1] += ends[d]
-    m = ends[agents]
-    send = np.empty(m, dtype=np.int64)
-    seq = np.empty(m, dtype=np.int64)
-    dst = np.empty(m, dtype=np.int64)
+            if flat[b + j] >= 0:  # not another partition's
+                m += 1
+    send0 = np.empty(m, dtype=np.int64)
+    seq0 = np.empty(m, dtype=np.int64)
+    dst0 = np.empty(m, dtype=np.int64)
+    r = 0
     for i in range(g):
         key = table[i, 4]
         n = 1 if key < 0 else length[key]
         for j in range(n):
             d = -key - 1 if key < 0 else flat[start[key] + j]
             if d >= 0:
-                r = ends[d]
-                ends[d] = r + 1
-                send[r] = i
-                seq[r] = table[i, 2] + j + 1
-                dst[r] = d
+                send0[r] = i
+                seq0[r] = table[i, 2] + j + 1
+                dst0[r] = d
+                r += 1
+    if 4 * m < agents:
+        by_dst = np.argsort(dst0, kind="mergesort")
+    else:
+        ends = np.zeros(agents + 1, dtype=np.int64)
+        for r in range(m):
+            ends[dst0[r] + 1] += 1
+        for d in range(agents):
+            ends[d + 1] += ends[d]
+        by_dst = np.empty(m, dtype=np.int64)
+        for r in range(m):
+            d = dst0[r]
+            by_dst[ends[d]] = r
+            ends[d] += 1
+    send = send0[by_dst]
+    seq = seq0[by_dst]
+    dst = dst0[by_dst]
     order = np.arange(m)
     lo = 0
     while lo < m:

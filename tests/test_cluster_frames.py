@@ -154,9 +154,9 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
         links = {"n1": {"n0": 5}, "n2": {"n0": 5, "n1": 3}, "n0": {"n1": 5, "n2": 5}}
 
         def inject_all(msgs, receivers=None, columns=None):
-            if columns is not None:  # the recorders' notes: the very messages, as rows
-                assert columns.tolist() == [[m.kind, INDEX[m.src], INDEX[m.dst], m.t_sent,
-                                             m.t_arrive, m.seq] for m in msgs]
+            # a checked frame's rows go along (the recorders' notes): the very messages
+            assert columns.tolist() == [[m.kind, INDEX[m.src], INDEX[m.dst], m.t_sent,
+                                         m.t_arrive, m.seq] for m in msgs]
             got.extend(msgs)
             to.extend(receivers or [m.dst for m in msgs])
 

@@ -10,8 +10,8 @@ at every boundary of msgpack's classes, payloads of every mode — through
 both the compiled packing loop and the numpy path, and on whole runs
 against the record-by-record writer (``EventLogWriter.instant``): a
 per-neuron net, a zero-delay link (an instant run twice), a rule with
-kinds of its own, injected messages and a payload changed in place after
-its instant.
+kinds of its own, injected messages, and an engine whose sends all go to
+other partitions at some instants.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from asyncnet.messages import encode_payload
 from asyncnet.wiring import ReceiverTable
 
 AGENTS = 70_000  # indices past every class (65,535 included)
-EDGES = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**62]
-INT = st.one_of(st.sampled_from(EDGES), st.integers(0, 2**62))
+EDGES = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2**32 - 1, 2**32, 2**62 - 1, 2**62,
+         2**63 - 1]
+INT = st.one_of(st.sampled_from(EDGES), st.integers(0, 2**63 - 1))
 AGENT = st.one_of(st.sampled_from([0, 127, 128, 255, 256, 65_535, 65_536, AGENTS - 1]),
                   st.integers(0, AGENTS - 1))
+FEW = st.integers(0, 7)  # a dense instant: the compiled loop's counting sort
 FLOAT = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
                   st.sampled_from([0.0, -0.0, 5e-324, float("nan")]))
 SHAPE = st.sampled_from([(1,), (3,), (0,), (2, 3), (40,)])
@@ -61,18 +63,20 @@ def _reference(t: int, numbers: list, payloads: list, groups: list[list[int]]) -
 
 @st.composite
 def instants(draw):
-    """An instant's sends: receiver groups, numbers and payloads of one mode."""
-    groups = [draw(st.lists(st.one_of(AGENT, st.just(-1)), min_size=1, max_size=5))
+    """An instant's sends: receiver groups, numbers and payloads of one mode;
+    among 70,000 agents or among 8 (sparse or dense)."""
+    agent = draw(st.sampled_from([AGENT, FEW]))
+    groups = [draw(st.lists(st.one_of(agent, st.just(-1)), min_size=1, max_size=5))
               for _ in range(draw(st.integers(1, 5)))]
     mode = draw(st.sampled_from(["array", "float", "mixed"]))
     shape = draw(SHAPE)
     numbers, payloads = [], []
     seqs: dict[int, int] = {}
     for _ in range(draw(st.integers(1, 12))):
-        src = draw(AGENT)
+        src = draw(agent)
         seq = seqs.get(src, draw(INT))
         # a negative key names its one receiver outright (a message injected)
-        key = draw(st.one_of(st.integers(0, len(groups) - 1), AGENT.map(lambda a: -1 - a)))
+        key = draw(st.one_of(st.integers(0, len(groups) - 1), agent.map(lambda a: -1 - a)))
         seqs[src] = seq + (1 if key < 0 else len(groups[key]))  # grows with each message
         numbers += [src, draw(INT), seq, draw(st.sampled_from([0, 1, 2])), key]
         if mode == "float" or (mode == "mixed" and draw(st.booleans())):
@@ -84,11 +88,12 @@ def instants(draw):
     return draw(INT), numbers, payloads, groups
 
 
-def _captured(t: int, numbers: list, payloads: list, groups: list[list[int]]) -> Captured:
+def _captured(t: int, numbers: list, payloads: list, groups: list[list[int]],
+              agents: int = AGENTS) -> Captured:
     table = ReceiverTable()
     for g in groups:
         table.key(tuple(_Stub(d) for d in g))
-    return Captured(t, (numbers, payloads), None, table, AGENTS)
+    return Captured(t, (numbers, payloads), None, table, agents)
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -102,8 +107,9 @@ def test_instant_equals_msgpack(compiled: bool, inst: tuple) -> None:
     old = logsends.COMPILED
     logsends.COMPILED = compiled
     try:
-        got = pack_instant([_captured(t, numbers, payloads, groups)], {}, _packer(),
-                           PayloadCodes(), records=10**9)
+        dense = max(max(g) for g in groups) < 8 and max(numbers[0::5]) < 8
+        got = pack_instant([_captured(t, numbers, payloads, groups, 8 if dense else AGENTS)],
+                           {}, _packer(), PayloadCodes(), records=10**9)
     finally:
         logsends.COMPILED = old
     ref = _reference(t, numbers, payloads, groups)
@@ -198,7 +204,26 @@ def test_kinds_of_a_rules_own_go_record_by_record():
     groups = [[3, 1], [2]]
     for kind in (True, np.int64(1)):
         numbers = [0, 5, 10, kind, 0, 4, 5, 20, 1, 1]
-        payloads = [0.5, np.array([1.0, 2.0])]
+        payloads = [0.5, 0.25]  # alike: only the kind keeps them from the fast paths
         got = pack_instant([_captured(7, numbers, payloads, groups)], {}, _packer(),
                            PayloadCodes(), records=10**9)
         assert bytes(got[0]) == _reference(7, numbers, payloads, groups)
+
+
+def test_sends_to_other_partitions_only_are_not_kept():
+    """An engine that runs only the neurons (every synapse another partition's)
+    notes sends whose instants never run here: they are dropped, not kept."""
+    from asyncnet.engine import Engine
+    from asyncnet.ids import is_synapse
+    from asyncnet.schemes.diffusion import Diffusion
+    net, src = _net()
+    names = Engine(net, Diffusion(eta=0.05), seed=2, sources=src).names
+    sent: list = []  # the neurons and sources here, every synapse elsewhere
+    eng = Engine(net, Diffusion(eta=0.05), seed=2, sources=src,
+                 local=[n for n in names if not is_synapse(n)], remote=sent.append)
+    eng.record(lambda c: None)
+    sizes = []
+    for until in (10.0, 20.0, 40.0):
+        eng.run(until)
+        sizes.append(len(eng._sends))
+    assert len(sent) > 500 and max(sizes) <= 3, (len(sent), sizes)

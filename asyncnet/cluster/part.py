@@ -164,7 +164,7 @@ class PartRunner:
         meta[:, 1] = dst[starts]
         meta[:, 2] = np.diff(ends[last], prepend=0)
         meta[:, 3:] = np.bincount(group * 3 + kind, minlength=3 * len(starts)).reshape(-1, 3)
-        self.chunks.append((meta, data))
+        self.chunks.append((meta, bytes(data)))  # not a view of the loop's larger buffer
 
     def _record_segment(self, t: int, recs: list[tuple]) -> None:
         """Records ``(t, kind, src, dst, t_sent, seq, code)`` in canonical order, as
