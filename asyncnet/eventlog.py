@@ -395,6 +395,10 @@ class EventLogWriter:
         """
         if self.failed is not None:
             return
+        # the accounting before this write, so that an interrupt anywhere in it
+        # (between the hash's update and the position's, say) is settled exactly
+        self._before = (self.digest.copy(), self._pos, self.count, list(self.by_kind),
+                        self.t_last)
         self._inflight = (data, recs)
         try:
             if self.f is None:
@@ -489,15 +493,20 @@ class EventLogWriter:
         """After an interrupt: make the accounting describe the file exactly."""
         if self._inflight is None or self.f is None:
             return
-        data, _ = self._inflight
+        data, recs = self._inflight
+        # back to the accounting before the write (the interrupt may have come
+        # inside _account), then forward again if the bytes are all there
+        digest, pos, count, by_kind, t_last = self._before
+        self.digest, self._pos, self.count, self.by_kind, self.t_last = \
+            digest.copy(), pos, count, list(by_kind), t_last
         self.f.flush()
         at = self.f.tell()
-        if at == self._pos + len(data):
+        if at == pos + len(data):
             self._account()  # written, interrupted before it was counted
         else:
-            if at != self._pos:  # cut inside the write
-                self.f.truncate(self._pos)
-                self.f.seek(self._pos)
+            if at != pos:  # cut inside the write
+                self.f.truncate(pos)
+                self.f.seek(pos)
             self._inflight = None
 
     def close(self, complete: bool = True, extra: dict | None = None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import msgpack
 import numpy as np
+import pytest
 
 import asyncnet.eventlog as ev
 from asyncnet.logformat import _packer, record_key
@@ -144,3 +145,48 @@ def test_an_instant_out_of_canonical_order_is_sorted(tmp_path):
     w2.close()
     assert open(one, "rb").read() == open(whole, "rb").read()
     assert _records(whole) == _reference(inst1 + inst2)
+
+
+@pytest.mark.parametrize("where", ["hash", "write"])
+def test_an_interrupt_anywhere_in_the_accounting_leaves_a_verified_prefix(tmp_path, where):
+    """Ctrl-C can land between any two steps of a write's accounting (the
+    hash updated, the position not yet): the interrupted log's footer still
+    matches every byte before it. Checked by raising KeyboardInterrupt right
+    after the hash's update, and right after the write."""
+    from asyncnet.logfile import open_log
+    x = np.array([1.0, -2.0])
+    instants = [[[Message(FORWARD, "a", "a->b", t, t + 3, t, x)],
+                 [Message(DELTA, "c", "b->c", t, t + 3, t, 0.5)]] for t in range(1, 6)]
+    path = str(tmp_path / f"{where}.log")
+    w = ev.EventLogWriter(path, {"agents": AGENTS, "scenario": "", "scenario_path": "",
+                                 "seed": 0})
+    for inst in instants[:3]:
+        w.instant(inst)
+    real, account, shots = w.digest, w._account, [1]
+
+    class Trap:  # the hash, interrupted right after its (first) update
+        def update(self, data):
+            real.update(data)
+            if shots:
+                shots.pop()
+                raise KeyboardInterrupt
+
+        def copy(self):
+            return real.copy()
+
+    def interrupted_account():  # the write done, interrupted before its accounting
+        if shots:
+            shots.pop()
+            raise KeyboardInterrupt
+        account()
+
+    if where == "hash":
+        w.digest = Trap()
+    else:
+        w._account = interrupted_account
+    with pytest.raises(KeyboardInterrupt):
+        w.instant(instants[3])  # writes the instant held back: interrupted
+    w.close(complete=False)
+    lg = open_log(path)
+    lg.scan()
+    assert lg.interrupted and lg.verified and lg.count == 6  # three instants
