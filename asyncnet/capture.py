@@ -165,9 +165,13 @@ class Recording:
                 or type(m.t_sent) is not int:  # the recorders take its instant's batches
             self._odd.add(m.t_arrive)
             return
-        noted, paid = self._sends.setdefault(m.t_arrive, ([], []))  # type: ignore[union-attr]
-        noted.extend((src, m.t_sent, m.seq - 1, m.kind, -1 - idx))
-        paid.append(m.payload)
+        sends = self._sends
+        assert sends is not None
+        got = sends.get(m.t_arrive)
+        if got is None:
+            got = sends[m.t_arrive] = ([], [])
+        got[0].extend((src, m.t_sent, m.seq - 1, m.kind, -1 - idx))
+        got[1].append(m.payload)
 
     def record(self, recorder: Callable[[Captured], None]) -> None:
         """Hand ``recorder`` each instant's deliveries at its end (the event log's writer).

@@ -242,10 +242,15 @@ class Engine(SchedulingState, Recording):
             self._deliver(agent, m)
 
     def _deliver(self, agent: Agent, m: Message) -> None:
+        """Put ``m`` in flight to ``agent``, noted for the recorders (not a send of
+        this engine: a send to one)."""
+        if self._sends is not None:
+            self._note(agent.idx, m)
+        self._put(agent, m)
+
+    def _put(self, agent: Agent, m: Message) -> None:
         """Put ``m`` in flight to ``agent``; wake it then if nothing else does."""
         ta = m.t_arrive
-        if self._sends is not None:  # not a send of this engine: noted as a send to one
-            self._note(agent.idx, m)
         box = self._boxes.get(ta)
         if box is None:
             box = self._boxes[ta] = {}
@@ -290,18 +295,11 @@ class Engine(SchedulingState, Recording):
         """
         if msgs and (min(map(_ARRIVES, msgs)) < self.env.now or self._running is not None):
             raise RuntimeError("a message arrived in the past (or while an instant runs)")
-        sends, deliver = self._sends, self._deliver
-        if columns is not None and sends is not None:
-            # noted first, all at once (a delivery that fails stops the run anyway)
+        deliver = self._deliver
+        if columns is not None and self._sends is not None:
+            # noted all at once, first (a delivery that fails stops the run anyway)
             self._note_columns(columns, [m[6] for m in msgs])
-            self._sends = None
-            try:
-                for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
-                                    strict=True):
-                    deliver(agent, m)
-            finally:
-                self._sends = sends
-            return
+            deliver = self._put
         for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
                             strict=True):
             deliver(agent, m)

@@ -47,7 +47,9 @@ from .logformat import (
     _new_hash,
     _packer,
     _sealed,
+    array_items,
     record_key,
+    unpack_records,
 )
 from .logpack import MIN_RECORDS, pack_batches
 from .messages import QUANTA, Message, encode_payload
@@ -202,11 +204,7 @@ class RecordEncoder:
     def _unpack_columns(self) -> None:
         """The packed instant back as pending records (the same bytes once repacked)."""
         assert self._packed is not None
-        data = self._packed[0]
-        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False,
-                              max_buffer_size=max(len(data), 1 << 20))
-        up.feed(data)
-        self._pending = list(up)
+        self._pending = unpack_records(self._packed[0])
         self._packed = None
 
     def pack_instant(self) -> tuple[bytes | memoryview, int, list[int], int]:
@@ -230,8 +228,7 @@ class RecordEncoder:
         packed = self.packer.pack(recs)
         self.drop()
         # the records as one msgpack array; the file holds them without its header
-        head = 1 if n < 16 else 3 if n < 0x10000 else 5
-        return memoryview(packed)[head:], n, kinds, t
+        return array_items(packed), n, kinds, t
 
     def pending(self) -> int | None:
         """Instant buffered (``t_arrive`` in quanta), or ``None``."""
@@ -375,17 +372,11 @@ class EventLogWriter:
         else:
             self._write(self.enc.flush_records())
 
-    def _merge(self, a: tuple, b: tuple) -> tuple[bytes, int, list[int], int]:
+    def _merge(self, a: tuple, b: tuple) -> tuple[Any, int, list[int], int]:
         """Two packed parts of one instant as one, in canonical order (rare)."""
-        up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False,
-                              max_buffer_size=max(len(a[0]) + len(b[0]), 1 << 20))
-        up.feed(bytes(a[0]))
-        up.feed(bytes(b[0]))
-        recs = sorted(up, key=record_key)
-        packed = self.enc.packer.pack(recs)
-        n = len(recs)
-        head = 1 if n < 16 else 3 if n < 0x10000 else 5
-        return packed[head:], n, [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]
+        recs = sorted(unpack_records(bytes(a[0]) + bytes(b[0])), key=record_key)
+        return array_items(self.enc.packer.pack(recs)), len(recs), \
+            [x + y for x, y in zip(a[2], b[2], strict=True)], a[3]
 
     def _emit(self, data: bytes | memoryview, recs: tuple[int, list[int], int] | None) -> None:
         """Write ``data`` (records, or a checkpoint) and account for it.

@@ -23,8 +23,8 @@ import numpy as np
 
 from . import logsends
 from .capture import Captured, expand, send_table
-from .logformat import record_key
-from .logpack import cols_ends, pack_rows, payload_parts
+from .logformat import array_items, record_key
+from .logpack import block_of, cols_ends, pack_rows, payload_parts
 
 _kind_of = itemgetter(1)
 
@@ -68,9 +68,7 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     n = len(recs)
     ks = bytes(map(_kind_of, recs))  # 0..2: the engine counted them by kind already
     kinds = [ks.count(0), ks.count(1), ks.count(2)]
-    packed = packer.pack(recs)
-    head = 1 if n < 16 else 3 if n < 0x10000 else 5  # the records without their array's header
-    return memoryview(packed)[head:], n, kinds, t
+    return array_items(packer.pack(recs)), n, kinds, t
 
 
 _BIG = 1 << 62
@@ -132,9 +130,7 @@ def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarra
     recs[:, 3] = cols.dst
     recs[:, 4] = cols.t_sent
     recs[:, 5] = cols.seq
-    block = np.empty((len(rows), len(head) + rows.shape[1]), dtype=np.uint8)
-    block[:, :len(head)] = head
-    block[:, len(head):] = rows
+    block = block_of(head, rows)
     return pack_rows(recs, block, cols.send), cols.dst, cols.kind, cols_ends(recs, block), \
         np.bincount(cols.kind, minlength=3).tolist()
 

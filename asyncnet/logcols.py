@@ -41,6 +41,7 @@ import numpy as np
 from .logkernel import END, FULL, scan_records
 from .logscan import _Scan, read_blocks, unpacker
 from .logvec import scan_vector
+from .numbajit import compiled
 
 COMPILED = True
 """Use the compiled kernel when numba is there (tests flip this to cover every path)."""
@@ -81,16 +82,8 @@ def kernel(size: int | None = None) -> Callable[..., tuple[int, int, int]] | Non
         return None
     if _kernel is None and size is not None and size < MIN_BYTES:
         return None
-    if _kernel is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - depends on the environment
-            _kernel = False
-        else:
-            try:
-                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(scan_records)
-            except RuntimeError:  # no writable cache directory: compiled in each process
-                _kernel = numba.njit(nogil=True, boundscheck=False)(scan_records)
+    if _kernel is None:  # False: no numba here
+        _kernel = compiled(scan_records, nogil=True, boundscheck=False) or False
     return _kernel or None
 
 

@@ -40,6 +40,22 @@ def _packer() -> msgpack.Packer:
     return msgpack.Packer(default=encode_payload, use_bin_type=True)
 
 
+def array_items(packed: bytes) -> memoryview:
+    """A packed msgpack array's items, without the array's header: records as
+    the log holds them (fixarray 1 byte, array 16 three, array 32 five)."""
+    h = packed[0]
+    return memoryview(packed)[1 if h < 0xDC else 3 if h == 0xDC else 5:]
+
+
+def unpack_records(data: bytes | memoryview) -> list:
+    """Packed records back as lists, arrays as their ``msgpack.ExtType`` (the
+    same bytes once packed again)."""
+    up = msgpack.Unpacker(raw=False, ext_hook=msgpack.ExtType, strict_map_key=False,
+                          max_buffer_size=max(len(data), 1 << 20))
+    up.feed(data)
+    return list(up)
+
+
 def record_key(rec: list) -> tuple:
     """Canonical order of records: (t_arrive, dst, kind, src, seq)."""
     return (rec[0], rec[3], rec[1], rec[2], rec[5])

@@ -107,9 +107,11 @@ def payload_block(payloads: tuple | list) -> np.ndarray | None:
     """Every payload's packed bytes as the rows of one uint8 block, or ``None``
     (:func:`payload_parts`, the header in every row)."""
     got = payload_parts(payloads)
-    if got is None:
-        return None
-    head, rows = got
+    return None if got is None else block_of(*got)
+
+
+def block_of(head: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """:func:`payload_parts`' header and rows as one block, the header in every row."""
     block = np.empty((len(rows), len(head) + rows.shape[1]), dtype=np.uint8)
     block[:, :len(head)] = head
     block[:, len(head):] = rows

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .numbajit import compiled
+
 MIN_RECORDS = 1_000_000
 """A log loads the kernel once it has this many records (or at once where the
 process has imported numba already): importing numba and reading the kernel
@@ -197,16 +199,8 @@ def kernel(records: int) -> Callable[..., Any] | None:
         return None
     if _kernel is None and records < MIN_RECORDS and "numba" not in sys.modules:
         return None
-    if _kernel is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - depends on the environment
-            _kernel = False
-        else:
-            try:
-                _kernel = numba.njit(cache=True, nogil=True, boundscheck=False)(pack_sends)
-            except RuntimeError:  # no writable cache directory: compiled in each process
-                _kernel = numba.njit(nogil=True, boundscheck=False)(pack_sends)
+    if _kernel is None:  # False: no numba here
+        _kernel = compiled(pack_sends, nogil=True, boundscheck=False) or False
     return _kernel or None
 
 

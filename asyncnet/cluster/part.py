@@ -30,7 +30,7 @@ from ..capture import Captured
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
 from ..logcapture import pack_sends, send_records
-from ..logformat import record_key
+from ..logformat import array_items, record_key
 from ..logpack import MIN_RECORDS, pack_batches
 from ..messages import CONTROL, LocalityError, Message
 from ..metrics import Traffic
@@ -179,8 +179,7 @@ class PartRunner:
             by = [0, 0, 0]
             for r in group:
                 by[r[1]] += 1
-            x = self.packer.pack(group)
-            blob = x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
+            blob = array_items(self.packer.pack(group))
             rows.append((t, recs[at][3], len(blob), *by))
             blobs.append(blob)
             at = end
@@ -218,10 +217,8 @@ class PartRunner:
                         p if type(p) is not _NDARRAY else known(id(p)) or make(p))
                        for k, s, _, ts, ta, q, p in b]
                       for d, b in zip(ds, batches, strict=True)]
-            # each group's records without the array's own header:
-            # fixarray (0x90-0x9f) 1 byte, array 16 (0xdc) 3, array 32 5
-            blobs = [x[1:] if x[0] < 0xDC else x[3:] if x[0] == 0xDC else x[5:]
-                     for x in map(self.packer.pack, groups)]
+            # each group's records without the array's own header
+            blobs = [array_items(x) for x in map(self.packer.pack, groups)]
         else:
             blobs = [b""] * len(batches)
         meta = np.array([(t, d, len(b), *by) for d, b, by in zip(ds, blobs, bys, strict=True)],

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ..numbajit import cached_jit
+
 MIN_WEIGHTS = 1024
 """A projection with at least this many weights (32 × 32) loads the kernels."""
 
@@ -113,32 +115,6 @@ def prepare(size: int) -> None:
                       "numpy runs them (the same results)", RuntimeWarning, stacklevel=2)
         return
     loaded = k
-
-
-def cached_jit(numba: Any, **opts: Any) -> Callable[[Callable], Callable]:
-    """A decorator: ``numba.njit(cache=True, **opts)`` where numba can write its cache.
-
-    Without a writable cache directory (a read-only install, no home) numba
-    refuses ``cache=True``: then the function is compiled without the
-    cache, once a process.
-
-    Parameters
-    ----------
-    numba:
-        the numba module.
-    opts:
-        ``numba.njit``'s options.
-
-    Returns
-    -------
-    The decorator.
-    """
-    def decorate(fn: Callable) -> Callable:
-        try:
-            return numba.njit(cache=True, **opts)(fn)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(**opts)(fn)
-    return decorate
 
 
 def jit(numba: Any, fn: Callable) -> Callable:

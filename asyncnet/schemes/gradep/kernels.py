@@ -28,7 +28,7 @@ import os
 
 import numpy as np
 
-from ..kernels import cached_jit
+from ...numbajit import cached_jit
 
 try:  # optional: the numpy path is always there
     if os.environ.get("ASYNCNET_NO_NUMBA"):
