@@ -86,15 +86,56 @@ class Elsewhere:
     """A receiver that another partition runs (a cluster worker's view of it).
 
     It stands in an agent's routes where an :class:`Agent` would: its
-    ``idx`` of -1 sends the message to the engine's ``remote``.
+    negative ``idx``, ``-1 - `` its index in the run's agent table, sends
+    the message to the engine's ``remote``.
     """
 
-    __slots__ = ("name",)
-    idx = -1
+    __slots__ = ("name", "idx")
     timer_due = None
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, index: int):
         self.name = name
+        self.idx = -1 - index
+
+
+class Outbox:
+    """What an engine sends to agents other partitions run, as it sends it.
+
+    Passed as the engine's ``remote``, it keeps each message as six integers,
+    ``kind, sender, receiver, t_sent, t_arrive, seq`` (agents as indices into
+    the run's agent table, times in quanta), and its payload: no
+    :class:`~asyncnet.messages.Message` is made for a message that leaves,
+    and a window's messages become a frame's columns in one conversion
+    (:func:`asyncnet.cluster.frames.pack_columns`).
+
+    Parameters
+    ----------
+    index:
+        agent name -> its index in the run's agent table (for a message
+        routed by name, :meth:`__call__`).
+    """
+
+    __slots__ = ("numbers", "payloads", "index")
+
+    def __init__(self, index: dict[str, int]):
+        self.numbers: list[int] = []
+        self.payloads: list[Any] = []
+        self.index = index
+
+    def __call__(self, m: Message) -> None:
+        """Keep a message routed by name (``Engine.inject``'s, not the hot path)."""
+        self.numbers.extend((m.kind, self.index[m.src], self.index[m.dst], m.t_sent,
+                             m.t_arrive, m.seq))
+        self.payloads.append(m.payload)
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def take(self) -> tuple[list[int], list[Any]]:
+        """What was kept since the last take, ``(numbers, payloads)``; empty after."""
+        got = self.numbers, self.payloads
+        self.numbers, self.payloads = [], []
+        return got
 
 
 Routes = tuple[tuple[int, tuple[Any, ...], int], ...]

@@ -40,7 +40,7 @@ from typing import Any
 
 import simpy
 
-from .agents import Agent, LazyRng, Source, UnmadeRng
+from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng
 from .capture import Captured, Recording
 from .ids import is_source, is_synapse, source_node, split_synapse
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
@@ -63,7 +63,8 @@ class Engine(SchedulingState, Recording):
     ``rule`` supplies the neuron and synapse physics; ``sources`` maps a
     population to a function ``t -> value or None`` (inputs and targets).
     ``local`` restricts which agents this engine runs (a partition, for the
-    cluster); messages to others go to ``remote(msg)``.
+    cluster); messages to others go to the :class:`~asyncnet.agents.Outbox`
+    ``remote``.
     """
 
     def __init__(
@@ -76,7 +77,7 @@ class Engine(SchedulingState, Recording):
         source_period: float = 1.0,
         source_delay: float = 1.0,
         local: Iterable[str] | None = None,
-        remote: Callable[[Message], None] | None = None,
+        remote: Outbox | None = None,
     ):
         self.net = net
         self.rule = rule
@@ -153,7 +154,8 @@ class Engine(SchedulingState, Recording):
             self.agents[name] = agent
             self._by_idx[i] = agent
             wiring.append((agent, ports.outputs, ports.inputs))
-        self.receivers = wire(self.agents, wiring)
+        self.receivers = wire(self.agents, wiring,
+                              None if keep is None else self.index_of)
         self._quiet: bytearray | None = quiet if any(quiet) else None
         if self.agents:
             self._due[0] = [a.idx for a in self.agents.values()]
@@ -272,6 +274,12 @@ class Engine(SchedulingState, Recording):
                                "(or at the instant being run)")
         self._route(m)
 
+    def index_of(self, name: str) -> int:
+        """``name``'s place in ``names``, the run's agent table (``KeyError``: none)."""
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self.names)}
+        return self._index[name]
+
     @property
     def by_index(self) -> list[Agent | None]:
         """This engine's agents by their place in ``names`` (``None``: another partition's)."""
@@ -329,12 +337,14 @@ class Engine(SchedulingState, Recording):
                     noted[1].append(payload)
                 for a in receivers:
                     seq += 1
-                    m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
                     idx = a.idx
                     if idx < 0:  # another partition's (Elsewhere)
                         agent.seq = seq
-                        self.remote(m)
+                        out = self.remote  # six numbers and the payload: no Message
+                        out.numbers.extend((kind, agent.idx, -1 - idx, t, ta, seq))
+                        out.payloads.append(payload)
                         continue
+                    m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
                     if box is None:  # made for a receiver here only (none for a remote one)
                         box = boxes.get(ta)
                         if box is None:

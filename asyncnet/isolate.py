@@ -20,6 +20,7 @@ import msgpack
 import numpy as np
 
 from . import ids
+from .agents import Outbox
 from .commands import command, finite_float
 from .eventlog import _packer, record_key
 from .jsonout import dumps
@@ -76,11 +77,11 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     """
     log = open_log(path, strict=False)
     sc = scenario_of(log)
-    sent: list[Message] = []
     if node not in log.agents:
         raise InspectError(f"no agent {node!r} in {path} ({len(log.agents)} agents, "
                            f"e.g. {_examples(log.agents)})")
-    eng, _, _ = engine_of(log, sc, local=[node], remote=sent.append)
+    sent = Outbox({n: i for i, n in enumerate(log.agents)})
+    eng, _, _ = engine_of(log, sc, local=[node], remote=sent)
     if node not in eng.agents:
         raise InspectError(f"no agent {node!r} in {path} ({len(eng.names)} agents, "
                            f"e.g. {_examples(eng.names)})")
@@ -103,8 +104,7 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
             # the digest matched, so the records were crafted with care: still one line
             raise InspectError(f"{path}: agent {node!r} cannot process the log's messages "
                                f"to it ({type(e).__name__}: {e})") from None
-        match.take(sent, end)
-        sent.clear()
+        match.take(*sent.take(), end)
         match.settle(to)
 
     with warnings.catch_warnings(record=True) as caught:
@@ -161,7 +161,6 @@ class _Matcher:
 
     def __init__(self, agents: list[str]):
         self.agents = agents
-        self.idx = {n: i for i, n in enumerate(agents)}
         self.pk = _packer()
         self.staged: list[list] = []  # the agent's, not yet in order
         self.mine: deque[tuple[list, bytes]] = deque()
@@ -169,13 +168,13 @@ class _Matcher:
         self.n = 0
         self.diverged = False
 
-    def take(self, sent: list[Message], end: int) -> None:
-        """Stage the agent's messages sent before ``end``."""
-        idx = self.idx
-        for m in sent:
-            if m.t_sent < end:
-                self.staged.append([m.t_arrive, m.kind, idx[m.src], idx[m.dst], m.t_sent,
-                                    m.seq, m.payload])
+    def take(self, numbers: list, payloads: list, end: int) -> None:
+        """Stage the agent's messages sent before ``end`` (an :class:`Outbox`'s
+        ``kind, src, dst, t_sent, t_arrive, seq`` a message, and its payload)."""
+        for (kind, src, dst, t_sent, t_arrive, seq), payload in zip(
+                zip(*[iter(numbers)] * 6, strict=True), payloads, strict=True):
+            if t_sent < end:
+                self.staged.append([t_arrive, kind, src, dst, t_sent, seq, payload])
 
     def logged(self, rec: list, packed: bytes) -> None:
         """One of the log's records from the agent."""

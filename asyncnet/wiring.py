@@ -55,8 +55,8 @@ class ReceiverTable:
         return self._frozen
 
 
-def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]]
-         ) -> ReceiverTable:
+def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]],
+         index: Callable[[str], int] | None = None) -> ReceiverTable:
     """Set each agent's routes from its ports' neighbours (every agent exists now).
 
     Parameters
@@ -65,6 +65,9 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
         the engine's agents by name (its partition's, in a cluster).
     wiring:
         ``(agent, its "out" neighbours, its "in" neighbours)`` for each agent.
+    index:
+        agent name -> its index in the run's agent table, for the
+        receivers another partition runs (needed only if there are any).
 
     A route holds the receiving agent itself (or an :class:`Elsewhere`
     for one another partition runs) and the link's delay, so that the
@@ -97,7 +100,9 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
         if to is None:
             to = elsewhere.get(d)
             if to is None:
-                to = elsewhere[d] = Elsewhere(d)
+                if index is None:
+                    raise LocalityError(f"{d} is not an agent of this engine")
+                to = elsewhere[d] = Elsewhere(d, index(d))
         return to
 
     for agent, outputs, inputs in wiring:

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from asyncnet.cluster import wire
-from asyncnet.cluster.frames import IncomingLinks, group_by_peer, pack_frame, read_columns
+from asyncnet.cluster.frames import (
+    IncomingLinks,
+    group_by_peer,
+    outbox_frames,
+    pack_frame,
+    read_columns,
+)
 from asyncnet.messages import CONTROL, DELTA, FORWARD, Message
 
 NAMES = [f"n{i}" for i in range(40)]
@@ -109,6 +115,46 @@ def test_messages_are_grouped_by_their_receivers_partition():
         assert ms == [m for m in sent if owner[m.dst] == p]
     assert group_by_peer(sent, lambda name: 4) == {4: sent}
     assert group_by_peer([], owner.__getitem__) == {}
+
+
+def outbox_of(sent: list[Message]) -> tuple[list, list]:
+    """The messages as an engine's Outbox keeps them: six numbers and a payload each."""
+    numbers = [x for m in sent for x in (m.kind, INDEX[m.src], INDEX[m.dst], m.t_sent,
+                                         m.t_arrive, m.seq)]
+    return numbers, [m.payload for m in sent]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("n", [0, 1, 37])
+@pytest.mark.parametrize("parts", [1, 3])
+def test_an_outbox_makes_the_frames_its_messages_make(case, n, parts):
+    """A window's outbox, split by receiver and packed from its numbers, gives each
+    peer the bytes :func:`pack_frame` makes of the same messages (the per-message
+    path, grouped by :func:`group_by_peer`), and the earliest arrival."""
+    sent = messages(np.random.default_rng(n + 7), n, CASES[case][1])
+    owner = {name: i % parts for i, name in enumerate(NAMES)}
+    peers = list(range(parts))
+    got = outbox_frames(*outbox_of(sent), np.array([owner[m] for m in NAMES]), peers,
+                        wire.packer())
+    assert got is not None
+    groups = group_by_peer(sent, owner.__getitem__)
+    assert got[0] == {p: pack_frame(groups.get(p, []), INDEX, wire.packer()) for p in peers}
+    assert got[1] == (min(m.t_arrive for m in sent) if sent else None)
+
+
+def test_an_outbox_with_odd_numbers_goes_message_by_message_or_is_refused():
+    owner = np.zeros(len(NAMES), dtype=np.int64)
+    sent = messages(np.random.default_rng(3), 4, lambda k: 0.5)
+    numbers, payloads = outbox_of(sent)
+    for odd in (True, np.int8(1), 1.0):  # a kind of the rule's own (not a plain integer)
+        assert outbox_frames([odd, *numbers[1:]], payloads, owner, [0], wire.packer()) is None
+    assert outbox_frames([*numbers[:3], 1 << 63, *numbers[4:]], payloads, owner, [0],
+                         wire.packer()) is None  # past int64
+    owner[INDEX[sent[2].dst]] = 5  # a receiver of no neighbouring partition
+    with pytest.raises(ValueError, match="no neighbouring partition"):
+        outbox_frames(numbers, payloads, owner, [0], wire.packer())
+    with pytest.raises(ValueError, match="no neighbouring partition"):
+        outbox_frames(numbers, payloads, owner, [0, 1], wire.packer())
 
 
 def good_frame() -> dict:

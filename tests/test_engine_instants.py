@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from asyncnet.agents import Outbox
 from asyncnet.engine import Engine
 from asyncnet.messages import QUANTA
 from asyncnet.network import Network, agent_rng, expand_to_neurons, layered
@@ -157,18 +158,22 @@ def test_a_run_collects_young_objects_less_often_and_restores_the_collector():
 
 def test_a_partition_keeps_no_table_for_messages_that_leave_it():
     """An engine that runs part of a network hands messages to other agents to
-    ``remote``; it keeps nothing for their arrival instants, so what it holds
+    its outbox; it keeps nothing for their arrival instants, so what it holds
     does not grow with the run's length (only instants with a message for one
     of its own agents have a table, and none of them is empty)."""
     net = Network.from_graph(expand_to_neurons(Network.from_graph(layered([2, 3, 2]), seed=0)),
                              seed=0)
     inputs = ["l0_0", "l0_1"]  # the input neurons and their data, none of their synapses
     src = {n: (lambda t: np.full(1, np.sin(t))) for n in inputs}
-    left: list = []
-    eng = Engine(net, Diffusion(eta=0.01), seed=3, sources=src, remote=left.append,
+    left = Outbox({})
+    eng = Engine(net, Diffusion(eta=0.01), seed=3, sources=src, remote=left,
                  local=inputs + [f"src:{n}" for n in inputs])
     eng.run(200)
     assert len(left) > 1000  # it sent, every time unit
+    numbers, _ = left.take()  # each message sent by one of its agents to one elsewhere
+    mine = {eng.index_of(n) for n in eng.agents}
+    assert all(s in mine and d not in mine for s, d in zip(numbers[1::6], numbers[2::6],
+                                                             strict=True))
     tables = eng._boxes  # the engine's tables by arrival instant (private: no other view)
     assert all(tables.values()) and len(tables) <= 2
 

@@ -213,14 +213,15 @@ def test_kinds_of_a_rules_own_go_record_by_record():
 def test_sends_to_other_partitions_only_are_not_kept():
     """An engine that runs only the neurons (every synapse another partition's)
     notes sends whose instants never run here: they are dropped, not kept."""
+    from asyncnet.agents import Outbox
     from asyncnet.engine import Engine
     from asyncnet.ids import is_synapse
     from asyncnet.schemes.diffusion import Diffusion
     net, src = _net()
     names = Engine(net, Diffusion(eta=0.05), seed=2, sources=src).names
-    sent: list = []  # the neurons and sources here, every synapse elsewhere
+    sent = Outbox({})  # the neurons and sources here, every synapse elsewhere
     eng = Engine(net, Diffusion(eta=0.05), seed=2, sources=src,
-                 local=[n for n in names if not is_synapse(n)], remote=sent.append)
+                 local=[n for n in names if not is_synapse(n)], remote=sent)
     eng.record(lambda c: None)
     sizes = []
     for until in (10.0, 20.0, 40.0):

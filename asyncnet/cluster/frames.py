@@ -20,6 +20,7 @@ anything (peers may be hostile): a malformed frame is a
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
@@ -67,17 +68,16 @@ def group_by_peer(msgs: list, owner_of: Callable[[str], int]) -> dict[int, list]
     return out
 
 
-def _payload_columns(payloads: tuple) -> dict[str, Any] | None:
+def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
     """The payloads as a column (see the module), or ``None`` if not uniform."""
+    if set(map(type, payloads)) == {float}:  # floats: no sharing to find
+        return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
     # each distinct object once (by identity: what one sender sent to many; every
     # payload is alive, so an id is one object's): only those are looked at
     ids = list(map(id, payloads))
     distinct = dict(zip(ids, payloads, strict=True))
-    types = set(map(type, distinct.values()))
-    if types == {float}:
-        return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
     uniq = list(distinct.values())
-    if types != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
+    if set(map(type, uniq)) != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
         return None
     shapes = set(map(_shape, uniq))
     if len(shapes) != 1:
@@ -109,8 +109,7 @@ def pack_frame(msgs: list, index: dict[str, int], packer: Any) -> bytes:
     """
     if msgs:
         kind, src, dst, t_sent, t_arr, seq, payload = zip(*msgs, strict=True)
-        pay = _payload_columns(payload)
-        if pay is not None and INT_TYPES.issuperset(map(type, (*kind, *t_sent, *t_arr, *seq))):
+        if INT_TYPES.issuperset(map(type, (*kind, *t_sent, *t_arr, *seq))):
             n = len(msgs)
             cols = np.empty((n, 6), dtype="<i8")
             try:
@@ -123,9 +122,85 @@ def pack_frame(msgs: list, index: dict[str, int], packer: Any) -> bytes:
             except OverflowError:  # an integer past int64: msgpack carries it
                 pass
             else:
-                return packer.pack({"n": n, "cols": cols.tobytes(), **pay})
+                return pack_columns(cols, payload, packer)
     return packer.pack([(m[0], index[m[1]], index[m[2]], m[3], m[4], m[5], m[6])
                         for m in msgs])
+
+
+def pack_columns(cols: np.ndarray, payloads: list | tuple, packer: Any) -> bytes:
+    """One frame of messages given as columns (column-wise where the payloads allow).
+
+    Parameters
+    ----------
+    cols:
+        ``(n, 6)`` int64 rows ``kind, src, dst, t_sent, t_arrive, seq``
+        (agents as indices into the run's agent table).
+    payloads:
+        the messages' payloads, one a row.
+    packer:
+        a :func:`~.wire.packer`.
+
+    Returns
+    -------
+    The frame's bytes: the same as :func:`pack_frame` makes of these messages.
+    """
+    if not len(payloads):
+        return packer.pack([])
+    pay = _payload_columns(payloads)
+    if pay is None:
+        return packer.pack([(*row, p) for row, p in zip(cols.tolist(), payloads, strict=True)])
+    return packer.pack({"n": len(payloads), "cols": cols.astype("<i8", copy=False).tobytes(),
+                        **pay})
+
+
+def outbox_frames(numbers: list, payloads: list, owner: np.ndarray, peers: list[int],
+                  packer: Any) -> tuple[dict[int, bytes], int | None] | None:
+    """A window's outgoing messages, as an :class:`~asyncnet.agents.Outbox` kept
+    them, in one frame a neighbouring partition.
+
+    Parameters
+    ----------
+    numbers, payloads:
+        six integers a message (``kind, src, dst, t_sent, t_arrive, seq``)
+        and its payload, in the order sent.
+    owner:
+        each agent's partition, by its index (int64).
+    peers:
+        the neighbouring partitions (each gets a frame, empty or not).
+    packer:
+        a :func:`~.wire.packer`.
+
+    Returns
+    -------
+    ``(peer -> frame, the earliest arrival or None)``; ``None`` if a kind is
+    not a plain integer or a number does not fit int64 (the caller makes
+    the messages and packs them with :func:`pack_frame`).
+
+    Raises
+    ------
+    ValueError
+        a message to an agent of no neighbouring partition.
+    """
+    if not INT_TYPES.issuperset(map(type, numbers[::6])):
+        return None
+    try:
+        cols = np.frombuffer(array("q", numbers), dtype=np.int64).reshape(-1, 6)
+    except OverflowError:
+        return None
+    if len(peers) == 1:  # links are symmetric: all of it goes to the one neighbour
+        parts = {peers[0]: (cols, payloads)}
+        if len(payloads) and (owner[cols[:, 2]] != peers[0]).any():
+            raise ValueError("a message was sent to an agent of no neighbouring partition")
+    else:
+        to = owner[cols[:, 2]]
+        if len(payloads) and not np.isin(to, peers).all():
+            raise ValueError("a message was sent to an agent of no neighbouring partition")
+        parts = {}
+        for p in peers:
+            at = np.flatnonzero(to == p)
+            parts[p] = (cols[at], list(map(payloads.__getitem__, at.tolist())))
+    frames = {p: pack_columns(c, pays, packer) for p, (c, pays) in parts.items()}
+    return frames, (int(cols[:, 4].min()) if len(payloads) else None)
 
 
 def _bytes(frame: dict, key: str, size: int) -> bytes:

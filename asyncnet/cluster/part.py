@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import logsends
+from ..agents import Outbox
 from ..capture import Captured
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
@@ -37,7 +38,7 @@ from ..metrics import Traffic
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
 from . import wire
-from .frames import IncomingLinks, group_by_peer, pack_frame, read_columns
+from .frames import IncomingLinks, group_by_peer, outbox_frames, pack_frame, read_columns
 
 META_COLS = 6
 """Columns of a segment's meta rows: t, dst, bytes, forward, delta, control."""
@@ -46,6 +47,8 @@ TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 """What a window returns for the coordinator's latency trace (see ``run_window``)."""
 _ARRIVES = itemgetter(4)
+_DST = itemgetter(2)
+_FIRST = itemgetter(0)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
 _NDARRAY = np.ndarray
@@ -86,17 +89,18 @@ class PartRunner:
         if len(owner) != len(agents):
             raise PartError("INIT: one owner per agent expected")
         mine = [n for n, p in zip(agents, owner, strict=True) if p == self.part]
-        # what crosses the cut is kept as sent (one C append a message) and packed,
-        # a frame a neighbour, at the window's end (.frames)
-        self.sent: list[Message] = []
-        eng, net, stream = build_engine(sc, local=mine, remote=self.sent.append)
+        self.index = {n: i for i, n in enumerate(agents)}
+        # what crosses the cut is kept as sent, six numbers and a payload a message
+        # (no Message made), and packed, a frame a neighbour, at the window's end
+        self.outbox = Outbox(self.index)
+        eng, net, stream = build_engine(sc, local=mine, remote=self.outbox)
         if eng.names != agents:
             raise PartError("this worker builds a different network from the scenario "
                             "(different asyncnet versions?)")
         if "resume" in init:  # the checkpoint's state of this partition's agents
             restore_partition(eng, init["resume"])
         self.eng, self.net, self.names, self.stream = eng, net, eng.names, stream
-        self.index = {n: i for i, n in enumerate(self.names)}
+        self.owner = np.array(owner, dtype=np.int64)
         self.incoming = IncomingLinks(eng.links, self.index, set(mine))
         links = eng.links
         # links are symmetric: the partitions this one sends to are those it hears from
@@ -114,7 +118,7 @@ class PartRunner:
         self.traced: list[list[list[Message]]] = []
         self.last_trace: list[list[list[Message]]] = []
         self.tracing = TRACE_OFF
-        self.input_idx = {self.index[n] for n in net.inputs()}
+        self.input_names = frozenset(net.inputs())
         # the last window whose neighbours' frames were injected (a checkpoint
         # takes them early: the next window must not wait for them again)
         self.taken = -1
@@ -336,31 +340,42 @@ class PartRunner:
         self.eng.run_quanta(end)
         meta, blob = self._segment()
         self.codes.clear()
-        sent = self.sent[:]
-        self.sent.clear()  # in place: the engine holds its append
-        if len(self.peers) == 1:  # links are symmetric: all of it goes to the one neighbour
-            by_peer = {self.peers[0]: sent}
-        else:
-            by_peer = group_by_peer(sent, self.owner_by_name.__getitem__)
-            if not set(by_peer) <= set(self.peers):
-                raise PartError("a message was sent to an agent of no neighbouring partition")
-        out = {p: pack_frame(by_peer.get(p, []), self.index, self.packer) for p in self.peers}
-        self.stats["cut_sent"] += len(sent)
-        cpu = time.process_time() - cpu0
-        self.stats["cpu_seconds"] += cpu
-        head = {"next_t": self.next_t(),
-                "sent_min": min(map(_ARRIVES, sent)) if sent else None,
-                "delivered": self.stats["delivered"] - before, "cpu": cpu}
+        out, sent_min, n_sent = self._frames()
+        self.stats["cut_sent"] += n_sent
         traced, self.traced, self.last_trace = self.traced, [], []
         if trace == TRACE_ALL:
             trace_frame = wire.pack(self._trace_rows(traced))
         elif trace == TRACE_INPUTS:
-            trace_frame = wire.pack(self._trace_rows(traced, self.input_idx))
+            trace_frame = wire.pack(self._trace_rows(traced, self.input_names))
             self.last_trace = traced
         else:
             trace_frame = b""
+        cpu = time.process_time() - cpu0
+        self.stats["cpu_seconds"] += cpu
+        head = {"next_t": self.next_t(), "sent_min": sent_min,
+                "delivered": self.stats["delivered"] - before, "cpu": cpu}
         self.stats["windows"] += 1
         return head, [meta, blob, trace_frame], out
+
+    def _frames(self) -> tuple[dict[int, bytes], int | None, int]:
+        """The outbox as one frame a neighbour, the earliest arrival, the count."""
+        numbers, payloads = self.outbox.take()
+        try:
+            got = outbox_frames(numbers, payloads, self.owner, self.peers, self.packer)
+            if got is None:  # a kind of the rule's own, or a huge number: message by message
+                names = self.names
+                sent = [_new_tuple(Message, (k, names[s], names[d], ts, ta, q, p))
+                        for (k, s, d, ts, ta, q), p in zip(
+                            zip(*[iter(numbers)] * 6, strict=True), payloads, strict=True)]
+                by_peer = group_by_peer(sent, self.owner_by_name.__getitem__)
+                if not set(by_peer) <= set(self.peers):
+                    raise ValueError("a message was sent to an agent of no neighbouring "
+                                     "partition")
+                got = ({p: pack_frame(by_peer.get(p, []), self.index, self.packer)
+                        for p in self.peers}, min(map(_ARRIVES, sent)) if sent else None)
+        except ValueError as e:
+            raise PartError(str(e)) from None
+        return got[0], got[1], len(payloads)
 
     def wants_frames(self, window: int) -> bool:
         """Whether the neighbours' frames of ``window`` are still to be taken.
@@ -401,16 +416,22 @@ class PartRunner:
         """Every trace row of the last window run with ``TRACE_INPUTS``."""
         return wire.pack(self._trace_rows(self.last_trace))
 
-    def _trace_rows(self, traced: list[list[list[Message]]], inputs: set[int] | None = None
-                    ) -> list[tuple]:
+    def _trace_rows(self, traced: list[list[list[Message]]],
+                    inputs: frozenset[str] | None = None) -> list[tuple]:
         """Trace rows ``[t_arrive, dst, kind, src, seq, t_sent, payload of a control
-        message]`` of every delivered message, in delivery order; with ``inputs``,
-        only the control messages to those agents."""
+        message]`` of every delivered message, in delivery order; with ``inputs``
+        (agent names), only the control messages to those agents."""
         idx = self.index
         if inputs is not None:
-            return [(m[4], d, m[0], idx[m[1]], m[5], m[3], m[6])
-                    for batches in traced for b in batches
-                    if (d := idx[b[0][2]]) in inputs for m in b if m[0] == CONTROL]
+            rows: list[tuple] = []
+            for batches in traced:
+                # an instant's receivers in C calls: most instants reach no input
+                if inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
+                    continue
+                rows += [(m[4], d, m[0], idx[m[1]], m[5], m[3], m[6])
+                         for b in batches if b[0][2] in inputs
+                         for d in (idx[b[0][2]],) for m in b if m[0] == CONTROL]
+            return rows
         return [(m[4], idx[m[2]], m[0], idx[m[1]], m[5], m[3],
                  m[6] if m[0] == CONTROL else None)
                 for batches in traced for b in batches for m in b]
