@@ -43,6 +43,7 @@ import simpy
 from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng
 from .capture import Captured, Recording
 from .ids import is_source, is_synapse, source_node, split_synapse
+from .incoming import Incoming
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
 from .network import Network
 from .schedstate import SchedulingState
@@ -53,11 +54,9 @@ YOUNG = 100_000
 """The collector's first-generation threshold while an engine runs (see ``Engine.run``)."""
 _new_tuple = tuple.__new__  # a Message without its generated __new__'s Python frame
 _KIND = itemgetter(0)
-_DST = itemgetter(2)
-_ARRIVES = itemgetter(4)
 
 
-class Engine(SchedulingState, Recording):
+class Engine(SchedulingState, Recording, Incoming):
     """Agents, links and the clockless delivery of messages between them.
 
     ``rule`` supplies the neuron and synapse physics; ``sources`` maps a
@@ -236,20 +235,6 @@ class Engine(SchedulingState, Recording):
             wake(by_idx[i], t, now)
 
     # -- delivery -----------------------------------------------------------
-    def _route(self, m: Message) -> None:
-        agent = self.agents.get(m.dst)
-        if agent is None:
-            self.remote(m)
-        else:
-            self._deliver(agent, m)
-
-    def _deliver(self, agent: Agent, m: Message) -> None:
-        """Put ``m`` in flight to ``agent``, noted for the recorders (not a send of
-        this engine: a send to one)."""
-        if self._sends is not None:
-            self._note(agent.idx, m)
-        self._put(agent, m)
-
     def _put(self, agent: Agent, m: Message) -> None:
         """Put ``m`` in flight to ``agent``; wake it then if nothing else does."""
         ta = m.t_arrive
@@ -266,51 +251,6 @@ class Engine(SchedulingState, Recording):
             held.append(m)
         else:
             box[idx] = [held, m]
-
-    def inject(self, m: Message) -> None:
-        """Accept a message sent by an agent of another partition."""
-        if m.t_arrive < self.env.now or m.t_arrive == self._running:
-            raise RuntimeError(f"message from {m.src} to {m.dst} arrived in the past "
-                               "(or at the instant being run)")
-        self._route(m)
-
-    def index_of(self, name: str) -> int:
-        """``name``'s place in ``names``, the run's agent table (``KeyError``: none)."""
-        if self._index is None:
-            self._index = {n: i for i, n in enumerate(self.names)}
-        return self._index[name]
-
-    @property
-    def by_index(self) -> list[Agent | None]:
-        """This engine's agents by their place in ``names`` (``None``: another partition's)."""
-        return self._by_idx
-
-    def inject_all(self, msgs: list[Message], to: list[Agent] | None = None,
-                   columns: Any = None) -> None:
-        """:meth:`inject` for many messages (a peer's frame), in one loop.
-
-        Parameters
-        ----------
-        msgs:
-            messages to agents of this engine, none arriving in the past.
-        to:
-            optionally, each message's receiver (its :class:`Agent`), known already.
-        columns:
-            optionally, the messages as int64 rows ``(kind, src, dst, t_sent,
-            t_arrive, seq)``, agents as indices into ``names`` (a checked
-            frame's): the recorders' notes are made from them in a few numpy
-            calls instead of one call a message.
-        """
-        if msgs and (min(map(_ARRIVES, msgs)) < self.env.now or self._running is not None):
-            raise RuntimeError("a message arrived in the past (or while an instant runs)")
-        deliver = self._deliver
-        if columns is not None and self._sends is not None:
-            # noted all at once, first (a delivery that fails stops the run anyway)
-            self._note_columns(columns, [m[6] for m in msgs])
-            deliver = self._put
-        for m, agent in zip(msgs, to or map(self.agents.__getitem__, map(_DST, msgs)),
-                            strict=True):
-            deliver(agent, m)
 
     def _emit(self, agent: Agent, t: int, emits: list) -> None:
         """Send a rule's emits along the agent's routes (the hot path)."""

@@ -383,7 +383,10 @@ def test_a_frame_is_injected_alike_at_once_and_one_by_one(monkeypatch):
         links = {"b": {"a": 5}, "c": {"a": 5, "b": 3}}
         pr.eng = SimpleNamespace(agents={"b": 0, "c": 0}, env=SimpleNamespace(now=10),
                                  links=links, inject=got.append,
-                                 inject_all=lambda msgs, to=None, columns=None: got.extend(msgs),
+                                 inject_columns=lambda cols, pays: got.extend(
+                                     (k, pr.names[s], pr.names[d], ts, ta, q, p) for
+                                     (k, s, d, ts, ta, q), p in zip(cols.tolist(), pays,
+                                                                    strict=True)),
                                  by_index=pr.names)
         pr.incoming = IncomingLinks(links, {"a": 0, "b": 1, "c": 2}, {"b", "c"})
         if not whole:

@@ -190,7 +190,9 @@ def test_nothing_is_injected_into_the_instant_being_run():
 
     def probe(e, t):
         m = Message(0, "l0_0->l1_0", "l1_0", e.env.now - 1, e.env.now, 10**6, np.zeros(1))
-        for inject in (e.inject, lambda m: e.inject_all([m])):
+        for inject in (e.inject, lambda m: e.inject_columns(
+                np.array([[m.kind, e.index_of(m.src), e.index_of(m.dst), m.t_sent,
+                           m.t_arrive, m.seq]]), [m.payload])):
             with pytest.raises(RuntimeError, match="instant being run|while an instant runs"):
                 inject(m)
         got.append(t)
@@ -301,3 +303,45 @@ def test_a_model_without_start_but_with_a_timer_is_woken_for_it():
     eng = Engine(net, Rule(), seed=0)
     eng.run(7)
     assert fired == [2.0, 4.0, 6.0]
+
+
+def test_a_frame_injected_as_columns_is_what_the_same_messages_one_by_one_give():
+    """``Engine.inject_columns`` (a peer's frame, one loop) against ``Engine.inject``
+    message by message: the same messages in flight to each agent, and the same
+    run after (delivered batches, recorded sends, final states)."""
+    from asyncnet.messages import DELTA, FORWARD, Message
+
+    def run(columns: bool):
+        eng = _engine(fine=True)
+        seen, noted = [], []
+        eng.sinks.append(lambda b: seen.append([tuple(m[:6]) for m in b]))
+        eng.record(lambda c: noted.append((c.t, list(c.sends[0]) if c.sends else None)))
+        eng.run(2)
+        rng = np.random.default_rng(4)
+        msgs = []
+        for k, (a, links) in enumerate(sorted(eng.links.items())):
+            for b, delay in sorted(links.items()):
+                if rng.random() < 0.8 and not a.startswith("src:") and \
+                        not b.startswith("src:"):  # two at one receiver now and then
+                    t_sent = eng.env.now - int(rng.integers(0, 2))
+                    msgs.append(Message((FORWARD, DELTA)[k % 2], a, b, t_sent,
+                                        t_sent + delay, 10**6 + k, rng.normal(size=1)))
+        assert len(msgs) > 15 and min(m.t_arrive for m in msgs) > eng.env.now
+        if columns:
+            eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
+                                          m.t_sent, m.t_arrive, m.seq] for m in msgs]),
+                               [m.payload for m in msgs])
+        else:
+            for m in msgs:
+                eng.inject(m)
+        inboxes = {n: {t: [tuple(m[:6]) for m in ms] for t, ms in eng.inbox(a).items()}
+                   for n, a in eng.agents.items()}
+        eng.run(8)
+        states = {n: {k: np.asarray(v).tolist() for k, v in eng.state(n).items()}
+                  for n in eng.agents}
+        return inboxes, seen, noted, states
+
+    one_by_one, columns = run(False), run(True)
+    assert sum(map(len, one_by_one[0].values())) > 0
+    for a, b in zip(one_by_one, columns, strict=True):
+        assert a == b

@@ -19,7 +19,7 @@ never unpacks a record (:mod:`.merge`).
 from __future__ import annotations
 
 import time
-from itertools import chain, repeat
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -295,13 +295,7 @@ class PartRunner:
         injected."""
         if not self.incoming.admit(cols, self.eng.env.now):
             return False
-        kind, s, d, t_sent, t_arrive, seq = cols.T.tolist()
-        names = self.names
-        self.eng.inject_all(
-            list(map(_new_tuple, repeat(Message),
-                     zip(kind, map(names.__getitem__, s), map(names.__getitem__, d),
-                         t_sent, t_arrive, seq, payloads, strict=True))),
-            list(map(self.eng.by_index.__getitem__, d)), columns=cols)
+        self.eng.inject_columns(cols, payloads)
         return True
 
     # -- windows ------------------------------------------------------------
