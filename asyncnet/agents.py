@@ -106,7 +106,7 @@ class Outbox:
     the run's agent table, times in quanta), and its payload: no
     :class:`~asyncnet.messages.Message` is made for a message that leaves,
     and a window's messages become a frame's columns in one conversion
-    (:func:`asyncnet.cluster.frames.pack_columns`).
+    (:func:`asyncnet.cluster.frames.outbox_frames`).
 
     Parameters
     ----------
