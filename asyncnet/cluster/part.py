@@ -46,6 +46,8 @@ TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 """The mergeable counters of :class:`~asyncnet.metrics.Traffic` a partition reports."""
 TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
 """What a window returns for the coordinator's latency trace (see ``run_window``)."""
+WARM_AGENTS = 10_000
+"""A partition of this many agents loads the log's compiled packing loop at start."""
 _ARRIVES = itemgetter(4)
 _DST = itemgetter(2)
 _FIRST = itemgetter(0)
@@ -127,9 +129,12 @@ class PartRunner:
         eng.instant_sinks.append(self._record)
         if self.log:  # the segment from the sends (asyncnet.logcapture), batches where not
             eng.record(self._logged)
-            # a worker is made for a large run: the compiled packing loop (where
-            # numba is) is loaded now, not in a window (~0.3 CPU-s once)
-            logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
+            # a large partition is made for a large run: the compiled packing loop
+            # (where numba is) is loaded now, not in a window. Loading costs a worker
+            # 0.3-0.7 CPU-s, more than a small run's whole log (the suite's cluster
+            # tests took twice as long); a small one loads it past MIN_RECORDS
+            if len(mine) >= WARM_AGENTS:
+                logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         eng.instant_sinks.append(self.traffic.instant)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
