@@ -97,8 +97,9 @@ def child(spec: dict) -> dict:
         from asyncnet.eventlog import EventLogWriter
         from asyncnet.simulation import build_engine, log_header, new_traffic
         eng, net, _ = build_engine(sc)
-        # the compiled packing loop loaded outside the clock, as the workers load
-        # it when they start (and a run past 1 M records in-process)
+        # the compiled packing loop loaded outside the clock, as the workers of a
+        # large partition (10,000 agents: this net's at 2 workers) load it when
+        # they start (and a run past 1 M records in-process)
         from asyncnet import logsends
         logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         # the run summary's counter as simulate() feeds it: an instant at a time (it
