@@ -157,10 +157,7 @@ class Recording:
     def _note(self, idx: int, m: Message) -> None:
         """Note a message that came in (injected: a cluster peer's) for the
         recorders, as a send to the one receiver ``idx`` (its key ``-1 - idx``)."""
-        index = self._index
-        if index is None:
-            index = self._index = {n: i for i, n in enumerate(self.names)}
-        src = index.get(m.src)
+        src = self._name_index().get(m.src)
         if src is None or type(m.kind) not in _KIND_TYPES or type(m.seq) is not int \
                 or type(m.t_sent) is not int:  # the recorders take its instant's batches
             self._odd.add(m.t_arrive)
@@ -172,6 +169,12 @@ class Recording:
             got = sends[m.t_arrive] = ([], [])
         got[0].extend((src, m.t_sent, m.seq - 1, m.kind, -1 - idx))
         got[1].append(m.payload)
+
+    def _name_index(self) -> dict[str, int]:
+        """Agent name -> its place in ``names``, made at the first message from outside."""
+        if self._index is None:
+            self._index = {n: i for i, n in enumerate(self.names)}
+        return self._index
 
     def record(self, recorder: Callable[[Captured], None]) -> None:
         """Hand ``recorder`` each instant's deliveries at its end (the event log's writer).

@@ -30,15 +30,13 @@ class Incoming:
     agents: dict[str, Agent]
     remote: Outbox | None
     _by_idx: list[Agent | None]
-    _index: dict[str, int] | None
     _running: int | None
     _sends: dict[int, Any] | None
 
     _put: Callable[[Agent, Message], None]
     _note: Callable[[int, Message], None]
     _note_columns: Callable[[Any, list], None]
-    _wake_at: Callable[[Agent, int], None]
-    _boxes: dict[int, dict[int, Any]]
+    _name_index: Callable[[], dict[str, int]]
 
     def _route(self, m: Message) -> None:
         agent = self.agents.get(m.dst)
@@ -83,32 +81,15 @@ class Incoming:
         if self._sends is not None:  # noted all at once, in a few numpy calls
             self._note_columns(cols, payloads)
         kind, src, dst, t_sent, t_arrive, seq = cols.T.tolist()
-        names, by_idx, boxes = self.names, self._by_idx, self._boxes
-        msgs = map(_new_tuple, repeat(Message), zip(
-            kind, map(names.__getitem__, src), map(names.__getitem__, dst), t_sent, t_arrive,
-            seq, payloads, strict=True))
-        # Engine._put, inlined: a frame brings tens of thousands (a call each was a
-        # third of a crossing message's cost to its receiver)
-        for m, d, ta in zip(msgs, dst, t_arrive, strict=True):
-            box = boxes.get(ta)
-            if box is None:
-                box = boxes[ta] = {}
-            held = box.get(d)
-            if held is None:
-                box[d] = m
-                agent = by_idx[d]
-                if agent.timer_due != ta:
-                    self._wake_at(agent, ta)
-            elif type(held) is list:
-                held.append(m)
-            else:
-                box[d] = [held, m]
+        names, by_idx, put = self.names, self._by_idx, self._put
+        for m, d in zip(map(_new_tuple, repeat(Message), zip(
+                kind, map(names.__getitem__, src), map(names.__getitem__, dst), t_sent,
+                t_arrive, seq, payloads, strict=True)), dst, strict=True):
+            put(by_idx[d], m)
 
     def index_of(self, name: str) -> int:
         """``name``'s place in ``names``, the run's agent table (``KeyError``: none)."""
-        if self._index is None:
-            self._index = {n: i for i, n in enumerate(self.names)}
-        return self._index[name]
+        return self._name_index()[name]
 
     @property
     def by_index(self) -> list[Agent | None]:

@@ -204,7 +204,6 @@ def kernel(records: int) -> Callable[..., Any] | None:
     return _kernel or None
 
 
-
 def warm(kern: Callable[..., Any] | None) -> None:
     """Run ``kern`` (:func:`kernel`'s) once on a tiny instant: numba compiles it, or
     reads it from its cache, now rather than at a run's first instant."""
