@@ -31,7 +31,6 @@ from .messages import Kind, Message
 from .wiring import ReceiverTable
 
 _KIND_TYPES = frozenset({int, Kind})
-_PLAIN = frozenset({0, 1, 2})
 
 
 class Captured(NamedTuple):
@@ -70,12 +69,14 @@ def send_table(sends: tuple[list[Any], list[Any]]) -> np.ndarray | None:
 
     Returns
     -------
-    The ``(sends, 5)`` table, or ``None`` if a kind is not a plain 0, 1 or
-    2 (a rule's own kind values: the caller takes the messages one by one).
+    The ``(sends, 5)`` table, or ``None`` if a kind is not an ``int`` or a
+    :class:`~asyncnet.messages.Kind` (a bool, say: msgpack packs it as
+    ``true``; the caller takes the messages one by one). The kinds' values
+    are the caller's to check (0, 1 or 2: one numpy pass over the column,
+    where a set of ``Kind`` members costs a Python ``__hash__`` each).
     """
     numbers = sends[0]
-    kinds = numbers[3::5]
-    if not _KIND_TYPES.issuperset(map(type, kinds)) or not _PLAIN.issuperset(kinds):
+    if not _KIND_TYPES.issuperset(map(type, numbers[3::5])):
         return None
     try:  # array's conversion is a C loop, a third of numpy's from a list
         return np.frombuffer(array("q", numbers), dtype=np.int64).reshape(-1, 5)
@@ -135,6 +136,7 @@ class Recording:
     _odd: set[int]
     _boxes: dict[int, dict[int, Any]]
     _index: dict[str, int] | None
+    _arrive: dict[int, Any]
 
     def _note_columns(self, cols: Any, payloads: list) -> None:
         """:meth:`_note` for a frame's rows ``(kind, src, dst, t_sent, t_arrive, seq)``."""
@@ -191,5 +193,6 @@ class Recording:
         if self._sends is None:
             self._sends = {}
             self._odd.update(self._boxes)  # in flight already, never noted as sent
+            self._arrive = {}  # the engine's per-delay cache holds no list to note sends in
         self.recorders.append(recorder)
 

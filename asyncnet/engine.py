@@ -114,7 +114,7 @@ class Engine(SchedulingState, Recording, Incoming):
         self._box_now: dict[int, Any] = {}
         self._running: int | None = None  # the instant being run, if any
         # link delay -> (arrival instant, its table), made once an instant
-        self._arrive: dict[int, tuple[int, dict[int, Any]]] = {}
+        self._arrive: dict[int, tuple[int, dict[int, Any] | None, Any]] = {}
         route = self._route  # one bound method shared by every agent
         wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]] = []
         canon = {n: n for n in self.names}  # one string object per name
@@ -183,7 +183,8 @@ class Engine(SchedulingState, Recording, Incoming):
         now = t / QUANTA  # one float an instant, shared by every rule woken then
         self._box_now = self._boxes.pop(t, {})
         self._running = t
-        self._arrive = {}  # link delay -> (arrival instant, table): once a delay, not a message
+        # link delay -> (arrival instant, its table, its sends noted): once a delay, not a message
+        self._arrive = {}
         keep, sends, odd = bool(self.instant_sinks), None, False
         if self._sends is not None:  # recorders: this instant's sends, or its batches
             sends = self._sends.pop(t, None) or ([], [])
@@ -267,12 +268,14 @@ class Engine(SchedulingState, Recording, Incoming):
                 got = arrive.get(delay)
                 if got is None:
                     ta = t + delay
-                    got = arrive[delay] = (ta, boxes.get(ta))
-                ta, box = got
-                if sends is not None:  # a recorder's: one entry a send, not one a message
-                    noted = sends.get(ta)
-                    if noted is None:
-                        noted = sends[ta] = ([], [])
+                    noted = None
+                    if sends is not None:  # a recorder's: one entry a send, not one a message
+                        noted = sends.get(ta)
+                        if noted is None:
+                            noted = sends[ta] = ([], [])
+                    got = arrive[delay] = (ta, boxes.get(ta), noted)
+                ta, box, noted = got
+                if noted is not None:
                     noted[0].extend((agent.idx, t, seq, kind, key))
                     noted[1].append(payload)
                 for a in receivers:
@@ -289,7 +292,7 @@ class Engine(SchedulingState, Recording, Incoming):
                         box = boxes.get(ta)
                         if box is None:
                             box = boxes[ta] = {}
-                        arrive[delay] = (ta, box)
+                        arrive[delay] = (ta, box, noted)
                     held = box.get(idx)
                     if held is None:
                         box[idx] = m  # one message alone, no list: most synapses get one

@@ -78,14 +78,17 @@ below 2⁶³ (numpy's int64), and a Python int there is msgpack's uint64 anyway.
 
 def _plain(table: np.ndarray, part: Captured) -> bool:
     """Whether the sends' numbers are what the column-wise paths pack exactly
-    (non-negative, below 2⁶²) and their keys name receivers of the table."""
+    (kinds 0, 1 or 2; the rest non-negative, below 2⁶²) and their keys name
+    receivers of the table."""
     if not len(table):
         return True
-    if table[:, :2].min() < 0 or table[:, 2].min() < -1 or table[:, :3].max() >= _BIG \
-            or not 0 <= part.t < _BIG:
-        return False  # a negative number (an injected message's), or a huge one
-    keys = table[:, 4]
-    return bool(keys.max() < len(part.table.arrays()[2]) and (-1 - keys.min()) < part.agents)
+    # (src, t_sent, seq before, kind, key): two reductions, then Python ints
+    lo = table.min(axis=0).tolist()
+    hi = table.max(axis=0).tolist()
+    if min(lo[0], lo[1], lo[2] + 1, lo[3]) < 0 or max(hi[0], hi[1], hi[2]) >= _BIG \
+            or hi[3] > 2 or not 0 <= part.t < _BIG:
+        return False  # a rule's own kind, a negative number (an injected message's), a huge one
+    return hi[4] < len(part.table.arrays()[2]) and (-1 - lo[4]) < part.agents
 
 
 def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarray,

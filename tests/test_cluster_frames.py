@@ -234,3 +234,44 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
     assert err == (wire.WireError, "a message of unknown kind 3")
     err = outcome(good + [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)], True)[0]
     assert err[0] is wire.WireError and "past" in err[1]
+
+
+@pytest.mark.parametrize("odd", ["bool kind", "int8 kind", "seq past int64"])
+def test_a_partitions_odd_outbox_reaches_each_peer_message_by_message(odd):
+    """``PartRunner._frames`` with an outbox the column path refuses (a kind of the
+    rule's own, a number past int64): each neighbour reads back exactly its
+    messages, as sent (a bool stays a bool, a big seq stays exact); the earliest
+    arrival and the count are the outbox's; a receiver of no neighbour is refused."""
+    from asyncnet.agents import Outbox
+    from asyncnet.cluster.part import PartError, PartRunner
+
+    sent = messages(np.random.default_rng(11), 9, lambda k: np.arange(2.0) + k)
+    change = {"bool kind": lambda m: m._replace(kind=True),
+              "int8 kind": lambda m: m._replace(kind=np.int8(1)),
+              "seq past int64": lambda m: m._replace(seq=(1 << 64) - 3)}[odd]
+    sent[4] = change(sent[4])
+    owner = {name: 1 + i % 2 for i, name in enumerate(NAMES)}  # this partition: 0
+
+    def runner(owner: dict) -> PartRunner:
+        pr = PartRunner.__new__(PartRunner)
+        pr.outbox = Outbox(INDEX)
+        for m in sent:
+            pr.outbox(m)
+        pr.names, pr.index, pr.packer, pr.peers = NAMES, INDEX, wire.packer(), [1, 2]
+        pr.owner = np.array([owner[n] for n in NAMES], dtype=np.int64)
+        pr.owner_by_name = owner
+        return pr
+
+    frames, first, count = runner(owner)._frames()
+    assert set(frames) == {1, 2} and count == len(sent)
+    assert first == min(m.t_arrive for m in sent)
+    for p in (1, 2):
+        column, got = read(frames[p])
+        assert not column or p != owner[sent[4].dst]  # the odd one's frame: by message
+        want = [m for m in sent if owner[m.dst] == p]
+        assert [g[:6] for g in got] == [tuple(m[:6]) for m in want]
+        assert [type(g[0]) for g in got] == [bool if type(m.kind) is bool else int for m in want]
+        assert all(same_payload(g[6], m.payload) for g, m in zip(got, want, strict=True))
+    elsewhere = {**owner, sent[2].dst: 3}
+    with pytest.raises(PartError, match="no neighbouring partition"):
+        runner(elsewhere)._frames()
