@@ -20,7 +20,7 @@ before.
 
 from __future__ import annotations
 
-from array import array
+import struct
 from collections.abc import Callable
 from itertools import compress
 from typing import Any, NamedTuple
@@ -78,10 +78,33 @@ def send_table(sends: tuple[list[Any], list[Any]]) -> np.ndarray | None:
     numbers = sends[0]
     if not _KIND_TYPES.issuperset(map(type, numbers[3::5])):
         return None
-    try:  # array's conversion is a C loop, a third of numpy's from a list
-        return np.frombuffer(array("q", numbers), dtype=np.int64).reshape(-1, 5)
-    except OverflowError:  # past int64: msgpack packs it, this path does not
+    got = int64s(numbers)
+    return None if got is None else got.reshape(-1, 5)
+
+
+def int64s(numbers: list[Any]) -> np.ndarray | None:
+    """Python integers as one int64 array, or ``None`` (one past int64, or not an integer).
+
+    ``struct.pack`` converts them in one C loop at ~9 ns an integer:
+    ``array("q", ...)`` parses each with ``PyArg_Parse`` (~23 ns), numpy's
+    own conversion first discovers the list's type (~40 ns).
+
+    Parameters
+    ----------
+    numbers:
+        integers (``int`` or its subclasses, as the engine makes them).
+
+    Returns
+    -------
+    int64 ``(len(numbers),)``, or ``None`` where msgpack packs a number
+    this path does not (past int64) or a number is no integer.
+    """
+    out = np.empty(len(numbers), dtype=np.int64)  # writable: the compiled loop takes
+    try:  # this type (a read-only array would be another signature, compiled again)
+        struct.pack_into(f"{len(numbers)}q", out, 0, *numbers)
+    except struct.error:
         return None
+    return out
 
 
 def expand(table: np.ndarray, receivers: ReceiverTable) -> Columns:

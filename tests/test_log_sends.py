@@ -168,6 +168,20 @@ def test_a_run_logged_from_its_sends_is_the_record_by_record_log(tmp_path, monke
     assert f1["count"] > 1000 and f1 == f2 and a == b
 
 
+def test_a_run_calls_the_compiled_loop_with_the_types_warm_compiled(tmp_path, monkeypatch):
+    """The arrays a run hands the compiled loop are of the types :func:`logsends.warm`
+    compiles it for: another type (a read-only table, say) would compile it again at
+    the run's first instant (~0.5 CPU-s, and tens of G instructions under valgrind)."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(logsends, "MIN_RECORDS", 0)
+    kern = logsends.kernel(0)
+    assert kern is not None
+    logsends.warm(kern)
+    warmed = set(kern.signatures)
+    _two_logs(tmp_path, _net(), 5.0)
+    assert set(kern.signatures) == warmed
+
+
 def test_a_zero_delay_link_runs_an_instant_twice(tmp_path, monkeypatch):
     """Data sources with no delay: what they send arrives at the instant under
     way, which the engine runs a second time; the writer merges both parts

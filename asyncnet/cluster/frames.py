@@ -20,13 +20,13 @@ anything (peers may be hostile): a malformed frame is a
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
 
+from ..capture import int64s
 from ..logpack import INT_TYPES
 from . import wire
 
@@ -183,10 +183,10 @@ def outbox_frames(numbers: list, payloads: list, owner: np.ndarray, peers: list[
     """
     if not INT_TYPES.issuperset(map(type, numbers[::6])):
         return None
-    try:
-        cols = np.frombuffer(array("q", numbers), dtype=np.int64).reshape(-1, 6)
-    except OverflowError:
+    flat = int64s(numbers)
+    if flat is None:  # past int64
         return None
+    cols = flat.reshape(-1, 6)
     if len(peers) == 1:  # links are symmetric: all of it goes to the one neighbour
         parts = {peers[0]: (cols, payloads)}
         if len(payloads) and (owner[cols[:, 2]] != peers[0]).any():
