@@ -348,14 +348,24 @@ def _tracking(s: dict) -> str:
     return json.dumps(t)[:160]
 
 
+ROUNDING = 1e-13
+"""Errors below this are the float64 rounding of the two computations: their digits
+depend on the machine's BLAS kernels (1.9e-16 on one box, 2.1e-16 on another)."""
+
+
+def _rounding(err: float) -> str:
+    """An error as the gallery states it: two digits, or ``< 1e-13`` at rounding level."""
+    return f"< {ROUNDING:g}" if abs(err) < ROUNDING else f"{err:.2g}"
+
+
 def _stlp(s: dict) -> str:
     if s.get("diverged"):
         d = s["diverged"]
         return f"diverges, as the control should: agent {d['agent']} at t = {d['t']:g} (exit 3)"
     t = s["stlp"]
     if "costate_error" in t:
-        return (f"costates vs {t['reference']}: error {t['costate_error']:.2g}; synapse "
-                f"gradients {t['grad_error']:.2g}")
+        return (f"costates vs {t['reference']}: error {_rounding(t['costate_error'])}; "
+                f"synapse gradients {_rounding(t['grad_error'])}")
     return (f"tracking MSE {t['tracking_mse']:.4g} (initial weights frozen: "
             f"{t['frozen_initial_mse']:.4g}); free run after freezing {t['free_run_mse']:.4g}")
 
