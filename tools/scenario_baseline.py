@@ -6,9 +6,14 @@ For each ``scenarios/*.toml``: the sha256 of the log's *record* bytes (the
 header and footer are left out, so a header format change does not hide an
 unchanged message stream), the record count, and the ``--json`` summary
 without the figures that depend on the machine (wall time, rates, paths).
-``tests/test_scenario_baseline.py`` compares a fresh run against the file
-``tests/data/scenario_baseline.json`` written by the commit before the
-redesign (e7df5ab), i.e. by a different implementation of the same runs.
+``tests/test_scenario_baseline.py`` compares a fresh run against the files
+``tests/data/scenario_baseline*.json`` written by the commit before the
+redesign (e7df5ab), i.e. by a different implementation of the same runs, one
+per OpenBLAS kernel family (their last bits differ). To write one, run this
+file from a worktree of e7df5ab under the kernel::
+
+    git worktree add /tmp/pre e7df5ab && cd /tmp/pre
+    OPENBLAS_CORETYPE=Haswell python /path/to/asyncnet/tools/scenario_baseline.py OUT.json
 """
 
 from __future__ import annotations
