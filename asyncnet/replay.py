@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Callable
 
 import msgpack
+import numpy as np
 
 from .eventlog import RecordEncoder
 from .logfile import open_log
@@ -60,7 +61,8 @@ def verify(path: str, progress: Callable[[float], None] | None = None,
                 if b != expected:
                     mine = msgpack.unpackb(b, raw=False, ext_hook=decode_ext)
                     state["div"] = (f"record {state['n']}: log has {_fmt(rec, log.agents)}, "
-                                    f"replay gives {_fmt(mine, log.agents)}")
+                                    f"replay gives {_fmt(mine, log.agents)}"
+                                    + _rounding(rec, mine))
                     raise _Diverged
                 state["n"] += 1
 
@@ -91,10 +93,52 @@ def verify(path: str, progress: Callable[[float], None] | None = None,
             "divergence": state["div"]}
 
 
+def _rounding(theirs: list, mine: list) -> str:
+    """Why two records that differ only in their payloads' last bits differ, or ''."""
+    if list(theirs[:6]) != list(mine[:6]):
+        return ""
+    try:
+        a = np.asarray(theirs[6], dtype=np.float64)
+        b = np.asarray(mine[6], dtype=np.float64)
+    except (TypeError, ValueError):
+        return ""
+    if a.shape != b.shape or not a.size or not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return ""
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
+    rel = float(np.max(np.abs(a - b))) / scale if scale else 0.0
+    if rel > 1e-9:
+        return ""
+    return (f" — the payloads differ by {rel:.1e} (relative): rounding, not a different "
+            f"computation. A re-run reproduces a log bit for bit only on the same numeric "
+            f"stack; the BLAS kernels of other CPUs (or OPENBLAS_CORETYPE) sum in another "
+            f"order ({numeric_stack()} here; docs/reproducibility.md)")
+
+
+def numeric_stack() -> str:
+    """This process's numpy and BLAS (library, version, kernel), as one line."""
+    out = f"numpy {np.__version__}"
+    try:
+        import threadpoolctl  # optional: it reads the kernel a BLAS picked at load
+    except ImportError:
+        return out
+    for lib in threadpoolctl.threadpool_info():
+        if lib.get("user_api") == "blas":
+            return (f"{out}, {lib.get('internal_api')} {lib.get('version')} kernel "
+                    f"{lib.get('architecture')}")
+    return out
+
+
 def _fmt(rec: list, agents: list[str]) -> str:
     t, kind, s, d, ts, seq, payload = rec
     name = KIND_NAMES[kind] if 0 <= kind < 3 else kind
     src = agents[s] if 0 <= s < len(agents) else s
     dst = agents[d] if 0 <= d < len(agents) else d
     return (f"{name} {src} -> {dst} sent {ts / QUANTA:g} arrives {t / QUANTA:g} "
-            f"seq {seq} payload {payload!r}")
+            f"seq {seq} payload {_exact(payload)}")
+
+
+def _exact(payload: object) -> str:
+    """A payload with every digit of its floats (an array prints 8 by default)."""
+    if isinstance(payload, np.ndarray) and payload.dtype.kind == "f":
+        return f"array({payload.tolist()!r})"
+    return repr(payload)
