@@ -12,6 +12,7 @@ from .eventlog import RecordEncoder
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA, decode_ext
+from .numerics import numeric_stack
 
 
 class _Diverged(Exception):
@@ -112,20 +113,6 @@ def _rounding(theirs: list, mine: list) -> str:
             f"computation. A re-run reproduces a log bit for bit only on the same numeric "
             f"stack; the BLAS kernels of other CPUs (or OPENBLAS_CORETYPE) sum in another "
             f"order ({numeric_stack()} here; docs/reproducibility.md)")
-
-
-def numeric_stack() -> str:
-    """This process's numpy and BLAS (library, version, kernel), as one line."""
-    out = f"numpy {np.__version__}"
-    try:
-        import threadpoolctl  # optional: it reads the kernel a BLAS picked at load
-    except ImportError:
-        return out
-    for lib in threadpoolctl.threadpool_info():
-        if lib.get("user_api") == "blas":
-            return (f"{out}, {lib.get('internal_api')} {lib.get('version')} kernel "
-                    f"{lib.get('architecture')}")
-    return out
 
 
 def _fmt(rec: list, agents: list[str]) -> str:

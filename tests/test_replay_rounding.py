@@ -19,7 +19,8 @@ import pytest
 import threadpoolctl
 
 from asyncnet.messages import FORWARD
-from asyncnet.replay import _fmt, _rounding, numeric_stack
+from asyncnet.numerics import numeric_stack
+from asyncnet.replay import _fmt, _rounding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from ..eventlog import EventLogWriter
 from ..messages import Message, to_quanta, to_time
 from ..metrics import Traffic
+from ..numerics import numeric_stack
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
     attach_analyses,
@@ -235,8 +237,16 @@ class _Run:
             cl.send(m, [b"INIT", wire.pack(init)])
         cl.where = "building its partition"
         got = cl.collect(self.members, b"READY")
-        self.next_t = {k: wire.as_map(wire.unpack(f[0]), "READY")["next_t"]
-                       for k, f in got.items()}
+        ready = {k: wire.as_map(wire.unpack(f[0]), "READY") for k, f in got.items()}
+        self.next_t = {k: r["next_t"] for k, r in ready.items()}
+        mine = numeric_stack()
+        for m in self.members:
+            theirs = ready[m.part].get("numerics")
+            if theirs is not None and theirs != mine:  # (an older worker does not say)
+                warnings.warn(f"{cl.name(m)} computes with {theirs}, the coordinator with "
+                              f"{mine}: its messages may differ in the last bits from a "
+                              f"one-process run's (set OPENBLAS_CORETYPE alike on every "
+                              f"machine; docs/reproducibility.md)", stacklevel=2)
 
     def windows(self) -> None:
         cl = self.cluster

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import msgpack
 
+from ..numerics import numeric_stack
 from . import wire
 from .errors import ClusterError
 from .part import PartError, PartRunner
@@ -314,7 +315,7 @@ def serve_worker() -> int:
             raise PartError(f"expected INIT, got {msg[0][:16]!r}")
         core = PartRunner(wire.as_map(wire.unpack(msg[1]), "INIT"))
         send_ctrl([b"READY", wire.pack({"next_t": core.next_t(), "host": socket.gethostname(),
-                                        "pid": os.getpid()})])
+                                        "pid": os.getpid(), "numerics": numeric_stack()})])
         while True:
             msg = recv_ctrl()
             op = msg[0]

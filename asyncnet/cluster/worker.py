@@ -27,6 +27,7 @@ from zmq.utils.monitor import recv_monitor_message
 from .._version import __version__
 from ..engine import YOUNG
 from ..messages import LocalityError
+from ..numerics import numeric_stack
 from . import wire
 from .part import PartError, PartRunner
 from .peers import PeerNet, local_address
@@ -158,7 +159,8 @@ class Worker:
                 gc.freeze()
                 if 0 < gc.get_threshold()[0] < YOUNG:
                     gc.set_threshold(YOUNG, *gc.get_threshold()[1:])
-                sock.send_multipart([b"READY", wire.pack({"next_t": self.core.next_t()})])
+                sock.send_multipart([b"READY", wire.pack({"next_t": self.core.next_t(),
+                                                          "numerics": numeric_stack()})])
                 self.stats["wait_seconds"] = 0.0  # from here on: waits at barriers
                 return self._serve(sock)
             except WorkerFailed:
