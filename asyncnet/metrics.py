@@ -32,6 +32,12 @@ class Traffic:
     update that used the credit the new input caused).
     """
 
+    small_instant = 64
+    """:meth:`instant` takes fewer messages than this one by one: its C loops cost
+    ≈ 10 µs an instant more and save ≈ 0.15 µs a message (measured: at 4–6
+    messages an instant, 0.5 µs a message one by one against 2.6 µs; at
+    ~70 about even)."""
+
     def __init__(self, links: dict[str, dict[str, int]], inputs: list[str],
                  outputs: list[str], traces: int = 5, horizon: int = 0):
         self.links = links
@@ -85,6 +91,8 @@ class Traffic:
         if self.cones:
             return self._each(batches)
         msgs = list(chain.from_iterable(batches))
+        if len(msgs) < self.small_instant:  # the per-message loop is cheaper there
+            return self._each(batches)
         try:
             kinds = bytes(map(_KIND, msgs))
         except (ValueError, TypeError):  # not a small int

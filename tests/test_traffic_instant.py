@@ -27,9 +27,11 @@ def _state(tr: Traffic) -> dict:
     return {k: copy.deepcopy(getattr(tr, k)) for k in FIELDS}
 
 
+@pytest.mark.parametrize("small", [0, Traffic.small_instant])  # 0: every instant in C loops
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0),
                                         ("continuous_cyclic", 40.0), ("stlp_fixedpoint_dag", 30.0)])
-def test_instant_counts_as_batches_do(name, until):
+def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
+    monkeypatch.setattr(Traffic, "small_instant", small)
     sc = load(os.path.join(ROOT, f"{name}.toml"))
     eng, net, _ = build_engine(sc)
     by_batch = new_traffic(eng.links, net)
@@ -57,6 +59,7 @@ def test_a_sender_without_links_and_huge_delays():
                [Message(DELTA, "b", "a", 2**64 - 5, 2**64, 1, 0.0)],
                [Message(DELTA, "b", "a", 0, 2, 2, 0.0), Message(DELTA, "b", "a", 1, 2, 3, h)]]
     one, other = Traffic(links, ["a"], ["b"]), Traffic(links, ["a"], ["b"])
+    other.small_instant = 0  # the C loops' fallbacks, not the small instants' loop
     for b in batches:
         one(b)
         other.instant([b])
@@ -72,6 +75,7 @@ def test_an_unknown_kind_counts_as_a_batch_does(kind):
     outcomes = []
     for feed in (lambda tr: tr(batch), lambda tr: tr.instant([batch])):
         tr = Traffic(links, ["a"], ["b"])
+        tr.small_instant = 0
         try:
             feed(tr)
             outcomes.append((None, _state(tr)))
