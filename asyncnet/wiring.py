@@ -45,6 +45,10 @@ class ReceiverTable:
             self._frozen = None
         return k
 
+    def group(self, key: int) -> tuple:
+        """The receivers of ``key`` (each with its ``idx``; ``-1``: another partition's)."""
+        return self._groups[key]
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(flat receivers, each key's start in it, each key's length)`` (int64)."""
         if self._frozen is None:

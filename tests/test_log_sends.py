@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncnet import logsends
+from asyncnet import logcapture, logsends
 from asyncnet.capture import Captured
 from asyncnet.eventlog import EventLogWriter, PayloadCodes, _packer
 from asyncnet.logcapture import pack_instant
@@ -96,22 +96,24 @@ def _captured(t: int, numbers: list, payloads: list, groups: list[list[int]],
     return Captured(t, (numbers, payloads), None, table, agents)
 
 
+@pytest.mark.parametrize("small", [0, logcapture.SMALL_INSTANT])  # 0: column-wise at any size
 @pytest.mark.parametrize("compiled", [False, True])
 @settings(max_examples=150, deadline=None)
 @given(inst=instants())
-def test_instant_equals_msgpack(compiled: bool, inst: tuple) -> None:
-    """Generated sends, both packing paths: msgpack's bytes of the delivered messages."""
+def test_instant_equals_msgpack(compiled: bool, small: int, inst: tuple) -> None:
+    """Generated sends, every packing path (column-wise compiled or numpy, and
+    record by record): msgpack's bytes of the delivered messages."""
     if compiled:
         pytest.importorskip("numba")
     t, numbers, payloads, groups = inst
-    old = logsends.COMPILED
-    logsends.COMPILED = compiled
+    old, old_small = logsends.COMPILED, logcapture.SMALL_INSTANT
+    logsends.COMPILED, logcapture.SMALL_INSTANT = compiled, small
     try:
         dense = max(max(g) for g in groups) < 8 and max(numbers[0::5]) < 8
         got = pack_instant([_captured(t, numbers, payloads, groups, 8 if dense else AGENTS)],
                            {}, _packer(), PayloadCodes(), records=10**9)
     finally:
-        logsends.COMPILED = old
+        logsends.COMPILED, logcapture.SMALL_INSTANT = old, old_small
     ref = _reference(t, numbers, payloads, groups)
     assert bytes(got[0]) == ref
     kinds = [0, 0, 0]
