@@ -175,3 +175,19 @@ def test_netns_harness(tmp_path):
     assert "IDENTICAL" in r.stdout
     leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "asn" not in leftovers
+
+
+def test_a_worker_is_reaped_when_popens_lock_was_left_taken():
+    """A Ctrl-C inside ``Popen.poll`` can leave Popen's lock taken; ``wait`` then
+    times out on a process long gone. ``reap`` ends and reaps it all the same."""
+    from asyncnet.cluster.transport import reap
+    for code in ("pass", "import time; time.sleep(60)"):  # gone already / still running
+        p = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(0.5)
+        assert p._waitpid_lock.acquire(False)  # what the interrupted poll leaves behind
+        t0 = time.monotonic()
+        reap(p, 0.3)
+        assert time.monotonic() - t0 < 5
+        assert p.returncode is not None
+        assert not os.path.exists(f"/proc/{p.pid}") or \
+            open(f"/proc/{p.pid}/stat").read().split()[2] != "Z"  # no zombie left

@@ -12,6 +12,7 @@ releases every socket, thread and process, whatever happened before.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -171,12 +172,8 @@ class Cluster:
                 except zmq.ZMQError:
                     pass
         for p, err in self.procs:
-            try:
-                # a healthy worker leaves at once; after a failure do not wait long
-                p.wait(timeout=0.5 if self.failed else 3)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+            # a healthy worker leaves at once; after a failure do not wait long
+            reap(p, 0.5 if self.failed else 3)
             err.close()
         self.procs = []
         if self.auth is not None:
@@ -251,6 +248,43 @@ class Cluster:
         """How errors name a worker: number, process, host and partition."""
         return (f"worker {m.part} (pid {m.pid} on {m.host}, "
                 f"{self.describe_part(m.part)})")
+
+
+def reap(p: subprocess.Popen, timeout: float) -> None:
+    """Wait up to ``timeout`` s for ``p`` to end, then kill it and reap it.
+
+    Past ``Popen.wait``: a Ctrl-C that lands inside ``Popen.poll`` (the
+    coordinator polls its workers while it waits) can leave Popen's internal
+    lock taken, and every later ``wait`` then times out on a process long
+    gone. Here the child is reaped with ``os.waitpid`` itself.
+
+    Parameters
+    ----------
+    p:
+        a worker process this process started.
+    timeout:
+        how long it may take to leave by itself.
+    """
+    try:
+        p.wait(timeout=timeout)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    if p.returncode is None:
+        try:
+            os.kill(p.pid, signal.SIGKILL)  # (Popen.kill would poll first, under that lock)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while p.returncode is None and time.monotonic() < deadline:
+        try:
+            pid, status = os.waitpid(p.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped already, by Popen or by us
+            return
+        if pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return
+        time.sleep(0.02)
 
 
 def _tail(err) -> str:
