@@ -46,7 +46,7 @@ class ReceiverTable:
         return k
 
     def group(self, key: int) -> tuple:
-        """The receivers of ``key`` (each with its ``idx``; ``-1``: another partition's)."""
+        """The receivers of ``key`` (each with its ``idx``; negative: another partition's)."""
         return self._groups[key]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

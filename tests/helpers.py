@@ -83,3 +83,10 @@ def exact_problem(net: Network, seed: int):
     y = rng.uniform(-0.8, 0.8, net.populations[out].size)
     order, parents, W, b, act = npref.from_network(net)
     return u, y, npref.grads(order, parents, W, b, act, {inp: u}, {out: y})
+
+
+def openblas_kernel() -> str | None:
+    """The OpenBLAS kernel numpy computes with (``Haswell``, ``SkylakeX``, ...), or None."""
+    from asyncnet.numerics import numpy_blas
+    lib = numpy_blas() or {}
+    return lib.get("architecture") if lib.get("internal_api") == "openblas" else None

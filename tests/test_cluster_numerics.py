@@ -14,21 +14,13 @@ import sys
 import warnings
 
 import pytest
-import threadpoolctl
 
 from asyncnet.cluster import simulate_distributed
 
-from .helpers import free_port
+from .helpers import free_port, openblas_kernel
 from .test_cluster import ROOT, shortened
 
 QUICK = os.path.join(ROOT, "scenarios", "quickstart.toml")
-
-
-def _kernel() -> str | None:
-    for lib in threadpoolctl.threadpool_info():
-        if lib.get("user_api") == "blas" and lib.get("internal_api") == "openblas":
-            return lib.get("architecture")
-    return None
 
 
 def test_workers_on_this_stack_raise_no_warning(tmp_path):
@@ -38,7 +30,7 @@ def test_workers_on_this_stack_raise_no_warning(tmp_path):
         simulate_distributed(sc, workers=2, log_path=str(tmp_path / "b.log"))
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or _kernel() in (None,
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or openblas_kernel() in (None,
                     "Sandybridge"), reason="needs OpenBLAS on x86-64 with a kernel other "
                     "than Sandybridge (the remote worker's)")
 def test_a_worker_on_another_blas_kernel_is_named(tmp_path):
@@ -49,8 +41,9 @@ def test_a_worker_on_another_blas_kernel_is_named(tmp_path):
          "--wait", "8"], cwd=ROOT, stderr=subprocess.DEVNULL,
         env={**os.environ, "OPENBLAS_CORETYPE": "Sandybridge"})
     try:
+        mine = openblas_kernel()
         with pytest.warns(UserWarning, match=r"computes with numpy .* kernel Sandybridge, the "
-                          rf"coordinator with numpy .* kernel {_kernel()}: .*OPENBLAS_CORETYPE"):
+                          rf"coordinator with numpy .* kernel {mine}: .*OPENBLAS_CORETYPE"):
             s = simulate_distributed(sc, workers=2, local=1, bind=f"tcp://127.0.0.1:{port}",
                                  join_timeout=30.0, log_path=str(tmp_path / "b.log"))
     finally:

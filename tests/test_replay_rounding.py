@@ -16,20 +16,14 @@ import sys
 
 import numpy as np
 import pytest
-import threadpoolctl
 
 from asyncnet.messages import FORWARD
 from asyncnet.numerics import numeric_stack
 from asyncnet.replay import _fmt, _rounding
 
+from .helpers import openblas_kernel
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _kernel() -> str | None:
-    for lib in threadpoolctl.threadpool_info():
-        if lib.get("user_api") == "blas" and lib.get("internal_api") == "openblas":
-            return lib.get("architecture")
-    return None
 
 
 def test_last_bits_are_called_rounding_and_the_rest_is_not():
@@ -51,7 +45,7 @@ def test_last_bits_are_called_rounding_and_the_rest_is_not():
     assert "numpy" in numeric_stack()
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or _kernel() in (None,
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or openblas_kernel() in (None,
                     "Sandybridge"), reason="needs OpenBLAS on x86-64 with a kernel other "
                     "than Sandybridge (the log is written with that one)")
 def test_a_log_of_another_blas_kernel_diverges_by_rounding(tmp_path):
@@ -63,7 +57,7 @@ def test_a_log_of_another_blas_kernel_diverges_by_rounding(tmp_path):
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "DIVERGED" in r.stdout and "rounding, not a different computation" in r.stdout
-    assert f"kernel {_kernel()}" in r.stdout
+    assert f"kernel {openblas_kernel()}" in r.stdout
     ok = subprocess.run([sys.executable, "-m", "asyncnet", "replay", log, "--verify", "-q"],
                         cwd=ROOT, env=env, capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("identical: 39,994 messages")

@@ -26,7 +26,6 @@ import math
 import os
 import sys
 
-import numpy  # noqa: F401  (loads the BLAS that threadpoolctl reports)
 import pytest
 import threadpoolctl
 
@@ -60,13 +59,16 @@ def blas_kernel() -> str:
     return "unknown" if lib is None else f"{lib['internal_api']}:{lib.get('architecture')}"
 
 
+BLAS = numpy_blas() or {}
+
+
 def load(name: str) -> dict:
     with open(os.path.join(DATA, name)) as f:
         return json.load(f)
 
 
 KERNEL = blas_kernel()
-VERSION = (numpy_blas() or {}).get("version")
+VERSION = BLAS.get("version")
 EXACT = BASELINE_FOR_KERNEL.get(KERNEL.partition(":")[2]) \
     if KERNEL.startswith("openblas:") and VERSION in OPENBLAS_VERSIONS else None
 BASELINE = load(EXACT or "scenario_baseline.json")
