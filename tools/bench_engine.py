@@ -149,8 +149,14 @@ def heapq_cost(size: int, ops: int = 300_000) -> float:
     return (time.process_time() - t0) / ops
 
 
+SPREADS: list[float] = []
+"""Each printed figure's max ÷ min over its repetitions (see :func:`main`'s last line)."""
+
+
 def fmt(xs: list[float], digits: int = 2) -> str:
     """``median (min–max)``."""
+    if len(xs) > 1 and min(xs) > 0:
+        SPREADS.append(max(xs) / min(xs))
     return f"{statistics.median(xs):.{digits}f} ({min(xs):.{digits}f}–{max(xs):.{digits}f})"
 
 
@@ -340,6 +346,10 @@ def main() -> None:
             bench_traffic(a.reps)
         if "memory" in figures:
             bench_memory("L")
+    if SPREADS and max(SPREADS) > 1.25:  # a loaded box: say so beside the figures
+        print(f"note: repetitions of one figure were up to {max(SPREADS):.2f}× apart (a "
+              f"loaded box); `tools/bench_instructions.py` counts a change in the work "
+              f"exactly, `--cache` the misses that make L cost more")
 
 
 if __name__ == "__main__":
