@@ -137,6 +137,24 @@ def measure(spec: dict, root: str = HERE) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def measure_pair(spec: dict, root: str = HERE) -> list[dict]:
+    """Two runs of ``spec`` at once, each in its own process (each its own log)."""
+    env = {**os.environ, "PYTHONPATH": root}
+    procs = []
+    for k in range(2):
+        one = {**spec, "log": spec["log"] + f".{k}"} if spec.get("log") else spec
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--child", json.dumps(one)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root))
+    out = []
+    for p in procs:
+        so, se = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"bench_cluster: a run failed:\n{se[-3000:]}")
+        out.append(json.loads(so.strip().splitlines()[-1]))
+    return out
+
+
 def med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.3g} ({min(xs):.3g}–{max(xs):.3g})"
 
@@ -231,6 +249,10 @@ def main() -> None:
             for name, root in impls:
                 runs.setdefault((name, dur), []).append(
                     measure({"path": path, "workers": 2, "log": log}, root))
+        # two in-process runs at once: what sharing the box's memory system (its
+        # caches past L2, its memory bandwidth, a host's other guests) costs each
+        runs.setdefault("pair", []).append(
+            measure_pair({"path": long_p, "workers": 0, "log": os.path.join(tmp, "p.log")}))
         runs.setdefault("tiny", []).append(
             measure({"path": write_scenario([2, 3, 2], 250.0, tmp), "workers": 2}))
         print(f"repetition {rep + 1} done (load {os.getloadavg()[0]:.2f})", flush=True)
@@ -263,6 +285,12 @@ def main() -> None:
     print(f"in-process CPU s {med([i['cpu'] for i in ip])}; critical path CPU s "
           f"{med([w['critical_cpu'] for w in af])}; workers' CPU s "
           f"{[round(x, 2) for x in af[0]['worker_cpu']]}; windows {af[0]['windows']}")
+    pair = [statistics.mean(r["cpu"] for r in two) / i["cpu"]
+            for two, i in zip(runs["pair"], ip, strict=True)]
+    print(f"two in-process runs at once, each one's CPU ÷ one run alone: {med(pair)}; "
+          f"if two workers were slowed as much, 2 workers ÷ in-process could reach at most "
+          f"{2 / statistics.median(pair):.2f} here with no cost of distributing at all (a "
+          f"worker holds half the net, each run of the pair all of it: a rough bound)")
     if a.before:  # the same figure for the code before, its runs interleaved with these
         bf = runs[("before", a.duration)]
         print(f"before: CPU-time based "

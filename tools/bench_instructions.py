@@ -127,7 +127,7 @@ def main() -> None:
     for s in sizes:
         for t in trees:
             base = got[t, "setup", s][0]
-            (off, n), (on, n_on) = got[t, "off", s], got[t, "on", s]
+            (off, n), (on, n_on) = got[t, "off", s][:2], got[t, "on", s][:2]
             assert n == n_on, "the runs with and without the log delivered alike"
             print(f"instr  {s} {t}: {(off - base) / n:,.0f} a message log off, "
                   f"{(on - base) / n:,.0f} log on; log on ÷ off {(on - base) / (off - base):.3f}"

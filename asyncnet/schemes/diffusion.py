@@ -69,7 +69,7 @@ class Neuron:
 
     SCRATCH = ("_db",)  # not state: checkpoints leave it out (ckstate)
     __slots__ = ("f", "fprime", "tanh", "bias_ok", "role", "eta_b", "b", "a", "delta", "x",
-                 "in_syn", "out_syn", "fwd", "back", "target", "_db", "_sum")
+                 "in_syn", "out_syn", "fwd", "back", "target", "_db", "_sum", "one")
 
     def __init__(self, rule: Diffusion, pop: Population, ports: Ports,
                  rng: np.random.Generator):
@@ -92,9 +92,15 @@ class Neuron:
         self.x = self.a.copy() if self.role == "input" else self.f(self.a)
         self.in_syn = list(ports.inputs)
         self.out_syn = list(ports.outputs)
-        # initial contributions: shared read-only zeros (only ever replaced)
-        self.fwd = {s: zeros(n) for s in self.in_syn}
-        self.back = {s: zeros(n) for s in self.out_syn}
+        # initial contributions: shared read-only zeros (only ever replaced).
+        # A single neuron keeps each contribution as a Python float, not the
+        # one-element array that brought it: a per-neuron net holds two per
+        # synapse agent, and the array (≈ 170 B resident) dies once delivered
+        # where the float costs 32 B (issue 13); sum_one adds either the same
+        self.one = n == 1
+        first = 0.0 if self.one else zeros(n)
+        self.fwd = dict.fromkeys(self.in_syn, first)
+        self.back = dict.fromkeys(self.out_syn, first)
         self.target: np.ndarray | None = None
         # scratch for the bias step (zeros, not empty: checkpoint files stay reproducible)
         self._db = np.zeros(n) if self.eta_b else None
@@ -112,14 +118,16 @@ class Neuron:
     def react(self, t: float, batch: list) -> list:
         """Update from everything that arrived now; send what changed."""
         got_f = got_d = got_y = False
-        fwd, back = self.fwd, self.back
+        fwd, back, one = self.fwd, self.back, self.one
         for m in batch:
             kind = m[0]  # (kind, src, dst, t_sent, t_arrive, seq, payload): a hot loop
             if kind == FORWARD:
-                fwd[m[1]] = m[6]
+                p = m[6]
+                fwd[m[1]] = p.item() if one and p.ndim == 1 else p  # a batch stays an array
                 got_f = True
             elif kind == DELTA:
-                back[m[1]] = m[6]
+                p = m[6]
+                back[m[1]] = p.item() if one and p.ndim == 1 else p
                 got_d = True
             elif kind == CONTROL:
                 if self.role == "input":
@@ -295,6 +303,7 @@ class OneSynapse(Synapse):
 
 
 _empty = np.empty
+_ndarray = np.ndarray
 _ZEROS: dict[int, np.ndarray] = {}
 _SCRATCH: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -353,12 +362,14 @@ def sum_one(d: dict, names: list[str]) -> np.ndarray:
 
     The same additions in the same order (the same bits) without numpy's
     fixed cost per addition: a per-neuron neuron sums hundreds of one-element
-    contributions an instant. A batched value (``(B, 1)``) goes the array way.
+    contributions an instant. A contribution is a Python float (what a
+    single :class:`Neuron` keeps) or a one-element array (read as its
+    float); a batched one (``(B, 1)``) makes the rest of the sum arrays.
 
     Parameters
     ----------
     d:
-        synapse -> its latest contribution, shape ``(1,)``.
+        synapse -> its latest contribution: a float, shape ``(1,)`` or a batch.
     names:
         the synapses, in order.
 
@@ -367,15 +378,16 @@ def sum_one(d: dict, names: list[str]) -> np.ndarray:
     The sum, a new ``(1,)`` array (the array sum's own shape for a batch).
     """
     it = iter(names)
-    v = d[next(it)]
-    if v.ndim != 1:
-        return sum_in_order(d, names)
-    total = v.item()
+    total = d[next(it)]
+    if type(total) is _ndarray and total.ndim == 1:
+        total = total.item()
     for n in it:
         v = d[n]
-        if v.ndim != 1:
-            return sum_in_order(d, names)
-        total += v.item()
+        if type(v) is _ndarray and v.ndim == 1:
+            v = v.item()
+        total = total + v  # never in place: an array total may be a held payload
+    if type(total) is _ndarray:
+        return total
     out = _empty(1)
     out[0] = total
     return out
