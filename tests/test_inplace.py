@@ -150,3 +150,61 @@ def test_one_neuron_sum_gives_the_bits_of_the_array_sum():
         assert np.array_equal(ref, want, equal_nan=True)
     d = {"a": np.array([1.0]), "b": np.array([[2.0], [3.0]])}  # a batch of 2
     assert sum_one(d, ["a", "b"]).tolist() == [[3.0], [4.0]]
+
+
+def test_one_neuron_sum_of_kept_floats_and_arrays_gives_the_array_bits():
+    """What a single neuron keeps (Python floats; arrays where a batch came, or
+    from a checkpoint of older code) sums to the bits numpy gives the arrays."""
+    from asyncnet.schemes.diffusion import sum_one
+    rng = np.random.default_rng(9)
+    special = [0.0, -0.0, 1e-310, 1e308, -1e308, np.inf, -np.inf, 2.5]
+    for k in range(400):
+        n = 1 + k % 7
+        vals = [float(v) for v in rng.standard_normal(n) * 10.0 ** rng.integers(-4, 4, n)]
+        for j in range(n):
+            if rng.random() < 0.3:
+                vals[j] = special[rng.integers(len(special))]
+        arrays = [np.array([v]) for v in vals]
+        if k % 5 == 0:  # a batch of 3 at one place: the rest of the sum is arrays
+            arrays[k % n] = rng.standard_normal((3, 1))
+        kept = {f"s{j}": (a if a.ndim == 2 or rng.random() < 0.3 else a.item())
+                for j, a in enumerate(arrays)}
+        with np.errstate(all="ignore"):
+            want = arrays[0]
+            for a in arrays[1:]:
+                want = want + a  # numpy on the arrays, in order: the reference
+            got = sum_one(kept, list(kept))
+        assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
+def test_a_single_neuron_keeps_no_payload_it_was_sent():
+    """A per-neuron net's neuron keeps its synapses' values as floats: the arrays
+    that brought them die once delivered (two a synapse agent, ≈ 170 B resident
+    each), and the run's numbers are the population net's (test_batch checks
+    them); a population keeps the arrays it was sent (read-only, never copied)."""
+    import weakref
+
+    from asyncnet.messages import DELTA, FORWARD, Message
+    from asyncnet.network import Population
+    from asyncnet.schemes.diffusion import Neuron
+
+    class Ports:
+        inputs, outputs = ("s0", "s1"), ("s2",)
+
+    rule = Diffusion(eta=0.1)
+    for size in (1, 3):
+        pop = Population("h", size, "tanh", "hidden", np.zeros(size))
+        neuron = Neuron(rule, pop, Ports(), np.random.default_rng(0))
+        sent = [np.full(size, 0.5), np.full(size, -0.25), np.full(size, 2.0)]
+        refs = [weakref.ref(a) for a in sent]
+        batch = [Message(FORWARD, "s0", "h", 0, 1, 1, sent[0]),
+                 Message(FORWARD, "s1", "h", 0, 1, 1, sent[1]),
+                 Message(DELTA, "s2", "h", 0, 1, 1, sent[2])]
+        x0 = neuron.x.copy()  # the delta meets the activity before this instant's
+        out = neuron.react(1.0, batch)
+        del batch, sent
+        alive = [r() is not None for r in refs]
+        assert alive == ([False] * 3 if size == 1 else [True] * 3)
+        np.testing.assert_array_equal(neuron.a, np.full(size, 0.25))
+        np.testing.assert_allclose(neuron.delta, (1 - x0 ** 2) * 2.0, rtol=1e-15)
+        assert [kind for _, kind, _ in out] == [FORWARD, DELTA]
