@@ -145,7 +145,7 @@ def test_one_neuron_sum_gives_the_bits_of_the_array_sum():
             for nm in names[1:]:
                 want = want + d[nm]  # numpy, in order: the reference
             ref = sum_in_order(d, names)
-        got = sum_one(d, names)
+            got = sum_one(d, names)
         assert got.shape == (1,) and got.tobytes() == want.tobytes()
         assert np.array_equal(ref, want, equal_nan=True)
     d = {"a": np.array([1.0]), "b": np.array([[2.0], [3.0]])}  # a batch of 2

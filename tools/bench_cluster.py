@@ -18,7 +18,10 @@ learns by backprop diffusion on a piecewise stream. The script prints:
 3. **2 workers ÷ in-process** (log on): CPU-time based, because the box is
    shared: in-process CPU time over the windows' critical path (the sum over
    windows of the busiest worker's CPU time, what the run takes with a free
-   core per worker); the wall-time ratio is printed beside it.
+   core per worker); the wall-time ratio is printed beside it. Beside it,
+   two in-process runs started at once, each one's CPU time ÷ one run's
+   alone: what sharing the box's memory system costs a process, and so
+   the most two processes could gain on this box with nothing else lost.
 4. **A model of the speed-up at 16 and 64 workers** from the measured
    per-message costs (engine and log in a worker, crossing the cut, the
    coordinator's merge), the per-window costs (a window's round trip, and

@@ -363,8 +363,8 @@ def sum_one(d: dict, names: list[str]) -> np.ndarray:
     The same additions in the same order (the same bits) without numpy's
     fixed cost per addition: a per-neuron neuron sums hundreds of one-element
     contributions an instant. A contribution is a Python float (what a
-    single :class:`Neuron` keeps) or a one-element array (read as its
-    float); a batched one (``(B, 1)``) makes the rest of the sum arrays.
+    single :class:`Neuron` keeps) or an array (a batch's ``(B, 1)``, or a
+    checkpoint's of older code), which makes the rest of the sum arrays.
 
     Parameters
     ----------
@@ -375,18 +375,16 @@ def sum_one(d: dict, names: list[str]) -> np.ndarray:
 
     Returns
     -------
-    The sum, a new ``(1,)`` array (the array sum's own shape for a batch).
+    The sum: a new ``(1,)`` array where every contribution was a float,
+    else the array the additions made (the one contribution, if alone).
     """
     it = iter(names)
     total = d[next(it)]
-    if type(total) is _ndarray and total.ndim == 1:
-        total = total.item()
     for n in it:
-        v = d[n]
-        if type(v) is _ndarray and v.ndim == 1:
-            v = v.item()
-        total = total + v  # never in place: an array total may be a held payload
-    if type(total) is _ndarray:
+        # a float and a one-element array add as two floats do (numpy's add is
+        # the same IEEE addition); an array anywhere makes the total an array
+        total = total + d[n]  # never in place: an array total may be a held payload
+    if type(total) is not float:
         return total
     out = _empty(1)
     out[0] = total
