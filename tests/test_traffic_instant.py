@@ -82,3 +82,29 @@ def test_an_unknown_kind_counts_as_a_batch_does(kind):
         except Exception as e:
             outcomes.append((type(e), _state(tr)))
     assert outcomes[0] == outcomes[1]
+
+
+TRACE_FIELDS = ("traces_left", "last_input", "cones", "latency_forward", "latency_credit")
+
+
+@pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0)])
+def test_follow_traces_as_the_counter_does_and_counts_nothing(name, until):
+    """``follow`` (a distributed run's coordinator) leaves the latency traces
+    as the counter fed batch by batch leaves them, at every instant, and
+    counts no message: the counts come from the workers."""
+    sc = load(os.path.join(ROOT, f"{name}.toml"))
+    eng, net, _ = build_engine(sc)
+    by_batch = new_traffic(eng.links, net)
+    following = new_traffic(eng.links, net)
+    eng.sinks.append(by_batch)
+    eng.sinks.append(following.follow)
+
+    def after(batches):
+        assert ({k: getattr(following, k) for k in TRACE_FIELDS}
+                == {k: getattr(by_batch, k) for k in TRACE_FIELDS})
+    eng.instant_sinks.append(after)
+    eng.run(min(until, sc.duration))
+    assert by_batch.latency_forward and by_batch.latency_credit  # traces opened and closed
+    assert following.latency_forward == by_batch.latency_forward
+    assert following.latency_credit == by_batch.latency_credit
+    assert following.count == [0, 0, 0] and following.local == 0

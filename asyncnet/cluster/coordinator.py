@@ -376,7 +376,7 @@ class _Run:
             got = cl.collect(self.members, b"ROWS")
             msgs = trace_messages([got[k][0] for k in sorted(got)], self.names)
             self.trace_rounds += 1
-        tr(msgs)
+        tr.follow(msgs)  # the counts are the workers' (merge_traffic)
         self.tracing = (TRACE_ALL if tr.cones else
                         TRACE_INPUTS if tr.traces_left > 0 else TRACE_OFF)
 

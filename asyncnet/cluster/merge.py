@@ -16,6 +16,8 @@ blocks are cut at those instants.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from ..eventlog import EventLogWriter
@@ -23,6 +25,9 @@ from ..messages import KIND_NAMES, Message
 from ..metrics import Traffic
 from . import wire
 from .part import META_COLS, TRAFFIC_KEYS
+
+_ORDER = itemgetter(0, 1, 2, 3, 4)  # a trace row's (t, dst, kind, src, seq): the log's order
+_new_tuple = tuple.__new__
 
 
 class SegmentMerger:
@@ -164,8 +169,9 @@ def trace_messages(frames: list[bytes], names: list[str]) -> list[Message]:
                                                 for r in got):
                 raise wire.WireError("malformed trace rows")
             rows += got
-    rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4]))
-    return [Message(kind, names[s], names[d], t_sent, t, seq, x)
+    rows.sort(key=_ORDER)
+    # tuple.__new__: a namedtuple's own __new__ is a Python call a message
+    return [_new_tuple(Message, (kind, names[s], names[d], t_sent, t, seq, x))
             for t, d, kind, s, seq, t_sent, x in rows]
 
 
