@@ -270,7 +270,7 @@ def test_a_worker_records_an_instant_as_one_packed_group_per_batch():
     pr = PartRunner.__new__(PartRunner)
     pr.index = {n: i for i, n in enumerate(names)}
     pr.codes, pr.packer = PayloadCodes(), wire.packer()
-    pr.chunks, pr.traced, pr.tracing = [], [], 0
+    pr.chunks, pr.tracing = [], 0
     pr.stats = {"delivered": 0}
     pr.log, pr.counts = True, False
     pk = _packer()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..eventlog import EventLogWriter
-from ..messages import Message, to_quanta, to_time
+from ..messages import to_quanta, to_time
 from ..metrics import Traffic
 from ..numerics import numeric_stack
 from ..scenario import Scenario, ScenarioError
@@ -40,10 +40,11 @@ from ..simulation import (
 )
 from . import wire
 from .ckpt import checkpoint_writer, resume_coordinator, traffic_base
+from .cones import ConeTeller
 from .errors import ClusterError
 from .gather import ProbeEngine
 from .merge import SegmentMerger, merge_traffic, trace_messages
-from .part import TRACE_ALL, TRACE_INPUTS, TRACE_OFF
+from .part import TRACE_OFF, TRACE_ON
 from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
 
@@ -201,9 +202,11 @@ class _Run:
         self.sent_min: int | None = None  # earliest arrival of what crossed last window
         self.keep_counts = False  # set when an analysis merges per-instant counts
         self.inputs = {names.index(n) for n in inputs if n in names}
-        # latency traces need messages only until the traced input changes are done
-        self.tracing = TRACE_INPUTS if self.inputs and traffic.traces_left > 0 else TRACE_OFF
-        self.trace_rounds = 0
+        # latency traces need rows only until the traced input changes are done,
+        # and then only of what can be in a cone (cones.py)
+        self.teller = ConeTeller({n: i for i, n in enumerate(names)})
+        self.tracing = TRACE_OFF
+        self.retrace()
         self.resume: dict | None = None
         self.ck_times: list[int] = []  # instants to checkpoint at, and the writer
         self.on_checkpoint: Callable[[int, dict, list[dict]], None] | None = None
@@ -211,8 +214,8 @@ class _Run:
     def retrace(self) -> None:
         """Choose what the next window sends for the trace (after a restored trace)."""
         tr = self.traffic
-        self.tracing = (TRACE_ALL if tr.cones else
-                        TRACE_INPUTS if self.inputs and tr.traces_left > 0 else TRACE_OFF)
+        self.tracing = TRACE_ON if tr.cones or (self.inputs and tr.traces_left > 0) \
+            else TRACE_OFF
 
     def describe_part(self, k: int) -> str:
         agents = self.part.parts[k]
@@ -293,7 +296,10 @@ class _Run:
                 break
             begin = max(self.t, first)
             end = min(begin + self.window, self.end_q, barrier or self.end_q, ck or self.end_q)
-            head = wire.pack({"end": end, "w": self.n_windows, "trace": self.tracing})
+            head = {"end": end, "w": self.n_windows, "trace": self.tracing}
+            if self.tracing:
+                head["watch"] = self.teller.watch(self.traffic.cones)
+            head = wire.pack(head)
             for m in self.members:
                 cl.send(m, [b"RUN", head])
             flush()
@@ -365,32 +371,8 @@ class _Run:
 
     def _trace(self, frames: list[bytes]) -> None:
         """Feed the latency trace one window; choose what the next window sends."""
-        tr = self.traffic
-        msgs = trace_messages(frames, self.names)
-        if self.tracing == TRACE_INPUTS and self._starts_cone(msgs):
-            # a traced input change: the trace needs every message of this window
-            cl = self.cluster
-            for m in self.members:
-                cl.send(m, [b"TRACE"])
-            cl.where = "sending a window's messages for the latency trace"
-            got = cl.collect(self.members, b"ROWS")
-            msgs = trace_messages([got[k][0] for k in sorted(got)], self.names)
-            self.trace_rounds += 1
-        tr.follow(msgs)  # the counts are the workers' (merge_traffic)
-        self.tracing = (TRACE_ALL if tr.cones else
-                        TRACE_INPUTS if tr.traces_left > 0 else TRACE_OFF)
-
-    def _starts_cone(self, msgs: list[Message]) -> bool:
-        """Whether these data messages to inputs start a latency trace (as
-        ``Traffic._input`` would, on a copy of what it last saw)."""
-        last = dict(self.traffic.last_input)
-        for m in msgs:
-            v = np.asarray(m.payload, dtype=float).tobytes()
-            prev = last.get(m.dst)
-            last[m.dst] = v
-            if prev is not None and prev != v and m.t_arrive > 0:
-                return True
-        return False
+        self.traffic.follow(trace_messages(frames, self.names))  # the counts are the workers'
+        self.retrace()
 
     def _probe(self, probes: list, pi: int) -> int:
         """Run every probe of the instant of ``probes[pi]`` (the workers wait);

@@ -325,7 +325,7 @@ def serve_worker() -> int:
                 frames = take(core, w - 1)
                 t0 = time.perf_counter()
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
-                                                     frames)
+                                                     frames, head.get("watch"))
                 for p, frame in out.items():
                     link.send(frame, p + 1, PEER)
                 send_ctrl([b"DONE", wire.pack(done), *segment])
@@ -336,8 +336,6 @@ def serve_worker() -> int:
             elif op == b"STATE":
                 head = wire.as_map(wire.unpack(msg[1]), "STATE")
                 send_ctrl([b"STATES", wire.pack(core.states(list(head["agents"])))])
-            elif op == b"TRACE":
-                send_ctrl([b"ROWS", core.full_trace()])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
                 # the last window's frames (arriving after the end) are read and

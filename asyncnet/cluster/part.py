@@ -33,24 +33,23 @@ from ..eventlog import PayloadCodes
 from ..logcapture import pack_sends, send_records
 from ..logformat import array_items, record_key
 from ..logpack import MIN_RECORDS, pack_batches
-from ..messages import CONTROL, LocalityError, Message
+from ..messages import LocalityError, Message
 from ..metrics import Traffic
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, final_state
 from . import wire
+from .cones import ConeWatch
 from .frames import IncomingLinks, group_by_peer, outbox_frames, pack_frame, read_columns
 
 META_COLS = 6
 """Columns of a segment's meta rows: t, dst, bytes, forward, delta, control."""
 TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 """The mergeable counters of :class:`~asyncnet.metrics.Traffic` a partition reports."""
-TRACE_OFF, TRACE_INPUTS, TRACE_ALL = 0, 1, 2
-"""What a window returns for the coordinator's latency trace (see ``run_window``)."""
+TRACE_OFF, TRACE_ON = 0, 1
+"""Whether a window returns rows for the coordinator's latency trace (see ``run_window``)."""
 WARM_AGENTS = 10_000
 """A partition of this many agents loads the log's compiled packing loop at start."""
 _ARRIVES = itemgetter(4)
-_DST = itemgetter(2)
-_FIRST = itemgetter(0)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
 _NDARRAY = np.ndarray
@@ -115,12 +114,9 @@ class PartRunner:
         self.codes = PayloadCodes()
         # the window's log segment so far: (meta rows, their records' bytes) an instant
         self.chunks: list[tuple[np.ndarray, bytes]] = []
-        # the instants delivered while tracing, as the engine handed them over:
-        # trace rows are made only for what a window returns or is asked for
-        self.traced: list[list[list[Message]]] = []
-        self.last_trace: list[list[list[Message]]] = []
+        # the latency trace's rows: only those of messages that can matter there
         self.tracing = TRACE_OFF
-        self.input_names = frozenset(net.inputs())
+        self.cones = ConeWatch(self.index, frozenset(net.inputs()), frozenset(net.outputs()))
         # the last window whose neighbours' frames were injected (a checkpoint
         # takes them early: the next window must not wait for them again)
         self.taken = -1
@@ -149,7 +145,7 @@ class PartRunner:
         if self.counts and not self.log:  # the coordinator's counts: meta rows alone
             self._batch_segment(batches)
         if self.tracing:
-            self.traced.append(batches)
+            self.cones.instant(batches)
 
     def _logged(self, captured: Captured) -> None:
         """An instant for the log segment (an engine recorder): its sends, or its batches."""
@@ -309,8 +305,8 @@ class PartRunner:
         t = self.eng.env.peek()
         return None if t == float("inf") else int(t)
 
-    def run_window(self, end: int, trace: int = TRACE_OFF,
-                   inbound: list[bytes] = ()) -> tuple[dict, list[bytes], dict[int, bytes]]:
+    def run_window(self, end: int, trace: int = TRACE_OFF, inbound: list[bytes] = (),
+                   watch: list | None = None) -> tuple[dict, list[bytes], dict[int, bytes]]:
         """Take what the neighbours sent, then run every event before ``end``.
 
         Parameters
@@ -318,11 +314,13 @@ class PartRunner:
         end:
             the window's end (quanta, exclusive).
         trace:
-            which trace rows to return: none (``TRACE_OFF``), the data messages
-            to input agents (``TRACE_INPUTS``; every row is kept for
-            :meth:`full_trace`), or every delivered message (``TRACE_ALL``).
+            ``TRACE_ON``: return the rows the coordinator's latency trace can
+            use (:class:`~asyncnet.cluster.cones.ConeWatch`); ``TRACE_OFF``: none.
         inbound:
             the frames the neighbouring partitions sent in the last window.
+        watch:
+            what the coordinator says of its open cones
+            (:meth:`~asyncnet.cluster.cones.ConeTeller.watch`), or None.
 
         Returns
         -------
@@ -335,20 +333,15 @@ class PartRunner:
         for frame in inbound:
             self.inject(frame)
         self.tracing = trace
+        if trace:
+            self.cones.told(watch)
         before = self.stats["delivered"]
         self.eng.run_quanta(end)
         meta, blob = self._segment()
         self.codes.clear()
         out, sent_min, n_sent = self._frames()
         self.stats["cut_sent"] += n_sent
-        traced, self.traced, self.last_trace = self.traced, [], []
-        if trace == TRACE_ALL:
-            trace_frame = wire.pack(self._trace_rows(traced))
-        elif trace == TRACE_INPUTS:
-            trace_frame = wire.pack(self._trace_rows(traced, self.input_names))
-            self.last_trace = traced
-        else:
-            trace_frame = b""
+        trace_frame = wire.pack(self.cones.take()) if trace else b""
         cpu = time.process_time() - cpu0
         self.stats["cpu_seconds"] += cpu
         head = {"next_t": self.next_t(), "sent_min": sent_min,
@@ -410,30 +403,6 @@ class PartRunner:
         return {"next_t": self.next_t(),
                 "agents": [[n, capture_agent(eng, a, shared)] for n, a in eng.agents.items()],
                 "traffic": {k: getattr(self.traffic, k) for k in TRAFFIC_KEYS}}
-
-    def full_trace(self) -> bytes:
-        """Every trace row of the last window run with ``TRACE_INPUTS``."""
-        return wire.pack(self._trace_rows(self.last_trace))
-
-    def _trace_rows(self, traced: list[list[list[Message]]],
-                    inputs: frozenset[str] | None = None) -> list[tuple]:
-        """Trace rows ``[t_arrive, dst, kind, src, seq, t_sent, payload of a control
-        message]`` of every delivered message, in delivery order; with ``inputs``
-        (agent names), only the control messages to those agents."""
-        idx = self.index
-        if inputs is not None:
-            rows: list[tuple] = []
-            for batches in traced:
-                # an instant's receivers in C calls: most instants reach no input
-                if inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
-                    continue
-                rows += [(m[4], d, m[0], idx[m[1]], m[5], m[3], m[6])
-                         for b in batches if b[0][2] in inputs
-                         for d in (idx[b[0][2]],) for m in b if m[0] == CONTROL]
-            return rows
-        return [(m[4], idx[m[2]], m[0], idx[m[1]], m[5], m[3],
-                 m[6] if m[0] == CONTROL else None)
-                for batches in traced for b in batches for m in b]
 
     def _segment(self) -> tuple[bytes, bytes]:
         """This window's records as (meta, packed bytes), grouped by (t, dst)."""

@@ -255,7 +255,7 @@ class Worker:
                     return 0
                 t0 = time.perf_counter()
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
-                                                     frames)
+                                                     frames, head.get("watch"))
                 self.peernet.send(w, out)
                 sock.send_multipart([b"DONE", wire.pack(done), *segment], copy=False)
                 self.stats["busy_seconds"] += time.perf_counter() - t0
@@ -272,8 +272,6 @@ class Worker:
                 except PartError as e:
                     raise WorkerFailed(str(e)) from None
                 sock.send_multipart([b"STATES", wire.pack(states)])
-            elif op == b"TRACE":
-                sock.send_multipart([b"ROWS", core.full_trace()])
             elif op == b"FINISH":
                 head = wire.as_map(wire.unpack(msg[1]), "FINISH")
                 sock.send_multipart([b"RESULT", wire.pack(core.results(bool(head.get("state"))))])

@@ -1,0 +1,167 @@
+"""The rows a partition sends for the coordinator's latency trace: only those that can matter.
+
+In a distributed run the coordinator follows the input-to-update latency
+(:meth:`asyncnet.metrics.Traffic.follow`) from rows the partitions send.
+There a message does something in two cases only. It is a control message
+to an input, which may open a trace. Or its sender is in an open trace's
+cone: a forward message from an agent the input's change has reached, or a
+delta message from one the credit it caused has reached. Every other row
+would change nothing there. Sending a row for every delivered message while
+a trace was open cost the partitions 13% of their window time and the
+coordinator ≈ 3 µs a row (``docs/distributed.md``).
+
+A partition cannot know the cones exactly: they grow through other
+partitions too, and a change opens one only if the coordinator still has
+traces left. So it keeps a superset, :class:`ConeWatch`:
+
+- what the coordinator tells it at a window's start (:class:`ConeTeller`:
+  every agent in an open cone that it has not told yet, or to forget all
+  of it once no cone is open);
+- grown by its own deliveries by the trace's rules, times aside: a forward
+  message from a watched sender adds its receiver (and, where that is an
+  output, starts the credit there); a delta message adds its receiver to
+  the credit's side; a control message to an input whose value changed (or
+  that it has not seen before: after a resume) starts a cone there.
+
+Why the superset is enough: a message sent from another partition arrives
+at least the lookahead after it was sent, so a window never delivers what
+a cone reached in another partition during the same window; the sender
+joined before the window began, and the coordinator has said so. Inside a
+partition, a message that can matter was sent after its sender joined, so
+it is delivered at a later instant than the message that made the sender
+join: every link between agents that can be in a cone takes at least a
+quantum (a projection at least two, one a link), and only a data source's
+link may take none, and a source is in no cone.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+import numpy as np
+
+from ..messages import CONTROL, DELTA, FORWARD, Message
+
+_DST = itemgetter(2)
+_FIRST = itemgetter(0)
+
+
+class ConeWatch:
+    """A partition's superset of the open cones, and the trace rows it makes.
+
+    Parameters
+    ----------
+    index:
+        agent name -> index (the run's agent table).
+    inputs, outputs:
+        the network's input and output agents (as :class:`~asyncnet.metrics.Traffic`
+        has them).
+    """
+
+    def __init__(self, index: dict[str, int], inputs: frozenset[str], outputs: frozenset[str]):
+        self.index, self.inputs, self.outputs = index, inputs, outputs
+        self.names = list(index)
+        self.fwd: set[str] = set()  # senders whose forward messages may be in a cone
+        self.back: set[str] = set()  # senders whose delta messages may be
+        self.seen: dict[str, bytes] = {}  # each input's last value, as Traffic keeps it
+        self.rows: list[tuple] = []
+
+    def told(self, watch: list | None) -> None:
+        """Take what the coordinator said at a window's start (:meth:`ConeTeller.watch`).
+
+        Parameters
+        ----------
+        watch:
+            ``[forget, forward senders, delta senders]`` (agent indices), or None.
+        """
+        if watch is None:
+            return
+        forget, fwd, back = watch
+        if forget:
+            self.fwd.clear()
+            self.back.clear()
+        names = self.names
+        self.fwd.update(names[i] for i in fwd)
+        self.back.update(names[i] for i in back)
+
+    def instant(self, batches: list[list[Message]]) -> None:
+        """Follow one instant's delivered batches (in wake order); keep their rows.
+
+        Parameters
+        ----------
+        batches:
+            every batch delivered at one instant, each to one receiver.
+        """
+        if not self.fwd and not self.back \
+                and self.inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
+            return  # no cone here and no input reached: no row can matter
+        fwd, back, seen = self.fwd, self.back, self.seen
+        inputs, outputs, idx, rows = self.inputs, self.outputs, self.index, self.rows
+        for b in batches:
+            d = b[0][2]
+            for m in b:  # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
+                k = m[0]
+                if k == FORWARD:
+                    if m[1] in fwd:
+                        rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], None))
+                        fwd.add(d)
+                        if d in outputs:
+                            back.add(d)
+                elif k == DELTA:
+                    if m[1] in back:
+                        rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], None))
+                        back.add(d)
+                elif k == CONTROL and d in inputs:
+                    rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], m[6]))
+                    v = np.asarray(m[6], dtype=float).tobytes()
+                    if seen.get(d) != v:  # changed, or not seen here before
+                        fwd.add(d)
+                    seen[d] = v
+
+    def take(self) -> list[tuple]:
+        """The rows kept since the last call, ``[t, dst, kind, src, seq, t_sent, payload]``."""
+        rows, self.rows = self.rows, []
+        return rows
+
+
+class ConeTeller:
+    """What the coordinator tells the partitions of its open cones, window by window.
+
+    Parameters
+    ----------
+    index:
+        agent name -> index.
+    """
+
+    def __init__(self, index: dict[str, int]):
+        self.index = index
+        self.fwd: set[str] = set()  # told so far, since the last time all was forgotten
+        self.back: set[str] = set()
+
+    def watch(self, cones: list[dict]) -> list:
+        """``[forget, forward senders, delta senders]`` for the next window.
+
+        Parameters
+        ----------
+        cones:
+            the trace's open cones (:attr:`asyncnet.metrics.Traffic.cones`).
+
+        Returns
+        -------
+        With no cone open, forget everything (a partition's own guesses
+        included). Otherwise every agent of a cone not told yet, by index,
+        sorted.
+        """
+        if not cones:
+            self.fwd.clear()
+            self.back.clear()
+            return [True, [], []]
+        new_f: set[str] = set()
+        new_b: set[str] = set()
+        for c in cones:
+            new_f |= c["reach"].keys() - self.fwd
+            new_b |= c["back"].keys() - self.back
+        self.fwd |= new_f
+        self.back |= new_b
+        idx = self.index
+        return [False, sorted(idx[n] for n in new_f), sorted(idx[n] for n in new_b)]
