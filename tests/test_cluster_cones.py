@@ -106,3 +106,14 @@ def test_the_teller_says_each_agent_once_and_forgets_when_no_cone_is_open():
     assert t.watch(cones) == [False, [], []]
     assert t.watch([]) == [True, [], []]
     assert t.watch(cones[1:]) == [False, [0], [3]]  # told again after forgetting
+
+
+@pytest.mark.parametrize("watch", [[True, []], (True, [], []), [1, [], []], [False, [0.0], []],
+                                   [False, [], [99]], [False, [-1], []], [False, "ab", []]])
+def test_a_malformed_watch_is_refused_with_a_clear_error(watch):
+    from asyncnet.cluster.wire import WireError
+    w = ConeWatch({"a": 0, "b": 1}, frozenset(["a"]), frozenset(["b"]))
+    with pytest.raises(WireError, match="latency-trace watch"):
+        w.told(watch)
+    w.told([False, [1], [0]])
+    assert w.fwd == {"b"} and w.back == {"a"}

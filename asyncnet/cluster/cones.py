@@ -41,6 +41,7 @@ from operator import itemgetter
 import numpy as np
 
 from ..messages import CONTROL, DELTA, FORWARD, Message
+from .wire import WireError
 
 _DST = itemgetter(2)
 _FIRST = itemgetter(0)
@@ -76,6 +77,12 @@ class ConeWatch:
         """
         if watch is None:
             return
+        n = len(self.names)
+        if not (isinstance(watch, list) and len(watch) == 3 and isinstance(watch[0], bool)
+                and all(isinstance(w, list) and all(type(i) is int and 0 <= i < n for i in w)
+                        for w in watch[1:])):
+            raise WireError("RUN: a latency-trace watch must be [forget, forward senders, "
+                            "delta senders] with agents as indices of the run")
         forget, fwd, back = watch
         if forget:
             self.fwd.clear()
