@@ -8,8 +8,8 @@ a log alone as ``asyncnet run`` does live.
 from __future__ import annotations
 
 import math
-from itertools import chain
-from operator import eq, itemgetter, sub
+from itertools import chain, repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from .ids import is_synapse
 from .messages import CONTROL, DELTA, FORWARD, KIND_NAMES, QUANTA, Message
 
 INF = float("inf")
+_WRAP = 1 << 63
+_NO_LINK = -_WRAP
 _KIND, _SRC, _DST, _T_SENT, _T_ARRIVE = (itemgetter(i) for i in range(5))
 
 
@@ -99,21 +101,30 @@ class Traffic:
             kinds = b""
         if kinds.count(0) + kinds.count(1) + kinds.count(2) != len(msgs):
             return self._each(batches)  # a kind the counters do not know: as a batch does
-        delays = list(map(sub, map(_T_ARRIVE, msgs), map(_T_SENT, msgs)))
+        n = len(msgs)
         try:
-            near = map(dict.get, map(self.links.__getitem__, map(_SRC, msgs)), map(_DST, msgs))
-            local = sum(map(eq, near, delays))
-            d = np.fromiter(delays, dtype=np.int64, count=len(delays))
-        except (KeyError, OverflowError):  # a sender with no links, a delay past int64
+            # the times and each link's delay (-2**63: no such link, a value no delay
+            # below takes) as int64 columns: no Python int made a message (the
+            # delays used to be, by operator.sub)
+            t_sent = np.fromiter(map(_T_SENT, msgs), dtype=np.int64, count=n)
+            t_arrive = np.fromiter(map(_T_ARRIVE, msgs), dtype=np.int64, count=n)
+            near = np.fromiter(map(dict.get, map(self.links.__getitem__, map(_SRC, msgs)),
+                                   map(_DST, msgs), repeat(_NO_LINK)), dtype=np.int64, count=n)
+        except (KeyError, OverflowError, TypeError):  # no links, past int64, not an int
             return self._each(batches)
+        if int(t_sent.min()) < 0 or int(t_arrive.min()) < 0:  # t_arrive - t_sent could wrap
+            return self._each(batches)
+        d = t_arrive - t_sent
+        local = int(np.count_nonzero(near == d))
         k = np.frombuffer(kinds, dtype=np.uint8)
         for kind in range(3):
             sel = d if kinds.count(kind) == len(kinds) else d[k == kind]
             if len(sel):
                 self.count[kind] += len(sel)
-                # exact: Python ints, not an int64 sum that could wrap
-                self.dsum[kind] += sum(sel.tolist())
                 lo, hi = int(sel.min()), int(sel.max())
+                # exact: an int64 sum where it cannot wrap, else Python ints
+                self.dsum[kind] += int(sel.sum()) if max(hi, -lo) * len(sel) < _WRAP \
+                    else sum(sel.tolist())
                 if lo < self.dmin[kind]:
                     self.dmin[kind] = lo
                 if hi > self.dmax[kind]:

@@ -66,6 +66,29 @@ def test_a_sender_without_links_and_huge_delays():
     assert _state(one) == _state(other)
 
 
+def test_times_and_delays_at_the_edges_of_int64_count_as_batches_do():
+    """The instant counter's int64 columns: negative times (the per-message loop
+    takes them), a message that arrives before it was sent on no link, sums of
+    delays past 2**63 (exact, as Python ints), a link delay past int64."""
+    big = 2**62
+    links = {"a": {"b": 2, "c": 2**63 + 1}, "b": {"a": 2}, "c": {"a": 2**63 + 1}}
+    batches = [[Message(FORWARD, "a", "b", -5, 2, 1, 0.0),
+                Message(FORWARD, "a", "b", 0, 2, 2, 0.0)],
+               [Message(DELTA, "c", "b", 5, 4, 1, 0.0)],  # before it was sent, on no link
+               [Message(DELTA, "b", "a", 0, -3, 1, 0.0)],
+               [Message(FORWARD, "a", "b", 1, big + 1, k, 0.0) for k in range(4)],
+               [Message(FORWARD, "a", "c", 0, 2**63 - 1, 1, 0.0)],
+               [Message(FORWARD, "b", "a", 0, 2, 1, 0.0), Message(DELTA, "b", "a", 0, 2, 2, 0.0),
+                Message(FORWARD, "a", "c", 0, 2**63 + 1, 3, 0.0)]]
+    one, other = Traffic(links, ["a"], ["b"]), Traffic(links, ["a"], ["b"])
+    other.small_instant = 0
+    for b in batches:
+        one(b)
+        other.instant([b])
+        assert _state(one) == _state(other)
+    assert one.dsum[FORWARD] > 2**63 and one.local >= 4
+
+
 @pytest.mark.parametrize("kind", [3, 300, -1, "forward"])
 def test_an_unknown_kind_counts_as_a_batch_does(kind):
     """Whatever the per-batch counter does with a kind it does not know (raise, or
