@@ -337,6 +337,30 @@ def test_resume_on_another_number_of_workers(name, duration, every, workers, tmp
     assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_resume_on_workers_while_a_latency_trace_is_open(workers, tmp_path):
+    """quickstart traces its input changes over 8-10.5, 16-18.5, ...: resumed on
+    workers from the checkpoint at 18, inside a trace, the workers learn the open
+    cones from the coordinator's restored trace (asyncnet/cluster/cones.py) and
+    the latencies, the log and the state are the in-process run's."""
+    sc = shortened("quickstart", 20, tmp_path)
+    ref = reference(sc, tmp_path)
+    log = f"{tmp_path}/run.log"
+    r = cli("run", sc, "--log", log, "--save-state", f"{tmp_path}/run.npz",
+            "--checkpoint-every", "9", "-q")
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(f"{log}.ckpt/ck-{18 * 10**6:020d}.ckpt")
+    r = cli("resume", log, "--workers", str(workers), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    got.pop("cluster")
+    assert ref["latency"]["input_changes_traced"] == 2
+    assert stable(got) == stable(ref)
+    with open(log, "rb") as f, open(f"{tmp_path}/ref.log", "rb") as g:
+        assert f.read() == g.read()
+    assert same_npz(f"{tmp_path}/run.npz", f"{tmp_path}/ref.npz")
+
+
 def test_resume_on_workers_refuses_wake_monitors(tmp_path):
     sc = shortened("diffusion_exact", 40, tmp_path)  # the exactness analysis watches wakes
     asyncnet.run(sc, log=str(tmp_path / "a.log"), checkpoint_every=10)
