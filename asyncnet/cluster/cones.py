@@ -78,9 +78,10 @@ class ConeWatch:
         if watch is None:
             return
         n = len(self.names)
+        # checked in C loops: a window can tell thousands of agents
         if not (isinstance(watch, list) and len(watch) == 3 and isinstance(watch[0], bool)
-                and all(isinstance(w, list) and all(type(i) is int and 0 <= i < n for i in w)
-                        for w in watch[1:])):
+                and all(isinstance(w, list) and set(map(type, w)) <= {int}
+                        and (not w or (min(w) >= 0 and max(w) < n)) for w in watch[1:])):
             raise WireError("RUN: a latency-trace watch must be [forget, forward senders, "
                             "delta senders] with agents as indices of the run")
         forget, fwd, back = watch
