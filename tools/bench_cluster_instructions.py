@@ -1,0 +1,130 @@
+"""2 workers ÷ in-process counted in instructions (valgrind), where CPU time is too noisy.
+
+``tools/bench_cluster.py`` divides CPU times, and on a shared box a run's CPU
+time moves by 20–60% from one repetition to the next (and a window's by as
+much, which inflates the critical path: the larger of two noisy values). The
+instructions each process executes do not move. This script runs the L net
+(``tools/bench_cluster.py``'s scenario, log on) under valgrind's cachegrind
+(``--cache-sim=no``, children traced) at two durations, in one process
+(``simulate``) and on two workers (``simulate_distributed``), and differences
+the counts, so start-up, imports and the end's analysis cancel:
+
+- **work-based**: 2 × the in-process run's instructions ÷ both workers'
+  summed: what distributing adds to the work, per message delivered;
+- **busier worker**: the in-process run's ÷ the busier worker's;
+- the coordinator's instructions a message.
+
+Instructions are not time: a cache miss costs none, so a worker holding half
+the net (fewer misses) looks no better here than it is. ≈ 15 minutes on two
+cores; the workers' time-outs are set long (valgrind runs ≈ 50× slower).
+
+    python tools/bench_cluster_instructions.py [--sizes 60,120,120,60] [--duration 4]
+        [--tree DIR]
+
+Needs ``valgrind`` (``apt install valgrind``); without it, says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(HERE, "tools"))
+from bench_cluster import write_scenario  # noqa: E402
+
+CHILD = r"""
+import json, os, sys
+root, path, workers, log = sys.argv[1:5]
+sys.path.insert(0, root)
+from asyncnet.scenario import load
+sc = load(path)
+if int(workers):
+    from asyncnet.cluster import simulate_distributed
+    s = simulate_distributed(sc, workers=int(workers), log_path=log, timeout=600.0,
+                             join_timeout=3000.0, step_timeout=3000.0)
+else:
+    from asyncnet.simulation import simulate
+    s = simulate(sc, log_path=log)
+print("messages", s["messages"]["total"], flush=True)
+"""
+
+
+def run(root: str, scenario: str, workers: int, tmp: str) -> tuple[int, dict[str, dict]]:
+    """Messages, and instructions by process (``run``; ``worker`` by partition) of one run."""
+    out = tempfile.mkdtemp(dir=tmp)
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": root}
+    got = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
+                          f"--cachegrind-out-file={out}/cg.%p", sys.executable, "-c", CHILD,
+                          root, scenario, str(workers), os.path.join(out, "x.log")],
+                         capture_output=True, text=True, env=env)
+    msgs = re.search(r"^messages (\d+)$", got.stdout, re.M)
+    if got.returncode or msgs is None:
+        raise SystemExit(f"{root} {scenario} {workers}: the run failed:\n{got.stderr[-2000:]}")
+    by: dict[str, dict[str, int]] = {"run": {}, "worker": {}}
+    for f in glob.glob(f"{out}/cg.*"):
+        text = open(f, encoding="utf-8", errors="replace").read()
+        cmd = re.search(r"^cmd: (.*)$", text, re.M)
+        total = re.search(r"^summary:\s+(\d+)", text, re.M)
+        if cmd is None or total is None:
+            continue
+        words = cmd.group(1).split()
+        if "worker" in words and "--token" in words:  # a worker, by its partition
+            by["worker"][words[words.index("--token") + 1]] = int(total.group(1))
+        elif "-c" in words:
+            by["run"]["run"] = int(total.group(1))
+    shutil.rmtree(out, ignore_errors=True)
+    return int(msgs.group(1)), by
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="60,120,120,60")
+    ap.add_argument("--duration", type=float, default=4.0,
+                    help="the longer of the two durations (the shorter is half)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="another checkout to count as well (repeatable)")
+    a = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        print("bench_cluster_instructions: valgrind is not installed (apt install valgrind)",
+              file=sys.stderr)
+        sys.exit(2)
+    sizes = [int(x) for x in a.sizes.split(",")]
+    tmp = tempfile.mkdtemp()
+    durations = (a.duration / 2, a.duration)
+    paths = {d: write_scenario(sizes, d, tmp) for d in durations}
+    trees = [HERE, *map(os.path.abspath, a.tree)]
+    jobs = [(t, d, w) for t in trees for w in (0, 2) for d in durations]
+    # two at a time: a two-worker run is three processes, valgrind's each one thread
+    with ThreadPoolExecutor(2) as pool:
+        got = dict(zip(jobs, pool.map(lambda j: run(j[0], paths[j[1]], j[2], tmp), jobs),
+                       strict=True))
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"per-neuron {sizes}, diffusion, log on; durations {durations[0]:g} and "
+          f"{durations[1]:g}, differenced; instructions (valgrind)\n")
+    print("| tree | in-process / message | workers / message (each) | coordinator / message "
+          "| work-based | busier worker |")
+    print("|---|---|---|---|---|---|")
+    lo, hi = durations
+    for t in trees:
+        (m0, ip0), (m1, ip1) = got[t, lo, 0], got[t, hi, 0]
+        (n0, cl0), (n1, cl1) = got[t, lo, 2], got[t, hi, 2]
+        assert m1 - m0 == n1 - n0, "the runs delivered alike"
+        dm = m1 - m0
+        d_in = ip1["run"]["run"] - ip0["run"]["run"]
+        d_w = [cl1["worker"][k] - cl0["worker"][k] for k in sorted(cl0["worker"])]
+        d_co = cl1["run"]["run"] - cl0["run"]["run"]
+        print(f"| {t} | {d_in / dm:,.0f} | {', '.join(f'{x / dm:,.0f}' for x in d_w)} "
+              f"| {d_co / dm:,.0f} | {2 * d_in / sum(d_w):.3f} | {d_in / max(d_w):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
