@@ -36,13 +36,15 @@ link may take none, and a source is in no cone.
 
 from __future__ import annotations
 
-from operator import itemgetter
+from itertools import chain, compress
+from operator import itemgetter, or_
 
 import numpy as np
 
 from ..messages import CONTROL, DELTA, FORWARD, Message
 from .wire import WireError
 
+_SRC = itemgetter(1)
 _DST = itemgetter(2)
 _FIRST = itemgetter(0)
 
@@ -100,27 +102,44 @@ class ConeWatch:
         batches:
             every batch delivered at one instant, each to one receiver.
         """
-        if not self.fwd and not self.back \
-                and self.inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
-            return  # no cone here and no input reached: no row can matter
-        fwd, back, seen = self.fwd, self.back, self.seen
-        inputs, outputs, idx, rows = self.inputs, self.outputs, self.index, self.rows
+        fwd, back, inputs = self.fwd, self.back, self.inputs
+        if fwd or back:
+            # which messages can matter is decided by the sets as they stood when
+            # the instant began (what a sender that joins now sends arrives later),
+            # in C loops over the instant; Python sees only those
+            msgs = list(chain.from_iterable(batches))
+            if fwd and back:
+                hit = map(or_, map(fwd.__contains__, map(_SRC, msgs)),
+                          map(back.__contains__, map(_SRC, msgs)))
+            else:
+                hit = map((fwd or back).__contains__, map(_SRC, msgs))
+            self._follow(list(compress(msgs, hit)))
+        if not inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
+            self._inputs([b for b in batches if b[0][2] in inputs])
+
+    def _follow(self, msgs: list[Message]) -> None:
+        """Rows of forward and delta messages from watched senders; grow the sets."""
+        fwd, back, outputs, idx, rows = self.fwd, self.back, self.outputs, self.index, self.rows
+        for m in msgs:  # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
+            k, s, d = m[0], m[1], m[2]
+            if k == FORWARD:
+                if s in fwd:
+                    rows.append((m[4], idx[d], k, idx[s], m[5], m[3], None))
+                    fwd.add(d)
+                    if d in outputs:
+                        back.add(d)
+            elif k == DELTA and s in back:
+                rows.append((m[4], idx[d], k, idx[s], m[5], m[3], None))
+                back.add(d)
+
+    def _inputs(self, batches: list[list[Message]]) -> None:
+        """Rows of the control messages to inputs; a changed (or unseen) value starts a cone."""
+        fwd, seen, idx, rows = self.fwd, self.seen, self.index, self.rows
         for b in batches:
             d = b[0][2]
-            for m in b:  # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
-                k = m[0]
-                if k == FORWARD:
-                    if m[1] in fwd:
-                        rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], None))
-                        fwd.add(d)
-                        if d in outputs:
-                            back.add(d)
-                elif k == DELTA:
-                    if m[1] in back:
-                        rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], None))
-                        back.add(d)
-                elif k == CONTROL and d in inputs:
-                    rows.append((m[4], idx[d], k, idx[m[1]], m[5], m[3], m[6]))
+            for m in b:
+                if m[0] == CONTROL:
+                    rows.append((m[4], idx[d], m[0], idx[m[1]], m[5], m[3], m[6]))
                     v = np.asarray(m[6], dtype=float).tobytes()
                     if seen.get(d) != v:  # changed, or not seen here before
                         fwd.add(d)
