@@ -22,6 +22,21 @@ _NO_LINK = -_WRAP
 _KIND, _SRC, _DST, _T_SENT, _T_ARRIVE = (itemgetter(i) for i in range(5))
 
 
+def input_value(payload: object) -> bytes:
+    """An input's value as the latency trace compares it (a change opens a trace).
+
+    Parameters
+    ----------
+    payload:
+        a data message's payload.
+
+    Returns
+    -------
+    Its float64 bytes.
+    """
+    return np.asarray(payload, dtype=float).tobytes()
+
+
 class Traffic:
     """Counts by kind, link delays, locality, and input -> update latency.
 
@@ -169,7 +184,7 @@ class Traffic:
             self(b)
 
     def _input(self, m: Message) -> None:
-        v = np.asarray(m.payload, dtype=float).tobytes()
+        v = input_value(m.payload)
         prev = self.last_input.get(m.dst)
         self.last_input[m.dst] = v
         if prev is not None and prev != v and self.traces_left > 0 and m.t_arrive > 0:

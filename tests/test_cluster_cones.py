@@ -20,8 +20,7 @@ from asyncnet.cluster.merge import trace_messages
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine, new_traffic
 
-ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
-TRACE_FIELDS = ("traces_left", "last_input", "cones", "latency_forward", "latency_credit")
+from .test_traffic_instant import ROOT, TRACE_FIELDS
 
 
 def _engine(name):
@@ -36,7 +35,7 @@ def _engine(name):
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0),
                                         ("quickstart-zero", 400.0),
                                         ("diffusion_streams-zero", 60.0)])
-def test_kept_rows_trace_as_every_message_does(name, until, window, tmp_path):
+def test_kept_rows_trace_as_every_message_does(name, until, window):
     """Following only the rows kept leaves the traces as following every message
     does, at every instant, with the coordinator's word taken every ``window``
     instants; and fewer rows are sent than messages delivered while tracing."""
@@ -69,7 +68,7 @@ def test_kept_rows_trace_as_every_message_does(name, until, window, tmp_path):
     assert seen["rows"] < seen["traced"]
 
 
-def test_a_watch_that_forgets_its_own_guesses_and_one_told_more_trace_alike(tmp_path):
+def test_a_watch_that_forgets_its_own_guesses_and_one_told_more_trace_alike():
     """What a partition guesses (a first value it has not seen: after a resume) and
     what the coordinator tells it beyond the cones (a superset) only add rows."""
     sc = load(os.path.join(ROOT, "quickstart.toml"))

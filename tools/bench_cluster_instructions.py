@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(HERE, "tools"))
 from bench_cluster import write_scenario  # noqa: E402
+from bench_instructions import require_valgrind  # noqa: E402
 
 CHILD = r"""
 import json, os, sys
@@ -93,10 +94,7 @@ def main() -> None:
     ap.add_argument("--tree", action="append", default=[],
                     help="another checkout to count as well (repeatable)")
     a = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        print("bench_cluster_instructions: valgrind is not installed (apt install valgrind)",
-              file=sys.stderr)
-        sys.exit(2)
+    require_valgrind("bench_cluster_instructions")
     sizes = [int(x) for x in a.sizes.split(",")]
     tmp = tempfile.mkdtemp()
     durations = (a.duration / 2, a.duration)

@@ -82,6 +82,13 @@ def _figure(label: str, text: str) -> int:
     return int(got.group(1).replace(",", ""))
 
 
+def require_valgrind(tool: str) -> None:
+    """Exit 2 with one line if valgrind is not installed."""
+    if shutil.which("valgrind") is None:
+        print(f"{tool}: valgrind is not installed (apt install valgrind)", file=sys.stderr)
+        sys.exit(2)
+
+
 def count(root: str, mode: str, size: str, tmp: str,
           cache: bool = False) -> tuple[int, int, int, int]:
     """Instructions, messages, and (``cache``) L1 and last-level data misses of one
@@ -107,10 +114,7 @@ def main() -> None:
     ap.add_argument("--cache", action="store_true",
                     help="simulate the caches (log off only): data misses a message")
     a = ap.parse_args()
-    if shutil.which("valgrind") is None:
-        print("bench_instructions: valgrind is not installed (apt install valgrind)",
-              file=sys.stderr)
-        sys.exit(2)
+    require_valgrind("bench_instructions")
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     trees = [here, *map(os.path.abspath, a.tree)]
     sizes = [s for s in a.sizes.split(",") if s]

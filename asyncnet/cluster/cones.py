@@ -39,9 +39,8 @@ from __future__ import annotations
 from itertools import chain, compress
 from operator import itemgetter, or_
 
-import numpy as np
-
 from ..messages import CONTROL, DELTA, FORWARD, Message
+from ..metrics import input_value
 from .wire import WireError
 
 _SRC = itemgetter(1)
@@ -140,7 +139,7 @@ class ConeWatch:
             for m in b:
                 if m[0] == CONTROL:
                     rows.append((m[4], idx[d], m[0], idx[m[1]], m[5], m[3], m[6]))
-                    v = np.asarray(m[6], dtype=float).tobytes()
+                    v = input_value(m[6])
                     if seen.get(d) != v:  # changed, or not seen here before
                         fwd.add(d)
                     seen[d] = v

@@ -205,8 +205,7 @@ class _Run:
         # latency traces need rows only until the traced input changes are done,
         # and then only of what can be in a cone (cones.py)
         self.teller = ConeTeller({n: i for i, n in enumerate(names)})
-        self.tracing = TRACE_OFF
-        self.retrace()
+        self.retrace()  # sets self.tracing
         self.resume: dict | None = None
         self.ck_times: list[int] = []  # instants to checkpoint at, and the writer
         self.on_checkpoint: Callable[[int, dict, list[dict]], None] | None = None
