@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from asyncnet.cluster import wire
-from asyncnet.cluster.cones import ConeTeller, ConeWatch
+from asyncnet.cluster.cones import ConeTeller, ConeWatch, read_trace_frame, trace_frame
 from asyncnet.cluster.merge import trace_messages
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine, new_traffic
@@ -55,12 +56,12 @@ def test_kept_rows_trace_as_every_message_does(name, until, window):
         seen["instants"] += 1
         tracing = bool(following.cones)
         watch.instant(batches)
-        rows = watch.take()
-        following.follow(trace_messages([wire.pack(rows)], eng.names))
+        frame = watch.take()
+        following.follow(trace_messages([frame], eng.names))
         assert ({k: getattr(following, k) for k in TRACE_FIELDS}
                 == {k: getattr(by_batch, k) for k in TRACE_FIELDS})
         if tracing:
-            seen["rows"] += len(rows)
+            seen["rows"] += len(read_trace_frame(frame, len(eng.names))[0]) if frame else 0
             seen["traced"] += sum(map(len, batches))
     eng.instant_sinks.append(instant)
     eng.run(min(until, sc.duration))
@@ -85,7 +86,7 @@ def test_a_watch_that_forgets_its_own_guesses_and_one_told_more_trace_alike():
             watch.told([False, every, every])  # everything, as if every agent were reached
         watch.seen.clear()  # nothing seen before: every input value looks new
         watch.instant(batches)
-        following.follow(trace_messages([wire.pack(watch.take())], eng.names))
+        following.follow(trace_messages([watch.take()], eng.names))
         assert following.cones == by_batch.cones
     eng.instant_sinks.append(instant)
     eng.run(200.0)
@@ -116,3 +117,50 @@ def test_a_malformed_watch_is_refused_with_a_clear_error(watch):
         w.told(watch)
     w.told([False, [1], [0]])
     assert w.fwd == {"b"} and w.back == {"a"}
+
+
+def test_trace_frames_come_back_as_sent_and_in_the_logs_order():
+    """Rows of two partitions, out of order, come back as messages in the log's
+    order (t, dst, kind, src, seq), a control row with its value, the rest none."""
+    names = ["a", "b", "c", "d"]
+    first = trace_frame([5, 3, 0, 1, 9, 4,  5, 0, 2, 2, 7, 5,  2, 1, 1, 0, 4, 1],
+                        [1], [np.array([0.5, -2.0], dtype="<f8").tobytes()])
+    second = trace_frame([5, 3, 0, 0, 2, 4,  5, 2, 0, 0, 3, 4], [], [])
+    got = trace_messages([first, b"", second], names)
+    assert [(m.t_arrive, m.dst, m.kind, m.src, m.seq, m.t_sent) for m in got] == [
+        (2, "b", 1, "a", 4, 1), (5, "a", 2, "c", 7, 5), (5, "c", 0, "a", 3, 4),
+        (5, "d", 0, "a", 2, 4), (5, "d", 0, "b", 9, 4)]
+    assert [m.payload is None for m in got] == [True, False, True, True, True]
+    assert got[1].payload.tolist() == [0.5, -2.0]
+    assert trace_messages([b"", b""], names) == []
+
+
+def _frame(cols=None, control=None, values=b"", ends=None):
+    i8 = lambda xs: np.asarray(xs, dtype="<i8").tobytes()  # noqa: E731
+    return wire.pack([i8(cols if cols is not None else [1, 0, 2, 1, 3, 0]),
+                      i8(control if control is not None else [0]), values or bytes(8),
+                      i8(ends if ends is not None else [8])])
+
+
+@pytest.mark.parametrize("frame,what", [
+    (wire.pack([b"", b""]), "four binaries"),
+    (wire.pack([1, 2, 3, 4]), "four binaries"),
+    (_frame(cols=[1, 0, 2, 1, 3]), "wrong length"),
+    (_frame(ends=[8, 16]), "wrong length"),
+    (_frame(cols=[1, 4, 2, 1, 3, 0]), "agent index"),
+    (_frame(cols=[1, 0, 2, -1, 3, 0]), "agent index"),
+    (_frame(cols=[1, 0, 3, 1, 3, 0]), "kind"),
+    (_frame(cols=[1, 0, 0, 1, 3, 0]), "control rows"),
+    (_frame(control=[1]), "control rows"),
+    (_frame(cols=[1, 0, 2, 1, 3, 0, 1, 0, 2, 1, 4, 0], control=[0, 0],
+            values=bytes(16), ends=[8, 16]), "control rows"),
+    (_frame(values=bytes(12), ends=[12]), "values"),
+    (_frame(ends=[16]), "values"),
+    (b"\xc1", "malformed frame"),
+])
+def test_a_malformed_trace_frame_is_refused_with_a_clear_error(frame, what):
+    from asyncnet.cluster.wire import WireError
+    with pytest.raises(WireError, match=what):
+        read_trace_frame(frame, 4)
+    rows, pays = read_trace_frame(_frame(), 4)  # the well-formed one
+    assert rows.tolist() == [[1, 0, 2, 1, 3, 0]] and pays[0].tolist() == [0.0]

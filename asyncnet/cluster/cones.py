@@ -36,16 +36,24 @@ link may take none, and a source is in no cone.
 
 from __future__ import annotations
 
+import sys
 from itertools import chain, compress
 from operator import itemgetter, or_
 
+import numpy as np
+
+from ..capture import int64s
 from ..messages import CONTROL, DELTA, FORWARD, Message
 from ..metrics import input_value
+from . import wire
 from .wire import WireError
 
 _SRC = itemgetter(1)
 _DST = itemgetter(2)
 _FIRST = itemgetter(0)
+_LITTLE = sys.byteorder == "little"
+TRACE_COLS = 6
+"""A trace row's numbers: ``t_arrive, dst, kind, src, seq, t_sent`` (agents by index)."""
 
 
 class ConeWatch:
@@ -66,7 +74,9 @@ class ConeWatch:
         self.fwd: set[str] = set()  # senders whose forward messages may be in a cone
         self.back: set[str] = set()  # senders whose delta messages may be
         self.seen: dict[str, bytes] = {}  # each input's last value, as Traffic keeps it
-        self.rows: list[tuple] = []
+        self.rows: list[int] = []  # TRACE_COLS numbers a row, back to back
+        self.control: list[int] = []  # the control rows' places in rows
+        self.values: list[bytes] = []  # and their values (float64, little-endian)
 
     def told(self, watch: list | None) -> None:
         """Take what the coordinator said at a window's start (:meth:`ConeTeller.watch`).
@@ -123,12 +133,12 @@ class ConeWatch:
             k, s, d = m[0], m[1], m[2]
             if k == FORWARD:
                 if s in fwd:
-                    rows.append((m[4], idx[d], k, idx[s], m[5], m[3], None))
+                    rows.extend((m[4], idx[d], k, idx[s], m[5], m[3]))
                     fwd.add(d)
                     if d in outputs:
                         back.add(d)
             elif k == DELTA and s in back:
-                rows.append((m[4], idx[d], k, idx[s], m[5], m[3], None))
+                rows.extend((m[4], idx[d], k, idx[s], m[5], m[3]))
                 back.add(d)
 
     def _inputs(self, batches: list[list[Message]]) -> None:
@@ -138,16 +148,102 @@ class ConeWatch:
             d = b[0][2]
             for m in b:
                 if m[0] == CONTROL:
-                    rows.append((m[4], idx[d], m[0], idx[m[1]], m[5], m[3], m[6]))
+                    self.control.append(len(rows) // TRACE_COLS)
+                    rows.extend((m[4], idx[d], m[0], idx[m[1]], m[5], m[3]))
                     v = input_value(m[6])
+                    # the coordinator needs only the value the trace compares
+                    self.values.append(v if _LITTLE else
+                                       np.frombuffer(v, dtype=float).astype("<f8").tobytes())
                     if seen.get(d) != v:  # changed, or not seen here before
                         fwd.add(d)
                     seen[d] = v
 
-    def take(self) -> list[tuple]:
-        """The rows kept since the last call, ``[t, dst, kind, src, seq, t_sent, payload]``."""
-        rows, self.rows = self.rows, []
-        return rows
+    def take(self) -> bytes:
+        """The rows kept since the last call, as one frame (:func:`trace_frame`)."""
+        rows, control, values = self.rows, self.control, self.values
+        self.rows, self.control, self.values = [], [], []
+        return trace_frame(rows, control, values)
+
+
+def trace_frame(rows: list[int], control: list[int], values: list[bytes]) -> bytes:
+    """Trace rows as the coordinator takes them (:func:`read_trace_frame`).
+
+    Parameters
+    ----------
+    rows:
+        :data:`TRACE_COLS` integers a row, back to back.
+    control:
+        the places of the control rows, increasing.
+    values:
+        each control row's value: float64 bytes, little-endian.
+
+    Returns
+    -------
+    ``b""`` for no rows; else a msgpack array of four binaries: the rows as
+    int64 columns side by side (little-endian), the control rows' places
+    (int64), their values back to back, and where each value ends (int64).
+    """
+    if not rows:
+        return b""
+    cols = int64s(rows)
+    if cols is None:
+        raise ValueError("a latency-trace row holds a time or sequence number past int64")
+    ends = np.cumsum([len(v) for v in values], dtype=np.int64)
+    return wire.pack([cols.astype("<i8").tobytes(), np.asarray(control, dtype="<i8").tobytes(),
+                      b"".join(values), ends.astype("<i8").tobytes()])
+
+
+def read_trace_frame(frame: bytes, agents: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    """A partition's trace frame (:func:`trace_frame`), checked.
+
+    Parameters
+    ----------
+    frame:
+        the frame, not empty.
+    agents:
+        how many agents the run has (every index is below it).
+
+    Returns
+    -------
+    ``(rows, payloads)``: int64 ``(n, TRACE_COLS)``, and for each row its
+    value as a float64 vector (control rows) or ``None``.
+
+    Raises
+    ------
+    WireError
+        the frame is not four binaries of consistent lengths, an agent index
+        is out of range, a kind is not one of the engine's, or the control
+        rows and their values do not match.
+    """
+    got = wire.unpack(frame)
+    if not (isinstance(got, list) and len(got) == 4 and all(type(b) is bytes for b in got)):
+        raise WireError("trace rows: expected four binaries")
+    cols_b, control_b, values_b, ends_b = got
+    if len(cols_b) % (8 * TRACE_COLS) or len(control_b) % 8 or len(ends_b) != len(control_b):
+        raise WireError("trace rows: columns of a wrong length")
+    rows = np.frombuffer(cols_b, dtype="<i8").reshape(-1, TRACE_COLS).astype(np.int64)
+    control = np.frombuffer(control_b, dtype="<i8").astype(np.int64)
+    ends = np.frombuffer(ends_b, dtype="<i8").astype(np.int64)
+    n = len(rows)
+    if n and (min(rows[:, 1].min(), rows[:, 3].min()) < 0
+              or max(rows[:, 1].max(), rows[:, 3].max()) >= agents):
+        raise WireError("trace rows: an agent index out of range")
+    if n and (rows[:, 2].min() < min(FORWARD, DELTA, CONTROL)
+              or rows[:, 2].max() > max(FORWARD, DELTA, CONTROL)):
+        raise WireError("trace rows: a kind that is not a message kind")
+    is_control = rows[:, 2] == CONTROL
+    if len(control) != int(is_control.sum()) or (len(control) and (
+            (np.diff(control) <= 0).any() or control[0] < 0 or control[-1] >= n
+            or not is_control[control].all())):
+        raise WireError("trace rows: the control rows do not match their places")
+    starts = np.r_[0, ends[:-1]] if len(ends) else ends
+    if len(ends) and ((ends - starts < 0).any() or ((ends - starts) % 8).any()
+                      or ends[-1] != len(values_b)) or (not len(ends) and values_b):
+        raise WireError("trace rows: the values do not match their ends")
+    payloads: list[np.ndarray | None] = [None] * n
+    for r, a, b in zip(control.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        payloads[r] = np.frombuffer(values_b[a:b], dtype="<f8")
+    return rows, payloads
 
 
 class ConeTeller:

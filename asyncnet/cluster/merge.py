@@ -16,17 +16,15 @@ blocks are cut at those instants.
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 import numpy as np
 
 from ..eventlog import EventLogWriter
 from ..messages import KIND_NAMES, Message
 from ..metrics import Traffic
 from . import wire
+from .cones import read_trace_frame
 from .part import META_COLS, TRAFFIC_KEYS
 
-_ORDER = itemgetter(0, 1, 2, 3, 4)  # a trace row's (t, dst, kind, src, seq): the log's order
 _new_tuple = tuple.__new__
 
 
@@ -152,27 +150,34 @@ def trace_messages(frames: list[bytes], names: list[str]) -> list[Message]:
     Parameters
     ----------
     frames:
-        one packed array of ``[t, dst, kind, src, seq, t_sent, payload]`` per
-        partition (``b""``: none).
+        one :func:`~asyncnet.cluster.cones.trace_frame` per partition
+        (``b""``: none).
     names:
         every agent's name, by index.
 
     Returns
     -------
-    The messages, in the log's canonical order.
+    The messages, in the log's canonical order; a forward or delta
+    message's payload is ``None`` (the trace reads only control messages'),
+    a control message's its value as a float64 vector.
     """
-    rows: list[list] = []
+    parts, payloads = [], []
     for f in frames:
         if f:
-            got = wire.unpack(f)
-            if not isinstance(got, list) or any(not isinstance(r, list) or len(r) != 7
-                                                for r in got):
-                raise wire.WireError("malformed trace rows")
-            rows += got
-    rows.sort(key=_ORDER)
+            rows, pays = read_trace_frame(f, len(names))
+            parts.append(rows)
+            payloads += pays
+    if not parts:
+        return []
+    rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    # the log's order (t, dst, kind, src, seq): one lexsort, not a Python sort a row
+    order = np.lexsort(rows[:, [4, 3, 2, 1, 0]].T)
+    t, dst, kind, src, seq, t_sent = rows[order].T.tolist()
+    pay = [payloads[i] for i in order.tolist()]
     # tuple.__new__: a namedtuple's own __new__ is a Python call a message
-    return [_new_tuple(Message, (kind, names[s], names[d], t_sent, t, seq, x))
-            for t, d, kind, s, seq, t_sent, x in rows]
+    return [_new_tuple(Message, (k, names[s], names[d], ts, ta, q, x))
+            for ta, d, k, s, q, ts, x in zip(t, dst, kind, src, seq, t_sent, pay,
+                                                     strict=True)]
 
 
 def merge_traffic(traffic: Traffic, parts: list[dict]) -> None:

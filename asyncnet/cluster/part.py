@@ -341,7 +341,7 @@ class PartRunner:
         self.codes.clear()
         out, sent_min, n_sent = self._frames()
         self.stats["cut_sent"] += n_sent
-        trace_frame = wire.pack(self.cones.take()) if trace else b""
+        trace_frame = self.cones.take() if trace else b""
         cpu = time.process_time() - cpu0
         self.stats["cpu_seconds"] += cpu
         head = {"next_t": self.next_t(), "sent_min": sent_min,
