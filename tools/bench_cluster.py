@@ -27,7 +27,8 @@ learns by backprop diffusion on a piecewise stream. The script prints:
    the most two processes could gain on this box with nothing else lost.
 4. **A model of the speed-up at 16 and 64 workers** from the measured
    per-message costs (engine and log in a worker, crossing the cut, the
-   coordinator's merge), the per-window costs (a window's round trip, and
+   coordinator's merge; following the latency trace is a fixed cost, since
+   it lasts a bounded number of input changes), the per-window costs (a window's round trip, and
    the coordinator's CPU per worker per window, from a small net run with
    thousands of windows), and the partition's cut and balance at that many
    parts — and what limits it.
@@ -128,6 +129,7 @@ def child(spec: dict) -> dict:
             "wall": c["seconds"]["windows"], "messages": s["messages"]["total"],
             "windows": c["windows"], "critical_cpu": c["seconds"].get("critical_cpu"),
             "loop_cpu": c["seconds"].get("coordinator_cpu"),
+            "trace_cpu": c["seconds"].get("trace_cpu"),
             "lookahead": c.get("lookahead"), "duration": sc.duration,
             "worker_cpu": [w.get("cpu_seconds") for w in c["workers"]],
             "cut_sent": sum(w["cut_sent"] for w in c["workers"]),
@@ -266,9 +268,12 @@ def main() -> None:
     print("\n## Coordinator CPU per delivered message (2 workers, log on)\n")
     print("marginal: the coordinator process's CPU time at two durations, differenced, "
           "over the difference in messages (start-up and the end's probes cancel); "
-          "window loop: its CPU time in the window loop, probes apart (new code only)\n")
-    print("| code | marginal µs/message | window loop µs/message | messages (long run) |")
-    print("|---|---|---|---|")
+          "window loop: its CPU time in the window loop, probes apart; of which the "
+          "trace: following the latency trace, a bounded cost (its input changes), not a "
+          "message's (where the code reports it)\n")
+    print("| code | marginal µs/message | window loop µs/message | of which the trace "
+          "| messages (long run) |")
+    print("|---|---|---|---|---|")
     per_msg = {}
     for name, _ in impls:
         xs = []
@@ -277,8 +282,11 @@ def main() -> None:
                                                                    - lo["messages"]))
         loop = [1e6 * r["loop_cpu"] / r["messages"] for r in runs[(name, a.duration)]
                 if r.get("loop_cpu") is not None]
+        trace = [1e6 * r["trace_cpu"] / r["messages"] for r in runs[(name, a.duration)]
+                 if r.get("trace_cpu") is not None]
         per_msg[name] = loop or xs
         print(f"| {name} | {med(xs)} | {med(loop) if loop else 'n/a'} "
+              f"| {med(trace) if trace else 'n/a'} "
               f"| {runs[(name, a.duration)][0]['messages']:,} |")
 
     print("\n## 2 workers ÷ in-process (log on, long run)\n")
@@ -333,8 +341,12 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     c_cw = statistics.median([r["loop_cpu"] / r["windows"] / 2 for r in tiny])
     windows = statistics.median([r["windows"] for r in af])
     # the coordinator's per-message cost: its window loop less its per-window cost
-    c_merge = statistics.median([max(0.0, r["loop_cpu"] - r["windows"] * 2 * c_cw)
-                                 / r["messages"] for r in af])
+    # and less following the latency trace, which lasts a bounded number of input
+    # changes whatever the run's length (a fixed term of the model)
+    trace = statistics.median([r.get("trace_cpu") or 0.0 for r in af])
+    c_merge = statistics.median([max(0.0, r["loop_cpu"] - r["windows"] * 2 * c_cw
+                                     - (r.get("trace_cpu") or 0.0)) / r["messages"]
+                                 for r in af])
     # a long run has one window per lookahead, not the 50 or more of a short one
     per_unit = m / statistics.median([r["duration"] for r in af])
     look = af[0].get("lookahead")
@@ -342,18 +354,19 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     print("\n## Model of the speed-up at P workers (log on)\n")
     print(f"measured: engine+log {c_eng * 1e6:.2f} µs/message in-process; crossing the cut "
           f"{c_x * 1e6:.2f} µs/crossing message (extra worker CPU of the 2-worker run); "
-          f"coordinator merge {c_merge * 1e6:.3f} µs/message; a window's round trip "
+          f"coordinator merge {c_merge * 1e6:.3f} µs/message, following the latency trace "
+          f"{trace:.2f} s in all; a window's round trip "
           f"{lat * 1e3:.2f} ms, coordinator {c_cw * 1e6:.0f} µs per worker per window; "
           f"{m:,.0f} messages in {windows:g} windows")
     print("T(P) = max(balance(P) * M/P * (c_eng + cut(P) * c_x) + windows * (round trip "
-          "+ P * coordinator per worker), M * c_merge); speed-up = M * c_eng / T(P)\n")
+          "+ P * coordinator per worker), M * c_merge + trace); speed-up = M * c_eng / T(P)\n")
     for label, nw in (("this run", windows), ("a long run (one window per lookahead)",
                                               long_windows)):
         print(f"\n{label}: {nw:g} windows for {m:,.0f} messages\n")
-        model_table(parts, table, m, nw, c_eng, c_x, c_merge, lat, c_cw)
+        model_table(parts, table, m, nw, c_eng, c_x, c_merge, lat, c_cw, trace)
 
 
-def model_table(parts, table, m, windows, c_eng, c_x, c_merge, lat, c_cw) -> None:
+def model_table(parts, table, m, windows, c_eng, c_x, c_merge, lat, c_cw, trace) -> None:
     """One table of the model: speed-up at each P, and what limits it."""
     print("| P | balance (messages) | messages cut | worker s | merge s | windows s "
           "| speed-up | limited by |")
@@ -362,7 +375,7 @@ def model_table(parts, table, m, windows, c_eng, c_x, c_merge, lat, c_cw) -> Non
         row = table[(p, "metis")]
         work = row["balance_msgs"] * m / p * (c_eng + row["cut_msgs"] * c_x)
         sync = windows * (lat + p * c_cw)
-        merge = m * c_merge
+        merge = m * c_merge + trace
         t = max(work + sync, merge)
         lim = ("the coordinator's merge" if merge >= work + sync else
                "windows (barrier latency)" if sync > work / 2 else

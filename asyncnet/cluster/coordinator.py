@@ -173,7 +173,11 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                            # windows would take with a free core per worker
                            "critical_cpu": run.critical_cpu,
                            # the coordinator's CPU on the message path (probes apart)
-                           "coordinator_cpu": run.coordinator_cpu},
+                           "coordinator_cpu": run.coordinator_cpu,
+                           # of which following the latency trace (until its
+                           # input changes are traced: a bounded cost, not a
+                           # message's)
+                           "trace_cpu": run.trace_cpu},
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
@@ -199,6 +203,7 @@ class _Run:
         self.delivered = 0  # messages delivered in the windows run so far
         self.critical_cpu = 0.0  # sum over windows of the busiest worker's CPU time
         self.coordinator_cpu = 0.0  # this process's CPU in the window loop, probes apart
+        self.trace_cpu = 0.0  # of which following the latency trace
         self.sent_min: int | None = None  # earliest arrival of what crossed last window
         self.keep_counts = False  # set when an analysis merges per-instant counts
         self.inputs = {names.index(n) for n in inputs if n in names}
@@ -370,8 +375,10 @@ class _Run:
 
     def _trace(self, frames: list[bytes]) -> None:
         """Feed the latency trace one window; choose what the next window sends."""
+        c = time.process_time()
         self.traffic.follow(trace_messages(frames, self.names))  # the counts are the workers'
         self.retrace()
+        self.trace_cpu += time.process_time() - c
 
     def _probe(self, probes: list, pi: int) -> int:
         """Run every probe of the instant of ``probes[pi]`` (the workers wait);
