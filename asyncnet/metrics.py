@@ -158,7 +158,7 @@ class Traffic:
                     return
             at = kinds.find(CONTROL, at + 1)
 
-    def follow(self, msgs: list[Message]) -> None:
+    def follow(self, msgs: list[Message] | list[tuple]) -> None:
         """Feed the latency traces alone: what calling the counter does, counts apart.
 
         A distributed run's coordinator traces the latencies from rows the
@@ -169,7 +169,8 @@ class Traffic:
         Parameters
         ----------
         msgs:
-            delivered messages, in delivery order.
+            delivered messages, in delivery order: :class:`Message` or plain
+            tuples of its fields in its order.
         """
         inputs = self.inputs
         for m in msgs:
@@ -183,32 +184,42 @@ class Traffic:
         for b in batches:
             self(b)
 
-    def _input(self, m: Message) -> None:
-        v = input_value(m.payload)
-        prev = self.last_input.get(m.dst)
-        self.last_input[m.dst] = v
-        if prev is not None and prev != v and self.traces_left > 0 and m.t_arrive > 0:
+    # _input and _trace read a message by place (kind, src, dst, t_sent, t_arrive,
+    # seq, payload): a Message, or the plain tuple the coordinator makes of a row
+    def _input(self, m: Message | tuple) -> None:
+        dst, t_arrive = m[2], m[4]
+        v = input_value(m[6])
+        prev = self.last_input.get(dst)
+        self.last_input[dst] = v
+        if prev is not None and prev != v and self.traces_left > 0 and t_arrive > 0:
             self.traces_left -= 1
-            self.cones.append({"t0": m.t_arrive, "reach": {m.dst: m.t_arrive},
+            self.cones.append({"t0": t_arrive, "reach": {dst: t_arrive},
                                "back": {}, "fwd": None, "credit": None})
 
-    def _trace(self, m: Message) -> None:
+    def _trace(self, m: Message | tuple) -> None:
+        kind, src, dst, t_sent, t_arrive = m[0], m[1], m[2], m[3], m[4]
+        if kind == FORWARD:
+            side = "reach"
+        elif kind == DELTA:
+            side = "back"
+        else:
+            return  # a control message is in no cone
         for c in list(self.cones):
-            cone = c["reach"] if m.kind == FORWARD else c["back"] if m.kind == DELTA else None
-            t_src = None if cone is None else cone.get(m.src)
-            if t_src is None or m.t_sent < t_src:
+            cone = c[side]
+            t_src = cone.get(src)
+            if t_src is None or t_sent < t_src:
                 continue
-            if m.dst not in cone:
-                cone[m.dst] = m.t_arrive
-                if m.kind == FORWARD and m.dst in self.outputs:
-                    c["back"].setdefault(m.dst, m.t_arrive)
-            if is_synapse(m.dst):
-                if m.kind == FORWARD and c["fwd"] is None:
-                    c["fwd"] = m.t_arrive - c["t0"]
-                if m.kind == DELTA and c["credit"] is None:
-                    c["credit"] = m.t_arrive - c["t0"]
+            if dst not in cone:
+                cone[dst] = t_arrive
+                if kind == FORWARD and dst in self.outputs:
+                    c["back"].setdefault(dst, t_arrive)
+            if is_synapse(dst):
+                if kind == FORWARD and c["fwd"] is None:
+                    c["fwd"] = t_arrive - c["t0"]
+                if kind == DELTA and c["credit"] is None:
+                    c["credit"] = t_arrive - c["t0"]
             done = c["fwd"] is not None and c["credit"] is not None
-            if done or (self.horizon and m.t_arrive - c["t0"] > self.horizon):
+            if done or (self.horizon and t_arrive - c["t0"] > self.horizon):
                 self.cones.remove(c)
                 if c["fwd"] is not None:
                     self.latency_forward.append(c["fwd"] / QUANTA)

@@ -127,11 +127,11 @@ def test_trace_frames_come_back_as_sent_and_in_the_logs_order():
                         [1], [np.array([0.5, -2.0], dtype="<f8").tobytes()])
     second = trace_frame([5, 3, 0, 0, 2, 4,  5, 2, 0, 0, 3, 4], [], [])
     got = trace_messages([first, b"", second], names)
-    assert [(m.t_arrive, m.dst, m.kind, m.src, m.seq, m.t_sent) for m in got] == [
+    assert [(m[4], m[2], m[0], m[1], m[5], m[3]) for m in got] == [
         (2, "b", 1, "a", 4, 1), (5, "a", 2, "c", 7, 5), (5, "c", 0, "a", 3, 4),
         (5, "d", 0, "a", 2, 4), (5, "d", 0, "b", 9, 4)]
-    assert [m.payload is None for m in got] == [True, False, True, True, True]
-    assert got[1].payload.tolist() == [0.5, -2.0]
+    assert [m[6] is None for m in got] == [True, False, True, True, True]
+    assert got[1][6].tolist() == [0.5, -2.0]
     assert trace_messages([b"", b""], names) == []
 
 
