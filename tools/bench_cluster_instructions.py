@@ -66,7 +66,10 @@ def run(root: str, scenario: str, workers: int, tmp: str) -> tuple[int, dict[str
     got = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--trace-children=yes",
                           f"--cachegrind-out-file={out}/cg.%p", sys.executable, "-c", CHILD,
                           root, scenario, str(workers), os.path.join(out, "x.log")],
-                         capture_output=True, text=True, env=env)
+                         # in the tree: `python -m asyncnet worker` puts its working
+                         # directory ahead of PYTHONPATH, so run from another tree
+                         # its workers would import that tree's asyncnet
+                         capture_output=True, text=True, env=env, cwd=root)
     msgs = re.search(r"^messages (\d+)$", got.stdout, re.M)
     if got.returncode or msgs is None:
         raise SystemExit(f"{root} {scenario} {workers}: the run failed:\n{got.stderr[-2000:]}")
