@@ -197,3 +197,18 @@ def test_windows_grow_and_shrink_with_their_messages_and_change_nothing(tmp_path
     assert any(b < a for a, b in zip(second, second[1:], strict=False))  # shorter after a large one
     assert any(b > a for a, b in zip(second, second[1:], strict=False))
     assert counts[10**9] < counts[2]
+
+
+def test_workers_import_the_coordinators_asyncnet_from_any_directory(tmp_path, monkeypatch):
+    """Run from a directory that holds another ``asyncnet`` (a second checkout,
+    say), the local workers still import the coordinator's: ``python -m`` would
+    put the working directory ahead of the PYTHONPATH the workers are given."""
+    other = tmp_path / "asyncnet"
+    other.mkdir()
+    (other / "__init__.py").write_text("raise ImportError('another asyncnet')\n")
+    (other / "__main__.py").write_text("raise SystemExit('another asyncnet')\n")
+    sc = shortened(os.path.join(ROOT, "scenarios", "quickstart.toml"), 4.0)
+    ref = simulate(sc)
+    monkeypatch.chdir(tmp_path)
+    got = simulate_distributed(sc, workers=2, timeout=60.0)
+    assert got["messages"] == ref["messages"] and got["cluster"]["windows"] > 0

@@ -107,7 +107,9 @@ class Cluster:
                                     if env.get("PYTHONPATH") else "")
         env[PARENT_ENV] = str(os.getpid())  # a worker whose parent is gone leaves
         for k in range(self.local):
-            cmd = [sys.executable, "-m", "asyncnet", "worker", "--connect", local_ep,
+            # -P: no working directory ahead of PYTHONPATH (run from a directory
+            # that holds another asyncnet, the workers would import that one)
+            cmd = [sys.executable, "-P", "-m", "asyncnet", "worker", "--connect", local_ep,
                    "--token", str(k), "--wait", str(max(self.join_timeout, 10.0))]
             if self.keys:
                 cmd += ["--keys", self.keys]
