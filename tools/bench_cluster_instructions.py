@@ -12,11 +12,15 @@ the counts, so start-up, imports and the end's analysis cancel:
 - **work-based**: 2 × the in-process run's instructions ÷ both workers'
   summed: what distributing adds to the work, per message delivered;
 - **busier worker**: the in-process run's ÷ the busier worker's;
-- the coordinator's instructions a message.
+- the coordinator's instructions a message (it includes the coordinator's
+  waiting on its sockets, so it moves by a few per cent between runs: 976
+  and 1,024 for one tree, 4 December; the workers' and the in-process
+  figures repeat to a few in ten thousand).
 
 Instructions are not time: a cache miss costs none, so a worker holding half
-the net (fewer misses) looks no better here than it is. ≈ 15 minutes on two
-cores; the workers' time-outs are set long (valgrind runs ≈ 50× slower).
+the net (fewer misses) looks no better here than it is. ≈ 20 minutes on two
+cores (a first run per tree is not counted: numba's build for valgrind);
+the workers' time-outs are set long (valgrind runs ≈ 50× slower).
 
     python tools/bench_cluster_instructions.py [--sizes 60,120,120,60] [--duration 4]
         [--tree DIR]
@@ -106,6 +110,11 @@ def main() -> None:
     jobs = [(t, d, w) for t in trees for w in (0, 2) for d in durations]
     # two at a time: a two-worker run is three processes, valgrind's each one thread
     with ThreadPoolExecutor(2) as pool:
+        # first a run not counted: under valgrind numba needs a build of the workers'
+        # packing loop for the CPU valgrind presents, and a worker that compiles it
+        # counts far more (a fresh checkout's first count, 4 December: 11,905 and
+        # 12,903 a message for its workers, then 10,896 and 10,887)
+        list(pool.map(lambda t: run(t, paths[durations[0]], 2, tmp), trees))
         got = dict(zip(jobs, pool.map(lambda j: run(j[0], paths[j[1]], j[2], tmp), jobs),
                        strict=True))
     shutil.rmtree(tmp, ignore_errors=True)
