@@ -189,8 +189,10 @@ def trace_frame(rows: list[int], control: list[int], values: list[bytes]) -> byt
     if cols is None:
         raise ValueError("a latency-trace row holds a time or sequence number past int64")
     ends = np.cumsum([len(v) for v in values], dtype=np.int64)
-    return wire.pack([cols.astype("<i8").tobytes(), np.asarray(control, dtype="<i8").tobytes(),
-                      b"".join(values), ends.astype("<i8").tobytes()])
+    # little-endian on the wire, as frames.pack_columns writes (no copy where native)
+    return wire.pack([cols.astype("<i8", copy=False).tobytes(),
+                      np.asarray(control, dtype="<i8").tobytes(), b"".join(values),
+                      ends.astype("<i8", copy=False).tobytes()])
 
 
 def read_trace_frame(frame: bytes, agents: int) -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -205,7 +207,8 @@ def read_trace_frame(frame: bytes, agents: int) -> tuple[np.ndarray, list[np.nda
 
     Returns
     -------
-    ``(rows, payloads)``: int64 ``(n, TRACE_COLS)``, and for each row its
+    ``(rows, payloads)``: int64 ``(n, TRACE_COLS)`` (read-only, over the frame's
+    bytes), and for each row its
     value as a float64 vector (control rows) or ``None``.
 
     Raises
@@ -221,9 +224,9 @@ def read_trace_frame(frame: bytes, agents: int) -> tuple[np.ndarray, list[np.nda
     cols_b, control_b, values_b, ends_b = got
     if len(cols_b) % (8 * TRACE_COLS) or len(control_b) % 8 or len(ends_b) != len(control_b):
         raise WireError("trace rows: columns of a wrong length")
-    rows = np.frombuffer(cols_b, dtype="<i8").reshape(-1, TRACE_COLS).astype(np.int64)
-    control = np.frombuffer(control_b, dtype="<i8").astype(np.int64)
-    ends = np.frombuffer(ends_b, dtype="<i8").astype(np.int64)
+    rows = np.frombuffer(cols_b, dtype="<i8").reshape(-1, TRACE_COLS)
+    control = np.frombuffer(control_b, dtype="<i8")
+    ends = np.frombuffer(ends_b, dtype="<i8")
     n = len(rows)
     if n and (min(rows[:, 1].min(), rows[:, 3].min()) < 0
               or max(rows[:, 1].max(), rows[:, 3].max()) >= agents):
