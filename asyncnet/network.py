@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 
-from .ids import SYNAPSE_SEP, synapse_id
+from .ids import SYNAPSE_SEP
 from .messages import QUANTA, to_quanta
+from .netparts import Population, Projection
 
 
 class NetworkError(ValueError):
@@ -66,50 +66,6 @@ def agent_rng(seed: int, name: str) -> np.random.Generator:
     """The random stream of one agent, seeded from ``(seed, name)`` only."""
     h = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=16).digest()
     return np.random.default_rng(int.from_bytes(h, "little"))
-
-
-@dataclass
-class Population:
-    """A node: ``size`` neurons sharing an activation and a role."""
-
-    name: str
-    size: int
-    activation: str
-    role: str
-    bias: np.ndarray
-    attrs: dict = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Projection:
-    """An edge: the weights from ``pre`` to ``post`` and the link delay.
-
-    Slotted, and ``attrs`` is the graph's own edge dict (not a copy): a
-    per-neuron net has one projection per synapse agent, so each byte here
-    is paid millions of times (issue 13).
-    """
-
-    pre: str
-    post: str
-    weight: np.ndarray  # shape (post.size, pre.size)
-    delay_q: int  # whole projection delay, in quanta
-    attrs: dict = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """The synapse agent's name."""
-        return synapse_id(self.pre, self.post)
-
-    @property
-    def delay(self) -> float:
-        """The projection delay in units of time."""
-        return self.delay_q / QUANTA
-
-    @property
-    def legs(self) -> tuple[int, int]:
-        """Delays (quanta) of the two links: pre -> synapse, synapse -> post."""
-        first = self.delay_q // 2
-        return first, self.delay_q - first
 
 
 class Network:
@@ -234,6 +190,10 @@ class Network:
                 raise NetworkError(f"edge {u}->{v}: delay {delay} is below the time resolution")
             shape = (pops[v].size, pops[u].size)
             w = a.get("weight")
+            if type(w) is float and shape == (1, 1):
+                # kept as the float (the graph's own object): see Projection
+                projs[(u, v)] = Projection(u, v, w, dq, a)
+                continue
             if w is None:
                 w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
                                 agent_rng(seed, f"init:{u}->{v}"))

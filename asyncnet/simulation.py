@@ -297,7 +297,7 @@ def describe(net: Network) -> dict:
     dag = nx.is_directed_acyclic_graph(net.graph)
     return {"populations": len(net.populations), "projections": len(net.projections),
             "neurons": sum(p.size for p in net.populations.values()),
-            "synapses": int(sum(p.weight.size for p in net.projections.values())),
+            "synapses": int(sum(p.shape[0] * p.shape[1] for p in net.projections.values())),
             "depth": net.depth() if dag else None, "acyclic": dag}
 
 

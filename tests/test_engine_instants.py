@@ -251,7 +251,8 @@ def test_agents_with_nothing_to_start_are_not_woken_and_nothing_changes(monkeypa
     with_monitor.monitors.append(lambda a, t: t == 0 and woken0.append(a.name))
     watched = _run_log(with_monitor)
     assert set(woken0) == set(with_monitor.agents)  # a monitor sees every agent at 0
-    monkeypatch.setattr(diffusion.Synapse, "start", lambda self, t: [])
+    for cls in (diffusion.Synapse, diffusion.OneSynapse):
+        monkeypatch.setattr(cls, "start", lambda self, t: [])
     old_eng = _engine(fine=True)
     assert not any(a.started for a in old_eng.agents.values())
     old = _run_log(old_eng)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from asyncnet.ckstate import Walker, restore_attrs
 from asyncnet.messages import DELTA, FORWARD, Message
-from asyncnet.network import Network, expand_to_neurons, layered
-from asyncnet.schemes.diffusion import Diffusion, Synapse, scratch, zeros
+from asyncnet.network import Network, Projection, expand_to_neurons, layered
+from asyncnet.schemes.diffusion import Diffusion, OneSynapse, Synapse, scratch, zeros
 
 
 def test_projection_is_slotted_and_keeps_the_graph_edge_dict() -> None:
@@ -84,3 +85,60 @@ def test_synapse_models_share_all_arrays_but_their_weight() -> None:
     assert len({id(s.W) for s in syns}) == len(prs) == 20
     assert all(s.W is not pr.weight and np.array_equal(s.W, pr.weight)
                for s, pr in zip(syns, prs, strict=True))
+
+
+def test_a_one_by_one_weight_becomes_an_array_when_read_and_stays_one() -> None:
+    # a per-neuron graph's float weight is kept as the float until read;
+    # the array then made is kept, so a write into it changes the weight
+    pop = Network.from_graph(layered([2, 3]), seed=4)
+    fine = Network.from_graph(expand_to_neurons(pop), seed=0)
+    for (u, v), pr in fine.projections.items():
+        i, j = int(v.split("_")[1]), int(u.split("_")[1])
+        want = pop.projections[("l0", "l1")].weight[i, j]
+        assert pr.shape == (1, 1) and pr.scalar() == want
+    pr = fine.projections[("l0_1", "l1_2")]
+    W = pr.weight
+    assert W.shape == (1, 1) and W.dtype == np.float64 and pr.weight is W
+    W[0, 0] = 0.25
+    assert pr.scalar() == 0.25 and pr.weight[0, 0] == 0.25
+    assert Diffusion(eta=0.1).synapse(pr, None, None).w == 0.25  # an engine built now
+    big = pop.projections[("l0", "l1")]
+    assert big.shape == (3, 2)
+    with pytest.raises(ValueError, match="not 1 x 1"):
+        big.scalar()
+
+
+def test_one_neuron_synapse_keeps_a_float_and_refuses_writes_into_its_copy() -> None:
+    syn = Diffusion(eta=0.1).synapse(Network.from_graph(expand_to_neurons(
+        Network.from_graph(layered([1, 1]), seed=2)), seed=0).projections[("l0_0", "l1_0")],
+        None, None)
+    assert type(syn) is OneSynapse and type(syn.w) is float and not hasattr(syn, "__dict__")
+    x, d = np.array([0.5]), np.array([-2.0])
+    want = np.array([[syn.w]]) - 0.1 * np.outer(d, x)  # plain numpy's step
+    syn.react(1.0, [_msg(FORWARD, "a", "s", x), _msg(DELTA, "b", "s", d)])
+    assert syn.W.tobytes() == want.tobytes() and np.array_equal(syn.state()["weight"], want)
+    W = syn.W
+    with pytest.raises(ValueError):  # a copy: a write into it would be lost, so it is refused
+        W[0, 0] = 1.0
+    syn.W = np.array([[0.75]])  # assigning sets it (a checkpoint of older code does)
+    assert syn.w == 0.75
+    with pytest.raises(ValueError, match="1 x 1"):
+        syn.W = np.zeros((2, 2))
+
+
+def test_one_neuron_synapse_restores_its_own_and_an_older_checkpoint_state() -> None:
+    rule = Diffusion(eta=0.1)
+    a, b = rule.synapse(Projection("p", "q", 0.5, 4), None, None), \
+        rule.synapse(Projection("p", "q", -1.0, 4), None, None)
+    a.react(1.0, [_msg(FORWARD, "p", "s", np.array([3.0])), _msg(DELTA, "q", "s",
+                                                                 np.array([0.5]))])
+    node = Walker().node(a, 0)
+    assert set(node[1]) == {"w", "eta", "x_pre", "d_post", "t_grad"}  # no W, no scratch
+    restore_attrs(b, node[1], "b")
+    assert b.w == a.w and b.t_grad == a.t_grad and np.array_equal(b.x_pre, a.x_pre)
+    # older code kept W, a 1 x 1 array, in the synapse's slots
+    old = dict(node[1])
+    old["W"] = ["d", np.array([[0.125]])]
+    del old["w"]
+    restore_attrs(b, old, "b")
+    assert b.w == 0.125

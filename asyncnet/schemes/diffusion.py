@@ -57,7 +57,7 @@ class Diffusion:
 
     def synapse(self, proj: Projection, ports: Ports, rng: np.random.Generator) -> Synapse:
         """The physics of one projection."""
-        return (OneSynapse if proj.weight.shape == (1, 1) else Synapse)(self, proj)
+        return (OneSynapse if proj.shape == (1, 1) else Synapse)(self, proj)
 
 
 class Neuron:
@@ -189,26 +189,21 @@ class Neuron:
         return s
 
 
-class Synapse:
-    """A projection: relays ``W x`` and ``Wᵀ δ``; learns where they meet.
+class _Junction:
+    """What both synapse kinds share: the values that meet, the rate and the
+    relay of a batch (a leading sample axis) on arrays."""
 
-    ``W`` changes in place (through a scratch buffer kept for the purpose);
-    ``grad`` is computed when asked, from the values that met last.
-    """
-
-    __slots__ = ("W", "eta", "x_pre", "d_post", "_buf", "t_grad")
+    __slots__ = ("eta", "x_pre", "d_post", "_buf", "t_grad")
     SCRATCH = ("_buf",)  # not state: checkpoints leave it out (ckstate)
 
-    def __init__(self, rule: Diffusion, proj: Projection):
-        self.W = proj.weight.copy()
-        kernels.prepare(self.W.size)  # a big projection: compiled steps, numpy's bits
+    def __init__(self, rule: Diffusion, shape: tuple[int, int]):
         self.eta = rule.eta
         # x_pre and d_post are only ever replaced (by payloads), never written
         # into, and _buf is scratch within one learn(): one of each per shape
         # for all synapses, not three small arrays per synapse agent (issue 13)
-        self.x_pre = zeros(self.W.shape[1])
-        self.d_post = zeros(self.W.shape[0])
-        self._buf = scratch(self.W.shape) if self.eta else None
+        self.x_pre = zeros(shape[1])
+        self.d_post = zeros(shape[0])
+        self._buf = scratch(shape) if self.eta else None
         self.t_grad = -1.0
 
     @property
@@ -218,29 +213,28 @@ class Synapse:
 
     start = None  # synapses wait for their neurons: no wake-up at the first instant
 
-    def react(self, t: float, batch: list) -> list:
-        """Relay what arrived and update from the values that meet."""
+    def _take(self, batch: list) -> tuple[bool, bool]:
         got_f = got_d = False
         for m in batch:
-            if m[0] == FORWARD:  # m.kind, m.payload by place: once a message
+            if m[0] == FORWARD:  # m.kind, m.payload by place: a hot loop
                 self.x_pre = m[6]
                 got_f = True
             else:
                 self.d_post = m[6]
                 got_d = True
-        return self._relay_and_learn(t, got_f, got_d)
+        return got_f, got_d
 
-    def _relay_and_learn(self, t: float, got_f: bool, got_d: bool) -> list:
+    def _relay_and_learn(self, W: np.ndarray, t: float, got_f: bool, got_d: bool) -> list:
         out = []
         if got_f:
             x = self.x_pre
-            out.append(("out", FORWARD, self.W @ x if x.ndim == 1 else relay(self.W, x)))
+            out.append(("out", FORWARD, W @ x if x.ndim == 1 else relay(W, x)))
         if got_d:
             d = self.d_post
-            out.append(("in", DELTA, self.W.T @ d if d.ndim == 1 else relay(self.W.T, d)))
+            out.append(("in", DELTA, W.T @ d if d.ndim == 1 else relay(W.T, d)))
         self.t_grad = t
         if self.eta:
-            W, d, x, eta, k = self.W, self.d_post, self.x_pre, self.eta, kernels.loaded
+            d, x, eta, k = self.d_post, self.x_pre, self.eta, kernels.loaded
             # the kernel's case, checked in a few attribute reads (kernels.fits
             # checks more, for any caller): this rule's values are float64,
             # its payloads new arrays (never views of W); a batch, a length
@@ -252,12 +246,32 @@ class Synapse:
                 learn(W, self._buf, eta, d, x)
         return out
 
+
+class Synapse(_Junction):
+    """A projection: relays ``W x`` and ``Wᵀ δ``; learns where they meet.
+
+    ``W`` changes in place (through a scratch buffer kept for the purpose);
+    ``grad`` is computed when asked, from the values that met last.
+    """
+
+    __slots__ = ("W",)
+
+    def __init__(self, rule: Diffusion, proj: Projection):
+        self.W = proj.weight.copy()
+        kernels.prepare(self.W.size)  # a big projection: compiled steps, numpy's bits
+        super().__init__(rule, self.W.shape)
+
+    def react(self, t: float, batch: list) -> list:
+        """Relay what arrived and update from the values that meet."""
+        got_f, got_d = self._take(batch)
+        return self._relay_and_learn(self.W, t, got_f, got_d)
+
     def state(self) -> dict:
         """Weight (a copy) and latest gradient estimate (sign of dV/dW)."""
         return {"weight": self.W.copy(), "grad": self.grad}
 
 
-class OneSynapse(Synapse):
+class OneSynapse(_Junction):
     """A synapse between two single neurons (a per-neuron net): the same
     arithmetic as :class:`Synapse` on Python floats.
 
@@ -267,16 +281,40 @@ class OneSynapse(Synapse):
     path: a relay is ``0.0 + w x`` as numpy's matrix–vector product makes it
     (``-0.0`` becomes ``+0.0``), the step ``w - (x δ) η`` in the order
     :func:`~asyncnet.schemes.batching.learn` takes. A batched payload goes
-    the array path.
+    the array path, on a ``1 x 1`` array made for the call.
+
+    The weight is kept as the Python float ``w``, not a ``1 x 1`` array: an
+    array and its data cost ≈ 180 bytes of a process's memory, and a
+    per-neuron net has one of these per synapse agent (issue 13). ``W``
+    reads it as a new read-only ``1 x 1`` array (writing into that raises);
+    assigning ``W`` sets ``w``.
     """
 
-    __slots__ = ()
+    __slots__ = ("w",)
+
+    def __init__(self, rule: Diffusion, proj: Projection):
+        self.w = proj.scalar()
+        super().__init__(rule, (1, 1))
+
+    @property
+    def W(self) -> np.ndarray:  # noqa: N802 (the name every synapse's weight has)
+        """The weight as a new read-only ``1 x 1`` array."""
+        W = np.array([[self.w]])
+        W.flags.writeable = False
+        return W
+
+    @W.setter
+    def W(self, value: np.ndarray) -> None:  # noqa: N802
+        value = np.asarray(value, dtype=float)
+        if value.shape != (1, 1):
+            raise ValueError(f"a one-neuron synapse's weight is 1 x 1, got shape {value.shape}")
+        self.w = float(value[0, 0])
 
     def react(self, t: float, batch: list) -> list:
         """Relay what arrived and update from the values that meet."""
         got_f = got_d = False
-        for m in batch:
-            if m[0] == FORWARD:  # m.kind, m.payload by place: a hot loop
+        for m in batch:  # _take, written out: a method call a wake-up costs here
+            if m[0] == FORWARD:
                 self.x_pre = m[6]
                 got_f = True
             else:
@@ -284,9 +322,11 @@ class OneSynapse(Synapse):
                 got_d = True
         x, d = self.x_pre, self.d_post
         if x.ndim != 1 or d.ndim != 1:
-            return self._relay_and_learn(t, got_f, got_d)
-        W = self.W
-        w, xv, dv = W.item(), x.item(), d.item()
+            W = np.array([[self.w]])
+            out = self._relay_and_learn(W, t, got_f, got_d)
+            self.w = W.item()
+            return out
+        w, xv, dv = self.w, x.item(), d.item()
         out = []
         if got_f:
             v = _empty(1)
@@ -298,8 +338,12 @@ class OneSynapse(Synapse):
             out.append(("in", DELTA, v))
         self.t_grad = t
         if self.eta:
-            W[0, 0] = w - (xv * dv) * self.eta
+            self.w = w - (xv * dv) * self.eta
         return out
+
+    def state(self) -> dict:
+        """Weight (a new array) and latest gradient estimate (sign of dV/dW)."""
+        return {"weight": np.array([[self.w]]), "grad": self.grad}
 
 
 _empty = np.empty

@@ -227,7 +227,7 @@ class Synapse:
 
     def __init__(self, rule: GradEP, proj: Projection, rng: np.random.Generator):
         self.rule = rule
-        post, pre = proj.weight.shape
+        post, pre = proj.shape
         self.W = P.xavier((post, pre), rng).astype(rule.np_dtype)
         self.pre, self.post = proj.pre, proj.post
         self.held: dict[str, np.ndarray] = {}

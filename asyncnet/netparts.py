@@ -1,0 +1,119 @@
+"""A network's nodes and edges: :class:`Population` and :class:`Projection`.
+
+Plain description objects (checked by :meth:`asyncnet.network.Network.from_graph`,
+which makes them); a per-neuron net has one projection per synapse agent,
+so a projection is kept small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ids import synapse_id
+from .messages import QUANTA
+
+
+@dataclass
+class Population:
+    """A node: ``size`` neurons sharing an activation and a role."""
+
+    name: str
+    size: int
+    activation: str
+    role: str
+    bias: np.ndarray
+    attrs: dict = field(default_factory=dict)
+
+
+class Projection:
+    """An edge: the weights from ``pre`` to ``post`` and the link delay.
+
+    Slotted, and ``attrs`` is the graph's own edge dict (not a copy): a
+    per-neuron net has one projection per synapse agent, so each byte here
+    is paid millions of times (issue 13). For the same reason a ``1 x 1``
+    weight may be given as a Python float (what a per-neuron graph's edge
+    holds): it becomes an array only when ``weight`` is first read, and
+    that array is kept, so writing into it changes the weight as for any
+    other projection. :attr:`shape` and :meth:`scalar` read such a weight
+    without making its array (≈ 180 bytes of memory a synapse agent).
+
+    Parameters
+    ----------
+    pre, post:
+        The populations it joins.
+    weight:
+        Shape ``(post.size, pre.size)``; or a float, a ``1 x 1`` weight.
+    delay_q:
+        The whole projection's delay, in quanta.
+    attrs:
+        The graph's edge attributes.
+    """
+
+    __slots__ = ("pre", "post", "_weight", "delay_q", "attrs")
+
+    def __init__(self, pre: str, post: str, weight: np.ndarray | float, delay_q: int,
+                 attrs: dict | None = None):
+        self.pre = pre
+        self.post = post
+        self._weight = weight
+        self.delay_q = delay_q
+        self.attrs = {} if attrs is None else attrs
+
+    def __repr__(self) -> str:
+        return (f"Projection({self.pre!r}, {self.post!r}, shape={self.shape}, "
+                f"delay_q={self.delay_q})")
+
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight matrix, shape ``(post.size, pre.size)``."""
+        w = self._weight
+        if type(w) is float:
+            w = self._weight = np.array([[w]])
+        return w
+
+    @weight.setter
+    def weight(self, value: np.ndarray) -> None:
+        self._weight = value
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The weight matrix's shape (without making a float's array)."""
+        w = self._weight
+        return (1, 1) if type(w) is float else w.shape
+
+    def scalar(self) -> float:
+        """A ``1 x 1`` weight as a float (without making its array).
+
+        Returns
+        -------
+        The weight.
+
+        Raises
+        ------
+        ValueError
+            The projection is not ``1 x 1``.
+        """
+        w = self._weight
+        if type(w) is float:
+            return w
+        if w.shape != (1, 1):
+            raise ValueError(f"projection {self.pre}->{self.post} is {w.shape}, not 1 x 1")
+        return float(w[0, 0])
+
+    @property
+    def name(self) -> str:
+        """The synapse agent's name."""
+        return synapse_id(self.pre, self.post)
+
+    @property
+    def delay(self) -> float:
+        """The projection delay in units of time."""
+        return self.delay_q / QUANTA
+
+    @property
+    def legs(self) -> tuple[int, int]:
+        """Delays (quanta) of the two links: pre -> synapse, synapse -> post."""
+        first = self.delay_q // 2
+        return first, self.delay_q - first
