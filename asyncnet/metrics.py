@@ -8,8 +8,8 @@ a log alone as ``asyncnet run`` does live.
 from __future__ import annotations
 
 import math
-from itertools import chain, repeat
-from operator import itemgetter
+from itertools import chain, compress, repeat
+from operator import itemgetter, or_
 
 import numpy as np
 
@@ -97,16 +97,22 @@ class Traffic:
         (tested), with the per-message work done by C loops: counts, delays
         and locality taken over all the instant's messages at once. Messages
         are looked at one by one, in order, only where the latency traces
-        need them: while a trace is open, and for control messages to an
-        input (which may open one for the messages after them).
+        need them: control messages (one to an input may open a trace), and
+        while a trace is open those whose sender is in an open trace's cone.
+
+        Which senders those are is decided by the cones as they stood when
+        the instant began. That is exact: a message can extend a cone only
+        if it was sent after its sender joined, and one delivered now was
+        sent before now (every link between agents a cone can hold takes a
+        quantum or more; only a data source's may take none, and a source
+        is in no cone), so a sender that joins during the instant sent
+        nothing that matters among its messages.
 
         Parameters
         ----------
         batches:
             every batch delivered at one instant, in wake order.
         """
-        if self.cones:
-            return self._each(batches)
         msgs = list(chain.from_iterable(batches))
         if len(msgs) < self.small_instant:  # the per-message loop is cheaper there
             return self._each(batches)
@@ -145,18 +151,33 @@ class Traffic:
                 if hi > self.dmax[kind]:
                     self.dmax[kind] = hi
         self.local += local
+        self._follow_instant(msgs, kinds)
+
+    def _follow_instant(self, msgs: list[Message], kinds: bytes) -> None:
+        """The latency traces' part of an instant: in order, the control messages
+        and those from a sender in an open cone (see :meth:`instant`)."""
+        look = []
         at = kinds.find(CONTROL)
-        while at >= 0:  # in order: an input's change opens a trace for what follows
-            m = msgs[at]
-            if m.dst in self.inputs:
-                self._input(m)
-                if self.cones:
-                    for m2 in msgs[at + 1:]:
-                        self._trace(m2)
-                        if m2.kind == CONTROL and m2.dst in self.inputs:
-                            self._input(m2)
-                    return
+        while at >= 0:
+            look.append(at)
             at = kinds.find(CONTROL, at + 1)
+        hit = None
+        if self.cones:
+            srcs = list(map(_SRC, msgs))
+            for c in self.cones:
+                for side in (c["reach"], c["back"]):
+                    if side:
+                        h = map(side.__contains__, srcs)
+                        hit = h if hit is None else map(or_, hit, h)
+        if hit is not None:
+            look = sorted(set(look).union(compress(range(len(msgs)), hit)))
+        inputs = self.inputs
+        for i in look:  # what calling the counter does, counts apart
+            m = msgs[i]
+            if self.cones:
+                self._trace(m)
+            if m[0] == CONTROL and m[2] in inputs:
+                self._input(m)
 
     def follow(self, msgs: list[Message] | list[tuple]) -> None:
         """Feed the latency traces alone: what calling the counter does, counts apart.

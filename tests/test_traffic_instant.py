@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 
+import numpy as np
 import pytest
 
 from asyncnet.messages import CONTROL, DELTA, FORWARD, QUANTA, Message
@@ -19,6 +20,7 @@ from asyncnet.scenario import load
 from asyncnet.simulation import build_engine, new_traffic
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
+SMALL = Traffic.small_instant  # the default, before a test changes it
 FIELDS = ("count", "local", "dmin", "dmax", "dsum", "traces_left", "last_input", "cones",
           "latency_forward", "latency_credit")
 
@@ -47,6 +49,51 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     assert by_batch.count[FORWARD] > 0 and by_batch.local > 0
     if name in ("quickstart", "diffusion_streams"):  # traces opened and closed
         assert by_batch.latency_forward and by_batch.latency_credit
+    assert by_instant.summary() == by_batch.summary()
+
+
+@pytest.mark.parametrize("small", [0, Traffic.small_instant])
+@pytest.mark.parametrize("traces", [1, 5])
+def test_a_per_neuron_net_traces_as_batches_do(traces, small, monkeypatch):
+    """Hundreds of messages an instant, traces open over most of the run (one
+    at a time or several at once): the instant's C loops pick the messages
+    from senders in a cone; the state is the per-message loop's at every instant."""
+    from asyncnet.data import make_stream
+    from asyncnet.engine import Engine
+    from asyncnet.network import Network, expand_to_neurons, layered
+    from asyncnet.schemes.diffusion import Diffusion
+    monkeypatch.setattr(Traffic, "small_instant", small)
+    pop = Network.from_graph(layered([4, 7, 6, 3]), seed=2)
+    stream = make_stream("piecewise", n_in=4, n_out=3, input_node="l0", output_node="l3",
+                         seed=1, duration=40.0, hold=2.5)
+    g = expand_to_neurons(pop)
+    rng = np.random.default_rng(traces)
+    for _, _, a in g.edges(data=True):  # many instants, cones growing over many of them
+        a["delay"] = float(rng.choice([0.5, 0.75, 1.0, 1.25, 2.0]))
+    # a sparse net: each input's change reaches part of each layer
+    g.remove_edges_from([e for e in list(g.edges) if rng.random() < 0.4])
+    net = Network.from_graph(g, seed=0)
+    src = {f"{nd}_{k}": (lambda t, nd=nd, k=k: stream.value(nd, t)[k:k + 1])
+           for nd, n in (("l0", 4), ("l3", 3)) for k in range(n)}
+    eng = Engine(net, Diffusion(eta=0.05), seed=3, sources=src)
+    by_batch = new_traffic(eng.links, net)
+    by_instant = new_traffic(eng.links, net)
+    by_batch.traces_left = by_instant.traces_left = traces
+    eng.sinks.append(by_batch)
+    eng.instant_sinks.append(by_instant.instant)
+    busy = []
+
+    def after(batches):
+        busy.append((sum(map(len, batches)), len(by_batch.cones)))
+        assert _state(by_instant) == _state(by_batch)
+    eng.instant_sinks.append(after)
+    eng.run(30.0)
+    assert len(by_batch.latency_forward) == traces and by_batch.latency_credit
+    # instants the C loops took while traces were open
+    assert sum(1 for _, open_ in busy if open_) > 10
+    assert sum(1 for n, open_ in busy if n >= SMALL and open_) > 5
+    if traces > 1:
+        assert max(open_ for _, open_ in busy) > 1
     assert by_instant.summary() == by_batch.summary()
 
 
