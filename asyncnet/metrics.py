@@ -8,8 +8,8 @@ a log alone as ``asyncnet run`` does live.
 from __future__ import annotations
 
 import math
-from itertools import chain, compress, repeat
-from operator import itemgetter, or_
+from itertools import chain, repeat
+from operator import itemgetter
 
 import numpy as np
 
@@ -98,15 +98,16 @@ class Traffic:
         and locality taken over all the instant's messages at once. Messages
         are looked at one by one, in order, only where the latency traces
         need them: control messages (one to an input may open a trace), and
-        while a trace is open those whose sender is in an open trace's cone.
+        while a trace is open those that can change it (:meth:`_can_change`).
 
-        Which senders those are is decided by the cones as they stood when
-        the instant began. That is exact: a message can extend a cone only
-        if it was sent after its sender joined, and one delivered now was
-        sent before now (every link between agents a cone can hold takes a
+        Which those are is decided by the cones as they stood when the
+        instant began. That is exact: a message can extend a cone only if it
+        was sent after its sender joined, and one delivered now was sent
+        before now (every link between agents a cone can hold takes a
         quantum or more; only a data source's may take none, and a source
         is in no cone), so a sender that joins during the instant sent
-        nothing that matters among its messages.
+        nothing that matters among its messages; and a receiver in a cone
+        stays in it.
 
         Parameters
         ----------
@@ -155,22 +156,14 @@ class Traffic:
 
     def _follow_instant(self, msgs: list[Message], kinds: bytes) -> None:
         """The latency traces' part of an instant: in order, the control messages
-        and those from a sender in an open cone (see :meth:`instant`)."""
+        and those that can change an open cone (see :meth:`instant`)."""
         look = []
         at = kinds.find(CONTROL)
         while at >= 0:
             look.append(at)
             at = kinds.find(CONTROL, at + 1)
-        hit = None
         if self.cones:
-            srcs = list(map(_SRC, msgs))
-            for c in self.cones:
-                for side in (c["reach"], c["back"]):
-                    if side:
-                        h = map(side.__contains__, srcs)
-                        hit = h if hit is None else map(or_, hit, h)
-        if hit is not None:
-            look = sorted(set(look).union(compress(range(len(msgs)), hit)))
+            look = sorted(set(look).union(np.flatnonzero(self._can_change(msgs, kinds)).tolist()))
         inputs = self.inputs
         for i in look:  # what calling the counter does, counts apart
             m = msgs[i]
@@ -178,6 +171,42 @@ class Traffic:
                 self._trace(m)
             if m[0] == CONTROL and m[2] in inputs:
                 self._input(m)
+
+    def _can_change(self, msgs: list[Message], kinds: bytes) -> np.ndarray:
+        """Which of an instant's messages can change an open cone (a superset).
+
+        :meth:`_trace` changes a cone only for a message from a sender in the
+        cone's side (forward: ``reach``; delta: ``back``) that adds its
+        receiver to that side, or may set the side's first update (while that
+        is not found), or passes the horizon (which ends the cone). A cone's
+        sides only grow, so a receiver already in a side at the instant's start
+        stays there: once a change has reached the whole net, the instant's
+        forward messages are passed over here in C loops, not one by one.
+        """
+        n = len(msgs)
+        kind = np.frombuffer(kinds, dtype=np.uint8)
+        srcs = list(map(_SRC, msgs))
+        dsts = None
+        hit = np.zeros(n, dtype=bool)
+        t = msgs[0][4]  # every message of an instant arrives then
+        for c in self.cones:
+            late = bool(self.horizon) and t - c["t0"] > self.horizon
+            for side, k, first in ((c["reach"], FORWARD, c["fwd"]),
+                                   (c["back"], DELTA, c["credit"])):
+                if not side:
+                    continue
+                can = (kind == k) & np.fromiter(map(side.__contains__, srcs), dtype=bool,
+                                                count=n)
+                if first is not None and not late and can.any():
+                    # only a receiver new to the side can change it now
+                    if dsts is None:
+                        dsts = list(map(_DST, msgs))
+                    at = np.flatnonzero(can)
+                    new = np.fromiter(map(side.__contains__, map(dsts.__getitem__, at.tolist())),
+                                      dtype=bool, count=len(at))
+                    can[at[new]] = False
+                hit |= can
+        return hit
 
     def follow(self, msgs: list[Message] | list[tuple]) -> None:
         """Feed the latency traces alone: what calling the counter does, counts apart.

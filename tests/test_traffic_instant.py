@@ -52,12 +52,14 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     assert by_instant.summary() == by_batch.summary()
 
 
+@pytest.mark.parametrize("horizon", [None, 1.5])
 @pytest.mark.parametrize("small", [0, Traffic.small_instant])
 @pytest.mark.parametrize("traces", [1, 5])
-def test_a_per_neuron_net_traces_as_batches_do(traces, small, monkeypatch):
+def test_a_per_neuron_net_traces_as_batches_do(traces, small, horizon, monkeypatch):
     """Hundreds of messages an instant, traces open over most of the run (one
-    at a time or several at once): the instant's C loops pick the messages
-    from senders in a cone; the state is the per-message loop's at every instant."""
+    at a time or several at once; ended by the credit found or, with a short
+    horizon, by the horizon): the instant's C loops pick the messages that
+    can change a cone; the state is the per-message loop's at every instant."""
     from asyncnet.data import make_stream
     from asyncnet.engine import Engine
     from asyncnet.network import Network, expand_to_neurons, layered
@@ -79,6 +81,8 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, monkeypatch):
     by_batch = new_traffic(eng.links, net)
     by_instant = new_traffic(eng.links, net)
     by_batch.traces_left = by_instant.traces_left = traces
+    if horizon is not None:
+        by_batch.horizon = by_instant.horizon = round(horizon * QUANTA)
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
     busy = []
@@ -88,7 +92,10 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, monkeypatch):
         assert _state(by_instant) == _state(by_batch)
     eng.instant_sinks.append(after)
     eng.run(30.0)
-    assert len(by_batch.latency_forward) == traces and by_batch.latency_credit
+    assert len(by_batch.latency_forward) == traces
+    # the credit is found within the default horizon; the short one ends some cones first
+    assert len(by_batch.latency_credit) == traces if horizon is None \
+        else len(by_batch.latency_credit) < traces
     # instants the C loops took while traces were open
     assert sum(1 for _, open_ in busy if open_) > 10
     assert sum(1 for n, open_ in busy if n >= SMALL and open_) > 5
