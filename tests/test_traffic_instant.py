@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+from itertools import chain
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from asyncnet.scenario import load
 from asyncnet.simulation import build_engine, new_traffic
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
+TRACE_FIELDS = ("traces_left", "last_input", "cones", "latency_forward", "latency_credit")
 SMALL = Traffic.small_instant  # the default, before a test changes it
 FIELDS = ("count", "local", "dmin", "dmax", "dsum", "traces_left", "last_input", "cones",
           "latency_forward", "latency_credit")
@@ -78,18 +80,28 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, horizon, monkeypat
     src = {f"{nd}_{k}": (lambda t, nd=nd, k=k: stream.value(nd, t)[k:k + 1])
            for nd, n in (("l0", 4), ("l3", 3)) for k in range(n)}
     eng = Engine(net, Diffusion(eta=0.05), seed=3, sources=src)
-    by_batch = new_traffic(eng.links, net)
-    by_instant = new_traffic(eng.links, net)
-    by_batch.traces_left = by_instant.traces_left = traces
-    if horizon is not None:
-        by_batch.horizon = by_instant.horizon = round(horizon * QUANTA)
+    by_batch, by_instant, following, windows = (new_traffic(eng.links, net) for _ in range(4))
+    for tr in (by_batch, by_instant, following, windows):
+        tr.traces_left = traces
+        if horizon is not None:
+            tr.horizon = round(horizon * QUANTA)
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
-    busy = []
+    busy, held = [], []
 
     def after(batches):
         busy.append((sum(map(len, batches)), len(by_batch.cones)))
         assert _state(by_instant) == _state(by_batch)
+        # follow (a coordinator's): an instant at a time, and several instants at once
+        following.follow(list(chain.from_iterable(batches)))
+        assert {k: getattr(following, k) for k in TRACE_FIELDS} \
+            == {k: getattr(by_batch, k) for k in TRACE_FIELDS}
+        held.extend(chain.from_iterable(batches))
+        if len(busy) % 5 == 0:
+            windows.follow(held)
+            held.clear()
+            assert {k: getattr(windows, k) for k in TRACE_FIELDS} \
+                == {k: getattr(by_batch, k) for k in TRACE_FIELDS}
     eng.instant_sinks.append(after)
     eng.run(30.0)
     assert len(by_batch.latency_forward) == traces
@@ -159,9 +171,6 @@ def test_an_unknown_kind_counts_as_a_batch_does(kind):
         except Exception as e:
             outcomes.append((type(e), _state(tr)))
     assert outcomes[0] == outcomes[1]
-
-
-TRACE_FIELDS = ("traces_left", "last_input", "cones", "latency_forward", "latency_credit")
 
 
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0)])
