@@ -52,7 +52,7 @@ def test_kept_rows_trace_as_every_message_does(name, until, window):
 
     def instant(batches):
         if seen["instants"] % window == 0:
-            watch.told(teller.watch(following.cones))
+            watch.told(teller.watch(following.cones, following.horizon))
         seen["instants"] += 1
         tracing = bool(following.cones)
         watch.instant(batches)
@@ -67,6 +67,92 @@ def test_kept_rows_trace_as_every_message_does(name, until, window):
     eng.run(min(until, sc.duration))
     assert by_batch.latency_forward and by_batch.latency_credit  # traces opened and closed
     assert seen["rows"] < seen["traced"]
+
+
+@pytest.mark.parametrize("horizon", [None, 1.5])
+@pytest.mark.parametrize("window", [1, 7])
+def test_a_per_neuron_net_sends_no_row_to_a_settled_agent_and_traces_alike(window, horizon):
+    """Hundreds of messages an instant: once every open cone has found its first
+    update, a forward message to an agent in every open cone gets no row (most
+    of them, once a change has reached the whole net), and the traces stay the
+    per-message counter's at every instant, a short horizon ending cones too."""
+    from asyncnet.data import make_stream
+    from asyncnet.engine import Engine
+    from asyncnet.messages import QUANTA
+    from asyncnet.network import Network, expand_to_neurons, layered
+    from asyncnet.schemes.diffusion import Diffusion
+    pop = Network.from_graph(layered([4, 7, 6, 3]), seed=2)
+    stream = make_stream("piecewise", n_in=4, n_out=3, input_node="l0", output_node="l3",
+                         seed=1, duration=40.0, hold=2.5)
+    g = expand_to_neurons(pop)
+    rng = np.random.default_rng(4)
+    for _, _, a in g.edges(data=True):
+        a["delay"] = float(rng.choice([0.5, 0.75, 1.0, 1.25, 2.0]))
+    net = Network.from_graph(g, seed=0)
+    src = {f"{nd}_{k}": (lambda t, nd=nd, k=k: stream.value(nd, t)[k:k + 1])
+           for nd, n in (("l0", 4), ("l3", 3)) for k in range(n)}
+    eng = Engine(net, Diffusion(eta=0.05), seed=3, sources=src)
+    index = {n: i for i, n in enumerate(eng.names)}
+    by_batch, following = new_traffic(eng.links, net), new_traffic(eng.links, net)
+    if horizon is not None:
+        by_batch.horizon = following.horizon = round(horizon * QUANTA)
+    watch, plain = (ConeWatch(index, frozenset(net.inputs()), frozenset(net.outputs()))
+                    for _ in range(2))
+    teller = ConeTeller(index)
+    eng.sinks.append(by_batch)
+    seen = {"instants": 0, "rows": 0, "plain": 0, "settled": 0}
+
+    def rows(frame):
+        return len(read_trace_frame(frame, len(eng.names))[0]) if frame else 0
+
+    def instant(batches):
+        if seen["instants"] % window == 0:
+            told = teller.watch(following.cones, following.horizon)
+            seen["settled"] += len(told[3][2]) if told[3] else 0
+            watch.told(told)
+            plain.told(told[:3])  # the same without settled agents: a row each
+        seen["instants"] += 1
+        watch.instant(batches)
+        plain.instant(batches)
+        frame = watch.take()
+        seen["rows"] += rows(frame)
+        seen["plain"] += rows(plain.take())
+        following.follow(trace_messages([frame], eng.names))
+        assert ({k: getattr(following, k) for k in TRACE_FIELDS}
+                == {k: getattr(by_batch, k) for k in TRACE_FIELDS})
+    eng.instant_sinks.append(instant)
+    eng.run(30.0)
+    assert len(by_batch.latency_forward) == 5 and seen["settled"] > 10
+    assert len(by_batch.latency_credit) == 5 if horizon is None \
+        else len(by_batch.latency_credit) < 5
+    assert seen["rows"] < seen["plain"]
+
+
+def test_rows_to_settled_agents_are_left_out_only_while_nothing_here_may_open_a_cone():
+    from asyncnet.messages import CONTROL, FORWARD, Message
+    index = {"in": 0, "x": 1, "y": 2, "src:in": 3}
+    w = ConeWatch(index, frozenset(["in"]), frozenset(["y"]))
+
+    def deliver(kind, src, dst, t, value=0.0):
+        w.instant([[Message(kind, src, dst, t - 1, t, t, np.array([value]))]])
+        rows = read_trace_frame(w.take(), 4)[0] if w.rows else np.zeros((0, 6), dtype=int)
+        return [(int(r[2]), int(r[3]), int(r[1])) for r in rows]  # (kind, src, dst)
+
+    assert deliver(CONTROL, "src:in", "in", 1, 1.0) == [(CONTROL, 3, 0)]
+    w.told([False, [0, 1], [], [True, -1, [1]]])  # in and x in the cones, x in every one
+    assert deliver(FORWARD, "in", "x", 2) == []  # to a settled agent: no row
+    assert deliver(FORWARD, "in", "y", 3) == [(FORWARD, 0, 2)]
+    assert deliver(CONTROL, "src:in", "in", 4, 1.0) == [(CONTROL, 3, 0)]  # no change
+    assert deliver(FORWARD, "in", "x", 5) == []
+    assert deliver(CONTROL, "src:in", "in", 6, 2.0) == [(CONTROL, 3, 0)]  # a change here
+    assert deliver(FORWARD, "in", "x", 7) == [(FORWARD, 0, 1)]  # a cone may hold no x
+    w.told([False, [], [], [True, 9, [1]]])  # the coordinator again; a horizon after 9
+    assert deliver(FORWARD, "in", "x", 9) == []
+    assert deliver(FORWARD, "in", "x", 10) == [(FORWARD, 0, 1)]  # past it: every row
+    w.told([False, [], [], None])  # a first update not found: every row
+    assert deliver(FORWARD, "in", "x", 8) == [(FORWARD, 0, 1)]
+    w.told([True, [], [], None])
+    assert not w.settled and not w.fwd
 
 
 def test_a_watch_that_forgets_its_own_guesses_and_one_told_more_trace_alike():
@@ -98,18 +184,31 @@ def test_a_watch_that_forgets_its_own_guesses_and_one_told_more_trace_alike():
 def test_the_teller_says_each_agent_once_and_forgets_when_no_cone_is_open():
     index = {n: i for i, n in enumerate(["a", "b", "c", "d"])}
     t = ConeTeller(index)
-    assert t.watch([]) == [True, [], []]
-    cones = [{"reach": {"c": 1, "a": 0}, "back": {}}, {"reach": {"a": 3}, "back": {"d": 5}}]
-    assert t.watch(cones) == [False, [0, 2], [3]]
+    assert t.watch([]) == [True, [], [], None]
+    cones = [{"t0": 0, "reach": {"a": 0, "c": 1}, "back": {}, "fwd": None},
+             {"t0": 3, "reach": {"a": 3}, "back": {"d": 5}, "fwd": 1}]
+    # a cone has not found its first update: nothing is settled
+    assert t.watch(cones) == [False, [0, 2], [3], None]
     cones[0]["reach"]["b"] = 2
-    assert t.watch(cones) == [False, [1], []]
-    assert t.watch(cones) == [False, [], []]
-    assert t.watch([]) == [True, [], []]
-    assert t.watch(cones[1:]) == [False, [0], [3]]  # told again after forgetting
+    cones[0]["fwd"] = 2
+    # settled: in every open cone; until the first cone's horizon (t0 0 + 10)
+    assert t.watch(cones, horizon=10) == [False, [1], [], [True, 10, [0]]]
+    cones[1]["reach"]["b"] = 4
+    assert t.watch(cones, horizon=10) == [False, [], [], [False, 10, [1]]]
+    assert t.watch(cones) == [False, [], [], [False, -1, []]]  # no horizon
+    cones.append({"t0": 6, "reach": {"c": 6}, "back": {}, "fwd": 7})
+    assert t.watch(cones) == [False, [], [], [True, -1, []]]  # a cone opened: start again
+    del cones[0], cones[1]  # two closed: only the second is open
+    assert t.watch(cones) == [False, [], [], [False, -1, [0, 1]]]
+    assert t.watch([]) == [True, [], [], None]
+    assert t.watch(cones) == [False, [0, 1], [3], [True, -1, [0, 1]]]  # told again
 
 
 @pytest.mark.parametrize("watch", [[True, []], (True, [], []), [1, [], []], [False, [0.0], []],
-                                   [False, [], [99]], [False, [-1], []], [False, "ab", []]])
+                                   [False, [], [99]], [False, [-1], []], [False, "ab", []],
+                                   [False, [], [], [True, 5]], [False, [], [], [1, 5, []]],
+                                   [False, [], [], [True, -2, []]], [False, [], [], [True, 5, [7]]],
+                                   [False, [], [], [True, 5.0, []]], [False, [], [], [], None]])
 def test_a_malformed_watch_is_refused_with_a_clear_error(watch):
     from asyncnet.cluster.wire import WireError
     w = ConeWatch({"a": 0, "b": 1}, frozenset(["a"]), frozenset(["b"]))

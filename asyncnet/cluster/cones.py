@@ -23,6 +23,14 @@ traces left. So it keeps a superset, :class:`ConeWatch`:
   the credit's side; a control message to an input whose value changed (or
   that it has not seen before: after a resume) starts a cone there.
 
+- a *settled* set, told too while every open cone has found its first
+  update: the agents in every open cone (their intersection). A forward
+  message to a settled agent can change no cone until the first cone
+  reaches its horizon, so no row is sent for it. That ends once this
+  partition sees an input change (a cone may open here that holds none of
+  them), until the coordinator speaks again. Once a change has reached the
+  whole net, that is nearly every forward message.
+
 Why the superset is enough: a message sent from another partition arrives
 at least the lookahead after it was sent, so a window never delivers what
 a cone reached in another partition during the same window; the sender
@@ -74,6 +82,9 @@ class ConeWatch:
         self.fwd: set[str] = set()  # senders whose forward messages may be in a cone
         self.back: set[str] = set()  # senders whose delta messages may be
         self.seen: dict[str, bytes] = {}  # each input's last value, as Traffic keeps it
+        self.settled: set[str] = set()  # in every open cone (told), see the module's notes
+        self.settled_until = -2  # the last instant a row to a settled agent may be left
+        # out (-1: no horizon; -2: none may, as while a first update is not found)
         self.rows: list[int] = []  # TRACE_COLS numbers a row, back to back
         self.control: list[int] = []  # the control rows' places in rows
         self.values: list[bytes] = []  # and their values (float64, little-endian)
@@ -89,19 +100,34 @@ class ConeWatch:
         if watch is None:
             return
         n = len(self.names)
-        # checked in C loops: a window can tell thousands of agents
-        if not (isinstance(watch, list) and len(watch) == 3 and isinstance(watch[0], bool)
-                and all(isinstance(w, list) and set(map(type, w)) <= {int}
-                        and (not w or (min(w) >= 0 and max(w) < n)) for w in watch[1:])):
+
+        def agents(w: object) -> bool:  # checked in C loops: a window can tell thousands
+            return isinstance(w, list) and set(map(type, w)) <= {int} \
+                and (not w or (min(w) >= 0 and max(w) < n))
+        settled = watch[3] if isinstance(watch, list) and len(watch) == 4 else None
+        if not (isinstance(watch, list) and len(watch) in (3, 4) and isinstance(watch[0], bool)
+                and agents(watch[1]) and agents(watch[2])
+                and (settled is None or (isinstance(settled, list) and len(settled) == 3
+                                         and isinstance(settled[0], bool)
+                                         and type(settled[1]) is int and settled[1] >= -1
+                                         and agents(settled[2])))):
             raise WireError("RUN: a latency-trace watch must be [forget, forward senders, "
-                            "delta senders] with agents as indices of the run")
-        forget, fwd, back = watch
+                            "delta senders] and optionally [reset, until, settled agents] or "
+                            "None, with agents as indices of the run")
+        forget, fwd, back = watch[:3]
+        names = self.names
         if forget:
             self.fwd.clear()
             self.back.clear()
-        names = self.names
         self.fwd.update(names[i] for i in fwd)
         self.back.update(names[i] for i in back)
+        if forget or settled is None or settled[0]:
+            self.settled.clear()
+        if settled is None:
+            self.settled_until = -2
+        else:
+            self.settled.update(names[i] for i in settled[2])
+            self.settled_until = settled[1]
 
     def instant(self, batches: list[list[Message]]) -> None:
         """Follow one instant's delivered batches (in wake order); keep their rows.
@@ -122,17 +148,23 @@ class ConeWatch:
                           map(back.__contains__, map(_SRC, msgs)))
             else:
                 hit = map((fwd or back).__contains__, map(_SRC, msgs))
-            self._follow(list(compress(msgs, hit)))
+            until = self.settled_until
+            t = batches[0][0][4]
+            self._follow(list(compress(msgs, hit)),
+                         self.settled if until == -1 or until >= t else None)
         if not inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
             self._inputs([b for b in batches if b[0][2] in inputs])
 
-    def _follow(self, msgs: list[Message]) -> None:
-        """Rows of forward and delta messages from watched senders; grow the sets."""
+    def _follow(self, msgs: list[Message], settled: set[str] | None) -> None:
+        """Rows of forward and delta messages from watched senders (but forward ones
+        to ``settled`` agents); grow the sets."""
         fwd, back, outputs, idx, rows = self.fwd, self.back, self.outputs, self.index, self.rows
         for m in msgs:  # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
             k, s, d = m[0], m[1], m[2]
             if k == FORWARD:
                 if s in fwd:
+                    if settled is not None and d in settled:
+                        continue  # in every open cone already: no row can change one
                     rows.extend((m[4], idx[d], k, idx[s], m[5], m[3]))
                     fwd.add(d)
                     if d in outputs:
@@ -156,6 +188,9 @@ class ConeWatch:
                                        np.frombuffer(v, dtype=float).astype("<f8").tobytes())
                     if seen.get(d) != v:  # changed, or not seen here before
                         fwd.add(d)
+                        # a cone may open here holding no settled agent: rows for
+                        # all until the coordinator speaks again
+                        self.settled_until = -2
                     seen[d] = v
 
     def take(self) -> bytes:
@@ -262,25 +297,35 @@ class ConeTeller:
         self.index = index
         self.fwd: set[str] = set()  # told so far, since the last time all was forgotten
         self.back: set[str] = set()
+        self.settled: set[str] = set()  # told so far, for the cones in ``among``
+        self.among: set[tuple] = set()  # the cones the settled agents are in
 
-    def watch(self, cones: list[dict]) -> list:
-        """``[forget, forward senders, delta senders]`` for the next window.
+    def watch(self, cones: list[dict], horizon: int = 0) -> list:
+        """``[forget, forward senders, delta senders, settled]`` for the next window.
 
         Parameters
         ----------
         cones:
             the trace's open cones (:attr:`asyncnet.metrics.Traffic.cones`).
+        horizon:
+            the trace's horizon (quanta; 0: none), :attr:`~asyncnet.metrics.Traffic.horizon`.
 
         Returns
         -------
         With no cone open, forget everything (a partition's own guesses
         included). Otherwise every agent of a cone not told yet, by index,
-        sorted.
+        sorted. ``settled`` is None while a cone has not found its first
+        update (every forward row may count); else ``[reset, until, agents]``:
+        the agents in every open cone not told yet (``reset``: forget those
+        told before, when a cone opened since), and the last instant before
+        a cone reaches its horizon (-1: none).
         """
         if not cones:
             self.fwd.clear()
             self.back.clear()
-            return [True, [], []]
+            self.settled.clear()
+            self.among.clear()
+            return [True, [], [], None]
         new_f: set[str] = set()
         new_b: set[str] = set()
         for c in cones:
@@ -289,4 +334,19 @@ class ConeTeller:
         self.fwd |= new_f
         self.back |= new_b
         idx = self.index
-        return [False, sorted(idx[n] for n in new_f), sorted(idx[n] for n in new_b)]
+        told = [False, sorted(idx[n] for n in new_f), sorted(idx[n] for n in new_b), None]
+        if any(c["fwd"] is None for c in cones):
+            return told
+        # a cone is known by when and where it began (its first agent): an id()
+        # could be a closed cone's again
+        ids = {(c["t0"], next(iter(c["reach"]))) for c in cones}
+        reset = not ids <= self.among  # a cone opened since: the intersection shrank
+        if reset:
+            self.settled.clear()
+        self.among = ids
+        every = set(cones[0]["reach"]).intersection(*(c["reach"] for c in cones[1:]))
+        new_s = every - self.settled
+        self.settled |= new_s
+        until = min(c["t0"] for c in cones) + horizon if horizon else -1
+        told[3] = [reset, until, sorted(idx[n] for n in new_s)]
+        return told

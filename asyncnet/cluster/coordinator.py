@@ -302,7 +302,7 @@ class _Run:
             end = min(begin + self.window, self.end_q, barrier or self.end_q, ck or self.end_q)
             head = {"end": end, "w": self.n_windows, "trace": self.tracing}
             if self.tracing:
-                head["watch"] = self.teller.watch(self.traffic.cones)
+                head["watch"] = self.teller.watch(self.traffic.cones, self.traffic.horizon)
             head = wire.pack(head)
             for m in self.members:
                 cl.send(m, [b"RUN", head])
