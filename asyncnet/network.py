@@ -197,9 +197,13 @@ class Network:
             if w is None:
                 w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
                                 agent_rng(seed, f"init:{u}->{v}"))
-            w = np.asarray(w, dtype=float)
-            if w.ndim < 2:
-                w = w.reshape(shape)
+            try:
+                w = np.asarray(w, dtype=float)
+                if w.ndim < 2:
+                    w = w.reshape(shape)
+            except (TypeError, ValueError) as e:  # not numbers, or not as many as needed
+                raise NetworkError(f"edge {u}->{v}: weight is not {shape[0]} x {shape[1]} "
+                                   f"numbers ({e})") from None
             if w.shape != shape:
                 raise NetworkError(
                     f"edge {u}->{v}: weight has shape {w.shape}, sizes need {shape}"

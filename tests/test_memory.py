@@ -142,3 +142,18 @@ def test_one_neuron_synapse_restores_its_own_and_an_older_checkpoint_state() -> 
     del old["w"]
     restore_attrs(b, old, "b")
     assert b.w == 0.125
+
+
+@pytest.mark.parametrize("weight,what", [(0.5, "size 1"), ([1.0, 2.0], "size 2"),
+                                          ("x", "could not convert"), ([[1.0, 2.0]], "shape")])
+def test_a_weight_of_the_wrong_size_or_type_names_the_edge(weight, what) -> None:
+    # a float is a weight as such only for a 1 x 1 projection (kept as the float)
+    import networkx as nx
+
+    from asyncnet.network import NetworkError
+    g = nx.DiGraph()
+    g.add_node("a", size=2, role="input")
+    g.add_node("b", size=3, role="output")
+    g.add_edge("a", "b", weight=weight)
+    with pytest.raises(NetworkError, match=f"edge a->b: weight .*{what}"):
+        Network.from_graph(g, seed=0)
