@@ -33,23 +33,31 @@ def _state(tr: Traffic) -> dict:
 
 @pytest.mark.parametrize("small", [0, Traffic.small_instant])  # 0: every instant in C loops
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0),
-                                        ("continuous_cyclic", 40.0), ("stlp_fixedpoint_dag", 30.0)])
+                                        ("continuous_cyclic", 40.0), ("stlp_fixedpoint_dag", 30.0),
+                                        ("quickstart-zero", 400.0),
+                                        ("diffusion_streams-zero", 60.0)])
 def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
+    """``-zero``: the data sources' links take no time (an instant then runs twice,
+    its sinks called for each part)."""
     monkeypatch.setattr(Traffic, "small_instant", small)
-    sc = load(os.path.join(ROOT, f"{name}.toml"))
-    eng, net, _ = build_engine(sc)
+    sc = load(os.path.join(ROOT, f"{name.removesuffix('-zero')}.toml"))
+    eng, net, _ = build_engine(sc, **({"source_delay": 0.0} if name.endswith("-zero") else {}))
     by_batch = new_traffic(eng.links, net)
     by_instant = new_traffic(eng.links, net)
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
 
+    times = []
+
     def after(batches):  # compared at every instant, not only at the end
+        times.append(batches[0][0].t_arrive)
         assert _state(by_instant) == _state(by_batch)
     eng.instant_sinks.append(after)
     eng.run(min(until, sc.duration))
     assert _state(by_instant) == _state(by_batch)
+    assert (len(set(times)) < len(times)) == name.endswith("-zero")  # instants run twice
     assert by_batch.count[FORWARD] > 0 and by_batch.local > 0
-    if name in ("quickstart", "diffusion_streams"):  # traces opened and closed
+    if name.removesuffix("-zero") in ("quickstart", "diffusion_streams"):  # traces opened, closed
         assert by_batch.latency_forward and by_batch.latency_credit
     assert by_instant.summary() == by_batch.summary()
 
