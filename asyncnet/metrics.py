@@ -198,13 +198,14 @@ class Traffic:
                 can = (kind == k) & np.fromiter(map(side.__contains__, srcs), dtype=bool,
                                                 count=n)
                 if first is not None and not late and can.any():
-                    # only a receiver new to the side can change it now
+                    # a receiver already in the side changes nothing now
                     if dsts is None:
                         dsts = list(map(_DST, msgs))
                     at = np.flatnonzero(can)
-                    new = np.fromiter(map(side.__contains__, map(dsts.__getitem__, at.tolist())),
-                                      dtype=bool, count=len(at))
-                    can[at[new]] = False
+                    known = np.fromiter(map(side.__contains__, map(dsts.__getitem__,
+                                                                   at.tolist())),
+                                        dtype=bool, count=len(at))
+                    can[at[known]] = False
                 hit |= can
         return hit
 

@@ -202,6 +202,11 @@ def test_the_teller_says_each_agent_once_and_forgets_when_no_cone_is_open():
     assert t.watch(cones) == [False, [], [], [False, -1, [0, 1]]]
     assert t.watch([]) == [True, [], [], None]
     assert t.watch(cones) == [False, [0, 1], [3], [True, -1, [0, 1]]]  # told again
+    # a cone that has not found its first update: nothing settled (the partitions
+    # forget theirs); once it is gone, all told again
+    assert t.watch([*cones, {"t0": 9, "reach": {"d": 9}, "back": {}, "fwd": None}]) \
+        == [False, [3], [], None]
+    assert t.watch(cones) == [False, [], [], [True, -1, [0, 1]]]
 
 
 @pytest.mark.parametrize("watch", [[True, []], (True, [], []), [1, [], []], [False, [0.0], []],

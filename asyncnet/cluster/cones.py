@@ -336,6 +336,9 @@ class ConeTeller:
         idx = self.index
         told = [False, sorted(idx[n] for n in new_f), sorted(idx[n] for n in new_b), None]
         if any(c["fwd"] is None for c in cones):
+            # the partitions forget their settled agents on None: so does the teller
+            self.settled.clear()
+            self.among.clear()
             return told
         # a cone is known by when and where it began (its first agent): an id()
         # could be a closed cone's again
