@@ -34,6 +34,7 @@ class Incoming:
     _sends: dict[int, Any] | None
 
     _put: Callable[[Agent, Message], None]
+    _put_linked: Callable[[Agent, Message], None]
     _note: Callable[[int, Message], None]
     _note_columns: Callable[[Any, list], None]
     _name_index: Callable[[], dict[str, int]]
@@ -68,9 +69,11 @@ class Incoming:
         ----------
         cols:
             int64 rows ``(kind, src, dst, t_sent, t_arrive, seq)``, agents as
-            indices into ``names``, every receiver an agent of this engine and
-            none arriving in the past (a checked frame's:
-            :class:`asyncnet.cluster.frames.IncomingLinks`).
+            indices into ``names``, every receiver an agent of this engine,
+            every message along a link with that link's delay and none
+            arriving in the past (a checked frame's:
+            :class:`asyncnet.cluster.frames.IncomingLinks`). So they are not
+            noted off route (``Engine.offroute``).
         payloads:
             one a row.
         """
@@ -81,7 +84,7 @@ class Incoming:
         if self._sends is not None:  # noted all at once, in a few numpy calls
             self._note_columns(cols, payloads)
         kind, src, dst, t_sent, t_arrive, seq = cols.T.tolist()
-        names, by_idx, put = self.names, self._by_idx, self._put
+        names, by_idx, put = self.names, self._by_idx, self._put_linked
         for m, d in zip(map(_new_tuple, repeat(Message), zip(
                 kind, map(names.__getitem__, src), map(names.__getitem__, dst), t_sent,
                 t_arrive, seq, payloads, strict=True)), dst, strict=True):

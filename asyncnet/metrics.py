@@ -8,6 +8,7 @@ a log alone as ``asyncnet run`` does live.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from itertools import chain, repeat
 from operator import itemgetter
 
@@ -72,8 +73,9 @@ class Traffic:
         self.latency_forward: list[float] = []
         self.latency_credit: list[float] = []
 
-    def __call__(self, batch: list[Message]) -> None:
-        """Account for one delivered batch."""
+    def __call__(self, batch: list[Message], locality: bool = True) -> None:
+        """Account for one delivered batch (``locality=False``: its one-link
+        messages apart, which the caller counts)."""
         for m in batch:
             k = m.kind
             self.count[k] += 1
@@ -83,14 +85,15 @@ class Traffic:
                 self.dmin[k] = d
             if d > self.dmax[k]:
                 self.dmax[k] = d
-            if self.links.get(m.src, {}).get(m.dst) == d:
+            if locality and self.links.get(m.src, {}).get(m.dst) == d:
                 self.local += 1
             if self.cones:
                 self._trace(m)
             if k == CONTROL and m.dst in self.inputs:
                 self._input(m)
 
-    def instant(self, batches: list[list[Message]]) -> None:
+    def instant(self, batches: list[list[Message]],
+                offroute: Sequence[Message] | None = None) -> None:
         """Account for a whole instant's batches (an engine instant sink).
 
         The same figures as calling the counter with each batch in turn
@@ -113,16 +116,22 @@ class Traffic:
         ----------
         batches:
             every batch delivered at one instant, in wake order.
+        offroute:
+            if given, every message of ``batches`` but these travelled one
+            link with that link's delay (the engine's ``offroute``: it sent
+            the others along its routes, whose delays are their links'), so
+            only these are looked up in ``links``; None: all are.
         """
         msgs = list(chain.from_iterable(batches))
         if len(msgs) < self.small_instant:  # the per-message loop is cheaper there
-            return self._each(batches)
+            return self._each(batches, offroute)
         try:
             kinds = bytes(map(_KIND, msgs))
         except (ValueError, TypeError):  # not a small int
             kinds = b""
         if kinds.count(0) + kinds.count(1) + kinds.count(2) != len(msgs):
-            return self._each(batches)  # a kind the counters do not know: as a batch does
+            # a kind the counters do not know: as a batch does
+            return self._each(batches, offroute)
         n = len(msgs)
         try:
             # the times and each link's delay (-2**63: no such link, a value no delay
@@ -130,14 +139,16 @@ class Traffic:
             # delays used to be, by operator.sub)
             t_sent = np.fromiter(map(_T_SENT, msgs), dtype=np.int64, count=n)
             t_arrive = np.fromiter(map(_T_ARRIVE, msgs), dtype=np.int64, count=n)
-            near = np.fromiter(map(dict.get, map(self.links.__getitem__, map(_SRC, msgs)),
-                                   map(_DST, msgs), repeat(_NO_LINK)), dtype=np.int64, count=n)
+            near = None if offroute is not None else np.fromiter(
+                map(dict.get, map(self.links.__getitem__, map(_SRC, msgs)), map(_DST, msgs),
+                    repeat(_NO_LINK)), dtype=np.int64, count=n)
         except (KeyError, OverflowError, TypeError):  # no links, past int64, not an int
-            return self._each(batches)
+            return self._each(batches, offroute)
         if int(t_sent.min()) < 0 or int(t_arrive.min()) < 0:  # t_arrive - t_sent could wrap
-            return self._each(batches)
+            return self._each(batches, offroute)
         d = t_arrive - t_sent
-        local = int(np.count_nonzero(near == d))
+        local = int(np.count_nonzero(near == d)) if near is not None else \
+            n - len(offroute) + self._one_link(offroute)
         k = np.frombuffer(kinds, dtype=np.uint8)
         for kind in range(3):
             sel = d if kinds.count(kind) == len(kinds) else d[k == kind]
@@ -233,10 +244,23 @@ class Traffic:
             if m[0] == CONTROL and m[2] in inputs:  # m.kind, m.dst
                 self._input(m)
 
-    def _each(self, batches: list[list[Message]]) -> None:
+    def _each(self, batches: list[list[Message]],
+              offroute: Sequence[Message] | None = None) -> None:
         """An instant batch by batch, message by message (the reference path)."""
+        if offroute is None:
+            for b in batches:
+                self(b)
+            return
+        n = 0
         for b in batches:
-            self(b)
+            self(b, False)
+            n += len(b)
+        self.local += n - len(offroute) + self._one_link(offroute)
+
+    def _one_link(self, msgs: Sequence[Message]) -> int:
+        """How many of ``msgs`` travelled one link with that link's delay."""
+        links = self.links
+        return sum(links.get(m[1], {}).get(m[2]) == m[4] - m[3] for m in msgs)
 
     # _input and _trace read a message by place (kind, src, dst, t_sent, t_arrive,
     # seq, payload): a Message, or the plain tuple the coordinator makes of a row

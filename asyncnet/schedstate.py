@@ -26,6 +26,7 @@ class SchedulingState:
     _probes: dict[int, list]
     _scheduled: dict[int, set[int]]
     _boxes: dict[int, dict[int, Any]]
+    _offroute: dict[int, list | None]
     _box_now: dict[int, Any]
     _quiet: bytearray | None
     _sends: dict[int, Any] | None
@@ -107,10 +108,13 @@ class SchedulingState:
         """
         idx = agent.idx
         for t, box in self._boxes.items():
-            if box.pop(idx, None) is not None and self._sends is not None:
-                self._odd.add(t)
+            if box.pop(idx, None) is not None:
+                self._offroute[t] = None  # its notes may name a message taken out
+                if self._sends is not None:
+                    self._odd.add(t)
         for t, msgs in inbox.items():
             if self._sends is not None:
                 self._odd.add(t)
+            self._offroute[t] = None  # whether each came along a link is not known
             if msgs:
                 self._boxes.setdefault(t, {})[idx] = list(msgs) if len(msgs) > 1 else msgs[0]

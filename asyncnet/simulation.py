@@ -104,6 +104,21 @@ def new_traffic(links: dict, net: Network) -> Traffic:
     return Traffic(links, net.inputs(), net.outputs(), horizon=to_quanta(traffic_horizon(net)))
 
 
+def feed_traffic(eng: Engine, traffic: Traffic) -> None:
+    """Feed ``traffic`` every instant of ``eng``, with the instant's messages the
+    engine did not send along a route (``Engine.offroute``): the others travel
+    one link with its delay by construction, so only these are looked up.
+
+    Parameters
+    ----------
+    eng:
+        the engine.
+    traffic:
+        the counter.
+    """
+    eng.instant_sinks.append(lambda batches: traffic.instant(batches, eng.offroute))
+
+
 def summarize(sc: Scenario, net: Network, traffic: Traffic,
               analyses: list[tuple[Analysis, Callable]], *, wall: float,
               log_path: str | None = None, footer: dict | None = None,
@@ -175,7 +190,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     from . import checkpoint as ckp
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
-    eng.instant_sinks.append(traffic.instant)
+    feed_traffic(eng, traffic)
     # a resumed run writes where the first one did, whatever directory it runs in
     old = (resume or {}).get("meta", {})
     log_file = (old.get("log_file") or os.path.abspath(log_path)) if log_path else None

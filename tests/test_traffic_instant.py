@@ -18,7 +18,7 @@ import pytest
 from asyncnet.messages import CONTROL, DELTA, FORWARD, QUANTA, Message
 from asyncnet.metrics import Traffic
 from asyncnet.scenario import load
-from asyncnet.simulation import build_engine, new_traffic
+from asyncnet.simulation import build_engine, feed_traffic, new_traffic
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
 TRACE_FIELDS = ("traces_left", "last_input", "cones", "latency_forward", "latency_credit")
@@ -44,14 +44,17 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     eng, net, _ = build_engine(sc, **({"source_delay": 0.0} if name.endswith("-zero") else {}))
     by_batch = new_traffic(eng.links, net)
     by_instant = new_traffic(eng.links, net)
+    fed = new_traffic(eng.links, net)  # told the engine's off-route messages, as a run is
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
+    feed_traffic(eng, fed)
 
     times = []
 
     def after(batches):  # compared at every instant, not only at the end
         times.append(batches[0][0].t_arrive)
         assert _state(by_instant) == _state(by_batch)
+        assert _state(fed) == _state(by_batch)
     eng.instant_sinks.append(after)
     eng.run(min(until, sc.duration))
     assert _state(by_instant) == _state(by_batch)
@@ -88,18 +91,21 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, horizon, monkeypat
     src = {f"{nd}_{k}": (lambda t, nd=nd, k=k: stream.value(nd, t)[k:k + 1])
            for nd, n in (("l0", 4), ("l3", 3)) for k in range(n)}
     eng = Engine(net, Diffusion(eta=0.05), seed=3, sources=src)
-    by_batch, by_instant, following, windows = (new_traffic(eng.links, net) for _ in range(4))
-    for tr in (by_batch, by_instant, following, windows):
+    by_batch, by_instant, following, windows, fed = (new_traffic(eng.links, net)
+                                                     for _ in range(5))
+    for tr in (by_batch, by_instant, following, windows, fed):
         tr.traces_left = traces
         if horizon is not None:
             tr.horizon = round(horizon * QUANTA)
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
+    feed_traffic(eng, fed)
     busy, held = [], []
 
     def after(batches):
         busy.append((sum(map(len, batches)), len(by_batch.cones)))
         assert _state(by_instant) == _state(by_batch)
+        assert _state(fed) == _state(by_batch)
         # follow (a coordinator's): an instant at a time, and several instants at once
         following.follow(list(chain.from_iterable(batches)))
         assert {k: getattr(following, k) for k in TRACE_FIELDS} \

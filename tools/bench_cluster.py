@@ -101,6 +101,7 @@ def child(spec: dict) -> dict:
     if spec["workers"] == 0:
         # what simulate() does while the run goes (engine, traffic, log), timed
         # from the first event to the footer, as the workers' windows are
+        from asyncnet import simulation
         from asyncnet.eventlog import EventLogWriter
         from asyncnet.simulation import build_engine, log_header, new_traffic
         eng, net, _ = build_engine(sc)
@@ -111,7 +112,11 @@ def child(spec: dict) -> dict:
         logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         # the run summary's counter as simulate() feeds it: an instant at a time (it
         # was fed batch by batch here until 2 Dec, evening: ≈ 0.1 CPU-s more)
-        eng.instant_sinks.append(new_traffic(eng.links, net).instant)
+        traffic = new_traffic(eng.links, net)
+        if hasattr(simulation, "feed_traffic"):  # told the engine's off-route messages
+            simulation.feed_traffic(eng, traffic)
+        else:  # a checkout from before 4 December, fourth session (--before)
+            eng.instant_sinks.append(traffic.instant)
         writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
         if writer:
             eng.record(writer.record)

@@ -36,7 +36,7 @@ from ..logpack import MIN_RECORDS, pack_batches
 from ..messages import LocalityError, Message
 from ..metrics import Traffic
 from ..scenario import load
-from ..simulation import analyses_of, build_engine, context, final_state
+from ..simulation import analyses_of, build_engine, context, feed_traffic, final_state
 from . import wire
 from .cones import ConeWatch
 from .frames import IncomingLinks, group_by_peer, outbox_frames, pack_frame, read_columns
@@ -131,7 +131,7 @@ class PartRunner:
             # tests took twice as long); a small one loads it past MIN_RECORDS
             if len(mine) >= WARM_AGENTS:
                 logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
-        eng.instant_sinks.append(self.traffic.instant)
+        feed_traffic(eng, self.traffic)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
         self.shares = [a.share(ctx) for a in analyses_of(sc) if a.monitors]
