@@ -45,8 +45,8 @@ link may take none, and a source is in no cone.
 from __future__ import annotations
 
 import sys
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, compress
+from operator import itemgetter, or_
 
 import numpy as np
 
@@ -56,9 +56,9 @@ from ..metrics import input_value
 from . import wire
 from .wire import WireError
 
-_KIND, _SRC, _DST, _T_SENT, _T_ARRIVE, _SEQ = (itemgetter(i) for i in range(6))
+_SRC = itemgetter(1)
+_DST = itemgetter(2)
 _FIRST = itemgetter(0)
-_NONE = np.zeros(0, dtype=np.intp)
 _LITTLE = sys.byteorder == "little"
 TRACE_COLS = 6
 """A trace row's numbers: ``t_arrive, dst, kind, src, seq, t_sent`` (agents by index)."""
@@ -137,58 +137,41 @@ class ConeWatch:
         batches:
             every batch delivered at one instant, each to one receiver.
         """
-        if self.fwd or self.back:
+        fwd, back, inputs = self.fwd, self.back, self.inputs
+        if fwd or back:
+            # which messages can matter is decided by the sets as they stood when
+            # the instant began (what a sender that joins now sends arrives later),
+            # in C loops over the instant; Python sees only those
+            msgs = list(chain.from_iterable(batches))
+            if fwd and back:
+                hit = map(or_, map(fwd.__contains__, map(_SRC, msgs)),
+                          map(back.__contains__, map(_SRC, msgs)))
+            else:
+                hit = map((fwd or back).__contains__, map(_SRC, msgs))
             until = self.settled_until
-            self._follow(list(chain.from_iterable(batches)),
-                         self.settled if until == -1 or until >= batches[0][0][4] else None)
-        if not self.inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
-            self._inputs([b for b in batches if b[0][2] in self.inputs])
+            t = batches[0][0][4]
+            self._follow(list(compress(msgs, hit)),
+                         self.settled if until == -1 or until >= t else None)
+        if not inputs.isdisjoint(map(_DST, map(_FIRST, batches))):
+            self._inputs([b for b in batches if b[0][2] in inputs])
 
     def _follow(self, msgs: list[Message], settled: set[str] | None) -> None:
-        """Rows of an instant's forward and delta messages from watched senders (but
-        forward ones to ``settled`` agents); grow the sets.
-
-        Which messages those are is decided by the sets as they stood when the
-        instant began (what a sender that joins now sends arrives later), in C
-        loops over the instant: Python made a row a message (a fifth of a
-        partition's window time while a trace was open).
-        """
-        fwd, back, idx = self.fwd, self.back, self.index
-        try:
-            kind = np.frombuffer(bytes(map(_KIND, msgs)), dtype=np.uint8)
-        except (ValueError, TypeError):  # not a small int: the engine sends none such
-            kind = np.array(list(map(_KIND, msgs)), dtype=object)
-        fwd_at = back_at = _NONE
-        if fwd:
-            fwd_at = np.flatnonzero(kind == FORWARD)
-            srcs = map(_SRC, map(msgs.__getitem__, fwd_at.tolist()))
-            fwd_at = fwd_at[np.fromiter(map(fwd.__contains__, srcs), dtype=bool,
-                                        count=len(fwd_at))]
-            if settled and len(fwd_at):  # in every open cone already: no row can change one
-                dsts = map(_DST, map(msgs.__getitem__, fwd_at.tolist()))
-                fwd_at = fwd_at[~np.fromiter(map(settled.__contains__, dsts), dtype=bool,
-                                             count=len(fwd_at))]
-        if back:
-            back_at = np.flatnonzero(kind == DELTA)
-            srcs = map(_SRC, map(msgs.__getitem__, back_at.tolist()))
-            back_at = back_at[np.fromiter(map(back.__contains__, srcs), dtype=bool,
-                                          count=len(back_at))]
-        if not (len(fwd_at) or len(back_at)):
-            return
-        at = np.union1d(fwd_at, back_at) if len(fwd_at) and len(back_at) else \
-            (fwd_at if len(fwd_at) else back_at)
-        picked = list(map(msgs.__getitem__, at.tolist()))  # in delivery order
-        # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
-        self.rows.extend(chain.from_iterable(zip(
-            map(_T_ARRIVE, picked), map(idx.__getitem__, map(_DST, picked)),
-            map(_KIND, picked), map(idx.__getitem__, map(_SRC, picked)), map(_SEQ, picked),
-            map(_T_SENT, picked), strict=True)))
-        if len(fwd_at):
-            reached = set(map(_DST, map(msgs.__getitem__, fwd_at.tolist())))
-            fwd |= reached
-            back |= reached & self.outputs  # the credit starts at an output
-        if len(back_at):
-            back.update(map(_DST, map(msgs.__getitem__, back_at.tolist())))
+        """Rows of forward and delta messages from watched senders (but forward ones
+        to ``settled`` agents); grow the sets."""
+        fwd, back, outputs, idx, rows = self.fwd, self.back, self.outputs, self.index, self.rows
+        for m in msgs:  # (kind, src, dst, t_sent, t_arrive, seq, payload) by place
+            k, s, d = m[0], m[1], m[2]
+            if k == FORWARD:
+                if s in fwd:
+                    if settled is not None and d in settled:
+                        continue  # in every open cone already: no row can change one
+                    rows.extend((m[4], idx[d], k, idx[s], m[5], m[3]))
+                    fwd.add(d)
+                    if d in outputs:
+                        back.add(d)
+            elif k == DELTA and s in back:
+                rows.extend((m[4], idx[d], k, idx[s], m[5], m[3]))
+                back.add(d)
 
     def _inputs(self, batches: list[list[Message]]) -> None:
         """Rows of the control messages to inputs; a changed (or unseen) value starts a cone."""
