@@ -18,6 +18,7 @@ import pytest
 from asyncnet.cluster import wire
 from asyncnet.cluster.cones import ConeTeller, ConeWatch, read_trace_frame, trace_frame
 from asyncnet.cluster.merge import trace_messages
+from asyncnet.messages import DELTA, FORWARD, Message
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine, new_traffic
 
@@ -198,15 +199,17 @@ def test_the_teller_says_each_agent_once_and_forgets_when_no_cone_is_open():
     assert t.watch(cones) == [False, [], [], [False, -1, []]]  # no horizon
     cones.append({"t0": 6, "reach": {"c": 6}, "back": {}, "fwd": 7})
     assert t.watch(cones) == [False, [], [], [True, -1, []]]  # a cone opened: start again
-    del cones[0], cones[1]  # two closed: only the second is open
-    assert t.watch(cones) == [False, [], [], [False, -1, [0, 1]]]
+    del cones[0], cones[1]  # two closed: only the second is open, told whole
+    # (forget, then its agents: the closed cones' agents no longer watched)
+    assert t.watch(cones) == [True, [0, 1], [3], [True, -1, [0, 1]]]
+    assert t.watch(cones) == [False, [], [], [False, -1, []]]
     assert t.watch([]) == [True, [], [], None]
     assert t.watch(cones) == [False, [0, 1], [3], [True, -1, [0, 1]]]  # told again
     # a cone that has not found its first update: nothing settled (the partitions
-    # forget theirs); once it is gone, all told again
+    # forget theirs); once it is gone (closed), all told again, whole
     assert t.watch([*cones, {"t0": 9, "reach": {"d": 9}, "back": {}, "fwd": None}]) \
         == [False, [3], [], None]
-    assert t.watch(cones) == [False, [], [], [True, -1, [0, 1]]]
+    assert t.watch(cones) == [True, [0, 1], [3], [True, -1, [0, 1]]]
 
 
 @pytest.mark.parametrize("watch", [[True, []], (True, [], []), [1, [], []], [False, [0.0], []],
@@ -268,3 +271,24 @@ def test_a_malformed_trace_frame_is_refused_with_a_clear_error(frame, what):
         read_trace_frame(frame, 4)
     rows, pays = read_trace_frame(_frame(), 4)  # the well-formed one
     assert rows.tolist() == [[1, 0, 2, 1, 3, 0]] and pays[0].tolist() == [0.0]
+
+
+def test_a_closed_cone_is_forgotten_while_another_stays_open():
+    """When a cone closes, the partitions are told the open cones whole: the
+    agents only the closed one held (and the partition's own growth since)
+    are no longer watched, so their messages make no rows."""
+    index = {n: i for i, n in enumerate(["in", "a", "b", "out", "s"])}
+    teller = ConeTeller(index)
+    w = ConeWatch(index, frozenset(["in"]), frozenset(["out"]))
+    first = {"t0": 0, "reach": {"in": 0, "a": 1, "out": 2}, "back": {"out": 2}, "fwd": None}
+    second = {"t0": 4, "reach": {"in": 4}, "back": {}, "fwd": None}
+    w.told(teller.watch([first, second]))
+    assert w.fwd == {"in", "a", "out"} and w.back == {"out"}
+    # the credit spreads back through this partition (its own growth)
+    w.instant([[Message(DELTA, "out", "s", 2, 3, 1, np.array([0.0]))]])
+    assert w.back == {"out", "s"} and len(w.take()) > 0
+    w.told(teller.watch([second]))  # the first closed
+    assert w.fwd == {"in"} and w.back == set()
+    w.instant([[Message(DELTA, "s", "b", 5, 6, 1, np.array([0.0]))],
+               [Message(FORWARD, "a", "b", 5, 6, 2, np.array([0.0]))]])
+    assert w.take() == b""  # from agents of no open cone: no row
