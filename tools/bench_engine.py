@@ -30,6 +30,7 @@ Time-dependent: a benchmark, not a test. To compare two trees, run it with
 ``PYTHONPATH`` set to each (it uses only long-standing public APIs).
 
     python tools/bench_engine.py [--figures engine,log,stats,traffic,memory] [--reps 3]
+        [--traffic-sizes S,L]
 """
 
 from __future__ import annotations
@@ -227,22 +228,22 @@ def bench_log(reps: int, sizes: list[str]) -> None:
         logsends.COMPILED = True
 
 
-def bench_traffic(reps: int) -> None:
-    net, src = per_neuron(NETS["S"], DURATION["S"])
+def bench_traffic(reps: int, size: str = "S") -> None:
+    net, src = per_neuron(NETS[size], DURATION[size])
     ratio: dict[str, list[float]] = {"batch": [], "instant": []}
     extra: dict[str, list[float]] = {"batch": [], "instant": []}
     for _ in range(reps):
-        off, n = run_engine(net, src, DURATION["S"], log=False)
+        off, n = run_engine(net, src, DURATION[size], log=False)
         summaries = []
         for how in ratio:
-            on, _ = run_engine(net, src, DURATION["S"], log=False, traffic=how)
+            on, _ = run_engine(net, src, DURATION[size], log=False, traffic=how)
             summaries.append(run_engine.summary)  # type: ignore[attr-defined]
             ratio[how].append(on / off)
             extra[how].append((on - off) / n)
         if summaries[0] != summaries[1]:
             raise SystemExit("the two traffic counters disagree: they did not do the same work")
     for how, rs in ratio.items():
-        print(f"traffic  S: run time with the traffic counter ({how}) ÷ without  {fmt(rs)}"
+        print(f"traffic  {size}: run time with the traffic counter ({how}) ÷ without  {fmt(rs)}"
               f"   ({1e6 * statistics.median(extra[how]):.2f} µs/message)")
 
 
@@ -324,6 +325,7 @@ def main() -> None:
     ap.add_argument("--figures", default="engine,log,stats,traffic,memory")
     ap.add_argument("--sizes", default="S,M,L", help="engine figure: nets among S, M, L")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--traffic-sizes", default="S", help="traffic figure: nets among S, M, L")
     ap.add_argument("--one", choices=list(NETS), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:  # a child of fresh_cost: one run, its CPU seconds a message
@@ -334,7 +336,8 @@ def main() -> None:
         return
     figures = a.figures.split(",")
     sizes = [s for s in a.sizes.split(",") if s]
-    if bad := [s for s in sizes if s not in NETS] + [f for f in figures if f not in
+    traffic_sizes = [s for s in a.traffic_sizes.split(",") if s]
+    if bad := [s for s in sizes + traffic_sizes if s not in NETS] + [f for f in figures if f not in
                                                        ("engine", "log", "stats", "traffic",
                                                         "memory")]:
         ap.error(f"unknown size or figure: {', '.join(bad)}")
@@ -346,7 +349,8 @@ def main() -> None:
         if "stats" in figures:
             bench_stats(a.reps)
         if "traffic" in figures:
-            bench_traffic(a.reps)
+            for size in traffic_sizes:
+                bench_traffic(a.reps, size)
         if "memory" in figures:
             bench_memory("L")
     if SPREADS and max(SPREADS) > 1.25:  # a loaded box: say so beside the figures
