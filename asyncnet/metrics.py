@@ -196,8 +196,9 @@ class Traffic:
         """
         n = len(msgs)
         kind = np.frombuffer(kinds, dtype=np.uint8)
-        srcs = list(map(_SRC, msgs))
-        dsts = None
+        # each side's senders are looked up among its kind's messages only (a
+        # forward side's among forward messages): half the look-ups
+        of_kind: dict[int, tuple[np.ndarray, list[str]]] = {}
         hit = np.zeros(n, dtype=bool)
         t = msgs[0][4]  # every message of an instant arrives then
         for c in self.cones:
@@ -206,18 +207,20 @@ class Traffic:
                                    (c["back"], DELTA, c["credit"])):
                 if not side:
                     continue
-                can = (kind == k) & np.fromiter(map(side.__contains__, srcs), dtype=bool,
-                                                count=n)
-                if first is not None and not late and can.any():
+                got = of_kind.get(k)
+                if got is None:
+                    at_k = np.flatnonzero(kind == k)
+                    got = of_kind[k] = (at_k, list(map(_SRC, map(msgs.__getitem__,
+                                                                 at_k.tolist()))))
+                at_k, srcs = got
+                at = at_k[np.fromiter(map(side.__contains__, srcs), dtype=bool,
+                                      count=len(srcs))]
+                if first is not None and not late and len(at):
                     # a receiver already in the side changes nothing now
-                    if dsts is None:
-                        dsts = list(map(_DST, msgs))
-                    at = np.flatnonzero(can)
-                    known = np.fromiter(map(side.__contains__, map(dsts.__getitem__,
-                                                                   at.tolist())),
-                                        dtype=bool, count=len(at))
-                    can[at[known]] = False
-                hit |= can
+                    known = np.fromiter(map(side.__contains__, map(_DST, map(
+                        msgs.__getitem__, at.tolist()))), dtype=bool, count=len(at))
+                    at = at[~known]
+                hit[at] = True
         return hit
 
     def follow(self, msgs: list[Message] | list[tuple]) -> None:
