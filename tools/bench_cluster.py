@@ -26,7 +26,8 @@ learns by backprop diffusion on a piecewise stream. The script prints:
    alone: what sharing the box's memory system costs a process, and so
    the most two processes could gain on this box with nothing else lost.
 4. **A model of the speed-up at 16 and 64 workers** from the measured
-   per-message costs (engine and log in a worker, crossing the cut, the
+   per-message costs (engine and log in a worker, a worker's own cost a
+   message measured with one worker and no cut, crossing the cut, the
    coordinator's merge; following the latency trace is a fixed cost, since
    it lasts a bounded number of input changes), the per-window costs (a window's round trip, and
    the coordinator's CPU per worker per window, from a small net run with
@@ -262,6 +263,10 @@ def main() -> None:
             for name, root in impls:
                 runs.setdefault((name, dur), []).append(
                     measure({"path": path, "workers": 2, "log": log}, root))
+        # one worker: the whole run distributed with no cut, what a worker costs
+        # beyond the work itself (its window protocol, trace rows, log segments)
+        runs.setdefault("one", []).append(
+            measure({"path": long_p, "workers": 1, "log": os.path.join(tmp, "x.log")}))
         # two in-process runs at once: what sharing the box's memory system (its
         # caches past L2, its memory bandwidth, a host's other guests) costs each
         runs.setdefault("pair", []).append(
@@ -312,6 +317,9 @@ def main() -> None:
     print(f"in-process CPU s {med([i['cpu'] for i in ip])}; critical path CPU s "
           f"{med([w['critical_cpu'] for w in af])}; workers' CPU s "
           f"{[round(x, 2) for x in af[0]['worker_cpu']]}; windows {af[0]['windows']}")
+    one = [w["worker_cpu"][0] / i["cpu"] for i, w in zip(ip, runs["one"], strict=True)]
+    print(f"one worker (the whole net, no cut) ÷ in-process, CPU: {med(one)}: what a "
+          f"worker costs beyond the work (window protocol, trace rows, log segments)")
     pair = [statistics.mean(r["cpu"] for r in two) / i["cpu"]
             for two, i in zip(runs["pair"], ip, strict=True)]
     print(f"two in-process runs at once, each one's CPU ÷ one run alone: {med(pair)}; "
@@ -333,9 +341,14 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     """Section 4: the speed-up at P workers from the measured costs."""
     m = statistics.median([r["messages"] for r in ip])
     c_eng = statistics.median([r["cpu"] / r["messages"] for r in ip])  # engine + log
-    # crossing costs: what two workers spend beyond the in-process run, per crossing message
-    extra = statistics.median([(sum(w["worker_cpu"]) - i["cpu"]) / max(1, w["cut_sent"])
-                               for i, w in zip(ip, af, strict=True)])
+    # a worker's own cost a message (one worker, no cut, beyond the in-process run),
+    # then what crossing costs: what two workers spend beyond the in-process run
+    # and their own cost, per crossing message (until 4 December, fourth session,
+    # the worker's own cost was counted as crossing's)
+    c_w = max(0.0, statistics.median([(w["worker_cpu"][0] - i["cpu"]) / i["messages"]
+                                      for i, w in zip(ip, runs["one"], strict=True)]))
+    extra = statistics.median([(sum(w["worker_cpu"]) - i["cpu"] - c_w * i["messages"])
+                               / max(1, w["cut_sent"]) for i, w in zip(ip, af, strict=True)])
     c_x = max(0.0, extra)
     c_merge = None  # set below, once the per-window cost is known
     # per-window costs, from a small net with thousands of windows: the round
@@ -357,34 +370,36 @@ def model(a, ip, af, runs, per_msg, table, parts) -> None:
     look = af[0].get("lookahead")
     long_windows = m / per_unit / look if look else windows
     print("\n## Model of the speed-up at P workers (log on)\n")
-    print(f"measured: engine+log {c_eng * 1e6:.2f} µs/message in-process; crossing the cut "
-          f"{c_x * 1e6:.2f} µs/crossing message (extra worker CPU of the 2-worker run); "
+    print(f"measured: engine+log {c_eng * 1e6:.2f} µs/message in-process; a worker's own "
+          f"cost {c_w * 1e6:.2f} µs/message (one worker, no cut); crossing the cut "
+          f"{c_x * 1e6:.2f} µs/crossing message (the 2-worker run's extra CPU beyond both); "
           f"coordinator merge {c_merge * 1e6:.3f} µs/message, following the latency trace "
           f"{trace:.2f} s in all; a window's round trip "
           f"{lat * 1e3:.2f} ms, coordinator {c_cw * 1e6:.0f} µs per worker per window; "
           f"{m:,.0f} messages in {windows:g} windows")
-    print("T(P) = max(balance(P) * M/P * (c_eng + cut(P) * c_x) + windows * (round trip "
+    print("T(P) = max(balance(P) * M/P * (c_eng + c_w + cut(P) * c_x) + windows * (round trip "
           "+ P * coordinator per worker), M * c_merge + trace); speed-up = M * c_eng / T(P)\n")
     for label, nw in (("this run", windows), ("a long run (one window per lookahead)",
                                               long_windows)):
         print(f"\n{label}: {nw:g} windows for {m:,.0f} messages\n")
-        model_table(parts, table, m, nw, c_eng, c_x, c_merge, lat, c_cw, trace)
+        model_table(parts, table, m, nw, c_eng, c_w, c_x, c_merge, lat, c_cw, trace)
 
 
-def model_table(parts, table, m, windows, c_eng, c_x, c_merge, lat, c_cw, trace) -> None:
+def model_table(parts, table, m, windows, c_eng, c_w, c_x, c_merge, lat, c_cw, trace) -> None:
     """One table of the model: speed-up at each P, and what limits it."""
     print("| P | balance (messages) | messages cut | worker s | merge s | windows s "
           "| speed-up | limited by |")
     print("|---|---|---|---|---|---|---|---|")
     for p in parts:
         row = table[(p, "metis")]
-        work = row["balance_msgs"] * m / p * (c_eng + row["cut_msgs"] * c_x)
+        work = row["balance_msgs"] * m / p * (c_eng + c_w + row["cut_msgs"] * c_x)
         sync = windows * (lat + p * c_cw)
         merge = m * c_merge + trace
         t = max(work + sync, merge)
         lim = ("the coordinator's merge" if merge >= work + sync else
                "windows (barrier latency)" if sync > work / 2 else
-               "crossing messages" if row["cut_msgs"] * c_x > c_eng else "the engine itself")
+               "crossing messages" if row["cut_msgs"] * c_x > c_eng + c_w else
+               "the engine itself")
         print(f"| {p} | {row['balance_msgs']:.3f} | {row['cut_msgs']:.3f} | {work:.2f} | "
               f"{merge:.2f} | {sync:.2f} | {m * c_eng / t:.1f} | {lim} |")
 
