@@ -101,8 +101,8 @@ def _plain(table: np.ndarray, part: Captured) -> bool:
     return hi[4] < len(part.table.arrays()[2]) and (-1 - lo[4]) < part.agents
 
 
-def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarray,
-                                                     np.ndarray, list[int]] | None:
+def pack_sends(part: Captured, records: int, table: np.ndarray | None = None
+               ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, list[int]] | None:
     """The records of one part of sends, packed column-wise, or ``None`` (not exactly).
 
     Parameters
@@ -111,6 +111,8 @@ def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarra
         a :class:`~asyncnet.capture.Captured` with sends.
     records:
         how many records the log has so far (see :func:`asyncnet.logsends.kernel`).
+    table:
+        its :func:`~asyncnet.capture.send_table` if the caller made it (read only).
 
     Returns
     -------
@@ -119,7 +121,8 @@ def pack_sends(part: Captured, records: int) -> tuple[Any, np.ndarray, np.ndarra
     """
     sends = part.sends
     assert sends is not None
-    table = send_table(sends)
+    if table is None:
+        table = send_table(sends)
     if table is None or not _plain(table, part):
         return None
     parts = payload_parts(sends[1])

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+from asyncnet.capture import send_table
 from asyncnet.cluster import wire
 from asyncnet.cluster.cones import ConeTeller, ConeWatch, read_trace_frame, trace_frame
 from asyncnet.cluster.merge import trace_messages
@@ -25,6 +26,48 @@ from asyncnet.simulation import build_engine, new_traffic
 from .test_traffic_instant import ROOT, TRACE_FIELDS
 
 
+def _feed(eng, watch, via, instant):
+    """Call ``instant(batches, feed)`` at the end of each of ``eng``'s instants, where
+    ``feed()`` gives ``watch`` the instant as a partition does: its delivered
+    batches (``via="batches"``, a partition without a log), or its sends as
+    the log's capture has them (``"sends"``; the batches where that cannot be
+    done). Returns how many instants went each way."""
+    ways = {"sends": 0, "batches": 0}
+    if via == "batches":
+        def each(batches):
+            ways["batches"] += 1
+            instant(batches, lambda: watch.instant(batches))
+        eng.instant_sinks.append(each)
+        return ways
+    held = []
+    eng.instant_sinks.append(held.append)
+
+    def recorder(captured):
+        batches = held.pop() if held else []
+        if captured.sends is None:
+            batches = captured.batches
+
+        def feed():
+            if captured.sends is not None and watch.sends(captured, send_table(captured.sends)):
+                ways["sends"] += 1
+            else:
+                ways["batches"] += 1
+                watch.instant(batches)
+        if batches:
+            instant(batches, feed)
+    eng.record(recorder)
+    return ways
+
+
+def _rows(frame, agents):
+    """A trace frame's rows, sorted, with each control row's value."""
+    if not frame:
+        return []
+    rows, values = read_trace_frame(frame, agents)
+    return sorted((*r, None if v is None else tuple(v.tolist()))
+                  for r, v in zip(rows.tolist(), values, strict=True))
+
+
 def _engine(name):
     """The scenario's engine; ``-zero``: its data sources' links have no delay (an
     instant then runs twice; only the engine's API makes such a link)."""
@@ -33,14 +76,16 @@ def _engine(name):
     return (sc, *build_engine(sc, **kw)[:2])
 
 
+@pytest.mark.parametrize("via", ["batches", "sends"])
 @pytest.mark.parametrize("window", [1, 7])
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0),
                                         ("quickstart-zero", 400.0),
                                         ("diffusion_streams-zero", 60.0)])
-def test_kept_rows_trace_as_every_message_does(name, until, window):
+def test_kept_rows_trace_as_every_message_does(name, until, window, via):
     """Following only the rows kept leaves the traces as following every message
     does, at every instant, with the coordinator's word taken every ``window``
-    instants; and fewer rows are sent than messages delivered while tracing."""
+    instants, from the delivered batches or from the log's sends; and fewer
+    rows are sent than messages delivered while tracing."""
     sc, eng, net = _engine(name)
     assert (0 in eng.links[f"src:{net.inputs()[0]}"].values()) == name.endswith("-zero")
     index = {n: i for i, n in enumerate(eng.names)}
@@ -51,28 +96,36 @@ def test_kept_rows_trace_as_every_message_does(name, until, window):
     eng.sinks.append(by_batch)
     seen = {"instants": 0, "rows": 0, "traced": 0}
 
-    def instant(batches):
+    twin = ConeWatch(index, frozenset(net.inputs()), frozenset(net.outputs()))
+
+    def instant(batches, feed):
         if seen["instants"] % window == 0:
-            watch.told(teller.watch(following.cones, following.horizon))
+            told = teller.watch(following.cones, following.horizon)
+            watch.told(told)
+            twin.told(told)
         seen["instants"] += 1
         tracing = bool(following.cones)
-        watch.instant(batches)
+        feed()
         frame = watch.take()
+        twin.instant(batches)  # the batches' rows: the same, row for row
+        assert _rows(frame, len(eng.names)) == _rows(twin.take(), len(eng.names))
         following.follow(trace_messages([frame], eng.names))
         assert ({k: getattr(following, k) for k in TRACE_FIELDS}
                 == {k: getattr(by_batch, k) for k in TRACE_FIELDS})
         if tracing:
             seen["rows"] += len(read_trace_frame(frame, len(eng.names))[0]) if frame else 0
             seen["traced"] += sum(map(len, batches))
-    eng.instant_sinks.append(instant)
+    ways = _feed(eng, watch, via, instant)
     eng.run(min(until, sc.duration))
     assert by_batch.latency_forward and by_batch.latency_credit  # traces opened and closed
     assert seen["rows"] < seen["traced"]
+    assert ways[via] > ways["sends" if via == "batches" else "batches"]
 
 
+@pytest.mark.parametrize("via", ["batches", "sends"])
 @pytest.mark.parametrize("horizon", [None, 1.5])
 @pytest.mark.parametrize("window", [1, 7])
-def test_a_per_neuron_net_sends_no_row_to_a_settled_agent_and_traces_alike(window, horizon):
+def test_a_per_neuron_net_sends_no_row_to_a_settled_agent_and_traces_alike(window, horizon, via):
     """Hundreds of messages an instant: once every open cone has found its first
     update, a forward message to an agent in every open cone gets no row (most
     of them, once a change has reached the whole net), and the traces stay the
@@ -106,14 +159,14 @@ def test_a_per_neuron_net_sends_no_row_to_a_settled_agent_and_traces_alike(windo
     def rows(frame):
         return len(read_trace_frame(frame, len(eng.names))[0]) if frame else 0
 
-    def instant(batches):
+    def instant(batches, feed):
         if seen["instants"] % window == 0:
             told = teller.watch(following.cones, following.horizon)
             seen["settled"] += len(told[3][2]) if told[3] else 0
             watch.told(told)
             plain.told(told[:3])  # the same without settled agents: a row each
         seen["instants"] += 1
-        watch.instant(batches)
+        feed()
         plain.instant(batches)
         frame = watch.take()
         seen["rows"] += rows(frame)
@@ -121,8 +174,9 @@ def test_a_per_neuron_net_sends_no_row_to_a_settled_agent_and_traces_alike(windo
         following.follow(trace_messages([frame], eng.names))
         assert ({k: getattr(following, k) for k in TRACE_FIELDS}
                 == {k: getattr(by_batch, k) for k in TRACE_FIELDS})
-    eng.instant_sinks.append(instant)
+    ways = _feed(eng, watch, via, instant)
     eng.run(30.0)
+    assert ways[via] > ways["sends" if via == "batches" else "batches"]
     assert len(by_batch.latency_forward) == 5 and seen["settled"] > 10
     assert len(by_batch.latency_credit) == 5 if horizon is None \
         else len(by_batch.latency_credit) < 5

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import logsends
 from ..agents import Outbox
-from ..capture import Captured
+from ..capture import Captured, send_table
 from ..checkpoint import capture_agent, restore_partition
 from ..eventlog import PayloadCodes
 from ..logcapture import pack_sends, send_records
@@ -116,6 +116,7 @@ class PartRunner:
         self.chunks: list[tuple[np.ndarray, bytes]] = []
         # the latency trace's rows: only those of messages that can matter there
         self.tracing = TRACE_OFF
+        self._traced: list[list[Message]] = []  # the instant's batches, while it runs
         self.cones = ConeWatch(self.index, frozenset(net.inputs()), frozenset(net.outputs()))
         # the last window whose neighbours' frames were injected (a checkpoint
         # takes them early: the next window must not wait for them again)
@@ -145,14 +146,23 @@ class PartRunner:
         if self.counts and not self.log:  # the coordinator's counts: meta rows alone
             self._batch_segment(batches)
         if self.tracing:
-            self.cones.instant(batches)
+            if self.log:  # followed from its sends, as the log takes them (_logged)
+                self._traced = batches
+            else:
+                self.cones.instant(batches)
 
     def _logged(self, captured: Captured) -> None:
         """An instant for the log segment (an engine recorder): its sends, or its batches."""
         if captured.sends is None:
+            if self.tracing:
+                self.cones.instant(captured.batches or [])
             self._batch_segment(captured.batches or [])
             return
-        got = pack_sends(captured, self.stats["delivered"])
+        table = send_table(captured.sends)
+        if self.tracing and not self.cones.sends(captured, table):
+            self.cones.instant(self._traced)
+        self._traced = []
+        got = pack_sends(captured, self.stats["delivered"], table)
         if got is None:  # not column-wise exactly: the records one by one
             recs = sorted(send_records(captured, self.codes), key=record_key)
             self._record_segment(captured.t, recs)
