@@ -310,6 +310,8 @@ def test_a_frame_injected_as_columns_is_what_the_same_messages_one_by_one_give()
     """``Engine.inject_columns`` (a peer's frame, one loop) against ``Engine.inject``
     message by message: the same messages in flight to each agent, and the same
     run after (delivered batches, recorded sends, final states)."""
+    from collections import Counter
+
     from asyncnet.messages import DELTA, FORWARD, Message
 
     def run(columns: bool):
@@ -320,14 +322,25 @@ def test_a_frame_injected_as_columns_is_what_the_same_messages_one_by_one_give()
         eng.run(2)
         rng = np.random.default_rng(4)
         msgs = []
+        # the instants each agent has messages in flight for: some arrive then too
+        due = {n: [t for t in sorted(eng.inbox(a)) if t > eng.env.now]
+               for n, a in eng.agents.items()}
         for k, (a, links) in enumerate(sorted(eng.links.items())):
             for b, delay in sorted(links.items()):
                 if rng.random() < 0.8 and not a.startswith("src:") and \
                         not b.startswith("src:"):  # two at one receiver now and then
                     t_sent = eng.env.now - int(rng.integers(0, 2))
-                    msgs.append(Message((FORWARD, DELTA)[k % 2], a, b, t_sent,
-                                        t_sent + delay, 10**6 + k, rng.normal(size=1)))
+                    if due.get(b) and due[b][0] - delay <= eng.env.now and k % 2:
+                        t_sent = due[b][0] - delay
+                    for extra in range(1 + (k % 3 == 0)):  # a second one on the link now and then
+                        msgs.append(Message((FORWARD, DELTA)[k % 2], a, b, t_sent,
+                                            t_sent + delay, 10**6 + 2 * k + extra,
+                                            rng.normal(size=1)))
         assert len(msgs) > 15 and min(m.t_arrive for m in msgs) > eng.env.now
+        # some receiver gets several at an instant it has messages in flight for already
+        held = {(n, t) for n, a in eng.agents.items() for t in eng.inbox(a)}
+        assert max(Counter((m.dst, m.t_arrive) for m in msgs
+                           if (m.dst, m.t_arrive) in held).values()) > 1
         if columns:
             eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
                                           m.t_sent, m.t_arrive, m.seq] for m in msgs]),
