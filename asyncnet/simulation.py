@@ -20,10 +20,11 @@ import numpy as np
 from ._version import __version__
 from .analysis import Analysis, AnalysisError, Context
 from .analysis.divergence import Divergence
+from .capture import Captured, send_table
 from .engine import Engine
 from .eventlog import EventLogWriter
 from .ids import is_source
-from .messages import QUANTA, to_quanta
+from .messages import QUANTA, Message, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
 from .scenario import Scenario, ScenarioError
@@ -108,6 +109,9 @@ def feed_traffic(eng: Engine, traffic: Traffic) -> None:
     """Feed ``traffic`` every instant of ``eng``, with the instant's messages the
     engine did not send along a route (``Engine.offroute``): the others travel
     one link with its delay by construction, so only these are looked up.
+    Where the engine has a recorder already (the event log's), the counts
+    are taken from the sends it captures (:meth:`~asyncnet.metrics.Traffic.sends`):
+    call this after the log's writer is attached.
 
     Parameters
     ----------
@@ -116,6 +120,18 @@ def feed_traffic(eng: Engine, traffic: Traffic) -> None:
     traffic:
         the counter.
     """
+    if eng.recorders:  # the log's capture is on: counted from one entry a send
+        held: list[list[list[Message]]] = []
+        eng.instant_sinks.append(held.append)
+
+        def recorder(captured: Captured) -> None:  # after the sinks, every instant they ran
+            batches = held.pop() if held else []
+            if captured.sends is None:
+                traffic.instant(captured.batches or [], eng.offroute)
+            else:
+                traffic.sends(captured, send_table(captured.sends), batches, eng.offroute)
+        eng.record(recorder)
+        return
     eng.instant_sinks.append(lambda batches: traffic.instant(batches, eng.offroute))
 
 
@@ -190,7 +206,6 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     from . import checkpoint as ckp
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
-    feed_traffic(eng, traffic)
     # a resumed run writes where the first one did, whatever directory it runs in
     old = (resume or {}).get("meta", {})
     log_file = (old.get("log_file") or os.path.abspath(log_path)) if log_path else None
@@ -199,6 +214,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     writer = EventLogWriter(log_file, log_header(sc, eng.names)) if log_path else None
     if writer:
         eng.record(writer.record)
+    feed_traffic(eng, traffic)  # (after the writer: counted from its sends)
     ctx = context(sc, eng, net, stream, progress)
     analyses = attach_analyses(sc, ctx)
     for fn in attach:

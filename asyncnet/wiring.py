@@ -35,6 +35,7 @@ class ReceiverTable:
         self._keys: dict[int, int] = {}
         self._groups: list[tuple] = []
         self._frozen: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._here: np.ndarray | None = None
 
     def key(self, group: tuple) -> int:
         """The key of a group of receivers (``Agent``/``Elsewhere``), made at first sight."""
@@ -42,7 +43,7 @@ class ReceiverTable:
         if k is None:
             k = self._keys[id(group)] = len(self._groups)
             self._groups.append(group)
-            self._frozen = None
+            self._frozen = self._here = None
         return k
 
     def group(self, key: int) -> tuple:
@@ -57,6 +58,15 @@ class ReceiverTable:
                                count=int(lens.sum()))
             self._frozen = (flat, np.cumsum(lens) - lens, lens)
         return self._frozen
+
+    def here(self) -> np.ndarray:
+        """How many of each key's receivers this engine runs (int64, by key): not
+        those of another partition (a negative index in :meth:`arrays`)."""
+        if self._here is None:
+            flat, start, length = self.arrays()
+            at = np.concatenate(([0], np.cumsum(flat >= 0)))
+            self._here = at[start + length] - at[start]
+        return self._here
 
 
 def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tuple[str, ...]]],

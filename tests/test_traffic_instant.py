@@ -31,6 +31,33 @@ def _state(tr: Traffic) -> dict:
     return {k: copy.deepcopy(getattr(tr, k)) for k in FIELDS}
 
 
+def _logged(eng, net, reference: Traffic, traces: int | None = None,
+            horizon: int | None = None) -> dict:
+    """A counter fed as a run with an event log feeds it (from the sends the log's
+    capture has), checked against ``reference`` at the end of every instant;
+    returns how many instants were counted from sends and from batches."""
+    logged = new_traffic(eng.links, net)
+    if traces is not None:
+        logged.traces_left = traces
+    if horizon is not None:
+        logged.horizon = horizon
+    ways = {"sends": 0, "batches": 0}
+    count_sends = logged._count_sends
+
+    def counted(*a):
+        ok = count_sends(*a)
+        ways["sends" if ok else "batches"] += 1
+        return ok
+    logged._count_sends = counted
+    eng.record(lambda captured: None)  # a log's writer, say: the engine captures sends
+    feed_traffic(eng, logged)
+
+    def check(captured):
+        assert _state(logged) == _state(reference)
+    eng.record(check)
+    return ways
+
+
 @pytest.mark.parametrize("small", [0, Traffic.small_instant])  # 0: every instant in C loops
 @pytest.mark.parametrize("name,until", [("quickstart", 400.0), ("diffusion_streams", 60.0),
                                         ("continuous_cyclic", 40.0), ("stlp_fixedpoint_dag", 30.0),
@@ -48,6 +75,7 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
     feed_traffic(eng, fed)
+    ways = _logged(eng, net, by_batch)
 
     times = []
 
@@ -63,6 +91,7 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     if name.removesuffix("-zero") in ("quickstart", "diffusion_streams"):  # traces opened, closed
         assert by_batch.latency_forward and by_batch.latency_credit
     assert by_instant.summary() == by_batch.summary()
+    assert ways["sends"] > 10 * ways["batches"]
 
 
 @pytest.mark.parametrize("horizon", [None, 1.5])
@@ -100,6 +129,8 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, horizon, monkeypat
     eng.sinks.append(by_batch)
     eng.instant_sinks.append(by_instant.instant)
     feed_traffic(eng, fed)
+    ways = _logged(eng, net, by_batch, traces,
+                   None if horizon is None else round(horizon * QUANTA))
     busy, held = [], []
 
     def after(batches):
@@ -128,6 +159,7 @@ def test_a_per_neuron_net_traces_as_batches_do(traces, small, horizon, monkeypat
     if traces > 1:
         assert max(open_ for _, open_ in busy) > 1
     assert by_instant.summary() == by_batch.summary()
+    assert ways["sends"] > 10 * ways["batches"]
 
 
 def test_a_sender_without_links_and_huge_delays():
@@ -208,3 +240,41 @@ def test_follow_traces_as_the_counter_does_and_counts_nothing(name, until):
     assert following.latency_forward == by_batch.latency_forward
     assert following.latency_credit == by_batch.latency_credit
     assert following.count == [0, 0, 0] and following.local == 0
+
+
+def test_sends_count_what_is_delivered_here_and_no_more():
+    """From sends (:meth:`Traffic.sends`): a send whose receivers all run in another
+    partition counts nothing here, not even its delay; an injected message (a
+    send named by its receiver) counts once; and sends that do not add up to the
+    delivered batches are not trusted (the batches are counted instead)."""
+    from asyncnet.capture import Captured, send_table
+    from asyncnet.wiring import ReceiverTable
+
+    class Stub:
+        def __init__(self, idx):
+            self.idx = idx
+
+    receivers = ReceiverTable()
+    for group in ([1, -4], [-3]):  # b and another partition's d; c alone, elsewhere
+        receivers.key(tuple(Stub(i) for i in group))
+    links = {"a": {"b": 4, "c": 8, "d": 4}, "c": {"b": 2}, "b": {"a": 4, "c": 2},
+             "d": {"a": 4}}
+    pay = np.zeros(1)
+    # (src, t_sent, seq before, kind, key): a -> b (and d elsewhere) sent at 5; a -> c
+    # elsewhere only, sent at 1 (a delay of 8, longer than any here); c -> b injected
+    numbers = [0, 5, 0, FORWARD, 0,  0, 1, 2, FORWARD, 1,  2, 7, 3, DELTA, -2]
+    captured = Captured(9, (numbers, [pay] * 3), None, receivers, 4)
+    batches = [[Message(FORWARD, "a", "b", 5, 9, 1, pay), Message(DELTA, "c", "b", 7, 9, 4, pay)]]
+    reference, tr = Traffic(links, [], []), Traffic(links, [], [])
+    for b in batches:
+        reference(b)
+    tr.sends(captured, send_table(captured.sends), batches, ())
+    assert _state(tr) == _state(reference)
+    assert tr.dmax[FORWARD] == 4 and tr.count == [1, 1, 0] and tr.local == 2
+    assert Traffic(links, [], [])._count_sends(captured, send_table(captured.sends), batches, ())
+    # a send short of what was delivered: the batches are counted
+    short = Captured(9, (numbers[:10], [pay] * 2), None, receivers, 4)
+    again = Traffic(links, [], [])
+    again.sends(short, send_table(short.sends), batches, ())
+    assert _state(again) == _state(reference)
+    assert not Traffic(links, [], [])._count_sends(short, send_table(short.sends), batches, ())
