@@ -75,9 +75,10 @@ class ConeWatch:
     the log's capture of its sends where the partition keeps a log
     (:meth:`sends`, one entry a send: a neuron's value to its 120 synapses
     is tested once), from its delivered batches otherwise (:meth:`instant`).
-    Until 5 December a Python loop looked at every message from a watched
-    sender: 0.39 CPU-s of each partition's 2.8 on the 24-unit L run of
-    ``tools/bench_cluster.py``.
+    Until 4 December (fifth session) a Python loop looked at every message
+    from a watched sender: about 0.39 CPU-s of each partition's 2.8 on the
+    24-unit L run of ``tools/bench_cluster.py`` (py-spy, the two partitions
+    run in turn in one process).
 
     Parameters
     ----------
