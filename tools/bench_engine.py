@@ -20,8 +20,10 @@ it less than wall time):
   it costs once a process.
 - ``traffic``: run time with the run summary's traffic counter ÷ without
   (S), fed batch by batch (``Traffic``) and an instant at a time
-  (``Traffic.instant``, what ``asyncnet run`` uses); both counters must
-  give the same summary.
+  (``Traffic.instant``, what ``asyncnet run`` uses without a log); and
+  with the log on, against the same run with the log and no counter
+  (``Traffic.sends``: from the log's sends); the counters must give the
+  same summary.
 - ``memory``: traced memory per synapse agent of the L net after one time
   unit (the network, the engine, the messages in flight), and the engine's
   part alone.
@@ -96,7 +98,12 @@ def run_engine(net: Network, src: dict, duration: float, log: bool,
     (``run_engine.summary`` keeps its summary), ``None`` none.
     """
     eng = Engine(net, Diffusion(eta=0.01), seed=1, sources=src)
-    if traffic:
+    writer = None
+    if log:
+        path = os.path.join(tempfile.mkdtemp(), "bench.log")
+        writer = EventLogWriter(path, {"agents": eng.names, "scenario": "", "seed": 1})
+        eng.record(writer.record)
+    if traffic:  # (after the writer, as a run attaches it: with a log, from its sends)
         tr = new_traffic(eng.links, net)
         if traffic == "batch":
             eng.sinks.append(tr)
@@ -104,11 +111,6 @@ def run_engine(net: Network, src: dict, duration: float, log: bool,
             simulation.feed_traffic(eng, tr)
         else:  # a checkout from before 4 December, fourth session
             eng.instant_sinks.append(tr.instant)
-    writer = None
-    if log:
-        path = os.path.join(tempfile.mkdtemp(), "bench.log")
-        writer = EventLogWriter(path, {"agents": eng.names, "scenario": "", "seed": 1})
-        eng.record(writer.record)
     gc.collect()
     t0 = time.process_time()
     eng.run(duration)
@@ -229,22 +231,27 @@ def bench_log(reps: int, sizes: list[str]) -> None:
 
 
 def bench_traffic(reps: int, size: str = "S") -> None:
+    """The counter fed batch by batch, by instant, and by instant with the log on
+    (from the log's sends where the code does that), each ÷ the same run without it."""
     net, src = per_neuron(NETS[size], DURATION[size])
-    ratio: dict[str, list[float]] = {"batch": [], "instant": []}
-    extra: dict[str, list[float]] = {"batch": [], "instant": []}
+    ways = {"batch": ("batch", False), "instant": ("instant", False),
+            "instant, log on": ("instant", True)}
+    ratio: dict[str, list[float]] = {w: [] for w in ways}
+    extra: dict[str, list[float]] = {w: [] for w in ways}
     for _ in range(reps):
-        off, n = run_engine(net, src, DURATION[size], log=False)
+        base = {log: run_engine(net, src, DURATION[size], log=log) for log in (False, True)}
         summaries = []
-        for how in ratio:
-            on, _ = run_engine(net, src, DURATION[size], log=False, traffic=how)
+        for way, (how, log) in ways.items():
+            on, _ = run_engine(net, src, DURATION[size], log=log, traffic=how)
             summaries.append(run_engine.summary)  # type: ignore[attr-defined]
-            ratio[how].append(on / off)
-            extra[how].append((on - off) / n)
-        if summaries[0] != summaries[1]:
-            raise SystemExit("the two traffic counters disagree: they did not do the same work")
-    for how, rs in ratio.items():
-        print(f"traffic  {size}: run time with the traffic counter ({how}) ÷ without  {fmt(rs)}"
-              f"   ({1e6 * statistics.median(extra[how]):.2f} µs/message)")
+            off, n = base[log]
+            ratio[way].append(on / off)
+            extra[way].append((on - off) / n)
+        if any(x != summaries[0] for x in summaries):
+            raise SystemExit("the traffic counters disagree: they did not do the same work")
+    for way, rs in ratio.items():
+        print(f"traffic  {size}: run time with the traffic counter ({way}) ÷ without  {fmt(rs)}"
+              f"   ({1e6 * statistics.median(extra[way]):.2f} µs/message)")
 
 
 def bench_stats(reps: int) -> None:
