@@ -111,16 +111,17 @@ def child(spec: dict) -> dict:
         # they start (and a run past 1 M records in-process)
         from asyncnet import logsends
         logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
+        writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
+        if writer:
+            eng.record(writer.record)
         # the run summary's counter as simulate() feeds it: an instant at a time (it
-        # was fed batch by batch here until 2 Dec, evening: ≈ 0.1 CPU-s more)
+        # was fed batch by batch here until 2 Dec, evening: ≈ 0.1 CPU-s more), after
+        # the writer (since 4 Dec, fifth session: counted from the log's sends)
         traffic = new_traffic(eng.links, net)
         if hasattr(simulation, "feed_traffic"):  # told the engine's off-route messages
             simulation.feed_traffic(eng, traffic)
         else:  # a checkout from before 4 December, fourth session (--before)
             eng.instant_sinks.append(traffic.instant)
-        writer = EventLogWriter(log, log_header(sc, eng.names)) if log else None
-        if writer:
-            eng.record(writer.record)
         c0, t0 = cpu_self(), time.perf_counter()
         eng.run(sc.duration)
         if writer:
