@@ -209,7 +209,8 @@ class ConeWatch:
             return False
         flat, start, length = captured.table.arrays()
         if len(table):
-            lo, hi = table.min(axis=0), table.max(axis=0)
+            cols = np.ascontiguousarray(table.T)  # (reduced along rows: a loop 5 long)
+            lo, hi = cols.min(axis=1).tolist(), cols.max(axis=1).tolist()
             if lo[0] < 0 or hi[0] >= captured.agents or hi[4] >= len(length) \
                     or -1 - lo[4] >= captured.agents:
                 return False
