@@ -34,6 +34,7 @@ _NDARRAY = np.ndarray
 _F8 = np.dtype("<f8")
 _dtype = attrgetter("dtype")
 _shape = attrgetter("shape")
+_ndim = attrgetter("ndim")
 _tobytes = np.ndarray.tobytes
 _DST = itemgetter(2)
 MAX_NDIM = 8
@@ -73,21 +74,35 @@ def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
     if set(map(type, payloads)) == {float}:  # floats: no sharing to find
         return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
     # each distinct object once (by identity: what one sender sent to many; every
-    # payload is alive, so an id is one object's): only those are looked at
-    ids = list(map(id, payloads))
-    distinct = dict(zip(ids, payloads, strict=True))
-    uniq = list(distinct.values())
+    # payload is alive, so an id is one object's): only those are looked at,
+    # numbered in the order they first come (the same frame run after run)
+    n = len(payloads)
+    ids = np.fromiter(map(id, payloads), dtype=np.uint64, count=n)
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first)  # the distinct ids by first place
+    rank = np.empty(len(order), dtype="<i8")
+    rank[order] = np.arange(len(order))
+    uniq = list(map(payloads.__getitem__, first[order].tolist()))
     if set(map(type, uniq)) != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
         return None
-    shapes = set(map(_shape, uniq))
-    if len(shapes) != 1:
-        return None
-    shape = shapes.pop()
-    if not 0 < len(shape) <= MAX_NDIM:  # a 0-d array would come back a numpy scalar
-        return None
-    place = {i: k for k, i in enumerate(distinct)}
-    which = np.fromiter(map(place.__getitem__, ids), dtype="<i8", count=len(ids))
-    values = b"".join(map(_tobytes, uniq))  # C order, whatever an array's layout
+    ndims = set(map(_ndim, uniq))
+    if ndims == {1}:  # vectors (most payloads): the length is the shape, no tuple made
+        lengths = set(map(len, uniq))
+        if len(lengths) != 1:
+            return None
+        shape: tuple = (lengths.pop(),)
+    else:
+        shapes = set(map(_shape, uniq))
+        if len(shapes) != 1:
+            return None
+        shape = shapes.pop()
+        if not 0 < len(shape) <= MAX_NDIM:  # a 0-d array would come back a numpy scalar
+            return None
+    try:  # the arrays' own buffers, joined in one C loop (no bytes object each)
+        values = b"".join(uniq)
+    except (BufferError, TypeError, ValueError):  # not C-contiguous: C order, copied
+        values = b"".join(map(_tobytes, uniq))
+    which = rank[inverse.reshape(-1)]
     return {"pay": "f8", "shape": list(shape), "uniq": values, "which": which.tobytes()}
 
 
