@@ -346,3 +346,32 @@ def test_a_closed_cone_is_forgotten_while_another_stays_open():
     w.instant([[Message(DELTA, "s", "b", 5, 6, 1, np.array([0.0]))],
                [Message(FORWARD, "a", "b", 5, 6, 2, np.array([0.0]))]])
     assert w.take() == b""  # from agents of no open cone: no row
+
+
+def test_sends_of_a_partition_without_routes_make_the_batches_rows():
+    """A partition whose every message came from its neighbours (sends named by
+    their receivers, an empty route table): the same rows from the sends as
+    from the delivered batches, and the sets grow alike."""
+    from asyncnet.capture import Captured
+    from asyncnet.messages import CONTROL
+    from asyncnet.wiring import ReceiverTable
+    index = {n: i for i, n in enumerate(["in", "a", "b", "out", "src:in"])}
+    pay = np.array([0.5])
+    # (src, t_sent, seq before, kind, key -1 - receiver), delivered at 9
+    numbers = [0, 8, 0, FORWARD, -2,  1, 7, 4, FORWARD, -3,  3, 8, 1, DELTA, -3,
+               4, 9, 2, CONTROL, -1]
+    batches = [[Message(CONTROL, "src:in", "in", 9, 9, 3, pay)],
+               [Message(FORWARD, "in", "a", 8, 9, 1, pay)],
+               [Message(FORWARD, "a", "b", 7, 9, 5, pay), Message(DELTA, "out", "b", 8, 9, 2, pay)]]
+    captured = Captured(9, (numbers, [pay] * 4), None, ReceiverTable(), 5)
+    got = {}
+    for via in ("sends", "batches"):
+        w = ConeWatch(index, frozenset(["in"]), frozenset(["out"]))
+        w.told([False, [0, 1], [3]])
+        if via == "sends":
+            assert w.sends(captured, send_table(captured.sends))
+        else:
+            w.instant(batches)
+        got[via] = (_rows(w.take(), 5), w.fwd, w.back)
+    assert got["sends"] == got["batches"]
+    assert len(got["sends"][0]) == 4 and got["sends"][1] == {"in", "a", "b"}

@@ -228,8 +228,10 @@ class ConeWatch:
         n = np.where(named, 1, length[kk] if len(length) else 1)
         send = np.repeat(np.arange(len(sub)), n)
         pos = np.arange(len(send)) - (np.cumsum(n) - n)[send]
-        dst = np.where(named[send], -1 - key[send],
-                       flat[(start[kk][send] + pos) if len(flat) else 0])
+        if len(flat):
+            dst = np.where(named[send], -1 - key[send], flat[start[kk][send] + pos])
+        else:  # no routes here: every message injected (named by its receiver)
+            dst = -1 - key[send]
         here = dst >= 0  # receivers another partition runs get theirs there
         send, pos, dst = send[here], pos[here], dst[here]
         kind, src = sub[send, 3], sub[send, 0]
