@@ -278,3 +278,18 @@ def test_sends_count_what_is_delivered_here_and_no_more():
     again.sends(short, send_table(short.sends), batches, ())
     assert _state(again) == _state(reference)
     assert not Traffic(links, [], [])._count_sends(short, send_table(short.sends), batches, ())
+
+
+def test_sends_of_an_engine_without_routes_count_as_its_batches():
+    """Every message injected (sends named by their receivers, no route table)."""
+    from asyncnet.capture import Captured, send_table
+    from asyncnet.wiring import ReceiverTable
+    links = {"a": {"b": 4}, "b": {"a": 4, "c": 2}, "c": {"b": 2}}
+    pay = np.zeros(1)
+    numbers = [0, 5, 0, FORWARD, -2,  2, 7, 3, DELTA, -2]
+    captured = Captured(9, (numbers, [pay] * 2), None, ReceiverTable(), 3)
+    batches = [[Message(FORWARD, "a", "b", 5, 9, 1, pay), Message(DELTA, "c", "b", 7, 9, 4, pay)]]
+    reference, tr = Traffic(links, [], []), Traffic(links, [], [])
+    reference(batches[0])
+    assert tr._count_sends(captured, send_table(captured.sends), batches, ())
+    assert _state(tr) == _state(reference)
