@@ -158,6 +158,39 @@ def expand(table: np.ndarray, receivers: ReceiverTable) -> Columns:
     return Columns(dst[order], kind[order], src[order], table[send, 1], seq[order], send)
 
 
+def local_receivers(table: np.ndarray, receivers: ReceiverTable
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The messages of some sends that are delivered here, in no particular order.
+
+    Parameters
+    ----------
+    table:
+        sends as :func:`send_table` gives them, their keys checked (each a
+        key of ``receivers``, or negative: one receiver named outright).
+    receivers:
+        the engine's receiver table.
+
+    Returns
+    -------
+    ``(send, pos, dst)``: each message's row in ``table``, its place among
+    its send's receivers (its seq is the send's seq before + ``pos`` + 1) and
+    its receiver's index; not the messages to another partition's agents.
+    """
+    flat, start, length = receivers.arrays()
+    key = table[:, 4]
+    named = key < 0
+    kk = np.where(named, 0, key)
+    n = np.where(named, 1, length[kk] if len(length) else 1)
+    send = np.repeat(np.arange(len(table)), n)
+    pos = np.arange(len(send)) - (np.cumsum(n) - n)[send]
+    if len(flat):
+        dst = np.where(named[send], -1 - key[send], flat[start[kk][send] + pos])
+    else:  # no routes: every message injected (named by its receiver)
+        dst = -1 - key[send]
+    here = dst >= 0
+    return send[here], pos[here], dst[here]
+
+
 class Recording:
     """How an engine notes what its recorders are handed (a mixin of ``Engine``).
 

@@ -50,7 +50,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from ..capture import Captured, int64s
+from ..capture import Captured, int64s, local_receivers
 from ..messages import CONTROL, DELTA, FORWARD, Message
 from ..metrics import input_value
 from . import wire
@@ -207,7 +207,7 @@ class ConeWatch:
         """
         if table is None:
             return False
-        flat, start, length = captured.table.arrays()
+        length = captured.table.arrays()[2]
         if len(table):
             cols = np.ascontiguousarray(table.T)  # (reduced along rows: a loop 5 long)
             lo, hi = cols.min(axis=1).tolist(), cols.max(axis=1).tolist()
@@ -222,18 +222,8 @@ class ConeWatch:
         if not len(at):
             return True
         sub = table[at]
-        key = sub[:, 4]
-        named = key < 0
-        kk = np.where(named, 0, key)
-        n = np.where(named, 1, length[kk] if len(length) else 1)
-        send = np.repeat(np.arange(len(sub)), n)
-        pos = np.arange(len(send)) - (np.cumsum(n) - n)[send]
-        if len(flat):
-            dst = np.where(named[send], -1 - key[send], flat[start[kk][send] + pos])
-        else:  # no routes here: every message injected (named by its receiver)
-            dst = -1 - key[send]
-        here = dst >= 0  # receivers another partition runs get theirs there
-        send, pos, dst = send[here], pos[here], dst[here]
+        # (receivers another partition runs get theirs there)
+        send, pos, dst = local_receivers(sub, captured.table)
         kind, src = sub[send, 3], sub[send, 0]
         seq = sub[send, 2] + pos + 1
         rest = kind != CONTROL
