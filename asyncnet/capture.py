@@ -135,27 +135,38 @@ def expand(table: np.ndarray, receivers: ReceiverTable) -> Columns:
     The :class:`Columns` of the messages delivered here (not those to
     another partition's agents).
     """
-    flat, start, length = receivers.arrays()
-    if not len(flat):
-        flat, start, length = np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64)
-    k = table[:, 4]
-    named = k < 0
-    kk = np.where(named, 0, k)
-    n = np.where(named, 1, length[kk])
-    send = np.repeat(np.arange(len(table)), n)
-    pos = np.arange(len(send)) - (np.cumsum(n) - n)[send]  # the place in its group
-    dst = flat[start[kk][send] + pos]
-    if named.any():
-        dst = np.where(named[send], -k[send] - 1, dst)
-    if dst.size and dst.min() < 0:  # receivers another partition runs: not delivered here
-        here = dst >= 0
-        send, pos, dst = send[here], pos[here], dst[here]
+    send, pos, dst = local_receivers(table, receivers)
     kind = table[send, 3]
     src = table[send, 0]
     seq = table[send, 2] + pos + 1
     order = np.lexsort((seq, src, kind, dst))
     send = send[order]
     return Columns(dst[order], kind[order], src[order], table[send, 1], seq[order], send)
+
+
+def send_bounds(table: np.ndarray, part: Captured) -> tuple[list[int], list[int], bool] | None:
+    """Each column's least and greatest value, and whether every key names
+    receivers of ``part``'s table (or one of its agents outright).
+
+    Parameters
+    ----------
+    table:
+        a :func:`send_table` of ``part``'s sends.
+    part:
+        the instant they arrive at.
+
+    Returns
+    -------
+    ``(lo, hi, keys known)``, the bounds as Python ints by column ``(src,
+    t_sent, seq before, kind, key)``; ``None`` for no sends.
+    """
+    if not len(table):
+        return None
+    # two reductions over a column-major copy: along axis 0 of the rows numpy's
+    # inner loop runs five long (≈ 0.4 G instructions on the L net's 24-unit run)
+    cols = np.ascontiguousarray(table.T)
+    lo, hi = cols.min(axis=1).tolist(), cols.max(axis=1).tolist()
+    return lo, hi, hi[4] < len(part.table.arrays()[2]) and -1 - lo[4] < part.agents
 
 
 def local_receivers(table: np.ndarray, receivers: ReceiverTable

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 
 from . import logsends
-from .capture import Captured, expand, send_table
+from .capture import Captured, expand, send_bounds, send_table
 from .logformat import array_items, record_key
 from .logpack import block_of, cols_ends, pack_rows, payload_parts
 
@@ -88,17 +88,14 @@ def _plain(table: np.ndarray, part: Captured) -> bool:
     """Whether the sends' numbers are what the column-wise paths pack exactly
     (kinds 0, 1 or 2; the rest non-negative, below 2⁶²) and their keys name
     receivers of the table."""
-    if not len(table):
+    got = send_bounds(table, part)
+    if got is None:
         return True
-    # (src, t_sent, seq before, kind, key): two reductions, then Python ints; over
-    # a column-major copy (along axis 0 of the rows, numpy's loop runs 5 long)
-    cols = np.ascontiguousarray(table.T)
-    lo = cols.min(axis=1).tolist()
-    hi = cols.max(axis=1).tolist()
+    lo, hi, keys_known = got  # (src, t_sent, seq before, kind, key)
     if min(lo[0], lo[1], lo[2] + 1, lo[3]) < 0 or max(hi[0], hi[1], hi[2]) >= _BIG \
             or hi[3] > 2 or not 0 <= part.t < _BIG:
         return False  # a rule's own kind, a negative number (an injected message's), a huge one
-    return hi[4] < len(part.table.arrays()[2]) and (-1 - lo[4]) < part.agents
+    return keys_known
 
 
 def pack_sends(part: Captured, records: int, table: np.ndarray | None = None

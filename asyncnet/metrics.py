@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import itemgetter, mul
 
 import numpy as np
 
-from .capture import Captured
+from .capture import Captured, send_bounds
 from .ids import is_synapse
 from .messages import CONTROL, DELTA, FORWARD, KIND_NAMES, QUANTA, Message
 
@@ -155,15 +155,7 @@ class Traffic:
         for kind in range(3):
             sel = d if kinds.count(kind) == len(kinds) else d[k == kind]
             if len(sel):
-                self.count[kind] += len(sel)
-                lo, hi = int(sel.min()), int(sel.max())
-                # exact: an int64 sum where it cannot wrap, else Python ints
-                self.dsum[kind] += int(sel.sum()) if max(hi, -lo) * len(sel) < _WRAP \
-                    else sum(sel.tolist())
-                if lo < self.dmin[kind]:
-                    self.dmin[kind] = lo
-                if hi > self.dmax[kind]:
-                    self.dmax[kind] = hi
+                self._add_delays(kind, sel)
         self.local += local
         self._follow_instant(msgs, kinds)
 
@@ -210,41 +202,47 @@ class Traffic:
                      batches: list[list[Message]], offroute: Sequence[Message]) -> bool:
         """Counts, delays and locality from the sends; False, nothing counted, where
         the sends are not what the batches delivered in plain numbers."""
-        t, n_sends = captured.t, len(table)
+        t = captured.t
         delivered = sum(map(len, batches))
-        if not n_sends:
+        got = send_bounds(table, captured)
+        if got is None:
             return not delivered
-        length = captured.table.arrays()[2]
-        cols = np.ascontiguousarray(table.T)  # (reduced along rows, numpy's loop runs 5 long)
-        lo, hi = cols.min(axis=1).tolist(), cols.max(axis=1).tolist()
-        # (src, t_sent, seq before, kind, key); a key < 0 names its one receiver
-        if lo[3] < 0 or hi[3] > 2 or lo[1] < 0 or hi[1] > t or hi[4] >= len(length) \
-                or -1 - lo[4] >= captured.agents or not 0 <= t < _WRAP >> 2:
+        lo, hi, keys_known = got  # (src, t_sent, seq before, kind, key); key < 0: one receiver
+        if lo[3] < 0 or hi[3] > 2 or lo[1] < 0 or hi[1] > t or not keys_known \
+                or not 0 <= t < _WRAP:
             return False
         key = table[:, 4]
         named = key < 0
         n = np.where(named, 1, captured.table.here()[np.where(named, 0, key)]
-                     if len(length) else 1)
+                     if len(captured.table.arrays()[2]) else 1)
         if int(n.sum()) != delivered:
             return False
         d = t - table[:, 1]
         kind = table[:, 3]
-        for k in range(3):
-            if not lo[3] <= k <= hi[3]:
-                continue
+        for k in range(lo[3], hi[3] + 1):
             sel = n > 0 if lo[3] == hi[3] else (kind == k) & (n > 0)
-            if not sel.any():
-                continue
-            nk, dk = n[sel], d[sel]
-            self.count[k] += int(nk.sum())
-            self.dsum[k] += int(dk @ nk)  # below 2^61 a delay, 2^31 messages an instant
-            lo_d, hi_d = int(dk.min()), int(dk.max())
-            if lo_d < self.dmin[k]:
-                self.dmin[k] = lo_d
-            if hi_d > self.dmax[k]:
-                self.dmax[k] = hi_d
+            if sel.any():
+                self._add_delays(k, d[sel], n[sel])
         self.local += delivered - len(offroute) + self._one_link(offroute)
         return True
+
+    def _add_delays(self, k: int, d: np.ndarray, times: np.ndarray | None = None) -> None:
+        """Count messages of kind ``k`` with delays ``d`` (int64; ``times``: how
+        many messages each delay stands for, or one each), exactly: an int64 sum
+        where it cannot wrap, else Python ints."""
+        count = len(d) if times is None else int(times.sum())
+        lo, hi = int(d.min()), int(d.max())
+        if max(hi, -lo) * count < _WRAP:
+            total = int(d.sum() if times is None else d @ times)
+        else:
+            total = sum(d.tolist()) if times is None else \
+                sum(map(mul, d.tolist(), times.tolist()))
+        self.count[k] += count
+        self.dsum[k] += total
+        if lo < self.dmin[k]:
+            self.dmin[k] = lo
+        if hi > self.dmax[k]:
+            self.dmax[k] = hi
 
     def _follow_instant(self, msgs: list[Message], kinds: bytes) -> None:
         """The latency traces' part of an instant: in order, the control messages

@@ -50,7 +50,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from ..capture import Captured, int64s, local_receivers
+from ..capture import Captured, int64s, local_receivers, send_bounds
 from ..messages import CONTROL, DELTA, FORWARD, Message
 from ..metrics import input_value
 from . import wire
@@ -207,12 +207,10 @@ class ConeWatch:
         """
         if table is None:
             return False
-        length = captured.table.arrays()[2]
-        if len(table):
-            cols = np.ascontiguousarray(table.T)  # (reduced along rows: a loop 5 long)
-            lo, hi = cols.min(axis=1).tolist(), cols.max(axis=1).tolist()
-            if lo[0] < 0 or hi[0] >= captured.agents or hi[4] >= len(length) \
-                    or -1 - lo[4] >= captured.agents:
+        got = send_bounds(table, captured)
+        if got is not None:
+            lo, hi, keys_known = got  # (src, t_sent, seq before, kind, key)
+            if lo[0] < 0 or hi[0] >= captured.agents or not keys_known:
                 return False
         kind, src = table[:, 3], table[:, 0]
         ctl = kind == CONTROL
@@ -244,14 +242,15 @@ class ConeWatch:
 
     def _follow(self, t: int, kind: np.ndarray, src: np.ndarray, dst: np.ndarray,
                 t_sent: np.ndarray, seq: np.ndarray) -> None:
-        """Rows of forward and delta messages from watched senders (but forward ones
-        to settled agents, while those may be left out); grow the sets."""
+        """Rows of forward and delta messages from senders watched for their kind
+        (:meth:`_may_matter`, the callers' choice), but forward ones to settled
+        agents while those may be left out; grow the sets."""
         fw = kind == FORWARD
-        keep = (fw & self._fwd[src]) | ((kind == DELTA) & self._back[src])
         until = self.settled_until
         if until == -1 or until >= t:  # in every open cone already: no row can change one
-            keep &= ~(fw & self._settled[dst])
-        at = np.flatnonzero(keep)
+            at = np.flatnonzero(~(fw & self._settled[dst]))
+        else:
+            at = np.arange(len(kind))
         if not len(at):
             return
         rows = np.empty((len(at), TRACE_COLS), dtype=np.int64)
