@@ -10,7 +10,6 @@ receiver.
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,9 @@ class Incoming:
     _sends: dict[int, Any] | None
 
     _put: Callable[[Agent, Message], None]
-    _put_linked: Callable[[Agent, Message], None]
+    _boxes: dict[int, dict[int, Any]]
+    _due: dict[int, list[int]]
+    _new_instant: Callable[[int], None]
     _note: Callable[[int, Message], None]
     _note_columns: Callable[[Any, list], None]
     _name_index: Callable[[], dict[str, int]]
@@ -84,11 +85,34 @@ class Incoming:
         if self._sends is not None:  # noted all at once, in a few numpy calls
             self._note_columns(cols, payloads)
         kind, src, dst, t_sent, t_arrive, seq = cols.T.tolist()
-        names, by_idx, put = self.names, self._by_idx, self._put_linked
-        for m, d in zip(map(_new_tuple, repeat(Message), zip(
-                kind, map(names.__getitem__, src), map(names.__getitem__, dst), t_sent,
-                t_arrive, seq, payloads, strict=True)), dst, strict=True):
-            put(by_idx[d], m)
+        # Engine._put_linked written out, its box and due list taken once an
+        # arrival instant (a frame's messages mostly share one): a call, an
+        # attribute and two look-ups less a message, 17% of this loop's CPU on
+        # the two-partition L run (0.50 -> 0.42 s for 528k messages)
+        names, by_idx, boxes, dues = self.names, self._by_idx, self._boxes, self._due
+        at = box = due = None
+        for k, s, d, ts, ta, q, p in zip(kind, src, dst, t_sent, t_arrive, seq, payloads,
+                                         strict=True):
+            if ta != at:
+                at = ta
+                box = boxes.get(ta)
+                if box is None:
+                    box = boxes[ta] = {}
+                due = dues.get(ta)
+            m = _new_tuple(Message, (k, names[s], names[d], ts, ta, q, p))
+            held = box.get(d)  # an agent's idx is its place in names
+            if held is None:
+                box[d] = m
+                if by_idx[d].timer_due != ta:  # else its timer wakes it then
+                    if due is None:
+                        due = dues[ta] = [d]
+                        self._new_instant(ta)
+                    else:
+                        due.append(d)
+            elif type(held) is list:
+                held.append(m)
+            else:
+                box[d] = [held, m]
 
     def index_of(self, name: str) -> int:
         """``name``'s place in ``names``, the run's agent table (``KeyError``: none)."""

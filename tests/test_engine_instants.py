@@ -361,6 +361,67 @@ def test_a_frame_injected_as_columns_is_what_the_same_messages_one_by_one_give()
         assert a == b
 
 
+def test_a_message_injected_for_when_its_receivers_timer_fires_wakes_it_once():
+    """A receiver whose timer is due at a message's arrival is woken once then,
+    by ``inject`` and by ``inject_columns`` alike: timer and message in one
+    wake-up (the timer's due entry is not doubled), and an agent nothing was
+    due for put in the instant's wake list."""
+    from asyncnet.messages import FORWARD, Message
+
+    class Ticker:
+        start = None
+
+        def next_interval(self, rng):
+            return 2.0
+
+        def on_timer(self, t):
+            return []
+
+        def react(self, t, batch):
+            got.append((t, [m.seq for m in batch]))
+            return []
+
+        def state(self):
+            return {}
+
+    class Rule(Diffusion):
+        def synapse(self, proj, ports, rng):
+            return Ticker()
+
+    def run(columns: bool):
+        eng = Engine(Network.from_graph(layered([1, 1]), seed=0), Rule(), seed=0)
+        woken: list = []
+        eng.monitors.append(lambda a, t: woken.append((t, a.name)))
+        eng.run(3)  # the synapse's timer fired at 2, and is armed for 4
+        syn = next(n for n in eng.agents if eng.agents[n].model.__class__ is Ticker)
+        neuron = next(n for n in eng.agents if n != syn and n in eng.links[syn])
+        d = eng.links[neuron][syn]
+        ta = 4 * QUANTA
+        assert eng.agents[syn].timer_due == ta
+        msgs = [Message(FORWARD, neuron, syn, ta - d, ta, 10**6, np.ones(1)),
+                Message(FORWARD, syn, neuron, ta - d, ta, 10**6 + 1, np.ones(1))]
+        if columns:
+            eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
+                                          m.t_sent, m.t_arrive, m.seq] for m in msgs]),
+                               [m.payload for m in msgs])
+        else:
+            for m in msgs:
+                eng.inject(m)
+        eng.run(6)
+        return woken, list(got)
+
+    got: list = []
+    one_by_one = run(False)
+    got.clear()
+    columns = run(True)
+    assert one_by_one == columns
+    woken = columns[0]
+    assert woken.count((4 * QUANTA, next(n for t, n in woken if t == 2 * QUANTA))) == 1
+    assert (4.0, [10**6]) in columns[1]
+    at4 = [n for t, n in woken if t == 4 * QUANTA]
+    assert len(at4) == len(set(at4)) == 2  # the synapse and the neuron, once each
+
+
 def test_what_a_run_leaves_in_flight_is_not_walked_when_the_collector_is_restored():
     """A run ends with thousands of messages in flight, all made during it. They
     join the oldest generation unvisited: restoring the threshold does not make
