@@ -138,10 +138,11 @@ class Outbox:
         return got
 
 
-Routes = tuple[tuple[int, tuple[Any, ...], int], ...]
+Routes = tuple[tuple[int, tuple[Any, ...], int | None], ...]
 """A port's routes: ``((delay in quanta, receivers, group key), ...)``, neighbours in
 port order; the key names the receivers' group in the engine's
-:class:`~asyncnet.wiring.ReceiverTable` (what a recorder expands a send to)."""
+:class:`~asyncnet.wiring.ReceiverTable` (what a recorder expands a send to), or
+is ``None`` where every receiver is another partition's (nothing to record here)."""
 
 
 class Agent:

@@ -297,7 +297,7 @@ class Engine(SchedulingState, Recording, Incoming):
                             noted = sends[ta] = ([], [])
                     got = arrive[delay] = (ta, boxes.get(ta), noted)
                 ta, box, noted = got
-                if noted is not None:
+                if noted is not None and key is not None:  # None: every receiver elsewhere
                     noted[0].extend((agent.idx, t, seq, kind, key))
                     noted[1].append(payload)
                 for a in receivers:

@@ -130,7 +130,7 @@ def wire(agents: dict[str, Agent], wiring: list[tuple[Agent, tuple[str, ...], tu
                 routes = single.get((d, delay))
                 if routes is None:
                     group = (receiver(d),)
-                    routes = single[d, delay] = ((delay, group, table.key(group)),)
+                    routes = single[d, delay] = ((delay, group, _key(table, group)),)
             else:
                 routes = _routes(agent, names, receiver, shared, table)
             if port == "out":
@@ -155,8 +155,17 @@ def _routes(agent: Agent, names: tuple[str, ...], receiver: Callable[[str], Any]
     routes = []
     for delay, group in runs:
         g = _shared(shared, tuple(group))
-        routes.append((delay, g, table.key(g)))
+        routes.append((delay, g, _key(table, g)))
     return _shared(shared, tuple(routes))
+
+
+def _key(table: ReceiverTable, group: tuple) -> int | None:
+    """A route's group key, or ``None`` if another partition runs every receiver:
+    such a send delivers nothing here, and the recorders here are not handed it
+    (a sixth of a two-partition L run's sends: each cost the log's capture ≈ 0.3 µs)."""
+    if all(type(a) is Elsewhere for a in group):
+        return None
+    return table.key(group)
 
 
 def _shared(table: dict, value: tuple) -> tuple:

@@ -422,6 +422,42 @@ def test_a_message_injected_for_when_its_receivers_timer_fires_wakes_it_once():
     assert len(at4) == len(set(at4)) == 2  # the synapse and the neuron, once each
 
 
+def test_a_partition_hands_its_recorders_only_sends_that_deliver_here():
+    """A partition's engine sends some of its agents' messages to another
+    partition only (a neuron to the synapses the other one runs): its recorders
+    are handed every send with a receiver here, and no send without one, so the
+    sends expand to exactly the messages delivered here (and the outbox has the rest)."""
+    from asyncnet.agents import Outbox
+    from asyncnet.capture import local_receivers, send_table
+
+    full = _engine(fine=True)
+    names = full.names
+    net = Network.from_graph(expand_to_neurons(Network.from_graph(
+        layered([2, 3, 2], delay=3.0), seed=0)), seed=0)
+    # this partition: the first layer, its sources, and the synapses into the last layer
+    mine = [n for n in names if n.startswith(("l0", "src:")) or n.endswith(tuple(
+        f"l2_{k}" for k in range(2))) and "->" in n]
+    src = {n: (lambda t, k=p.size: np.full(k, np.sin(t))) for n, p in net.populations.items()
+           if n.startswith("l0")}
+    out = Outbox({n: i for i, n in enumerate(names)})
+    eng = Engine(net, Diffusion(eta=0.01, init_state="random"), seed=3, sources=src,
+                 local=mine, remote=out)
+    assert eng.names == names
+    got: list = []
+    eng.record(lambda c: got.append((c.t, send_table(c.sends), c.table)))
+    delivered: list = []
+    eng.sinks.append(lambda b: delivered.extend((m.dst, m.t_arrive, m.seq) for m in b))
+    eng.run(12)
+    assert out.payloads and got  # messages left for the other partition; some stayed
+    here = []
+    for t, table, receivers in got:
+        send, pos, dst = local_receivers(table, receivers)
+        assert np.array_equal(np.unique(send), np.arange(len(table)))  # each delivers here
+        here += [(names[d], t, q) for d, q in zip(
+            dst.tolist(), (table[send, 2] + pos + 1).tolist(), strict=True)]
+    assert sorted(here) == sorted(delivered)
+
+
 def test_what_a_run_leaves_in_flight_is_not_walked_when_the_collector_is_restored():
     """A run ends with thousands of messages in flight, all made during it. They
     join the oldest generation unvisited: restoring the threshold does not make
