@@ -185,6 +185,23 @@ def test_a_malformed_column_frame_is_refused(spoil):
         read_columns(frame)
 
 
+def test_a_column_frame_maps_each_message_to_the_array_its_which_names():
+    """A frame's ``which`` is read as sent, whatever order it names the distinct
+    arrays in (as many arrays as messages included: each message its own, in
+    order, is what a sender makes; a peer may number them otherwise)."""
+    rng = np.random.default_rng(5)
+    sent = messages(rng, 6, lambda k: np.full(2, float(k)))
+    frame = wire.unpack(pack_frame(sent, INDEX, wire.packer()))
+    assert np.frombuffer(frame["which"], dtype="<i8").tolist() == list(range(6))
+    for which in ([5, 4, 3, 2, 1, 0], [1, 0, 2, 3, 4, 5], [0, 0, 2, 3, 4, 5]):
+        f = dict(frame, which=np.array(which, dtype="<i8").tobytes())
+        _, payloads = read_columns(f)
+        assert [p.tolist() for p in payloads] == [[float(w)] * 2 for w in which]
+        for i in range(6):
+            for j in range(6):
+                assert (payloads[i] is payloads[j]) == (which[i] == which[j])
+
+
 def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by_one():
     """The same messages, the same checks (links, agents, time), the same error."""
     from types import SimpleNamespace

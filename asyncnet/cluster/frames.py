@@ -79,10 +79,14 @@ def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
     n = len(payloads)
     ids = np.fromiter(map(id, payloads), dtype=np.uint64, count=n)
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first)  # the distinct ids by first place
-    rank = np.empty(len(order), dtype="<i8")
-    rank[order] = np.arange(len(order))
-    uniq = list(map(payloads.__getitem__, first[order].tolist()))
+    if len(first) == n:  # every message its own array (a synapse's value to its neuron)
+        uniq, which = payloads, None
+    else:
+        order = np.argsort(first)  # the distinct ids by first place
+        rank = np.empty(len(order), dtype="<i8")
+        rank[order] = np.arange(len(order))
+        uniq = list(map(payloads.__getitem__, first[order].tolist()))
+        which = rank[inverse.reshape(-1)]
     if set(map(type, uniq)) != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
         return None
     ndims = set(map(_ndim, uniq))
@@ -102,7 +106,8 @@ def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
         values = b"".join(uniq)
     except (BufferError, TypeError, ValueError):  # not C-contiguous: C order, copied
         values = b"".join(map(_tobytes, uniq))
-    which = rank[inverse.reshape(-1)]
+    if which is None:
+        which = np.arange(n, dtype="<i8")
     return {"pay": "f8", "shape": list(shape), "uniq": values, "which": which.tobytes()}
 
 
@@ -264,7 +269,10 @@ def read_columns(frame: dict) -> tuple[np.ndarray, list]:
         # would keep the whole frame's values alive
         block = np.frombuffer(values, dtype="<f8") if size else np.empty(0)
         rows = [r.copy() for r in block.reshape(m, *shape)]
-        payloads = list(map(rows.__getitem__, which.tolist()))
+        if m == n and np.array_equal(which, np.arange(n)):  # each message its own array
+            payloads = rows
+        else:
+            payloads = list(map(rows.__getitem__, which.tolist()))
     else:
         raise wire.WireError(f"a column frame's payload kind {kind!r} is unknown")
     return cols, payloads
