@@ -162,7 +162,7 @@ def _routes(agent: Agent, names: tuple[str, ...], receiver: Callable[[str], Any]
 def _key(table: ReceiverTable, group: tuple) -> int | None:
     """A route's group key, or ``None`` if another partition runs every receiver:
     such a send delivers nothing here, and the recorders here are not handed it
-    (259,524 of a partition's 1,542,230 sends on the 24-unit L net split in two,
+    (259,524 of the two partitions' 1,542,230 sends on the 24-unit L net split in two,
     each checked, converted and expanded to no record by the log's capture)."""
     if all(type(a) is Elsewhere for a in group):
         return None
