@@ -23,6 +23,36 @@ def _engine(sizes=(2, 3, 2), delay=3.0, fine=False, init="random"):
     return Engine(net, Diffusion(eta=0.01, init_state=init), seed=3, sources=src)
 
 
+def _ticking_synapses(fired: list | None = None, got: list | None = None) -> Diffusion:
+    """Diffusion whose synapses are timers of period 2 with nothing to start: each
+    firing's time goes to ``fired``, each wake-up's ``(t, seqs delivered)`` to ``got``."""
+
+    class Ticker:
+        start = None
+
+        def next_interval(self, rng):
+            return 2.0
+
+        def on_timer(self, t):
+            if fired is not None:
+                fired.append(t)
+            return []
+
+        def react(self, t, batch):
+            if got is not None:
+                got.append((t, [m.seq for m in batch]))
+            return []
+
+        def state(self):
+            return {}
+
+    class Rule(Diffusion):
+        def synapse(self, proj, ports, rng):
+            return Ticker()
+
+    return Rule()
+
+
 def test_one_scheduler_event_per_instant_and_canonical_order():
     eng = _engine(fine=True)
     made = []
@@ -276,32 +306,8 @@ def test_a_model_without_start_but_with_a_timer_is_woken_for_it():
     """``start = None`` spares the first wake-up only if nothing else is due:
     a timer is armed at the first instant and fires on its period."""
     fired: list = []
-
-    class Ticker:
-        start = None
-
-        def __init__(self):
-            self.n = 0
-
-        def next_interval(self, rng):
-            return 2.0
-
-        def on_timer(self, t):
-            fired.append(t)
-            return []
-
-        def react(self, t, batch):
-            return []
-
-        def state(self):
-            return {}
-
-    class Rule(Diffusion):
-        def synapse(self, proj, ports, rng):
-            return Ticker()
-
     net = Network.from_graph(layered([1, 1]), seed=0)
-    eng = Engine(net, Rule(), seed=0)
+    eng = Engine(net, _ticking_synapses(fired=fired), seed=0)
     eng.run(7)
     assert fired == [2.0, 4.0, 6.0]
 
@@ -368,32 +374,13 @@ def test_a_message_injected_for_when_its_receivers_timer_fires_wakes_it_once():
     due for put in the instant's wake list."""
     from asyncnet.messages import FORWARD, Message
 
-    class Ticker:
-        start = None
-
-        def next_interval(self, rng):
-            return 2.0
-
-        def on_timer(self, t):
-            return []
-
-        def react(self, t, batch):
-            got.append((t, [m.seq for m in batch]))
-            return []
-
-        def state(self):
-            return {}
-
-    class Rule(Diffusion):
-        def synapse(self, proj, ports, rng):
-            return Ticker()
-
     def run(columns: bool):
-        eng = Engine(Network.from_graph(layered([1, 1]), seed=0), Rule(), seed=0)
+        eng = Engine(Network.from_graph(layered([1, 1]), seed=0), _ticking_synapses(got=got),
+                     seed=0)
         woken: list = []
         eng.monitors.append(lambda a, t: woken.append((t, a.name)))
         eng.run(3)  # the synapse's timer fired at 2, and is armed for 4
-        syn = next(n for n in eng.agents if eng.agents[n].model.__class__ is Ticker)
+        syn = next(n for n in eng.agents if type(eng.agents[n].model).__name__ == "Ticker")
         neuron = next(n for n in eng.agents if n != syn and n in eng.links[syn])
         d = eng.links[neuron][syn]
         ta = 4 * QUANTA

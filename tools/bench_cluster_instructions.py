@@ -144,17 +144,24 @@ def main() -> None:
     print("| tree | in-process / message | workers / message (each) | coordinator / message "
           "| work-based | busier worker |")
     print("|---|---|---|---|---|---|")
-    lo, hi = durations
     for t in trees:
-        (m0, ip0), (m1, ip1) = got[t, lo, 0], got[t, hi, 0]
-        (n0, cl0), (n1, cl1) = got[t, lo, 2], got[t, hi, 2]
-        assert m1 - m0 == n1 - n0, "the runs delivered alike"
-        dm = m1 - m0
+        dm, (ip0, ip1), (cl0, cl1) = _differenced(got, t, durations)
         d_in = ip1["run"]["run"] - ip0["run"]["run"]
         d_w = [cl1["worker"][k] - cl0["worker"][k] for k in sorted(cl0["worker"])]
         d_co = cl1["run"]["run"] - cl0["run"]["run"]
         print(f"| {t} | {d_in / dm:,.0f} | {', '.join(f'{x / dm:,.0f}' for x in d_w)} "
               f"| {d_co / dm:,.0f} | {2 * d_in / sum(d_w):.3f} | {d_in / max(d_w):.3f} |")
+
+
+def _differenced(got: dict, tree: str, durations: tuple[float, float]
+                 ) -> tuple[int, tuple[dict, dict], tuple[dict, dict]]:
+    """One tree's messages between the two durations, and its in-process and
+    two-worker counts at each (shorter first)."""
+    lo, hi = durations
+    (m0, ip0), (m1, ip1) = got[tree, lo, 0], got[tree, hi, 0]
+    (n0, cl0), (n1, cl1) = got[tree, lo, 2], got[tree, hi, 2]
+    assert m1 - m0 == n1 - n0, "the runs delivered alike"
+    return m1 - m0, (ip0, ip1), (cl0, cl1)
 
 
 def print_cache(got: dict, trees: list[str], durations: tuple[float, float],
@@ -166,12 +173,8 @@ def print_cache(got: dict, trees: list[str], durations: tuple[float, float],
     print("| tree | process | instructions | L1 misses | 1 MiB misses "
           "| 1 MiB misses an instruction ÷ in-process's |")
     print("|---|---|---|---|---|---|")
-    lo, hi = durations
     for t in trees:
-        (m0, ip0), (m1, ip1) = got[t, lo, 0], got[t, hi, 0]
-        (n0, cl0), (n1, cl1) = got[t, lo, 2], got[t, hi, 2]
-        assert m1 - m0 == n1 - n0, "the runs delivered alike"
-        dm = m1 - m0
+        dm, (ip0, ip1), (cl0, cl1) = _differenced(got, t, durations)
         rows = [("in-process", [b - a for a, b in zip(ip0["run"]["run"], ip1["run"]["run"],
                                                        strict=True)])]
         rows += [(f"worker {k}", [b - a for a, b in zip(cl0["worker"][k], cl1["worker"][k],
