@@ -44,6 +44,12 @@ class SegmentMerger:
         self._n: list[np.ndarray] = []
         self.instants: np.ndarray = np.zeros(0, dtype=np.int64)
         self.through_count: np.ndarray = np.zeros(0, dtype=np.int64)
+        # a window's segments side by side, and its records in log order: two
+        # buffers kept from window to window. Fresh bytes objects of a window's
+        # size (megabytes) came from the system each time and were paid for
+        # again, page by page, at their first write: half the merge's CPU
+        self._joined = bytearray()
+        self._ordered = bytearray()
 
     def add(self, segments: list[tuple[bytes, bytes]]) -> None:
         """Merge and write one window.
@@ -82,10 +88,15 @@ class SegmentMerger:
             self._t.append(t)
             self._n.append(n)
         if self.writer is not None:
-            data = b"".join(blobs)
-            self._write(data, meta, ends, n)
+            self._joined = _room(self._joined, base)
+            joined = memoryview(self._joined)
+            for at, blob in zip(bases, blobs, strict=True):
+                joined[at:at + len(blob)] = blob
+            self._write(joined, meta, ends, n)
+            joined.release()
 
-    def _write(self, data: bytes, meta: np.ndarray, ends: np.ndarray, n: np.ndarray) -> None:
+    def _write(self, mv: memoryview, meta: np.ndarray, ends: np.ndarray,
+               n: np.ndarray) -> None:
         starts = ends - meta[:, 2]
         # runs: groups whose bytes follow each other in one segment are one slice
         brk = np.flatnonzero(starts[1:] != ends[:-1]) + 1
@@ -95,7 +106,7 @@ class SegmentMerger:
         last_of_instant = np.flatnonzero(np.diff(t)) + 1  # group index where t changes
         cum = np.cumsum(n)
         writer = self.writer
-        mv = memoryview(data)
+        self._ordered = _room(self._ordered, int(meta[:, 2].sum()))
         lo = 0
         while lo < len(meta):
             # cut after the first whole instant that reaches the next checkpoint
@@ -111,10 +122,16 @@ class SegmentMerger:
             lo_r, hi_r = run_lo[a:b].copy(), run_hi[a:b].copy()
             lo_r[0], hi_r[-1] = lo, hi
             s0, s1 = starts[lo_r].tolist(), ends[hi_r - 1].tolist()
-            block = b"".join([mv[x:y] for x, y in zip(s0, s1, strict=True)])
-            by_kind = meta[lo:hi, 3:].sum(axis=0).tolist()
-            writer.write_block(block, int(cum[hi - 1] - (cum[lo - 1] if lo else 0)),
-                               by_kind, int(t[hi - 1]))
+            with memoryview(self._ordered) as out:
+                at = 0
+                for x, y in zip(s0, s1, strict=True):
+                    out[at:at + y - x] = mv[x:y]
+                    at += y - x
+                by_kind = meta[lo:hi, 3:].sum(axis=0).tolist()
+                # written before the next window reuses the buffer (the writer
+                # keeps no reference once write_block returns)
+                writer.write_block(out[:at], int(cum[hi - 1] - (cum[lo - 1] if lo else 0)),
+                                   by_kind, int(t[hi - 1]))
             lo = hi
 
     def finish(self) -> None:
@@ -140,6 +157,14 @@ class SegmentMerger:
         """
         k = int(np.searchsorted(self.instants, t, side="right"))
         return int(self.through_count[k - 1]) if k else 0
+
+
+def _room(buf: bytearray, size: int) -> bytearray:
+    """``buf``, or a larger one if it holds fewer than ``size`` bytes (grown by half
+    again, so a run's windows of slowly growing size reallocate it rarely)."""
+    if len(buf) >= size:
+        return buf
+    return bytearray(max(size, len(buf) * 3 // 2))
 
 
 def trace_messages(frames: list[bytes], names: list[str]) -> list[tuple]:
