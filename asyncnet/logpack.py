@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, countOf
 from typing import Any
 
 import numpy as np
@@ -71,23 +71,24 @@ def payload_parts(payloads: tuple | list) -> tuple[np.ndarray, np.ndarray] | Non
     packs as ``head`` then its row. ``None`` unless every payload is a
     float64 array of one shape, or every payload a Python float.
     """
-    types = set(map(type, payloads))
-    if types == {_NDARRAY}:
-        if set(map(_dtype, payloads)) != {_F8}:
+    n = len(payloads)
+    if n and type(payloads[0]) is _NDARRAY and countOf(map(type, payloads), _NDARRAY) == n:
+        # counted, not collected in sets: countOf compares by identity first (a
+        # dtype, a small int), where a set hashes each (a dtype's hash is a call)
+        if countOf(map(_dtype, payloads), _F8) != n:
             return None
-        ndims = set(map(_ndim, payloads))
-        if ndims == {1}:  # vectors: the length is the shape
-            lengths = set(map(len, payloads))
-            if len(lengths) != 1:
+        first = payloads[0]
+        if first.ndim == 1 and countOf(map(_ndim, payloads), 1) == n:
+            # vectors: the length is the shape
+            if countOf(map(len, payloads), len(first)) != n:
                 return None
-            shape: tuple = (lengths.pop(),)
-        elif 0 in ndims:  # encode_payload makes a 0-d array a vector of one
+            shape: tuple = first.shape
+        elif first.ndim == 0:  # encode_payload makes a 0-d array a vector of one
             return None
         else:
-            shapes = set(map(_shape, payloads))
-            if len(shapes) != 1:
+            shape = first.shape
+            if countOf(map(_shape, payloads), shape) != n:
                 return None
-            shape = shapes.pop()
         size = 8 * int(np.prod(shape, dtype=np.int64))
         # asyncnet.messages.encode_payload: [ndim, shape as <u4 ..., the values as <f8]
         info = struct.pack(f"<B{len(shape)}I", len(shape), *shape)
@@ -97,7 +98,7 @@ def payload_parts(payloads: tuple | list) -> tuple[np.ndarray, np.ndarray] | Non
         except (BufferError, TypeError, ValueError):  # not C-contiguous
             data = np.frombuffer(b"".join(map(_tobytes, payloads)), dtype=np.uint8)
         return head, data.reshape(len(payloads), size)
-    if types == {float}:
+    if n and countOf(map(type, payloads), float) == n:
         rows = np.array(payloads, dtype=">f8").view(np.uint8).reshape(-1, 8)
         return np.array([0xCB], dtype=np.uint8), rows  # float 64, big-endian
     return None

@@ -213,17 +213,21 @@ def test_injected_messages_are_logged_as_sends_to_one(tmp_path):
     assert len(named) == 3 and all(c.sends is not None for c in seen)
 
 
-def test_kinds_of_a_rules_own_go_record_by_record():
+@pytest.mark.parametrize("small", [64, 0])  # 0: every instant tries the column-wise path
+def test_kinds_of_a_rules_own_go_record_by_record(monkeypatch, small):
     """A kind msgpack packs otherwise (a bool, a numpy integer) is written as
     the messages carry it, not as the numbers the fast paths make (the
-    engine refuses a kind past 2 before any writer sees it)."""
+    engine refuses a kind past 2 before any writer sees it), whether it is
+    the first send's kind or a later one's."""
+    monkeypatch.setattr(logcapture, "SMALL_INSTANT", small)
     groups = [[3, 1], [2]]
     for kind in (True, np.int64(1)):
-        numbers = [0, 5, 10, kind, 0, 4, 5, 20, 1, 1]
-        payloads = [0.5, 0.25]  # alike: only the kind keeps them from the fast paths
-        got = pack_instant([_captured(7, numbers, payloads, groups)], {}, _packer(),
-                           PayloadCodes(), records=10**9)
-        assert bytes(got[0]) == _reference(7, numbers, payloads, groups)
+        for numbers in ([0, 5, 10, kind, 0, 4, 5, 20, 1, 1],
+                        [0, 5, 10, 1, 0, 4, 5, 20, kind, 1]):
+            payloads = [0.5, 0.25]  # alike: only the kind keeps them from the fast paths
+            got = pack_instant([_captured(7, numbers, payloads, groups)], {}, _packer(),
+                               PayloadCodes(), records=10**9)
+            assert bytes(got[0]) == _reference(7, numbers, payloads, groups)
 
 
 def test_sends_to_other_partitions_only_are_not_kept():
