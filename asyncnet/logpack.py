@@ -62,6 +62,27 @@ def _ext_head(size: int) -> bytes:
     return b"\xc9" + size.to_bytes(4, "big") + bytes((_EXT_ARRAY,))
 
 
+def array_shape(payloads: tuple | list) -> tuple | None:
+    """The one shape of ``payloads`` if every one is a float64 array (``<f8``) of
+    that shape, with at least one dimension; else ``None`` (none at all too).
+
+    Counted, not collected in sets: ``countOf`` compares by identity first
+    (a type, a dtype, a small int), where a set hashes each (a dtype's hash
+    is a call).
+    """
+    n = len(payloads)
+    if not n or countOf(map(type, payloads), _NDARRAY) != n \
+            or countOf(map(_dtype, payloads), _F8) != n:
+        return None
+    first = payloads[0]
+    if first.ndim == 1 and countOf(map(_ndim, payloads), 1) == n:
+        # vectors: the length is the shape, no tuple made a payload
+        return first.shape if countOf(map(len, payloads), len(first)) == n else None
+    if first.ndim == 0:  # encode_payload makes a 0-d array a vector of one
+        return None
+    return first.shape if countOf(map(_shape, payloads), first.shape) == n else None
+
+
 def payload_parts(payloads: tuple | list) -> tuple[np.ndarray, np.ndarray] | None:
     """Every payload's packed bytes as one header all share and a row each, or ``None``.
 
@@ -72,23 +93,10 @@ def payload_parts(payloads: tuple | list) -> tuple[np.ndarray, np.ndarray] | Non
     float64 array of one shape, or every payload a Python float.
     """
     n = len(payloads)
-    if n and type(payloads[0]) is _NDARRAY and countOf(map(type, payloads), _NDARRAY) == n:
-        # counted, not collected in sets: countOf compares by identity first (a
-        # dtype, a small int), where a set hashes each (a dtype's hash is a call)
-        if countOf(map(_dtype, payloads), _F8) != n:
+    if n and type(payloads[0]) is _NDARRAY:
+        shape = array_shape(payloads)
+        if shape is None:
             return None
-        first = payloads[0]
-        if first.ndim == 1 and countOf(map(_ndim, payloads), 1) == n:
-            # vectors: the length is the shape
-            if countOf(map(len, payloads), len(first)) != n:
-                return None
-            shape: tuple = first.shape
-        elif first.ndim == 0:  # encode_payload makes a 0-d array a vector of one
-            return None
-        else:
-            shape = first.shape
-            if countOf(map(_shape, payloads), shape) != n:
-                return None
         size = 8 * int(np.prod(shape, dtype=np.int64))
         # asyncnet.messages.encode_payload: [ndim, shape as <u4 ..., the values as <f8]
         info = struct.pack(f"<B{len(shape)}I", len(shape), *shape)

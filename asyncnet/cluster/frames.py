@@ -21,20 +21,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from operator import attrgetter, itemgetter
+from operator import countOf, itemgetter
 from typing import Any
 
 import numpy as np
 
 from ..capture import int64s
-from ..logpack import INT_TYPES
+from ..logpack import INT_TYPES, array_shape
 from . import wire
 
-_NDARRAY = np.ndarray
-_F8 = np.dtype("<f8")
-_dtype = attrgetter("dtype")
-_shape = attrgetter("shape")
-_ndim = attrgetter("ndim")
 _tobytes = np.ndarray.tobytes
 _DST = itemgetter(2)
 MAX_NDIM = 8
@@ -71,12 +66,12 @@ def group_by_peer(msgs: list, owner_of: Callable[[str], int]) -> dict[int, list]
 
 def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
     """The payloads as a column (see the module), or ``None`` if not uniform."""
-    if set(map(type, payloads)) == {float}:  # floats: no sharing to find
+    n = len(payloads)
+    if n and countOf(map(type, payloads), float) == n:  # floats: no sharing to find
         return {"pay": "float", "values": np.array(payloads, dtype="<f8").tobytes()}
     # each distinct object once (by identity: what one sender sent to many; every
     # payload is alive, so an id is one object's): only those are looked at,
     # numbered in the order they first come (the same frame run after run)
-    n = len(payloads)
     ids = np.fromiter(map(id, payloads), dtype=np.uint64, count=n)
     _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     if len(first) == n:  # every message its own array (a synapse's value to its neuron)
@@ -87,21 +82,9 @@ def _payload_columns(payloads: list | tuple) -> dict[str, Any] | None:
         rank[order] = np.arange(len(order))
         uniq = list(map(payloads.__getitem__, first[order].tolist()))
         which = rank[inverse.reshape(-1)]
-    if set(map(type, uniq)) != {_NDARRAY} or set(map(_dtype, uniq)) != {_F8}:
+    shape = array_shape(uniq)  # (a 0-d array would come back a numpy scalar: none)
+    if shape is None or len(shape) > MAX_NDIM:
         return None
-    ndims = set(map(_ndim, uniq))
-    if ndims == {1}:  # vectors (most payloads): the length is the shape, no tuple made
-        lengths = set(map(len, uniq))
-        if len(lengths) != 1:
-            return None
-        shape: tuple = (lengths.pop(),)
-    else:
-        shapes = set(map(_shape, uniq))
-        if len(shapes) != 1:
-            return None
-        shape = shapes.pop()
-        if not 0 < len(shape) <= MAX_NDIM:  # a 0-d array would come back a numpy scalar
-            return None
     try:  # the arrays' own buffers, joined in one C loop (no bytes object each)
         values = b"".join(uniq)
     except (BufferError, TypeError, ValueError):  # not C-contiguous: C order, copied
