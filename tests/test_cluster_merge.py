@@ -48,7 +48,29 @@ def random_records(rng: random.Random, windows: int) -> list[list[list]]:
 def test_segments_merge_into_the_in_process_bytes(tmp_path, monkeypatch, seed):
     monkeypatch.setattr(ev, "CHECKPOINT", 7)  # checkpoints inside windows and instants
     rng = random.Random(seed)
-    windows = random_records(rng, 12)
+    _merge_against_the_writer(tmp_path, rng, random_records(rng, 12))
+
+
+def test_windows_that_grow_and_shrink_merge_into_the_in_process_bytes(tmp_path, monkeypatch):
+    """Windows of a few hundred bytes to a few megabytes, in an order that makes
+    the merge's kept buffers grow, be reused by smaller windows, and grow again."""
+    monkeypatch.setattr(ev, "CHECKPOINT", 50)
+    rng = random.Random(5)
+    windows = random_records(rng, 6)
+    at = windows[-1][-1][0] if windows[-1] else 100
+    for width in (2_000, 10, 40_000, 3):  # payload arrays: bigger records, bigger windows
+        at += 10
+        recs = []
+        for d in range(len(AGENTS)):
+            for k in range(3):
+                recs.append([at, k % 2, (d + k) % len(AGENTS), d, at - 1, 10**6 + at + k,
+                             np.full(width, rng.random())])
+        windows.append(recs)
+    _merge_against_the_writer(tmp_path, rng, windows)
+
+
+def _merge_against_the_writer(tmp_path, rng: random.Random, windows: list[list[list]]) -> None:
+    """Merge each window's segments (three partitions) and compare with the writer."""
     owner = [rng.randrange(3) for _ in AGENTS]
     key = lambda r: (r[0], r[3], r[1], r[2], r[5])  # noqa: E731  (the log's order)
     pk = _packer()
