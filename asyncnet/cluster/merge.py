@@ -47,7 +47,7 @@ class SegmentMerger:
         # a window's segments side by side, and its records in log order: two
         # buffers kept from window to window. Fresh bytes objects of a window's
         # size (megabytes) came from the system each time and were paid for
-        # again, page by page, at their first write: half the merge's CPU
+        # again, page by page, at their first write: a third of the merge's CPU
         self._joined = bytearray()
         self._ordered = bytearray()
 
@@ -128,8 +128,9 @@ class SegmentMerger:
                     out[at:at + y - x] = mv[x:y]
                     at += y - x
                 by_kind = meta[lo:hi, 3:].sum(axis=0).tolist()
-                # written before the next window reuses the buffer (the writer
-                # keeps no reference once write_block returns)
+                # written before the next window reuses the buffer (a write cut
+                # short keeps its view until the writer closes; nothing is
+                # merged after it)
                 writer.write_block(out[:at], int(cum[hi - 1] - (cum[lo - 1] if lo else 0)),
                                    by_kind, int(t[hi - 1]))
             lo = hi
