@@ -23,6 +23,17 @@ def _engine(sizes=(2, 3, 2), delay=3.0, fine=False, init="random"):
     return Engine(net, Diffusion(eta=0.01, init_state=init), seed=3, sources=src)
 
 
+def _inject(eng: Engine, msgs: list, columns: bool) -> None:
+    """Put ``msgs`` in flight as a peer's frame does (``inject_columns``) or one by one."""
+    if columns:
+        eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
+                                      m.t_sent, m.t_arrive, m.seq] for m in msgs]),
+                           [m.payload for m in msgs])
+    else:
+        for m in msgs:
+            eng.inject(m)
+
+
 def _ticking_synapses(fired: list | None = None, got: list | None = None) -> Diffusion:
     """Diffusion whose synapses are timers of period 2 with nothing to start: each
     firing's time goes to ``fired``, each wake-up's ``(t, seqs delivered)`` to ``got``."""
@@ -347,13 +358,7 @@ def test_a_frame_injected_as_columns_is_what_the_same_messages_one_by_one_give()
         held = {(n, t) for n, a in eng.agents.items() for t in eng.inbox(a)}
         assert max(Counter((m.dst, m.t_arrive) for m in msgs
                            if (m.dst, m.t_arrive) in held).values()) > 1
-        if columns:
-            eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
-                                          m.t_sent, m.t_arrive, m.seq] for m in msgs]),
-                               [m.payload for m in msgs])
-        else:
-            for m in msgs:
-                eng.inject(m)
+        _inject(eng, msgs, columns)
         inboxes = {n: {t: [tuple(m[:6]) for m in ms] for t, ms in eng.inbox(a).items()}
                    for n, a in eng.agents.items()}
         eng.run(8)
@@ -387,13 +392,7 @@ def test_a_message_injected_for_when_its_receivers_timer_fires_wakes_it_once():
         assert eng.agents[syn].timer_due == ta
         msgs = [Message(FORWARD, neuron, syn, ta - d, ta, 10**6, np.ones(1)),
                 Message(FORWARD, syn, neuron, ta - d, ta, 10**6 + 1, np.ones(1))]
-        if columns:
-            eng.inject_columns(np.array([[m.kind, eng.index_of(m.src), eng.index_of(m.dst),
-                                          m.t_sent, m.t_arrive, m.seq] for m in msgs]),
-                               [m.payload for m in msgs])
-        else:
-            for m in msgs:
-                eng.inject(m)
+        _inject(eng, msgs, columns)
         eng.run(6)
         return woken, list(got)
 

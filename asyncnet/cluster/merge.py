@@ -89,7 +89,7 @@ class SegmentMerger:
             self._n.append(n)
         if self.writer is not None:
             self._joined = _room(self._joined, base)
-            joined = memoryview(self._joined)
+            joined = memoryview(self._joined)[:base]
             for at, blob in zip(bases, blobs, strict=True):
                 joined[at:at + len(blob)] = blob
             self._write(joined, meta, ends, n)
@@ -106,7 +106,7 @@ class SegmentMerger:
         last_of_instant = np.flatnonzero(np.diff(t)) + 1  # group index where t changes
         cum = np.cumsum(n)
         writer = self.writer
-        self._ordered = _room(self._ordered, int(meta[:, 2].sum()))
+        self._ordered = _room(self._ordered, len(mv))  # the window's bytes, reordered
         lo = 0
         while lo < len(meta):
             # cut after the first whole instant that reaches the next checkpoint
