@@ -124,9 +124,9 @@ class Traffic:
             the others along its routes, whose delays are their links'), so
             only these are looked up in ``links``; None: all are.
         """
-        msgs = list(chain.from_iterable(batches))
-        if len(msgs) < self.small_instant:  # the per-message loop is cheaper there
+        if self.small(batches):  # the per-message loop is cheaper there
             return self._each(batches, offroute)
+        msgs = list(chain.from_iterable(batches))
         try:
             kinds = bytes(map(_KIND, msgs))
         except (ValueError, TypeError):  # not a small int
@@ -183,7 +183,7 @@ class Traffic:
         offroute:
             as :meth:`instant`'s; None (look every message up): as :meth:`instant`.
         """
-        if table is None or offroute is None or \
+        if table is None or offroute is None or self.small(batches) or \
                 not self._count_sends(captured, table, batches, offroute):
             self.instant(batches, offroute)
             return
@@ -197,6 +197,23 @@ class Traffic:
                     for m in b:
                         if m[0] == CONTROL:
                             self._input(m)
+
+    def small(self, batches: list[list[Message]]) -> bool:
+        """Whether an instant of ``batches`` is counted message by message: fewer
+        than ``small_instant`` messages, where the per-message loop costs less
+        than a send table's or the C loops' fixed cost (numpy calls on arrays
+        of a few rows: ≈ 60 µs an instant, most of a small scenario's counting).
+
+        Parameters
+        ----------
+        batches:
+            the instant's delivered batches.
+
+        Returns
+        -------
+        True if :meth:`instant` (and :meth:`sends`) count it message by message.
+        """
+        return sum(map(len, batches)) < self.small_instant
 
     def _count_sends(self, captured: Captured, table: np.ndarray,
                      batches: list[list[Message]], offroute: Sequence[Message]) -> bool:

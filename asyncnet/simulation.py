@@ -128,6 +128,8 @@ def feed_traffic(eng: Engine, traffic: Traffic) -> None:
             batches = held.pop() if held else []
             if captured.sends is None:
                 traffic.instant(captured.batches or [], eng.offroute)
+            elif traffic.small(batches):  # counted message by message: no send table made
+                traffic.instant(batches, eng.offroute)
             else:
                 traffic.sends(captured, send_table(captured.sends), batches, eng.offroute)
         eng.record(recorder)

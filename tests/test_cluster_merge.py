@@ -15,7 +15,7 @@ import pytest
 import zmq
 
 import asyncnet.eventlog as ev
-from asyncnet.cluster import wire
+from asyncnet.cluster import merge, wire
 from asyncnet.cluster.merge import SegmentMerger
 from asyncnet.cluster.peers import PeerNet
 from asyncnet.eventlog import EventLog, EventLogWriter
@@ -44,17 +44,27 @@ def random_records(rng: random.Random, windows: int) -> list[list[list]]:
     return out
 
 
+# 0: every window through the numpy path; else windows of up to that many
+# (t, dst) groups (all of these tests') through the Python one
+SMALL = pytest.mark.parametrize("small", [0, merge.SMALL_WINDOW])
+
+
+@SMALL
 @pytest.mark.parametrize("seed", range(4))
-def test_segments_merge_into_the_in_process_bytes(tmp_path, monkeypatch, seed):
+def test_segments_merge_into_the_in_process_bytes(tmp_path, monkeypatch, seed, small):
     monkeypatch.setattr(ev, "CHECKPOINT", 7)  # checkpoints inside windows and instants
+    monkeypatch.setattr(merge, "SMALL_WINDOW", small)
     rng = random.Random(seed)
     _merge_against_the_writer(tmp_path, rng, random_records(rng, 12))
 
 
-def test_windows_that_grow_and_shrink_merge_into_the_in_process_bytes(tmp_path, monkeypatch):
+@SMALL
+def test_windows_that_grow_and_shrink_merge_into_the_in_process_bytes(tmp_path, monkeypatch,
+                                                                        small):
     """Windows of a few hundred bytes to a few megabytes, in an order that makes
     the merge's kept buffers grow, be reused by smaller windows, and grow again."""
     monkeypatch.setattr(ev, "CHECKPOINT", 50)
+    monkeypatch.setattr(merge, "SMALL_WINDOW", small)
     rng = random.Random(5)
     windows = random_records(rng, 6)
     at = windows[-1][-1][0] if windows[-1] else 100

@@ -91,7 +91,10 @@ def test_instant_counts_as_batches_do(name, until, small, monkeypatch):
     if name.removesuffix("-zero") in ("quickstart", "diffusion_streams"):  # traces opened, closed
         assert by_batch.latency_forward and by_batch.latency_credit
     assert by_instant.summary() == by_batch.summary()
-    assert ways["sends"] > 10 * ways["batches"]
+    if small == 0:  # else these instants, of a few messages each, are counted one by one
+        assert ways["sends"] > 10 * ways["batches"]
+    else:
+        assert ways["sends"] + ways["batches"] < len(times) // 10
 
 
 @pytest.mark.parametrize("horizon", [None, 1.5])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import logsends
+from .. import logcapture, logsends
 from ..agents import Outbox
 from ..capture import Captured, send_table
 from ..checkpoint import capture_agent, restore_partition
@@ -158,11 +158,15 @@ class PartRunner:
                 self.cones.instant(captured.batches or [])
             self._batch_segment(captured.batches or [])
             return
-        table = send_table(captured.sends)
-        if self.tracing and not self.cones.sends(captured, table):
+        # a small instant record by record, as the in-process writer packs it: the
+        # column-wise path's numpy calls cost more there (a window of a small
+        # scenario is an instant or two)
+        small = len(captured.sends[1]) < logcapture.SMALL_INSTANT
+        table = None if small else send_table(captured.sends)
+        if self.tracing and (table is None or not self.cones.sends(captured, table)):
             self.cones.instant(self._traced)
         self._traced = []
-        got = pack_sends(captured, self.stats["delivered"], table)
+        got = None if small else pack_sends(captured, self.stats["delivered"], table)
         if got is None:  # not column-wise exactly: the records one by one
             recs = sorted(send_records(captured, self.codes), key=record_key)
             self._record_segment(captured.t, recs)

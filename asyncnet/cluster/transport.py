@@ -29,6 +29,8 @@ from .security import server_setup
 from .worker import HEARTBEAT, PARENT_ENV
 
 TICK_MS = 100
+CHECK_EVERY = 0.05
+"""Seconds between looks at the workers' processes while their answers come."""
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Cluster:
         self.where = "joining"  # what the run is doing, for error messages
         self.describe_part = lambda k: f"partition {k}"
         self._last_beat = 0.0
+        self._last_check = 0.0
         self.failed = False
         self.ctx = zmq.Context()
         self.auth = None
@@ -203,8 +206,11 @@ class Cluster:
                 late = next(m for m in expect if m.part not in got)
                 raise ClusterError(self.name(late) + f" is alive but has not answered for "
                                    f"{self.step_timeout:g} s while {self.where} (stuck?)")
-            if self.sock.poll(TICK_MS):
-                while True:
+            ready = self.sock.poll(TICK_MS)
+            if ready:
+                # (asking the socket whether more waits costs less than the
+                # zmq.Again that ends the loop otherwise, once a window)
+                while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                     try:
                         ident, *frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
                     except zmq.Again:
@@ -224,12 +230,15 @@ class Cluster:
                         raise ClusterError(self.name(m) + f" sent {frames[0][:16]!r} "
                                            f"while {self.where} (expected {op!r})")
                     got[m.part] = frames[1:]
-            self.check()
+            # the workers' processes polled at most every CHECK_EVERY s while answers
+            # come (a small scenario's windows come every millisecond or so)
+            if not ready or time.monotonic() - self._last_check >= CHECK_EVERY:
+                self.check()
         return got
 
     def check(self) -> None:
         """Fail if a worker died or went silent; send our own heartbeat."""
-        now = time.monotonic()
+        now = self._last_check = time.monotonic()
         for m in self.members:
             if m.proc is not None and m.proc.poll() is not None:
                 err = next((e for p, e in self.procs if p is m.proc), None)
