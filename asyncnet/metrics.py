@@ -213,7 +213,8 @@ class Traffic:
         -------
         True if :meth:`instant` (and :meth:`sends`) count it message by message.
         """
-        return sum(map(len, batches)) < self.small_instant
+        small = self.small_instant  # (a batch holds a message or more: no sum past it)
+        return len(batches) < small and sum(map(len, batches)) < small
 
     def _count_sends(self, captured: Captured, table: np.ndarray,
                      batches: list[list[Message]], offroute: Sequence[Message]) -> bool:
