@@ -63,7 +63,15 @@ def _split(buf: bytes) -> list[bytes]:
 
 class _Wait:
     """Polls ``ready()``: spinning for ``SPIN`` seconds (answers within a window
-    come fast), then sleeping, longer and longer up to 1 ms, between tries."""
+    come fast), then sleeping, longer and longer up to 1 ms, between tries.
+
+    Each pause is a quarter longer than the last, so a wait overshoots what it
+    waits for by about a quarter, not by as long again: with pauses doubling, a
+    small scenario's windows (an instant each) took 3.4 ms each on 3 ranks, a
+    wait or three a window each sleeping twice what it needed; with a quarter,
+    1.0 ms, and the ranks' CPU time fell too (the quickstart: 27.7 → 8.3 s,
+    16.5 → 9.7 CPU-s).
+    """
 
     SPIN = 0.0
 
@@ -81,7 +89,7 @@ class _Wait:
             self.since = now
         elif now - self.since > self.SPIN:
             time.sleep(self.pause)
-            self.pause = min(1e-3, self.pause * 2)
+            self.pause = min(1e-3, self.pause * 1.25)
         return False
 
 
