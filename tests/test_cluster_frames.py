@@ -10,8 +10,9 @@ import struct
 import numpy as np
 import pytest
 
-from asyncnet.cluster import wire
+from asyncnet.cluster import frames, wire
 from asyncnet.cluster.frames import (
+    SMALL_FRAME,
     IncomingLinks,
     group_by_peer,
     outbox_frames,
@@ -21,6 +22,13 @@ from asyncnet.cluster.frames import (
 from asyncnet.messages import CONTROL, DELTA, FORWARD, Message
 
 NAMES = [f"n{i}" for i in range(40)]
+
+
+@pytest.fixture(autouse=True)
+def columns_at_any_size(monkeypatch):
+    """Column frames however few the messages (the tests that look at the frames
+    of few messages as well say so)."""
+    monkeypatch.setattr(frames, "SMALL_FRAME", 0)
 INDEX = {n: i for i, n in enumerate(NAMES)}
 
 
@@ -73,11 +81,14 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("small", [0, SMALL_FRAME])  # fewer messages: message by message
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("n", [1, 2, 37])
-def test_a_frame_reads_back_what_was_sent(case, n):
+def test_a_frame_reads_back_what_was_sent(case, n, small, monkeypatch):
+    monkeypatch.setattr(frames, "SMALL_FRAME", small)
     columns, payload = CASES[case]
     columns = columns or (n == 1 and case in ("mixed floats and arrays", "vectors of two lengths"))
+    columns = columns and n >= small
     sent = messages(np.random.default_rng(n), n, payload)
     got_columns, got = read(pack_frame(sent, INDEX, wire.packer()))
     assert got_columns == columns
@@ -202,7 +213,9 @@ def test_a_column_frame_maps_each_message_to_the_array_its_which_names():
                 assert (payloads[i] is payloads[j]) == (which[i] == which[j])
 
 
-def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by_one():
+@pytest.mark.parametrize("small", [0, SMALL_FRAME])  # fewer: read message by message at once
+def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by_one(
+        small, monkeypatch):
     """The same messages, the same checks (links, agents, time), the same error."""
     from types import SimpleNamespace
 
@@ -226,6 +239,7 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
         pr.incoming = IncomingLinks(links, INDEX, {"n1", "n2"})
         frame = pack_frame(msgs, INDEX, wire.packer())
         assert isinstance(wire.unpack(frame), dict)
+        monkeypatch.setattr(frames, "SMALL_FRAME", small)  # what the receiver reads so
         if not columns:
             frame = wire.pack([[m[0], INDEX[m[1]], INDEX[m[2]], *m[3:]] for m in msgs])
         try:
@@ -233,6 +247,8 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
             err = None
         except (wire.WireError, LocalityError) as e:
             err = (type(e), str(e))
+        finally:
+            monkeypatch.setattr(frames, "SMALL_FRAME", 0)
         return err, [tuple(m) for m in got], pr.stats["cut_received"]
 
     good = [Message(FORWARD, "n0", "n1", 5, 10, 1, 1.5), Message(DELTA, "n0", "n2", 7, 12, 2, 2.5),
@@ -251,6 +267,10 @@ def test_a_partition_injects_a_column_frame_as_it_would_the_same_messages_one_by
     assert err == (wire.WireError, "a message of unknown kind 3")
     err = outcome(good + [Message(FORWARD, "n0", "n1", 3, 8, 4, 0.0)], True)[0]
     assert err[0] is wire.WireError and "past" in err[1]
+    for wrong in (Message(FORWARD, "n0", "n1", 6, 10, 4, 0.0),  # no link of that delay
+                  Message(DELTA, "n5", "n2", 7, 10, 4, 0.0)):   # no link at all
+        for columns in (True, False):
+            assert outcome(good + [wrong], columns)[0][0] is LocalityError
 
 
 @pytest.mark.parametrize("odd", ["bool kind", "int8 kind", "seq past int64"])

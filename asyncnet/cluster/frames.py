@@ -9,7 +9,8 @@ with each distinct array sent once (``"uniq"``: their values back to back;
 ``"which"``: each message's array, int64) — a neuron's value sent to sixty
 synapses of the peer is one row, and the peer shares it among the sixty
 messages as the sending process did. Anything else (a mixed frame, ``None``
-payloads, integers too big for int64) goes as before: a msgpack array of
+payloads, integers too big for int64, a frame of fewer than
+:data:`SMALL_FRAME` messages) goes as before: a msgpack array of
 ``[kind, src, dst, t_sent, t_arrive, seq, payload]`` per message.
 
 Reading checks every size against the frame's own count before making
@@ -34,6 +35,10 @@ _tobytes = np.ndarray.tobytes
 _DST = itemgetter(2)
 MAX_NDIM = 8
 """Most dimensions a payload array may have on the wire (as in the event log)."""
+SMALL_FRAME = 16
+"""A frame of fewer messages goes message by message (and is read so): the
+columns' numpy calls cost a small scenario's worker ≈ a fifth of its window,
+a frame of one or two messages a window."""
 
 
 def group_by_peer(msgs: list, owner_of: Callable[[str], int]) -> dict[int, list]:
@@ -149,7 +154,7 @@ def pack_columns(cols: np.ndarray, payloads: list | tuple, packer: Any) -> bytes
     """
     if not len(payloads):
         return packer.pack([])
-    pay = _payload_columns(payloads)
+    pay = _payload_columns(payloads) if len(payloads) >= SMALL_FRAME else None
     if pay is None:
         return packer.pack([(*row, p) for row, p in zip(cols.tolist(), payloads, strict=True)])
     return packer.pack({"n": len(payloads), "cols": cols.astype("<i8", copy=False).tobytes(),
