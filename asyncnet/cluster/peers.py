@@ -25,6 +25,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from .security import load_key
+from .sockets import NOBLOCK, recv_frames, send_frames
 from .wire import WireError
 
 _HEAD = struct.Struct("<8sIq")  # nonce, sender's partition, window
@@ -139,8 +140,8 @@ class PeerNet:
             ``{partition: frame}``, one for every neighbour.
         """
         for p, frame in frames.items():
-            self.out[p].send_multipart([_HEAD.pack(self.nonce, self.part, window), frame],
-                                       copy=False)
+            send_frames(self.out[p], [_HEAD.pack(self.nonce, self.part, window), frame],
+                        copy=False)
 
     def take(self, window: int, peers: list[int]) -> list[bytes] | None:
         """Read what has arrived, and hand out a window's frames once complete.
@@ -159,7 +160,7 @@ class PeerNet:
         """
         while True:
             try:
-                msg = self.sock.recv_multipart(zmq.NOBLOCK)
+                msg = recv_frames(self.sock, NOBLOCK)
             except zmq.Again:
                 break
             if len(msg) != 3 or len(msg[1]) != _HEAD.size:

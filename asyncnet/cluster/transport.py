@@ -26,6 +26,7 @@ from .._version import __version__
 from . import wire
 from .errors import ClusterError, WorkerLost
 from .security import server_setup
+from .sockets import NOBLOCK, has_input, recv_frames, send_frames
 from .worker import HEARTBEAT, PARENT_ENV
 
 TICK_MS = 100
@@ -194,7 +195,7 @@ class Cluster:
     # -- messages -----------------------------------------------------------
     def send(self, m: Member, frames: list[bytes]) -> None:
         """Send a multipart message to one worker."""
-        self.sock.send_multipart([m.ident, *frames], copy=False)
+        send_frames(self.sock, [m.ident, *frames], copy=False)
 
     def collect(self, expect: list[Member], op: bytes) -> dict[int, list[bytes]]:
         """Wait for ``op`` from each member of ``expect``; return frames by part."""
@@ -210,9 +211,9 @@ class Cluster:
             if ready:
                 # (asking the socket whether more waits costs less than the
                 # zmq.Again that ends the loop otherwise, once a window)
-                while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                while has_input(self.sock):
                     try:
-                        ident, *frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=True)
+                        ident, *frames = recv_frames(self.sock, NOBLOCK)
                     except zmq.Again:
                         break
                     hb = ident.endswith(b"/hb")

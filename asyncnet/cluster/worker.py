@@ -32,6 +32,7 @@ from . import wire
 from .part import PartError, PartRunner
 from .peers import PeerNet, local_address
 from .security import client_setup
+from .sockets import recv_frames, send_frames
 
 HEARTBEAT = 0.25
 """Seconds between heartbeats, both ways."""
@@ -127,7 +128,7 @@ class Worker:
                     raise WorkerFailed(f"no word from the coordinator at {self.connect} "
                                        f"for {timeout:g} s")
             self.stats["wait_seconds"] += time.perf_counter() - t0
-            msg = sock.recv_multipart()
+            msg = recv_frames(sock)
             if msg[0] != b"HB":
                 return msg
 
@@ -257,7 +258,7 @@ class Worker:
                 done, segment, out = core.run_window(int(head["end"]), int(head["trace"]),
                                                      frames, head.get("watch"))
                 self.peernet.send(w, out)
-                sock.send_multipart([b"DONE", wire.pack(done), *segment], copy=False)
+                send_frames(sock, [b"DONE", wire.pack(done), *segment], copy=False)
                 self.stats["busy_seconds"] += time.perf_counter() - t0
             elif op == b"CKPT":  # the messages in flight to us, then our agents' states
                 head = wire.as_map(wire.unpack(msg[1]), "CKPT")
