@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import DataError, OnePopulationFeed
+from .messages import QUANTA
 from .network import agent_rng
 from .outputs import extra_hint
 
@@ -125,6 +126,13 @@ class NudgeStream(OnePopulationFeed):
                             f"got {self.batch}")
         if not self.settle > 0 or not self.leg > 0 or self.release < 0:
             raise DataError("settle and leg must be positive, release >= 0")
+        # the engine's clock counts quanta: a part shorter than one would end where
+        # it begins (a run's probes of the free phase then never ran: a KeyError)
+        for key in ("settle", "leg", "release"):
+            value = getattr(self, key)
+            if value and value * QUANTA < 1:
+                raise DataError(f"{key} must be at least one time quantum ({1 / QUANTA:g}), "
+                                f"got {value:g}")
         per_epoch = n // self.batch
         epochs = int(math.ceil(self.windows() / per_epoch)) + 1
         rng = agent_rng(self.seed, "batches")

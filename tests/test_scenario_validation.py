@@ -109,6 +109,20 @@ def test_gradient_check_window_far_longer_than_the_run(key, tmp_path):
     assert "[data] settle/leg" in lines[0] and "gradient analysis" in lines[0]
 
 
+@pytest.mark.parametrize("key,value", [("leg", 1e-15), ("settle", 5e-7), ("release", 1e-9)])
+def test_a_nudge_schedule_part_shorter_than_a_quantum(key, value, tmp_path):
+    """A part of the schedule shorter than the clock's quantum ended where it began:
+    the gradient check's probe of the free phase never ran, a traceback (found by
+    test_hostile_values_never_crash_many: leg = 1e-15)."""
+    rc, lines = run(with_(base("ep_gradient"), "data", key, value), tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert f"[data] {key} must be at least one time quantum" in lines[0]
+    doc = with_(base("ep_gradient"), "data", key, 2e-6)  # two quanta: runs
+    doc["scenario"]["duration"] = 400
+    rc, lines = run(doc, tmp_path)
+    assert rc == 0, lines
+
+
 def test_analysis_that_does_not_fit_the_network(tmp_path):
     doc = base("continuous_cyclic")
     doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data
