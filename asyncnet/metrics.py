@@ -183,7 +183,7 @@ class Traffic:
         offroute:
             as :meth:`instant`'s; None (look every message up): as :meth:`instant`.
         """
-        if table is None or offroute is None or self.small(batches) or \
+        if table is None or offroute is None or \
                 not self._count_sends(captured, table, batches, offroute):
             self.instant(batches, offroute)
             return
@@ -211,7 +211,9 @@ class Traffic:
 
         Returns
         -------
-        True if :meth:`instant` (and :meth:`sends`) count it message by message.
+        True if :meth:`instant` counts it message by message (and the run's
+        recorder gives it to :meth:`instant`, not :meth:`sends`:
+        :func:`asyncnet.simulation.feed_traffic`).
         """
         small = self.small_instant  # (a batch holds a message or more: no sum past it)
         return len(batches) < small and sum(map(len, batches)) < small
