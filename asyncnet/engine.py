@@ -299,7 +299,7 @@ class Engine(SchedulingState, Recording, Incoming):
                 ta, box, noted = got
                 if noted is not None and key is not None:  # None: every receiver elsewhere
                     # appended one by one: a tuple to extend with is made and freed
-                    # (≈ 60 instructions a message more on the S net, valgrind)
+                    # (≈ 36 instructions a message more on the S net, valgrind)
                     numbers = noted[0]
                     numbers.append(agent.idx)
                     numbers.append(t)
