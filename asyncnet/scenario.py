@@ -54,6 +54,8 @@ LIST_ITEMS: dict[str, Any] = {
     "layers": int, "input_node": str, "output_node": str,
 }
 """What the items of a list-valued key must be (nested lists of these for matrices)."""
+FLAT = frozenset({"holds", "betas"})
+"""Lists of numbers that are lists of values, never matrices."""
 MAX_DURATION = 2.0 ** 62 / 1_000_000
 """The longest run: simulated time is an int64 count of quanta."""
 
@@ -291,7 +293,7 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
         if want is bool:
             ok = isinstance(v, bool)
         if ok and isinstance(v, list) and k in LIST_ITEMS:
-            _check_items(v, LIST_ITEMS[k], f"{where} key {k!r}", path)
+            _check_items(v, LIST_ITEMS[k], f"{where} key {k!r}", path, k not in FLAT)
         if ok and want is NUM and not math.isfinite(v):
             raise ScenarioError(f"{path}: {where} key {k!r} must be a finite number, got {v!r}")
         if ok and want in (int, NUM) and isinstance(v, int) and not -2**63 <= v < 2**63:
@@ -303,20 +305,36 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
                                 f"got {type(v).__name__} {v!r}")
 
 
-def _check_items(v: list, want: Any, where: str, path: str, depth: int = 0) -> None:
-    """Every item of a (possibly nested) list is a ``want``; numbers finite."""
+def _check_items(v: list, want: Any, where: str, path: str, nested: bool = True,
+                 depth: int = 0) -> tuple[int, ...]:
+    """Every item of a list is a ``want`` (numbers finite), and the list's shape.
+
+    Only a list of numbers may nest (a matrix: ``input``, ``weight``), and
+    only as an array nests: every row a list of the same shape, never a
+    number beside a list (numpy would refuse it later, with a traceback).
+    """
     if depth > 3:
         raise ScenarioError(f"{path}: {where} is nested too deeply")
+    rows = [i for i, x in enumerate(v) if isinstance(x, list)]
+    if rows and want is NUM and nested:
+        if len(rows) != len(v):
+            i = next(i for i, x in enumerate(v) if not isinstance(x, list))
+            raise ScenarioError(f"{path}: {where} mixes numbers and lists: item {i + 1} is "
+                                f"{v[i]!r}, item {rows[0] + 1} a list")
+        shapes = [_check_items(x, want, where, path, nested, depth + 1) for x in v]
+        for i, sh in enumerate(shapes):
+            if sh != shapes[0]:
+                raise ScenarioError(f"{path}: {where} is not rectangular: item {i + 1} has "
+                                    f"shape {list(sh)}, item 1 {list(shapes[0])}")
+        return (len(v), *shapes[0])
     for i, x in enumerate(v):
-        if isinstance(x, list) and want is NUM:
-            _check_items(x, want, where, path, depth + 1)
-            continue
         good = isinstance(x, want) and not (isinstance(x, bool) and want in (int, NUM))
         if good and want is NUM and not math.isfinite(x):
             good = False
         if not good:
             tname = "a finite number" if want is NUM else want.__name__
             raise ScenarioError(f"{path}: {where} item {i + 1} must be {tname}, got {x!r}")
+    return (len(v),)
 
 
 def load(path: str | os.PathLike, text: str | None = None) -> Scenario:

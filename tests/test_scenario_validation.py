@@ -77,6 +77,12 @@ CASES = [
     (("data", "hold", 1e-9), "frames"),
     (("data", "hold", "3"), "number"),
     (("data", "input", [1, "a"]), "item 2"),
+    # a matrix must be one: numpy refused a ragged one later, with a traceback
+    (("data", "input", [[1, 2], [3]]), "not rectangular: item 2 has shape [1], item 1 [2]"),
+    (("data", "target", [[[1], [2]], [[3], 4]]), "mixes numbers and lists"),
+    (("data", "target", [[1], 2]), "mixes numbers and lists: item 2 is 2"),
+    (("analysis", "holds", [[1, 2], [3]]), "item 1 must be a finite number"),
+    (("analysis", "betas", [[0.1]]), "item 1 must be a finite number"),
     (("rule", "eta", "0.1"), "finite number"),
     (("rule", "eta", float("nan")), "finite number"),
     (("rule", "init_state", "later"), "one of"),
@@ -123,6 +129,28 @@ def test_a_nudge_schedule_part_shorter_than_a_quantum(key, value, tmp_path):
     assert rc == 0, lines
 
 
+NODES = [{"name": "a", "size": 2, "role": "input"}, {"name": "b", "size": 2, "role": "output"}]
+
+
+@pytest.mark.parametrize("node_bias,weight,words", [
+    (None, [[1.0, 2.0], [3.0]], "[[network.edges]] #1 key 'weight' is not rectangular"),
+    ([[1.0], 2.0], None, "[[network.nodes]] #2 key 'bias' mixes numbers and lists"),
+    (None, [[0.1, 0.2], [0.3, 0.4]], None),  # a matrix: runs
+])
+def test_ragged_matrices_in_the_network(node_bias, weight, words, tmp_path):
+    nodes = [dict(n) for n in NODES]
+    if node_bias is not None:
+        nodes[1]["bias"] = node_bias
+    edge = {"pre": "a", "post": "b", **({"weight": weight} if weight is not None else {})}
+    doc = {"scenario": {"duration": 10}, "rule": {"name": "diffusion"},
+           "network": {"nodes": nodes, "edges": [edge]}}
+    rc, lines = run(doc, tmp_path)
+    if words is None:
+        assert rc == 0, lines
+    else:
+        assert rc == 2 and len(lines) == 1 and words in lines[0], lines
+
+
 def test_analysis_that_does_not_fit_the_network(tmp_path):
     doc = base("continuous_cyclic")
     doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data
@@ -132,7 +160,10 @@ def test_analysis_that_does_not_fit_the_network(tmp_path):
 
 HOSTILE = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
                     st.integers(min_value=-2 ** 70, max_value=2 ** 70), st.booleans(),
-                    st.lists(st.one_of(st.floats(), st.text(max_size=2)), max_size=3))
+                    st.lists(st.one_of(st.floats(), st.text(max_size=2)), max_size=3),
+                    # nested: ragged, mixed or rectangular (a matrix where one is allowed)
+                    st.lists(st.one_of(st.floats(-1, 1), st.lists(st.floats(-1, 1), max_size=2)),
+                             max_size=3))
 
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True,
