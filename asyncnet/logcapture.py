@@ -10,7 +10,7 @@ records in canonical order, the same as packing the delivered messages one
 by one. Where that cannot be done exactly (an instant with a message that
 was not a send of this engine, a payload of another shape or type, a kind
 or number msgpack packs otherwise), the records are made one by one, the
-way :class:`asyncnet.eventlog.RecordEncoder` makes them.
+way :class:`asyncnet.logencode.RecordEncoder` makes them.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     packer:
         the log's msgpack packer (payload codes as ``default``).
     code:
-        payload -> its log code (:class:`asyncnet.eventlog.PayloadCodes`).
+        payload -> its log code (:class:`asyncnet.logencode.PayloadCodes`).
     records:
         how many records the log has so far (a large log compiles the
         packing loop: :func:`asyncnet.logsends.kernel`).

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import msgpack
 import numpy as np
 
-from .eventlog import RecordEncoder
+from .logencode import RecordEncoder
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA, decode_ext

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import asyncnet.eventlog as ev
+import asyncnet.logencode as logencode
 from asyncnet.eventlog import EventLogWriter
 from asyncnet.logpack import pack_batches
 from asyncnet.messages import Message, encode_payload
@@ -113,7 +113,7 @@ def test_numpy_integer_fields_pack_as_msgpack_does():
 
 
 def _write(path, batches_by_instant, use_columns: bool, monkeypatch) -> bytes:
-    monkeypatch.setattr(ev, "MIN_RECORDS", 1 if use_columns else 10**9)
+    monkeypatch.setattr(logencode, "MIN_RECORDS", 1 if use_columns else 10**9)
     w = EventLogWriter(path, {"agents": NAMES[:300], "scenario": "", "seed": 0})
     for inst in batches_by_instant:
         if inst == "flush":  # a checkpoint: the buffered instant written record by record
@@ -150,7 +150,7 @@ def test_scenario_logs_alike(tmp_path, monkeypatch, name):
     sc = load(os.path.join(ROOT, f"{name}.toml"))
     logs = []
     for min_records in (1, 10**9):
-        monkeypatch.setattr(ev, "MIN_RECORDS", min_records)
+        monkeypatch.setattr(logencode, "MIN_RECORDS", min_records)
         path = str(tmp_path / f"{name}-{min_records}.log")
         simulate(sc, log_path=path)
         logs.append(open(path, "rb").read())

@@ -29,7 +29,7 @@ from .. import logcapture, logsends
 from ..agents import Outbox
 from ..capture import Captured, send_table
 from ..checkpoint import capture_agent, restore_partition
-from ..eventlog import PayloadCodes
+from ..logencode import PayloadCodes
 from ..logcapture import pack_sends, send_records
 from ..logformat import array_items, record_key
 from ..logpack import MIN_RECORDS, pack_batches
