@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from numbers import Integral
 
 import networkx as nx
 import numpy as np
@@ -362,6 +363,12 @@ def layered(
     """
     if len(sizes) < 2:
         raise NetworkError("a layered network needs at least two layer sizes")
+    # checked here, not when the net is built: the graph is handed on first
+    if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        i, n = next((i, n) for i, n in enumerate(sizes) if not isinstance(n, Integral)
+                    or isinstance(n, bool) or n < 1)
+        raise NetworkError(f"node 'l{i}': size must be a positive integer, got {n!r}")
+    sizes = [int(n) for n in sizes]  # numpy's integers too: the scenario's TOML holds ints
     g = nx.DiGraph()
     L = len(sizes) - 1
     for i, n in enumerate(sizes):

@@ -17,170 +17,14 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import Context
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .messages import QUANTA, to_quanta
+from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
-
-
-@dataclass
-class Recorder:
-    """Sample some agents' state variables every ``period`` of simulated time.
-
-    A sample at time ``t`` is the state after every event before ``t`` and
-    before any at ``t`` (a probe), so it is the same on every backend.
-
-    Parameters
-    ----------
-    agents:
-        ``{agent id: [variable, ...]}``; the variables are keys of the
-        agent's ``state()`` (``"state"``, ``"delta"``, ``"weight"``, ...).
-    period:
-        Time between samples (default 1.0).
-    start:
-        First sample time (default: ``period``).
-    """
-
-    agents: dict[str, list[str]]
-    period: float = 1.0
-    start: float | None = None
-    times: list[float] = field(default_factory=list)
-    data: dict[str, dict[str, list]] = field(default_factory=dict)
-
-    def attach(self, ctx: Context) -> None:
-        """Register the sampling probes on a run (called by the pipeline).
-
-        Parameters
-        ----------
-        ctx:
-            The run's context (engine, scenario).
-        """
-        if not (isinstance(self.period, (int, float)) and math.isfinite(self.period)
-                and self.period > 0):
-            raise ScenarioError(f"recorder: period must be a positive number, "
-                                f"got {self.period!r}")
-        names = set(ctx.engine.names)
-        for agent in self.agents:
-            if agent not in names:
-                raise ScenarioError(f"recorder: no agent {agent!r} in this run "
-                                    f"(agents are populations, 'pre->post' synapses "
-                                    f"and 'src:pop' sources)")
-        first = self.period if self.start is None else self.start
-        n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
-        for k in range(max(0, n)):
-            ctx.engine.at(first + k * self.period, self._sample)
-
-    def _sample(self, engine, t: float) -> None:
-        self.times.append(t)
-        for agent, keys in self.agents.items():
-            st = engine.agents[agent].model.state()
-            slot = self.data.setdefault(agent, {})
-            for key in keys:
-                if key not in st:
-                    raise ScenarioError(f"recorder: agent {agent!r} has no variable {key!r} "
-                                        f"(it has: {', '.join(sorted(st))})")
-                slot.setdefault(key, []).append(np.array(st[key], dtype=float))
-
-    def arrays(self) -> dict[str, dict[str, np.ndarray]]:
-        """The samples so far.
-
-        Returns
-        -------
-        ``{agent: {variable: array (samples, ...)}}``.
-        """
-        return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
-
-
-@dataclass
-class Result:
-    """What a run gives back.
-
-    Attributes
-    ----------
-    summary:
-        The summary dict (what ``asyncnet run --json`` prints).
-    log:
-        The event log's path, or ``None``.
-    times:
-        The recorders' sample times.
-    recorded:
-        ``{agent: {variable: array (samples, ...)}}``.
-    final:
-        The final state, ``{"weight/h0->h1": array, ...}`` (the
-        ``--save-state`` keys); :meth:`state` reads it per agent.
-    """
-
-    summary: dict
-    log: str | None
-    times: np.ndarray
-    recorded: dict[str, dict[str, np.ndarray]]
-    final: dict[str, np.ndarray]
-
-    def state(self, agent: str) -> dict[str, np.ndarray]:
-        """An agent's final state (the ``--save-state`` keys it exposes).
-
-        Parameters
-        ----------
-        agent:
-            An agent id (``"h1"``, ``"h0->h1"``).
-
-        Returns
-        -------
-        ``{key: array}``, e.g. ``{"weight": ..., "grad": ...}`` for a synapse.
-        """
-        out = {k.split("/", 1)[0]: v for k, v in self.final.items()
-               if k.split("/", 1)[1] == agent}
-        if not out:
-            raise KeyError(f"no final state for agent {agent!r}")
-        return out
-
-    def to_dataframe(self):
-        """The recordings as a long ``pandas.DataFrame``.
-
-        Needs the ``export`` extra (pandas).
-
-        Returns
-        -------
-        One row per sample and scalar entry, columns ``time, agent,
-        variable, index, value`` (``index``: the entry's position in the
-        flattened variable, e.g. ``i * n_pre + j`` for ``weight[i, j]``).
-        """
-        from .tables import need, recording_columns
-        pd = need("pandas", "Result.to_dataframe")
-        return pd.DataFrame(recording_columns(self.times, self.recorded))
-
-    def export(self, path: str, format: str | None = None) -> str:
-        """Write the recordings as a table file (the layout of :meth:`to_dataframe`).
-
-        Parameters
-        ----------
-        path:
-            The file to write.
-        format:
-            ``"parquet"`` or ``"csv"``; default: from the extension
-            (``.parquet``/``.pq`` or ``.csv``). Parquet needs pyarrow, both
-            need pandas (the ``export`` extra).
-
-        Returns
-        -------
-        ``path``.
-        """
-        fmt = format or ("csv" if str(path).lower().endswith(".csv") else "parquet")
-        if fmt not in ("parquet", "csv"):
-            raise ValueError(f"format must be 'parquet' or 'csv', got {fmt!r}")
-        df = self.to_dataframe()
-        if fmt == "csv":
-            df.to_csv(path, index=False)
-        else:
-            from .tables import need
-            need("pyarrow", "Result.export to parquet")
-            df.to_parquet(path, index=False)
-        return path
 
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
@@ -236,7 +80,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     elif isinstance(record, Recorder):
         rec = record
     else:
-        rec = Recorder({a: list(v) for a, v in record.items()}, period=period)
+        rec = Recorder(recorded_variables(record), period=period)
     attach = [rec.attach] if rec else []
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,

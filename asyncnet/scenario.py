@@ -101,6 +101,9 @@ class Scenario:
                  name: str = "scenario", analysis: dict | None = None,
                  output: dict | None = None, cluster: dict | None = None,
                  description: str = "", path: str | None = None, text: str | None = None):
+        if not isinstance(graph, nx.DiGraph):
+            raise TypeError(f"graph must be a networkx.DiGraph (asyncnet.layered makes one), "
+                            f"got {type(graph).__name__}")
         self.graph = graph
         self.rule_name = rule
         self.rule_params = dict(params or {})

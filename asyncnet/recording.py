@@ -1,0 +1,205 @@
+"""What a run records and gives back: :class:`Recorder` and :class:`Result`.
+
+A :class:`Recorder` samples agents' state variables at fixed simulated
+times (probes, so the samples are the same on every backend); a
+:class:`Result` holds a run's summary, its recordings and its final state.
+:func:`asyncnet.run` makes both (:mod:`asyncnet.runner`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .analysis import Context
+from .scenario import ScenarioError
+
+
+@dataclass
+class Recorder:
+    """Sample some agents' state variables every ``period`` of simulated time.
+
+    A sample at time ``t`` is the state after every event before ``t`` and
+    before any at ``t`` (a probe), so it is the same on every backend.
+
+    Parameters
+    ----------
+    agents:
+        ``{agent id: [variable, ...]}``; the variables are keys of the
+        agent's ``state()`` (``"state"``, ``"delta"``, ``"weight"``, ...).
+    period:
+        Time between samples (default 1.0).
+    start:
+        First sample time (default: ``period``).
+    """
+
+    agents: dict[str, list[str]]
+    period: float = 1.0
+    start: float | None = None
+    times: list[float] = field(default_factory=list)
+    data: dict[str, dict[str, list]] = field(default_factory=dict)
+
+    def attach(self, ctx: Context) -> None:
+        """Register the sampling probes on a run (called by the pipeline).
+
+        Parameters
+        ----------
+        ctx:
+            The run's context (engine, scenario).
+        """
+        self.agents = recorded_variables(self.agents)
+        if not (isinstance(self.period, (int, float)) and not isinstance(self.period, bool)
+                and math.isfinite(self.period) and self.period > 0):
+            raise ScenarioError(f"recorder: period must be a positive number, "
+                                f"got {self.period!r}")
+        names = set(ctx.engine.names)
+        for agent in self.agents:
+            if agent not in names:
+                raise ScenarioError(f"recorder: no agent {agent!r} in this run "
+                                    f"(agents are populations, 'pre->post' synapses "
+                                    f"and 'src:pop' sources)")
+        first = self.period if self.start is None else self.start
+        n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
+        for k in range(max(0, n)):
+            ctx.engine.at(first + k * self.period, self._sample)
+
+    def _sample(self, engine, t: float) -> None:
+        self.times.append(t)
+        for agent, keys in self.agents.items():
+            st = engine.agents[agent].model.state()
+            slot = self.data.setdefault(agent, {})
+            for key in keys:
+                if key not in st:
+                    raise ScenarioError(f"recorder: agent {agent!r} has no variable {key!r} "
+                                        f"(it has: {', '.join(sorted(st))})")
+                slot.setdefault(key, []).append(np.array(st[key], dtype=float))
+
+    def arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        """The samples so far.
+
+        Returns
+        -------
+        ``{agent: {variable: array (samples, ...)}}``.
+        """
+        return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
+
+
+def recorded_variables(record: Any) -> dict[str, list[str]]:
+    """``{agent: [variable, ...]}`` checked (one variable may be a bare name).
+
+    Parameters
+    ----------
+    record:
+        what a caller gave as ``record`` (or a :class:`Recorder`'s ``agents``).
+
+    Returns
+    -------
+    The same as a dict of lists; a :class:`ScenarioError` naming what is wrong
+    (a list of agents where a dict was meant, a variable that is no name).
+    """
+    if not isinstance(record, Mapping):
+        raise ScenarioError(f"record must be {{agent: [variable, ...]}} or a Recorder, got "
+                            f"{type(record).__name__} {record!r}"[:200])
+    out = {}
+    for agent, names in record.items():
+        # a bare name is one variable: list("state") would be five one-letter ones
+        names = [names] if isinstance(names, str) else \
+            list(names) if isinstance(names, Iterable) else None
+        if not isinstance(agent, str) or names is None \
+                or not all(isinstance(v, str) for v in names):
+            raise ScenarioError(f"record: {agent!r}: {{agent: [variable, ...]}} takes an "
+                                f"agent's name and the names of its variables, got "
+                                f"{record[agent]!r}"[:200])
+        out[agent] = names
+    return out
+
+
+@dataclass
+class Result:
+    """What a run gives back.
+
+    Attributes
+    ----------
+    summary:
+        The summary dict (what ``asyncnet run --json`` prints).
+    log:
+        The event log's path, or ``None``.
+    times:
+        The recorders' sample times.
+    recorded:
+        ``{agent: {variable: array (samples, ...)}}``.
+    final:
+        The final state, ``{"weight/h0->h1": array, ...}`` (the
+        ``--save-state`` keys); :meth:`state` reads it per agent.
+    """
+
+    summary: dict
+    log: str | None
+    times: np.ndarray
+    recorded: dict[str, dict[str, np.ndarray]]
+    final: dict[str, np.ndarray]
+
+    def state(self, agent: str) -> dict[str, np.ndarray]:
+        """An agent's final state (the ``--save-state`` keys it exposes).
+
+        Parameters
+        ----------
+        agent:
+            An agent id (``"h1"``, ``"h0->h1"``).
+
+        Returns
+        -------
+        ``{key: array}``, e.g. ``{"weight": ..., "grad": ...}`` for a synapse.
+        """
+        out = {k.split("/", 1)[0]: v for k, v in self.final.items()
+               if k.split("/", 1)[1] == agent}
+        if not out:
+            raise KeyError(f"no final state for agent {agent!r}")
+        return out
+
+    def to_dataframe(self):
+        """The recordings as a long ``pandas.DataFrame``.
+
+        Needs the ``export`` extra (pandas).
+
+        Returns
+        -------
+        One row per sample and scalar entry, columns ``time, agent,
+        variable, index, value`` (``index``: the entry's position in the
+        flattened variable, e.g. ``i * n_pre + j`` for ``weight[i, j]``).
+        """
+        from .tables import need, recording_columns
+        pd = need("pandas", "Result.to_dataframe")
+        return pd.DataFrame(recording_columns(self.times, self.recorded))
+
+    def export(self, path: str, format: str | None = None) -> str:
+        """Write the recordings as a table file (the layout of :meth:`to_dataframe`).
+
+        Parameters
+        ----------
+        path:
+            The file to write.
+        format:
+            ``"parquet"`` or ``"csv"``; default: from the extension
+            (``.parquet``/``.pq`` or ``.csv``). Parquet needs pyarrow, both
+            need pandas (the ``export`` extra).
+
+        Returns
+        -------
+        ``path``.
+        """
+        fmt = format or ("csv" if str(path).lower().endswith(".csv") else "parquet")
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"format must be 'parquet' or 'csv', got {fmt!r}")
+        df = self.to_dataframe()
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            from .tables import need
+            need("pyarrow", "Result.export to parquet")
+            df.to_parquet(path, index=False)
+        return path

@@ -1,0 +1,79 @@
+"""The Python API refuses bad input at the call that takes it, naming what is wrong.
+
+Found by calling ``asyncnet.layered``, ``asyncnet.Scenario`` and
+``asyncnet.run`` with what a user new to the API might pass: before, a
+negative layer size went through until the run, a list where a graph goes
+and a list of agents where a dict of recorded variables goes ended in an
+``AttributeError`` from inside, and ``record={"l2": "state"}`` asked for the
+variables ``s``, ``t``, ``a`` ...
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import asyncnet
+from asyncnet.network import NetworkError
+
+
+@pytest.mark.parametrize("sizes,words", [
+    ([2, -1], "node 'l1': size must be a positive integer, got -1"),
+    ([2, 0, 1], "node 'l1': size must be a positive integer, got 0"),
+    ([2.5, 1], "node 'l0': size must be a positive integer, got 2.5"),
+    ([True, 1], "node 'l0': size must be a positive integer, got True"),
+    ([2, "3"], "node 'l1': size must be a positive integer, got '3'"),
+])
+def test_layered_refuses_a_size_that_is_no_positive_integer(sizes, words):
+    with pytest.raises(NetworkError) as e:
+        asyncnet.layered(sizes)
+    assert words in str(e.value)
+
+
+def test_layered_takes_numpy_integers_as_plain_ints():
+    g = asyncnet.layered(list(np.array([2, 3, 1])))
+    assert [type(d["size"]) for _, d in g.nodes(data=True)] == [int, int, int]
+    sc = asyncnet.Scenario(g, "diffusion", duration=5)  # its TOML round trip holds ints
+    assert [d["size"] for _, d in sc.graph.nodes(data=True)] == [2, 3, 1]
+
+
+@pytest.mark.parametrize("graph", [[1, 2], {"l0": 2}, "l0->l1", None])
+def test_a_scenario_needs_a_directed_graph(graph):
+    with pytest.raises(TypeError, match="graph must be a networkx.DiGraph .* got "
+                                        + type(graph).__name__):
+        asyncnet.Scenario(graph, "diffusion", duration=5)
+
+
+def _quick() -> asyncnet.Scenario:
+    return asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", params={"eta": 0.05},
+                             data={"kind": "xor", "hold": 8}, duration=16, seed=1)
+
+
+@pytest.mark.parametrize("record,words", [
+    (["l2"], "record must be {agent: [variable, ...]} or a Recorder, got list"),
+    ("l2", "record must be {agent: [variable, ...]} or a Recorder, got str"),
+    ({"l2": [1]}, "record: 'l2': {agent: [variable, ...]} takes"),
+    ({"l2": 3}, "record: 'l2': {agent: [variable, ...]} takes"),
+    ({("l2",): ["state"]}, "record: ('l2',):"),
+])
+def test_record_of_the_wrong_shape_is_named(record, words):
+    with pytest.raises(asyncnet.ScenarioError) as e:
+        asyncnet.run(_quick(), record=record)
+    assert words in str(e.value)
+
+
+def test_a_recorder_built_by_hand_is_checked_the_same():
+    with pytest.raises(asyncnet.ScenarioError, match="got list"):
+        asyncnet.run(_quick(), record=asyncnet.Recorder(["l2"]))
+    with pytest.raises(asyncnet.ScenarioError, match="period must be a positive number"):
+        asyncnet.run(_quick(), record=asyncnet.Recorder({"l2": ["state"]}, period=True))
+
+
+def test_one_variable_may_be_named_bare():
+    bare = asyncnet.run(_quick(), record={"l2": "state", "l1": ("delta",)})
+    listed = asyncnet.run(_quick(), record={"l2": ["state"], "l1": ["delta"]})
+    assert set(bare.recorded) == {"l1", "l2"}
+    assert list(bare.recorded["l2"]) == ["state"] and list(bare.recorded["l1"]) == ["delta"]
+    for agent, var in (("l2", "state"), ("l1", "delta")):
+        np.testing.assert_array_equal(bare.recorded[agent][var], listed.recorded[agent][var])
+    np.testing.assert_array_equal(bare.times, np.arange(1.0, 16.0))  # before the end, 16
