@@ -35,6 +35,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 
+class ModelError(TypeError):
+    """A scheme's factory gave something that is not a :class:`Model`."""
+
+
 @dataclass(frozen=True)
 class Ports:
     """What one agent may address, as handed to a scheme's factory.

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from .api import ModelError
 from .checkpoint import CheckpointError
 from .ckstate import StateError
 from .data import DataError
@@ -28,7 +29,7 @@ from .scenario import ScenarioError
 COMMANDS: dict[str, tuple[Callable, str]] = {}
 _USER_ERRORS: list[type[BaseException]] = [
     ScenarioError, NetworkError, DataError, LogError, LocalityError, SchemeError, OutputError,
-    CheckpointError, StateError,
+    CheckpointError, StateError, ModelError,
     FileNotFoundError, PermissionError, IsADirectoryError]
 
 

@@ -41,6 +41,7 @@ from typing import Any
 import simpy
 
 from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng
+from .api import ModelError
 from .capture import Captured, Recording
 from .ids import is_source, is_synapse, source_node, split_synapse
 from .incoming import Incoming
@@ -139,6 +140,7 @@ class Engine(SchedulingState, Recording, Incoming):
         probe = LazyRng(seed, "")
         alone = refs(probe) if refs is not None else -1
         del probe
+        models: set[type] = set()
         for i, name in enumerate(self.names):
             if keep is not None and name not in keep:
                 continue
@@ -150,6 +152,9 @@ class Engine(SchedulingState, Recording, Incoming):
                 model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
                 model = rule.neuron(net.populations[name], ports, rng)
+            if type(model) not in models:  # each class checked once (millions of agents)
+                check_model(rule, name, model)
+                models.add(type(model))
             # a proxy nobody kept and nothing drew from is not kept either (56 B
             # an agent); without refcounts (not CPython) every proxy is kept
             kept = rng.gen is not None or refs is None or refs(rng) > alone
@@ -482,3 +487,15 @@ class Engine(SchedulingState, Recording, Incoming):
 
 
 __all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]
+
+
+def check_model(rule: Any, name: str, model: Any) -> None:
+    """Refuse what a rule's factory gave for agent ``name`` unless it is a model
+    (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least), naming the
+    factory, where the run would fail at its first message otherwise."""
+    if callable(getattr(model, "react", None)) and callable(getattr(model, "state", None)):
+        return
+    made = "synapse" if is_synapse(name) else "neuron"
+    raise ModelError(f"rule {getattr(rule, 'name', type(rule).__name__)!r}: {made}() for "
+                    f"{name!r} gave a {type(model).__name__}, not a model (one with "
+                    f"react(t, batch) and state(): asyncnet.api.Model)")

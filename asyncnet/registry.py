@@ -43,7 +43,25 @@ def register(name: str, scheme: Any) -> None:
         The name scenarios use.
     scheme:
         The scheme's parameter class (see :mod:`asyncnet.api`).
+
+    Raises
+    ------
+    SchemeError
+        ``name`` is no name or a built-in rule's (as for a plugin, a
+        built-in is never taken over), or ``scheme`` is no class with the
+        two factories ``neuron`` and ``synapse``.
     """
+    if not isinstance(name, str) or not name.strip():
+        raise SchemeError(f"register: a rule's name is a non-empty string, got {name!r}")
+    if name in BUILTIN:
+        raise SchemeError(f"register: {name!r} is a built-in rule; register under another name")
+    if not isinstance(scheme, type):
+        raise SchemeError(f"register: rule {name!r} must be a class (called with the "
+                          f"scenario's [rule] parameters), got {type(scheme).__name__}")
+    missing = [f"{f}()" for f in ("neuron", "synapse") if not callable(getattr(scheme, f, None))]
+    if missing:
+        raise SchemeError(f"register: rule {name!r}: {scheme.__name__} has no "
+                          f"{' and no '.join(missing)} (see asyncnet.api.Scheme)")
     _REGISTERED[name] = scheme
 
 

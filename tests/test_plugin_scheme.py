@@ -85,3 +85,52 @@ def test_unknown_and_broken_schemes_say_so(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(SchemeError, match="failed to import.*not_a_module_anywhere"):
         get_scheme("broken")
+
+
+class _NoFactories:
+    name = "nofactories"
+
+
+class _GivesNumbers:
+    """Factories that return no model: the run would fail at its first message."""
+
+    name = "givesnumbers"
+
+    def __init__(self, **params):
+        pass
+
+    def neuron(self, pop, ports, rng):
+        return 3
+
+    def synapse(self, proj, ports, rng):
+        return 3
+
+
+@pytest.mark.parametrize("name,scheme,words", [
+    ("diffusion", _NoFactories, "'diffusion' is a built-in rule"),
+    (3, _GivesNumbers, "a rule's name is a non-empty string, got 3"),
+    ("", _GivesNumbers, "non-empty string"),
+    ("x", _GivesNumbers(), "must be a class"),
+    ("x", _NoFactories, "_NoFactories has no neuron() and no synapse()"),
+])
+def test_register_refuses_what_cannot_be_a_scheme(name, scheme, words, monkeypatch):
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
+    with pytest.raises(SchemeError) as e:
+        asyncnet.register(name, scheme)
+    assert words in str(e.value)
+    assert get_scheme("diffusion").__name__ == "Diffusion"  # nothing was taken over
+
+
+def test_a_factory_that_gives_no_model_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
+    asyncnet.register("givesnumbers", _GivesNumbers)
+    sc = asyncnet.Scenario(asyncnet.layered([2, 1]), "givesnumbers", duration=4)
+    with pytest.raises(TypeError, match=r"rule 'givesnumbers': neuron\(\) for 'l0' gave a "
+                                        r"int, not a model"):
+        asyncnet.run(sc)
+    # through the CLI (the scheme registered in this process): one line, exit 2
+    from asyncnet.cli import main
+    p = tmp_path / "s.toml"
+    p.write_text(sc.to_toml(), encoding="utf-8")
+    rc = main(["run", str(p), "--no-log", "-q"])
+    assert rc == 2

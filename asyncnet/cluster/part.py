@@ -29,8 +29,8 @@ from .. import logcapture, logsends
 from ..agents import Outbox
 from ..capture import Captured, send_table
 from ..checkpoint import capture_agent, restore_partition
-from ..logencode import PayloadCodes
 from ..logcapture import pack_sends, send_records
+from ..logencode import PayloadCodes
 from ..logformat import array_items, record_key
 from ..logpack import MIN_RECORDS, pack_batches
 from ..messages import LocalityError, Message
