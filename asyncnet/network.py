@@ -443,4 +443,27 @@ def layout(net: Network) -> tuple[dict[str, slice], int]:
     for name in sorted(net.populations):
         sl[name] = slice(off, off + net.populations[name].size)
         off += net.populations[name].size
+    check_dense(off)  # every caller makes (off, off) matrices next
     return sl, off
+
+
+DENSE_COPIES = 4
+"""Dense ``n × n`` float64 matrices a flattened face or reference holds at once
+(the weights, a Jacobian, ``I - J`` and the solver's copy)."""
+
+
+def check_dense(n: int) -> None:
+    """Refuse, before allocating, a network flattened to more neurons than this
+    machine holds as dense ``n × n`` matrices (numpy's MemoryError otherwise).
+
+    Parameters
+    ----------
+    n:
+        Neurons in all (the flat vector's length).
+    """
+    need = DENSE_COPIES * 8 * n * n
+    have = machine_memory()
+    if have and need > have:
+        raise NetworkError(f"this rule or analysis works on the network as one dense "
+                           f"{n:,} × {n:,} matrix: about {need / 2**30:.3g} GiB, this "
+                           f"machine has {have / 2**30:.3g} GiB (use fewer neurons)")

@@ -151,6 +151,36 @@ def test_ragged_matrices_in_the_network(node_bias, weight, words, tmp_path):
         assert rc == 2 and len(lines) == 1 and words in lines[0], lines
 
 
+@pytest.mark.parametrize("scenario", ["continuous_cyclic", "ep_gradient", "ep_symmetric",
+                                      "stlp_fixedpoint_dag"])
+def test_a_net_too_large_to_flatten_is_refused_before_the_run(scenario, tmp_path, monkeypatch):
+    """The analyses' references and the faces flatten the net to dense N × N matrices:
+    a first layer of 10⁵ ran into numpy's MemoryError (a traceback), for the EP
+    gradient check only after the whole run. The machine's memory is fixed here at
+    24 GiB, so the case does not depend on the box."""
+    monkeypatch.setattr("asyncnet.network.machine_memory", lambda: 24 << 30)
+    monkeypatch.setattr("asyncnet.schemes.stlp.tasks.machine_memory", lambda: 24 << 30)
+    doc = base(scenario)
+    if "layers" in doc["network"]:
+        doc["network"]["layers"][0] = 10 ** 5
+    else:
+        doc["network"]["nodes"][0]["size"] = 10 ** 5
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "dense 100,0" in lines[0] or "dense 1000" in lines[0], lines
+
+
+def test_dense_check_is_the_machine_memory_against_four_matrices(monkeypatch):
+    from asyncnet.network import NetworkError, check_dense
+    n = 1000
+    monkeypatch.setattr("asyncnet.network.machine_memory", lambda: 4 * 8 * n * n)
+    check_dense(n)  # exactly fits
+    with pytest.raises(NetworkError, match="1,001 × 1,001 matrix"):
+        check_dense(n + 1)
+    monkeypatch.setattr("asyncnet.network.machine_memory", lambda: 0)  # unknown: no refusal
+    check_dense(10 ** 6)
+
+
 def test_analysis_that_does_not_fit_the_network(tmp_path):
     doc = base("continuous_cyclic")
     doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data

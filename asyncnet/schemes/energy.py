@@ -28,6 +28,7 @@ import numpy as np
 
 from ..analysis import Analysis, AnalysisError, Context
 from ..data import DataError
+from ..network import layout
 from ..nudge import NudgeStream, load_dataset
 
 SCHEDULE_KEYS = ("batch", "settle", "leg", "release")
@@ -89,6 +90,7 @@ class Training(Analysis):
     def attach(self, ctx: Context) -> Callable[[], dict | None]:
         """Probe every window's free state and end; return ``result()``."""
         eng, net, stream, rule = ctx.engine, ctx.net, ctx.stream, ctx.rule
+        layout(net)  # the face flattens the net: too large for it is refused now, not at the end
         face_of = rule.face
         records: list[dict] = []
         out = stream.output_node
@@ -195,6 +197,7 @@ class Gradient(Analysis):
     def attach(self, ctx: Context) -> Callable[[], list]:
         """Nothing to watch in the main run: the checks run when asked for."""
         hold, duration = ctx.stream.hold, ctx.scenario.duration
+        layout(ctx.net)  # the reference flattens the net: refused now if too large for it
         if hold > CHECK_SPAN * duration:
             # each check simulates window 0 to its end, whatever the duration: a window
             # many times longer than the run is a mistake (a huge leg would run for ever)

@@ -39,7 +39,7 @@ import numpy as np
 from ...analysis.divergence import diverged
 from ...data import DataError, Stream
 from ...data import make_stream as base_stream
-from ...network import Network, agent_rng, machine_memory
+from ...network import DENSE_COPIES, Network, agent_rng, machine_memory
 from .physics import Dense
 from .reference import fixed_point
 
@@ -234,9 +234,10 @@ def attach(eng, net: Network, stream, sc) -> dict[str, Callable]:
                          f"(use tracking, exactness or none)")
     n = sum(p.size for p in net.populations.values())
     have = machine_memory()
-    if have and 3 * 8 * n * n > have:  # the dense face is N x N, a few copies
+    need = DENSE_COPIES * 8 * n * n  # the dense face is N x N, a few copies (network.layout)
+    if have and need > have:
         raise ValueError(f"the stlp analyses flatten the network to a dense {n} x {n} "
-                         f"matrix ({24 * n * n / 2**30:.3g} GiB; this machine has "
+                         f"matrix ({need / 2**30:.3g} GiB; this machine has "
                          f"{have / 2**30:.3g} GiB): use [analysis] kind = \"none\"")
     names = sorted(net.populations) + sorted(p.name for p in net.projections.values())
     got: dict = {}
