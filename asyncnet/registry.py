@@ -65,6 +65,12 @@ def register(name: str, scheme: Any) -> None:
     _REGISTERED[name] = scheme
 
 
+def only_here(name: str) -> bool:
+    """Whether rule ``name`` exists in this process only (:func:`register`): a
+    worker process, which finds schemes by name, would not know it."""
+    return name in _REGISTERED
+
+
 def _targets() -> dict[str, str]:
     found = dict(BUILTIN)
     for ep in entry_points(group=GROUP):

@@ -134,3 +134,23 @@ def test_a_factory_that_gives_no_model_is_named(monkeypatch, tmp_path):
     p.write_text(sc.to_toml(), encoding="utf-8")
     rc = main(["run", str(p), "--no-log", "-q"])
     assert rc == 2
+
+
+def test_a_scheme_registered_here_runs_here_and_is_refused_for_workers(plugin_path,
+                                                                         monkeypatch, tmp_path):
+    """Workers are new processes: a scheme added by register() is unknown there (the
+    workers failed one by one with "unknown rule"); said once, before anything starts."""
+    import echo_scheme
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
+    asyncnet.register("echo_here", echo_scheme.Echo)
+    with open(TOML, encoding="utf-8") as f:
+        text = f.read().replace('name = "echo"', 'name = "echo_here"')
+    assert 'name = "echo_here"' in text
+    path = tmp_path / "echo_here.toml"
+    path.write_text(text, encoding="utf-8")
+    sc = asyncnet.Scenario.from_toml(path)
+    one = asyncnet.run(sc)
+    np.testing.assert_allclose(one.state("l2")["state"], EXPECTED_OUT, atol=1e-15)
+    with pytest.raises(asyncnet.ScenarioError, match="'echo_here' was added by "
+                                                    r"asyncnet.register\(\) in this process"):
+        asyncnet.run(sc, workers=2)

@@ -27,6 +27,7 @@ from ..eventlog import EventLogWriter
 from ..messages import to_quanta, to_time
 from ..metrics import Traffic
 from ..numerics import numeric_stack
+from ..registry import GROUP, only_here
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
     attach_analyses,
@@ -80,6 +81,11 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     ``checkpoint_dir`` as an in-process run does (:mod:`.ckpt`, ``meta``:
     more options to store in them).
     """
+    if only_here(sc.rule_name):
+        raise ScenarioError(f"{sc.path}: [rule] {sc.rule_name!r} was added by "
+                            f"asyncnet.register() in this process only, and worker processes "
+                            f"cannot see it: install it with an entry point "
+                            f"(group {GROUP!r}) or run in one process")
     eng0, net, stream = build_engine(sc, local=[])
     try:
         part = partition(eng0.links, workers, method or sc.cluster.get("partition", "auto"),
