@@ -170,6 +170,19 @@ def test_a_net_too_large_to_flatten_is_refused_before_the_run(scenario, tmp_path
     assert "dense 100,0" in lines[0] or "dense 1000" in lines[0], lines
 
 
+@pytest.mark.parametrize("period", [1e300, 1e15, 70_000])
+def test_stlp_tracking_free_run_far_longer_than_the_run(period, tmp_path):
+    """The tracking analysis runs a free recursion of 2 × period steps after the run:
+    period = 1e300 was numpy's "maximum dimension" error, 1e15 its MemoryError, both
+    after the whole run; now refused before it (the run is 12,000 steps)."""
+    doc = base("stlp_sines")
+    doc["scenario"]["duration"] = 12_000
+    doc["data"]["period"] = period
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "[analysis] the tracking analysis's free run is 2 × [data] period" in lines[0]
+
+
 def test_dense_check_is_the_machine_memory_against_four_matrices(monkeypatch):
     from asyncnet.network import NetworkError, check_dense
     n = 1000

@@ -239,6 +239,14 @@ def attach(eng, net: Network, stream, sc) -> dict[str, Callable]:
         raise ValueError(f"the stlp analyses flatten the network to a dense {n} x {n} "
                          f"matrix ({need / 2**30:.3g} GiB; this machine has "
                          f"{have / 2**30:.3g} GiB): use [analysis] kind = \"none\"")
+    if kind == "tracking" and free_run_steps(stream) > FREE_RUN_SPAN * max(sc.duration, 200):
+        # the free run is a step-by-step recursion after the run: 2 × a huge period
+        # ran out of memory (or for ever) once the whole run was done
+        steps = float(free_run_steps(stream))
+        raise ValueError(f"the tracking analysis's free run is 2 × [data] period = "
+                         f"{steps:.3g} steps, more than {FREE_RUN_SPAN} times the "
+                         f"scenario's duration {sc.duration:g}: shorten the period, "
+                         f"lengthen the run or use [analysis] kind = \"none\"")
     names = sorted(net.populations) + sorted(p.name for p in net.projections.values())
     got: dict = {}
     t_end = last_probe_time(sc.duration)
@@ -261,6 +269,16 @@ def _mse(states: dict, outs: list[str]) -> tuple[float, int]:
     return s, n
 
 
+FREE_RUN_SPAN = 10
+"""The tracking analysis's free run may be this many times the run's duration at most."""
+
+
+def free_run_steps(stream: Stream) -> int:
+    """Steps of the tracking analysis's free run: two of the target's periods, at least 200."""
+    period = getattr(stream, "period", 0.0) or 100.0
+    return int(max(200, 2 * period))
+
+
 def _tracking(net: Network, stream, sc, rule, got: dict) -> dict:
     if "end" not in got:
         return {}
@@ -270,8 +288,7 @@ def _tracking(net: Network, stream, sc, rule, got: dict) -> dict:
     s0, n0 = _mse(got.get("mid", end), outs)
     res = {"tracking_mse": s1 / n1 if n1 else None,
            "tracking_mse_last20": (s1 - s0) / (n1 - n0) if n1 > n0 else None}
-    period = getattr(stream, "period", 0.0) or 100.0
-    H = int(max(200, 2 * period))
+    H = free_run_steps(stream)
     # the step index the final state belongs to: the output's own steps when
     # synchronous; with own timers, the time (one step of the stream per unit)
     t0 = (int(end[outs[0]]["steps"][0]) if rule.mode == "sync"
