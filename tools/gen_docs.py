@@ -217,7 +217,12 @@ def reference() -> str:
            "a wrong type or a non-finite number is one error line naming the key and the "
            "file (exit 2), before anything runs. `[scenario]`, `[network]` and `[rule]` are "
            "required. A scenario built in Python (`asyncnet.Scenario`) is written to this "
-           "format and read back through the same checks.", ""]
+           "format and read back through the same checks. An array of numbers may be a "
+           "matrix (`input`, `target`, `weight`, `bias`): arrays of arrays, every row of "
+           "the same shape; `holds` and `betas` are flat arrays of numbers. A net too "
+           "large for what a rule or analysis makes of it (the energy faces and the "
+           "references flatten it to dense N × N matrices) is refused before the run, "
+           "with the memory it would need.", ""]
     for sec, keys in SCHEMA.items():
         if keys is None:
             continue
