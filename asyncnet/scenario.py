@@ -446,6 +446,9 @@ def _graph(net: dict, path: str) -> nx.DiGraph:
                 if ed[k] not in g:
                     raise ScenarioError(f"{path}: [[network.edges]] #{i + 1} {k} "
                                         f"{ed[k]!r} is not a declared node")
+            if g.has_edge(ed["pre"], ed["post"]):  # networkx would merge the two silently
+                raise ScenarioError(f"{path}: [[network.edges]] #{i + 1} {ed['pre']} -> "
+                                    f"{ed['post']} is given twice: one projection a pair")
             attrs = {k: v for k, v in ed.items() if k not in ("pre", "post")}
             if "delay" not in attrs and "length" not in attrs and "delay" in net:
                 attrs["delay"] = net["delay"]

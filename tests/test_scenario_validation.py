@@ -194,6 +194,19 @@ def test_dense_check_is_the_machine_memory_against_four_matrices(monkeypatch):
     check_dense(10 ** 6)
 
 
+def test_an_edge_given_twice_is_refused(tmp_path):
+    """networkx merged the two (the later delay won, one projection): silently."""
+    edges = [{"pre": "a", "post": "b", "delay": 1.0}, {"pre": "a", "post": "b", "delay": 3.0}]
+    doc = {"scenario": {"duration": 10}, "rule": {"name": "diffusion"},
+           "network": {"nodes": [dict(n) for n in NODES], "edges": edges}}
+    rc, lines = run(doc, tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "[[network.edges]] #2 a -> b is given twice" in lines[0]
+    doc["network"]["edges"] = edges[:1]  # once: runs
+    rc, lines = run(doc, tmp_path)
+    assert rc == 0, lines
+
+
 def test_analysis_that_does_not_fit_the_network(tmp_path):
     doc = base("continuous_cyclic")
     doc["analysis"] = {"kind": "exactness"}  # exactness needs a DAG's depth and constant data
