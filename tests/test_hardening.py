@@ -464,3 +464,12 @@ def test_a_version_1_log_is_refused_naming_the_version(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "log format version 1 is not supported" in err[0], err
         assert "version 2" in err[0]
+
+
+@pytest.mark.parametrize("address", ["garbage", "tcp://", "tcp://127.0.0.1:notaport"])
+def test_a_worker_given_an_address_that_is_none_says_so(address, capsys):
+    """``asyncnet worker --connect garbage`` was ZeroMQ's traceback."""
+    rc = main(["worker", "--connect", address, "--wait", "1"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"asyncnet: error: --connect {address}: cannot connect there")

@@ -29,6 +29,7 @@ from ..engine import YOUNG
 from ..messages import LocalityError
 from ..numerics import numeric_stack
 from . import wire
+from .errors import ClusterError
 from .part import PartError, PartRunner
 from .peers import PeerNet, local_address
 from .security import client_setup
@@ -78,7 +79,15 @@ class Worker:
             client_setup(s, self.keys)
         # the monitor is attached before connecting, so no event is missed
         mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED) if monitor else None
-        s.connect(self.connect)
+        try:
+            s.connect(self.connect)
+        except zmq.ZMQError as e:
+            s.close(0)
+            if mon is not None:
+                mon.close(0)
+            why = str(e.strerror).split(" (addr=")[0]
+            raise ClusterError(f"--connect {self.connect}: cannot connect there ({why}); "
+                               f"expected the coordinator's tcp://HOST:PORT") from None
         return s, mon
 
     def _heartbeat(self, ctx: zmq.Context, stop: threading.Event) -> None:
@@ -138,7 +147,11 @@ class Worker:
         ctx = zmq.Context()
         stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(ctx, stop), daemon=True)
-        sock, _ = self._socket(ctx, self.ident)
+        try:
+            sock, _ = self._socket(ctx, self.ident)
+        except ClusterError:
+            ctx.term()
+            raise
         try:
             beat.start()
             self.peernet = PeerNet(ctx, local_address(self.connect), self.keys)
