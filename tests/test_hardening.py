@@ -473,3 +473,26 @@ def test_a_worker_given_an_address_that_is_none_says_so(address, capsys):
     err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(f"asyncnet: error: --connect {address}: cannot connect there")
+
+
+def test_a_gradep_state_directory_of_another_run_is_one_line(tmp_path, capsys):
+    """The scheme's own refusal (GradEPError: here a state directory that holds a
+    run with another learning rate) was a traceback from the CLI."""
+    import tomllib
+
+    import tomli_w
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "scenarios", "floweqprop_short.toml"), "rb") as f:
+        doc = tomllib.load(f)
+    doc["rule"].update(steps=1, checkpoint_every=1, workers=1, free_steps=5, nudge_steps=5)
+    doc["data"]["batch"] = 32
+    doc["output"]["state_dir"] = str(tmp_path / "state")
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    doc["rule"]["lr"] = 2 * doc["rule"]["lr"]
+    second.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    assert main(["run", str(first), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(second), "-q"]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
+    assert len(err) == 1 and "holds a run with other settings (lr)" in err[0], err

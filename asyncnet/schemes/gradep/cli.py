@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from ...commands import add_user_errors, command
+from .errors import GradEPError
 
 
 class WorkerDied(RuntimeError):
     """A training worker process died; the run stopped (the message says which and why)."""
 
 
-add_user_errors(WorkerDied)  # one ``asyncnet: error:`` line, no traceback
+# one ``asyncnet: error:`` line, no traceback (settings that cannot work, a state
+# directory that holds another run, a dead worker)
+add_user_errors(WorkerDied, GradEPError)
 
 MODES = ("energy", "spring")
 """Sampling modes (:data:`.sampling.MODES`; here so that ``asyncnet --help`` does

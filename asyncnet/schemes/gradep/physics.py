@@ -23,6 +23,7 @@ import numpy as np
 
 from ...network import agent_rng
 from . import kernels
+from .errors import GradEPError
 
 POPS = ("x", "h1", "h2")
 SYNAPSES = ("x->h1", "h1->h2")
@@ -30,10 +31,6 @@ PARAMS = ("W0", "c0", "W1", "c1", "bx")
 """Parameter names: W0 is held by synapse ``x->h1``, W1 by ``h1->h2``, the
 biases by their population (c0 by h1, c1 by h2, b_x by x)."""
 HOLDER = {"W0": "x->h1", "W1": "h1->h2", "c0": "h1", "c1": "h2", "bx": "x"}
-
-
-class GradEPError(ValueError):
-    """Parameters of the GradEP scheme that cannot work (the message names the keys)."""
 
 
 @dataclass
