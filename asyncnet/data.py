@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .network import agent_rng
+from .network import agent_rng, machine_memory
 
 
 class DataError(ValueError):
@@ -264,6 +264,7 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
     if kind == "piecewise":
         if patterns < 1:
             raise DataError("patterns must be at least 1")
+        _fits(patterns, n_in + n_out, "piecewise: patterns")
         u = rng.standard_normal((patterns, n_in))
         y = rng.uniform(-0.8, 0.8, (patterns, n_out))
         sched = _order(order, patterns, n_frames, rng)
@@ -282,12 +283,23 @@ def make_stream(kind: str, *, n_in: int, n_out: int, input_node: str, output_nod
     if kind == "latch":
         if period <= 0 or not hold < period:
             raise DataError(f"latch needs 0 < hold < period, got hold={hold}, period={period}")
-        signs = rng.choice([-1.0, 1.0], int(math.ceil(duration / period)) + 2)
+        pulses = int(math.ceil(duration / period)) + 2
+        _fits(pulses, n_in + n_out, "latch: pulses (duration / period)")
+        signs = rng.choice([-1.0, 1.0], pulses)
         return Stream(kind, signs[:, None] * np.ones((1, n_in)),
                       target_scale * signs[:, None] * np.ones((1, n_out)), hold,
                       np.arange(len(signs)), input_node, output_node, period)
     raise DataError(f"unknown data kind {kind!r} "
                     f"(known: constant, piecewise, xor, sinusoid, latch)")
+
+
+def _fits(rows: int, width: int, what: str) -> None:
+    """Refuse a table of patterns (rows × the inputs and targets, float64) larger
+    than half this machine's memory, before numpy tries to allocate it."""
+    need, have = 8 * rows * width, machine_memory()
+    if have and 2 * need > have:
+        raise DataError(f"{what}: {rows:,} rows of {width:,} input and target values, "
+                        f"{need / 2**30:.3g} GiB; this machine has {have / 2**30:.3g} GiB")
 
 
 def _order(order: str, n: int, n_frames: int, rng: np.random.Generator) -> np.ndarray:

@@ -88,3 +88,18 @@ def test_nudge_stream_schedule_closed_form():
         rows = np.concatenate([s.rows(3 * e + k) for k in range(3)])
         assert sorted(rows) == list(range(12))
     assert len({tuple(s.rows(3 * e)) for e in range(4)}) > 1  # reshuffled
+
+
+@pytest.mark.parametrize("kind,keys,words", [
+    ("latch", {"period": 2.0, "hold": 1.0}, "latch: pulses (duration / period): 10,002 rows"),
+    ("piecewise", {"patterns": 10_000, "hold": 1.0}, "piecewise: patterns: 10,000 rows"),
+])
+def test_a_table_of_patterns_larger_than_memory_is_refused(kind, keys, words, monkeypatch):
+    """A latch over 10⁷ inputs made a 12 GiB table before anything ran (numpy's
+    MemoryError, a traceback); the machine's memory is fixed here at 1 GiB."""
+    from asyncnet.data import DataError, make_stream
+    monkeypatch.setattr("asyncnet.data.machine_memory", lambda: 1 << 30)
+    with pytest.raises(DataError) as e:
+        make_stream(kind, n_in=10_000, n_out=1, input_node="in", output_node="out",
+                    duration=20_000.0, seed=0, **keys)
+    assert words in str(e.value)

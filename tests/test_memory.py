@@ -157,3 +157,25 @@ def test_a_weight_of_the_wrong_size_or_type_names_the_edge(weight, what) -> None
     g.add_edge("a", "b", weight=weight)
     with pytest.raises(NetworkError, match=f"edge a->b: weight .*{what}"):
         Network.from_graph(g, seed=0)
+
+
+@pytest.mark.parametrize("rule", ["diffusion", "leastaction", "continuous"])
+def test_what_a_weight_costs_a_run_is_within_the_check_before_building(rule) -> None:
+    """``check_memory`` refuses a net by ``BYTES_PER_WEIGHT``: a run must not cost
+    more a weight (it said 64 B and a continuous run took 154: a net the check
+    let through could be killed for want of memory). Measured with tracemalloc,
+    the difference of two widths of a hidden layer, a short run each."""
+    import tracemalloc
+
+    import asyncnet
+    from asyncnet.network import BYTES_PER_WEIGHT
+    peaks = []
+    for width in (5_000, 5_000, 50_000):  # the first: what a process allocates once
+        sc = asyncnet.Scenario(asyncnet.layered([2, width, 1]), rule, duration=8, seed=1,
+                               data={"kind": "constant", "hold": 4})
+        tracemalloc.start()
+        asyncnet.run(sc)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    per_weight = (peaks[2] - peaks[1]) / (3 * 45_000)
+    assert 8 < per_weight <= BYTES_PER_WEIGHT, per_weight

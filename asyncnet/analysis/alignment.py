@@ -60,33 +60,15 @@ class Alignment(Analysis):
             refs = [backprop(net, stream.input_map(stream.inputs[i]),
                              stream.target_map(stream.targets[i]))["grad"]
                     for i in range(len(stream.inputs))]
-            got: dict[tuple[int, float], dict] = {}
-
-            def monitor(agent, t: int, got=got) -> None:
-                if agent.name in layers:
-                    frame = (t - legs[agent.name]) / QUANTA
-                    got.setdefault((layers[agent.name], frame), {})[agent.name] = \
-                        agent.model.grad
-
-            eng.monitors.append(monitor)
+            frames = _Frames(layers, legs, warm, refs, stream)
+            eng.monitors.append(frames.monitor)
             eng.run(sc.duration)
-            cur: dict[int, list[float]] = {}
-            wave: dict[int, list[float]] = {}
-            names = sorted(layers)
-            for (lay, f), grads in got.items():
-                if f < warm:
-                    continue
-                ns = [n for n in names if n in grads]
-                g = np.concatenate([grads[n].ravel() for n in ns])
-                for store, shown in ((cur, f), (wave, f - lay)):
-                    r = refs[stream.pattern(shown)]
-                    gr = np.concatenate([r[split_synapse(n)].ravel() for n in ns])
-                    c = cosine(g, gr)
-                    if not math.isnan(c):
-                        store.setdefault(lay, []).append(c)
+            frames.flush(math.inf)
             rows.append({"hold": k,
-                         "current": {lay: float(np.mean(v)) for lay, v in sorted(cur.items())},
-                         "wave": {lay: float(np.mean(v)) for lay, v in sorted(wave.items())}})
+                         "current": {lay: float(np.mean(v))
+                                     for lay, v in sorted(frames.cur.items())},
+                         "wave": {lay: float(np.mean(v))
+                                  for lay, v in sorted(frames.wave.items())}})
         return {"depth": L, "warmup": warm, "rows": rows}
 
     def report(self, al: dict) -> list[str]:
@@ -103,3 +85,63 @@ class Alignment(Analysis):
                 vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
                 lines.append(f"            {row['hold']:6g} {vals}")
         return lines
+
+
+class _Frames:
+    """One hold's run: each synapse's gradient by (layer, frame), scored by cosine.
+
+    A (layer, frame) is scored as soon as no synapse of the layer can add to it
+    (its instant plus the layer's longest leg), in the order the frames were first
+    seen: the same cosines appended in the same order as scoring every frame after
+    the run, which held every synapse's gradient of every frame (a layer of 10⁷
+    weights ran this box's 24 GiB out).
+    """
+
+    def __init__(self, layers: dict[str, int], legs: dict[str, int], warm: float,
+                 refs: list, stream) -> None:
+        self.layers, self.legs, self.warm, self.refs, self.stream = \
+            layers, legs, warm, refs, stream
+        self.names = sorted(layers)
+        self.longest: dict[int, int] = {}  # a layer's longest leg
+        for n, lay in layers.items():
+            self.longest[lay] = max(self.longest.get(lay, 0), legs[n])
+        self.got: dict[tuple[int, float], dict] = {}
+        self.last_t: dict[tuple[int, float], int] = {}
+        self.cur: dict[int, list[float]] = {}
+        self.wave: dict[int, list[float]] = {}
+
+    def monitor(self, agent, t: int) -> None:
+        """The engine's monitor: keep a synapse's gradient at its frame."""
+        lay = self.layers.get(agent.name)
+        if lay is None:
+            return
+        self.flush(t)
+        leg = self.legs[agent.name]
+        frame = (t - leg) / QUANTA
+        if frame < self.warm:
+            return  # not scored
+        slot = self.got.get((lay, frame))
+        if slot is None:
+            slot = self.got[lay, frame] = {}
+            self.last_t[lay, frame] = t - leg + self.longest[lay]
+        slot[agent.name] = agent.model.grad
+
+    def flush(self, now: float) -> None:
+        """Score the frames no synapse can add to before ``now``, first seen first."""
+        got = self.got
+        while got:
+            key = next(iter(got))
+            if self.last_t[key] >= now:
+                return
+            del self.last_t[key]
+            self._score(*key, got.pop(key))
+
+    def _score(self, lay: int, f: float, grads: dict) -> None:
+        ns = [n for n in self.names if n in grads]
+        g = np.concatenate([grads[n].ravel() for n in ns])
+        for store, shown in ((self.cur, f), (self.wave, f - lay)):
+            r = self.refs[self.stream.pattern(shown)]
+            gr = np.concatenate([r[split_synapse(n)].ravel() for n in ns])
+            c = cosine(g, gr)
+            if not math.isnan(c):
+                store.setdefault(lay, []).append(c)
