@@ -93,6 +93,8 @@ def _scratch() -> dict[str, list[str]]:
         base + '[network]\nnodes = [{name = "a"}, {name = "b"}]\n'
                'edges = [{pre = "a", post = "b"}, {pre = "b", post = "a"}]\n',
         base + '[network]\nnodes = [{name = "a->b"}]\nedges = []\n',
+        base + '[network]\nnodes = [{name = "a"}, {name = "b"}]\n'
+               'edges = [{pre = "a", post = "b"}, {pre = "a", post = "b", delay = 3}]\n',
         base + '[network]\nlayers = [2, 1]\n[data]\nkind = "constant"\ninput = [1]\n',
         "[scenario]\nduration = 10\n[network]\nlayers = [2, 1]\n[rule]\nname = 3\n",
         "[scenario]\nduration = 10\n[network]\nlayers = [2, 1]\n[rule]\nname = \"nope\"\n",
