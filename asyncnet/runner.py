@@ -67,9 +67,15 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     -------
     The :class:`Result`.
     """
+    if not isinstance(scenario, (Scenario, str, os.PathLike)):
+        raise TypeError(f"scenario must be an asyncnet.Scenario or a scenario file's path, "
+                        f"got {type(scenario).__name__}")
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be True, False, None or a function of the simulated "
+                        f"time, got {type(progress).__name__} {progress!r}")
     if progress is True:
         from .commands import Progress
         progress = Progress(sc.duration, sc.name)

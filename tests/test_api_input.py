@@ -77,3 +77,15 @@ def test_one_variable_may_be_named_bare():
     for agent, var in (("l2", "state"), ("l1", "delta")):
         np.testing.assert_array_equal(bare.recorded[agent][var], listed.recorded[agent][var])
     np.testing.assert_array_equal(bare.times, np.arange(1.0, 16.0))  # before the end, 16
+
+
+@pytest.mark.parametrize("kw,words", [
+    ({"progress": "yes"}, "progress must be True, False, None or a function"),
+    ({"scenario": 42}, "scenario must be an asyncnet.Scenario or a scenario file's path"),
+])
+def test_run_names_an_argument_of_the_wrong_type(kw, words):
+    """``progress="yes"`` failed at the run's first step ('str' object is not callable)."""
+    args = {"scenario": _quick(), **kw}
+    with pytest.raises(TypeError) as e:
+        asyncnet.run(args.pop("scenario"), **args)
+    assert words in str(e.value)
