@@ -496,3 +496,18 @@ def test_a_gradep_state_directory_of_another_run_is_one_line(tmp_path, capsys):
     assert main(["run", str(second), "-q"]) == 2
     err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
     assert len(err) == 1 and "holds a run with other settings (lr)" in err[0], err
+
+
+def test_an_os_error_without_a_file_name_is_not_given_one(tmp_path, capsys):
+    """pyarrow's OSError names no file: the line read 'asyncnet: error: asyncnet: ...'."""
+    pytest.importorskip("pyarrow")
+    log = tmp_path / "q.log"
+    assert main(["run", os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                      "scenarios", "quickstart.toml"),
+                 "--log", str(log), "-q"]) == 0
+    capsys.readouterr()
+    # /proc passes the check before writing (as root) and pyarrow's open then fails
+    rc = main(["export", str(log), "--output", "/proc/no/x.csv"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" not in ln]
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("asyncnet: error: ") and "asyncnet: error: asyncnet:" not in err[0]
