@@ -22,6 +22,10 @@ from .messages import KIND_NAMES
 from .outputs import check_output, npz_name
 from .schemes.gradep import cli as gradep_cli  # noqa: F401  (sample)
 
+MPI_ALONE = ("--mpi needs an MPI job of 2 or more processes (mpiexec -n N asyncnet ... "
+             "--mpi: rank 0 coordinates, N - 1 workers); this process runs alone")
+"""What ``--mpi`` outside ``mpiexec`` says (it said "not --workers" with none given)."""
+
 
 def _fmt_t(x) -> str:
     return "n/a" if x is None else f"{x:g}"
@@ -95,7 +99,9 @@ def cmd_run(args) -> int:
         if comm.Get_rank() > 0:
             return serve_worker()
         why = None
-        if comm.Get_size() < 2 or args.workers or args.cluster:
+        if comm.Get_size() < 2:
+            why = MPI_ALONE
+        elif args.workers or args.cluster:
             why = ("--mpi takes its workers from the MPI job (mpiexec -n N with N >= 2: "
                    "rank 0 coordinates, N - 1 workers), not --workers or --cluster")
         elif args.restart_workers:
@@ -232,9 +238,10 @@ def cmd_resume(args) -> int:
         if comm.Get_rank() > 0:
             return serve_worker()
         if comm.Get_size() < 2 or args.workers:
-            print("asyncnet: error: --mpi takes its workers from the MPI job (mpiexec -n N "
-                  "with N >= 2: rank 0 coordinates, N - 1 workers), not --workers",
-                  file=sys.stderr, flush=True)
+            why = MPI_ALONE if comm.Get_size() < 2 else (
+                "--mpi takes its workers from the MPI job (mpiexec -n N with N >= 2: rank 0 "
+                "coordinates, N - 1 workers), not --workers")
+            print(f"asyncnet: error: {why}", file=sys.stderr, flush=True)
             stop_workers()  # they wait for work that never comes
             return 2
         workers, mpi = comm.Get_size() - 1, True

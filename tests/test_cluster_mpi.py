@@ -86,3 +86,19 @@ def test_slurm_script_runs_the_same_log(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "3 ranks (2 workers)" in r.stdout
     assert log.read_bytes() == (tmp_path / "ref.log").read_bytes()
+
+
+@pytest.mark.parametrize("extra,words", [
+    ((), "--mpi needs an MPI job of 2 or more processes"),
+    (("--workers", "2"), "--mpi needs an MPI job of 2 or more processes"),
+])
+def test_mpi_outside_an_mpi_job_says_so(extra, words):
+    """Run without mpiexec, ``--mpi`` said "not --workers or --cluster" where neither
+    was given; now it says the process runs alone (a subprocess: MPI is not
+    initialised in the test process)."""
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (asyncnet[mpi])")
+    q = os.path.join(ROOT, "scenarios", "quickstart.toml")
+    out = subprocess.run([sys.executable, "-m", "asyncnet", "run", q, "--mpi", "--no-log",
+                          "-q", *extra], capture_output=True, text=True, timeout=120)
+    err = [ln for ln in out.stderr.splitlines() if "warning" not in ln]
+    assert out.returncode == 2 and len(err) == 1 and words in err[0], out.stderr
