@@ -22,8 +22,8 @@ from .messages import KIND_NAMES
 from .outputs import check_output, npz_name
 from .schemes.gradep import cli as gradep_cli  # noqa: F401  (sample)
 
-MPI_ALONE = ("--mpi needs an MPI job of 2 or more processes (mpiexec -n N asyncnet ... "
-             "--mpi: rank 0 coordinates, N - 1 workers); this process runs alone")
+MPI_ALONE = ("--mpi needs an MPI job (mpiexec -n N asyncnet ... --mpi with N >= 2: rank 0 "
+             "coordinates, N - 1 workers); this process runs alone")
 """What ``--mpi`` outside ``mpiexec`` says (it said "not --workers" with none given)."""
 
 

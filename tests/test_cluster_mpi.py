@@ -89,8 +89,8 @@ def test_slurm_script_runs_the_same_log(tmp_path):
 
 
 @pytest.mark.parametrize("extra,words", [
-    ((), "--mpi needs an MPI job of 2 or more processes"),
-    (("--workers", "2"), "--mpi needs an MPI job of 2 or more processes"),
+    ((), "with N >= 2: rank 0 coordinates, N - 1 workers); this process runs alone"),
+    (("--workers", "2"), "this process runs alone"),
 ])
 def test_mpi_outside_an_mpi_job_says_so(extra, words):
     """Run without mpiexec, ``--mpi`` said "not --workers or --cluster" where neither
