@@ -373,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except (*commands.user_errors(), OSError) as e:
         # OSError: a file that vanished or a disk that filled up under us
-        msg = str(e) if not isinstance(e, OSError) else f"{e.filename}: {e.strerror or e}" \
-            if e.filename else str(e.strerror or e)  # pyarrow's name no file
+        msg = str(e)
+        if isinstance(e, OSError):  # pyarrow's name no file
+            msg = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

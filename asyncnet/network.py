@@ -366,11 +366,9 @@ def layered(
     """
     if len(sizes) < 2:
         raise NetworkError("a layered network needs at least two layer sizes")
-    # checked here, not when the net is built: the graph is handed on first
-    if not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 1 for n in sizes):
-        i, n = next((i, n) for i, n in enumerate(sizes) if not isinstance(n, Integral)
-                    or isinstance(n, bool) or n < 1)
-        raise NetworkError(f"node 'l{i}': size must be a positive integer, got {n!r}")
+    for i, n in enumerate(sizes):  # here, not when the net is built: the graph is handed on
+        if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
+            raise NetworkError(f"node 'l{i}': size must be a positive integer, got {n!r}")
     sizes = [int(n) for n in sizes]  # numpy's integers too: the scenario's TOML holds ints
     g = nx.DiGraph()
     L = len(sizes) - 1
@@ -455,7 +453,7 @@ DENSE_COPIES = 4
 (the weights, a Jacobian, ``I - J`` and the solver's copy)."""
 
 
-def check_dense(n: int) -> None:
+def check_dense(n: int, advice: str = "use fewer neurons") -> None:
     """Refuse, before allocating, a network flattened to more neurons than this
     machine holds as dense ``n × n`` matrices (numpy's MemoryError otherwise).
 
@@ -463,10 +461,12 @@ def check_dense(n: int) -> None:
     ----------
     n:
         Neurons in all (the flat vector's length).
+    advice:
+        What the message suggests instead.
     """
     need = DENSE_COPIES * 8 * n * n
     have = machine_memory()
     if have and need > have:
         raise NetworkError(f"this rule or analysis works on the network as one dense "
                            f"{n:,} × {n:,} matrix: about {need / 2**30:.3g} GiB, this "
-                           f"machine has {have / 2**30:.3g} GiB (use fewer neurons)")
+                           f"machine has {have / 2**30:.3g} GiB ({advice})")

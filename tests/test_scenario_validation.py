@@ -159,7 +159,6 @@ def test_a_net_too_large_to_flatten_is_refused_before_the_run(scenario, tmp_path
     gradient check only after the whole run. The machine's memory is fixed here at
     24 GiB, so the case does not depend on the box."""
     monkeypatch.setattr("asyncnet.network.machine_memory", lambda: 24 << 30)
-    monkeypatch.setattr("asyncnet.schemes.stlp.tasks.machine_memory", lambda: 24 << 30)
     doc = base(scenario)
     if "layers" in doc["network"]:
         doc["network"]["layers"][0] = 10 ** 5

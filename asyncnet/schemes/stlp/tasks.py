@@ -39,7 +39,7 @@ import numpy as np
 from ...analysis.divergence import diverged
 from ...data import DataError, Stream
 from ...data import make_stream as base_stream
-from ...network import DENSE_COPIES, Network, agent_rng, machine_memory
+from ...network import Network, agent_rng, check_dense
 from .physics import Dense
 from .reference import fixed_point
 
@@ -232,13 +232,9 @@ def attach(eng, net: Network, stream, sc) -> dict[str, Callable]:
     if kind not in ("tracking", "exactness", "none"):
         raise ValueError(f"analysis kind {kind!r} does not apply to rule 'stlp' "
                          f"(use tracking, exactness or none)")
-    n = sum(p.size for p in net.populations.values())
-    have = machine_memory()
-    need = DENSE_COPIES * 8 * n * n  # the dense face is N x N, a few copies (network.layout)
-    if have and need > have:
-        raise ValueError(f"the stlp analyses flatten the network to a dense {n} x {n} "
-                         f"matrix ({need / 2**30:.3g} GiB; this machine has "
-                         f"{have / 2**30:.3g} GiB): use [analysis] kind = \"none\"")
+    # the analyses flatten the net to a dense N × N face (which kind "none" does not)
+    check_dense(sum(p.size for p in net.populations.values()),
+                'use [analysis] kind = "none", or fewer neurons')
     if kind == "tracking" and free_run_steps(stream) > FREE_RUN_SPAN * max(sc.duration, 200):
         # the free run is a step-by-step recursion after the run: 2 × a huge period
         # ran out of memory (or for ever) once the whole run was done
