@@ -9,27 +9,30 @@ messages in flight to it); then the state of every analysis, recorder and
 traffic counter; and the event log's position (bytes and records after the
 last whole instant, and the BLAKE2b digest of that prefix).
 
-File layout: ``MAGIC``, a msgpack map (format, version, scenario id, ``t``,
-the run's options, the agents' packed states, the rest), and a 32-byte
-BLAKE2b digest of everything before it. A file cut anywhere, with any byte
-changed, or of another scenario is refused with the reason. Writes go to a
-temporary file, are fsynced and renamed, so a checkpoint is whole or absent;
-the last ``KEEP`` are kept.
+The file itself (its layout, atomic writes, the checks on reading) is
+:mod:`asyncnet.ckfile`'s.
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import heapq
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from .agents import Agent
+from .ckfile import (
+    FORMAT,
+    KEEP,
+    VERSION,
+    CheckpointError,
+    Found,
+    candidates,
+    file_name,
+    latest,
+    read,
+    write,
+)
 from .ckstate import (
     Packer,
     StateError,
@@ -43,18 +46,6 @@ from .ckstate import (
 from .eventlog import EventLogWriter
 from .logformat import _new_hash
 from .messages import Kind, Message
-
-FORMAT = "asyncnet-checkpoint"
-VERSION = 1
-MAGIC = b"\x89ASYNCNET-CKPT\r\n"
-KEEP = 2
-"""Complete checkpoints kept in a directory (older ones are removed)."""
-_DIGEST = 32
-_MAX_FILE = 1 << 36
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, altered, or of another run."""
 
 
 def scenario_id(text: str, seed: int) -> str:
@@ -344,194 +335,6 @@ def restore_writer(writer: EventLogWriter, pos: dict, digest: Any) -> None:
     writer.by_kind = list(pos["by_kind"])
     writer.t_last = pos["t_last"]
     writer._next_ck = pos["next_ck"]
-
-
-# -- files --------------------------------------------------------------------
-def file_name(t: int) -> str:
-    """The checkpoint file for instant ``t``: names sort by time.
-
-    Parameters
-    ----------
-    t:
-        the instant, in quanta.
-
-    Returns
-    -------
-    The file name.
-    """
-    return f"ck-{t:020d}.ckpt"
-
-
-def write(directory: str, body: dict, replace: bool = False) -> str:
-    """Write a checkpoint atomically; keep the newest ``KEEP`` up to its instant.
-
-    Checkpoints of later instants are removed: they belong to another
-    timeline (a run resumed from an older checkpoint, or an earlier run).
-
-    Parameters
-    ----------
-    directory:
-        the checkpoint directory (created if missing).
-    body:
-        the checkpoint's map (``t`` among its keys).
-    replace:
-        remove every other checkpoint of the directory (a new run's first).
-
-    Returns
-    -------
-    The file's path.
-    """
-    os.makedirs(directory, exist_ok=True)
-    data = MAGIC + msgpack.packb({"format": FORMAT, "version": VERSION, **body},
-                                 use_bin_type=True)
-    data += hashlib.blake2b(data, digest_size=_DIGEST).digest()
-    path = os.path.join(directory, file_name(body["t"]))
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{file_name(body['t'])}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
-    keep = [p for p in candidates(directory) if os.path.basename(p) <= file_name(body["t"])]
-    for old in set(candidates(directory)) - set(keep[:1 if replace else KEEP]):
-        os.remove(old)
-    for stale in glob.glob(os.path.join(directory, ".tmp-*")):
-        if not stale.startswith(os.path.join(directory, f".tmp-{os.getpid()}-")):
-            _remove_quietly(stale)
-    return path
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def candidates(directory: str) -> list[str]:
-    """The checkpoint files of a directory, newest first.
-
-    Parameters
-    ----------
-    directory:
-        the checkpoint directory.
-
-    Returns
-    -------
-    Their paths.
-    """
-    return sorted(glob.glob(os.path.join(directory, "ck-*.ckpt")), reverse=True)
-
-
-def read(path: str, expect_id: str | None = None) -> dict:
-    """Read and check one checkpoint file.
-
-    Parameters
-    ----------
-    path:
-        the file.
-    expect_id:
-        the scenario id it must carry (``None``: any).
-
-    Returns
-    -------
-    The checkpoint's map (agents' states still packed).
-
-    Raises
-    ------
-    CheckpointError
-        cut short, altered, not a checkpoint, of another version or scenario.
-    """
-    size = os.path.getsize(path)
-    if size > _MAX_FILE:
-        raise CheckpointError(f"{path}: {size:,} bytes, larger than any checkpoint")
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data.startswith(MAGIC):
-        raise CheckpointError(f"{path}: not an asyncnet checkpoint" if len(data) >= len(MAGIC)
-                              else f"{path}: cut short ({len(data)} bytes)")
-    if len(data) < len(MAGIC) + _DIGEST + 1:
-        raise CheckpointError(f"{path}: cut short ({len(data)} bytes)")
-    body, digest = data[:-_DIGEST], data[-_DIGEST:]
-    if hashlib.blake2b(body, digest_size=_DIGEST).digest() != digest:
-        raise CheckpointError(f"{path}: cut short or altered (its digest does not match)")
-    n = len(body)
-    try:
-        ck = msgpack.unpackb(body[len(MAGIC):], raw=False, max_bin_len=n, max_str_len=n,
-                             max_array_len=n, max_map_len=n, max_ext_len=0)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
-        raise CheckpointError(f"{path}: malformed ({e})") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an asyncnet checkpoint")
-    if ck.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {ck.get('version')!r} "
-                              f"(this asyncnet reads version {VERSION})")
-    for key, typ in (("t", int), ("scenario_id", str), ("meta", dict), ("agents", dict),
-                     ("global", bytes)):
-        if not isinstance(ck.get(key), typ):
-            raise CheckpointError(f"{path}: malformed (its {key!r})")
-    if expect_id is not None and ck["scenario_id"] != expect_id:
-        raise CheckpointError(f"{path}: a checkpoint of another scenario or seed "
-                              f"({ck['meta'].get('scenario_path', '?')})")
-    return ck
-
-
-@dataclass
-class Found:
-    """The checkpoint a resume starts from, and what was refused on the way."""
-
-    path: str
-    ck: dict
-    refused: list[str]
-
-
-def latest(directory: str, expect_id: str | None = None,
-           accept: Callable[[dict], None] | None = None) -> Found:
-    """The newest complete checkpoint of ``directory``; older ones as fall-backs.
-
-    Parameters
-    ----------
-    directory:
-        the checkpoint directory.
-    expect_id:
-        the scenario id the checkpoint must carry.
-    accept:
-        a further check (e.g. the log's prefix); raises ``CheckpointError``.
-
-    Returns
-    -------
-    The :class:`Found` checkpoint, with the reasons newer ones were refused.
-    """
-    if not os.path.isdir(directory):
-        raise CheckpointError(f"{directory}: no such checkpoint directory")
-    files = candidates(directory)
-    if not files:
-        raise CheckpointError(f"{directory}: no checkpoint in it (the run wrote none "
-                              f"before it stopped: run it again)")
-    refused = []
-    for p in files:
-        try:
-            ck = read(p, expect_id)
-            if accept is not None:
-                accept(ck)
-            return Found(p, ck, refused)
-        except (CheckpointError, StateError, OSError) as e:
-            refused.append(str(e))
-    raise CheckpointError("no usable checkpoint: " + "; ".join(refused))
 
 
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "KEEP", "Found", "capture_agent",
