@@ -10,6 +10,7 @@ file, are fsynced and renamed, so a checkpoint is whole or absent; the last
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import msgpack
 
 from .ckstate import StateError
+from .outputs import OutputError, write_whole
 
 FORMAT = "asyncnet-checkpoint"
 VERSION = 1
@@ -73,39 +75,21 @@ def write(directory: str, body: dict, replace: bool = False) -> str:
     data += hashlib.blake2b(data, digest_size=_DIGEST).digest()
     path = os.path.join(directory, file_name(body["t"]))
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{file_name(body['t'])}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
+    try:
+        write_whole(path, lambda f: f.write(data), "the checkpoint", tmp)
+    except OutputError as e:  # a full disk: the checkpoints before it are whole
+        done = [p for p in candidates(directory) if os.path.basename(p) < file_name(body["t"])]
+        then = (f"the last whole checkpoint is {os.path.basename(done[0])}: make room, then "
+                f"`asyncnet resume {directory}`") if done else "no checkpoint was written"
+        raise CheckpointError(f"{e}; the run stopped, {then}") from None
     keep = [p for p in candidates(directory) if os.path.basename(p) <= file_name(body["t"])]
     for old in set(candidates(directory)) - set(keep[:1 if replace else KEEP]):
         os.remove(old)
     for stale in glob.glob(os.path.join(directory, ".tmp-*")):
         if not stale.startswith(os.path.join(directory, f".tmp-{os.getpid()}-")):
-            _remove_quietly(stale)
+            with contextlib.suppress(OSError):
+                os.remove(stale)
     return path
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def candidates(directory: str) -> list[str]:

@@ -8,7 +8,12 @@ log passed by mistake) should get one line, not a ``UnicodeDecodeError``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
+from typing import BinaryIO
+
+import numpy as np
 
 _MAGIC = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
           (b"PK\x03\x04", "a zip archive (an .npz?)"), (b"\x93NUMPY", "a numpy array file"),
@@ -56,6 +61,78 @@ def check_output(path: str, create_dirs: bool) -> None:
         raise OutputError(f"{path}: directory {os.path.dirname(path) or '.'} does not exist")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: directory {probe} is not writable")
+
+
+def write_whole(path: str, fill: Callable[[BinaryIO], object], what: str,
+                tmp: str | None = None) -> None:
+    """Write ``path`` whole or not at all: into a temporary file, fsynced, renamed.
+
+    A full disk or any other failure removes the temporary file and raises
+    one error that names the file (an ``OSError`` of ``write`` names none).
+
+    Parameters
+    ----------
+    path:
+        the file.
+    fill:
+        writes the contents into the open binary file it is given.
+    what:
+        what the file is, for the message (``"the checkpoint"``).
+    tmp:
+        the temporary file (default ``path + ".tmp"``), in ``path``'s directory.
+
+    Raises
+    ------
+    OutputError
+        the file could not be written; ``path`` is as it was.
+    """
+    tmp = tmp or path + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise OutputError(f"{path}: cannot write {what} ({e.strerror or e})") from None
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable (where the platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_npz(path: str, arrays: dict, what: str = "the final state") -> str:
+    """Save ``arrays`` as ``numpy.savez`` would, whole or not at all (:func:`write_whole`).
+
+    Parameters
+    ----------
+    path:
+        the file (``.npz`` is added if missing, as numpy does).
+    arrays:
+        name -> array.
+    what:
+        what the file is, for the message.
+
+    Returns
+    -------
+    The file written.
+    """
+    out = npz_name(path)
+    write_whole(out, lambda f: np.savez(f, **arrays), what)
+    return out
 
 
 def npz_name(path: str) -> str:

@@ -27,6 +27,7 @@ from .ids import is_source
 from .messages import QUANTA, Message, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
+from .outputs import save_npz
 from .scenario import Scenario, ScenarioError
 
 SAVED_KEYS = ("weight", "grad", "bias", "state", "delta", "input", "target")
@@ -263,7 +264,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     wall = wall0 + time.perf_counter() - t0
     state = final_state(eng) if (save_state or final is not None) else {}
     if save_state:
-        np.savez(state_file, **state)
+        save_npz(state_file, state)
     if final is not None:
         final.update(state)
     return summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,

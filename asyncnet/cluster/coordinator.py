@@ -21,12 +21,11 @@ import time
 import warnings
 from collections.abc import Callable
 
-import numpy as np
-
 from ..eventlog import EventLogWriter
 from ..messages import to_quanta, to_time
 from ..metrics import Traffic
 from ..numerics import numeric_stack
+from ..outputs import save_npz
 from ..registry import GROUP, only_here
 from ..scenario import Scenario, ScenarioError
 from ..simulation import (
@@ -167,7 +166,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
         arrays = [(k, v) for r in results for k, v in r.get("state", [])]
         arrays.sort(key=lambda kv: index[kv[0].split("/", 1)[1]])
         if save_state:
-            np.savez(save_state, **dict(arrays))
+            save_npz(save_state, dict(arrays))
         if final is not None:
             final.update(arrays)
     summary = summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,

@@ -26,6 +26,7 @@ import numpy as np
 
 from ...engine import Engine
 from ...network import Network
+from ...outputs import save_npz, write_whole
 from . import physics as P
 from .agents import GradEP, Teacher
 from .data import make_batch
@@ -180,17 +181,7 @@ def save_atomic(path: str, arrays: dict) -> None:
     ----------
     path: the ``.npz`` to write. arrays: name -> array (no objects: no pickle).
     """
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    save_npz(path, arrays, "the GradEP state")
 
 
 def save_text_atomic(path: str, text: str) -> None:
@@ -200,12 +191,7 @@ def save_text_atomic(path: str, text: str) -> None:
     ----------
     path: the file. text: its contents.
     """
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_whole(path, lambda f: f.write(text.encode("utf-8")), "the GradEP state")
 
 
 def load_checkpoint(state_dir: str) -> dict | None:

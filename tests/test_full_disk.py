@@ -1,0 +1,129 @@
+"""A disk that fills up while a checkpoint, the final state or a GradEP state is
+written: one line naming the file, nothing half-written left behind, and what
+was whole before (the last checkpoint, the old file) still whole.
+
+The event log's own full disk is ``test_hardening.py``'s."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import numpy as np
+import pytest
+
+import asyncnet.outputs as outputs
+from asyncnet.cli import main
+from asyncnet.schemes.gradep.train import save_atomic, save_text_atomic
+
+from .test_hardening import scenario
+
+
+class _Room:
+    """``open`` for writing that takes ``room`` bytes in all, then fails as a full disk."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def __call__(self, path, mode="r", *a, **k):
+        f = open(path, mode, *a, **k)
+        if "w" not in mode:
+            return f
+        room = self
+
+        class Full:
+            def write(self, data) -> int:
+                n = len(memoryview(data).cast("B")) if not isinstance(data, str) else len(data)
+                if n > room.room:
+                    f.write(data[:room.room])
+                    room.room = 0
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                room.room -= n
+                return f.write(data)
+
+            def __getattr__(self, name):
+                return getattr(f, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+        return Full()
+
+
+def _only_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("asyncnet: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_a_checkpoint_on_a_full_disk_stops_the_run_and_resume_finishes_it(tmp_path, monkeypatch,
+                                                                          capsys):
+    sc = scenario(tmp_path, 40)
+    ref = tmp_path / "ref.log"  # the reference: the same run, never stopped
+    assert main(["run", sc, "-q", "--log", str(ref)]) == 0
+    log, ck = tmp_path / "x.log", tmp_path / "ck"
+    first = {}
+
+    def write_whole(path, fill, what, tmp=None):  # the first checkpoint fits, the second not
+        if first:
+            monkeypatch.setattr(outputs, "open", _Room(100), raising=False)
+        first[path] = True
+        return real(path, fill, what, tmp)
+
+    real = outputs.write_whole
+    monkeypatch.setattr("asyncnet.ckfile.write_whole", write_whole)
+    capsys.readouterr()
+    assert main(["run", sc, "-q", "--log", str(log), "--checkpoint-every", "10",
+                 "--checkpoint-dir", str(ck)]) == 2
+    line = _only_line(capsys)
+    assert "ck-00000000000020000000.ckpt: cannot write the checkpoint" in line
+    assert "No space left on device" in line
+    assert "ck-00000000000010000000.ckpt" in line and f"asyncnet resume {ck}" in line
+    assert sorted(os.listdir(ck)) == ["ck-00000000000010000000.ckpt"]  # no temporary file
+    monkeypatch.undo()
+    assert main(["resume", str(ck), "-q"]) == 0
+    assert log.read_bytes() == ref.read_bytes()
+
+
+def test_the_final_state_on_a_full_disk_is_one_line_and_no_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(outputs, "open", _Room(1000), raising=False)
+    out = tmp_path / "state"
+    assert main(["run", scenario(tmp_path, 10), "-q", "--no-log", "--save-state", str(out)]) == 2
+    line = _only_line(capsys)
+    assert f"{out}.npz: cannot write the final state (No space left on device)" in line
+    assert os.listdir(tmp_path) == ["short.toml"]
+
+
+def test_a_gradep_state_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "checkpoint.npz")
+    old = {"w": np.arange(3.0)}
+    save_atomic(path, old)
+    save_text_atomic(str(tmp_path / "scenario.toml"), "old")
+    monkeypatch.setattr(outputs, "open", _Room(200), raising=False)
+    with pytest.raises(outputs.OutputError, match="checkpoint.npz: cannot write the GradEP state"):
+        save_atomic(path, {"w": np.ones(1000)})
+    with pytest.raises(outputs.OutputError, match="scenario.toml: cannot write"):
+        save_text_atomic(str(tmp_path / "scenario.toml"), "x" * 1000)
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "scenario.toml"]
+    with np.load(path) as z:
+        assert np.array_equal(z["w"], old["w"])
+    assert (tmp_path / "scenario.toml").read_text() == "old"
+
+
+def test_write_whole_replaces_the_file_only_when_the_new_one_is_whole(tmp_path):
+    p = tmp_path / "f"
+    outputs.write_whole(str(p), lambda f: f.write(b"one"), "a test file")
+    assert p.read_bytes() == b"one"
+
+    def fail(f):
+        f.write(b"tw")
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(outputs.OutputError, match=r"f: cannot write a test file \(Input/output"):
+        outputs.write_whole(str(p), fail, "a test file")
+    assert p.read_bytes() == b"one" and os.listdir(tmp_path) == ["f"]
