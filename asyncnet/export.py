@@ -15,7 +15,7 @@ from typing import Any
 
 from .commands import command
 from .logfile import open_log
-from .outputs import check_output
+from .outputs import OutputError, check_output
 from .tables import MissingExtra, log_batches, need
 
 
@@ -106,9 +106,12 @@ def cmd_export(args) -> int:
     check_output(out, create_dirs=True)
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(out):
             os.remove(out)  # no half-written table left behind
+        if isinstance(e, OSError) and not e.filename:  # pyarrow's: it names no file
+            why = os.strerror(e.errno) if e.errno else str(e)
+            raise OutputError(f"{out}: cannot write the {fmt} table ({why})") from None
         raise
     print(f"wrote {out} ({rows:,} rows, {fmt})")
     return 0

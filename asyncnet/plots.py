@@ -24,7 +24,7 @@ from .commands import command
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA
-from .outputs import extra_hint
+from .outputs import extra_hint, write_whole
 from .waves import UNINFORMED, depths, wave_labels
 
 
@@ -70,7 +70,8 @@ def _save(fig: Any, out: str | None) -> None:
     """Write ``fig`` to ``out`` (if given) and release it from pyplot."""
     if out is None:
         return
-    fig.savefig(out, dpi=110)
+    ext = os.path.splitext(out)[1][1:].lower() or None  # a file object tells no format
+    write_whole(out, lambda f: fig.savefig(f, dpi=110, format=ext), "the figure")
     import matplotlib.pyplot as plt
     plt.close(fig)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -127,3 +128,37 @@ def test_write_whole_replaces_the_file_only_when_the_new_one_is_whole(tmp_path):
     with pytest.raises(outputs.OutputError, match=r"f: cannot write a test file \(Input/output"):
         outputs.write_whole(str(p), fail, "a test file")
     assert p.read_bytes() == b"one" and os.listdir(tmp_path) == ["f"]
+
+
+def test_a_figure_on_a_full_disk_is_one_line_and_no_file(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "x.log"
+    assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(outputs, "open", _Room(500), raising=False)
+    out = tmp_path / "w.png"
+    assert main(["plot", str(log), "--waves", "-o", str(out)]) == 2
+    assert _only_line(capsys) == (f"asyncnet: error: {out}: cannot write the figure "
+                                  f"(No space left on device)")
+    assert sorted(os.listdir(tmp_path)) == ["short.toml", "x.log"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_export_on_a_full_tmpfs_names_the_table_and_leaves_none(tmp_path):
+    pytest.importorskip("pyarrow")
+    from .test_hardening import cli, one_error_line
+    log = tmp_path / "x.log"
+    assert main(["run", scenario(tmp_path, 200), "-q", "--log", str(log)]) == 0
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        for fmt in ("parquet", "csv"):
+            out = mnt / f"x.{fmt}"
+            one_error_line(cli("export", str(log), "-o", str(out)),
+                           f"{out}: cannot write the {fmt} table (No space left on device)")
+            assert os.listdir(mnt) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from ...network import agent_rng
+from ...outputs import save_npz, write_whole
 from . import physics as P
 from .face import Face
 from .train import load_checkpoint, run_config
@@ -109,7 +110,7 @@ def save_samples(samples: np.ndarray, out: str, title: str = "") -> tuple[str, s
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     stem = out[:-4] if out.endswith((".npz", ".png")) else out
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
-    np.savez(stem + ".npz", samples=samples)
+    save_npz(stem + ".npz", {"samples": samples}, "the samples")
     fig = grid_figure(samples, title)
-    FigureCanvasAgg(fig).print_png(stem + ".png")
+    write_whole(stem + ".png", FigureCanvasAgg(fig).print_png, "the samples' figure")
     return stem + ".npz", stem + ".png"
