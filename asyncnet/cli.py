@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import warnings
 
@@ -349,6 +350,15 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``), unwound as Ctrl-C is: a log
+    being written gets its footer, and a checkpointed run can be resumed."""
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asyncnet`` console script."""
     parser = _Parser(prog="asyncnet", description=__doc__.splitlines()[0])
@@ -363,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         # the console script draws to files: a file backend, for its own process only
         # (called in-process with argv, the caller's environment is left alone)
         os.environ.setdefault("MPLBACKEND", "agg")
+    if argv is None and args.cmd != "worker" and not getattr(args, "mpi", False):
+        # the console script's own process only; a cluster worker is ended by its
+        # coordinator, and an MPI rank by mpiexec (each rank must reach MPI's end)
+        signal.signal(signal.SIGTERM, _terminated)
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, *a, **k: f"asyncnet: warning: {msg}\n"
     try:
@@ -378,10 +392,11 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("asyncnet: interrupted; a log being written ends at its last whole instant "
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"asyncnet: {how}; a log being written ends at its last whole instant "
               "(replay --verify checks it as a prefix)", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -287,8 +287,11 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("sig, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                              (signal.SIGTERM, 143, "terminated (SIGTERM)")])
 @pytest.mark.parametrize("workers", [None, 2])
-def test_ctrl_c_leaves_a_verified_prefix_and_no_process(tmp_path, workers):
+def test_ctrl_c_or_sigterm_leaves_a_verified_prefix_and_no_process(tmp_path, workers, sig,
+                                                                   code, said):
     log = tmp_path / "int.log"
     args = [sys.executable, "-m", "asyncnet", "run", scenario(tmp_path, 1e6), "-q", "--log",
             str(log)] + (["--workers", str(workers)] if workers else [])
@@ -301,9 +304,9 @@ def test_ctrl_c_leaves_a_verified_prefix_and_no_process(tmp_path, workers):
         if log.exists() and log.stat().st_size > 20_000 and len(kids) >= (workers or 0):
             break
         time.sleep(0.05)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=60)
-    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert p.returncode == code and f"asyncnet: {said};" in err and "Traceback" not in err, err
     deadline = time.monotonic() + 30  # slack for a loaded machine
     while any(alive(k) for k in kids) and time.monotonic() < deadline:
         time.sleep(0.05)

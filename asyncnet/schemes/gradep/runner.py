@@ -33,6 +33,9 @@ def _die_with_parent() -> None:
     try:
         import ctypes
         import signal
+        # a forked worker inherits the CLI's SIGTERM handler (unwind, write a footer):
+        # it has no log to close, and the run ends it with SIGTERM
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
     except (OSError, AttributeError):
         pass
