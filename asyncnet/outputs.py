@@ -234,4 +234,5 @@ def extra_hint(extra: str) -> str:
     return f"pip install 'asyncnet[{extra}]'"
 
 
-__all__ = ["OutputError", "check_output", "npz_name", "read_text", "decode_text", "extra_hint"]
+__all__ = ["OutputError", "check_output", "write_whole", "save_npz", "fsync_dir", "npz_name",
+           "read_text", "decode_text", "extra_hint"]

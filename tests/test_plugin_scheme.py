@@ -154,3 +154,35 @@ def test_a_scheme_registered_here_runs_here_and_is_refused_for_workers(plugin_pa
     with pytest.raises(asyncnet.ScenarioError, match="'echo_here' was added by "
                                                     r"asyncnet.register\(\) in this process"):
         asyncnet.run(sc, workers=2)
+
+
+@pytest.mark.parametrize("missing, named", [("threadpoolctl", "threadpoolctl"),
+                                            ("sklearn", "scikit-learn"), ("scipy", "scipy")])
+def test_a_builtin_scheme_without_its_extra_names_what_to_install(monkeypatch, missing, named):
+    import sys
+
+    from asyncnet.registry import get_scheme
+    for mod in [m for m in sys.modules if m.startswith("asyncnet.schemes.gradep")
+                and not m.endswith((".cli", ".errors"))]:
+        monkeypatch.delitem(sys.modules, mod)
+    for mod in [missing] + [m for m in sys.modules if m.startswith(missing + ".")]:
+        monkeypatch.setitem(sys.modules, mod, None)  # an import of it fails, as if absent
+    if missing == "sklearn":  # the scheme looks for it without importing it
+        import importlib.util
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == missing else real(name, *a))
+    with pytest.raises(SchemeError, match=rf"rule 'gradep' needs {named}, which is not "
+                                          r"installed: pip install .*\[gradep\]"):
+        get_scheme("gradep")
+
+
+def test_sample_without_matplotlib_says_so_before_it_samples(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from asyncnet.cli import main
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["sample", str(tmp_path), "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("asyncnet: error: asyncnet sample needs matplotlib, which is not "
+                          "installed: pip install") and err.endswith("[gradep]'"), err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...commands import add_user_errors, command
+from ...outputs import extra_hint
 from .errors import GradEPError
 
 
@@ -22,9 +23,16 @@ not import scipy, numba and the scheme for every command)."""
 @command("sample", "draw samples from a trained gradep (FlowEqProp) run")
 def cmd_sample(args) -> int:
     """Sample, write FILE.npz and FILE.png, print the paths."""
-    from threadpoolctl import threadpool_limits
+    try:
+        import matplotlib  # noqa: F401 - the grid it draws: missing, said before sampling
+        from threadpoolctl import threadpool_limits
 
-    from .sampling import sample, save_samples
+        from .sampling import sample, save_samples
+    except ModuleNotFoundError as e:  # the scheme's extra (scipy, threadpoolctl, matplotlib)
+        if not e.name or e.name.startswith("asyncnet"):
+            raise
+        raise GradEPError(f"asyncnet sample needs {e.name.split('.')[0]}, which is not "
+                          f"installed: {extra_hint('gradep')}") from None
     with threadpool_limits(args.threads):
         xs = sample(args.state, n=args.n, steps=args.steps, mode=args.mode, seed=args.seed)
     t_end = (args.steps - 1) * 0.01

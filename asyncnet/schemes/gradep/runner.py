@@ -6,6 +6,7 @@ scenario comes here). Layout of the state directory: see :mod:`.train`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -15,6 +16,11 @@ from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits  # the scheme's extra: a missing one is named
+
+if importlib.util.find_spec("sklearn") is None:  # the digits it trains on, read in each worker:
+    # said once here, at the scheme's import, not as a worker's traceback
+    raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
 
 from ...data import DataError
 from . import train as T
@@ -166,7 +172,6 @@ def _work(backend: str, params: dict, seed: int, batch: int, steps: int, start: 
           every: int, threads: int, losses0: list) -> None:
     _die_with_parent()
     keep_freed_memory()
-    from threadpoolctl import threadpool_limits
     threadpool_limits(threads)
     rule = GradEP(**params)
     if workers > 1:
