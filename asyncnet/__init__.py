@@ -8,10 +8,12 @@ The public API::
                            data={"kind": "xor", "hold": 8}, duration=4000, seed=1)
     res = asyncnet.run(sc, workers=2, log="runs/xor.log", record={"l2": ["state"]})
     res.summary["result"], res.recorded["l2"]["state"], res.state("l1->l2")
+    log = asyncnet.open_log("runs/xor.log")         # the event log: scan, records, tables
 """
 
 from ._version import __version__
 from .api import Model, Ports, Scheme
+from .logfile import open_log
 from .messages import Kind
 from .network import Network, expand_to_neurons, layered
 from .registry import SchemeError, get_scheme, known, register
@@ -21,5 +23,5 @@ from .scenario import Scenario, ScenarioError
 __all__ = [
     "__version__", "Kind", "Model", "Network", "Ports", "Recorder", "Result", "Scenario",
     "ScenarioError", "Scheme", "SchemeError", "expand_to_neurons", "get_scheme", "known",
-    "layered", "register", "resume", "run",
+    "layered", "open_log", "register", "resume", "run",
 ]

@@ -89,3 +89,14 @@ def test_run_names_an_argument_of_the_wrong_type(kw, words):
     with pytest.raises(TypeError) as e:
         asyncnet.run(args.pop("scenario"), **args)
     assert words in str(e.value)
+
+
+def test_open_log_is_public_and_reads_what_run_wrote(tmp_path):
+    import asyncnet
+    g = asyncnet.layered([2, 3, 1])
+    sc = asyncnet.Scenario(g, "diffusion", params={"eta": 0.05}, seed=1,
+                           data={"kind": "xor", "hold": 8}, duration=50)
+    res = asyncnet.run(sc, log=str(tmp_path / "x.log"))
+    lg = asyncnet.open_log(str(tmp_path / "x.log"))
+    lg.scan()
+    assert lg.verified and lg.count == res.summary["messages"]["total"] > 0

@@ -104,7 +104,7 @@ def test_mkdocs_build_strict(tmp_path):
     for name in asyncnet.__all__:  # every public name has its entry
         if name != "__version__":
             assert f'id="asyncnet.{name}"' in api, name
-    for name in ("logfile.open_log", "logfile.EventLog.to_dataframe", "plots.raster",
+    for name in ("logfile.EventLog.to_dataframe", "plots.raster",
                  "plots.weight_evolution", "tables.log_batches", "export.export_log"):
         assert f'id="asyncnet.{name}"' in api, name
 
