@@ -20,7 +20,7 @@ from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
 from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
 from .jsonout import dumps
 from .messages import KIND_NAMES
-from .outputs import check_output, npz_name
+from .outputs import check_apart, check_output, npz_name
 from .schemes.gradep import cli as gradep_cli  # noqa: F401  (sample)
 
 MPI_ALONE = ("--mpi needs an MPI job (mpiexec -n N asyncnet ... --mpi with N >= 2: rank 0 "
@@ -142,6 +142,9 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
         print("asyncnet: error: --checkpoint-dir ([output] checkpoint_dir) needs "
               "--checkpoint-every T ([output] checkpoint_every)", file=sys.stderr)
         return 2
+    check_apart({"log": log_path, "saved state": save_state,
+                 "checkpoint directory": ck.get("checkpoint_dir")},
+                {"scenario": args.scenario, "cluster file": args.cluster})
     distributed = (workers and workers > 1) or args.cluster
     if args.restart_workers and not (ck and distributed):
         print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "

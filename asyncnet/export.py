@@ -15,7 +15,7 @@ from typing import Any
 
 from .commands import command
 from .logfile import open_log
-from .outputs import OutputError, check_output
+from .outputs import OutputError, check_apart, check_output
 from .tables import MissingExtra, log_batches, need
 
 
@@ -104,6 +104,7 @@ def cmd_export(args) -> int:
         return 2
     open_log(args.log)  # a bad log is an error before any output exists
     check_output(out, create_dirs=True)
+    check_apart({"table": out}, {"log": args.log})
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
     except BaseException as e:

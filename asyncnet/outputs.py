@@ -63,6 +63,31 @@ def check_output(path: str, create_dirs: bool) -> None:
         raise OutputError(f"{path}: directory {probe} is not writable")
 
 
+def check_apart(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Refuse an output that is one of the inputs, or another output: writing it
+    would destroy the other (``--log`` given the scenario's own path, say).
+
+    Parameters
+    ----------
+    outputs, inputs:
+        what each is (``"log"``, ``"scenario"``) -> its path (``None``: none).
+
+    Raises
+    ------
+    OutputError
+        two of them are one file (compared after resolving links).
+    """
+    seen: dict[str, str] = {}
+    for what, path in [*inputs.items(), *outputs.items()]:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in seen:
+            raise OutputError(f"{path}: the {what} would overwrite the {seen[key]} "
+                              f"(give it another path)")
+        seen[key] = what
+
+
 def write_whole(path: str, fill: Callable[[BinaryIO], object], what: str,
                 tmp: str | None = None) -> None:
     """Write ``path`` whole or not at all: into a temporary file, fsynced, renamed.
@@ -234,5 +259,5 @@ def extra_hint(extra: str) -> str:
     return f"pip install 'asyncnet[{extra}]'"
 
 
-__all__ = ["OutputError", "check_output", "write_whole", "save_npz", "fsync_dir", "npz_name",
-           "read_text", "decode_text", "extra_hint"]
+__all__ = ["OutputError", "check_output", "check_apart", "write_whole", "save_npz", "fsync_dir",
+           "npz_name", "read_text", "decode_text", "extra_hint"]

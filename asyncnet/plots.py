@@ -24,7 +24,7 @@ from .commands import command
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA
-from .outputs import extra_hint, write_whole
+from .outputs import check_apart, extra_hint, write_whole
 from .waves import UNINFORMED, depths, wave_labels
 
 
@@ -462,14 +462,15 @@ def cmd_plot(args) -> int:
         print(f"asyncnet: error: {args.log}: plotting needs matplotlib: "
               f"{extra_hint('plot')}", file=sys.stderr)
         return 2
+    out = args.output or os.path.splitext(args.log)[0] + (".tension.png" if args.tension
+                                                           else ".waves.png")
+    check_apart({"figure": out}, {"log": args.log})
     if args.tension:
         tr = tension_trace(args.log)
-        out = args.output or os.path.splitext(args.log)[0] + ".tension.png"
         draw_tension(tr, out, args.until)
         print(f"wrote {out} ({len(tr['rows'])} neurons, re-run from the log's scenario)")
         return 0
     labels = wave_labels(args.log)
-    out = args.output or os.path.splitext(args.log)[0] + ".waves.png"
     draw_waves(labels, out, args.until)
     print(f"wrote {out} ({labels['records']:,} records, {len(labels['populations'])} "
           f"populations, {len(labels['frames'])} frame changes)")

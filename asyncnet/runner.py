@@ -22,6 +22,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .messages import QUANTA, to_quanta
+from .outputs import check_apart, npz_name
 from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
@@ -95,6 +96,9 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         kw.update(checkpoint_every=check_period(checkpoint_every, sc.duration),
                   checkpoint_dir=checkpoint_dir or default_checkpoint_dir(sc.name, log),
                   meta={"recorder": _recorder_meta(rec)})
+    check_apart({"log": log, "saved state": save_state and npz_name(os.fspath(save_state)),
+                 "checkpoint directory": kw.get("checkpoint_dir")},
+                {"scenario": sc.path if os.path.isfile(sc.path) else None})
     if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
         raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
     if restart_workers:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,48 @@ def test_export_on_a_full_tmpfs_names_the_table_and_leaves_none(tmp_path):
             assert os.listdir(mnt) == []
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+# -- an output given the path of an input or of another output --------------------------
+@pytest.mark.parametrize("extra, what, other", [
+    (["--log", "{sc}"], "log", "scenario"),
+    (["--log", "{d}/x.npz", "--save-state", "{d}/x"], "saved state", "log"),
+    (["--log", "{d}/link.toml"], "log", "scenario"),
+    (["--log", "{d}/ck", "--checkpoint-every", "10", "--checkpoint-dir", "{d}/ck"],
+     "checkpoint directory", "log"),
+])
+def test_an_output_that_is_an_input_or_another_output_is_refused(tmp_path, capsys, extra,
+                                                                  what, other):
+    sc = scenario(tmp_path, 40)
+    (tmp_path / "link.toml").symlink_to(sc)
+    before = Path(sc).read_bytes()
+    args = [a.format(sc=sc, d=tmp_path) for a in extra]
+    assert main(["run", sc, "-q", *args]) == 2
+    line = _only_line(capsys)
+    assert f"the {what} would overwrite the {other}" in line, line
+    assert Path(sc).read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["link.toml", "short.toml"]  # nothing written
+
+
+def test_export_and_plot_refuse_to_write_over_their_log(tmp_path, capsys):
+    log = tmp_path / "x.parquet"  # export's default output would be the log itself
+    assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
+    data = log.read_bytes()
+    capsys.readouterr()
+    for cmd in (["export", str(log)], ["plot", str(log), "--waves", "-o", str(log)]):
+        if cmd[0] == "export":
+            pytest.importorskip("pyarrow")
+        else:
+            pytest.importorskip("matplotlib")
+        assert main(cmd) == 2
+        assert "would overwrite the log" in _only_line(capsys)
+        assert log.read_bytes() == data
+
+
+def test_the_api_refuses_a_log_over_its_scenario_file(tmp_path):
+    import asyncnet
+    sc = asyncnet.Scenario.from_toml(scenario(tmp_path, 10))
+    before = Path(sc.path).read_bytes()
+    with pytest.raises(outputs.OutputError, match="the log would overwrite the scenario"):
+        asyncnet.run(sc, log=sc.path)
+    assert Path(sc.path).read_bytes() == before
