@@ -359,6 +359,8 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminated(_signum: int, _frame: object) -> None:
+    # once: a second SIGTERM while the log is being closed ends the process at once
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise Terminated
 
 
