@@ -28,6 +28,13 @@ from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
 
 
+def _check_path(name: str, value: object) -> None:
+    """A path argument is a path (a number there failed deep inside ``open``)."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), got "
+                        f"{type(value).__name__} {value!r}")
+
+
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
         save_state: str | None = None,
@@ -71,6 +78,9 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     if not isinstance(scenario, (Scenario, str, os.PathLike)):
         raise TypeError(f"scenario must be an asyncnet.Scenario or a scenario file's path, "
                         f"got {type(scenario).__name__}")
+    for name, value in (("log", log), ("save_state", save_state),
+                        ("checkpoint_dir", checkpoint_dir)):
+        _check_path(name, value)
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
@@ -88,6 +98,9 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         rec = record
     else:
         rec = Recorder(recorded_variables(record), period=period)
+        if rec.period >= sc.duration:  # samples at period, 2 period, ... before the end
+            raise ScenarioError(f"recorder: period {period:g} is not shorter than the run "
+                                f"({sc.duration:g}): no sample would be taken")
     attach = [rec.attach] if rec else []
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,
@@ -299,6 +312,9 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     -------
     The :class:`Result`.
     """
+    if path is None:
+        raise TypeError("resume needs a path: a checkpoint directory or the run's event log")
+    _check_path("path", path)
     found = find_checkpoint(path)
     ck, m = found.ck, found.ck["meta"]
     if notice is not None:

@@ -100,3 +100,29 @@ def test_open_log_is_public_and_reads_what_run_wrote(tmp_path):
     lg = asyncnet.open_log(str(tmp_path / "x.log"))
     lg.scan()
     assert lg.verified and lg.count == res.summary["messages"]["total"] > 0
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(log=3.5), "log must be a path"),
+    (dict(save_state=b"x"), "save_state must be a path"),
+    (dict(checkpoint_every=10, checkpoint_dir=42), "checkpoint_dir must be a path"),
+])
+def test_run_names_a_path_argument_that_is_no_path(kw, msg):
+    import asyncnet
+    sc = asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", params={"eta": 0.05},
+                           data={"kind": "xor", "hold": 8}, duration=50)
+    with pytest.raises(TypeError, match=msg):
+        asyncnet.run(sc, **kw)
+    with pytest.raises(TypeError, match="resume needs a path"):
+        asyncnet.resume(None)
+
+
+def test_a_period_that_takes_no_sample_is_refused_one_shorter_samples_once():
+    import asyncnet
+    sc = asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", params={"eta": 0.05},
+                           data={"kind": "xor", "hold": 8}, duration=50)
+    for period in (50, 1e9):
+        with pytest.raises(asyncnet.ScenarioError, match="no sample would be taken"):
+            asyncnet.run(sc, record={"l1": ["state"]}, period=period)
+    res = asyncnet.run(sc, record={"l1": ["state"]}, period=49)  # one sample, at t = 49
+    assert res.recorded["l1"]["state"].shape == (1, 3)
