@@ -44,7 +44,7 @@ from .ckstate import (
     set_rng_state,
 )
 from .eventlog import EventLogWriter
-from .logformat import _new_hash
+from .logformat import _new_hash, lock_alone
 from .messages import Kind, Message
 
 
@@ -326,6 +326,12 @@ def restore_writer(writer: EventLogWriter, pos: dict, digest: Any) -> None:
         the running digest of the prefix (:func:`check_log`).
     """
     f = open(writer.path, "r+b")
+    try:
+        lock_alone(f)
+    except BlockingIOError:
+        f.close()
+        raise CheckpointError(f"{writer.path}: another asyncnet process is writing this event "
+                              f"log (is the run still going?); nothing was changed") from None
     f.seek(pos["pos"])
     f.truncate()
     writer.f = f

@@ -46,6 +46,7 @@ from .logformat import (
     _packer,
     _sealed,
     array_items,
+    lock_alone,
     record_key,
     unpack_records,
 )
@@ -167,7 +168,17 @@ class EventLogWriter:
                 d = os.path.dirname(self.path)
                 if d:
                     os.makedirs(d, exist_ok=True)
-                self.f = open(self.path, "wb")
+                f = open(self.path, "ab")  # not "wb": cut only once it is this run's
+                try:
+                    lock_alone(f)
+                except BlockingIOError as e:
+                    f.close()
+                    self.failed = e
+                    raise LogWriteError(f"{self.path}: another asyncnet process is writing "
+                                        f"this event log; this run stopped without touching "
+                                        f"it (give it another log path)") from None
+                f.truncate(0)
+                self.f = f
                 self.f.write(self._head)
             self.f.write(data)
         except OSError as e:

@@ -208,3 +208,36 @@ def test_the_api_refuses_a_log_over_its_scenario_file(tmp_path):
     with pytest.raises(outputs.OutputError, match="the log would overwrite the scenario"):
         asyncnet.run(sc, log=sc.path)
     assert Path(sc.path).read_bytes() == before
+
+
+# -- two processes, one log ----------------------------------------------------------
+def test_a_second_run_on_a_log_being_written_is_refused_and_leaves_it_whole(tmp_path, capsys):
+    import fcntl
+    log = tmp_path / "x.log"
+    assert main(["run", scenario(tmp_path, 40), "-q", "--log", str(log)]) == 0
+    data = log.read_bytes()
+    with open(log, "rb+") as held:  # another run, writing this log: it holds the lock
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        capsys.readouterr()
+        other = tmp_path / "other.toml"
+        other.write_text(Path(scenario(tmp_path, 40)).read_text().replace("seed = 1", "seed = 2"))
+        assert main(["run", str(other), "-q", "--log", str(log)]) == 2
+        line = _only_line(capsys)
+        assert f"{log}: another asyncnet process is writing this event log" in line, line
+        assert log.read_bytes() == data
+    assert main(["run", str(other), "-q", "--log", str(log)]) == 0  # once it is free
+    assert log.read_bytes() != data
+
+
+def test_resume_while_the_run_still_writes_its_log_changes_nothing(tmp_path, capsys):
+    import fcntl
+    log, ck = tmp_path / "x.log", tmp_path / "ck"
+    assert main(["run", scenario(tmp_path, 40), "-q", "--log", str(log),
+                 "--checkpoint-every", "10", "--checkpoint-dir", str(ck)]) == 0
+    data = log.read_bytes()
+    with open(log, "rb+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        capsys.readouterr()
+        assert main(["resume", str(ck), "-q"]) == 2
+        assert "another asyncnet process is writing this event log" in _only_line(capsys)
+        assert log.read_bytes() == data
