@@ -31,6 +31,7 @@ from .ckfile import (
     file_name,
     latest,
     read,
+    release,
     write,
 )
 from .ckstate import (
@@ -44,8 +45,9 @@ from .ckstate import (
     set_rng_state,
 )
 from .eventlog import EventLogWriter
-from .logformat import _new_hash, lock_alone
+from .logformat import _new_hash
 from .messages import Kind, Message
+from .outputs import lock_alone
 
 
 def scenario_id(text: str, seed: int) -> str:
@@ -346,4 +348,4 @@ def restore_writer(writer: EventLogWriter, pos: dict, digest: Any) -> None:
 __all__ = ["CheckpointError", "FORMAT", "VERSION", "KEEP", "Found", "capture_agent",
            "restore_agent", "restore_partition", "capture_global", "restore_global", "resume_clock",
            "log_position", "check_log", "restore_writer", "scenario_id", "write", "read",
-           "latest", "candidates", "file_name"]
+           "latest", "candidates", "file_name", "release"]

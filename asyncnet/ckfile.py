@@ -16,11 +16,12 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import msgpack
 
 from .ckstate import StateError
-from .outputs import OutputError, write_whole
+from .outputs import OutputError, lock_alone, write_whole
 
 FORMAT = "asyncnet-checkpoint"
 VERSION = 1
@@ -70,6 +71,7 @@ def write(directory: str, body: dict, replace: bool = False) -> str:
     The file's path.
     """
     os.makedirs(directory, exist_ok=True)
+    _hold(directory)
     data = MAGIC + msgpack.packb({"format": FORMAT, "version": VERSION, **body},
                                  use_bin_type=True)
     data += hashlib.blake2b(data, digest_size=_DIGEST).digest()
@@ -90,6 +92,40 @@ def write(directory: str, body: dict, replace: bool = False) -> str:
             with contextlib.suppress(OSError):
                 os.remove(stale)
     return path
+
+
+_HELD: dict[str, BinaryIO] = {}
+"""Checkpoint directories this process writes into: each one's lock file, open."""
+
+
+def _hold(directory: str) -> None:
+    """Lock ``directory`` for this process's run: another run checkpointing into it
+    would remove this run's checkpoints (a new run's first replaces the others)."""
+    key = os.path.realpath(directory)
+    if key in _HELD:
+        return
+    f = open(os.path.join(directory, ".lock"), "ab")
+    try:
+        lock_alone(f)
+    except BlockingIOError:
+        f.close()
+        raise CheckpointError(f"{directory}: another asyncnet process writes its checkpoints "
+                              f"here; this run stopped without touching them (give it "
+                              f"another checkpoint directory)") from None
+    _HELD[key] = f
+
+
+def release(directory: str | None) -> None:
+    """Let another process write checkpoints into ``directory`` (the run is over).
+
+    Parameters
+    ----------
+    directory:
+        a directory :func:`write` wrote into (``None`` or another: nothing happens).
+    """
+    f = _HELD.pop(os.path.realpath(directory), None) if directory else None
+    if f is not None:
+        f.close()  # closing drops the lock
 
 
 def candidates(directory: str) -> list[str]:

@@ -46,11 +46,11 @@ from .logformat import (
     _packer,
     _sealed,
     array_items,
-    lock_alone,
     record_key,
     unpack_records,
 )
 from .messages import QUANTA, Message
+from .outputs import lock_alone
 
 
 class EventLogWriter:

@@ -7,12 +7,7 @@ Shared by the writer (:mod:`asyncnet.eventlog`) and the reader
 from __future__ import annotations
 
 import hashlib
-from typing import Any, BinaryIO
-
-try:
-    import fcntl
-except ImportError:  # not POSIX
-    fcntl = None  # type: ignore[assignment]
+from typing import Any
 
 import msgpack
 
@@ -39,33 +34,6 @@ class LogError(ValueError):
 
 class LogWriteError(LogError):
     """The event log could not be written (a full disk, a vanished directory)."""
-
-
-def lock_alone(f: BinaryIO) -> None:
-    """Hold an exclusive advisory lock (``flock``) on an open log while it is open.
-
-    Two runs given one log path would interleave their bytes into a file
-    neither can read; the second to open it is refused instead, before it
-    changes a byte. Released when the file closes (or its process dies).
-
-    Parameters
-    ----------
-    f:
-        the log, open for writing and not yet cut.
-
-    Raises
-    ------
-    BlockingIOError
-        another process holds the lock.
-    """
-    if fcntl is None:  # not POSIX: unlocked
-        return
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise
-    except OSError:  # a file system without locks (some network ones): unlocked, as before
-        pass
 
 
 def _packer() -> msgpack.Packer:

@@ -15,6 +15,11 @@ from typing import BinaryIO
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 _MAGIC = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
           (b"PK\x03\x04", "a zip archive (an .npz?)"), (b"\x93NUMPY", "a numpy array file"),
           (b"\x1f\x8b", "a gzip file"), (b"\x7fELF", "an executable"))
@@ -86,6 +91,35 @@ def check_apart(outputs: dict[str, str | None], inputs: dict[str, str | None]) -
             raise OutputError(f"{path}: the {what} would overwrite the {seen[key]} "
                               f"(give it another path)")
         seen[key] = what
+
+
+def lock_alone(f: BinaryIO) -> None:
+    """Hold an exclusive advisory lock (``flock``) on an open file while it is open.
+
+    Two runs given one log path would interleave their bytes into a file
+    neither can read, and two runs given one checkpoint directory would
+    remove each other's checkpoints; the second to open the log (or the
+    directory's lock file) is refused instead, before it changes a byte.
+    Released when the file closes (or its process dies).
+
+    Parameters
+    ----------
+    f:
+        the file, open for writing and not yet cut.
+
+    Raises
+    ------
+    BlockingIOError
+        another process holds the lock.
+    """
+    if fcntl is None:  # not POSIX: unlocked
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError:  # a file system without locks (some network ones): unlocked, as before
+        pass
 
 
 def write_whole(path: str, fill: Callable[[BinaryIO], object], what: str,
@@ -259,5 +293,5 @@ def extra_hint(extra: str) -> str:
     return f"pip install 'asyncnet[{extra}]'"
 
 
-__all__ = ["OutputError", "check_output", "check_apart", "write_whole", "save_npz", "fsync_dir",
-           "npz_name", "read_text", "decode_text", "extra_hint"]
+__all__ = ["OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
+           "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text", "extra_hint"]

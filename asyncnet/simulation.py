@@ -260,6 +260,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         eng.run(sc.duration, progress)
         complete = True
     finally:
+        ckp.release(checkpoint_dir)
         footer = writer.close(complete=complete) if writer else None
     wall = wall0 + time.perf_counter() - t0
     state = final_state(eng) if (save_state or final is not None) else {}

@@ -130,8 +130,8 @@ def test_checkpoints_do_not_change_the_run(finished, tmp_path):
         assert f.read() == ref_log
     assert stable(plain.summary) == stable(res.summary)
     # t = 210 and 280 kept, 70 and 140 removed
-    names = sorted(os.listdir(d / "a.log.ckpt"))
-    assert names == [ckp.file_name(210_000_000), ckp.file_name(280_000_000)]
+    names = sorted(os.listdir(d / "a.log.ckpt"))  # and the directory's lock file
+    assert names == [".lock", ckp.file_name(210_000_000), ckp.file_name(280_000_000)]
 
 
 def test_a_new_run_replaces_the_checkpoints_of_an_earlier_one(finished, tmp_path):

@@ -85,7 +85,8 @@ def test_a_checkpoint_on_a_full_disk_stops_the_run_and_resume_finishes_it(tmp_pa
     assert "ck-00000000000020000000.ckpt: cannot write the checkpoint" in line
     assert "No space left on device" in line
     assert "ck-00000000000010000000.ckpt" in line and f"asyncnet resume {ck}" in line
-    assert sorted(os.listdir(ck)) == ["ck-00000000000010000000.ckpt"]  # no temporary file
+    # no temporary file (the lock file is the directory's while a run writes into it)
+    assert sorted(os.listdir(ck)) == [".lock", "ck-00000000000010000000.ckpt"]
     monkeypatch.undo()
     assert main(["resume", str(ck), "-q"]) == 0
     assert log.read_bytes() == ref.read_bytes()
@@ -241,3 +242,24 @@ def test_resume_while_the_run_still_writes_its_log_changes_nothing(tmp_path, cap
         assert main(["resume", str(ck), "-q"]) == 2
         assert "another asyncnet process is writing this event log" in _only_line(capsys)
         assert log.read_bytes() == data
+
+
+def test_a_second_run_checkpointing_into_the_same_directory_is_refused(tmp_path, capsys):
+    from asyncnet import ckfile
+    ck = tmp_path / "ck"
+    sc = scenario(tmp_path, 40)
+    assert main(["run", sc, "-q", "--no-log", "--checkpoint-every", "10",
+                 "--checkpoint-dir", str(ck)]) == 0
+    before = {n: (ck / n).read_bytes() for n in os.listdir(ck)}
+    import fcntl
+    with open(ck / ".lock", "ab") as held:  # another process, checkpointing here
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        capsys.readouterr()
+        assert main(["run", sc, "-q", "--no-log", "--checkpoint-every", "10",
+                     "--checkpoint-dir", str(ck)]) == 2
+        assert "another asyncnet process writes its checkpoints here" in _only_line(capsys)
+        assert {n: (ck / n).read_bytes() for n in os.listdir(ck)} == before
+    assert ckfile._HELD == {}  # the refused run holds nothing
+    assert main(["run", sc, "-q", "--no-log", "--checkpoint-every", "10",
+                 "--checkpoint-dir", str(ck)]) == 0
+    assert ckfile._HELD == {}  # released at the run's end: another process may write there

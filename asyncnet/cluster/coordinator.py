@@ -21,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+from ..checkpoint import release
 from ..eventlog import EventLogWriter
 from ..messages import to_quanta, to_time
 from ..metrics import Traffic
@@ -155,6 +156,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                                    f"{type(e).__name__}: {e}") from None
             complete = True
     finally:
+        release(checkpoint_dir)
         footer = writer.close(complete=complete) if writer else None
     wall = time.perf_counter() - t0
     # every worker counted its own traffic; the trace kept here adds the latencies
