@@ -24,6 +24,7 @@ last whole record (with a warning).
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, BinaryIO
 
 import msgpack
@@ -171,13 +172,17 @@ class EventLogWriter:
                 f = open(self.path, "ab")  # not "wb": cut only once it is this run's
                 try:
                     lock_alone(f)
+                    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # not /dev/null, a pipe
+                        f.truncate(0)
                 except BlockingIOError as e:
                     f.close()
                     self.failed = e
                     raise LogWriteError(f"{self.path}: another asyncnet process is writing "
                                         f"this event log; this run stopped without touching "
                                         f"it (give it another log path)") from None
-                f.truncate(0)
+                except OSError:
+                    f.close()
+                    raise
                 self.f = f
                 self.f.write(self._head)
             self.f.write(data)

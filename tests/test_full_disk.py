@@ -263,3 +263,25 @@ def test_a_second_run_checkpointing_into_the_same_directory_is_refused(tmp_path,
     assert main(["run", sc, "-q", "--no-log", "--checkpoint-every", "10",
                  "--checkpoint-dir", str(ck)]) == 0
     assert ckfile._HELD == {}  # released at the run's end: another process may write there
+
+
+def test_a_log_into_dev_null_or_a_pipe_still_works(tmp_path, capsys):
+    """The lock's open does not cut a device or a pipe (``truncate`` fails there)."""
+    sc = scenario(tmp_path, 20)
+    ref = tmp_path / "ref.log"
+    assert main(["run", sc, "-q", "--log", str(ref)]) == 0
+    assert main(["run", sc, "-q", "--log", os.devnull]) == 0
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    got = bytearray()
+
+    def drain():
+        with open(fifo, "rb") as f:
+            got.extend(f.read())
+
+    import threading
+    reader = threading.Thread(target=drain)
+    reader.start()
+    assert main(["run", sc, "-q", "--log", str(fifo)]) == 0
+    reader.join(30)
+    assert bytes(got) == ref.read_bytes()
