@@ -237,4 +237,5 @@ def latest(directory: str, expect_id: str | None = None,
             return Found(p, ck, refused)
         except (CheckpointError, StateError, OSError) as e:
             refused.append(str(e))
-    raise CheckpointError("no usable checkpoint: " + "; ".join(refused))
+    # one reason once (a missing log refuses every checkpoint alike), in the order met
+    raise CheckpointError("no usable checkpoint: " + "; ".join(dict.fromkeys(refused)))

@@ -285,3 +285,14 @@ def test_a_log_into_dev_null_or_a_pipe_still_works(tmp_path, capsys):
     assert main(["run", sc, "-q", "--log", str(fifo)]) == 0
     reader.join(30)
     assert bytes(got) == ref.read_bytes()
+
+
+def test_resume_without_its_log_says_so_once(tmp_path, capsys):
+    log, ck = tmp_path / "x.log", tmp_path / "ck"
+    assert main(["run", scenario(tmp_path, 40), "-q", "--log", str(log),
+                 "--checkpoint-every", "10", "--checkpoint-dir", str(ck)]) == 0
+    log.rename(tmp_path / "moved.log")
+    capsys.readouterr()
+    assert main(["resume", str(ck), "-q"]) == 2
+    line = _only_line(capsys)
+    assert line.count("the event log of the checkpointed run is missing") == 1, line
