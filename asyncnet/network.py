@@ -154,10 +154,10 @@ class Network:
             if bias.shape != (size,):
                 raise NetworkError(f"node {name!r}: bias has {bias.size} entries, size is {size}")
             pops[name] = Population(name, int(size), act, role, bias.copy(), dict(a))
-        if not any(p.role == "input" for p in pops.values()):
-            raise NetworkError("the network has no input population")
-        if not any(p.role == "output" for p in pops.values()):
-            raise NetworkError("the network has no output population")
+        for role, edge in (("input", "incoming"), ("output", "outgoing")):
+            if not any(p.role == role for p in pops.values()):
+                raise NetworkError(f"the network has no {role} population (every node has an "
+                                   f"{edge} edge: give one role = \"{role}\")")
         if require_dag and not nx.is_directed_acyclic_graph(graph):
             cycle = nx.find_cycle(graph)
             path = " -> ".join(str(u) for u, _ in cycle) + f" -> {cycle[0][0]}"

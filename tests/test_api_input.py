@@ -126,3 +126,19 @@ def test_a_period_that_takes_no_sample_is_refused_one_shorter_samples_once():
             asyncnet.run(sc, record={"l1": ["state"]}, period=period)
     res = asyncnet.run(sc, record={"l1": ["state"]}, period=49)  # one sample, at t = 49
     assert res.recorded["l1"]["state"].shape == (1, 3)
+
+
+def test_a_network_with_no_sink_says_how_to_name_its_output():
+    import networkx as nx
+
+    import asyncnet
+    g = nx.DiGraph([("a", "b"), ("b", "c"), ("c", "b")])  # every node but a has an out-edge
+    nx.set_node_attributes(g, 1, "size")
+    with pytest.raises(asyncnet.ScenarioError, match=r'no output population \(every node has an '
+                                                     r'outgoing edge: give one role = "output"\)'):
+        asyncnet.run(asyncnet.Scenario(g, "continuous", data={"kind": "piecewise", "hold": 5},
+                                       duration=20))
+    g.nodes["c"]["role"] = "output"
+    res = asyncnet.run(asyncnet.Scenario(g, "continuous", data={"kind": "piecewise", "hold": 5},
+                                         duration=20))
+    assert res.summary["messages"]["total"] > 0
