@@ -486,9 +486,6 @@ class Engine(SchedulingState, Recording, Incoming):
         return sum(self.delivered)
 
 
-__all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]
-
-
 def check_model(rule: Any, name: str, model: Any) -> None:
     """Refuse what a rule's factory gave for agent ``name`` unless it is a model
     (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least), naming the
@@ -499,3 +496,6 @@ def check_model(rule: Any, name: str, model: Any) -> None:
     raise ModelError(f"rule {getattr(rule, 'name', type(rule).__name__)!r}: {made}() for "
                     f"{name!r} gave a {type(model).__name__}, not a model (one with "
                     f"react(t, batch) and state(): asyncnet.api.Model)")
+
+
+__all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]

@@ -272,6 +272,34 @@ def decode_text(data: bytes, what: str = "file") -> str:
     return text
 
 
+_DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+"""Module -> what pip installs, where the two names differ."""
+
+
+def missing_extra(err: ModuleNotFoundError, what: str, extra: str) -> str | None:
+    """The message for an optional dependency that is not installed, or ``None``
+    if the missing module is asyncnet's own (a broken install: not an extra's).
+
+    Parameters
+    ----------
+    err:
+        the failed import's error.
+    what:
+        what needs it (``"rule 'gradep'"``, ``"asyncnet sample"``).
+    extra:
+        the extra in ``pyproject.toml`` that installs it.
+
+    Returns
+    -------
+    ``"<what> needs <package>, which is not installed: pip install ..."``.
+    """
+    top = (err.name or "").split(".")[0]
+    if not top or top == "asyncnet":
+        return None
+    return (f"{what} needs {_DISTRIBUTIONS.get(top, top)}, which is not installed: "
+            f"{extra_hint(extra)}")
+
+
 def extra_hint(extra: str) -> str:
     """The command that installs an optional extra, for this installation.
 
@@ -294,4 +322,5 @@ def extra_hint(extra: str) -> str:
 
 
 __all__ = ["OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
-           "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text", "extra_hint"]
+           "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text", "extra_hint",
+           "missing_extra"]

@@ -64,7 +64,11 @@ class Recorder:
                                     f"and 'src:pop' sources)")
         first = self.period if self.start is None else self.start
         n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
-        for k in range(max(0, n)):
+        if n < 1:  # samples at first, first + period, ... before the end: none
+            what = f"period {self.period:g}" if self.start is None else f"start {first:g}"
+            raise ScenarioError(f"recorder: {what} is not shorter than the run "
+                                f"({ctx.scenario.duration:g}): no sample would be taken")
+        for k in range(n):
             ctx.engine.at(first + k * self.period, self._sample)
 
     def _sample(self, engine, t: float) -> None:

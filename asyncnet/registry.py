@@ -17,10 +17,11 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from .outputs import extra_hint
+from .outputs import missing_extra
 
 GROUP = "asyncnet.schemes"
-_DISTRIBUTIONS = {"sklearn": "scikit-learn"}  # module -> what pip installs
+EXTRAS = {"gradep": "gradep"}
+"""Built-in rules whose optional dependencies an extra installs: rule -> extra."""
 BUILTIN: dict[str, str] = {
     "diffusion": "asyncnet.schemes.diffusion:Diffusion",
     "leastaction": "asyncnet.schemes.leastaction:LeastAction",
@@ -122,15 +123,12 @@ def get_scheme(name: str) -> Any:
     module, _, attr = target.partition(":")
     try:
         mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if name in BUILTIN and e.name and e.name.split(".")[0] != "asyncnet":
-            # a built-in scheme's optional dependency (GradEP's scipy): name the extra
-            dist = _DISTRIBUTIONS.get(e.name.split(".")[0], e.name.split(".")[0])
-            raise SchemeError(f"rule {name!r} needs {dist}, which is not installed: "
-                              f"{extra_hint(name)}") from None
-        raise SchemeError(f"rule {name!r}: its module {module} failed to import "
-                          f"({type(e).__name__}: {e})") from e
     except Exception as e:  # noqa: BLE001 - any failure of a plugin's import is reported
+        # a built-in scheme's optional dependency (GradEP's scipy): the extra named
+        hint = missing_extra(e, f"rule {name!r}", EXTRAS[name]) \
+            if isinstance(e, ModuleNotFoundError) and name in EXTRAS else None
+        if hint:
+            raise SchemeError(hint) from None
         raise SchemeError(f"rule {name!r}: its module {module} failed to import "
                           f"({type(e).__name__}: {e})") from e
     try:

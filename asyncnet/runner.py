@@ -98,9 +98,6 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         rec = record
     else:
         rec = Recorder(recorded_variables(record), period=period)
-        if rec.period >= sc.duration:  # samples at period, 2 period, ... before the end
-            raise ScenarioError(f"recorder: period {period:g} is not shorter than the run "
-                                f"({sc.duration:g}): no sample would be taken")
     attach = [rec.attach] if rec else []
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,

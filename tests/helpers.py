@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+
 import networkx as nx
 import numpy as np
+import pytest
 
 from asyncnet.engine import Engine
 from asyncnet.messages import QUANTA
@@ -90,3 +96,20 @@ def openblas_kernel() -> str | None:
     from asyncnet.numerics import numpy_blas
     lib = numpy_blas() or {}
     return lib.get("architecture") if lib.get("internal_api") == "openblas" else None
+
+
+@contextlib.contextmanager
+def small_tmpfs(tmp_path, size: str) -> Iterator:
+    """A tmpfs of ``size`` (``"16k"``) mounted under ``tmp_path``: a disk that fills up
+    for real. Skips the test where it cannot be mounted (not root, no ``mount``)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)

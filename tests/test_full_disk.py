@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import asyncnet.outputs as outputs
 from asyncnet.cli import main
 from asyncnet.schemes.gradep.train import save_atomic, save_text_atomic
 
+from .helpers import small_tmpfs
 from .test_hardening import scenario
 
 
@@ -145,25 +145,17 @@ def test_a_figure_on_a_full_disk_is_one_line_and_no_file(tmp_path, monkeypatch, 
     assert sorted(os.listdir(tmp_path)) == ["short.toml", "x.log"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_export_on_a_full_tmpfs_names_the_table_and_leaves_none(tmp_path):
     pytest.importorskip("pyarrow")
     from .test_hardening import cli, one_error_line
     log = tmp_path / "x.log"
     assert main(["run", scenario(tmp_path, 200), "-q", "--log", str(log)]) == 0
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with small_tmpfs(tmp_path, "16k") as mnt:
         for fmt in ("parquet", "csv"):
             out = mnt / f"x.{fmt}"
             one_error_line(cli("export", str(log), "-o", str(out)),
                            f"{out}: cannot write the {fmt} table (No space left on device)")
             assert os.listdir(mnt) == []
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 # -- an output given the path of an input or of another output --------------------------

@@ -25,6 +25,8 @@ from asyncnet.eventlog import open_log
 from asyncnet.jsonout import dumps
 from asyncnet.replay import verify
 
+from .helpers import small_tmpfs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = os.path.join(ROOT, "scenarios", "quickstart.toml")
 SHORT = """[scenario]
@@ -244,21 +246,13 @@ def test_full_disk_stops_the_run_and_the_log_stays_readable(tmp_path, monkeypatc
     assert r["identical"] and r["truncated"] and r["compared"] > 100
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 def test_full_disk_for_real_on_a_small_tmpfs(tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with small_tmpfs(tmp_path, "100k") as mnt:
         log = mnt / "q.log"
         one_error_line(cli("run", scenario(tmp_path, 400), "-q", "--log", str(log)),
                        str(log), "No space left on device")
         r = cli("replay", str(log), "--verify", "-q")
         assert r.returncode == 0 and "identical:" in r.stdout and "truncated" in r.stdout
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def _sigint_default():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...commands import add_user_errors, command
-from ...outputs import extra_hint
+from ...outputs import missing_extra
 from .errors import GradEPError
 
 
@@ -29,10 +29,10 @@ def cmd_sample(args) -> int:
 
         from .sampling import sample, save_samples
     except ModuleNotFoundError as e:  # the scheme's extra (scipy, threadpoolctl, matplotlib)
-        if not e.name or e.name.startswith("asyncnet"):
+        hint = missing_extra(e, "asyncnet sample", "gradep")
+        if hint is None:
             raise
-        raise GradEPError(f"asyncnet sample needs {e.name.split('.')[0]}, which is not "
-                          f"installed: {extra_hint('gradep')}") from None
+        raise GradEPError(hint) from None
     with threadpool_limits(args.threads):
         xs = sample(args.state, n=args.n, steps=args.steps, mode=args.mode, seed=args.seed)
     t_end = (args.steps - 1) * 0.01

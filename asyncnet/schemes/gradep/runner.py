@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits  # the scheme's extra: a missing one is named
 
-if importlib.util.find_spec("sklearn") is None:  # the digits it trains on, read in each worker:
-    # said once here, at the scheme's import, not as a worker's traceback
-    raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
-
 from ...data import DataError
 from . import train as T
 from .agents import GradEP
 from .cli import WorkerDied
 from .data import make_batch
+
+if importlib.util.find_spec("sklearn") is None:  # the digits it trains on, read in each
+    # worker: said once here, at the scheme's import, not as a worker's traceback
+    raise ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
 
 PEER_LOST = 75
 """A worker's exit code when a peer's pipe closed under it (the peer died first)."""

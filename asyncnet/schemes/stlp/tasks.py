@@ -235,12 +235,12 @@ def attach(eng, net: Network, stream, sc) -> dict[str, Callable]:
     # the analyses flatten the net to a dense N × N face (which kind "none" does not)
     check_dense(sum(p.size for p in net.populations.values()),
                 'use [analysis] kind = "none", or fewer neurons')
-    if kind == "tracking" and free_run_steps(stream) > FREE_RUN_SPAN * max(sc.duration, 200):
+    steps = free_run_steps(stream)
+    if kind == "tracking" and steps > FREE_RUN_SPAN * max(sc.duration, 200):
         # the free run is a step-by-step recursion after the run: 2 × a huge period
         # ran out of memory (or for ever) once the whole run was done
-        steps = float(free_run_steps(stream))
         raise ValueError(f"the tracking analysis's free run is 2 × [data] period = "
-                         f"{steps:.3g} steps, more than {FREE_RUN_SPAN} times the "
+                         f"{float(steps):.3g} steps, more than {FREE_RUN_SPAN} times the "
                          f"scenario's duration {sc.duration:g}: shorten the period, "
                          f"lengthen the run or use [analysis] kind = \"none\"")
     names = sorted(net.populations) + sorted(p.name for p in net.projections.values())
