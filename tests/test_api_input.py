@@ -142,3 +142,12 @@ def test_a_network_with_no_sink_says_how_to_name_its_output():
     res = asyncnet.run(asyncnet.Scenario(g, "continuous", data={"kind": "piecewise", "hold": 5},
                                          duration=20))
     assert res.summary["messages"]["total"] > 0
+
+
+@pytest.mark.parametrize("period", ["x", None, float("nan"), 0])
+def test_a_period_that_is_no_positive_number_is_named_before_any_comparison(period):
+    import asyncnet
+    sc = asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", params={"eta": 0.05},
+                           data={"kind": "xor", "hold": 8}, duration=50)
+    with pytest.raises(asyncnet.ScenarioError, match="period must be a positive number"):
+        asyncnet.run(sc, record={"l1": ["state"]}, period=period)
