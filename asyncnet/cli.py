@@ -118,7 +118,6 @@ def cmd_run(args) -> int:
 
 def _run(args, sc, log_path: str | None, prog: Progress) -> int:
     """``cmd_run`` once the scenario, log and MPI rank are settled."""
-    from .simulation import simulate
     workers = args.workers or sc.cluster.get("workers", 1)
     save_state = args.save_state or sc.output.get("save_state")
     # outputs are checked before anything runs: a run that cannot be kept never starts
@@ -150,6 +149,17 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
         print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "
               "--checkpoint-every T", file=sys.stderr)
         return 2
+    try:
+        s = _dispatch(args, sc, log_path, prog, workers, save_state, ck, distributed)
+    except KeyboardInterrupt as e:  # what the run leaves behind, for the message
+        e.kept = interrupted_note(log_path, ck.get("checkpoint_dir"))  # type: ignore[attr-defined]
+        raise
+    return finish_run(s, args)
+
+
+def _dispatch(args, sc, log_path, prog, workers, save_state, ck, distributed) -> dict:
+    """The run of ``cmd_run``, in-process or distributed: its summary."""
+    from .simulation import simulate
     if args.mpi:
         from .cluster import simulate_distributed
         from .cluster.mpi import comm_world
@@ -171,7 +181,38 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
                                  log_path=log_path, progress=prog, save_state=save_state, **ck)
     else:
         s = simulate(sc, log_path=log_path, progress=prog, save_state=save_state, **ck)
-    return finish_run(s, args)
+    return s
+
+
+def interrupted_note(log_path: str | None, ck_dir: str | None) -> str:
+    """What an interrupted run leaves behind (the interrupt message's second half).
+
+    Parameters
+    ----------
+    log_path:
+        the run's event log, if it writes one.
+    ck_dir:
+        its checkpoint directory, if it writes checkpoints.
+
+    Returns
+    -------
+    One clause per output, naming the command that continues the run.
+    """
+    from .checkpoint import candidates
+    from .messages import QUANTA
+    said = []
+    if log_path:
+        said.append(f"the log {log_path} ends at its last whole instant (replay --verify "
+                    f"checks it as a prefix)")
+    if ck_dir:
+        files = candidates(ck_dir) if os.path.isdir(ck_dir) else []
+        if files:  # the instant from the newest file's name (ck-<quanta>.ckpt): nothing read
+            t = int(os.path.basename(files[0])[3:-5]) / QUANTA
+            said.append(f"asyncnet resume {ck_dir} continues from its newest checkpoint "
+                        f"(t={t:g})")
+        else:
+            said.append(f"no checkpoint was written yet in {ck_dir}")
+    return "; ".join(said) or "no log or checkpoint was being written"
 
 
 def finish_run(s: dict, args) -> int:
@@ -249,10 +290,15 @@ def cmd_resume(args) -> int:
             stop_workers()  # they wait for work that never comes
             return 2
         workers, mpi = comm.Get_size() - 1, True
-    with _released(mpi):
-        res = resume(args.path, progress=not args.quiet, workers=workers, mpi=mpi,
-                     notice=None if args.quiet else
-                     lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
+    try:
+        with _released(mpi):
+            res = resume(args.path, progress=not args.quiet, workers=workers, mpi=mpi,
+                         notice=None if args.quiet else
+                         lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
+    except KeyboardInterrupt as e:
+        e.kept = (f"asyncnet resume {args.path} again continues from "  # type: ignore[attr-defined]
+                  f"the newest checkpoint (a log ends at its last whole instant)")
+        raise
     return finish_run(res.summary, args)
 
 
@@ -399,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        print(f"asyncnet: {how}; a log being written ends at its last whole instant "
-              "(replay --verify checks it as a prefix)", file=sys.stderr)
+        kept = getattr(e, "kept", None) or ("a log being written ends at its last whole "
+                                            "instant (replay --verify checks it as a prefix)")
+        print(f"asyncnet: {how}; {kept}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
 
 

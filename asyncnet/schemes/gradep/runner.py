@@ -10,6 +10,8 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait
@@ -159,6 +161,9 @@ def _worker(foreign: list, *args: Any) -> None:
     ``foreign``: the pipe ends of other workers, inherited through the fork;
     closed first, so that a peer's death closes its pipe everywhere.
     """
+    # Ctrl-C reaches the whole process group: the parent ends the workers (SIGTERM)
+    # and says what is kept; a worker unwinding on its own would print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for c in foreign:
         c.close()
     try:
@@ -169,7 +174,7 @@ def _worker(foreign: list, *args: Any) -> None:
 
 def _work(backend: str, params: dict, seed: int, batch: int, steps: int, start: int,
           ck: dict | None, shard: int, workers: int, conns: dict, state_dir: str,
-          every: int, threads: int, losses0: list) -> None:
+          every: int, threads: int, losses0: list, say: bool = True) -> None:
     _die_with_parent()
     keep_freed_memory()
     threadpool_limits(threads)
@@ -187,7 +192,8 @@ def _work(backend: str, params: dict, seed: int, batch: int, steps: int, start: 
         for k in _boundaries(start, steps, every):
             run.run_to(k)
         return
-    _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_dir, losses0)
+    _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_dir, losses0,
+          say)
 
 
 def _boundaries(start: int, steps: int, every: int) -> list[int]:
@@ -196,8 +202,9 @@ def _boundaries(start: int, steps: int, every: int) -> list[int]:
 
 
 def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_dir,
-          losses0) -> None:
-    """Shard 0: run, checkpoint, report progress."""
+          losses0, say: bool = True) -> None:
+    """Shard 0: run, checkpoint, report progress (a line a checkpoint on stderr if
+    ``say``: stdout is the summary's, one JSON object with ``--json``)."""
     from tqdm import tqdm
     cfg = _config(rule, seed, batch, backend, workers)
     os.makedirs(os.path.join(state_dir, "steps"), exist_ok=True)
@@ -217,13 +224,15 @@ def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_d
             bar.update(k - bar.n)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=True)
             el = time.perf_counter() - t0
-            print(f"gradep: step {k}/{steps} loss {losses[-1]:.4f} "
-                  f"({el / (k - start):.2f} s/step this session)", flush=True)
+            if say:
+                print(f"gradep: step {k}/{steps} loss {losses[-1]:.4f} "
+                      f"({el / (k - start):.2f} s/step this session)", file=sys.stderr,
+                      flush=True)
         bar.close()
 
 
 def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
-          steps: int | None = None) -> dict:
+          steps: int | None = None, progress: bool = True) -> dict:
     """Train (or continue training) into ``state_dir``; return a summary.
 
     Parameters
@@ -232,7 +241,8 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
     seed: the run's seed. batch: pairs per step (1797 = the full data set).
     state_dir: where checkpoints live; an existing checkpoint is continued.
     backend: ``"engine"`` or ``"face"`` (default ``rule.backend``). steps: default
-    ``rule.steps``.
+    ``rule.steps``. progress: a line on stderr at each checkpoint (the
+    state directory's ``progress.txt`` is written either way).
 
     Returns
     -------
@@ -254,14 +264,14 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
         start, losses0 = int(ck["step"]), [float(v) for v in ck["losses"]]
     t0 = time.perf_counter()
     if start < steps:
-        _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0)
+        _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, progress)
     ck = T.load_checkpoint(state_dir)
     return {"steps": int(ck["step"]), "losses": [float(v) for v in ck["losses"]],
             "wall_seconds": time.perf_counter() - t0, "state_dir": state_dir,
             "resumed_from": start}
 
 
-def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0):
+def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, say=True):
     W = rule.workers
     params = {k: v for k, v in asdict(rule).items() if k not in ("name", "requires_dag")}
     ctx = mp.get_context("fork")
@@ -282,7 +292,7 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0):
                    if owner != s]
         procs.append(ctx.Process(target=_worker, args=(
             foreign, backend, params, seed, batch, steps, start, ck, s, W, conns, state_dir,
-            rule.checkpoint_every, rule.threads, losses0)))
+            rule.checkpoint_every, rule.threads, losses0, say)))
     for p in procs:
         p.start()
     # only the workers hold their own ends (each closed the others' it inherited):
@@ -348,7 +358,12 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     # the scenario beside its checkpoints: `asyncnet resume STATE_DIR` continues the run
     os.makedirs(state_dir, exist_ok=True)
     T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), sc.text)
-    s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend)
+    try:
+        s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend,
+                  progress=not quiet)
+    except KeyboardInterrupt as e:  # what is kept, for the interrupt's message
+        e.kept = _kept(state_dir)  # type: ignore[attr-defined]
+        raise
     if json_out:
         print(json.dumps(s))
         return 0
@@ -360,6 +375,18 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     print(f"run       {s['steps']} steps in {state_dir} (this session from step "
           f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
     return 0
+
+
+def _kept(state_dir: str) -> str:
+    """What an interrupted training run keeps, and the command that continues it."""
+    try:
+        ck = T.load_checkpoint(state_dir)
+    except (OSError, ValueError, KeyError):  # written atomically: unreadable only if moved
+        ck = None
+    if ck is None:
+        return f"no checkpoint was written yet in {state_dir}: the same command starts again"
+    return (f"{state_dir} keeps step {int(ck['step'])}: the same command, or asyncnet resume "
+            f"{state_dir}, continues from it")
 
 
 @dataclass
