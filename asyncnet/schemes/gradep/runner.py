@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits  # the scheme's extra: a missing one is named
 
+from ...analysis.divergence import LIMIT
 from ...data import DataError
+from ...jsonout import dumps
 from . import train as T
 from .agents import GradEP
 from .cli import WorkerDied
@@ -32,6 +34,8 @@ if importlib.util.find_spec("sklearn") is None:  # the digits it trains on, read
 
 PEER_LOST = 75
 """A worker's exit code when a peer's pipe closed under it (the peer died first)."""
+DIVERGED_STOP = 76
+"""Shard 0's exit code when it stopped the run at a checkpoint whose loss diverged."""
 CONFIG_KEYS = ("lam", "alpha", "beta", "eps", "free_steps", "nudge_steps", "lr", "adam_b1",
                "adam_b2", "adam_eps", "clip", "clip_mode", "dtype", "sizes", "kernel")
 
@@ -228,7 +232,11 @@ def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_d
                 print(f"gradep: step {k}/{steps} loss {losses[-1]:.4f} "
                       f"({el / (k - start):.2f} s/step this session)", file=sys.stderr,
                       flush=True)
+            if k < steps and diverged_at(losses) is not None:
+                break  # every later step is NaN or worse: the checkpoint shows where
         bar.close()
+    if k < steps:
+        raise SystemExit(DIVERGED_STOP)  # the parent stops the other shards
 
 
 def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
@@ -308,12 +316,22 @@ def _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, say
                 s = live.pop(sentinel)
                 procs[s].join()
                 if procs[s].exitcode != 0:
+                    if _stopped_diverged(procs, s):
+                        return  # the checkpoint holds the diverged loss: reported by the caller
                     raise WorkerDied(_failure(procs, s, state_dir))
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join()
+
+
+def _stopped_diverged(procs: list, first: int) -> bool:
+    """Whether shard 0 stopped the run on a diverged loss (a peer that lost it
+    may be seen to end first)."""
+    if first != 0 and procs[first].exitcode == PEER_LOST:
+        procs[0].join(timeout=5.0)
+    return procs[0].exitcode == DIVERGED_STOP
 
 
 def _failure(procs: list, first: int, state_dir: str) -> str:
@@ -364,9 +382,42 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     except KeyboardInterrupt as e:  # what is kept, for the interrupt's message
         e.kept = _kept(state_dir)  # type: ignore[attr-defined]
         raise
+    dv = diverged_at(s["losses"])
+    if dv is not None:
+        s["diverged"] = dv
     if json_out:
-        print(json.dumps(s))
+        print(dumps(s))  # a NaN loss is null: strict JSON
+    else:
+        _print_summary(sc, rule, batch, state_dir, s)
+    if dv is None:
         return 0
+    # a result, not a success: exit 3, as a run of the engine's pipeline that diverged
+    print(f"asyncnet: error: the run diverged: the flow loss at step {dv['step']} is "
+          f"{dv['loss']:g} (limit {LIMIT:g}); a smaller lr or clip keeps it bounded",
+          file=sys.stderr)
+    return 3
+
+
+def diverged_at(losses: list[float]) -> dict | None:
+    """The first step whose flow loss is not finite or above
+    :data:`~asyncnet.analysis.divergence.LIMIT` in magnitude, or ``None``.
+
+    Parameters
+    ----------
+    losses:
+        the loss of every step so far.
+
+    Returns
+    -------
+    ``{"step", "loss", "limit"}`` or ``None``.
+    """
+    for k, v in enumerate(losses):
+        if not np.isfinite(v) or abs(v) > LIMIT:
+            return {"step": k, "loss": float(v), "limit": LIMIT}
+    return None
+
+
+def _print_summary(sc, rule, batch: int, state_dir: str, s: dict) -> None:
     L = s["losses"]
     marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
     print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
@@ -374,7 +425,6 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
     print(f"run       {s['steps']} steps in {state_dir} (this session from step "
           f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
-    return 0
 
 
 def _kept(state_dir: str) -> str:

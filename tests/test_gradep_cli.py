@@ -1,0 +1,64 @@
+"""``asyncnet run`` of a GradEP scenario: its outputs and its ends, as a user meets them.
+
+A training run whose loss blew up (an lr far too large) ran every step and
+ended with exit 0; the progress lines went to stdout, so ``--json`` was not
+one JSON object, and ``-q`` did not silence them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from .test_interrupt import _gradep_scenario
+from .test_hardening import cli, strict_json
+
+pytest.importorskip("sklearn")  # GradEP's digits
+
+
+def _with(path: str, **rule) -> str:
+    import tomllib
+
+    import tomli_w
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    doc["rule"].update(rule)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(tomli_w.dumps(doc))
+    return path
+
+
+def test_a_diverging_training_run_stops_at_its_next_checkpoint_with_exit_3(tmp_path):
+    path, state = _gradep_scenario(tmp_path, steps=30)
+    _with(path, lr=1e6)
+    r = cli("run", path, "-q")
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    with np.load(os.path.join(state, "checkpoint.npz")) as z:
+        losses, step = z["losses"], int(z["step"])
+    bad = next(k for k, v in enumerate(losses) if not np.isfinite(v) or abs(v) > 1e12)
+    assert step == bad + 1 < 30  # stopped at the checkpoint after the first bad step
+    assert r.stderr.startswith(f"asyncnet: error: the run diverged: the flow loss at step "
+                               f"{bad} is ")
+    assert r.stdout.startswith("scenario  ") and f"run       {step} steps in {state}" \
+        in r.stdout
+    j = cli("run", path, "--json")  # continued: one more checkpoint, the same verdict
+    got = strict_json(j.stdout)
+    assert j.returncode == 3 and got["diverged"]["step"] == bad
+    assert got["resumed_from"] == step and got["steps"] == step + 1
+
+
+def test_json_is_the_only_thing_on_stdout_and_quiet_is_quiet(tmp_path):
+    path, state = _gradep_scenario(tmp_path, steps=2)
+    r = cli("run", path, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)  # the whole of stdout: one object
+    assert got["steps"] == 2 and len(got["losses"]) == 2 and "diverged" not in got
+    assert "gradep: step 2/2 loss " in r.stderr  # progress on stderr
+    _with(path, steps=3)
+    q = cli("run", path, "-q")
+    assert q.returncode == 0 and q.stderr == "", q.stderr
+    assert "this session from step 2" in q.stdout
