@@ -13,8 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from .test_interrupt import _gradep_scenario
 from .test_hardening import cli, strict_json
+from .test_interrupt import _gradep_scenario
 
 pytest.importorskip("sklearn")  # GradEP's digits
 
