@@ -82,6 +82,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
                         ("checkpoint_dir", checkpoint_dir)):
         _check_path(name, value)
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
+    _check_pipeline(sc)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
     if not (progress is None or isinstance(progress, bool) or callable(progress)):
@@ -283,6 +284,20 @@ def _log_head(meta: dict) -> bytes:
     return EventLogWriter(meta["log_file"], log_header(sc, eng.names))._head
 
 
+def _check_pipeline(sc: Scenario) -> None:
+    """Refuse a scenario whose scheme runs its own training loop (``run_scenario``):
+    the engine's pipeline would fail later on its data with a misleading message."""
+    rule = sc.build_rule()
+    if getattr(rule, "run_scenario", None) is None:
+        return
+    entry = getattr(rule, "python_entry", None)
+    raise ScenarioError(
+        f"{sc.path}: rule {sc.rule_name!r} runs its own training loop (step checkpoints "
+        f"in a state directory), which asyncnet.run does not drive: "
+        + (f"{entry} trains it from Python, " if entry else "")
+        + f"asyncnet run {sc.path} from the shell")
+
+
 def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
            workers: int = 1, notice: Callable[[str], None] | None = None,
            mpi: bool = False) -> Result:
@@ -312,6 +327,14 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     if path is None:
         raise TypeError("resume needs a path: a checkpoint directory or the run's event log")
     _check_path("path", path)
+    if os.path.isdir(path) and not candidates(path) \
+            and os.path.exists(os.path.join(path, "scenario.toml")) \
+            and os.path.exists(os.path.join(path, "checkpoint.npz")):
+        raise CheckpointError(
+            f"{path}: the state directory of a training run with its own loop (gradep), not "
+            f"a checkpoint directory of asyncnet.run: asyncnet resume {path} continues it "
+            f"from the shell, its scheme's training call from Python (the same state "
+            f"directory)")
     found = find_checkpoint(path)
     ck, m = found.ck, found.ck["meta"]
     if notice is not None:

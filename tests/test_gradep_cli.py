@@ -62,3 +62,22 @@ def test_json_is_the_only_thing_on_stdout_and_quiet_is_quiet(tmp_path):
     q = cli("run", path, "-q")
     assert q.returncode == 0 and q.stderr == "", q.stderr
     assert "this session from step 2" in q.stdout
+
+
+def test_the_python_api_refuses_a_gradep_scenario_naming_the_call_that_trains_it(tmp_path):
+    """``asyncnet.run`` of a gradep file failed on its data ("unknown data kind
+    'digits_flow'"), and ``asyncnet.resume`` of its state directory said it held
+    no checkpoint."""
+    import asyncnet
+    path, state = _gradep_scenario(tmp_path, steps=2)
+    with pytest.raises(asyncnet.ScenarioError, match=r"runs its own training loop .*"
+                       r"asyncnet\.schemes\.gradep\.runner\.train_scenario\(scenario\)"):
+        asyncnet.run(path)
+    from asyncnet.schemes.gradep.runner import train_scenario  # the call it names
+    got = train_scenario(asyncnet.Scenario.from_toml(path))
+    assert got["steps"] == 2 and got["state_dir"] == state and "diverged" not in got
+    with pytest.raises(ValueError, match=f"{state}: the state directory of a training run "
+                       f"with its own loop .* asyncnet resume {state} continues it"):
+        asyncnet.resume(state)
+    r = cli("run", path, "--json")  # the shell's run agrees with it: the same state, done
+    assert r.returncode == 0 and json.loads(r.stdout)["losses"] == got["losses"]

@@ -351,24 +351,44 @@ def _failure(procs: list, first: int, state_dir: str) -> str:
             f"stopped. The same command resumes from the last checkpoint in {state_dir}")
 
 
-def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
-                 state_dir: str | None = None) -> int:
-    """``asyncnet run`` of a gradep scenario: train into the state directory, print a summary.
+def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) -> dict:
+    """Train a gradep scenario into its state directory (continuing a checkpoint there).
 
-    The scenario's ``[data] batch`` (default 1797, the whole data set) and
-    ``[output] state_dir`` (default ``runs/<name>``) apply; the event log is
-    not written (each step's payloads are megabytes).
+    The Python face of ``asyncnet run FILE`` for this scheme: the scenario's
+    ``[data] batch`` (default 1797, the whole data set) and ``[output]
+    state_dir`` (default ``runs/<name>``) apply; no event log is written
+    (each step's payloads are megabytes).
+
+    Parameters
+    ----------
+    sc:
+        a :class:`~asyncnet.Scenario` of rule ``gradep``.
+    state_dir:
+        where the checkpoints go (default: the scenario's ``[output] state_dir``).
+    progress:
+        a line on stderr at each checkpoint.
+
+    Returns
+    -------
+    ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from", "batch"}``,
+    and ``"diverged": {"step", "loss", "limit"}`` if the loss became
+    non-finite or passed the limit (the run then stopped at the next checkpoint).
     """
+    if not hasattr(sc, "build_rule"):  # (this layer does not read scenario files)
+        raise TypeError(f"sc must be an asyncnet.Scenario (asyncnet.Scenario.from_toml(path) "
+                        f"reads a file), got {type(sc).__name__}")
     rule = sc.build_rule()
+    if not isinstance(rule, GradEP):
+        raise DataError(f"{sc.path}: rule {sc.rule_name!r} is not gradep")
     rule.sizes = T.sizes_of(sc.build_network())
     kind = sc.data.get("kind", "digits_flow")
     if kind != "digits_flow":
         raise DataError(f"{sc.path}: [data] kind {kind!r} does not apply to rule gradep "
-                            "(use digits_flow)")
+                        "(use digits_flow)")
     extra = set(sc.data) - {"kind", "batch"}
     if extra:
         raise DataError(f"{sc.path}: [data] key(s) {', '.join(sorted(extra))} do not "
-                            "apply to rule gradep (use kind, batch)")
+                        "apply to rule gradep (use kind, batch)")
     batch = sc.data.get("batch", 1797)
     if not 1 <= batch <= 1797:
         raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
@@ -378,17 +398,31 @@ def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
     T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), sc.text)
     try:
         s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend,
-                  progress=not quiet)
+                  progress=progress)
     except KeyboardInterrupt as e:  # what is kept, for the interrupt's message
         e.kept = _kept(state_dir)  # type: ignore[attr-defined]
         raise
+    s["batch"] = batch
     dv = diverged_at(s["losses"])
     if dv is not None:
         s["diverged"] = dv
+    return s
+
+
+def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
+                 state_dir: str | None = None) -> int:
+    """``asyncnet run`` of a gradep scenario: :func:`train_scenario`, then the summary.
+
+    Returns
+    -------
+    The exit status: 0, or 3 if the run diverged.
+    """
+    s = train_scenario(sc, state_dir=state_dir, progress=not quiet)
     if json_out:
         print(dumps(s))  # a NaN loss is null: strict JSON
     else:
-        _print_summary(sc, rule, batch, state_dir, s)
+        _print_summary(sc, s)
+    dv = s.get("diverged")
     if dv is None:
         return 0
     # a result, not a success: exit 3, as a run of the engine's pipeline that diverged
@@ -417,13 +451,14 @@ def diverged_at(losses: list[float]) -> dict | None:
     return None
 
 
-def _print_summary(sc, rule, batch: int, state_dir: str, s: dict) -> None:
+def _print_summary(sc, s: dict) -> None:
+    rule = sc.build_rule()
     L = s["losses"]
     marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
     print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
-          f"batch {batch}, {rule.workers} worker(s)")
+          f"batch {s['batch']}, {rule.workers} worker(s)")
     print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
-    print(f"run       {s['steps']} steps in {state_dir} (this session from step "
+    print(f"run       {s['steps']} steps in {s['state_dir']} (this session from step "
           f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
 
 
@@ -447,6 +482,9 @@ class GradEPScheme(GradEP):
     loop: checkpoints, the batch split over processes), not to the logged
     pipeline.
     """
+
+    python_entry = "asyncnet.schemes.gradep.runner.train_scenario(scenario)"
+    """What trains such a scenario from Python (``asyncnet.run`` refuses it, naming this)."""
 
     def run_scenario(self, sc, **kw) -> int:
         """Train as the scenario says; see :func:`run_scenario`."""
