@@ -443,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
         print(f"asyncnet: error: {msg}", file=sys.stderr)
         return 2
+    except MemoryError as e:  # numpy says how much it wanted: a size the input asked for
+        print(f"asyncnet: error: not enough memory{': ' + str(e) if str(e) else ''} "
+              f"(a smaller size, -n, batch or network fits)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as e:
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         kept = getattr(e, "kept", None) or ("a log being written ends at its last whole "

@@ -81,3 +81,55 @@ def test_the_python_api_refuses_a_gradep_scenario_naming_the_call_that_trains_it
         asyncnet.resume(state)
     r = cli("run", path, "--json")  # the shell's run agrees with it: the same state, done
     assert r.returncode == 0 and json.loads(r.stdout)["losses"] == got["losses"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> str:
+    """The state directory of a one-step gradep run."""
+    tmp = tmp_path_factory.mktemp("trained")
+    path, state = _gradep_scenario(tmp, steps=1)
+    r = cli("run", path, "-q")
+    assert r.returncode == 0, r.stderr
+    return state
+
+
+def _one_line(r, *words: str) -> None:
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asyncnet: error: "), r.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.mark.parametrize("flag, value", [("-n", "0"), ("-n", "-3"), ("--steps", "0"),
+                                         ("--threads", "0"), ("--threads", "-1")])
+def test_sample_sizes_below_one_are_refused(trained, tmp_path, flag, value):
+    _one_line(cli("sample", trained, flag, value, "-o", str(tmp_path / "s")), flag,
+              "must be at least 1")
+
+
+def test_sample_more_than_memory_holds_is_one_line(trained, tmp_path):
+    _one_line(cli("sample", trained, "-n", str(10**10), "-o", str(tmp_path / "s")),
+              "not enough memory")
+
+
+def test_sample_of_what_is_no_gradep_checkpoint_names_it(trained, tmp_path):
+    text, other, empty = tmp_path / "t.txt", tmp_path / "o.npz", tmp_path / "d"
+    text.write_text("hello")
+    np.savez(other, samples=np.zeros(3))
+    empty.mkdir()
+    for what, words in ((text, "not a gradep checkpoint"),
+                        (other, "an .npz, but not a gradep checkpoint"),
+                        (empty, "no checkpoint.npz in it")):
+        _one_line(cli("sample", str(what), "-o", str(tmp_path / "s")), f"{what}: ", words)
+
+
+@pytest.mark.parametrize("target", ["checkpoint", "checkpoint.png", "steps/step_00001"])
+def test_sample_never_writes_over_a_checkpoint(trained, target):
+    """``-o STATE/checkpoint`` replaced the run's checkpoint with the samples."""
+    ck = os.path.join(trained, "checkpoint.npz")
+    step = os.path.join(trained, "steps", "step_00001.npz")
+    before = {p: open(p, "rb").read() for p in (ck, step)}
+    _one_line(cli("sample", trained, "-o", os.path.join(trained, target)), "overwrite")
+    assert {p: open(p, "rb").read() for p in (ck, step)} == before
+    assert not os.path.exists(os.path.join(trained, "checkpoint.png"))

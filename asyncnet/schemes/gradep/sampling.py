@@ -19,6 +19,7 @@ import numpy as np
 from ...network import agent_rng
 from ...outputs import save_npz, write_whole
 from . import physics as P
+from .errors import GradEPError
 from .face import Face
 from .train import load_checkpoint, run_config
 
@@ -26,19 +27,44 @@ MODES = ("energy", "spring")
 
 
 def load_model(path: str) -> tuple[P.Config, dict]:
-    """``(config, parameters)`` from a run's state directory or a checkpoint ``.npz``."""
+    """``(config, parameters)`` from a run's state directory or a checkpoint ``.npz``.
+
+    Raises
+    ------
+    GradEPError
+        ``path`` is no gradep state directory or checkpoint (naming what it is).
+    """
     if os.path.isdir(path):
-        ck = load_checkpoint(path)
-        if ck is None:
-            raise FileNotFoundError(os.path.join(path, "checkpoint.npz"))
-    else:
+        if load_checkpoint(path) is None:
+            raise GradEPError(f"{path}: no checkpoint.npz in it: not the state directory of "
+                              f"a gradep run, or its run wrote no checkpoint yet")
+        path = os.path.join(path, "checkpoint.npz")
+    try:
         with np.load(path, allow_pickle=False) as z:
             ck = {k: z[k] for k in z.files}
-    cfg = run_config(ck)
-    keep = {k: (tuple(v) if k == "sizes" else v) for k, v in cfg.items()
-            if k in P.Config.__dataclass_fields__}
-    c = P.Config(**keep)
-    return c, {k: ck[f"param/{k}"] for k in P.PARAMS}
+    except (ValueError, OSError, EOFError) as e:  # no .npz: text, a log, cut short
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise GradEPError(f"{path}: not a gradep checkpoint (an .npz written by a gradep "
+                          f"run: its state directory or a file of its steps/)") from None
+    try:
+        cfg = run_config(ck)
+        keep = {k: (tuple(v) if k == "sizes" else v) for k, v in cfg.items()
+                if k in P.Config.__dataclass_fields__}
+        return P.Config(**keep), {k: ck[f"param/{k}"] for k in P.PARAMS}
+    except (KeyError, TypeError, ValueError):
+        raise GradEPError(f"{path}: an .npz, but not a gradep checkpoint (its run "
+                          f"configuration or parameters are missing)") from None
+
+
+def is_checkpoint(path: str) -> bool:
+    """Whether ``path`` is an existing .npz holding a gradep run's configuration
+    (a checkpoint, which ``asyncnet sample -o`` must not overwrite)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "config" in z.files
+    except (ValueError, OSError, EOFError):
+        return False
 
 
 def velocity(face: Face, x: np.ndarray, mode: str, relax: int) -> np.ndarray:
@@ -100,6 +126,11 @@ def grid_figure(samples: np.ndarray, title: str = ""):
     return fig
 
 
+def sample_stem(out: str) -> str:
+    """``out`` without a ``.npz`` or ``.png`` ending: the stem of both files written."""
+    return out[:-4] if out.endswith((".npz", ".png")) else out
+
+
 def save_samples(samples: np.ndarray, out: str, title: str = "") -> tuple[str, str]:
     """Write ``<out>.npz`` (key ``samples``) and ``<out>.png`` (the grid).
 
@@ -108,7 +139,7 @@ def save_samples(samples: np.ndarray, out: str, title: str = "") -> tuple[str, s
     The two paths written.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    stem = out[:-4] if out.endswith((".npz", ".png")) else out
+    stem = sample_stem(out)
     os.makedirs(os.path.dirname(os.path.abspath(stem)), exist_ok=True)
     save_npz(stem + ".npz", {"samples": samples}, "the samples")
     fig = grid_figure(samples, title)
