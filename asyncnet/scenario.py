@@ -302,10 +302,16 @@ def _check_table(tbl: Any, schema: dict, where: str, path: str) -> None:
         if ok and want in (int, NUM) and isinstance(v, int) and not -2**63 <= v < 2**63:
             raise ScenarioError(f"{path}: {where} key {k!r} is out of range: {v}")
         if not ok:
-            tname = (want.__name__ if isinstance(want, type) else "number" if want is NUM
-                     else " or ".join(w.__name__ for w in want))
-            raise ScenarioError(f"{path}: {where} key {k!r} must be a {tname}, "
+            tname = (_TYPE_NAMES.get(want, want.__name__) if isinstance(want, type)
+                     else "a number" if want is NUM
+                     else " or ".join(_TYPE_NAMES.get(w, w.__name__) for w in want))
+            raise ScenarioError(f"{path}: {where} key {k!r} must be {tname}, "
                                 f"got {type(v).__name__} {v!r}")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "a table"}
+"""A key's type as the scenario file's reader says it (not Python's "a int")."""
 
 
 def _check_items(v: list, want: Any, where: str, path: str, nested: bool = True,

@@ -133,3 +133,56 @@ def test_sample_never_writes_over_a_checkpoint(trained, target):
     _one_line(cli("sample", trained, "-o", os.path.join(trained, target)), "overwrite")
     assert {p: open(p, "rb").read() for p in (ck, step)} == before
     assert not os.path.exists(os.path.join(trained, "checkpoint.png"))
+
+
+def _edit(path: str, fn) -> str:
+    import tomllib
+
+    import tomli_w
+    with open(path, "rb") as f:
+        doc = tomllib.load(f)
+    fn(doc)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(tomli_w.dumps(doc))
+    return path
+
+
+def _sizes(doc, sizes):
+    for node, size in zip(doc["network"]["nodes"], sizes, strict=True):
+        node["size"] = size
+
+
+def _rename(doc):
+    for node in doc["network"]["nodes"]:
+        node["name"] = "p" + node["name"]
+    for e in doc["network"]["edges"]:
+        e["pre"], e["post"] = "p" + e["pre"], "p" + e["post"]
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["rule"].update(workers=0), ["[rule] workers must be at least 1, got 0"]),
+    (lambda d: d["rule"].update(checkpoint_every=-2),
+     ["[rule] checkpoint_every must be at least 1, got -2"]),
+    (lambda d: d["data"].update(batch="all"),
+     ["[data] key 'batch' must be an integer, got str 'all'"]),
+    # x of 32 trained on the 64-pixel batches reshaped as something else, exit 0
+    (lambda d: _sizes(d, [32, 128, 128]),
+     ["[network] population x must have size 64 (the 8×8 digits' pixels), got 32"]),
+    (lambda d: _sizes(d, [65, 16, 16]), ["population x must have size 64", "got 65"]),
+    (_rename, ["[network] rule gradep needs populations x, h1, h2",
+               "this network has populations px, ph1, ph2 and edges px->ph1, ph1->ph2"]),
+])
+def test_a_gradep_scenario_that_cannot_work_is_one_line_naming_the_key(tmp_path, change,
+                                                                      words):
+    path, state = _gradep_scenario(tmp_path, steps=1)
+    _one_line(cli("run", _edit(path, change), "-q"), f"{path}: ", *words)
+    assert not os.path.exists(os.path.join(state, "checkpoint.npz"))
+
+
+def test_a_gradep_state_dir_that_is_a_file_is_named(tmp_path):
+    path, _ = _gradep_scenario(tmp_path, steps=1)
+    blocker = tmp_path / "taken"
+    blocker.write_text("mine")
+    _edit(path, lambda d: d["output"].update(state_dir=str(blocker)))
+    _one_line(cli("run", path, "-q"), f"[output] state_dir {blocker}: a file, not a directory")
+    assert blocker.read_text() == "mine"

@@ -71,8 +71,9 @@ class GradEP(P.Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.steps < 1 or self.checkpoint_every < 1 or self.workers < 1 or self.threads < 1:
-            raise P.GradEPError("steps, checkpoint_every, workers and threads must be >= 1")
+        for key in ("steps", "checkpoint_every", "workers", "threads"):
+            if getattr(self, key) < 1:
+                raise P.GradEPError(f"{key} must be at least 1, got {getattr(self, key)}")
         if self.backend not in ("engine", "face"):
             raise P.GradEPError(f"backend must be engine or face, got {self.backend!r}")
         if self.backend == "engine" and self.clip_mode == "global":

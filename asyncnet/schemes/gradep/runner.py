@@ -380,7 +380,13 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
     rule = sc.build_rule()
     if not isinstance(rule, GradEP):
         raise DataError(f"{sc.path}: rule {sc.rule_name!r} is not gradep")
-    rule.sizes = T.sizes_of(sc.build_network())
+    try:
+        rule.sizes = T.sizes_of(sc.build_network())
+    except T.P.GradEPError as e:
+        raise T.P.GradEPError(f"{sc.path}: [network] {e}") from None
+    if rule.sizes[0] != T.PIXELS:  # the digits' batches: another size was reshaped silently
+        raise T.P.GradEPError(f"{sc.path}: [network] population x must have size {T.PIXELS} "
+                              f"(the 8×8 digits' pixels), got {rule.sizes[0]}")
     kind = sc.data.get("kind", "digits_flow")
     if kind != "digits_flow":
         raise DataError(f"{sc.path}: [data] kind {kind!r} does not apply to rule gradep "
@@ -393,6 +399,9 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
     if not 1 <= batch <= 1797:
         raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
     state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
+    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
+        raise T.P.GradEPError(f"{sc.path}: [output] state_dir {state_dir}: a file, not a "
+                              f"directory (give the run a directory of its own)")
     # the scenario beside its checkpoints: `asyncnet resume STATE_DIR` continues the run
     os.makedirs(state_dir, exist_ok=True)
     T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), sc.text)

@@ -55,6 +55,10 @@ def graph(sizes: tuple = (64, 128, 128)) -> nx.DiGraph:
     return g
 
 
+PIXELS = 64
+"""The size of a digit (8×8), and so of population ``x``."""
+
+
 def sizes_of(net: Network) -> tuple:
     """The population sizes, checking the network is the scheme's.
 
@@ -68,7 +72,10 @@ def sizes_of(net: Network) -> tuple:
     """
     if set(net.populations) != set(P.POPS) or set(net.projections) != {("x", "h1"),
                                                                         ("h1", "h2")}:
-        raise P.GradEPError("rule gradep needs populations x, h1, h2 and edges x->h1, h1->h2")
+        have = ", ".join(net.populations) or "none"  # in the file's order
+        edges = ", ".join(f"{a}->{b}" for a, b in net.projections) or "none"
+        raise P.GradEPError(f"rule gradep needs populations x, h1, h2 and edges x->h1, "
+                            f"h1->h2; this network has populations {have} and edges {edges}")
     if any(p.delay_q != net.projections[("x", "h1")].delay_q for p in net.projections.values()):
         raise P.GradEPError("rule gradep needs equal delays on both projections")
     return tuple(net.populations[n].size for n in P.POPS)
