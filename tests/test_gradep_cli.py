@@ -169,6 +169,9 @@ def _rename(doc):
     (lambda d: _sizes(d, [32, 128, 128]),
      ["[network] population x must have size 64 (the 8×8 digits' pixels), got 32"]),
     (lambda d: _sizes(d, [65, 16, 16]), ["population x must have size 64", "got 65"]),
+    # a worker with no rows of the batch died with a traceback
+    (lambda d: (d["rule"].update(workers=3), d["data"].update(batch=2)),
+     ["[rule] workers = 3 is more than [data] batch = 2"]),
     (_rename, ["[network] rule gradep needs populations x, h1, h2",
                "this network has populations px, ph1, ph2 and edges px->ph1, ph1->ph2"]),
 ])

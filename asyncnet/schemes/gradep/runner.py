@@ -258,6 +258,9 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
     """
     steps = steps or rule.steps
     backend = backend or rule.backend
+    if rule.workers > batch:  # a worker without rows died on an empty shard
+        raise T.P.GradEPError(f"workers = {rule.workers} is more than batch = {batch}: each "
+                              f"worker takes a share of the batch")
     os.makedirs(state_dir, exist_ok=True)
     ck = T.load_checkpoint(state_dir)
     start, losses0 = 0, []
@@ -398,6 +401,10 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
     batch = sc.data.get("batch", 1797)
     if not 1 <= batch <= 1797:
         raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
+    if rule.workers > batch:
+        raise T.P.GradEPError(f"{sc.path}: [rule] workers = {rule.workers} is more than "
+                              f"[data] batch = {batch}: each worker takes a share of the "
+                              f"batch")
     state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
     if os.path.exists(state_dir) and not os.path.isdir(state_dir):
         raise T.P.GradEPError(f"{sc.path}: [output] state_dir {state_dir}: a file, not a "
