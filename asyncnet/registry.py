@@ -29,7 +29,7 @@ BUILTIN: dict[str, str] = {
     "ep": "asyncnet.schemes.ep:EP",
     "coupled": "asyncnet.schemes.coupled:Coupled",
     "stlp": "asyncnet.schemes.stlp:STLPScheme",
-    "gradep": "asyncnet.schemes.gradep.runner:GradEPScheme",
+    "gradep": "asyncnet.schemes.gradep.scheme:GradEPScheme",
 }
 _REGISTERED: dict[str, Any] = {}
 

@@ -71,9 +71,9 @@ def test_the_python_api_refuses_a_gradep_scenario_naming_the_call_that_trains_it
     import asyncnet
     path, state = _gradep_scenario(tmp_path, steps=2)
     with pytest.raises(asyncnet.ScenarioError, match=r"runs its own training loop .*"
-                       r"asyncnet\.schemes\.gradep\.runner\.train_scenario\(scenario\)"):
+                       r"asyncnet\.schemes\.gradep\.scheme\.train_scenario\(scenario\)"):
         asyncnet.run(path)
-    from asyncnet.schemes.gradep.runner import train_scenario  # the call it names
+    from asyncnet.schemes.gradep.scheme import train_scenario  # the call it names
     got = train_scenario(asyncnet.Scenario.from_toml(path))
     assert got["steps"] == 2 and got["state_dir"] == state and "diverged" not in got
     with pytest.raises(ValueError, match=f"{state}: the state directory of a training run "
@@ -189,3 +189,31 @@ def test_a_gradep_state_dir_that_is_a_file_is_named(tmp_path):
     _edit(path, lambda d: d["output"].update(state_dir=str(blocker)))
     _one_line(cli("run", path, "-q"), f"[output] state_dir {blocker}: a file, not a directory")
     assert blocker.read_text() == "mine"
+
+
+def test_two_runs_into_one_state_directory_the_second_is_refused_untouched(tmp_path):
+    """Two runs trained into one directory, overwriting each other's checkpoints; and
+    a run refused for other settings had already replaced the directory's scenario
+    (which ``asyncnet resume`` reads)."""
+    import time
+
+    from .test_interrupt import _start
+    path, state = _gradep_scenario(tmp_path, steps=2000)
+    first = _start(["run", path, "-q"])
+    try:
+        t0 = time.monotonic()
+        while not os.path.exists(os.path.join(state, "checkpoint.npz")):
+            assert time.monotonic() - t0 < 90 and first.poll() is None
+            time.sleep(0.02)
+        text = open(os.path.join(state, "scenario.toml")).read()
+        _one_line(cli("run", path, "-q"), f"{state}: another asyncnet process trains into "
+                  f"this state directory")
+        assert first.poll() is None  # still training, its directory its own
+    finally:
+        first.terminate()
+        first.communicate(timeout=60)
+    assert open(os.path.join(state, "scenario.toml")).read() == text
+    # once it is gone, a run of other settings is refused and leaves the scenario as it was
+    _edit(path, lambda d: d["rule"].update(lr=5e-3))
+    _one_line(cli("run", path, "-q"), "holds a run with other settings (lr)")
+    assert open(os.path.join(state, "scenario.toml")).read() == text

@@ -1,11 +1,12 @@
 """One training run end to end: processes, batch shards, checkpoints, progress.
 
 :func:`train` is the entry point (the CLI's ``asyncnet run`` of a gradep
-scenario comes here). Layout of the state directory: see :mod:`.train`.
+scenario comes here through :mod:`.scheme`). Layout of the state directory: see :mod:`.train`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import multiprocessing as mp
@@ -13,7 +14,8 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -21,8 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits  # the scheme's extra: a missing one is named
 
 from ...analysis.divergence import LIMIT
-from ...data import DataError
-from ...jsonout import dumps
+from ...outputs import lock_alone
 from . import train as T
 from .agents import GradEP
 from .cli import WorkerDied
@@ -240,7 +241,8 @@ def _lead(run, rule, seed, batch, backend, workers, start, steps, every, state_d
 
 
 def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str | None = None,
-          steps: int | None = None, progress: bool = True) -> dict:
+          steps: int | None = None, progress: bool = True,
+          scenario_text: str | None = None) -> dict:
     """Train (or continue training) into ``state_dir``; return a summary.
 
     Parameters
@@ -250,7 +252,12 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
     state_dir: where checkpoints live; an existing checkpoint is continued.
     backend: ``"engine"`` or ``"face"`` (default ``rule.backend``). steps: default
     ``rule.steps``. progress: a line on stderr at each checkpoint (the
-    state directory's ``progress.txt`` is written either way).
+    state directory's ``progress.txt`` is written either way). scenario_text:
+    written as the directory's ``scenario.toml`` once its checkpoint (if any)
+    is known to be of this run (``asyncnet resume`` reads it).
+
+    The directory is locked while the run trains (another process training
+    into it is refused before it writes a byte).
 
     Returns
     -------
@@ -262,6 +269,29 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
         raise T.P.GradEPError(f"workers = {rule.workers} is more than batch = {batch}: each "
                               f"worker takes a share of the batch")
     os.makedirs(state_dir, exist_ok=True)
+    with _locked(state_dir):
+        return _train(rule, seed, batch, state_dir, backend, steps, progress, scenario_text)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: str) -> Iterator[None]:
+    """Hold ``state_dir``'s ``.lock`` (flock) while a run trains into it: a second run
+    would overwrite the first's checkpoints with its own, step by step."""
+    f = open(os.path.join(state_dir, ".lock"), "ab")
+    try:
+        lock_alone(f)
+    except BlockingIOError:
+        f.close()
+        raise T.P.GradEPError(f"{state_dir}: another asyncnet process trains into this state "
+                              f"directory; this run stopped without touching it (wait for "
+                              f"that one, or give this one another state_dir)") from None
+    try:
+        yield
+    finally:
+        f.close()  # the forked workers have ended: closing drops the lock
+
+
+def _train(rule, seed, batch, state_dir, backend, steps, progress, scenario_text) -> dict:
     ck = T.load_checkpoint(state_dir)
     start, losses0 = 0, []
     cfg = _config(rule, seed, batch, backend, rule.workers)
@@ -273,6 +303,8 @@ def train(rule: GradEP, *, seed: int, batch: int, state_dir: str, backend: str |
             raise T.P.GradEPError(f"{state_dir} holds a run with other settings "
                                   f"({', '.join(sorted(diff))}); use another state directory")
         start, losses0 = int(ck["step"]), [float(v) for v in ck["losses"]]
+    if scenario_text is not None:  # the scenario beside its checkpoints: what resume reads
+        T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), scenario_text)
     t0 = time.perf_counter()
     if start < steps:
         _spawn(rule, seed, batch, steps, start, ck, backend, state_dir, losses0, progress)
@@ -354,100 +386,6 @@ def _failure(procs: list, first: int, state_dir: str) -> str:
             f"stopped. The same command resumes from the last checkpoint in {state_dir}")
 
 
-def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) -> dict:
-    """Train a gradep scenario into its state directory (continuing a checkpoint there).
-
-    The Python face of ``asyncnet run FILE`` for this scheme: the scenario's
-    ``[data] batch`` (default 1797, the whole data set) and ``[output]
-    state_dir`` (default ``runs/<name>``) apply; no event log is written
-    (each step's payloads are megabytes).
-
-    Parameters
-    ----------
-    sc:
-        a :class:`~asyncnet.Scenario` of rule ``gradep``.
-    state_dir:
-        where the checkpoints go (default: the scenario's ``[output] state_dir``).
-    progress:
-        a line on stderr at each checkpoint.
-
-    Returns
-    -------
-    ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from", "batch"}``,
-    and ``"diverged": {"step", "loss", "limit"}`` if the loss became
-    non-finite or passed the limit (the run then stopped at the next checkpoint).
-    """
-    if not hasattr(sc, "build_rule"):  # (this layer does not read scenario files)
-        raise TypeError(f"sc must be an asyncnet.Scenario (asyncnet.Scenario.from_toml(path) "
-                        f"reads a file), got {type(sc).__name__}")
-    rule = sc.build_rule()
-    if not isinstance(rule, GradEP):
-        raise DataError(f"{sc.path}: rule {sc.rule_name!r} is not gradep")
-    try:
-        rule.sizes = T.sizes_of(sc.build_network())
-    except T.P.GradEPError as e:
-        raise T.P.GradEPError(f"{sc.path}: [network] {e}") from None
-    if rule.sizes[0] != T.PIXELS:  # the digits' batches: another size was reshaped silently
-        raise T.P.GradEPError(f"{sc.path}: [network] population x must have size {T.PIXELS} "
-                              f"(the 8×8 digits' pixels), got {rule.sizes[0]}")
-    kind = sc.data.get("kind", "digits_flow")
-    if kind != "digits_flow":
-        raise DataError(f"{sc.path}: [data] kind {kind!r} does not apply to rule gradep "
-                        "(use digits_flow)")
-    extra = set(sc.data) - {"kind", "batch"}
-    if extra:
-        raise DataError(f"{sc.path}: [data] key(s) {', '.join(sorted(extra))} do not "
-                        "apply to rule gradep (use kind, batch)")
-    batch = sc.data.get("batch", 1797)
-    if not 1 <= batch <= 1797:
-        raise DataError(f"{sc.path}: [data] batch must be between 1 and 1797, got {batch}")
-    if rule.workers > batch:
-        raise T.P.GradEPError(f"{sc.path}: [rule] workers = {rule.workers} is more than "
-                              f"[data] batch = {batch}: each worker takes a share of the "
-                              f"batch")
-    state_dir = state_dir or sc.output.get("state_dir") or os.path.join("runs", sc.name)
-    if os.path.exists(state_dir) and not os.path.isdir(state_dir):
-        raise T.P.GradEPError(f"{sc.path}: [output] state_dir {state_dir}: a file, not a "
-                              f"directory (give the run a directory of its own)")
-    # the scenario beside its checkpoints: `asyncnet resume STATE_DIR` continues the run
-    os.makedirs(state_dir, exist_ok=True)
-    T.save_text_atomic(os.path.join(state_dir, "scenario.toml"), sc.text)
-    try:
-        s = train(rule, seed=sc.seed, batch=batch, state_dir=state_dir, backend=rule.backend,
-                  progress=progress)
-    except KeyboardInterrupt as e:  # what is kept, for the interrupt's message
-        e.kept = _kept(state_dir)  # type: ignore[attr-defined]
-        raise
-    s["batch"] = batch
-    dv = diverged_at(s["losses"])
-    if dv is not None:
-        s["diverged"] = dv
-    return s
-
-
-def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
-                 state_dir: str | None = None) -> int:
-    """``asyncnet run`` of a gradep scenario: :func:`train_scenario`, then the summary.
-
-    Returns
-    -------
-    The exit status: 0, or 3 if the run diverged.
-    """
-    s = train_scenario(sc, state_dir=state_dir, progress=not quiet)
-    if json_out:
-        print(dumps(s))  # a NaN loss is null: strict JSON
-    else:
-        _print_summary(sc, s)
-    dv = s.get("diverged")
-    if dv is None:
-        return 0
-    # a result, not a success: exit 3, as a run of the engine's pipeline that diverged
-    print(f"asyncnet: error: the run diverged: the flow loss at step {dv['step']} is "
-          f"{dv['loss']:g} (limit {LIMIT:g}); a smaller lr or clip keeps it bounded",
-          file=sys.stderr)
-    return 3
-
-
 def diverged_at(losses: list[float]) -> dict | None:
     """The first step whose flow loss is not finite or above
     :data:`~asyncnet.analysis.divergence.LIMIT` in magnitude, or ``None``.
@@ -465,43 +403,3 @@ def diverged_at(losses: list[float]) -> dict | None:
         if not np.isfinite(v) or abs(v) > LIMIT:
             return {"step": k, "loss": float(v), "limit": LIMIT}
     return None
-
-
-def _print_summary(sc, s: dict) -> None:
-    rule = sc.build_rule()
-    L = s["losses"]
-    marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
-    print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
-          f"batch {s['batch']}, {rule.workers} worker(s)")
-    print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
-    print(f"run       {s['steps']} steps in {s['state_dir']} (this session from step "
-          f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
-
-
-def _kept(state_dir: str) -> str:
-    """What an interrupted training run keeps, and the command that continues it."""
-    try:
-        ck = T.load_checkpoint(state_dir)
-    except (OSError, ValueError, KeyError):  # written atomically: unreadable only if moved
-        ck = None
-    if ck is None:
-        return f"no checkpoint was written yet in {state_dir}: the same command starts again"
-    return (f"{state_dir} keeps step {int(ck['step'])}: the same command, or asyncnet resume "
-            f"{state_dir}, continues from it")
-
-
-@dataclass
-class GradEPScheme(GradEP):
-    """The rule ``gradep`` as registered: :class:`.agents.GradEP` with its training run.
-
-    ``asyncnet run`` hands a gradep scenario to :meth:`run_scenario` (its own
-    loop: checkpoints, the batch split over processes), not to the logged
-    pipeline.
-    """
-
-    python_entry = "asyncnet.schemes.gradep.runner.train_scenario(scenario)"
-    """What trains such a scenario from Python (``asyncnet.run`` refuses it, naming this)."""
-
-    def run_scenario(self, sc, **kw) -> int:
-        """Train as the scenario says; see :func:`run_scenario`."""
-        return run_scenario(sc, **kw)
