@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
+from .ckfile import MAGIC
 from .messages import QUANTA, to_quanta
 from .outputs import check_apart, npz_name
 from .recording import Recorder, Result, recorded_variables
@@ -226,6 +227,25 @@ def default_checkpoint_dir(name: str, log: str | None) -> str:
     return f"{log}.ckpt" if log else os.path.join("runs", f"{name}.ckpt")
 
 
+def _not_one_checkpoint(path: str) -> None:
+    """Refuse one checkpoint file given for its directory (it read "not an asyncnet
+    event log"), naming the path that resumes it."""
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    directory = os.path.dirname(path) or "."
+    if head == MAGIC:
+        raise CheckpointError(f"{path}: one checkpoint file; resume takes its directory: "
+                              f"asyncnet resume {directory} continues from the newest whole "
+                              f"checkpoint there")
+    if path.endswith(".npz"):  # STATE/checkpoint.npz or STATE/steps/step_K.npz
+        for state in (directory, os.path.dirname(directory)):
+            if os.path.exists(os.path.join(state, "scenario.toml")) \
+                    and os.path.exists(os.path.join(state, "checkpoint.npz")):
+                raise CheckpointError(f"{path}: a checkpoint of a training run with its own "
+                                      f"loop (gradep): asyncnet resume {state} continues it "
+                                      f"from its newest step")
+
+
 def find_checkpoint(path: str) -> Found:
     """The checkpoint to resume ``path`` from (a checkpoint directory or an event log).
 
@@ -246,6 +266,7 @@ def find_checkpoint(path: str) -> Found:
     if os.path.isdir(path):
         directory = path
     elif os.path.isfile(path):
+        _not_one_checkpoint(path)
         from .logfile import open_log
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

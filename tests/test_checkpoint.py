@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -279,6 +280,18 @@ def test_resume_cli_errors(tmp_path, capsys, monkeypatch):
         "run", sc, "--checkpoint-every", "0", "-q")
     assert "needs --checkpoint-every" in err("run", sc, "--checkpoint-dir", str(tmp_path), "-q")
     assert not os.path.exists(tmp_path / "runs")  # refused before anything ran
+
+
+def test_resume_of_one_checkpoint_file_names_its_directory(finished, tmp_path, capsys):
+    """``asyncnet resume DIR/ck-....ckpt`` said "not an asyncnet event log"."""
+    from asyncnet.cli import main
+    d = tmp_path / "ck"
+    shutil.copytree(finished[1] / "a.log.ckpt", d)
+    one = sorted(d.glob("ck-*.ckpt"))[0]
+    assert main(["resume", str(one), "-q"]) == 2
+    e = capsys.readouterr().err
+    assert e == (f"asyncnet: error: {one}: one checkpoint file; resume takes its directory: "
+                 f"asyncnet resume {d} continues from the newest whole checkpoint there\n")
 
 
 class _nothing:

@@ -217,3 +217,10 @@ def test_two_runs_into_one_state_directory_the_second_is_refused_untouched(tmp_p
     _edit(path, lambda d: d["rule"].update(lr=5e-3))
     _one_line(cli("run", path, "-q"), "holds a run with other settings (lr)")
     assert open(os.path.join(state, "scenario.toml")).read() == text
+
+
+def test_resume_of_a_gradep_checkpoint_file_names_the_state_directory(trained):
+    for f in ("checkpoint.npz", os.path.join("steps", "step_00001.npz")):
+        path = os.path.join(trained, f)
+        _one_line(cli("resume", path, "-q"), f"{path}: a checkpoint of a training run with "
+                  f"its own loop (gradep): asyncnet resume {trained} continues it")
