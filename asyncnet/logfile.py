@@ -55,8 +55,10 @@ class EventLog:
     Opening reads and checks the header only. ``raw()`` (and ``records()``,
     ``messages()``) stream the records in file order, checking each record's
     types and ranges and every checkpoint's digest; when the stream ends the
-    attributes ``footer``, ``complete``, ``interrupted``, ``truncated``,
-    ``altered`` and ``verified`` describe the whole file.
+    attributes ``count``, ``verified_count``, ``footer``, ``complete``,
+    ``interrupted``, ``truncated``, ``altered`` and ``verified`` describe the
+    whole file (until then they describe what was read: ``count`` is 0 after
+    opening; ``scan()`` reads it all).
 
     With ``strict`` (the default) a digest that does not match raises
     :class:`LogError` where it is found; otherwise it is noted in ``altered``
@@ -65,6 +67,9 @@ class EventLog:
     """
 
     def __init__(self, path: str | os.PathLike, strict: bool = True):
+        if not isinstance(path, (str, os.PathLike)):  # os.fspath's own message names no path
+            raise TypeError(f"an event log's path must be a str or os.PathLike, got "
+                            f"{type(path).__name__} {path!r}"[:200])
         self.path = os.fspath(path)
         self.strict = strict
         if os.path.isdir(self.path):

@@ -135,6 +135,11 @@ class Network:
                 raise NetworkError(f"node {name!r}: size must be a positive integer, got {size!r}")
             act = a.get("activation", "tanh")
             activation(act)
+            if graph.degree(name) == 0 and graph.number_of_nodes() > 1:
+                # it became an input (no incoming edge) and grew the input layer: the
+                # data then failed for a size the user never gave
+                raise NetworkError(f"node {name!r}: no projection in or out (it would take "
+                                   f"no part in the run): connect it or remove it")
             role = a.get("role")
             if role is None:
                 if graph.in_degree(name) == 0:

@@ -23,7 +23,7 @@ import numpy as np
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .ckfile import MAGIC
 from .messages import QUANTA, to_quanta
-from .outputs import check_apart, npz_name
+from .outputs import check_apart, check_output, npz_name
 from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
@@ -111,6 +111,12 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     check_apart({"log": log, "saved state": save_state and npz_name(os.fspath(save_state)),
                  "checkpoint directory": kw.get("checkpoint_dir")},
                 {"scenario": sc.path if os.path.isfile(sc.path) else None})
+    # as the CLI does: an output that cannot be written stops the run before it starts
+    # (a log path that is a directory failed at the first write, "after 0 records")
+    if log is not None:
+        check_output(os.fspath(log), create_dirs=True)
+    if save_state is not None:
+        check_output(npz_name(os.fspath(save_state)), create_dirs=False)
     if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
         raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
     if restart_workers:
@@ -348,6 +354,8 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     if path is None:
         raise TypeError("resume needs a path: a checkpoint directory or the run's event log")
     _check_path("path", path)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
     if os.path.isdir(path) and not candidates(path) \
             and os.path.exists(os.path.join(path, "scenario.toml")) \
             and os.path.exists(os.path.join(path, "checkpoint.npz")):

@@ -104,6 +104,8 @@ class Scenario:
         if not isinstance(graph, nx.DiGraph):
             raise TypeError(f"graph must be a networkx.DiGraph (asyncnet.layered makes one), "
                             f"got {type(graph).__name__}")
+        _check_args(rule=rule, params=params, data=data, analysis=analysis, output=output,
+                    cluster=cluster, seed=seed, name=name, description=description)
         self.graph = graph
         self.rule_name = rule
         self.rule_params = dict(params or {})
@@ -464,6 +466,39 @@ def _graph(net: dict, path: str) -> nx.DiGraph:
     return g
 
 
+def _check_args(**given: Any) -> None:
+    """The Python-built scenario's arguments of the wrong kind, named (a list as
+    ``params`` was a TypeError from ``dict()``, ``rule=None`` a TOML writer's error)."""
+    kinds = {"rule": (str, "a rule name (asyncnet.known() lists them)"),
+             "name": (str, "a string"), "description": (str, "a string"),
+             "seed": ((int, np.integer), "an integer")}
+    for key, value in given.items():
+        table = "rule" if key == "params" else key
+        want, said = kinds.get(key, (dict, f"a dict (the [{table}] table)"))
+        if key in ("params", "data", "analysis", "output", "cluster") and value is None:
+            continue
+        if not isinstance(value, want) or isinstance(value, bool):
+            raise TypeError(f"{key} must be {said}, got {type(value).__name__} {value!r}"[:300])
+
+
+def _unwritable(doc: Any, where: str = "") -> str:
+    """Where in a scenario's tables a value TOML cannot hold sits (``[rule] eta``)."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            got = _unwritable(v, f"[{k}]" if not where else f"{where} {k}")
+            if got:
+                return got
+        return ""
+    if isinstance(doc, list):
+        for i, v in enumerate(doc):
+            got = _unwritable(v, f"{where}[{i}]")
+            if got:
+                return got
+        return ""
+    ok = isinstance(doc, (str, int, float, bool)) or doc.__class__.__module__ == "datetime"
+    return "" if ok else f"{where} = {doc!r} ({type(doc).__name__})"
+
+
 def _plain(v: Any) -> Any:
     """A TOML-writable value: numpy arrays and scalars as lists and numbers."""
     if isinstance(v, np.ndarray):
@@ -490,7 +525,7 @@ def to_toml(sc: Scenario) -> str:
     TOML text that :func:`load` reads back to the same scenario.
     """
     import tomli_w
-    head = {"name": sc.name, "seed": sc.seed, "duration": sc.duration}
+    head = _plain({"name": sc.name, "seed": sc.seed, "duration": sc.duration})
     if sc.description:
         head["description"] = sc.description
     nodes = [{"name": str(n), **_plain(dict(a))} for n, a in sc.graph.nodes(data=True)]
@@ -510,4 +545,7 @@ def to_toml(sc: Scenario) -> str:
     try:
         return tomli_w.dumps(doc)
     except TypeError as e:
-        raise ScenarioError(f"{sc.path}: cannot be written as TOML ({e})") from None
+        where = _unwritable(doc)
+        raise ScenarioError(f"{sc.path}: {where or e}: not a value a scenario file can "
+                            f"hold (a number, a string, a boolean, or lists and tables "
+                            f"of them)") from None

@@ -151,3 +151,74 @@ def test_a_period_that_is_no_positive_number_is_named_before_any_comparison(peri
                            data={"kind": "xor", "hold": 8}, duration=50)
     with pytest.raises(asyncnet.ScenarioError, match="period must be a positive number"):
         asyncnet.run(sc, record={"l1": ["state"]}, period=period)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"rule": None}, "rule must be a rule name (asyncnet.known() lists them), got NoneType "
+                     "None"),
+    ({"params": [1]}, "params must be a dict (the [rule] table), got list [1]"),
+    ({"data": "xor"}, "data must be a dict (the [data] table), got str 'xor'"),
+    ({"seed": None}, "seed must be an integer, got NoneType None"),
+    ({"seed": True}, "seed must be an integer, got bool True"),
+    ({"name": 3}, "name must be a string, got int 3"),
+])
+def test_a_scenario_argument_of_the_wrong_kind_is_named(kw, words):
+    """A list as params was dict()'s TypeError; rule=None and seed=None the TOML
+    writer's 'Object of type NoneType is not TOML serializable'."""
+    args = {"rule": "diffusion", "duration": 5, **kw}
+    with pytest.raises(TypeError) as e:
+        asyncnet.Scenario(asyncnet.layered([2, 3, 1]), args.pop("rule"), **args)
+    assert str(e.value) == words
+
+
+def test_numpy_numbers_are_plain_numbers_in_a_scenario():
+    """A numpy integer seed was refused as 'not TOML serializable'."""
+    g = asyncnet.layered([2, 3, 1])
+    a = asyncnet.Scenario(g, "diffusion", duration=np.float64(12.0), seed=np.int64(3),
+                          params={"eta": np.float32(0.25)}, data={"kind": "xor"})
+    b = asyncnet.Scenario(g, "diffusion", duration=12.0, seed=3, params={"eta": 0.25},
+                          data={"kind": "xor"})
+    assert a.text == b.text and a.seed == 3
+
+
+@pytest.mark.parametrize("kw, where", [({"params": {"eta": None}}, "[rule] eta = None"),
+                                       ({"params": {"eta": [1.0, None]}}, "[rule] eta[1] = None"),
+                                       ({"data": {"kind": "xor", "hold": object()}},
+                                        "[data] hold = <object")])
+def test_a_value_no_scenario_file_can_hold_is_named_where_it_is(kw, where):
+    with pytest.raises(asyncnet.ScenarioError) as e:
+        asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", duration=5, **kw)
+    assert where in str(e.value) and "not a value a scenario file can hold" in str(e.value)
+
+
+def test_a_node_with_no_projection_is_named():
+    """It became a second input population: the run then said the xor patterns have 2
+    values but 'the input layer' has size 4."""
+    g = asyncnet.layered([2, 3, 1])
+    g.add_node("lonely", size=2)
+    with pytest.raises(asyncnet.ScenarioError, match="node 'lonely': no projection in or out"):
+        asyncnet.run(asyncnet.Scenario(g, "diffusion", duration=5, data={"kind": "xor"}))
+
+
+def test_outputs_that_cannot_be_written_stop_the_run_before_it_starts(tmp_path):
+    """``log=`` a directory failed at the first write ('after 0 records ... readable up to
+    its last whole record'); a saved state in a missing directory at the end of the run."""
+    sc = _quick()
+    with pytest.raises(ValueError, match=f"{tmp_path}: is a directory"):
+        asyncnet.run(sc, log=str(tmp_path))
+    missing = tmp_path / "no" / "s.npz"
+    with pytest.raises(ValueError, match=f"directory {tmp_path / 'no'} does not exist"):
+        asyncnet.run(sc, save_state=str(missing))
+
+
+def test_resume_and_open_log_name_an_argument_of_the_wrong_kind(tmp_path):
+    """``resume(workers=0)`` ran in this process; ``open_log(3)`` was os.fspath's
+    message."""
+    log = str(tmp_path / "a.log")
+    asyncnet.run(_quick(), log=log, checkpoint_every=8)
+    with pytest.raises(asyncnet.ScenarioError, match="workers must be a positive integer, "
+                                                     "got 0"):
+        asyncnet.resume(log, workers=0)
+    with pytest.raises(TypeError, match="an event log's path must be a str or os.PathLike, "
+                                        "got int 3"):
+        asyncnet.open_log(3)

@@ -388,6 +388,7 @@ def test_gradep_state_directory_resumes(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "agg")  # main sets it; undone after the test
     from asyncnet.scenario import load
     from asyncnet.schemes.gradep import runner as R
+    from asyncnet.schemes.gradep import scheme as S
     from asyncnet.schemes.gradep import train as T
     with open(os.path.join(ROOT, "scenarios", "floweqprop_short.toml")) as f:
         text = f.read()
@@ -403,7 +404,7 @@ def test_gradep_state_directory_resumes(tmp_path, capsys, monkeypatch):
     sc_path.write_text(text)
     sc = load(str(sc_path))
     unbroken = str(tmp_path / "unbroken")
-    assert R.run_scenario(sc, quiet=True, json_out=True, state_dir=unbroken) == 0
+    assert S.run_scenario(sc, quiet=True, json_out=True, state_dir=unbroken) == 0
     ref = json.loads(capsys.readouterr().out.splitlines()[-1])
     with open(os.path.join(unbroken, "scenario.toml")) as f:  # kept beside the checkpoints
         assert f.read() == text

@@ -239,6 +239,10 @@ def reference() -> str:
             out += [f"| `{k}` | {_type_name(t)} | {EDGE_MEANING[k]} |"
                     for k, t in EDGE_KEYS.items()]
             out.append("")
+        if sec == "output":
+            out += ["A relative path here is relative to the directory the command runs in, as "
+                    "the defaults `runs/<name>.log` and `runs/<name>` are (as a path given on "
+                    "the command line is), not to the scenario file's directory.", ""]
     out += ["## Data kinds and their keys", "",
             "Schemes without data kinds of their own (diffusion, least action, continuous) "
             "use these; a `[data]` key the kind does not read is an error, not ignored. "
