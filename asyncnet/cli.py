@@ -242,12 +242,18 @@ def finish_run(s: dict, args) -> int:
     return 0
 
 
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """``--log PATH`` or ``--no-log``, not both (the log was silently not written)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--log", metavar="PATH", help="event log path (default runs/<name>.log)")
+    g.add_argument("--no-log", action="store_true", help="write no event log")
+
+
 cmd_run.configure = lambda p: (
     p.add_argument("scenario", help="a scenario TOML file"),
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object"),
     p.add_argument("--save-state", metavar="FILE.npz", help="save the final state"),
-    p.add_argument("--log", metavar="PATH", help="event log path (default runs/<name>.log)"),
-    p.add_argument("--no-log", action="store_true", help="write no event log"),
+    _log_options(p),
     p.add_argument("--workers", type=positive_int, default=0,
                    help="run on N local worker processes (N >= 1)"),
     p.add_argument("--cluster", metavar="FILE", help="a cluster file (distributed/*.toml)"),

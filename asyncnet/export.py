@@ -95,6 +95,11 @@ def cmd_export(args) -> int:
     """``asyncnet export LOG --format parquet|csv -o FILE``."""
     fmt = args.format or ("csv" if (args.output or "").lower().endswith(".csv")
                           else "parquet")
+    ending = os.path.splitext(args.output or "")[1].lower()
+    if args.format and ending in (".csv", ".parquet") and ending != f".{args.format}":
+        # a parquet table named .csv (or the other way) misleads whatever opens it
+        raise OutputError(f"{args.output}: a {ending} name for a {args.format} table (name "
+                          f"it .{args.format}, or give --format {ending[1:]})")
     out = args.output or os.path.splitext(args.log)[0] + (".csv" if fmt == "csv"
                                                            else ".parquet")
     try:
@@ -105,6 +110,8 @@ def cmd_export(args) -> int:
     open_log(args.log)  # a bad log is an error before any output exists
     check_output(out, create_dirs=True)
     check_apart({"table": out}, {"log": args.log})
+    if os.path.dirname(out):  # what check_output's create_dirs promised (pyarrow makes none)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
     except BaseException as e:

@@ -81,3 +81,15 @@ def test_no_pickle_in_the_package():
             text = f.read()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path
         assert "recv_pyobj" not in text and "send_pyobj" not in text, path
+
+
+def test_keys_are_never_made_over_existing_ones(tmp_path):
+    """A second ``asyncnet keys DIR`` replaced the pairs every worker had been given."""
+    from asyncnet.cluster.errors import KeysError
+    if not zmq.has("curve"):
+        pytest.skip("libzmq without CURVE")
+    make_keys(str(tmp_path))
+    before = {p: open(p, "rb").read() for p in glob.glob(str(tmp_path / "*key*"))}
+    with pytest.raises(KeysError, match="already holds keys .* remove them first"):
+        make_keys(str(tmp_path))
+    assert {p: open(p, "rb").read() for p in glob.glob(str(tmp_path / "*key*"))} == before

@@ -145,3 +145,47 @@ def test_importing_plots_keeps_the_backend():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        timeout=60)
     assert r.stdout.strip() == "svg", r.stderr
+
+
+def _one_error(argv, capsys) -> str:
+    rc = cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("asyncnet: error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("name, fmt", [("t.csv", "parquet"), ("t.parquet", "csv")])
+def test_export_refuses_a_name_that_says_the_other_format(run, tmp_path, capsys, name, fmt):
+    """A parquet table was written under a .csv name."""
+    pytest.importorskip("pyarrow")
+    out = tmp_path / name
+    line = _one_error(["export", run[1], "-o", str(out), "--format", fmt], capsys)
+    assert f"a {out.suffix} name for a {fmt} table" in line and not out.exists()
+
+
+def test_export_makes_the_directory_it_was_said_to_make(run, tmp_path, capsys):
+    """check_output promised missing directories; pyarrow made none ('No such file')."""
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "new dir" / "ü.csv"
+    assert cli.main(["export", run[1], "-o", str(out)]) == 0
+    assert out.read_text().count("\n") == run[0].summary["messages"]["total"] + 1
+
+
+def test_plot_refuses_a_figure_ending_matplotlib_cannot_write(run, tmp_path, capsys):
+    """It was matplotlib's ValueError traceback, after the figure was drawn."""
+    out = tmp_path / "w.xyz"
+    line = _one_error(["plot", run[1], "--waves", "-o", str(out)], capsys)
+    assert f"{out}: matplotlib writes no .xyz figure (endings: " in line and "png" in line
+    assert not out.exists()
+    line = _one_error(["plot", run[1], "--waves", "-o", str(tmp_path / "no" / "w.png")],
+                      capsys)
+    assert f"directory {tmp_path / 'no'} does not exist" in line
+
+
+def test_run_refuses_a_log_and_no_log_together(capsys):
+    """``--no-log --log x.log`` ran without a log and said nothing."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", os.path.join(ROOT, "scenarios", "quickstart.toml"), "--no-log",
+                  "--log", "x.log"])
+    assert e.value.code == 2
+    assert "--log: not allowed with argument --no-log" in capsys.readouterr().err

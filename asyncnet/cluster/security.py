@@ -24,6 +24,12 @@ def make_keys(directory: str) -> dict[str, str]:
     """Create server and client key pairs in ``directory``; authorize the client."""
     if not zmq.has("curve"):
         raise KeysError("this libzmq was built without CURVE support")
+    there = [f for f in ("server.key", "server.key_secret", "client.key", "client.key_secret")
+             if os.path.exists(os.path.join(directory, f))]
+    if there:  # new pairs would silently lock out every machine given the old ones
+        raise KeysError(f"{directory}: already holds keys ({', '.join(there)}); making new "
+                        f"ones would shut out every worker given these: remove them first, "
+                        f"or give another directory")
     os.makedirs(directory, exist_ok=True)
     auth = os.path.join(directory, "authorized")
     os.makedirs(auth, exist_ok=True)
