@@ -88,7 +88,19 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     if own is not None:  # a scheme with its own training loop (gradep: checkpoints, shards)
-        return own(sc, quiet=args.quiet, json_out=args.json)
+        # flags of the logged pipeline were silently ignored (no log, no saved state)
+        unused = [flag for flag, given in (
+            ("--log", args.log), ("--save-state", args.save_state), ("--cluster", args.cluster),
+            ("--mpi", args.mpi), ("--restart-workers", args.restart_workers),
+            ("--bind", args.bind)) if given]
+        if unused:
+            print(f"asyncnet: error: {', '.join(unused)}: not for rule {sc.rule_name!r}, which "
+                  f"runs its own training loop (no event log; its state, checkpoints and "
+                  f"losses go to its state directory; --workers N splits its batch)",
+                  file=sys.stderr)
+            return 2
+        more = {"workers": args.workers} if args.workers else {}
+        return own(sc, quiet=args.quiet, json_out=args.json, **more)
     no_log = args.no_log or sc.output.get("write_log") is False
     log_path = None if no_log else (
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))
@@ -281,7 +293,12 @@ def cmd_resume(args) -> int:
     own = _own_loop(args.path)
     if own is not None:  # a scheme with its own training loop continues its state directory
         sc, fn = own
-        return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path)
+        if args.mpi:  # every rank would train into the one directory
+            print(f"asyncnet: error: --mpi: not for rule {sc.rule_name!r}, which runs its own "
+                  f"training loop (--workers N splits its batch)", file=sys.stderr)
+            return 2
+        more = {"workers": args.workers} if args.workers else {}
+        return fn(sc, quiet=args.quiet, json_out=args.json, state_dir=args.path, **more)
     workers, mpi = args.workers or 1, False
     if args.mpi:  # every rank runs this command; ranks 1.. are the workers
         from .cluster.mpi import comm_world, serve_worker, stop_workers

@@ -224,3 +224,24 @@ def test_resume_of_a_gradep_checkpoint_file_names_the_state_directory(trained):
         path = os.path.join(trained, f)
         _one_line(cli("resume", path, "-q"), f"{path}: a checkpoint of a training run with "
                   f"its own loop (gradep): asyncnet resume {trained} continues it")
+
+
+@pytest.mark.parametrize("flags", [["--log", "x.log"], ["--save-state", "s.npz"],
+                                   ["--cluster", "c.toml"], ["--restart-workers", "2"]])
+def test_flags_of_the_logged_pipeline_are_refused_for_a_gradep_run(tmp_path, flags):
+    """They were ignored: no log, no saved state, no cluster, and exit 0."""
+    path, state = _gradep_scenario(tmp_path, steps=1)
+    _one_line(cli("run", path, "-q", *flags), f"{flags[0]}: not for rule 'gradep', which "
+              f"runs its own training loop")
+    assert not os.path.exists(state)
+
+
+def test_workers_on_the_command_line_split_a_gradep_batch(tmp_path):
+    """``--workers 3`` was ignored (the scenario's 2 ran)."""
+    path, state = _gradep_scenario(tmp_path, steps=1)
+    r = cli("run", path, "--workers", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["workers"] == 3 and got["steps"] == 1
+    with np.load(os.path.join(state, "checkpoint.npz")) as z:
+        assert json.loads(str(z["config"]))["workers"] == 3

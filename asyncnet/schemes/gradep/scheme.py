@@ -18,7 +18,8 @@ from .agents import GradEP
 from .runner import diverged_at, train
 
 
-def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) -> dict:
+def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False,
+                   workers: int | None = None) -> dict:
     """Train a gradep scenario into its state directory (continuing a checkpoint there).
 
     The Python face of ``asyncnet run FILE`` for this scheme: the scenario's
@@ -34,10 +35,14 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
         where the checkpoints go (default: the scenario's ``[output] state_dir``).
     progress:
         a line on stderr at each checkpoint.
+    workers:
+        processes the batch is split over (default: ``[rule] workers``); any
+        number continues a checkpoint.
 
     Returns
     -------
-    ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from", "batch"}``,
+    ``{"steps", "losses", "wall_seconds", "state_dir", "resumed_from", "batch",
+    "workers"}``,
     and ``"diverged": {"step", "loss", "limit"}`` if the loss became
     non-finite or passed the limit (the run then stopped at the next checkpoint).
     """
@@ -47,6 +52,10 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
     rule = sc.build_rule()
     if not isinstance(rule, GradEP):
         raise DataError(f"{sc.path}: rule {sc.rule_name!r} is not gradep")
+    if workers is not None:
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise T.P.GradEPError(f"workers must be a positive integer, got {workers!r}")
+        rule.workers = workers
     try:
         rule.sizes = T.sizes_of(sc.build_network())
     except T.P.GradEPError as e:
@@ -79,7 +88,7 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
     except KeyboardInterrupt as e:  # what is kept, for the interrupt's message
         e.kept = _kept(state_dir)  # type: ignore[attr-defined]
         raise
-    s["batch"] = batch
+    s["batch"], s["workers"] = batch, rule.workers
     dv = diverged_at(s["losses"])
     if dv is not None:
         s["diverged"] = dv
@@ -87,14 +96,14 @@ def train_scenario(sc, *, state_dir: str | None = None, progress: bool = False) 
 
 
 def run_scenario(sc, *, quiet: bool = False, json_out: bool = False,
-                 state_dir: str | None = None) -> int:
+                 state_dir: str | None = None, workers: int | None = None) -> int:
     """``asyncnet run`` of a gradep scenario: :func:`train_scenario`, then the summary.
 
     Returns
     -------
     The exit status: 0, or 3 if the run diverged.
     """
-    s = train_scenario(sc, state_dir=state_dir, progress=not quiet)
+    s = train_scenario(sc, state_dir=state_dir, progress=not quiet, workers=workers)
     if json_out:
         print(dumps(s))  # a NaN loss is null: strict JSON
     else:
@@ -114,7 +123,7 @@ def _print_summary(sc, s: dict) -> None:
     L = s["losses"]
     marks = [k for k in (0, 50, 100, 300, 1000, 2000) if k < len(L)] + [len(L) - 1]
     print(f"scenario  {sc.name} ({sc.path}), rule gradep ({rule.backend}), seed {sc.seed}, "
-          f"batch {s['batch']}, {rule.workers} worker(s)")
+          f"batch {s['batch']}, {s['workers']} worker(s)")
     print("loss      " + ", ".join(f"step {k}: {L[k]:.4f}" for k in sorted(set(marks))))
     print(f"run       {s['steps']} steps in {s['state_dir']} (this session from step "
           f"{s['resumed_from']}, {s['wall_seconds']:.1f} s wall)")
