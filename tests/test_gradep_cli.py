@@ -245,3 +245,17 @@ def test_workers_on_the_command_line_split_a_gradep_batch(tmp_path):
     assert got["workers"] == 3 and got["steps"] == 1
     with np.load(os.path.join(state, "checkpoint.npz")) as z:
         assert json.loads(str(z["config"]))["workers"] == 3
+
+
+def test_sample_of_a_diverged_state_says_so(trained, tmp_path):
+    """Every sample of a state with NaN parameters was NaN, written with exit 0."""
+    with np.load(os.path.join(trained, "checkpoint.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k in arrays if k.startswith("param/"))
+    arrays[key] = np.full_like(arrays[key], np.nan)
+    bad = tmp_path / "nan.npz"
+    np.savez(bad, **arrays)
+    out = tmp_path / "s"
+    _one_line(cli("sample", str(bad), "-o", str(out)), f"parameters {key[6:]}",
+              "are not finite (the run diverged)")
+    assert not os.path.exists(str(out) + ".npz")

@@ -51,10 +51,16 @@ def load_model(path: str) -> tuple[P.Config, dict]:
         cfg = run_config(ck)
         keep = {k: (tuple(v) if k == "sizes" else v) for k, v in cfg.items()
                 if k in P.Config.__dataclass_fields__}
-        return P.Config(**keep), {k: ck[f"param/{k}"] for k in P.PARAMS}
+        params = {k: ck[f"param/{k}"] for k in P.PARAMS}
+        config = P.Config(**keep)
     except (KeyError, TypeError, ValueError):
         raise GradEPError(f"{path}: an .npz, but not a gradep checkpoint (its run "
                           f"configuration or parameters are missing)") from None
+    bad = [k for k, v in params.items() if not np.all(np.isfinite(v))]
+    if bad:  # a diverged run: every sample would be NaN
+        raise GradEPError(f"{path}: parameters {', '.join(bad)} are not finite (the run "
+                          f"diverged): sample an earlier step's checkpoint (steps/)")
+    return config, params
 
 
 def is_checkpoint(path: str) -> bool:
