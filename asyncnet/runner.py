@@ -83,6 +83,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
                         ("checkpoint_dir", checkpoint_dir)):
         _check_path(name, value)
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
+    sc = sc.current()  # changed since validated: the log must embed what runs
     _check_pipeline(sc)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
@@ -286,9 +287,10 @@ def find_checkpoint(path: str) -> Found:
         raise CheckpointError(f"{path}: no such checkpoint directory or event log")
 
     heads: dict[str, bytes] = {}  # building the engine for a header is not free
+    given_log = path if os.path.isfile(path) else None
 
     def accept(ck: dict) -> None:
-        m = ck["meta"]
+        m = ck["meta"] = relocated(ck["meta"], directory, given_log)
         if ck.get("log") is not None and m.get("log_file"):
             if ck["scenario_id"] not in heads:
                 heads[ck["scenario_id"]] = _log_head(m)
@@ -300,6 +302,49 @@ def find_checkpoint(path: str) -> Found:
         warnings.warn(f"checkpoint refused: {why}; falling back to an older one",
                       stacklevel=2)
     return found
+
+
+def relocated(meta: dict, directory: str, log: str | None) -> dict:
+    """A checkpoint's paths, moved with its directory if it was copied or moved.
+
+    A resume writes where the run wrote (whatever directory it is started
+    in); but a checkpoint directory copied elsewhere was resumed into the
+    original run's log and checkpoints. Found away from where it was written,
+    its log is the one given (``log``) or the one beside it (``DIR`` without
+    ``.ckpt``), and a saved state keeps its place relative to it.
+
+    Parameters
+    ----------
+    meta:
+        the checkpoint's ``meta``.
+    directory:
+        where the checkpoint was found.
+    log:
+        the event log the user named, if a log was named.
+
+    Returns
+    -------
+    ``meta`` itself, or a copy with ``log``, ``log_file``, ``checkpoint_dir``
+    and the saved state's paths moved.
+    """
+    was = meta.get("checkpoint_dir")
+    if not was or os.path.realpath(was) == os.path.realpath(directory):
+        return meta
+    m = dict(meta, checkpoint_dir=os.path.abspath(directory))
+    if meta.get("log_file"):
+        beside = directory[:-5] if directory.rstrip("/").endswith(".ckpt") else None
+        new = log or (beside if beside and os.path.isfile(beside) else None)
+        if new is None:
+            raise CheckpointError(
+                f"{directory}: checkpoints written at {was} (since moved or copied) of a run "
+                f"that logged to {meta['log_file']}: give the log they go with "
+                f"(asyncnet resume LOG, with LOG.ckpt beside it)")
+        m["log"], m["log_file"] = new, os.path.abspath(new)
+    if meta.get("save_state_file"):
+        rel = os.path.relpath(meta["save_state_file"], os.path.dirname(os.path.abspath(was)))
+        m["save_state_file"] = os.path.join(os.path.dirname(os.path.abspath(directory)), rel)
+        m["save_state"] = m["save_state_file"]
+    return m
 
 
 def _log_head(meta: dict) -> bytes:

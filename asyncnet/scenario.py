@@ -121,8 +121,38 @@ class Scenario:
         if text is None:  # built in Python: validate exactly as a file is
             text = self.to_toml()
             checked = load(self.path, text)
-            self.graph, self.duration = checked.graph, checked.duration
+            # the values as read back: numpy numbers become plain ones (an np.int64
+            # seed failed in the checkpoint's msgpack, an np.float32 eta the rule check)
+            self.graph, self.duration, self.seed = checked.graph, checked.duration, checked.seed
+            self.rule_params, self.data = checked.rule_params, checked.data
+            self.analysis, self.output, self.cluster = \
+                checked.analysis, checked.output, checked.cluster
         self.text = text
+        self._made = self._described()
+
+    def _described(self) -> str:
+        """What ``text`` was made from (the graph by its size): a run compares it to
+        catch a scenario changed after it was validated."""
+        return repr((self.rule_name, self.rule_params, self.duration, self.seed, self.data,
+                     self.analysis, self.output, self.cluster, self.name, self.description,
+                     self.graph.number_of_nodes(), self.graph.number_of_edges()))
+
+    def current(self) -> Scenario:
+        """This scenario, or, if an attribute was changed since it was validated
+        (``sc.seed = 2``, :meth:`with_params`), a new one validated from the
+        attributes: its ``text`` (what an event log embeds and ``replay``
+        re-runs) then says what runs.
+
+        Returns
+        -------
+        A :class:`Scenario` whose ``text`` describes it.
+        """
+        if self._described() == self._made:
+            return self
+        return Scenario(self.graph, self.rule_name, duration=self.duration,
+                        params=self.rule_params, data=self.data, seed=self.seed,
+                        name=self.name, analysis=self.analysis, output=self.output,
+                        cluster=self.cluster, description=self.description, path=self.path)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike) -> Scenario:
@@ -164,7 +194,7 @@ class Scenario:
         """
         other = copy.copy(self)
         other.rule_params = {**self.rule_params, **rule_params}
-        return other
+        return other  # its text is the original's until a logged run asks current()
 
     def __repr__(self) -> str:
         return (f"Scenario({self.name!r}, rule={self.rule_name!r}, "

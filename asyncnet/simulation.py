@@ -207,6 +207,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     The summary dict.
     """
     from . import checkpoint as ckp
+    sc = sc.current()  # changed since validated: the log embeds what runs
     eng, net, stream = build_engine(sc)
     traffic = new_traffic(eng.links, net)
     # a resumed run writes where the first one did, whatever directory it runs in

@@ -222,3 +222,31 @@ def test_resume_and_open_log_name_an_argument_of_the_wrong_kind(tmp_path):
     with pytest.raises(TypeError, match="an event log's path must be a str or os.PathLike, "
                                         "got int 3"):
         asyncnet.open_log(3)
+
+
+def test_a_scenario_changed_after_it_was_made_logs_what_runs(tmp_path):
+    """``with_params`` (and ``sc.seed = 2``) ran the new values but logged the old text:
+    ``replay --verify`` then diverged, and the header's seed disagreed with the text."""
+    from asyncnet.replay import verify
+    sc = _quick()
+    log = str(tmp_path / "wp.log")
+    asyncnet.run(sc.with_params(eta=0.0), log=log)
+    assert "eta = 0.0" in asyncnet.open_log(log).scenario_text
+    assert verify(log)["identical"]
+    sc.seed, sc.duration = 2, 10.0
+    log2 = str(tmp_path / "s2.log")
+    asyncnet.run(sc, log=log2, workers=2)
+    lg = asyncnet.open_log(log2)
+    assert lg.header["seed"] == 2 and "seed = 2" in lg.scenario_text and verify(log2)["identical"]
+
+
+def test_numpy_values_run_checkpoint_and_summarise_as_plain_numbers(tmp_path):
+    """An np.int64 seed crashed the checkpoint's msgpack; an np.float32 eta was refused
+    as 'must be a finite number'; the summary's seed broke json.dumps."""
+    import json
+    sc = asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", duration=20,
+                           seed=np.int64(3), params={"eta": np.float32(0.25)},
+                           data={"kind": "xor"})
+    assert type(sc.seed) is int and type(sc.rule_params["eta"]) is float
+    r = asyncnet.run(sc, log=str(tmp_path / "n.log"), checkpoint_every=5)
+    json.dumps(r.summary)

@@ -561,3 +561,26 @@ def test_a_subclass_without_slots_of_its_own_is_captured_and_restored():
     dst = _SlottedChild()
     restore(node, lambda: dst, lambda v: None)
     assert dst.w.tolist() == [1.5, -2.0] and dst.x == 3.25
+
+
+def test_a_copied_run_resumes_into_its_own_files_not_the_original(finished, tmp_path):
+    """Resuming a copy of a run's directory rewrote the original run's log and
+    checkpoints; a moved one was refused ('the event log ... is missing')."""
+    sc, d, ref_log, res = finished
+    a = tmp_path / "a"
+    shutil.copytree(d, a)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    before = {p: p.read_bytes() for p in a.rglob("*") if p.is_file()}
+    got = asyncnet.resume(str(b / "a.log"))
+    assert {p: p.read_bytes() for p in a.rglob("*") if p.is_file()} == before
+    assert (b / "a.log").read_bytes() == ref_log
+    assert got.summary["result"] == res.summary["result"]
+    moved = tmp_path / "moved"
+    a.rename(moved)
+    asyncnet.resume(str(moved / "a.log.ckpt"))  # the log beside the directory
+    assert (moved / "a.log").read_bytes() == ref_log
+    lone = tmp_path / "lone.ckpt"
+    shutil.copytree(moved / "a.log.ckpt", lone / "x")
+    with pytest.raises(ValueError, match="since moved or copied.* give the log they go with"):
+        asyncnet.resume(str(lone / "x"))

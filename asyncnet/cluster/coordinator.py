@@ -81,6 +81,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     ``checkpoint_dir`` as an in-process run does (:mod:`.ckpt`, ``meta``:
     more options to store in them).
     """
+    sc = sc.current()  # changed since validated: the log (and workers) get what runs
     if only_here(sc.rule_name):
         raise ScenarioError(f"{sc.path}: [rule] {sc.rule_name!r} was added by "
                             f"asyncnet.register() in this process only, and worker processes "
