@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import Context
+from .messages import QUANTA, to_quanta
 from .scenario import ScenarioError
 
 
@@ -52,10 +53,24 @@ class Recorder:
             The run's context (engine, scenario).
         """
         self.agents = recorded_variables(self.agents)
-        if not (isinstance(self.period, (int, float)) and not isinstance(self.period, bool)
+        number = (int, float, np.integer, np.floating)
+        if not (isinstance(self.period, number) and not isinstance(self.period, bool)
                 and math.isfinite(self.period) and self.period > 0):
             raise ScenarioError(f"recorder: period must be a positive number, "
                                 f"got {self.period!r}")
+        self.period = float(self.period) if isinstance(self.period, np.floating) else \
+            int(self.period) if isinstance(self.period, np.integer) else self.period
+        if to_quanta(self.period) < 1:  # 3e8 probes at times the engine cannot hold
+            raise ScenarioError(f"recorder: period {self.period:g} is below the time "
+                                f"resolution ({1 / QUANTA:g})")
+        if self.start is not None and not (
+                isinstance(self.start, number) and not isinstance(self.start, bool)
+                and math.isfinite(self.start) and self.start >= 0):
+            raise ScenarioError(f"recorder: start must be a time at or after 0, "
+                                f"got {self.start!r}"[:200])
+        # a recorder used again starts empty (a second run's samples went after the first's)
+        self.times.clear()
+        self.data.clear()
         names = set(ctx.engine.names)
         for agent in self.agents:
             if agent not in names:
@@ -64,6 +79,9 @@ class Recorder:
                                     f"and 'src:pop' sources)")
         first = self.period if self.start is None else self.start
         n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
+        end = to_quanta(ctx.scenario.duration)
+        while n > 0 and to_quanta(first + (n - 1) * self.period) >= end:
+            n -= 1  # a sample that rounds to the end instant is never taken
         if n < 1:  # samples at first, first + period, ... before the end: none
             what = f"period {self.period:g}" if self.start is None else f"start {first:g}"
             raise ScenarioError(f"recorder: {what} is not shorter than the run "
@@ -118,7 +136,7 @@ def recorded_variables(record: Any) -> dict[str, list[str]]:
             raise ScenarioError(f"record: {agent!r}: {{agent: [variable, ...]}} takes an "
                                 f"agent's name and the names of its variables, got "
                                 f"{record[agent]!r}"[:200])
-        out[agent] = names
+        out[agent] = list(dict.fromkeys(names))  # a name twice was sampled twice a time
     return out
 
 

@@ -85,8 +85,9 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     sc = sc.current()  # changed since validated: the log must embed what runs
     _check_pipeline(sc)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    workers = int(workers)
     if not (progress is None or isinstance(progress, bool) or callable(progress)):
         raise TypeError(f"progress must be True, False, None or a function of the simulated "
                         f"time, got {type(progress).__name__} {progress!r}")
@@ -399,8 +400,9 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     if path is None:
         raise TypeError("resume needs a path: a checkpoint directory or the run's event log")
     _check_path("path", path)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
+    workers = int(workers)
     if os.path.isdir(path) and not candidates(path) \
             and os.path.exists(os.path.join(path, "scenario.toml")) \
             and os.path.exists(os.path.join(path, "checkpoint.npz")):

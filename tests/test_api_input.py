@@ -250,3 +250,39 @@ def test_numpy_values_run_checkpoint_and_summarise_as_plain_numbers(tmp_path):
     assert type(sc.seed) is int and type(sc.rule_params["eta"]) is float
     r = asyncnet.run(sc, log=str(tmp_path / "n.log"), checkpoint_every=5)
     json.dumps(r.summary)
+
+
+def test_a_recorder_samples_each_variable_once_and_starts_empty_each_run():
+    """``["state", "state"]`` gave two rows a sample time; a Recorder used for a second
+    run appended that run's samples after the first's."""
+    sc = _quick()
+    r = asyncnet.run(sc, record={"l1": ["state", "state"]}, period=5)
+    assert r.recorded["l1"]["state"].shape == (len(r.times), 3)
+    rec = asyncnet.Recorder({"l1": ["state"]}, period=5)
+    a, b = asyncnet.run(sc, record=rec), asyncnet.run(sc, record=rec)
+    assert list(b.times) == list(a.times) == [5, 10, 15]
+    assert np.array_equal(a.recorded["l1"]["state"], b.recorded["l1"]["state"])
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"period": 1e-7}, "period 1e-07 is below the time resolution"),
+    ({"period": 15.9999999}, "is not shorter than the run (16): no sample would be taken"),
+    ({"period": 5, "start": float("nan")}, "start must be a time at or after 0, got nan"),
+    ({"period": 5, "start": "1"}, "start must be a time at or after 0, got '1'"),
+    ({"period": 5, "start": -3}, "start must be a time at or after 0, got -3"),
+])
+def test_recorder_times_the_engine_cannot_take_are_named(kw, words):
+    """A period below a quantum scheduled a probe per 1e-7 (a near-hang); one that rounds
+    to the end took no sample and said nothing; a bad start was a bare ValueError or
+    TypeError from inside."""
+    with pytest.raises(asyncnet.ScenarioError) as e:
+        asyncnet.run(_quick(), record=asyncnet.Recorder({"l1": ["state"]}, **kw))
+    assert words in str(e.value)
+
+
+def test_numpy_numbers_as_period_and_workers_are_numbers():
+    sc = _quick()
+    a = asyncnet.run(sc, record={"l1": ["state"]}, period=np.float32(2.5), workers=np.int64(1))
+    b = asyncnet.run(sc, record={"l1": ["state"]}, period=2.5)
+    assert np.array_equal(a.times, b.times) and np.array_equal(a.recorded["l1"]["state"],
+                                                                b.recorded["l1"]["state"])
