@@ -264,7 +264,7 @@ def log_position(writer: EventLogWriter) -> dict:
     """
     writer.flush_instant()
     if writer.f is None:  # nothing delivered yet: the header alone
-        writer._emit(b"", [])
+        writer._emit(b"", None)  # the header only: no records to count
     writer.f.flush()
     os.fsync(writer.f.fileno())
     return {"pos": writer._pos, "count": writer.count, "by_kind": list(writer.by_kind),

@@ -472,9 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        kept = getattr(e, "kept", None) or ("a log being written ends at its last whole "
-                                            "instant (replay --verify checks it as a prefix)")
-        print(f"asyncnet: {how}; {kept}", file=sys.stderr)
+        kept = getattr(e, "kept", None)  # what a run leaves (export, replay: nothing)
+        print(f"asyncnet: {how}" + (f"; {kept}" if kept else ""), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
 
 

@@ -142,6 +142,24 @@ def positive_int(text: str) -> int:
     return n
 
 
+def positive_time(text: str) -> float:
+    """argparse type: a finite time above 0 (``plot --until``).
+
+    Parameters
+    ----------
+    text:
+        The option's value as typed.
+
+    Returns
+    -------
+    The time; ``argparse.ArgumentTypeError`` if it is not a finite positive number.
+    """
+    x = finite_float(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be a time above 0, got {text!r}")
+    return x
+
+
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no nan, no inf).
 

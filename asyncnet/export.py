@@ -64,10 +64,13 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
                       "asyncnet export")
     log = open_log(path)
     writer, rows = None, 0
+    # written beside and renamed over ``out`` once whole: a file already there was
+    # removed when the export failed or was interrupted
+    tmp = f"{out}.partial-{os.getpid()}"
 
     def open_writer(schema: Any) -> Any:
-        return (writer_mod.ParquetWriter(out, schema) if format == "parquet"
-                else writer_mod.CSVWriter(out, schema))
+        return (writer_mod.ParquetWriter(tmp, schema) if format == "parquet"
+                else writer_mod.CSVWriter(tmp, schema))
 
     try:
         for cols in log_batches(log, payload, batch_size):
@@ -79,9 +82,15 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
             batch = _arrow_batch(pa, {k: [] for k in _columns(payload)}, format == "csv")
             writer = open_writer(batch.schema)
             writer.write_batch(batch)
-    finally:
+        writer, done = None, writer
+        done.close()
+        os.replace(tmp, out)
+    except BaseException:
         if writer is not None:
             writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     return rows
 
 
@@ -114,9 +123,7 @@ def cmd_export(args) -> int:
         os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
-    except BaseException as e:
-        if os.path.exists(out):
-            os.remove(out)  # no half-written table left behind
+    except BaseException as e:  # export_log left no part of a table (and ``out`` as it was)
         if isinstance(e, OSError) and not e.filename:  # pyarrow's: it names no file
             why = os.strerror(e.errno) if e.errno else str(e)
             raise OutputError(f"{out}: cannot write the {fmt} table ({why})") from None

@@ -205,7 +205,14 @@ def npz_name(path: str) -> str:
     Returns
     -------
     ``path`` itself if it ends in ``.npz``, else ``path + ".npz"``.
+
+    Raises
+    ------
+    OutputError
+        ``path`` names a directory (``runs/`` became a hidden ``runs/.npz``).
     """
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise OutputError(f"{path}: is a directory (give the state a file name)")
     return path if path.endswith(".npz") else path + ".npz"
 
 

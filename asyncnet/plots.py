@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .commands import command
+from .commands import command, positive_time
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA
@@ -508,5 +508,5 @@ cmd_plot.configure = lambda p: (
                    help="activity (u+v)/2 and credit (u-v)/2 of every neuron (least-action "
                         "and continuous rules; re-runs the log's scenario)"),
     p.add_argument("-o", "--output", metavar="FILE.png", help="default: LOG.waves.png"),
-    p.add_argument("--until", type=float, help="draw only up to this time"),
+    p.add_argument("--until", type=positive_time, help="draw only up to this time"),
 )

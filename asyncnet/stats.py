@@ -59,7 +59,7 @@ def log_stats(path: str) -> dict:
         if "workers" in log.footer:
             s["workers"] = log.footer["workers"]
     from .cluster.report import read_sidecar
-    cluster = read_sidecar(path)
+    cluster = read_sidecar(path, (log.footer or {}).get("digest"))
     if cluster is not None:
         s["cluster"] = cluster
     return s

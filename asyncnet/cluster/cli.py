@@ -6,7 +6,7 @@ nothing of ZeroMQ until one of its commands runs.
 
 from __future__ import annotations
 
-from ..commands import add_user_errors, command
+from ..commands import add_user_errors, command, positive_time
 from .errors import ClusterError, KeysError
 from .wire import WireError
 
@@ -24,7 +24,7 @@ def cmd_worker(args) -> int:
 cmd_worker.configure = lambda p: (
     p.add_argument("--connect", required=True, metavar="tcp://HOST:PORT",
                    help="the coordinator's address"),
-    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--wait", type=positive_time, default=60.0, metavar="SECONDS",
                    help="how long to wait for the coordinator to hand out work"),
     p.add_argument("--keys", metavar="DIR",
                    help="CURVE keys (client.key_secret, server.key) made by asyncnet keys"),

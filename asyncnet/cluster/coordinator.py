@@ -189,9 +189,19 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                "workers": [r["stats"] for r in results]}
     summary["cluster"] = cluster
     if writer:
+        # the log it describes, by its digest: a later run into the same log (on one
+        # process: no sidecar) left these figures beside a log they do not describe
+        side = {**cluster, "log_digest": footer.get("digest") if footer else None}
         with open(sidecar_path(log_path), "w", encoding="utf-8") as f:
-            json.dump(cluster, f, indent=1)
+            json.dump(side, f, indent=1, default=_digest_json)
     return summary
+
+
+def _digest_json(value: object) -> object:
+    """The footer's digest (bytes) as hex in the sidecar."""
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class _Run:

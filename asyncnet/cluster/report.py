@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 
 def sidecar_path(log_path: str) -> str:
@@ -12,17 +13,40 @@ def sidecar_path(log_path: str) -> str:
     return log_path + ".cluster.json"
 
 
-def read_sidecar(log_path: str) -> dict | None:
-    """The cluster figures written next to a log, if the run was distributed."""
+def read_sidecar(log_path: str, digest: bytes | str | None = None) -> dict | None:
+    """The cluster figures written next to a log, if the run was distributed.
+
+    Parameters
+    ----------
+    log_path:
+        the event log.
+    digest:
+        the log's footer digest, if it has a footer: figures written for
+        another log (an earlier run into the same path) are left out.
+
+    Returns
+    -------
+    The figures, or ``None`` (none, or none that describe this log; a
+    warning says why when the file is there but unusable).
+    """
     path = sidecar_path(log_path)
     if not os.path.exists(path):
         return None
     try:
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
-    except (OSError, ValueError):
+        format_cluster(doc)  # every figure the report reads is there and of its kind
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        warnings.warn(f"{path}: unreadable cluster figures ({type(e).__name__}: {e}); "
+                      f"left out", stacklevel=2)
         return None
-    return doc if isinstance(doc, dict) else None
+    want = digest.hex() if isinstance(digest, bytes) else digest
+    have = doc.get("log_digest")
+    if want is not None and have is not None and have != want:
+        warnings.warn(f"{path}: cluster figures of another run into this log path; left "
+                      f"out", stacklevel=2)
+        return None
+    return doc
 
 
 def format_cluster(c: dict) -> list[str]:

@@ -1,0 +1,110 @@
+"""Command-line edges a QA pass found: each case failed (a traceback, lost data, a
+wrong figure or a hang) before the fix it tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from asyncnet.cli import main
+
+from .test_hardening import QUICK, ROOT, cli, one_error_line, scenario
+
+
+def test_a_checkpoint_before_the_first_message_works(tmp_path):
+    """``--checkpoint-every 0.5`` (a checkpoint before anything was delivered) was a
+    traceback from the log writer and left a log with no footer."""
+    log = tmp_path / "c.log"
+    r = cli("run", scenario(tmp_path, 20), "-q", "--log", str(log), "--checkpoint-every",
+            "0.5")
+    assert r.returncode == 0, r.stderr
+    assert cli("replay", str(log), "--verify", "-q").stdout.startswith("identical")
+    ref = tmp_path / "ref.log"
+    assert cli("run", scenario(tmp_path, 20), "-q", "--log", str(ref)).returncode == 0
+    r = cli("resume", str(log), "-q")
+    assert r.returncode == 0 and log.read_bytes() == ref.read_bytes(), r.stderr
+
+
+def test_a_failed_or_interrupted_export_keeps_the_file_that_was_there(tmp_path):
+    """The export removed its -o path on failure, also when the file was the user's."""
+    pytest.importorskip("pyarrow")
+    log = tmp_path / "q.log"
+    assert cli("run", QUICK, "-q", "--log", str(log)).returncode == 0
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 1
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(bytes(data))
+    keep = tmp_path / "keep.csv"
+    keep.write_text("precious")
+    assert cli("export", str(bad), "-o", str(keep)).returncode == 2
+    assert keep.read_text() == "precious"
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    p = subprocess.Popen([sys.executable, "-m", "asyncnet", "export", str(log), "-o",
+                          str(keep), "--values"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    _, err = p.communicate(timeout=120)  # a finished export replaces it whole
+    assert p.returncode == 0 and keep.read_text().startswith('"time"'), err
+
+
+@pytest.mark.parametrize("until, words", [("nan", "must be a finite number"),
+                                          ("-1", "must be a time above 0"),
+                                          ("0", "must be a time above 0")])
+def test_plot_until_that_is_no_time_in_the_run_is_refused(tmp_path, capsys, until, words):
+    """nan was matplotlib's traceback; -1 drew an empty figure and said 'wrote'."""
+    log = tmp_path / "q.log"
+    assert main(["run", scenario(tmp_path, 20), "-q", "--log", str(log)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["plot", str(log), "--waves", "--until", until, "-o", str(tmp_path / "p.png")])
+    assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_stats_leaves_out_cluster_figures_of_another_run(tmp_path):
+    """A one-process run into a log a 2-worker run had written left its sidecar: stats
+    reported 2 workers and their counts for the new log; a malformed one was a KeyError."""
+    log = tmp_path / "w.log"
+    assert cli("run", scenario(tmp_path, 40), "-q", "--workers", "2", "--log",
+               str(log)).returncode == 0
+    r = cli("stats", str(log))
+    assert r.returncode == 0 and "cluster   2 workers" in r.stdout
+    assert cli("run", scenario(tmp_path, 20), "-q", "--log", str(log)).returncode == 0
+    r = cli("stats", str(log))
+    assert r.returncode == 0 and "workers," not in r.stdout
+    assert "cluster figures of another run into this log path; left out" in r.stderr
+    (tmp_path / "w.log.cluster.json").write_text(json.dumps({"parts": "x"}))
+    r = cli("stats", str(log))
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    assert "unreadable cluster figures" in r.stderr
+
+
+@pytest.mark.parametrize("wait", ["nan", "-1", "0"])
+def test_worker_wait_must_be_a_time(wait):
+    """``--wait nan`` hung; -1 was taken."""
+    r = cli("worker", "--connect", "tcp://127.0.0.1:9", "--wait", wait, timeout=30)
+    assert r.returncode == 2 and "--wait" in r.stderr
+
+
+def test_save_state_given_a_directory_is_refused(tmp_path):
+    """``--save-state runs/`` wrote a hidden runs/.npz."""
+    one_error_line(cli("run", scenario(tmp_path, 10), "-q", "--no-log", "--save-state",
+                       str(tmp_path) + os.sep), "is a directory")
+    assert not (tmp_path / ".npz").exists()
+
+
+def test_an_interrupted_command_that_writes_no_log_says_only_that(tmp_path):
+    """``replay`` and ``export`` interrupted said 'a log being written ends ...'."""
+    log = tmp_path / "l.log"
+    assert cli("run", scenario(tmp_path, 3000), "-q", "--log", str(log)).returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "asyncnet", "replay", str(log), "--verify",
+                          "-q"], cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    import time
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    if p.returncode == 130:  # (a fast machine may finish first)
+        assert err.strip().splitlines()[-1] == "asyncnet: interrupted"
