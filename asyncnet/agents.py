@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .api import ModelError
+from .ids import is_synapse
 from .messages import CONTROL, LocalityError, Message
 from .network import agent_rng
 
@@ -284,3 +286,21 @@ class Source:
     def state(self) -> dict:
         """Sources carry no state of their own."""
         return {}
+
+
+def unknown_kind(m: Message) -> ValueError:
+    """The error for a delivered message whose kind is none of the three."""
+    return ValueError(f"{m.dst}: a message of unknown kind {m[0]!r} from {m.src} "
+                      f"(kinds: 0 forward, 1 delta, 2 control)")
+
+
+def check_model(rule: Any, name: str, model: Any) -> None:
+    """Refuse what a rule's factory gave for agent ``name`` unless it is a model
+    (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least), naming the
+    factory, where the run would fail at its first message otherwise."""
+    if callable(getattr(model, "react", None)) and callable(getattr(model, "state", None)):
+        return
+    made = "synapse" if is_synapse(name) else "neuron"
+    raise ModelError(f"rule {getattr(rule, 'name', type(rule).__name__)!r}: {made}() for "
+                    f"{name!r} gave a {type(model).__name__}, not a model (one with "
+                    f"react(t, batch) and state(): asyncnet.api.Model)")

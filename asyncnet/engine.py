@@ -40,8 +40,7 @@ from typing import Any
 
 import simpy
 
-from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng
-from .api import ModelError
+from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng, check_model, unknown_kind
 from .capture import Captured, Recording
 from .ids import is_source, is_synapse, source_node, split_synapse
 from .incoming import Incoming
@@ -358,7 +357,10 @@ class Engine(SchedulingState, Recording, Incoming):
                 batch = [batch]
             n = len(batch)
             if n == 1:
-                self.delivered[batch[0][0]] += 1
+                try:
+                    self.delivered[batch[0][0]] += 1
+                except (IndexError, TypeError):  # a rule's own kind (try: free until raised)
+                    raise unknown_kind(batch[0]) from None
             else:
                 # canonical order (kind, src, seq) as the tuples' own order: one
                 # receiver and one instant, and a sender's seq grows with its
@@ -367,8 +369,11 @@ class Engine(SchedulingState, Recording, Incoming):
                 batch.sort()
                 if n < 16:
                     delivered = self.delivered
-                    for m in batch:
-                        delivered[m[0]] += 1
+                    try:
+                        for m in batch:
+                            delivered[m[0]] += 1
+                    except (IndexError, TypeError):
+                        raise unknown_kind(m) from None
                 else:
                     self._count(batch, n)
             for sink in self.sinks:
@@ -484,18 +489,6 @@ class Engine(SchedulingState, Recording, Incoming):
     def messages(self) -> int:
         """Messages delivered so far."""
         return sum(self.delivered)
-
-
-def check_model(rule: Any, name: str, model: Any) -> None:
-    """Refuse what a rule's factory gave for agent ``name`` unless it is a model
-    (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least), naming the
-    factory, where the run would fail at its first message otherwise."""
-    if callable(getattr(model, "react", None)) and callable(getattr(model, "state", None)):
-        return
-    made = "synapse" if is_synapse(name) else "neuron"
-    raise ModelError(f"rule {getattr(rule, 'name', type(rule).__name__)!r}: {made}() for "
-                    f"{name!r} gave a {type(model).__name__}, not a model (one with "
-                    f"react(t, batch) and state(): asyncnet.api.Model)")
 
 
 __all__ = ["Engine", "link_table", "ports_of", "CONTROL", "QUANTA"]

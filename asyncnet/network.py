@@ -126,8 +126,8 @@ class Network:
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
                for v in sizes.values()):
             check_memory(sizes, graph)  # before anything of that size is allocated
-        for name, a in graph.nodes(data=True):
-            name = str(name)
+        for node, a in graph.nodes(data=True):
+            name = str(node)  # the graph's own node for its degrees (an int 0 is not "0")
             if SYNAPSE_SEP in name or ":" in name:
                 raise NetworkError(f"node {name!r}: names may not contain '{SYNAPSE_SEP}' or ':'")
             size = a.get("size", 1)
@@ -135,22 +135,22 @@ class Network:
                 raise NetworkError(f"node {name!r}: size must be a positive integer, got {size!r}")
             act = a.get("activation", "tanh")
             activation(act)
-            if graph.degree(name) == 0 and graph.number_of_nodes() > 1:
+            if graph.degree(node) == 0 and graph.number_of_nodes() > 1:
                 # it became an input (no incoming edge) and grew the input layer: the
                 # data then failed for a size the user never gave
                 raise NetworkError(f"node {name!r}: no projection in or out (it would take "
                                    f"no part in the run): connect it or remove it")
             role = a.get("role")
             if role is None:
-                if graph.in_degree(name) == 0:
+                if graph.in_degree(node) == 0:
                     role = "input"
-                elif graph.out_degree(name) == 0:
+                elif graph.out_degree(node) == 0:
                     role = "output"
                 else:
                     role = "hidden"
             if role not in ROLES:
                 raise NetworkError(f"node {name!r}: role must be one of {ROLES}, got {role!r}")
-            if role == "input" and graph.in_degree(name) > 0:
+            if role == "input" and graph.in_degree(node) > 0:
                 raise NetworkError(f"node {name!r}: an input population cannot have incoming edges")
             bias = a.get("bias")
             if bias is None:
@@ -403,6 +403,9 @@ def expand_to_neurons(net: Network) -> nx.DiGraph:
     -------
     The per-neuron ``networkx.DiGraph``.
     """
+    if not isinstance(net, Network):  # a graph here failed on a dict's missing .graph
+        raise TypeError(f"expand_to_neurons takes a built Network (Network.from_graph(g)), "
+                        f"got {type(net).__name__}")
     g = nx.DiGraph()
     g.graph.update(net.graph.graph)
     names: dict[str, list[str]] = {}

@@ -119,6 +119,10 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         check_output(os.fspath(log), create_dirs=True)
     if save_state is not None:
         check_output(npz_name(os.fspath(save_state)), create_dirs=False)
+    if not isinstance(restart_workers, (int, np.integer)) or isinstance(restart_workers, bool) \
+            or restart_workers < 0:
+        raise ScenarioError(f"restart_workers must be an integer of 0 or more, "
+                            f"got {restart_workers!r}")
     if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
         raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
     if restart_workers:

@@ -422,6 +422,12 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     loss = doc.get("loss", {}).get("kind", "mse")
     if loss != "mse":
         raise ScenarioError(f"{path}: [loss] kind {loss!r} unknown (known: mse)")
+    name = sc.get("name", os.path.splitext(os.path.basename(path))[0])
+    if isinstance(name, str) and (not name.strip() or set(name) & {"/", "\\"}
+                                  or name in (".", "..")):
+        # the default log and checkpoint paths are runs/<name>...: "../x" left runs/
+        raise ScenarioError(f"{path}: [scenario] name {name!r} must be a plain file name "
+                            f"(no path separators): runs/<name>.log is made from it")
     graph = _graph(doc["network"], path)
     out = Scenario(graph, rule_name, params=rule, duration=float(sc["duration"]),
                    data=dict(doc.get("data", {})), seed=sc.get("seed", 0),
@@ -502,6 +508,9 @@ def _check_args(**given: Any) -> None:
     kinds = {"rule": (str, "a rule name (asyncnet.known() lists them)"),
              "name": (str, "a string"), "description": (str, "a string"),
              "seed": ((int, np.integer), "an integer")}
+    if isinstance(given.get("params"), dict) and "name" in given["params"]:
+        raise TypeError(f"params: 'name' picks the scheme: give it as rule= (it replaced "
+                        f"rule {given.get('rule')!r} in the scenario's text)")
     for key, value in given.items():
         table = "rule" if key == "params" else key
         want, said = kinds.get(key, (dict, f"a dict (the [{table}] table)"))

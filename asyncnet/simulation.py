@@ -27,7 +27,7 @@ from .ids import is_source
 from .messages import QUANTA, Message, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
-from .outputs import save_npz
+from .outputs import npz_name, save_npz
 from .scenario import Scenario, ScenarioError
 
 SAVED_KEYS = ("weight", "grad", "bias", "state", "delta", "input", "target")
@@ -165,7 +165,7 @@ def summarize(sc: Scenario, net: Network, traffic: Traffic,
                           "bytes": os.path.getsize(log_file or log_path),
                           "digest": footer["digest"]}
     if save_state:
-        summary["state"] = save_state
+        summary["state"] = npz_name(save_state)  # the file numpy wrote ("x" -> "x.npz")
     return summary
 
 

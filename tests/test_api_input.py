@@ -286,3 +286,53 @@ def test_numpy_numbers_as_period_and_workers_are_numbers():
     b = asyncnet.run(sc, record={"l1": ["state"]}, period=2.5)
     assert np.array_equal(a.times, b.times) and np.array_equal(a.recorded["l1"]["state"],
                                                                 b.recorded["l1"]["state"])
+
+
+def test_api_edges_from_a_qa_pass(tmp_path):
+    """Each was a traceback from inside, a silent rewrite, or a path outside runs/."""
+    import networkx as nx
+    g = asyncnet.layered([2, 3, 1])
+    with pytest.raises(TypeError, match="params: 'name' picks the scheme: give it as rule="):
+        asyncnet.Scenario(g, "diffusion", duration=5, params={"name": "ep"})
+    with pytest.raises(asyncnet.ScenarioError, match="name '../esc' must be a plain file name"):
+        asyncnet.Scenario(g, "diffusion", duration=5, name="../esc")
+    with pytest.raises(TypeError, match="expand_to_neurons takes a built Network"):
+        asyncnet.expand_to_neurons(g)
+    with pytest.raises(asyncnet.ScenarioError, match="restart_workers must be an integer"):
+        asyncnet.run(_quick(), restart_workers=-1)
+    ints = nx.DiGraph()  # int names: the degree of "0" was looked up, not of 0
+    ints.add_nodes_from([(0, {"size": 2}), (1, {"size": 3}), (2, {"size": 1})])
+    ints.add_edges_from([(0, 1), (1, 2)])
+    net = asyncnet.Network.from_graph(ints)
+    assert [p.role for p in net.populations.values()] == ["input", "hidden", "output"]
+    r = asyncnet.run(_quick(), save_state=str(tmp_path / "st"))
+    assert r.summary["state"] == str(tmp_path / "st.npz") and (tmp_path / "st.npz").exists()
+
+
+def test_a_message_of_a_kind_no_one_knows_is_named_at_its_receiver():
+    """A model emitting kind 7 was an IndexError inside the engine's counter."""
+    from asyncnet.engine import Engine
+    from asyncnet.schemes.diffusion import Diffusion
+
+    class Seven:  # a neuron whose sends are all of kind 7
+        def __init__(self, model):
+            self.model = model
+
+        def react(self, t, batch):
+            return [(p, 7, x) for p, _, x in (self.model.react(t, batch) or [])]
+
+        def state(self):
+            return self.model.state()
+
+        def __getattr__(self, key):
+            return getattr(self.model, key)
+
+    class Odd(Diffusion):
+        def neuron(self, pop, ports, rng):
+            return Seven(super().neuron(pop, ports, rng))
+
+    net = asyncnet.Network.from_graph(asyncnet.layered([2, 3, 1]))
+    src = {"l0": lambda t: np.ones(2), "l2": lambda t: np.zeros(1)}
+    eng = Engine(net, Odd(eta=0.1), seed=1, sources=src)
+    with pytest.raises(ValueError, match="a message of unknown kind 7 from "):
+        eng.run(20)
