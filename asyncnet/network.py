@@ -173,6 +173,9 @@ class Network:
             u, v = str(u), str(v)
             if u == v:
                 raise NetworkError(f"edge {u}->{v}: self-loops are not allowed (use a population)")
+            if "delay" in a and ("length" in a or "speed" in a):
+                raise NetworkError(f"edge {u}->{v}: give a delay, or a length (with a speed), "
+                                   f"not both (the delay won silently)")
             if "delay" in a:
                 delay = a["delay"]
             elif "length" in a:

@@ -44,6 +44,11 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         checkpoint_dir: str | None = None, restart_workers: int = 0) -> Result:
     """Run a scenario and return its :class:`Result`.
 
+    The arguments decide what is written and where it runs: a scenario's
+    ``[output]`` (log, saved state, checkpoints) and ``[cluster]`` tables are
+    the command line's (``asyncnet run FILE``) and are not read here; no log
+    is written unless ``log`` is given.
+
     Parameters
     ----------
     scenario:

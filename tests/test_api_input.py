@@ -336,3 +336,11 @@ def test_a_message_of_a_kind_no_one_knows_is_named_at_its_receiver():
     eng = Engine(net, Odd(eta=0.1), seed=1, sources=src)
     with pytest.raises(ValueError, match="a message of unknown kind 7 from "):
         eng.run(20)
+
+
+def test_an_edge_with_a_delay_and_a_length_is_refused():
+    """The delay won silently over the length and speed given beside it."""
+    g = asyncnet.layered([2, 3, 1])
+    g.edges["l0", "l1"].update(delay=1.0, length=5.0, speed=2.0)
+    with pytest.raises(asyncnet.ScenarioError, match="edge l0->l1: give a delay, or a length"):
+        asyncnet.run(asyncnet.Scenario(g, "diffusion", duration=5, data={"kind": "xor"}))
