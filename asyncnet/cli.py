@@ -101,6 +101,11 @@ def cmd_run(args) -> int:
             return 2
         more = {"workers": args.workers} if args.workers else {}
         return own(sc, quiet=args.quiet, json_out=args.json, **more)
+    for flag, given in (("--log", args.log), ("--save-state", args.save_state),
+                        ("--checkpoint-dir", args.checkpoint_dir)):
+        if given is not None and not given.strip():  # an unset $VAR: not the default
+            print(f"asyncnet: error: {flag}: an empty path", file=sys.stderr)
+            return 2
     no_log = args.no_log or sc.output.get("write_log") is False
     log_path = None if no_log else (
         args.log or sc.output.get("log") or os.path.join("runs", f"{sc.name}.log"))
@@ -157,6 +162,14 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
                  "checkpoint directory": ck.get("checkpoint_dir")},
                 {"scenario": args.scenario, "cluster file": args.cluster})
     distributed = (workers and workers > 1) or args.cluster
+    if args.cluster and args.workers:  # the --workers won over the cluster file's list
+        print("asyncnet: error: --workers N or --cluster FILE, not both (the cluster file "
+              "lists its workers)", file=sys.stderr)
+        return 2
+    if args.bind and not distributed:  # an in-process run binds nothing
+        print("asyncnet: error: --bind is for a distributed run (--workers N with N >= 2, "
+              "or --cluster FILE)", file=sys.stderr)
+        return 2
     if args.restart_workers and not (ck and distributed):
         print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "
               "--checkpoint-every T", file=sys.stderr)
@@ -437,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``asyncnet`` console script."""
     parser = _Parser(prog="asyncnet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"asyncnet {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     for name, (fn, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_)
         fn.configure(p)

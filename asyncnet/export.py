@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 from .commands import command
 from .logfile import open_log
-from .outputs import OutputError, check_apart, check_output
+from .outputs import OutputError, check_apart, check_output, renamable
 from .tables import MissingExtra, log_batches, need
 
 
@@ -64,9 +65,12 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
                       "asyncnet export")
     log = open_log(path)
     writer, rows = None, 0
-    # written beside and renamed over ``out`` once whole: a file already there was
-    # removed when the export failed or was interrupted
-    tmp = f"{out}.partial-{os.getpid()}"
+    # written beside and renamed over ``out`` once whole (a file already there was
+    # removed when the export failed or was interrupted); through a symlink, its
+    # target; a pipe or a device (/dev/stdout) is written into
+    whole = renamable(out)
+    target = os.path.realpath(out)
+    tmp = f"{target}.partial-{os.getpid()}" if whole else out
 
     def open_writer(schema: Any) -> Any:
         return (writer_mod.ParquetWriter(tmp, schema) if format == "parquet"
@@ -84,11 +88,12 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
             writer.write_batch(batch)
         writer, done = None, writer
         done.close()
-        os.replace(tmp, out)
+        if whole:
+            os.replace(tmp, target)
     except BaseException:
         if writer is not None:
             writer.close()
-        if os.path.exists(tmp):
+        if whole and os.path.exists(tmp):
             os.remove(tmp)
         raise
     return rows
@@ -119,17 +124,40 @@ def cmd_export(args) -> int:
     open_log(args.log)  # a bad log is an error before any output exists
     check_output(out, create_dirs=True)
     check_apart({"table": out}, {"log": args.log})
+    _not_over_a_run_file(out)
     if os.path.dirname(out):  # what check_output's create_dirs promised (pyarrow makes none)
         os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
     except BaseException as e:  # export_log left no part of a table (and ``out`` as it was)
+        if isinstance(e, BrokenPipeError):  # -o /dev/stdout | head: the reader left
+            raise
         if isinstance(e, OSError) and not e.filename:  # pyarrow's: it names no file
             why = os.strerror(e.errno) if e.errno else str(e)
             raise OutputError(f"{out}: cannot write the {fmt} table ({why})") from None
         raise
-    print(f"wrote {out} ({rows:,} rows, {fmt})")
+    # the table itself may be going to stdout (-o /dev/stdout): the note goes to stderr then
+    print(f"wrote {out} ({rows:,} rows, {fmt})",
+          file=sys.stdout if renamable(out) else sys.stderr)
     return 0
+
+
+def _not_over_a_run_file(out: str) -> None:
+    """Refuse an ``-o`` that is another run's event log or a scenario file: the table
+    replaced it (only the log being exported was protected)."""
+    if not os.path.isfile(out):
+        return
+    if out.endswith(".toml"):
+        raise OutputError(f"{out}: a scenario file; the table would overwrite it (give "
+                          f"-o another path)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            open_log(out)
+    except (ValueError, OSError):
+        return  # not a log: a table of an earlier export, say
+    raise OutputError(f"{out}: an event log; the table would overwrite it (give -o another "
+                      f"path)")
 
 
 cmd_export.configure = lambda p: (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -88,6 +89,9 @@ def check_apart(outputs: dict[str, str | None], inputs: dict[str, str | None]) -
             continue
         key = os.path.realpath(path)
         if key in seen:
+            if what in inputs:  # two inputs: nothing is written, one was given for the other
+                raise OutputError(f"{path}: given as the {what}, but it is the "
+                                  f"{seen[key]}")
             raise OutputError(f"{path}: the {what} would overwrite the {seen[key]} "
                               f"(give it another path)")
         seen[key] = what
@@ -145,18 +149,47 @@ def write_whole(path: str, fill: Callable[[BinaryIO], object], what: str,
     OutputError
         the file could not be written; ``path`` is as it was.
     """
-    tmp = tmp or path + ".tmp"
+    if not renamable(path):  # a pipe, a device (/dev/stdout): written into, as given
+        try:
+            with open(path, "wb") as f:
+                fill(f)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write {what} ({e.strerror or e})") from None
+        return
+    target = os.path.realpath(path)  # through a symlink: the link stays, its file changes
+    tmp = tmp if tmp and target == os.path.abspath(path) else target + ".tmp"
     try:
         with open(tmp, "wb") as f:
             fill(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise OutputError(f"{path}: cannot write {what} ({e.strerror or e})") from None
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    fsync_dir(os.path.dirname(target))
+
+
+def renamable(path: str) -> bool:
+    """Whether ``path`` is written by renaming a finished file over it: a regular
+    file, a link to one, or nothing yet; not a pipe or a device (``/dev/stdout``,
+    which a rename would replace by a file and never feed).
+
+    Parameters
+    ----------
+    path:
+        an output path.
+
+    Returns
+    -------
+    ``True`` unless what is at ``path`` (through links) exists and is no regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode  # through links (/dev/stdout -> /proc/self/fd/1 -> a pipe)
+    except OSError:
+        return True  # nothing there yet (or a link to nothing yet)
+    return stat.S_ISREG(mode)
 
 
 def fsync_dir(directory: str) -> None:

@@ -108,3 +108,72 @@ def test_an_interrupted_command_that_writes_no_log_says_only_that(tmp_path):
     _, err = p.communicate(timeout=60)
     if p.returncode == 130:  # (a fast machine may finish first)
         assert err.strip().splitlines()[-1] == "asyncnet: interrupted"
+
+
+def test_distribution_flags_that_would_be_ignored_are_refused(tmp_path):
+    """``--cluster FILE --workers 3`` ran on 3 (the file's list ignored); ``--bind``
+    without workers ran in-process; a scenario given as the cluster file was said to be
+    'overwritten'."""
+    sc = scenario(tmp_path, 10)
+    cluster = os.path.join(ROOT, "distributed", "local.toml")
+    one_error_line(cli("run", sc, "-q", "--no-log", "--cluster", cluster, "--workers", "3"),
+                   "--workers N or --cluster FILE, not both")
+    one_error_line(cli("run", sc, "-q", "--no-log", "--bind", "tcp://127.0.0.1:0"),
+                   "--bind is for a distributed run")
+    one_error_line(cli("run", sc, "-q", "--no-log", "--cluster", sc),
+                   f"{sc}: given as the cluster file, but it is the scenario")
+
+
+def test_keys_into_a_file_and_no_command_are_named(tmp_path):
+    f = tmp_path / "taken"
+    f.write_text("x")
+    one_error_line(cli("keys", str(f)), "a file, not a directory")
+    r = cli()
+    assert r.returncode == 2 and "required: COMMAND" in r.stderr
+
+
+def test_outputs_through_links_and_into_pipes_keep_what_is_at_the_path(tmp_path):
+    """Writing whole (a temporary file renamed over the path) replaced a symlink with a
+    file and a FIFO or /dev/stdout with a file nobody read."""
+    pytest.importorskip("pyarrow")
+    log = tmp_path / "q.log"
+    assert cli("run", scenario(tmp_path, 20), "-q", "--log", str(log)).returncode == 0
+    target, link = tmp_path / "t.csv", tmp_path / "link.csv"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert cli("export", str(log), "-o", str(link)).returncode == 0
+    assert link.is_symlink() and target.read_text().startswith('"time"')
+    png, plink = tmp_path / "t.png", tmp_path / "p.png"
+    plink.symlink_to(png)
+    assert cli("plot", str(log), "--waves", "-o", str(plink)).returncode == 0
+    assert plink.is_symlink() and png.stat().st_size > 1000
+    r = subprocess.run([sys.executable, "-m", "asyncnet", "export", str(log), "--format",
+                        "csv", "-o", "/dev/stdout"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith('"time"') and "wrote" in r.stderr
+    assert os.path.islink("/dev/stdout") or not os.path.isfile("/dev/stdout")
+    fifo = tmp_path / "f.csv"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    assert cli("export", str(log), "--format", "csv", "-o", str(fifo)).returncode == 0
+    out, _ = reader.communicate(timeout=60)
+    assert out.startswith(b'"time"') and fifo.is_fifo()
+
+
+def test_export_never_writes_over_a_log_or_a_scenario(tmp_path):
+    pytest.importorskip("pyarrow")
+    log, other = tmp_path / "q.log", tmp_path / "other.log"
+    sc = scenario(tmp_path, 20)
+    for p in (log, other):
+        assert cli("run", sc, "-q", "--log", str(p)).returncode == 0
+    before = other.read_bytes(), open(sc).read()
+    one_error_line(cli("export", str(log), "-o", str(other)), "an event log; the table "
+                   "would overwrite it")
+    one_error_line(cli("export", str(log), "-o", sc), "a scenario file")
+    assert (other.read_bytes(), open(sc).read()) == before
+
+
+@pytest.mark.parametrize("flag", ["--log", "--save-state", "--checkpoint-dir"])
+def test_an_empty_output_path_is_refused(tmp_path, flag):
+    """An unset $VAR: ``--log ""`` wrote the default log, ``--save-state ""`` nothing."""
+    one_error_line(cli("run", scenario(tmp_path, 10), "-q", flag, ""), f"{flag}: an empty path")

@@ -24,6 +24,8 @@ def make_keys(directory: str) -> dict[str, str]:
     """Create server and client key pairs in ``directory``; authorize the client."""
     if not zmq.has("curve"):
         raise KeysError("this libzmq was built without CURVE support")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise KeysError(f"{directory}: a file, not a directory (keys go into a directory)")
     there = [f for f in ("server.key", "server.key_secret", "client.key", "client.key_secret")
              if os.path.exists(os.path.join(directory, f))]
     if there:  # new pairs would silently lock out every machine given the old ones
