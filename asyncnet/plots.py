@@ -477,7 +477,8 @@ def weight_evolution(result: Any, synapse: str, variables: tuple[str, ...] = ("w
 def cmd_plot(args) -> int:
     """``asyncnet plot LOG --waves -o FILE.png``."""
     if args.waves == args.tension:
-        print("asyncnet: error: plot needs one of --waves or --tension", file=sys.stderr)
+        print("asyncnet: error: plot needs exactly one of --waves or --tension",
+              file=sys.stderr)
         return 2
     try:
         import matplotlib  # noqa: F401

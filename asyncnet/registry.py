@@ -13,7 +13,9 @@ A scheme that fails to import is an error that says so, never "unknown".
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -66,6 +68,17 @@ def register(name: str, scheme: Any) -> None:
     if missing:
         raise SchemeError(f"register: rule {name!r}: {scheme.__name__} has no "
                           f"{' and no '.join(missing)} (see asyncnet.api.Scheme)")
+    if not dataclasses.is_dataclass(scheme):
+        try:
+            takes = [p for p in inspect.signature(scheme).parameters.values()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        except (TypeError, ValueError):
+            takes = []
+        if takes:  # every key given to it was refused: 'unknown key (known: )'
+            raise SchemeError(f"register: rule {name!r}: {scheme.__name__} takes "
+                              f"{', '.join(p.name for p in takes)} but is no dataclass: the "
+                              f"[rule] keys are a scheme's dataclass fields (decorate it with "
+                              f"@dataclasses.dataclass; see asyncnet.api.Scheme)")
     _REGISTERED[name] = scheme
 
 

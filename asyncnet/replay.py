@@ -120,8 +120,19 @@ def _fmt(rec: list, agents: list[str]) -> str:
     name = KIND_NAMES[kind] if 0 <= kind < 3 else kind
     src = agents[s] if 0 <= s < len(agents) else s
     dst = agents[d] if 0 <= d < len(agents) else d
-    return (f"{name} {src} -> {dst} sent {ts / QUANTA:g} arrives {t / QUANTA:g} "
+    return (f"{name} {src} -> {dst} sent {_time(ts)} arrives {_time(t)} "
             f"seq {seq} payload {_exact(payload)}")
+
+
+def _time(q: int) -> str:
+    """A time in quanta, every digit shown (``:g`` printed 201.500001 as 201.5, so a
+    record that differed by one quantum read the same as the log's)."""
+    if not isinstance(q, int):
+        return repr(q)
+    if q < 0:
+        return "-" + _time(-q)
+    whole, frac = divmod(q, QUANTA)
+    return str(whole) if not frac else f"{whole}.{frac:0{len(str(QUANTA)) - 1}d}".rstrip("0")
 
 
 def _exact(payload: object) -> str:

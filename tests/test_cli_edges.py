@@ -177,3 +177,10 @@ def test_export_never_writes_over_a_log_or_a_scenario(tmp_path):
 def test_an_empty_output_path_is_refused(tmp_path, flag):
     """An unset $VAR: ``--log ""`` wrote the default log, ``--save-state ""`` nothing."""
     one_error_line(cli("run", scenario(tmp_path, 10), "-q", flag, ""), f"{flag}: an empty path")
+
+
+def test_a_divergence_of_one_quantum_shows_in_the_printed_records(tmp_path):
+    """Both records printed 'arrives 201.5' when the log's said 201.500001."""
+    from asyncnet.replay import _time
+    assert [_time(q) for q in (201_500_001, 201_500_000, 201_000_000, 5, -1_500_000)] == \
+        ["201.500001", "201.5", "201", "0.000005", "-1.5"]

@@ -186,3 +186,22 @@ def test_sample_without_matplotlib_says_so_before_it_samples(monkeypatch, tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.startswith("asyncnet: error: asyncnet sample needs matplotlib, which is not "
                           "installed: pip install") and err.endswith("[gradep]'"), err
+
+
+def test_register_refuses_a_class_whose_parameters_no_scenario_could_give():
+    """A plain class taking gain= was registered, then every [rule] gain was refused
+    ('unknown key (known: )')."""
+    import asyncnet
+
+    class Mine:
+        def __init__(self, gain: float = 1.0):
+            self.gain = gain
+
+        def neuron(self, pop, ports, rng):
+            raise AssertionError
+
+        def synapse(self, proj, ports, rng):
+            raise AssertionError
+
+    with pytest.raises(asyncnet.SchemeError, match="takes gain but is no dataclass"):
+        asyncnet.register("mine_plain", Mine)
