@@ -361,6 +361,31 @@ def extra_hint(extra: str) -> str:
     return f"pip install 'asyncnet[{extra}]'"
 
 
-__all__ = ["OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
+
+
+def check_figure_path(out: str) -> None:
+    """Refuse a figure path matplotlib cannot write (an unknown ending was its
+    traceback after the figure was drawn) or that cannot be written at all.
+
+    Parameters
+    ----------
+    out:
+        the figure's path; its ending picks the format (none: PNG).
+
+    Raises
+    ------
+    OutputError
+        naming the endings matplotlib writes, or why the path cannot be written.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+    ext = os.path.splitext(out)[1][1:].lower()
+    known = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in known:
+        raise OutputError(f"{out}: matplotlib writes no .{ext} figure (endings: "
+                          f"{', '.join(sorted(known))})")
+    check_output(out, create_dirs=False)
+
+
+__all__ = ["check_figure_path", "renamable", "OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
            "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text", "extra_hint",
            "missing_extra"]

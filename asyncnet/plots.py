@@ -24,7 +24,7 @@ from .commands import command, positive_time
 from .logfile import open_log
 from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA
-from .outputs import OutputError, check_apart, check_output, extra_hint, write_whole
+from .outputs import check_apart, check_figure_path, extra_hint, write_whole
 from .waves import UNINFORMED, depths, wave_labels
 
 
@@ -64,29 +64,6 @@ def _axes(ax: Any, figsize: tuple[float, float], ncols: int = 1, **kw: Any) -> t
         return first.figure, ax
     import matplotlib.pyplot as plt
     return plt.subplots(1, ncols, figsize=figsize, **kw)
-
-
-def check_figure_path(out: str) -> None:
-    """Refuse a figure path matplotlib cannot write (an unknown ending was its
-    traceback after the figure was drawn) or that cannot be written at all.
-
-    Parameters
-    ----------
-    out:
-        the figure's path; its ending picks the format (none: PNG).
-
-    Raises
-    ------
-    OutputError
-        naming the endings matplotlib writes, or why the path cannot be written.
-    """
-    from matplotlib.backend_bases import FigureCanvasBase
-    ext = os.path.splitext(out)[1][1:].lower()
-    known = FigureCanvasBase.get_supported_filetypes()
-    if ext and ext not in known:
-        raise OutputError(f"{out}: matplotlib writes no .{ext} figure (endings: "
-                          f"{', '.join(sorted(known))})")
-    check_output(out, create_dirs=False)
 
 
 def _save(fig: Any, out: str | None) -> None:
