@@ -386,6 +386,6 @@ def check_figure_path(out: str) -> None:
     check_output(out, create_dirs=False)
 
 
-__all__ = ["check_figure_path", "renamable", "OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
-           "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text", "extra_hint",
-           "missing_extra"]
+__all__ = ["OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
+           "renamable", "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text",
+           "extra_hint", "missing_extra", "check_figure_path"]
