@@ -153,6 +153,10 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
         from .runner import check_period, default_checkpoint_dir
         ck = {"checkpoint_every": check_period(every, sc.duration),
               "checkpoint_dir": ck_dir or default_checkpoint_dir(sc.name, log_path)}
+        if os.path.exists(ck["checkpoint_dir"]) and not os.path.isdir(ck["checkpoint_dir"]):
+            print(f"asyncnet: error: {ck['checkpoint_dir']}: a file, not a checkpoint "
+                  f"directory", file=sys.stderr)
+            return 2
         check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
     elif ck_dir:
         print("asyncnet: error: --checkpoint-dir ([output] checkpoint_dir) needs "

@@ -139,7 +139,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         summary = simulate_distributed(sc, workers=workers, **kw)
     else:
         summary = simulate(sc, **kw)
-    return Result(summary, log, np.array(rec.times if rec else []),
+    return Result(summary, log, np.array(rec.times if rec else [], dtype=float),
                   rec.arrays() if rec else {}, final)
 
 
@@ -449,5 +449,5 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
                            attach=attach, final=final, checkpoint_every=m["checkpoint_every"],
                            checkpoint_dir=m["checkpoint_dir"], resume=ck,
                            meta={"recorder": rm})
-    return Result(summary, m["log"], np.array(rec.times if rec else []),
+    return Result(summary, m["log"], np.array(rec.times if rec else [], dtype=float),
                   rec.arrays() if rec else {}, final)

@@ -184,3 +184,18 @@ def test_a_divergence_of_one_quantum_shows_in_the_printed_records(tmp_path):
     from asyncnet.replay import _time
     assert [_time(q) for q in (201_500_001, 201_500_000, 201_000_000, 5, -1_500_000)] == \
         ["201.500001", "201.5", "201", "0.000005", "-1.5"]
+
+
+def test_a_checkpoint_directory_that_is_a_file_is_named(tmp_path):
+    """The message named an internal probe file: '...qs.toml/ck-probe: ... not a directory'."""
+    sc = scenario(tmp_path, 10)
+    one_error_line(cli("run", sc, "-q", "--no-log", "--checkpoint-every", "2",
+                       "--checkpoint-dir", sc), f"{sc}: a file, not a checkpoint directory")
+
+
+def test_sample_times_are_floats_whatever_the_period():
+    """``Result.times`` was int64 for a whole-number period and float64 otherwise."""
+    import asyncnet
+    sc = asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", duration=12,
+                           data={"kind": "xor"})
+    assert asyncnet.run(sc, record={"l1": ["state"]}, period=5).times.dtype == float
