@@ -51,6 +51,21 @@ def file_name(t: int) -> str:
     return f"ck-{t:020d}.ckpt"
 
 
+def instant_of(path: str) -> int:
+    """The instant (quanta) a checkpoint file is of, read from its name (:func:`file_name`).
+
+    Parameters
+    ----------
+    path:
+        a checkpoint file's path.
+
+    Returns
+    -------
+    The instant, in quanta.
+    """
+    return int(os.path.basename(path)[len("ck-"):-len(".ckpt")])
+
+
 def write(directory: str, body: dict, replace: bool = False) -> str:
     """Write a checkpoint atomically; keep the newest ``KEEP`` up to its instant.
 

@@ -227,7 +227,7 @@ def interrupted_note(log_path: str | None, ck_dir: str | None) -> str:
     -------
     One clause per output, naming the command that continues the run.
     """
-    from .checkpoint import candidates
+    from .ckfile import candidates, instant_of
     from .messages import QUANTA
     said = []
     if log_path:
@@ -235,8 +235,8 @@ def interrupted_note(log_path: str | None, ck_dir: str | None) -> str:
                     f"checks it as a prefix)")
     if ck_dir:
         files = candidates(ck_dir) if os.path.isdir(ck_dir) else []
-        if files:  # the instant from the newest file's name (ck-<quanta>.ckpt): nothing read
-            t = int(os.path.basename(files[0])[3:-5]) / QUANTA
+        if files:  # the instant from the newest file's name: nothing read
+            t = instant_of(files[0]) / QUANTA
             said.append(f"asyncnet resume {ck_dir} continues from its newest checkpoint "
                         f"(t={t:g})")
         else:

@@ -88,7 +88,6 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
                         ("checkpoint_dir", checkpoint_dir)):
         _check_path(name, value)
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
-    sc = sc.current()  # changed since validated: the log must embed what runs
     _check_pipeline(sc)
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")

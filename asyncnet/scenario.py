@@ -34,7 +34,7 @@ from .scenario_toml import (  # the file's schema and its checks, named here as 
     _check_table,
 )
 
-__all__ = ["Scenario", "ScenarioError", "load", "make_rule", "to_toml", "SCHEMA", "NUM",
+__all__ = ["Scenario", "ScenarioError", "load", "make_rule", "SCHEMA", "NUM",
            "LIST_ITEMS", "FLAT", "MAX_DURATION", "NODE_KEYS", "EDGE_KEYS", "_check_items"]
 
 
@@ -154,7 +154,12 @@ class Scenario:
         """
         if getattr(self, "text", None):
             return self.text
-        return to_toml(self)
+        try:
+            return scenario_toml.to_toml(self)
+        except scenario_toml.Unwritable as e:
+            raise ScenarioError(f"{self.path}: {e}: not a value a scenario file can hold (a "
+                                f"number, a string, a boolean, or lists and tables of them)"
+                                ) from None
 
     def with_params(self, **rule_params: Any) -> Scenario:
         """A copy with some scheme parameters changed (for unlogged extra runs).
@@ -414,23 +419,3 @@ def _graph(net: dict, path: str) -> nx.DiGraph:
     if "speed" in net:
         g.graph["speed"] = net["speed"]
     return g
-
-
-def to_toml(sc: Scenario) -> str:
-    """Write a scenario built in Python as a scenario file's text.
-
-    Parameters
-    ----------
-    sc:
-        The scenario.
-
-    Returns
-    -------
-    TOML text that :func:`load` reads back to the same scenario.
-    """
-    try:
-        return scenario_toml.to_toml(sc)
-    except scenario_toml.Unwritable as e:
-        raise ScenarioError(f"{sc.path}: {e}: not a value a scenario file can hold (a "
-                            f"number, a string, a boolean, or lists and tables of them)"
-                            ) from None
