@@ -17,7 +17,7 @@ from typing import Any
 from .commands import command
 from .logfile import open_log
 from .outputs import OutputError, check_apart, check_output, renamable
-from .tables import MissingExtra, log_batches, need
+from .tables import MissingExtra, log_batches, need, table_format
 
 
 def _arrow_batch(pa: Any, cols: dict[str, list], csv: bool) -> Any:
@@ -107,13 +107,10 @@ def _columns(payload: str) -> tuple[str, ...]:
 @command("export", "write a log's records as a table (parquet or csv; the 'export' extra)")
 def cmd_export(args) -> int:
     """``asyncnet export LOG --format parquet|csv -o FILE``."""
-    fmt = args.format or ("csv" if (args.output or "").lower().endswith(".csv")
-                          else "parquet")
-    ending = os.path.splitext(args.output or "")[1].lower()
-    if args.format and ending in (".csv", ".parquet") and ending != f".{args.format}":
-        # a parquet table named .csv (or the other way) misleads whatever opens it
-        raise OutputError(f"{args.output}: a {ending} name for a {args.format} table (name "
-                          f"it .{args.format}, or give --format {ending[1:]})")
+    try:
+        fmt = table_format(args.output or "", args.format, "--format ")
+    except ValueError as e:
+        raise OutputError(str(e)) from None
     out = args.output or os.path.splitext(args.log)[0] + (".csv" if fmt == "csv"
                                                            else ".parquet")
     try:
@@ -163,7 +160,7 @@ def _not_over_a_run_file(out: str) -> None:
 cmd_export.configure = lambda p: (
     p.add_argument("log", help="an event log"),
     p.add_argument("--format", choices=("parquet", "csv"),
-                   help="default: from -o's extension, else parquet"),
+                   help="default: from -o's ending (.parquet, .pq or .csv; none: parquet)"),
     p.add_argument("-o", "--output", metavar="FILE",
                    help="default: LOG with .parquet or .csv"),
     p.add_argument("--values", action="store_true",

@@ -207,16 +207,16 @@ class Result:
             The file to write.
         format:
             ``"parquet"`` or ``"csv"``; default: from the extension
-            (``.parquet``/``.pq`` or ``.csv``). Parquet needs pyarrow, both
-            need pandas (the ``export`` extra).
+            (``.parquet``/``.pq`` or ``.csv``; none: parquet). An extension
+            naming no format (``.txt``), or the other one, is refused.
+            Parquet needs pyarrow, both need pandas (the ``export`` extra).
 
         Returns
         -------
         ``path``.
         """
-        fmt = format or ("csv" if str(path).lower().endswith(".csv") else "parquet")
-        if fmt not in ("parquet", "csv"):
-            raise ValueError(f"format must be 'parquet' or 'csv', got {fmt!r}")
+        from .tables import table_format
+        fmt = table_format(path, format)
         df = self.to_dataframe()
         if fmt == "csv":
             df.to_csv(path, index=False)

@@ -29,6 +29,7 @@ values     list       every value, flattened (``payload="values"`` only)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,6 +42,48 @@ from .messages import KIND_NAMES, QUANTA
 COLUMNS = ("time", "kind", "src", "dst", "t_sent", "delay", "seq", "size", "value", "mean",
            "norm")
 """The columns of a log table (``values`` is added with ``payload="values"``)."""
+
+
+TABLE_ENDINGS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+"""File endings that name a table's format."""
+
+
+def table_format(path: str, format: str | None, flag: str = "format=") -> str:
+    """The format to write the table ``path`` in: ``format``, else its ending's.
+
+    Parameters
+    ----------
+    path:
+        the table's file.
+    format:
+        ``"parquet"``, ``"csv"`` or ``None`` (from the ending; no ending: parquet).
+    flag:
+        how the caller's user gives the format (named in the errors).
+
+    Returns
+    -------
+    ``"parquet"`` or ``"csv"``.
+
+    Raises
+    ------
+    ValueError
+        an unknown format, an ending that names the other format (a parquet
+        table named ``.csv`` misleads whatever opens it), or, with no
+        format, an ending that names none (``x.txt``: which was meant?).
+    """
+    ending = os.path.splitext(str(path))[1].lower()
+    named = TABLE_ENDINGS.get(ending)
+    if format is not None:
+        if format not in ("parquet", "csv"):
+            raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
+        if named is not None and named != format:
+            raise ValueError(f"{path}: a {ending} name for a {format} table (name it "
+                             f".{format}, or give {flag}{named})")
+        return format
+    if named is None and ending:
+        raise ValueError(f"{path}: the ending {ending} names no table format (name it "
+                         f".parquet or .csv, or give {flag}parquet or {flag}csv)")
+    return named or "parquet"
 
 
 class MissingExtra(ImportError):

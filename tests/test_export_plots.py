@@ -163,6 +163,32 @@ def test_export_refuses_a_name_that_says_the_other_format(run, tmp_path, capsys,
     assert f"a {out.suffix} name for a {fmt} table" in line and not out.exists()
 
 
+def test_export_refuses_an_ending_that_names_no_format(run, tmp_path, capsys):
+    """``-o t.txt`` wrote a parquet table under a name that says text."""
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "t.txt"
+    line = _one_error(["export", run[1], "-o", str(out)], capsys)
+    assert "the ending .txt names no table format" in line and "--format csv" in line
+    assert not out.exists()
+    assert cli.main(["export", run[1], "-o", str(out), "--format", "csv"]) == 0
+    assert out.read_text().startswith('"time","kind"')
+    pq = tmp_path / "t.pq"  # the short parquet ending is one
+    assert cli.main(["export", run[1], "-o", str(pq)]) == 0
+    assert len(pd.read_parquet(pq)) == run[0].summary["messages"]["total"]
+
+
+@pytest.mark.parametrize("name, fmt, said", [("rec.txt", None, "names no table format"),
+                                             ("rec.csv", "parquet", "a .csv name for a parquet"),
+                                             ("rec.pq", "csv", "a .pq name for a csv"),
+                                             ("rec.csv", "xlsx", "format must be")])
+def test_result_export_refuses_a_name_or_format_it_cannot_honour(run, tmp_path, name, fmt,
+                                                                  said):
+    """``Result.export("rec.txt")`` wrote parquet; ``("rec.csv", "parquet")`` parquet as .csv."""
+    with pytest.raises(ValueError, match=said):
+        run[0].export(str(tmp_path / name), fmt)
+    assert not (tmp_path / name).exists()
+
+
 def test_export_makes_the_directory_it_was_said_to_make(run, tmp_path, capsys):
     """check_output promised missing directories; pyarrow made none ('No such file')."""
     pytest.importorskip("pyarrow")
