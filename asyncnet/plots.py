@@ -472,10 +472,14 @@ def cmd_plot(args) -> int:
         draw_tension(tr, out, args.until)
         print(f"wrote {out} ({len(tr['rows'])} neurons, re-run from the log's scenario)")
         return 0
-    labels = wave_labels(args.log)
+    labels = wave_labels(args.log, args.until)
     draw_waves(labels, out, args.until)
+    upto = ""
+    if args.until is not None:  # what was drawn, and a --until past the log's end
+        upto = (f" up to t={args.until:g}" if not labels["whole"] else
+                f"; the log ends at t={labels['t_end']:g}, before --until {args.until:g}")
     print(f"wrote {out} ({labels['records']:,} records, {len(labels['populations'])} "
-          f"populations, {len(labels['frames'])} frame changes)")
+          f"populations, {len(labels['frames'])} frame changes{upto})")
     return 0
 
 

@@ -106,13 +106,25 @@ def depths(g: nx.DiGraph, inputs: set[str]) -> dict[str, int]:
     return {str(n): int(dist.get(n, -1)) for n in g}
 
 
-def wave_labels(path: str) -> dict:
+def wave_labels(path: str, until: float | None = None) -> dict:
     """Forward and credit frame labels of every population over time, from a log.
 
-    Returns ``{"populations": [(name, depth)], "forward": {name: [(t, frame)]},
+    Parameters
+    ----------
+    path:
+        the event log.
+    until:
+        read records up to this time only (``None``: all).
+
+    Returns
+    -------
+    ``{"populations": [(name, depth)], "forward": {name: [(t, frame)]},
     "credit": {...}, "frames": [change times], "t_end", "scenario", "records",
-    "acyclic"}`` with times in units; a frame of ``-1`` means not yet informed.
+    "acyclic", "whole"}`` with times in units; a frame of ``-1`` means not
+    yet informed. ``records`` counts those read; ``whole``: the log ends
+    by ``until`` (``t_end`` is then its last arrival, else ``until``).
     """
+    q_until = None if until is None else until * QUANTA
     log = open_log(path)
     sc = scenario_of(log)
     g = sc.graph
@@ -121,7 +133,11 @@ def wave_labels(path: str) -> dict:
     last: dict[str, bytes] = {}
     changes: list[int] = []
     n_records = 0
+    whole = True
     for m in log.messages():
+        if q_until is not None and m.t_arrive > q_until:
+            whole = False
+            break
         n_records += 1
         if m.kind == CONTROL:
             b = repr(m.payload).encode()
@@ -136,6 +152,8 @@ def wave_labels(path: str) -> dict:
         warnings.simplefilter("ignore")  # the first pass warned already
         msgs = log.messages()
         for m in msgs:
+            if q_until is not None and m.t_arrive > q_until:
+                break
             t_end = m.t_arrive
             if m.kind == CONTROL:
                 v = bisect.bisect_right(changes, m.t_arrive)
@@ -158,5 +176,5 @@ def wave_labels(path: str) -> dict:
                     cur = v
             out[key][name] = steps
     return {"populations": pops, **out, "frames": [t / QUANTA for t in changes],
-            "t_end": t_end / QUANTA,
+            "t_end": t_end / QUANTA if whole else until, "whole": whole,
             "scenario": sc.name, "records": n_records, "acyclic": lab.acyclic}

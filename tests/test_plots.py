@@ -13,6 +13,8 @@ import sys
 import pytest
 
 from asyncnet import cli
+from asyncnet.logfile import open_log
+from asyncnet.messages import QUANTA
 from asyncnet.scenario import load
 from asyncnet.simulation import simulate
 from asyncnet.waves import wave_labels
@@ -57,6 +59,29 @@ def test_wave_labels_piecewise_fronts(tmp_path):
         for k in range(L + 1):
             assert _first(lab["forward"][f"l{k}"], j) == hold * j + k
             assert _first(lab["credit"][f"l{k}"], j) == hold * j + L + (L - k)
+
+
+def test_wave_labels_until_reads_and_counts_only_that_far(tmp_path, capsys):
+    """``plot --until`` counted every record of the log in its summary line, and
+    said nothing of an --until past the log's end."""
+    log = _log(tmp_path, "waves_slow")
+    hold = 24
+    times = [r[0] / QUANTA for r in open_log(log).records()]
+    whole = wave_labels(log)
+    cut = wave_labels(log, until=2.5 * hold)
+    assert whole["whole"] and whole["records"] == len(times)
+    assert cut["records"] == sum(t <= 2.5 * hold for t in times) < len(times)
+    assert cut["frames"] == [hold, 2 * hold] and not cut["whole"] and cut["t_end"] == 60
+    for name, steps in whole["forward"].items():  # the labels up to there are the same
+        assert cut["forward"][name] == [s for s in steps if s[0] <= 2.5 * hold]
+    out = str(tmp_path / "w.png")
+    assert cli.main(["plot", log, "--waves", "-o", out, "--until", "60"]) == 0
+    said = capsys.readouterr().out
+    assert f"({cut['records']:,} records" in said and "up to t=60)" in said
+    assert cli.main(["plot", log, "--waves", "-o", out, "--until", "1e6"]) == 0
+    said = capsys.readouterr().out
+    assert f"({len(times):,} records" in said
+    assert f"the log ends at t={times[-1]:g}, before --until 1e+06" in said
 
 
 def test_plot_cli_writes_png(tmp_path):
