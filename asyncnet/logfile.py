@@ -89,7 +89,7 @@ class EventLog:
         for item in self._items(header_only=True):
             got.append(item)
             if len(got) == 1:
-                self._check_header(got[0][0])
+                self._check_version(got[0][0])
             if len(got) == 2:
                 break
         if len(got) < 2:
@@ -106,6 +106,8 @@ class EventLog:
             raise self._fail("the header was altered (its digest does not match)") from None
         finally:
             self.strict = strict
+        # its keys only now: a flipped bit in one reads "altered", not "lacks key"
+        self._check_header(head)
         self.header = head
         self.agents: list[str] = list(self.header["agents"])
         self.scenario_text: str = self.header["scenario"]
@@ -129,7 +131,7 @@ class EventLog:
     def _fail(self, what: str) -> LogError:
         return LogError(f"{self.path}: {what}")
 
-    def _check_header(self, head: Any) -> None:
+    def _check_version(self, head: Any) -> None:
         if not isinstance(head, dict) or head.get("format") != FORMAT:
             raise self._fail("not an asyncnet event log")
         v = head.get("version")
@@ -138,6 +140,8 @@ class EventLog:
                    "to get a version 2 log)" if v == 1 else "")
             raise self._fail(f"log format version {v!r} is not supported: this asyncnet "
                              f"reads version {VERSION}{why}")
+
+    def _check_header(self, head: dict) -> None:
         for k, t in HEADER_KEYS.items():
             if k not in head:
                 raise self._fail(f"the header lacks key {k!r}")

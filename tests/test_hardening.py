@@ -447,6 +447,27 @@ def test_crafted_logs_get_one_line_from_every_tool(tmp_path, case, capsys):
         assert words in lines[0], (words, lines[0])
 
 
+@pytest.mark.parametrize("key", [b"scenario", b"agents", b"seed"])
+def test_a_flipped_bit_in_a_header_key_reads_altered(tmp_path, key, capsys):
+    """A bit flipped inside a header key read "the header lacks key 'scenario'"
+    (the keys were checked before the header's digest)."""
+    log = tmp_path / "a.log"
+    assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
+    data = bytearray(log.read_bytes())
+    head = len(ev._packer().pack(_items(log)[0]))
+    at = data.index(bytes([0xA0 | len(key)]) + key)  # the key as msgpack packs it
+    assert at < head  # in the header
+    data[at + 1] ^= 0x01
+    bad = tmp_path / "flipped.log"
+    bad.write_bytes(bytes(data))
+    capsys.readouterr()
+    for argv in (["replay", str(bad), "--verify", "-q"], ["stats", str(bad)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"asyncnet: error: {bad}: the header was altered (its digest does "
+                       f"not match)"], err
+
+
 def test_a_version_1_log_is_refused_naming_the_version(tmp_path, capsys):
     log = tmp_path / "a.log"
     assert main(["run", scenario(tmp_path, 10), "-q", "--log", str(log)]) == 0
