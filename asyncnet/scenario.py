@@ -69,13 +69,18 @@ class Scenario:
         The seed of every random stream of the run.
     name, description:
         What the scenario is called and what it shows.
+    path, text:
+        The file it was read from and its TOML (:func:`load` gives them);
+        a ``text`` given here must describe the same scenario as the other
+        arguments (it is what an event log embeds and ``replay`` re-runs).
     """
 
     def __init__(self, graph: nx.DiGraph, rule: str, *, duration: float,
                  params: dict | None = None, data: dict | None = None, seed: int = 0,
                  name: str = "scenario", analysis: dict | None = None,
                  output: dict | None = None, cluster: dict | None = None,
-                 description: str = "", path: str | None = None, text: str | None = None):
+                 description: str = "", path: str | None = None, text: str | None = None,
+                 _loaded: bool = False):
         if not isinstance(graph, nx.DiGraph):
             raise TypeError(f"graph must be a networkx.DiGraph (asyncnet.layered makes one), "
                             f"got {type(graph).__name__}")
@@ -94,15 +99,22 @@ class Scenario:
         self.cluster = dict(cluster or {})
         self.description = description
         self.path = path or f"<scenario {name}>"
-        if text is None:  # built in Python: validate exactly as a file is
-            text = self.to_toml()
-            checked = load(self.path, text)
+        if text is None or not _loaded:  # built in Python: validate exactly as a file is
+            made = self.to_toml()
+            checked = load(self.path, made)
             # the values as read back: numpy numbers become plain ones (an np.int64
             # seed failed in the checkpoint's msgpack, an np.float32 eta the rule check)
             self.graph, self.duration, self.seed = checked.graph, checked.duration, checked.seed
             self.rule_params, self.data = checked.rule_params, checked.data
             self.analysis, self.output, self.cluster = \
                 checked.analysis, checked.output, checked.cluster
+            other = None if text is None else load(self.path, text)
+            if other is not None and (other._made != checked._made
+                                      or not nx.utils.graphs_equal(other.graph, checked.graph)):
+                # a log would embed the text and replay re-run it: it must say what runs
+                raise ScenarioError(f"{self.path}: the text given describes another "
+                                    f"scenario than the arguments; leave text out")
+            text = made if text is None else text
         self.text = text
         self._made = self._described()
 
@@ -353,7 +365,8 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
                    name=sc.get("name", os.path.splitext(os.path.basename(path))[0]),
                    analysis=analysis, output=dict(doc.get("output", {})),
                    cluster=dict(doc.get("cluster", {})),
-                   description=sc.get("description", ""), path=path, text=text)
+                   description=sc.get("description", ""), path=path, text=text,
+                   _loaded=True)
     workers = out.cluster.get("workers", 1)
     if workers < 1:
         raise ScenarioError(f"{path}: [cluster] key 'workers' must be at least 1, got {workers}")

@@ -344,3 +344,25 @@ def test_an_edge_with_a_delay_and_a_length_is_refused():
     g.edges["l0", "l1"].update(delay=1.0, length=5.0, speed=2.0)
     with pytest.raises(asyncnet.ScenarioError, match="edge l0->l1: give a delay, or a length"):
         asyncnet.run(asyncnet.Scenario(g, "diffusion", duration=5, data={"kind": "xor"}))
+
+
+def test_a_text_given_must_describe_the_scenario_it_comes_with(tmp_path):
+    """``Scenario(..., text=...)`` kept any text unchecked: the log embedded it, and
+    replay re-ran something else (or failed on text that was no scenario)."""
+    kw = dict(params={"eta": 0.05}, seed=1, data={"kind": "xor", "hold": 8}, duration=50)
+    g = asyncnet.layered([2, 4, 1])
+    sc = asyncnet.Scenario(g, "diffusion", **kw)
+    commented = "# the XOR net\n" + sc.text
+    same = asyncnet.Scenario(asyncnet.layered([2, 4, 1]), "diffusion", **kw, text=commented)
+    assert same.text == commented  # kept as given when it says the same
+    log = str(tmp_path / "a.log")
+    asyncnet.run(same, log=log)
+    assert asyncnet.open_log(log).scenario_text == commented
+    wider = asyncnet.Scenario(asyncnet.layered([2, 5, 1]), "diffusion", **kw).text
+    heavier = asyncnet.Scenario(asyncnet.layered([2, 4, 1], delay=2.0), "diffusion", **kw).text
+    for text in (sc.text.replace("seed = 1", "seed = 2"), wider, heavier):
+        with pytest.raises(asyncnet.ScenarioError, match="describes another scenario"):
+            asyncnet.Scenario(g, "diffusion", **kw, text=text)
+    for text, words in (("x = [", "not valid TOML"), ("", "missing section")):
+        with pytest.raises(asyncnet.ScenarioError, match=words):
+            asyncnet.Scenario(g, "diffusion", **kw, text=text)
