@@ -215,13 +215,13 @@ class Result:
         -------
         ``path``.
         """
-        from .tables import table_format
+        from .outputs import write_whole
+        from .tables import need, table_format
         fmt = table_format(path, format)
         df = self.to_dataframe()
-        if fmt == "csv":
-            df.to_csv(path, index=False)
-        else:
-            from .tables import need
+        if fmt == "parquet":
             need("pyarrow", "Result.export to parquet")
-            df.to_parquet(path, index=False)
+        # whole or not at all: an interrupt or a full disk leaves a file there as it was
+        write_whole(str(path), lambda f: df.to_csv(f, index=False) if fmt == "csv"
+                    else df.to_parquet(f, index=False), "the recordings")
         return path

@@ -189,6 +189,25 @@ def test_result_export_refuses_a_name_or_format_it_cannot_honour(run, tmp_path, 
     assert not (tmp_path / name).exists()
 
 
+def test_result_export_writes_whole_or_leaves_the_file_as_it_was(run, tmp_path, monkeypatch):
+    """``Result.export`` wrote into the file itself: a full disk left half a table
+    where the last good one had been."""
+    import errno
+    out = tmp_path / "rec.csv"
+    out.write_text("the last good table\n")
+
+    def full(self, f, **kw):
+        f.write(b"time,agent\n0.0,l2\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(asyncnet.outputs.OutputError, match="No space left on device") as e:
+        run[0].export(str(out))
+    assert str(out) in str(e.value)
+    assert out.read_text() == "the last good table\n"
+    assert os.listdir(tmp_path) == ["rec.csv"]
+
+
 def test_export_makes_the_directory_it_was_said_to_make(run, tmp_path, capsys):
     """check_output promised missing directories; pyarrow made none ('No such file')."""
     pytest.importorskip("pyarrow")
