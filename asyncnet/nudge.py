@@ -40,6 +40,9 @@ from .network import agent_rng
 from .outputs import extra_hint
 
 DATASETS = ("constant", "digits", "linear")
+DATASET_KEYS = {"constant": {"input", "target"}, "digits": {"samples", "test_fraction"},
+                "linear": {"patterns"}}
+"""The ``[data]`` keys each dataset uses (others are refused, not ignored)."""
 
 
 @dataclass

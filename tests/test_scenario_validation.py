@@ -115,6 +115,22 @@ def test_gradient_check_window_far_longer_than_the_run(key, tmp_path):
     assert "[data] settle/leg" in lines[0] and "gradient analysis" in lines[0]
 
 
+@pytest.mark.parametrize("name,key,value", [("coupled_conservation", "target", [0.5]),
+                                            ("coupled_conservation", "input", [1.0]),
+                                            ("ep_gradient", "patterns", 4),
+                                            ("ep_gradient", "samples", 10),
+                                            ("ep_digits", "target", [1.0]),
+                                            ("stlp_fixedpoint_dag", "period", 50),
+                                            ("stlp_fixedpoint_dag", "lag", 2)])
+def test_an_energy_dataset_refuses_a_key_it_would_ignore(name, key, value, tmp_path):
+    """The generic data kinds refused a key they would ignore; the energy rules'
+    datasets took it and did nothing (``target`` for a linear teacher, ``patterns``
+    for one constant pattern)."""
+    rc, lines = run(with_(base(name), "data", key, value), tmp_path)
+    assert rc == 2 and len(lines) == 1, lines
+    assert f"[data] key {key!r} does not apply to data kind" in lines[0]
+
+
 @pytest.mark.parametrize("key,value", [("leg", 1e-15), ("settle", 5e-7), ("release", 1e-9)])
 def test_a_nudge_schedule_part_shorter_than_a_quantum(key, value, tmp_path):
     """A part of the schedule shorter than the clock's quantum ended where it began:

@@ -34,6 +34,7 @@ sys.path.insert(0, ROOT)
 
 from asyncnet import registry, schema  # noqa: E402
 from asyncnet.data import KIND_KEYS  # noqa: E402
+from asyncnet.nudge import DATASET_KEYS  # noqa: E402
 from asyncnet.scenario import EDGE_KEYS, NODE_KEYS, NUM, SCHEMA  # noqa: E402
 
 REFERENCE = os.path.join(ROOT, "docs", "reference", "scenario-file.md")
@@ -251,10 +252,13 @@ def reference() -> str:
             "| kind | keys |", "|---|---|"]
     out += [f"| `{k}` | {', '.join(f'`{x}`' for x in sorted(v))} |"
             for k, v in KIND_KEYS.items()]
-    out += ["", "The energy schemes (`ep`, `coupled`) read `kind` (`digits`, `linear`, "
-            "`constant`), `batch`, `settle`, `leg`, `release`, `patterns`, `test_fraction`, "
-            "`input`, `target`; `stlp` reads `sine`, `sines`, `square`, `constant` with "
-            "`period`, `target_scale`, `lag`, `input`, `target`.", ""]
+    out += ["", "The energy schemes (`ep`, `coupled`) read `kind`, the schedule's `batch`, "
+            "`settle`, `leg`, `release`, and by dataset (a key the dataset does not read "
+            "is an error):", "", "| dataset | keys |", "|---|---|"]
+    out += [f"| `{k}` | {', '.join(f'`{x}`' for x in sorted(v))} |"
+            for k, v in DATASET_KEYS.items()]
+    out += ["", "`stlp` reads `sine`, `sines`, `square` with `period`, `target_scale`, "
+            "`lag` or `input`, and `constant` with `input`, `target`.", ""]
     out += ["## `[rule]`", "",
             "`name` picks the scheme; every other key is one of its parameters, checked "
             "against the scheme's typed schema (the annotated fields of its dataclass). "

@@ -29,7 +29,7 @@ import numpy as np
 from ..analysis import Analysis, AnalysisError, Context
 from ..data import DataError
 from ..network import layout
-from ..nudge import NudgeStream, load_dataset
+from ..nudge import DATASET_KEYS, NudgeStream, load_dataset
 
 SCHEDULE_KEYS = ("batch", "settle", "leg", "release")
 NOT_FOR_ENERGY = ("hold", "order", "period", "lag", "target_scale")
@@ -74,6 +74,10 @@ class EnergyScheme:
             if k in d:
                 raise DataError(f"key {k!r} does not apply to rule {self.name!r} "
                                 f"(use settle, leg, batch)")
+        extra = sorted(set(d) - DATASET_KEYS.get(kind, set(d)))
+        if extra:  # ignored before: "target = [...]" for a linear teacher did nothing
+            raise DataError(f"key {extra[0]!r} does not apply to data kind {kind!r} (its "
+                            f"keys: {', '.join(sorted(DATASET_KEYS[kind] | set(SCHEDULE_KEYS)))})")
         ds = load_dataset(kind, n_in=net.populations[inp].size,
                           n_out=net.populations[out].size, seed=seed, **d)
         return NudgeStream(kind, ds, inp, out, sched.get("batch", 1),

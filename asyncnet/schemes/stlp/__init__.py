@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ...analysis import Analysis, AnalysisError, Context
-from ...data import Stream
+from ...data import DataError, Stream
 from . import tasks
 from .physics import STLP, Dense  # noqa: F401  (re-exported)
 
@@ -70,6 +70,10 @@ class STLPScheme(STLP):
         """
         d = dict(data)
         kind = d.pop("kind", "constant")
+        unread = sorted(set(d) & {"period", "target_scale", "lag"}) if kind == "constant" else ()
+        if unread:  # a constant input and target: the signal's keys did nothing
+            raise DataError(f"key {unread[0]!r} does not apply to data kind 'constant' "
+                            f"(its keys: input, target)")
         return tasks.make_stream(kind, n_in=net.populations[inp].size,
                                  n_out=net.populations[out].size, input_node=inp,
                                  output_node=out, seed=seed, duration=duration, **d)
