@@ -167,9 +167,11 @@ def test_export_never_writes_over_a_log_or_a_scenario(tmp_path):
     for p in (log, other):
         assert cli("run", sc, "-q", "--log", str(p)).returncode == 0
     before = other.read_bytes(), open(sc).read()
-    one_error_line(cli("export", str(log), "-o", str(other)), "an event log; the table "
-                   "would overwrite it")
-    one_error_line(cli("export", str(log), "-o", sc), "a scenario file")
+    one_error_line(cli("export", str(log), "-o", str(other)), "the ending .log names no "
+                   "table format")
+    one_error_line(cli("export", str(log), "-o", str(other), "--format", "csv"),
+                   "an event log; the table would overwrite it")
+    one_error_line(cli("export", str(log), "-o", sc, "--format", "csv"), "a scenario file")
     assert (other.read_bytes(), open(sc).read()) == before
 
 
