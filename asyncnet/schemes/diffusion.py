@@ -137,6 +137,8 @@ class Neuron:
                 else:
                     self.target = np.asarray(m.payload, dtype=float)
                     got_y = True
+        if self.role == "output" and self.out_syn:
+            return self._react_fed_output(got_f, got_d or got_y)
         new_delta = False
         if got_d and self.role != "output":
             # δ[t+1] uses a[t]: the delta wave meets the activity of the
@@ -177,6 +179,29 @@ class Neuron:
             out.append(("out", FORWARD, self.x))
         if new_delta and self.in_syn:
             out.append(("in", DELTA, self.delta))
+        return out
+
+    def _react_fed_output(self, got_f: bool, got_other: bool) -> list:
+        """:meth:`react`'s updates for an output that feeds other populations
+        (deep supervision): its own error and its children's,
+        ``δ = σ'(a) ⊙ ((x - y) + Σ Wᵀδ)``, after this instant's forward update
+        as an output's error is. No kernel: numpy's arithmetic, whose bits a
+        single neuron and a population share."""
+        if got_f:
+            self.a = self._sum(self.fwd, self.in_syn) + self.b
+            self.x = self.f(self.a)
+        if not (got_f or got_other):
+            return []
+        s = self._sum(self.back, self.out_syn)
+        if self.target is not None:
+            s = (self.x - self.target) + s
+        self.delta = self.fprime(self.a) * s
+        if self.eta_b:
+            np.multiply(rows_mean(self.delta), self.eta_b, out=self._db)
+            np.subtract(self.b, self._db, out=self.b)
+        out = [("in", DELTA, self.delta)] if self.in_syn else []
+        if got_f:
+            out.insert(0, ("out", FORWARD, self.x))
         return out
 
     def state(self) -> dict:
