@@ -59,6 +59,10 @@ class Ports:
     fan_in:
         For a neuron: the total size of the populations projecting into it
         (the width of what it receives; initialisations scale by it).
+    source:
+        For a neuron: the data source that feeds it (an input's values, an
+        output's targets, as ``CONTROL`` messages), or ``None`` if none
+        does — an output no target ever reaches.
     """
 
     name: str
@@ -66,6 +70,7 @@ class Ports:
     outputs: tuple[str, ...] = ()
     roles: dict[str, str] = field(default_factory=dict)
     fan_in: int = 0
+    source: str | None = None
 
     @property
     def neighbours(self) -> tuple[str, ...]:

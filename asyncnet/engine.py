@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from operator import itemgetter
 from typing import Any
 
@@ -42,7 +43,7 @@ import simpy
 
 from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng, check_model, unknown_kind
 from .capture import Captured, Recording
-from .ids import is_source, is_synapse, source_node, split_synapse
+from .ids import is_source, is_synapse, source_id, source_node, split_synapse
 from .incoming import Incoming
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
 from .network import Network
@@ -150,6 +151,8 @@ class Engine(SchedulingState, Recording, Incoming):
             elif is_synapse(name):
                 model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
+                if source_id(name) in self.links[name]:
+                    ports = replace(ports, source=source_id(name))
                 model = rule.neuron(net.populations[name], ports, rng)
             if type(model) not in models:  # each class checked once (millions of agents)
                 check_model(rule, name, model)

@@ -89,6 +89,12 @@ class Neuron:
         rand = rule.init_state == "random"
         self.a = rng.standard_normal(n) if rand else np.zeros(n)
         self.delta = rng.standard_normal(n) if rand else np.zeros(n)
+        if not ports.outputs and (self.role == "hidden" or
+                                  self.role == "output" and ports.source is None):
+            # no child and no target: no error ever reaches it, and its delta
+            # is the empty sum, not an arbitrary start its synapses would
+            # learn from for ever (the others rules' zero gradient there)
+            self.delta = np.zeros(n)
         self.x = self.a.copy() if self.role == "input" else self.f(self.a)
         self.in_syn = list(ports.inputs)
         self.out_syn = list(ports.outputs)
