@@ -78,7 +78,12 @@ class Ports:
         return self.inputs + self.outputs
 
     def as_dict(self) -> dict[str, list[str]]:
-        """The engine's port table: port name -> neighbours."""
+        """The engine's port table: port name -> neighbours.
+
+        Returns
+        -------
+        ``{"out": [...], "in": [...]}``.
+        """
         return {"out": list(self.outputs), "in": list(self.inputs)}
 
 
@@ -115,7 +120,12 @@ class Model(Protocol):
         """
 
     def state(self) -> dict:
-        """What the agent exposes to probes, recorders and ``--save-state``."""
+        """What the agent exposes to probes, recorders and ``--save-state``.
+
+        Returns
+        -------
+        ``{variable: value}`` (arrays, or numbers); a recorder samples a copy.
+        """
 
 
 class Scheme(Protocol):

@@ -37,7 +37,7 @@ def format_summary(s: dict) -> str:
     net = s["network"]
     lines = [f"scenario  {s['scenario']} ({s['path']}), rule {s['rule']}, seed {s['seed']}",
              f"network   {net['populations']} populations, {net['projections']} projections, "
-             f"{net['neurons']} neurons, {net['synapses']} synapses"
+             f"{net['neurons']:,} neurons, {net['synapses']:,} synapses"
              + (f", depth L={net['depth']}" if net.get("depth") is not None else ", cyclic")]
     from .analysis.evaluation import Evaluation
     lines += Evaluation().report(s.get("result") or {})

@@ -78,12 +78,12 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     log = open_log(path, strict=False)
     sc = scenario_of(log)
     if node not in log.agents:
-        raise InspectError(f"no agent {node!r} in {path} ({len(log.agents)} agents, "
+        raise InspectError(f"{path}: no agent {node!r} ({len(log.agents)} agents, "
                            f"e.g. {_examples(log.agents)})")
     sent = Outbox({n: i for i, n in enumerate(log.agents)})
     eng, _, _ = engine_of(log, sc, local=[node], remote=sent)
     if node not in eng.agents:
-        raise InspectError(f"no agent {node!r} in {path} ({len(eng.names)} agents, "
+        raise InspectError(f"{path}: no agent {node!r} ({len(eng.names)} agents, "
                            f"e.g. {_examples(eng.names)})")
     me = log.agents.index(node)
     if until is not None and not (math.isfinite(until) and until >= 0):

@@ -15,6 +15,10 @@ from .ids import synapse_id
 from .messages import QUANTA
 
 
+class NetworkError(ValueError):
+    """The network description is invalid."""
+
+
 @dataclass
 class Population:
     """A node: ``size`` neurons sharing an activation and a role."""

@@ -10,19 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from numbers import Integral
 
 import networkx as nx
 import numpy as np
 
+from .graphs import layered  # noqa: F401 (where it was: asyncnet.network.layered)
 from .ids import SYNAPSE_SEP
 from .messages import QUANTA, to_quanta
-from .netparts import Population, Projection
-
-
-class NetworkError(ValueError):
-    """The network description is invalid."""
-
+from .netparts import NetworkError, Population, Projection
 
 MAX_DELAY = 1e9
 """The longest link delay, in time units: arrival times (quanta) stay within
@@ -121,6 +116,10 @@ class Network:
         if graph.number_of_nodes() == 0:
             raise NetworkError("the network has no nodes")
         speed = graph.graph.get("speed", speed)
+        loop = next(nx.selfloop_edges(graph), None)
+        if loop is not None:  # before the roles: a loop makes its node no sink
+            raise NetworkError(f"edge {loop[0]}->{loop[1]}: self-loops are not allowed "
+                               f"(use a population)")
         pops: dict[str, Population] = {}
         sizes = {str(n): a.get("size", 1) for n, a in graph.nodes(data=True)}
         if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
@@ -171,8 +170,6 @@ class Network:
         same_q: dict[int, int] = {}
         for u, v, a in graph.edges(data=True):
             u, v = str(u), str(v)
-            if u == v:
-                raise NetworkError(f"edge {u}->{v}: self-loops are not allowed (use a population)")
             if "delay" in a and ("length" in a or "speed" in a):
                 raise NetworkError(f"edge {u}->{v}: give a delay, or a length (with a speed), "
                                    f"not both (the delay won silently)")
@@ -204,8 +201,11 @@ class Network:
                 projs[(u, v)] = Projection(u, v, w, dq, a)
                 continue
             if w is None:
-                w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
-                                agent_rng(seed, f"init:{u}->{v}"))
+                try:
+                    w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
+                                    agent_rng(seed, f"init:{u}->{v}"))
+                except NetworkError as e:
+                    raise NetworkError(f"edge {u}->{v}: {e}") from None
             try:
                 w = np.asarray(w, dtype=float)
                 if w.ndim < 2:
@@ -267,20 +267,40 @@ class Network:
         return cached[1], cached[2]
 
     def inputs(self) -> list[str]:
-        """Input populations, sorted."""
+        """Input populations, sorted.
+
+        Returns
+        -------
+        Their names.
+        """
         return sorted(n for n, p in self.populations.items() if p.role == "input")
 
     def outputs(self) -> list[str]:
-        """Output populations, sorted."""
+        """Output populations, sorted.
+
+        Returns
+        -------
+        Their names.
+        """
         return sorted(n for n, p in self.populations.items() if p.role == "output")
 
     def depth(self) -> int:
-        """L: the number of edges on the longest path (DAGs only)."""
+        """L: the number of edges on the longest path (DAGs only).
+
+        Returns
+        -------
+        The depth ``L``.
+        """
         # weight=None: count edges (an edge attribute "weight" holds a matrix)
         return nx.dag_longest_path_length(self.graph, weight=None)
 
     def layer_of(self) -> dict[str, int]:
-        """Longest distance from an input, per population (DAGs only)."""
+        """Longest distance from an input, per population (DAGs only).
+
+        Returns
+        -------
+        population -> its layer (0 for inputs).
+        """
         layer: dict[str, int] = {}
         for n in nx.topological_sort(self.graph):
             ps = list(self.graph.predecessors(n))
@@ -288,7 +308,12 @@ class Network:
         return layer
 
     def min_delay_q(self) -> int:
-        """The smallest projection delay, in quanta."""
+        """The smallest projection delay, in quanta.
+
+        Returns
+        -------
+        The delay (an int, ``QUANTA`` a time unit).
+        """
         return min(p.delay_q for p in self.projections.values())
 
 
@@ -332,61 +357,16 @@ def init_weight(shape: tuple[int, int], init: str, scale: float,
                 rng: np.random.Generator) -> np.ndarray:
     """Draw one weight matrix: ``normal`` (scale/sqrt(fan_in)) or ``uniform``."""
     fan_in = shape[1]
+    if not isinstance(scale, (int, float, np.integer, np.floating)) or isinstance(scale, bool) \
+            or not 0 <= scale < float("inf"):
+        # a negative scale flips every weight's sign: a typo, not a distribution
+        raise NetworkError(f"weight scale must be a finite number >= 0, got {scale!r}"[:200])
     if init == "normal":
         return rng.standard_normal(shape) * (scale / np.sqrt(fan_in))
     if init == "uniform":
         lim = scale * np.sqrt(3.0 / fan_in)
         return rng.uniform(-lim, lim, shape)
     raise NetworkError(f"unknown weight init {init!r} (known: normal, uniform)")
-
-
-def layered(
-    sizes: list[int],
-    *,
-    activation: str = "tanh",
-    out_activation: str | None = None,
-    delay: float = 1.0,
-    scale: float = 1.0,
-    init: str = "normal",
-) -> nx.DiGraph:
-    """A chain of populations ``l0 -> l1 -> ... -> lL`` with the given sizes.
-
-    Parameters
-    ----------
-    sizes:
-        Neurons per layer, input first (at least two layers).
-    activation:
-        Activation of the hidden layers (the input layer is ``linear``).
-    out_activation:
-        Activation of the output layer (default: ``activation``).
-    delay:
-        Delay of every projection.
-    scale:
-        Initial weights ~ N(0, scale²/fan_in) (``normal``).
-    init:
-        ``"normal"`` or ``"uniform"``.
-
-    Returns
-    -------
-    A ``networkx.DiGraph`` with nodes ``l0``... (attributes ``size``,
-    ``activation``, ``role``) and edges with ``delay``, ``scale``, ``init``;
-    edit it freely before building a :class:`~asyncnet.Scenario`.
-    """
-    if len(sizes) < 2:
-        raise NetworkError("a layered network needs at least two layer sizes")
-    for i, n in enumerate(sizes):  # here, not when the net is built: the graph is handed on
-        if not isinstance(n, Integral) or isinstance(n, bool) or n < 1:
-            raise NetworkError(f"node 'l{i}': size must be a positive integer, got {n!r}")
-    sizes = [int(n) for n in sizes]  # numpy's integers too: the scenario's TOML holds ints
-    g = nx.DiGraph()
-    L = len(sizes) - 1
-    for i, n in enumerate(sizes):
-        role = "input" if i == 0 else "output" if i == L else "hidden"
-        act = "linear" if i == 0 else (out_activation or activation) if i == L else activation
-        g.add_node(f"l{i}", size=n, activation=act, role=role)
-    for i in range(L):
-        g.add_edge(f"l{i}", f"l{i + 1}", delay=delay, scale=scale, init=init)
-    return g
 
 
 def expand_to_neurons(net: Network) -> nx.DiGraph:

@@ -489,6 +489,7 @@ cmd_plot.configure = lambda p: (
     p.add_argument("--tension", action="store_true",
                    help="activity (u+v)/2 and credit (u-v)/2 of every neuron (least-action "
                         "and continuous rules; re-runs the log's scenario)"),
-    p.add_argument("-o", "--output", metavar="FILE.png", help="default: LOG.waves.png"),
+    p.add_argument("-o", "--output", metavar="FILE.png",
+                   help="default: LOG.waves.png (--waves), LOG.tension.png (--tension)"),
     p.add_argument("--until", type=positive_time, help="draw only up to this time"),
 )

@@ -105,9 +105,39 @@ class Recorder:
 
         Returns
         -------
-        ``{agent: {variable: array (samples, ...)}}``.
+        ``{agent: {variable: array (samples, ...)}}``. A variable that
+        gained a batch axis during the run (a state sampled before the
+        first batch arrived: one value every row shares) has its earlier
+        samples repeated along it; one whose shape changed otherwise is an
+        object array of its samples.
         """
-        return {a: {k: np.stack(v) for k, v in d.items()} for a, d in self.data.items()}
+        return {a: {k: stack_samples(v) for k, v in d.items()} for a, d in self.data.items()}
+
+
+def stack_samples(samples: list[np.ndarray]) -> np.ndarray:
+    """One variable's samples as one array ``(samples, ...)``.
+
+    Parameters
+    ----------
+    samples:
+        the samples, in time order.
+
+    Returns
+    -------
+    Stacked where they share a shape; the last shape where every sample
+    broadcasts to it (a batch axis that appeared: before it, every row
+    held the same value); else an object array, one sample an entry.
+    """
+    shapes = {s.shape for s in samples}
+    if len(shapes) == 1:
+        return np.stack(samples)
+    last = samples[-1].shape
+    try:
+        return np.stack([np.broadcast_to(s, last) for s in samples])
+    except ValueError:
+        out = np.empty(len(samples), dtype=object)
+        out[:] = samples
+        return out
 
 
 def recorded_variables(record: Any) -> dict[str, list[str]]:
@@ -136,6 +166,9 @@ def recorded_variables(record: Any) -> dict[str, list[str]]:
             raise ScenarioError(f"record: {agent!r}: {{agent: [variable, ...]}} takes an "
                                 f"agent's name and the names of its variables, got "
                                 f"{record[agent]!r}"[:200])
+        if not names:  # recorded nothing, and said nothing of it
+            raise ScenarioError(f"record: {agent!r}: no variable named (e.g. "
+                                f"{{{agent!r}: ['state']}})"[:200])
         out[agent] = list(dict.fromkeys(names))  # a name twice was sampled twice a time
     return out
 

@@ -376,7 +376,8 @@ def _check_pipeline(sc: Scenario) -> None:
         f"{sc.path}: rule {sc.rule_name!r} runs its own training loop (step checkpoints "
         f"in a state directory), which asyncnet.run does not drive: "
         + (f"{entry} trains it from Python, " if entry else "")
-        + f"asyncnet run {sc.path} from the shell")
+        + (f"asyncnet run {sc.path} from the shell" if os.path.isfile(sc.path) else
+           "asyncnet run FILE from the shell (FILE: the scenario's to_toml() written out)"))
 
 
 def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,

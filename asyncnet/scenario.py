@@ -285,6 +285,15 @@ class Scenario:
                                     f"{node!r}")
         if len(set(names)) != len(names):
             raise ScenarioError(f"{self.path}: [data] {role}_node names a population twice")
+        for node in names:
+            # a target sent to a hidden population is not its error in any rule:
+            # it would be dropped without a word
+            if net.populations[node].role != role:
+                what = "inputs are" if role == "input" else "targets are"
+                raise ScenarioError(f"{self.path}: [data] {role}_node: population {node!r} "
+                                    f"has role {net.populations[node].role!r}; {what} "
+                                    f"given to {role} populations (set its role in "
+                                    f"[network])")
         return names
 
 

@@ -366,3 +366,70 @@ def test_a_text_given_must_describe_the_scenario_it_comes_with(tmp_path):
     for text, words in (("x = [", "not valid TOML"), ("", "missing section")):
         with pytest.raises(asyncnet.ScenarioError, match=words):
             asyncnet.Scenario(g, "diffusion", **kw, text=text)
+
+
+# -- from a QA pass of the Python API on 5 December --------------------------------------
+
+
+@pytest.mark.parametrize("sizes,words", [(3, "got int 3"), ("23", "got str '23'"),
+                                         ({2: 3}, "got dict")])
+def test_layered_refuses_sizes_that_are_no_list(sizes, words):
+    with pytest.raises(NetworkError, match="layered takes a list of layer sizes") as e:
+        asyncnet.layered(sizes)
+    assert words in str(e.value)
+
+
+@pytest.mark.parametrize("scale", [-1, -0.5])
+def test_a_negative_weight_scale_is_named_with_its_edge(scale):
+    with pytest.raises(asyncnet.ScenarioError,
+                       match=r"edge l0->l1: weight scale must be a finite number >= 0"):
+        asyncnet.run(asyncnet.Scenario(asyncnet.layered([2, 3, 1], scale=scale), "diffusion",
+                                       duration=3))
+
+
+def test_a_self_loop_on_a_sink_is_named_as_one():
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_edge("a", "o")
+    g.add_edge("o", "o")  # o has an out-edge: no output population either
+    with pytest.raises(asyncnet.ScenarioError, match="edge o->o: self-loops are not allowed"):
+        asyncnet.run(asyncnet.Scenario(g, "diffusion", duration=3))
+
+
+def test_gradep_defaults_agree_with_its_engine():
+    from asyncnet.schemes.gradep.agents import GradEP
+    rule = GradEP()  # backend engine by default, which refuses the global clip
+    assert rule.backend == "engine" and rule.clip_mode == "local"
+
+
+@pytest.mark.parametrize("rule,data", [
+    ("ep", {"kind": "constant"}),  # its state gains a batch axis of 1 when data arrives
+    ("diffusion", {"kind": "xor", "batch": 4, "hold": 2}),
+])
+def test_a_recorded_variable_that_gains_a_batch_axis_stacks(rule, data):
+    g = asyncnet.layered([2, 3, 1])
+    r = asyncnet.run(asyncnet.Scenario(g, rule, data=data, duration=20, seed=3),
+                     record={"l1": ["state"]}, period=1.0)
+    x = r.recorded["l1"]["state"]
+    assert x.dtype == float and x.shape[0] == len(r.times) and x.shape[-1] == 3
+    rows = x.shape[1]
+    assert rows == (4 if rule == "diffusion" else 1)
+    # before the first batch every row held the one state: the run's own first sample
+    first = asyncnet.run(asyncnet.Scenario(g, rule, data=data, duration=2, seed=3),
+                         record={"l1": ["state"]}, period=1.0).recorded["l1"]["state"][0]
+    assert np.array_equal(x[0], np.broadcast_to(first, x[0].shape))
+    assert not np.array_equal(x[-1][0], x[0][0])  # and it moved on
+
+
+def test_submodules_named_in_the_docs_load_on_first_use_and_import_stays_light():
+    import subprocess
+    import sys
+    code = ("import sys, asyncnet\n"
+            "assert 'matplotlib' not in sys.modules and 'pandas' not in sys.modules\n"
+            "assert callable(asyncnet.tables.log_batches)\n"
+            "assert callable(asyncnet.commands.Progress)\n"
+            "assert callable(asyncnet.waves.wave_labels)\n"
+            "try:\n    asyncnet.nosuch\nexcept AttributeError as e:\n    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "module 'asyncnet' has no attribute 'nosuch'"

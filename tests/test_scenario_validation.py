@@ -88,6 +88,10 @@ CASES = [
     (("rule", "init_state", "later"), "one of"),
     (("analysis", "tolerance", 1e-3), "does not apply"),
     (("data", "batch", 0), "between 1"),
+    # data for a population of another role: a target at a hidden one was dropped
+    (("data", "output_node", "l1"), "population 'l1' has role 'hidden'; targets are"),
+    (("data", "output_node", "l0"), "population 'l0' has role 'input'"),
+    (("data", "input_node", "l1"), "population 'l1' has role 'hidden'; inputs are"),
     (("data", "target", [1.0]), "does not apply to data kind 'xor'"),
     (("analysis", "kind", "gradient"), "does not apply to rule"),
     (("cluster", "workers", 0), "at least 1"),

@@ -70,7 +70,7 @@ SECTION_KEYS: dict[str, dict[str, str]] = {
         "target": "constant: the target values (default: drawn from the seed)",
         "period": "sinusoid, latch: the period",
         "lag": "sinusoid: the target's lag behind the input",
-        "target_scale": "latch: the target's size",
+        "target_scale": "xor, latch: the target's size (xor: ±target_scale)",
         "input_node": "the input population(s), when the network has several",
         "output_node": "the output population(s), when the network has several",
         "batch": "ep, coupled: patterns per window; piecewise, xor (diffusion, "
@@ -272,9 +272,10 @@ def reference() -> str:
         page = scheme_page(name)
         out += [f"### `name = \"{name}\"`", "",
                 (f"See [the scheme's page](../{page}). " if page else "")
-                + "Analyses (`[analysis] kind`, with the keys each reads): "
-                + ", ".join(f"`{k}`" + _options(v) for k, v in table.items())
-                + f"; default `{getattr(cls, 'default_analysis', 'none')}`."
+                + ("Analyses (`[analysis] kind`, with the keys each reads): "
+                   + ", ".join(f"`{k}`" + _options(v) for k, v in table.items())
+                   + f"; default `{getattr(cls, 'default_analysis', 'none')}`." if table
+                   else "No `[analysis]`: it runs its own training loop (see its page).")
                 + (" Needs an acyclic graph." if getattr(cls, "requires_dag", False) else ""),
                 "", "| key | type | default | meaning |", "|---|---|---|---|"]
         for row in schema.describe(cls):

@@ -359,11 +359,11 @@ class LANeuron:
         return self._emit()
 
     def state(self) -> dict:
-        """Activity, sensitivity, the tension pair, pre-activation and firing count."""
+        """Activity, sensitivity, the tension pair, pre-activation, firing count and bias."""
         u, v = tension(self.x, self.lam)
         s = {"state": self.x, "lam": self.lam, "delta": self._delta(), "u": u, "v": v,
              "activity": (u + v) / 2, "credit": (u - v) / 2, "preact": self.a,
-             "fires": np.array([float(self.fires)])}
+             "fires": np.array([float(self.fires)]), "bias": self.b.copy()}
         if self.target is not None:
             s["target"] = self.target
         return s

@@ -58,9 +58,11 @@ class GradEP(P.Config):
     ``steps``: training steps; ``checkpoint_every``: steps between
     checkpoints; ``workers``: processes the batch is split over; ``threads``:
     BLAS threads per process. In the engine ``clip_mode`` must be ``local``
-    or ``none`` (``global`` is accepted for the numpy face only).
+    or ``none`` (``global``, the source's, is accepted for the numpy face
+    only), so ``local`` is the default here.
     """
 
+    clip_mode: str = "local"
     steps: int = 2001
     checkpoint_every: int = 50
     workers: int = 1

@@ -362,10 +362,10 @@ def report(cache: dict) -> list[str]:
     if "tracking_mse" in s:
         def g(v):
             return "n/a" if v is None else f"{v:.4g}"
-        lines.append(f"stlp      tracking MSE {g(s['tracking_mse'])} over {s['output_steps']} "
+        lines.append(f"stlp      tracking MSE {g(s['tracking_mse'])} over {s['output_steps']:,} "
                      f"output steps "
                      f"(last 20%: {g(s['tracking_mse_last20'])}); free run after freezing "
-                     f"{g(s['free_run_mse'])} ({s['free_run_steps']} steps)")
+                     f"{g(s['free_run_mse'])} ({s['free_run_steps']:,} steps)")
         lines.append(f"          initial weights frozen over the stream: MSE "
                      f"{g(s['frozen_initial_mse'])}")
     if "costate_error" in s:
