@@ -141,3 +141,13 @@ def test_diffusion_an_output_with_a_child_batch_rows_are_separate_runs():
     # the batch's gradient: the mean of the samples'
     assert np.allclose(batched.state("in->o1")["grad"], np.mean(grads, axis=0),
                        rtol=1e-12, atol=1e-15)
+
+
+def test_the_exactness_analysis_finds_the_deep_supervised_net_exact_from_2L():
+    # the project's backprop reference (asyncnet.reference) takes every output's loss:
+    # from t = 2L on the diffusion gradient is the exact one, as on a chain
+    sc = asyncnet.Scenario(_graph(), "diffusion", params={"eta": 0.0}, duration=30, seed=1,
+                           data={"kind": "constant", "output_node": ["o1", "o2"]},
+                           analysis={"kind": "exactness"})
+    ex = asyncnet.run(sc, progress=False).summary["exactness"]
+    assert ex["depth"] == 2 and ex["exact"] and ex["max_error_from_2L"] <= 1e-12
