@@ -93,7 +93,7 @@ class Neuron:
                                   self.role == "output" and ports.source is None):
             # no child and no target: no error ever reaches it, and its delta
             # is the empty sum, not an arbitrary start its synapses would
-            # learn from for ever (the others rules' zero gradient there)
+            # learn from for ever (the other rules' zero gradient there)
             self.delta = np.zeros(n)
         self.x = self.a.copy() if self.role == "input" else self.f(self.a)
         self.in_syn = list(ports.inputs)
