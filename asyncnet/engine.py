@@ -151,8 +151,9 @@ class Engine(SchedulingState, Recording, Incoming):
             elif is_synapse(name):
                 model = rule.synapse(net.projections[split_synapse(name)], ports, rng)
             else:
-                if source_id(name) in self.links[name]:
-                    ports = replace(ports, source=source_id(name))
+                src = source_id(name)
+                if src in self.links[name]:  # data feeds it (an output's targets)
+                    ports = replace(ports, source=src)
                 model = rule.neuron(net.populations[name], ports, rng)
             if type(model) not in models:  # each class checked once (millions of agents)
                 check_model(rule, name, model)

@@ -144,7 +144,7 @@ class Neuron:
                     self.target = np.asarray(m.payload, dtype=float)
                     got_y = True
         if self.role == "output" and self.out_syn:
-            return self._react_fed_output(got_f, got_d or got_y)
+            return self._react_fed_output(got_f)
         new_delta = False
         if got_d and self.role != "output":
             # δ[t+1] uses a[t]: the delta wave meets the activity of the
@@ -187,7 +187,7 @@ class Neuron:
             out.append(("in", DELTA, self.delta))
         return out
 
-    def _react_fed_output(self, got_f: bool, got_other: bool) -> list:
+    def _react_fed_output(self, got_f: bool) -> list:
         """:meth:`react`'s updates for an output that feeds other populations
         (deep supervision): its own error and its children's,
         ``δ = σ'(a) ⊙ ((x - y) + Σ Wᵀδ)``, after this instant's forward update
@@ -196,8 +196,7 @@ class Neuron:
         if got_f:
             self.a = self._sum(self.fwd, self.in_syn) + self.b
             self.x = self.f(self.a)
-        if not (got_f or got_other):
-            return []
+        # every wake-up brought something (a forward, a delta or a target): a new delta
         s = self._sum(self.back, self.out_syn)
         if self.target is not None:
             s = (self.x - self.target) + s
