@@ -14,7 +14,7 @@ import contextlib
 import glob
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -128,6 +128,34 @@ def _hold(directory: str) -> None:
                               f"here; this run stopped without touching them (give it "
                               f"another checkpoint directory)") from None
     _HELD[key] = f
+
+
+@contextlib.contextmanager
+def held(directory: str | None) -> Iterator[None]:
+    """Hold ``directory``'s lock for a run from before it opens its log to its end.
+
+    The lock was first taken at the run's first checkpoint, after its event
+    log had been cut and rewritten: a run refused for a directory another
+    run holds had already destroyed the log it was given. Taken here, the
+    refusal comes before any output is touched. A directory that does not
+    exist yet is taken at its first checkpoint, as before (nothing of
+    another run's is in it to lose).
+
+    Parameters
+    ----------
+    directory:
+        the run's checkpoint directory (``None``: no checkpoints, nothing held).
+
+    Returns
+    -------
+    A context manager; the lock is released when it exits.
+    """
+    if directory and os.path.isdir(directory):
+        _hold(directory)
+    try:
+        yield
+    finally:
+        release(directory)
 
 
 def release(directory: str | None) -> None:

@@ -178,8 +178,10 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
         print("asyncnet: error: --restart-workers needs --workers N (or --cluster) and "
               "--checkpoint-every T", file=sys.stderr)
         return 2
-    try:
-        s = _dispatch(args, sc, log_path, prog, workers, save_state, ck, distributed)
+    from .ckfile import held
+    try:  # the checkpoint directory's lock first: a refusal leaves the log untouched
+        with held(ck.get("checkpoint_dir")):
+            s = _dispatch(args, sc, log_path, prog, workers, save_state, ck, distributed)
     except KeyboardInterrupt as e:  # what the run leaves behind, for the message
         e.kept = interrupted_note(log_path, ck.get("checkpoint_dir"))  # type: ignore[attr-defined]
         raise

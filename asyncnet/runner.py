@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
-from .ckfile import MAGIC
+from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
 from .outputs import check_apart, check_output, npz_name
 from .recording import Recorder, Result, recorded_variables
@@ -129,15 +129,16 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
                             f"got {restart_workers!r}")
     if restart_workers and (checkpoint_every is None or not (workers > 1 or cluster)):
         raise ScenarioError("restart_workers needs workers > 1 and checkpoint_every")
-    if restart_workers:
-        summary = distributed_restarting(
-            sc, restarts=restart_workers, workers=workers, **kw,
-            reset=(lambda: (rec.times.clear(), rec.data.clear())) if rec else None)
-    elif workers > 1 or cluster:
-        from .cluster import simulate_distributed
-        summary = simulate_distributed(sc, workers=workers, **kw)
-    else:
-        summary = simulate(sc, **kw)
+    with held(kw.get("checkpoint_dir")):  # before the log is cut (a refusal keeps it)
+        if restart_workers:
+            summary = distributed_restarting(
+                sc, restarts=restart_workers, workers=workers, **kw,
+                reset=(lambda: (rec.times.clear(), rec.data.clear())) if rec else None)
+        elif workers > 1 or cluster:
+            from .cluster import simulate_distributed
+            summary = simulate_distributed(sc, workers=workers, **kw)
+        else:
+            summary = simulate(sc, **kw)
     return Result(summary, log, np.array(rec.times if rec else [], dtype=float),
                   rec.arrays() if rec else {}, final)
 
@@ -437,6 +438,16 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     rec = Recorder(rm["agents"], period=rm["period"], start=rm["start"]) if rm else None
     attach = [rec.attach] if rec else []
     final: dict = {}
+    with held(m["checkpoint_dir"]):  # before the log is cut to the checkpoint's prefix
+        summary = _continue(sc, ck, m, progress, workers, mpi, attach, final)
+    return Result(summary, m["log"], np.array(rec.times if rec else [], dtype=float),
+                  rec.arrays() if rec else {}, final)
+
+
+def _continue(sc: Scenario, ck: dict, m: dict, progress, workers: int, mpi: bool,
+              attach: list, final: dict) -> dict:
+    """:func:`resume`'s run from the checkpoint ``ck`` (its ``meta`` ``m``): the summary."""
+    rm = m.get("recorder")
     if workers > 1 or mpi:
         from .cluster import simulate_distributed
         summary = simulate_distributed(sc, workers=workers, mpi=mpi, log_path=m["log_file"],
@@ -449,5 +460,4 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
                            attach=attach, final=final, checkpoint_every=m["checkpoint_every"],
                            checkpoint_dir=m["checkpoint_dir"], resume=ck,
                            meta={"recorder": rm})
-    return Result(summary, m["log"], np.array(rec.times if rec else [], dtype=float),
-                  rec.arrays() if rec else {}, final)
+    return summary
