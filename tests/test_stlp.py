@@ -124,6 +124,105 @@ def test_engine_equals_the_synchronous_recursion(order, tmp_path):
     assert np.max(np.abs(stT["W"] - d.W)) > 1e-3  # it did learn
 
 
+# -- SCHEMES.md §3 written out here: the decay r_w is on recurrent weights only ----
+def scheme3(net: Network, rule, stream, steps: int, decay_all: bool = False) -> list[dict]:
+    """SCHEMES.md §3 from scratch (flip = −1, ``w_first``, zero start): states after 0..steps.
+
+    ``a = W x + V u + b``; ``p ← (1−θ)p + Δt ∂H/∂x``, ``∂H/∂x = γ q (x_out − y) − p +
+    Wᵀ(σ'(a) p)``; ``∂H/∂W = γ r_w W + (σ'(a) p) xᵀ`` (pre not an input),
+    ``∂H/∂V = (σ'(a) p) uᵀ``, ``∂H/∂b = σ'(a) p``; ``w ← w − Δt β p_w`` with the
+    old ``p_w``, then ``p_w ← (1−θ)p_w + Δt ∂H/∂w``. Inputs are clamped,
+    ``u_0 = 0`` and no target at step 0 (the data's first value arrives at t = 1).
+    ``decay_all``: the departure fixed here (decay on ``V`` and ``b`` too).
+    """
+    names = sorted(net.populations)
+    off = np.cumsum([0] + [net.populations[n].size for n in names])
+    sl = {n: slice(off[i], off[i + 1]) for i, n in enumerate(names)}
+    N = int(off[-1])
+    W, edge = np.zeros((N, N)), np.zeros((N, N), bool)
+    for (u, v), pr in net.projections.items():
+        W[sl[v], sl[u]], edge[sl[v], sl[u]] = pr.weight, True
+    is_in, is_out = np.zeros(N, bool), np.zeros(N, bool)
+    tanh = np.zeros(N, bool)
+    b = np.zeros(N)
+    for n in names:
+        pop = net.populations[n]
+        b[sl[n]] = pop.bias
+        is_in[sl[n]], is_out[sl[n]] = pop.role == "input", pop.role == "output"
+        assert pop.activation in ("tanh", "linear")
+        tanh[sl[n]] = pop.activation == "tanh"
+    rec = edge & ~is_in[None, :]  # the recurrent weights: the only ones decayed
+    dt, th, g = rule.dt, rule.theta, rule.gamma
+    x, p, PW, pb = np.zeros(N), np.zeros(N), np.zeros((N, N)), np.zeros(N)
+    out = [{"W": W.copy(), "b": b.copy(), "x": x.copy(), "p": p.copy()}]
+    for t in range(steps):
+        u, y = stream.frame_value(float(t)) if t else (0.0, None)
+        x[is_in] = u
+        a = W @ x + b
+        sig = np.where(tanh, np.tanh(a), a)
+        dsig = np.where(tanh, 1.0 - np.tanh(a) ** 2, 1.0)
+        dl = dsig * p * ~is_in
+        dHx = W.T @ dl - p
+        if y is not None:
+            dHx[is_out] += g * rule.q * (x[is_out] - y)
+        dHW = g * rule.r_w * W * (edge if decay_all else rec) + np.outer(dl, x) * edge
+        dl_b = dl + g * rule.r_w * b * decay_all
+        W, PW = W - dt * rule.beta * PW, (1 - th) * PW + dt * dHW
+        if rule.learn_bias:
+            b, pb = (np.where(is_in, b, b - dt * rule.beta * pb),
+                     np.where(is_in, 0.0, (1 - th) * pb + dt * dl_b))
+        p = np.where(is_in, 0.0, (1 - th) * p + dt * dHx)
+        x = x + dt * (sig - x)
+        out.append({"W": W.copy(), "b": b.copy(), "x": x.copy(), "p": p.copy(),
+                    "slices": sl})
+    return out
+
+
+DECAY_RULE = {"beta": 5.0, "dt": 0.2, "r_w": 1.0, "q": 1.0, "theta": 0.1}
+
+
+@pytest.mark.parametrize("learn_bias", [True, False])
+def test_decay_is_on_recurrent_weights_only(learn_bias, tmp_path):
+    """The engine against §3 written here: input weights and biases are not decayed."""
+    path = shortened("stlp_sine.toml", 60, tmp_path, learn_bias=learn_bias, **DECAY_RULE)
+    sc = load(path)
+    eng, net, stream = build_engine(sc)
+    eng.run(sc.duration)
+    ref = scheme3(net, sc.build_rule(), stream, 59)
+    st = read_states(eng, sorted(n for n in eng.agents if not n.startswith("src:")))
+    sl = ref[-1]["slices"]
+    for (u, v), pr in net.projections.items():
+        assert np.max(np.abs(st[pr.name]["weight"] - ref[59]["W"][sl[v], sl[u]])) <= 1e-12, \
+            pr.name
+    for n, pop in net.populations.items():
+        if pop.role == "input":
+            continue
+        want_b = ref[59]["b"][sl[n]] if learn_bias else pop.bias
+        assert np.max(np.abs(st[n]["bias"] - want_b)) <= 1e-12, n
+        assert np.max(np.abs(st[n]["state"] - ref[59]["x"][sl[n]])) <= 1e-12, n
+        # the agents' costates run one step behind their activities
+        assert np.max(np.abs(st[n]["p"] - ref[58]["p"][sl[n]])) <= 1e-12, n
+    # the plain-numpy face computes the same recursion
+    d = Dense(net)
+    U, Y = sequences(stream, 59)
+    dense, _ = d.run(sc.build_rule(), U, Y, d.initial(), 0, 59)
+    assert np.max(np.abs(dense["W"] - ref[59]["W"])) <= 1e-12
+    assert np.max(np.abs(dense["b"] - (ref[59]["b"] if learn_bias else d.b))) <= 1e-12
+
+
+def test_decaying_every_parameter_would_be_seen(tmp_path):
+    """The check above has the power: decay on input weights and biases too (the
+    old code) moves them by far more than its tolerance."""
+    sc = load(shortened("stlp_sine.toml", 60, tmp_path, **DECAY_RULE))
+    net = sc.build_network()
+    rule, stream = sc.build_rule(), sc.build_stream(net)
+    ref = scheme3(net, rule, stream, 59)[-1]
+    every = scheme3(net, rule, stream, 59, decay_all=True)[-1]
+    sl = ref["slices"]
+    assert np.max(np.abs(ref["W"][:, sl["in"]] - every["W"][:, sl["in"]])) > 1e-3
+    assert np.max(np.abs(ref["b"] - every["b"])) > 1e-3
+
+
 # -- 2. fixed points ------------------------------------------------------------
 def _topo_backprop(net: Network, npz) -> dict:
     """Forward pass and backprop of ½‖x_out − y‖² written from the saved arrays alone."""

@@ -2,7 +2,8 @@
 
 For each of ``stlp_sine``, ``stlp_sines``, ``stlp_square``: the scenario's
 network, stream, seed and initial weights; the same per-step loss
-``q/2 ‖x_out − y‖² + r_w/2 ‖θ‖²``. Learners:
+``q/2 ‖x_out − y‖² + r_w/2 ‖W_rec‖²`` (decay on the recurrent weights only,
+as SCHEMES.md §3: not on input weights or biases). Learners:
 
 - STLP: the scheme's synchronous recursion (``Dense``; a test shows the
   engine computes exactly it) with the scenario's parameters;

@@ -11,9 +11,12 @@ Costates run *forward*, sign flipped (``flip = −1``), with dissipation θ:
 
     p_{t+1}  = (1 − θ) p_t − flip Δt ∂H_t/∂x_t,
     ∂H/∂x_i  = γ q (x_i − y_i)[i output] − p_i + Σ_{k child of i} w_ki σ'(a_k) p_k
-    ∂H/∂w_ij = γ r_w w_ij + p_i σ'(a_i) x_j        ∂H/∂b_i = γ r_w b_i + p_i σ'(a_i)
+    ∂H/∂w_ij = γ r_w w_ij + p_i σ'(a_i) x_j        (recurrent: j not an input)
+    ∂H/∂v_ij = p_i σ'(a_i) u_j                      ∂H/∂b_i = p_i σ'(a_i)
 
-and every parameter ``w`` (weights, input weights, biases) with its costate
+(the decay ``r_w`` is on the recurrent weights only: input weights ``v``,
+from an input population, and biases have none), and every parameter ``w``
+(weights, input weights, biases) with its costate
 ``p_w`` in one of two orders: ``w_first`` (the code's default, ``local = True``):
 ``w ← w − Δt β p_w`` with the *old* ``p_w``, then ``p_w ← (1 − θ) p_w − flip Δt
 ∂H_t/∂w``; ``p_first``: ``p_w`` first, then ``w`` with the new one.
@@ -221,8 +224,7 @@ class STLPNeuron:
         self.x = self.x + r.dt * (self.f(self.a) - self.x)
         self.delta = self.fprime(self.a) * self.p
         if r.learn_bias:
-            self.b, self.pb = r.param_step(self.b, self.pb, r.gamma * r.r_w * self.b
-                                           + self.delta)
+            self.b, self.pb = r.param_step(self.b, self.pb, self.delta)  # no decay (§3)
         self.errs.append(self._loss_grad())
         self.steps += 1
         if self.diverged_at < 0 and not float(self.p @ self.p + self.x @ self.x) \
@@ -290,6 +292,8 @@ class STLPSynapse:
         self.x_pre = np.zeros(self.W.shape[1])
         self.grad = np.zeros_like(self.W)
         self.back = not pre_is_input
+        # the decay γ r_w is on recurrent weights only; input weights have none (§3)
+        self.decay = 0.0 if pre_is_input else rule.gamma * rule.r_w
         self.diverged_at = -1.0
 
     start = None  # synapses wait for their neurons: no wake-up at the first instant
@@ -308,7 +312,7 @@ class STLPSynapse:
                 if self.back:
                     out.append(("in", DELTA, self.W.T @ d))
                 self.W, self.PW = r.param_step(self.W, self.PW,
-                                               r.gamma * r.r_w * self.W + self.grad)
+                                               self.decay * self.W + self.grad)
                 if self.diverged_at < 0 and not float(np.vdot(self.PW, self.PW)) \
                         < DIVERGE_LIMIT ** 2:
                     self.diverged_at = t
@@ -355,6 +359,7 @@ class Dense:
         self.outputs = np.r_[tuple(np.arange(off)[self.slices[n]] for n in net.outputs())]
         self.learn = np.ones(off, dtype=bool)
         self.learn[self.inputs] = False
+        self.recurrent = self.mask & self.learn[None, :]  # edges not from an input: decayed
 
     def act(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(σ(a), σ'(a))`` neuron by neuron."""
@@ -416,11 +421,11 @@ class Dense:
             if not np.isnan(y).any():
                 dH[outs] += gq * (x[outs] - y)
             p_new = np.where(learn, (1.0 - r.theta) * p + k * dH, 0.0)
-            G = (grw * W + np.outer(delta, x)) * self.mask
+            G = grw * W * self.recurrent + np.outer(delta, x) * self.mask
             x = x + r.dt * (f - x)
             W, PW = r.param_step(W, PW, G)
             if lb:
-                b2, pb2 = r.param_step(b, pb, grw * b + delta)
+                b2, pb2 = r.param_step(b, pb, delta)
                 b, pb = np.where(learn, b2, b), np.where(learn, pb2, pb)
             p = p_new
             x[ins] = U[t + 1]

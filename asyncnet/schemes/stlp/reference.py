@@ -253,7 +253,9 @@ def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k
         start), ``bptt`` (``epochs`` passes over the whole stream, one update
         each; ``se`` is the last pass's).
     lr, mu : heavy-ball learning rate and momentum.
-    r_w : weight decay per step (``r_w/2 ‖θ‖²`` added to every step's loss).
+    r_w : weight decay per step (``r_w/2 ‖W_rec‖²`` added to every step's loss, on
+        the recurrent weights only — those not from an input neuron — as in
+        SCHEMES.md §3; input weights and biases are not decayed).
 
     Returns
     -------
@@ -262,10 +264,12 @@ def train(method: str, net: Leaky, W, b, U, Y, x0, lr: float, mu: float = 0.0, k
     T = len(U) - 1
     theta = net.pack(W, b)
     v = np.zeros_like(theta)
+    # 1 on recurrent weights (the pre neuron is no input), 0 on input weights and biases
+    decayed = net.pack((net.mask & net.hid[None, :]).astype(float), np.zeros(net.N))
 
     def update(g, steps=1):
         nonlocal theta, v, W, b
-        v = mu * v + lr * (g + (r_w * steps) * theta)
+        v = mu * v + lr * (g + (r_w * steps) * decayed * theta)
         theta = theta - v
         W, b = net.unpack(theta, W, b)
 
