@@ -28,3 +28,27 @@ def test_stlp_identical_on_2_and_3_workers(name, tmp_path):
 @pytest.mark.parametrize("path", STLP, ids=[os.path.basename(p) for p in STLP])
 def test_every_stlp_scenario_identical_on_2_and_3_workers(path, tmp_path):
     run_both(shortened(path, 600.0), tmp_path, (2, 3))
+
+
+def test_decay_on_recurrent_weights_only_on_2_workers(tmp_path):
+    """2 workers: the in-process log byte for byte, and the saved weights and biases
+    are SCHEMES.md §3 written out in tests/test_stlp.py (no decay on ``V``, ``b``)."""
+    import numpy as np
+
+    from asyncnet.scenario import load
+
+    from .test_stlp import DECAY_RULE, scheme3
+    from .test_stlp import shortened as with_rule
+
+    path = with_rule("stlp_sine.toml", 60, tmp_path, **DECAY_RULE)
+    run_both(shortened(str(path), 60.0), tmp_path, (2,))
+    sc = load(path)
+    net = sc.build_network()
+    ref = scheme3(net, sc.build_rule(), sc.build_stream(net), 59)[-1]
+    sl = ref["slices"]
+    got = np.load(tmp_path / "w2.npz")
+    for (u, v), pr in net.projections.items():
+        assert np.max(np.abs(got[f"weight/{pr.name}"] - ref["W"][sl[v], sl[u]])) <= 1e-12
+    for n, pop in net.populations.items():
+        if pop.role != "input":
+            assert np.max(np.abs(got[f"bias/{n}"] - ref["b"][sl[n]])) <= 1e-12, n
