@@ -276,6 +276,39 @@ def test_fixed_point_cyclic_is_almeida_pineda_and_theta_biases_it(tmp_path):
     assert b["costate_error_vs_theta_fixed_point"] <= 1e-12  # ... onto the dissipative point
 
 
+def test_fixed_point_report_is_the_max_abs_relative_error(tmp_path):
+    """The report's figures are max|e − e*| / max|e*| (so it says), checked against the
+    θ-biased costates and Almeida–Pineda solved here from the saved state alone."""
+    from asyncnet.schemes.stlp.tasks import report
+    sc = load(shortened("stlp_fixedpoint_cyclic.toml", 300, tmp_path, theta=0.05))
+    out = tmp_path / "s.npz"
+    s = simulate(sc, save_state=str(out))["stlp"]
+    z, net = dict(np.load(out)), sc.build_network()
+    hid = sorted(n for n, p in net.populations.items() if p.role != "input")
+    off = np.cumsum([0] + [net.populations[n].size for n in hid])
+    sl = {n: slice(off[i], off[i + 1]) for i, n in enumerate(hid)}
+    x = {n: z[f"state/{n}"] for n in net.populations}
+    J, rhs = np.zeros((off[-1], off[-1])), np.zeros(off[-1])
+    p_eng = np.zeros(off[-1])
+    for n in hid:  # all tanh: σ' = 1 − x² at the fixed point x = tanh(a)
+        a = z[f"bias/{n}"] + sum(z[f"weight/{u}->{n}"] @ x[u] for u in net.pre(n))
+        fp = 1.0 - np.tanh(a) ** 2
+        p_eng[sl[n]] = z[f"delta/{n}"] / fp
+        for u in net.pre(n):
+            if u in sl:
+                J[sl[n], sl[u]] = fp[:, None] * z[f"weight/{u}->{n}"]
+        if net.populations[n].role == "output":
+            rhs[sl[n]] = x[n] - z[f"target/{n}"]
+    p_ap = np.linalg.solve(np.eye(len(rhs)) - J.T, rhs)  # γ = q = 1
+    max_abs = np.max(np.abs(p_eng - p_ap)) / np.max(np.abs(p_ap))
+    two_norm = np.linalg.norm(p_eng - p_ap) / np.linalg.norm(p_ap)
+    assert s["costate_error"] > 1e-2 and abs(two_norm - max_abs) > 1e-3 * max_abs
+    assert abs(s["costate_error"] - max_abs) <= 1e-9 * max_abs
+    line = report({"stlp": s})[0]
+    assert "max-abs relative error" in line and "normwise" not in line
+    assert f"costates {max_abs:.2e}" in line
+
+
 # -- 3. negative control --------------------------------------------------------
 def test_flip_plus_one_diverges_and_exits_3(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

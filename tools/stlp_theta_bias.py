@@ -3,7 +3,7 @@
 Frozen weights and a constant input and target, on the networks of
 ``scenarios/stlp_fixedpoint_dag.toml`` and ``stlp_fixedpoint_cyclic.toml``:
 the synchronous recursion runs until the costates stop moving; its costates
-are compared (normwise relative error) with the exact delta — backprop on
+are compared (max-abs relative error, max|p − p*| / max|p*|) with the exact delta — backprop on
 the DAG, Almeida–Pineda on the cyclic graph — from an independent solve
 (``stlp_reference.fixed_point``, θ = 0), for θ against Δt. The last column
 checks the prediction ``p = γ((1 + θ/Δt) I − Jᵀ)⁻¹ ∇ℓ`` (θ acts as a rate θ/Δt).

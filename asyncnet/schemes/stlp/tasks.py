@@ -322,7 +322,7 @@ def _exactness(net: Network, stream, rule, got: dict) -> dict:
     hid = d.learn
     p = st["p"]
 
-    def rel(a, b):
+    def rel(a, b):  # max-abs relative error max|a − b| / max|b| (absolute if b = 0)
         m = float(np.max(np.abs(b))) if b.size else 0.0
         return float(np.max(np.abs(a - b)) / m) if m > 0 else float(np.max(np.abs(a - b)))
 
@@ -370,7 +370,8 @@ def report(cache: dict) -> list[str]:
                      f"{g(s['frozen_initial_mse'])}")
     if "costate_error" in s:
         lines.append(f"stlp      fixed point vs {s['reference']} (independent solve, "
-                     f"normwise relative error): costates {s['costate_error']:.2e}, "
+                     f"max-abs relative error max|e-e*|/max|e*|): "
+                     f"costates {s['costate_error']:.2e}, "
                      f"synapse grads {s['grad_error']:.2e} (cosine {s['grad_cosine']:.6f}), "
                      f"activities "
                      f"{s['activity_error']:.2e}")
