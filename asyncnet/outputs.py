@@ -81,13 +81,14 @@ def check_apart(outputs: dict[str, str | None], inputs: dict[str, str | None]) -
     Raises
     ------
     OutputError
-        two of them are one file (compared after resolving links).
+        two of them are one file (compared after resolving links, and by inode
+        where they exist: a hard link is the same file under another name).
     """
-    seen: dict[str, str] = {}
+    seen: dict[object, str] = {}
     for what, path in [*inputs.items(), *outputs.items()]:
         if path is None:
             continue
-        key = os.path.realpath(path)
+        key = file_identity(path)
         if key in seen:
             if what in inputs:  # two inputs: nothing is written, one was given for the other
                 raise OutputError(f"{path}: given as the {what}, but it is the "
@@ -95,6 +96,43 @@ def check_apart(outputs: dict[str, str | None], inputs: dict[str, str | None]) -
             raise OutputError(f"{path}: the {what} would overwrite the {seen[key]} "
                               f"(give it another path)")
         seen[key] = what
+
+
+def file_identity(path: str | os.PathLike) -> object:
+    """What two paths of one file have in common: the device and inode of what
+    exists (a hard link has its own path but the same inode), else the path
+    with its links resolved (a file still to be written).
+
+    Parameters
+    ----------
+    path:
+        a file's path.
+
+    Returns
+    -------
+    ``(st_dev, st_ino)`` if ``path`` exists, else its real path; equal for two
+    paths of the same file.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # nothing there yet (or a name no file can have)
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file: through symlinks, hard links or not.
+
+    Parameters
+    ----------
+    a, b:
+        two paths.
+
+    Returns
+    -------
+    ``True`` if writing one would change the other.
+    """
+    return file_identity(a) == file_identity(b)
 
 
 def lock_alone(f: BinaryIO) -> None:
@@ -386,6 +424,7 @@ def check_figure_path(out: str) -> None:
     check_output(out, create_dirs=False)
 
 
-__all__ = ["OutputError", "check_output", "check_apart", "lock_alone", "write_whole",
+__all__ = ["OutputError", "check_output", "check_apart", "file_identity", "same_file",
+           "lock_alone", "write_whole",
            "renamable", "save_npz", "fsync_dir", "npz_name", "read_text", "decode_text",
            "extra_hint", "missing_extra", "check_figure_path"]

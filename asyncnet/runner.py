@@ -23,7 +23,7 @@ import numpy as np
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
-from .outputs import check_apart, check_output, npz_name
+from .outputs import check_apart, check_output, npz_name, same_file
 from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
@@ -338,7 +338,7 @@ def relocated(meta: dict, directory: str, log: str | None) -> dict:
     and the saved state's paths moved.
     """
     was = meta.get("checkpoint_dir")
-    if not was or os.path.realpath(was) == os.path.realpath(directory):
+    if not was or same_file(was, directory):
         return meta
     m = dict(meta, checkpoint_dir=os.path.abspath(directory))
     if meta.get("log_file"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from pathlib import Path
 
 from asyncnet.cli import main
 
@@ -40,3 +41,32 @@ def test_a_locked_checkpoint_directory_leaves_the_log_untouched(tmp_path, capsys
     # the directory free again, the same command runs
     assert main(["run", sc, "-q", "--log", str(log), "--checkpoint-every", "10",
                  "--checkpoint-dir", str(ck)]) == 0
+
+
+def test_an_output_that_is_a_hard_link_of_an_input_is_refused(tmp_path, capsys):
+    """A symlink and the path itself were caught; a hard link (another name, one inode)
+    was written over: the scenario became the log."""
+    sc = scenario(tmp_path, 10)
+    text = Path(sc).read_bytes()
+    hard = tmp_path / "hard.log"
+    os.link(sc, hard)
+    line = _only_error(in_process(["run", sc, "-q", "--log", str(hard)], capsys))
+    assert line.startswith(f"asyncnet: error: {hard}: ") and "scenario" in line
+    assert Path(sc).read_bytes() == text
+    state = tmp_path / "hard.npz"
+    os.link(sc, state)
+    line = _only_error(in_process(["run", sc, "-q", "--no-log", "--save-state", str(state)],
+                                  capsys))
+    assert "scenario" in line and Path(sc).read_bytes() == text
+    log = tmp_path / "q.log"
+    assert main(["run", sc, "-q", "--log", str(log)]) == 0
+    logged = log.read_bytes()
+    png, csv = tmp_path / "q.png", tmp_path / "q.csv"
+    os.link(log, png)
+    os.link(log, csv)
+    line = _only_error(in_process(["plot", str(log), "--waves", "-o", str(png)], capsys))
+    assert line.startswith(f"asyncnet: error: {png}: ") and "log" in line
+    line = _only_error(in_process(["export", str(log), "--format", "csv", "-o", str(csv)],
+                                  capsys))
+    assert line.startswith(f"asyncnet: error: {csv}: ") and "log" in line
+    assert log.read_bytes() == logged
