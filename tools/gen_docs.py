@@ -248,7 +248,11 @@ def reference() -> str:
             "Schemes without data kinds of their own (diffusion, least action, continuous) "
             "use these; a `[data]` key the kind does not read is an error, not ignored. "
             "`input_node`/`output_node` (a population or a list of them: one layer written "
-            "as several populations) apply to every kind.", "",
+            "as several populations; by default every input, or output, population) apply to "
+            "every kind of these schemes. The schemes with data kinds of their own (`ep`, "
+            "`coupled`, `stlp`) feed exactly one input and one output population: a list of "
+            "several, or a network with several input or output populations and no "
+            "`input_node`/`output_node` naming one, is refused when the scenario loads.", "",
             "| kind | keys |", "|---|---|"]
     out += [f"| `{k}` | {', '.join(f'`{x}`' for x in sorted(v))} |"
             for k, v in KIND_KEYS.items()]
