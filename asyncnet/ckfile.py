@@ -249,7 +249,7 @@ class Found:
 
 
 def latest(directory: str, expect_id: str | None = None,
-           accept: Callable[[dict], None] | None = None) -> Found:
+           accept: Callable[[str, dict], None] | None = None) -> Found:
     """The newest complete checkpoint of ``directory``; older ones as fall-backs.
 
     Parameters
@@ -259,7 +259,8 @@ def latest(directory: str, expect_id: str | None = None,
     expect_id:
         the scenario id the checkpoint must carry.
     accept:
-        a further check (e.g. the log's prefix); raises ``CheckpointError``.
+        a further check of a file's map (e.g. the log's prefix), given the
+        file's path and the map; raises ``CheckpointError``.
 
     Returns
     -------
@@ -276,7 +277,7 @@ def latest(directory: str, expect_id: str | None = None,
         try:
             ck = read(p, expect_id)
             if accept is not None:
-                accept(ck)
+                accept(p, ck)
             return Found(p, ck, refused)
         except (CheckpointError, StateError, OSError) as e:
             refused.append(str(e))

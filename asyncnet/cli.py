@@ -16,6 +16,7 @@ import warnings
 
 from . import commands, export, isolate, plots  # noqa: F401  (their commands)
 from ._version import __version__
+from .clisafety import interrupted_note
 from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
 from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
 from .jsonout import dumps
@@ -215,37 +216,6 @@ def _dispatch(args, sc, log_path, prog, workers, save_state, ck, distributed) ->
     return s
 
 
-def interrupted_note(log_path: str | None, ck_dir: str | None) -> str:
-    """What an interrupted run leaves behind (the interrupt message's second half).
-
-    Parameters
-    ----------
-    log_path:
-        the run's event log, if it writes one.
-    ck_dir:
-        its checkpoint directory, if it writes checkpoints.
-
-    Returns
-    -------
-    One clause per output, naming the command that continues the run.
-    """
-    from .ckfile import candidates, instant_of
-    from .messages import QUANTA
-    said = []
-    if log_path:
-        said.append(f"the log {log_path} ends at its last whole instant (replay --verify "
-                    f"checks it as a prefix)")
-    if ck_dir:
-        files = candidates(ck_dir) if os.path.isdir(ck_dir) else []
-        if files:  # the instant from the newest file's name: nothing read
-            t = instant_of(files[0]) / QUANTA
-            said.append(f"asyncnet resume {ck_dir} continues from its newest checkpoint "
-                        f"(t={t:g})")
-        else:
-            said.append(f"no checkpoint was written yet in {ck_dir}")
-    return "; ".join(said) or "no log or checkpoint was being written"
-
-
 def finish_run(s: dict, args) -> int:
     """Print a run's summary (text or ``--json``); the exit status.
 
@@ -332,11 +302,16 @@ def cmd_resume(args) -> int:
             stop_workers()  # they wait for work that never comes
             return 2
         workers, mpi = comm.Get_size() - 1, True
+    from .ckcheck import RunComplete
     try:
         with _released(mpi):
             res = resume(args.path, progress=not args.quiet, workers=workers, mpi=mpi,
+                         rerun=False,
                          notice=None if args.quiet else
                          lambda msg: print(f"asyncnet: {msg}", file=sys.stderr, flush=True))
+    except RunComplete as e:  # not a failure: the run is done (exit 0, its log untouched)
+        print(f"asyncnet: {e}", file=sys.stderr)
+        return 0
     except KeyboardInterrupt as e:
         e.kept = (f"asyncnet resume {args.path} again continues from "  # type: ignore[attr-defined]
                   f"the newest checkpoint (a log ends at its last whole instant)")

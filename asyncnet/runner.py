@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
+from .ckcheck import RunComplete, check_fields, check_log_counts, completed
 from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
 from .outputs import check_apart, check_output, npz_name, same_file
@@ -299,13 +300,15 @@ def find_checkpoint(path: str) -> Found:
     heads: dict[str, bytes] = {}  # building the engine for a header is not free
     given_log = path if os.path.isfile(path) else None
 
-    def accept(ck: dict) -> None:
+    def accept(p: str, ck: dict) -> None:
+        check_fields(p, ck)  # a digest recomputed over edited fields: refused by name
         m = ck["meta"] = relocated(ck["meta"], directory, given_log)
         if ck.get("log") is not None and m.get("log_file"):
             if ck["scenario_id"] not in heads:
                 heads[ck["scenario_id"]] = _log_head(m)
             # the running digest of the prefix: the resumed writer goes on with it
             ck["log_hash"] = check_log(m["log_file"], heads[ck["scenario_id"]], ck["log"])
+            check_log_counts(p, ck, m["log_file"])  # counts the digest does not cover
 
     found = latest(directory, expect, accept)
     for why in found.refused:
@@ -383,7 +386,7 @@ def _check_pipeline(sc: Scenario) -> None:
 
 def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
            workers: int = 1, notice: Callable[[str], None] | None = None,
-           mpi: bool = False) -> Result:
+           mpi: bool = False, rerun: bool = True) -> Result:
     """Continue a checkpointed run to its end; the same :class:`Result` as uninterrupted.
 
     The event log is truncated to the checkpoint's position and appended
@@ -402,6 +405,11 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
         Told which checkpoint the run resumes from (one line).
     mpi:
         Resume on the MPI job this process is rank 0 of (``workers`` = its other ranks).
+    rerun:
+        A run whose log is complete already is run again from the checkpoint (its
+        log rewritten to the same bytes); ``False`` (the command line's): raise
+        :class:`~asyncnet.ckcheck.RunComplete` and change nothing (a resume killed
+        while rewriting would leave the finished log cut short).
 
     Returns
     -------
@@ -423,6 +431,9 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
             f"directory)")
     found = find_checkpoint(path)
     ck, m = found.ck, found.ck["meta"]
+    if not rerun and completed(m["log_file"]):  # else its tail rewritten (cut if killed)
+        raise RunComplete(f"{m['log']}: the run of {found.path} already reached its end "
+                          f"(its log is complete); nothing to resume, nothing was changed")
     if notice is not None:
         notice(f"resuming from t={ck['t'] / QUANTA:g} ({found.path})")
     try:

@@ -113,3 +113,14 @@ def small_tmpfs(tmp_path, size: str) -> Iterator:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def unfinish(log) -> None:
+    """Cut a finished log's last byte: as a run killed while writing its footer.
+
+    ``asyncnet resume`` continues such a run from its checkpoint; a log that is
+    complete is left alone (the run is done), so a test that resumes a run it
+    let finish makes it unfinished first.
+    """
+    with open(log, "r+b") as f:
+        f.truncate(os.path.getsize(log) - 1)

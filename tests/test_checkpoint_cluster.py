@@ -22,6 +22,7 @@ from asyncnet.messages import QUANTA
 from asyncnet.scenario import load
 from asyncnet.simulation import build_engine
 
+from .helpers import unfinish
 from .test_checkpoint import cli, reference, shortened, stable
 
 
@@ -134,6 +135,7 @@ def test_mpi_checkpoints_resume(tmp_path):
     want, got = agent_states(str(tmp_path / "one")), agent_states(f"{log}.ckpt")
     assert sorted(got) == sorted(want)
     assert all(same_state(got[t][n], want[t][n]) for t in want for n in want[t])
+    unfinish(log)  # a complete run is not resumed
     r = cli("resume", log, "--json", "-q")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "mpi.log").read_bytes() == (tmp_path / "ref.log").read_bytes()

@@ -6,11 +6,16 @@ times, forged checkpoints, and messages that said less than the truth."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
+import msgpack
+import pytest
+
 from asyncnet.cli import main
 
+from .helpers import unfinish
 from .test_hardening import in_process, scenario
 
 
@@ -70,3 +75,75 @@ def test_an_output_that_is_a_hard_link_of_an_input_is_refused(tmp_path, capsys):
                                   capsys))
     assert line.startswith(f"asyncnet: error: {csv}: ") and "log" in line
     assert log.read_bytes() == logged
+
+
+def test_resume_of_a_run_that_completed_leaves_its_log_alone(tmp_path, capsys):
+    """It re-ran the tail and rewrote the log (cut short if killed meanwhile)."""
+    sc = scenario(tmp_path, 40)
+    log, ck = tmp_path / "x.log", tmp_path / "x.log.ckpt"
+    assert main(["run", sc, "-q", "--log", str(log), "--checkpoint-every", "10"]) == 0
+    before = log.read_bytes(), os.stat(log).st_mtime_ns
+    for path in (ck, log):
+        r = in_process(["resume", str(path), "--json"], capsys)
+        assert r.returncode == 0 and r.stdout == "", r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert lines[0].startswith(f"asyncnet: {log}: ") and "already reached its end" in \
+            lines[0] and str(ck) in lines[0], lines
+        assert (log.read_bytes(), os.stat(log).st_mtime_ns) == before
+
+
+def _forge(path, change) -> None:
+    """Edit a checkpoint's map and seal it again as ``ckfile.write`` does: MAGIC, the
+    msgpack map, and a 32-byte BLAKE2b digest of everything before it."""
+    data = Path(path).read_bytes()
+    magic = b"\x89ASYNCNET-CKPT\r\n"
+    assert data.startswith(magic)
+    body = msgpack.unpackb(data[len(magic):-32], raw=False)
+    change(body)
+    out = magic + msgpack.packb(body, use_bin_type=True)
+    Path(path).write_bytes(out + hashlib.blake2b(out, digest_size=32).digest())
+
+
+def _set(*keys, value=None, add=None):
+    def change(body):
+        d = body
+        for k in keys[:-1]:
+            d = d[k]
+        d[keys[-1]] = value if add is None else d[keys[-1]] + add
+    return change
+
+
+def _more_records(body):  # one more forward record claimed: the counts agree with each other
+    body["log"]["count"] += 1
+    body["log"]["by_kind"][0] += 1
+
+
+@pytest.mark.parametrize("change,words", [
+    (_set("log", value=None), "log"),
+    (_set("log", value="x.log"), "log"),
+    (_set("t", add=1), "(t: "),
+    (_set("meta", "checkpoint_every", value="10"), "checkpoint_every"),
+    (_set("meta", "log_file", value=7), "log_file"),
+    (_set("log", "next_ck", add=1), "next_ck"),
+    (_set("log", "t_last", value=-1), "t_last"),
+    (_more_records, "records"),
+])
+def test_a_forged_checkpoint_is_refused_by_the_field_it_is_about(tmp_path, capsys, change,
+                                                                 words):
+    """Fields edited and the digest recomputed: tracebacks (``log`` nil or a string in
+    the log check, a wake-up in the past) or, for the counts, a log whose footer and
+    seals describe other records."""
+    sc = scenario(tmp_path, 40)
+    log = tmp_path / "x.log"
+    assert main(["run", sc, "-q", "--log", str(log), "--checkpoint-every", "10"]) == 0
+    files = sorted((tmp_path / "x.log.ckpt").glob("ck-*.ckpt"))
+    for older in files[:-1]:  # one checkpoint: nothing older to fall back on
+        older.unlink()
+    _forge(files[-1], change)
+    unfinish(log)  # as a run killed at its end: resumable
+    before = log.read_bytes()
+    r = in_process(["resume", str(log), "-q"], capsys)
+    line = _only_error(r)
+    assert str(files[-1]) in line and words in line, line
+    assert log.read_bytes() == before

@@ -17,7 +17,7 @@ import asyncnet.outputs as outputs
 from asyncnet.cli import main
 from asyncnet.schemes.gradep.train import save_atomic, save_text_atomic
 
-from .helpers import small_tmpfs
+from .helpers import small_tmpfs, unfinish
 from .test_hardening import scenario
 
 
@@ -227,6 +227,7 @@ def test_resume_while_the_run_still_writes_its_log_changes_nothing(tmp_path, cap
     log, ck = tmp_path / "x.log", tmp_path / "ck"
     assert main(["run", scenario(tmp_path, 40), "-q", "--log", str(log),
                  "--checkpoint-every", "10", "--checkpoint-dir", str(ck)]) == 0
+    unfinish(log)  # a complete run is not resumed at all
     data = log.read_bytes()
     with open(log, "rb+") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
