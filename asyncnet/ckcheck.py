@@ -20,6 +20,7 @@ from typing import Any
 from .ckfile import CheckpointError, instant_of
 from .logformat import CHECKPOINT, LogError
 from .messages import QUANTA, to_quanta
+from .scenario_toml import MAX_DURATION
 
 
 class RunComplete(CheckpointError):
@@ -32,6 +33,10 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_time(v: Any) -> bool:  # (beyond MAX_DURATION its quanta overflowed)
+    return _is_number(v) and 0 < v <= MAX_DURATION and to_quanta(v) > 0
 
 
 def _opt_str(v: Any) -> bool:
@@ -64,9 +69,8 @@ def check_fields(path: str, ck: dict) -> None:
             ("scenario_path", lambda v: isinstance(v, str), "a path"),
             ("scenario_text", lambda v: isinstance(v, str), "the scenario's text"),
             ("seed", _is_int, "an integer"),
-            ("duration", lambda v: _is_number(v) and v > 0, "a positive number"),
-            ("checkpoint_every", lambda v: _is_number(v) and to_quanta(v) > 0,
-             "a positive number"),
+            ("duration", _is_time, "a time of a run"),
+            ("checkpoint_every", _is_time, "a time of a run"),
             ("checkpoint_dir", _opt_str, "a path or nil"),
             ("log", _opt_str, "a path or nil"), ("log_file", _opt_str, "a path or nil"),
             ("save_state", _opt_str, "a path or nil"),

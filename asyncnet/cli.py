@@ -146,13 +146,13 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
         check_output(log_path, create_dirs=True)
     ck = {}
     # the flags win over the scenario's [output] keys
-    every = args.checkpoint_every
+    every, where = args.checkpoint_every, "--checkpoint-every"
     if every is None:
-        every = sc.output.get("checkpoint_every")
+        every, where = sc.output.get("checkpoint_every"), f"{sc.path}: [output] checkpoint_every"
     ck_dir = args.checkpoint_dir or sc.output.get("checkpoint_dir")
     if every is not None:
         from .runner import check_period, default_checkpoint_dir
-        ck = {"checkpoint_every": check_period(every, sc.duration),
+        ck = {"checkpoint_every": check_period(every, sc.duration, where),
               "checkpoint_dir": ck_dir or default_checkpoint_dir(sc.name, log_path)}
         if os.path.exists(ck["checkpoint_dir"]) and not os.path.isdir(ck["checkpoint_dir"]):
             print(f"asyncnet: error: {ck['checkpoint_dir']}: a file, not a checkpoint "

@@ -88,6 +88,9 @@ def isolate(path: str, node: str, until: float | None = None) -> dict:
     me = log.agents.index(node)
     if until is not None and not (math.isfinite(until) and until >= 0):
         raise InspectError(f"--until {until}: not a finite time inside the log")
+    if until is not None and until > sc.duration:  # (1e308 overflowed into quanta)
+        raise InspectError(f"--until {until:g} is outside the log (its run lasts up to "
+                           f"t={sc.duration:g})")
     # where the lone agent stops, if known now (else: at the log's last whole instant)
     end = to_quanta(until) if until is not None else to_quanta(sc.duration)
     names = log.agents

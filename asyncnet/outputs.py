@@ -45,8 +45,11 @@ def check_output(path: str, create_dirs: bool) -> None:
     ------
     OutputError
         ``path`` is a directory, lies under a regular file, in a missing
-        directory (unless ``create_dirs``), or where this user cannot write.
+        directory (unless ``create_dirs``), where this user cannot write, or
+        holds a NUL character.
     """
+    if "\0" in os.fspath(path):  # open() said "embedded null byte", in a traceback
+        raise OutputError(f"{path!r}: a NUL character, which no file name can hold")
     full = os.path.abspath(path)
     if os.path.isdir(full):
         raise OutputError(f"{path}: is a directory")

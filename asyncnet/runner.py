@@ -206,8 +206,9 @@ def _recorder_meta(rec: Recorder | None) -> dict | None:
             "start": rec.start}
 
 
-def check_period(every: float, duration: float) -> float:
-    """A checkpoint period, checked: a positive finite number of at least one quantum.
+def check_period(every: float, duration: float, what: str = "checkpoint_every") -> float:
+    """A checkpoint period, checked: a positive finite number of at least one quantum,
+    and no longer than the longest run (beyond, its quanta overflowed).
 
     Parameters
     ----------
@@ -215,15 +216,23 @@ def check_period(every: float, duration: float) -> float:
         The period asked for.
     duration:
         The run's duration (a period past it writes no checkpoint, which is allowed).
+    what:
+        Where it was given, for the message (``--checkpoint-every``,
+        ``FILE: [output] checkpoint_every``).
 
     Returns
     -------
     ``every`` as a float.
     """
+    from .scenario import MAX_DURATION
     ok = isinstance(every, (int, float)) and not isinstance(every, bool) \
-        and math.isfinite(every) and to_quanta(every) > 0
-    if not ok:
-        raise ScenarioError(f"checkpoint_every must be a positive number of at least "
+        and math.isfinite(every)
+    if ok and every > MAX_DURATION:  # a float's quanta would be inf (an OverflowError)
+        raise ScenarioError(f"{what} is too long: {every:g} (at most {MAX_DURATION:.3g}, "
+                            f"the longest run; a period past the run's duration "
+                            f"{duration:g} writes no checkpoint)")
+    if not (ok and to_quanta(every) > 0):
+        raise ScenarioError(f"{what} must be a positive number of at least "
                             f"{1 / QUANTA:g}, got {every!r}")
     return float(every)
 

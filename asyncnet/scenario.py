@@ -363,11 +363,17 @@ def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     if loss != "mse":
         raise ScenarioError(f"{path}: [loss] kind {loss!r} unknown (known: mse)")
     name = sc.get("name", os.path.splitext(os.path.basename(path))[0])
-    if isinstance(name, str) and (not name.strip() or set(name) & {"/", "\\"}
+    if isinstance(name, str) and (not name.strip() or set(name) & {"/", "\\", "\0"}
                                   or name in (".", "..")):
-        # the default log and checkpoint paths are runs/<name>...: "../x" left runs/
+        # the default log and checkpoint paths are runs/<name>...: "../x" left runs/,
+        # and a NUL is in no file name (it was open()'s "embedded null byte" traceback)
         raise ScenarioError(f"{path}: [scenario] name {name!r} must be a plain file name "
-                            f"(no path separators): runs/<name>.log is made from it")
+                            f"(no path separators or NUL characters): runs/<name>.log is "
+                            f"made from it")
+    for key, value in doc.get("output", {}).items():  # paths: a NUL is in no file name
+        if isinstance(value, str) and "\0" in value:
+            raise ScenarioError(f"{path}: [output] key {key!r}: {value!r} holds a NUL "
+                                f"character, which no file name can")
     graph = _graph(doc["network"], path)
     out = Scenario(graph, rule_name, params=rule, duration=float(sc["duration"]),
                    data=dict(doc.get("data", {})), seed=sc.get("seed", 0),

@@ -147,3 +147,60 @@ def test_a_forged_checkpoint_is_refused_by_the_field_it_is_about(tmp_path, capsy
     line = _only_error(r)
     assert str(files[-1]) in line and words in line, line
     assert log.read_bytes() == before
+
+
+def _with(sc: str, where: str, line: str) -> str:
+    """A copy of scenario file ``sc`` with ``line`` added at the top of table ``where``."""
+    text = Path(sc).read_text()
+    out = Path(sc).with_name("edited.toml")
+    if f"[{where}]" in text:
+        out.write_text(text.replace(f"[{where}]\n", f"[{where}]\n{line}\n", 1))
+    else:
+        out.write_text(f"{text}\n[{where}]\n{line}\n")
+    return str(out)
+
+
+@pytest.mark.parametrize("value,words", [
+    ("1e308", "too long"), ("-1", "positive"), ("0", "positive"), ("1e-9", "positive"),
+    ("inf", "finite"), ("nan", "finite")])
+def test_a_checkpoint_period_out_of_range_is_one_line_naming_where(tmp_path, capsys, value,
+                                                                   words):
+    """1e308 was an OverflowError traceback (its quanta are inf)."""
+    sc = scenario(tmp_path, 40)
+    line = _only_error(in_process(["run", sc, "-q", "--no-log", "--checkpoint-every", value],
+                                  capsys))
+    assert "--checkpoint-every" in line and words in line, line
+    edited = _with(sc, "output", f"checkpoint_every = {value}")
+    line = _only_error(in_process(["run", edited, "-q", "--no-log"], capsys))
+    assert line.startswith(f"asyncnet: error: {edited}: ") and "checkpoint_every" in line \
+        and words in line, line
+
+
+@pytest.mark.parametrize("value,words", [
+    ("1e308", "outside the log"), ("41", "outside the log"), ("-1", "not a finite time"),
+    ("inf", "finite"), ("nan", "finite")])
+def test_inspect_until_out_of_range_is_one_line(tmp_path, capsys, value, words):
+    """1e308 was an OverflowError traceback."""
+    log = tmp_path / "x.log"
+    assert main(["run", scenario(tmp_path, 40), "-q", "--log", str(log)]) == 0
+    line = _only_error(in_process(["inspect", str(log), "--node", "l1", "--until", value],
+                                  capsys))
+    assert "--until" in line and words in line, line
+
+
+@pytest.mark.parametrize("table,line", [
+    ("scenario", 'name = "a\\u0000b"'), ("output", 'log = "a\\u0000b.log"'),
+    ("output", 'save_state = "s\\u0000.npz"'), ("output", 'checkpoint_dir = "c\\u0000"')])
+def test_a_nul_character_in_a_name_or_path_is_named(tmp_path, capsys, table, line):
+    """An "embedded null byte" traceback from open() or realpath()."""
+    sc = scenario(tmp_path, 40)
+    text = Path(sc).read_text()
+    if table == "scenario":  # the name replaced (a second name key would be a TOML error)
+        edited = tmp_path / "edited.toml"
+        edited.write_text(text.replace('name = "short"', line))
+        edited = str(edited)
+    else:
+        edited = _with(sc, table, line + "\ncheckpoint_every = 10")
+    err = _only_error(in_process(["run", edited, "-q"], capsys))
+    assert err.startswith(f"asyncnet: error: {edited}: ") and "NUL" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["short.toml", "edited.toml"])
