@@ -188,12 +188,25 @@ class EventLogWriter:
             self.f.write(data)
         except OSError as e:
             self.failed = e
-            raise LogWriteError(
-                f"{self.path}: cannot write the event log ({e.strerror or e}) after "
-                f"{self.count:,} records (t={self.t_last / QUANTA:g}); the run "
-                f"stopped, what reached the file is readable up to its last whole "
-                f"record") from None
+            raise LogWriteError(f"{self.path}: cannot write the event log ({e.strerror or e}) "
+                                f"{self._on_disk()}; the run stopped, what reached the file "
+                                f"is readable up to its last whole record") from None
         self._account()
+
+    def _on_disk(self) -> str:
+        """What the file holds now, for a failed write's message: the records counted
+        were buffered, not written (a full disk before the header: "after 74 records"
+        of a file of 0 bytes)."""
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return "with nothing written"
+        if size < len(self._head):
+            return f"with {size:,} bytes on disk (not even its header)"
+        # the bytes accounted for before this write reached the file whole, if it holds them
+        done = self._before[2] if size >= self._before[1] else None
+        return (f"after {done:,} records ({size:,} bytes on disk)" if done is not None
+                else f"with {size:,} bytes on disk")
 
     def _account(self) -> None:
         assert self._inflight is not None

@@ -204,3 +204,34 @@ def test_a_nul_character_in_a_name_or_path_is_named(tmp_path, capsys, table, lin
     err = _only_error(in_process(["run", edited, "-q"], capsys))
     assert err.startswith(f"asyncnet: error: {edited}: ") and "NUL" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["short.toml", "edited.toml"])
+
+
+def test_a_full_disk_before_the_header_says_what_is_on_disk(tmp_path, monkeypatch, capsys):
+    """Records taken into the file's buffer are not on disk: a disk full before the
+    first byte landed said "after 74 records" of a file of 0 bytes."""
+    import errno
+
+    import asyncnet.eventlog as eventlog
+
+    class Buffered:  # takes writes into memory, then fails as a full disk: nothing lands
+        def __init__(self, f):
+            self.f, self.calls = f, 0
+
+        def write(self, data):
+            self.calls += 1
+            if self.calls > 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return len(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    real = open
+    monkeypatch.setattr(eventlog, "open", lambda *a, **k: Buffered(real(*a, **k)),
+                        raising=False)
+    log = tmp_path / "x.log"
+    line = _only_error(in_process(["run", scenario(tmp_path, 40), "-q", "--log", str(log)],
+                                  capsys))
+    assert log.stat().st_size == 0
+    assert line.startswith(f"asyncnet: error: {log}: cannot write the event log"), line
+    assert "0 bytes on disk" in line and "records" not in line.split(";")[0], line
