@@ -121,7 +121,8 @@ def draw_waves(labels: dict, out: str | None = None, until: float | None = None,
     for t in labels["frames"]:
         if t <= t_end:
             ax.axvline(t, color="0.6", lw=0.5, ls=":", zorder=0)
-    ax.set_xlim(0, t_end)
+    # a log without records ends at 0: an axis 0..0 was matplotlib's "singular" warning
+    ax.set_xlim(0, t_end if t_end > 0 else 1.0)
     ax.set_ylim(0, len(pops))
     ax.set_yticks([r + 0.5 for r in range(len(pops))])
     ax.set_yticklabels([f"{n} (depth {d})" for n, d in pops], fontsize=8)

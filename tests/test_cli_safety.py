@@ -235,3 +235,16 @@ def test_a_full_disk_before_the_header_says_what_is_on_disk(tmp_path, monkeypatc
     assert log.stat().st_size == 0
     assert line.startswith(f"asyncnet: error: {log}: cannot write the event log"), line
     assert "0 bytes on disk" in line and "records" not in line.split(";")[0], line
+
+
+def test_plot_of_a_log_without_records_warns_of_nothing(tmp_path):
+    """matplotlib warned of "identical low and high xlims" (the log ends at t=0)."""
+    from .test_hardening import cli
+    sc = Path(scenario(tmp_path, 40))
+    sc.write_text(sc.read_text().replace("duration = 40", "duration = 0.000001"))
+    log, png = tmp_path / "e.log", tmp_path / "e.png"
+    assert main(["run", str(sc), "-q", "--log", str(log)]) == 0
+    r = cli("plot", str(log), "--waves", "-o", str(png))
+    assert r.returncode == 0 and "0 records" in r.stdout, r
+    assert "warning" not in r.stderr.lower(), r.stderr
+    assert png.stat().st_size > 1000
