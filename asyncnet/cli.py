@@ -16,8 +16,9 @@ import warnings
 
 from . import commands, export, isolate, plots  # noqa: F401  (their commands)
 from ._version import __version__
-from .clisafety import interrupted_note
+from .clisafety import interrupted_note, resume_note
 from .cluster import cli as cluster_cli  # noqa: F401  (worker, keys)
+from .cluster.errors import WorkerLost
 from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
 from .jsonout import dumps
 from .messages import KIND_NAMES
@@ -186,6 +187,11 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
     except KeyboardInterrupt as e:  # what the run leaves behind, for the message
         e.kept = interrupted_note(log_path, ck.get("checkpoint_dir"))  # type: ignore[attr-defined]
         raise
+    except WorkerLost as e:  # the cluster names the worker; how to go on is said here
+        note = resume_note(ck.get("checkpoint_dir"))
+        if note is None:
+            raise
+        raise WorkerLost(f"{e}; {note}") from None
     return finish_run(s, args)
 
 

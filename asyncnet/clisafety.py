@@ -23,18 +23,32 @@ def interrupted_note(log_path: str | None, ck_dir: str | None) -> str:
     -------
     One clause per output, naming the command that continues the run.
     """
-    from .ckfile import candidates, instant_of
-    from .messages import QUANTA
     said = []
     if log_path:
         said.append(f"the log {log_path} ends at its last whole instant (replay --verify "
                     f"checks it as a prefix)")
     if ck_dir:
-        files = candidates(ck_dir) if os.path.isdir(ck_dir) else []
-        if files:  # the instant from the newest file's name: nothing read
-            t = instant_of(files[0]) / QUANTA
-            said.append(f"asyncnet resume {ck_dir} continues from its newest checkpoint "
-                        f"(t={t:g})")
-        else:
-            said.append(f"no checkpoint was written yet in {ck_dir}")
+        said.append(resume_note(ck_dir) or f"no checkpoint was written yet in {ck_dir}")
     return "; ".join(said) or "no log or checkpoint was being written"
+
+
+def resume_note(ck_dir: str | None) -> str | None:
+    """How a stopped run goes on from its checkpoints, if it wrote any.
+
+    Parameters
+    ----------
+    ck_dir:
+        the run's checkpoint directory (``None``: it wrote none).
+
+    Returns
+    -------
+    ``"asyncnet resume DIR continues from its newest checkpoint (t=T)"``, or
+    ``None`` if there is no checkpoint in it.
+    """
+    from .ckfile import candidates, instant_of
+    from .messages import QUANTA
+    files = candidates(ck_dir) if ck_dir and os.path.isdir(ck_dir) else []
+    if not files:
+        return None
+    t = instant_of(files[0]) / QUANTA  # from the newest file's name: nothing read
+    return f"asyncnet resume {ck_dir} continues from its newest checkpoint (t={t:g})"

@@ -248,3 +248,20 @@ def test_plot_of_a_log_without_records_warns_of_nothing(tmp_path):
     assert r.returncode == 0 and "0 records" in r.stdout, r
     assert "warning" not in r.stderr.lower(), r.stderr
     assert png.stat().st_size > 1000
+
+
+def test_a_lost_worker_says_how_the_run_goes_on(tmp_path):
+    """The line named the dead worker only: with checkpoints written, it now says which
+    command continues the run (and from which directory); without, nothing more."""
+    from .test_checkpoint import cli
+    sc = scenario(tmp_path, 300)
+    log = tmp_path / "run.log"
+    r = cli("run", sc, "--log", str(log), "--workers", "2", "--checkpoint-every", "70", "-q",
+            victim=("--kill-worker", "200", "1"))
+    line = _only_error(r)
+    assert "died" in line and f"asyncnet resume {log}.ckpt continues" in line, line
+    assert "(t=140)" in line, line
+    r = cli("run", sc, "--log", str(tmp_path / "b.log"), "--workers", "2",
+            "--checkpoint-every", "70", "-q", victim=("--kill-worker", "50", "1"))
+    line = _only_error(r)
+    assert "died" in line and "asyncnet resume" not in line, line
