@@ -278,7 +278,7 @@ def test_resume_cli_errors(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
     assert "no checkpoint in it" in err("resume", str(tmp_path / "empty"))
     sc = shortened("quickstart", 50, tmp_path)
-    assert "checkpoint_every must be a positive number" in err(
+    assert "error: --checkpoint-every must be a positive number" in err(
         "run", sc, "--checkpoint-every", "0", "-q")
     assert "needs --checkpoint-every" in err("run", sc, "--checkpoint-dir", str(tmp_path), "-q")
     assert not os.path.exists(tmp_path / "runs")  # refused before anything ran
