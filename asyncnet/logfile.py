@@ -275,9 +275,13 @@ class EventLog:
         self._done = True
         if self.tail_bytes or self.footer is None:
             self.truncated = True
+            loose = n - self.verified_count
+            # (none loose: every whole record lies before a digest; saying "the last 0" reads
+            # as if something were missing)
+            tail = f"; the last {loose:,} are not covered by a digest" if loose else \
+                "; every one is covered by a digest"
             warnings.warn(f"{self.path}: truncated after {n:,} whole records "
-                          f"({self.tail_bytes} trailing bytes); read up to there; the last "
-                          f"{n - self.verified_count:,} are not covered by a digest",
+                          f"({self.tail_bytes} trailing bytes); read up to there{tail}",
                           stacklevel=3)
 
     def _altered(self, what: str) -> None:

@@ -265,3 +265,40 @@ def test_a_lost_worker_says_how_the_run_goes_on(tmp_path):
             "--checkpoint-every", "70", "-q", victim=("--kill-worker", "50", "1"))
     line = _only_error(r)
     assert "died" in line and "asyncnet resume" not in line, line
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "{sc}", "-q", "--workers", "2", "--bind", "tcp://127.0.0.1:99999"],
+    ["worker", "--connect", "tcp://127.0.0.1:99999", "--wait", "1"],
+    ["worker", "--connect", "tcp://127.0.0.1:0", "--wait", "1"],
+])
+def test_a_port_past_65535_is_refused(tmp_path, capsys, argv):
+    """ZeroMQ took port 99999 (listening on 99999 - 65536) and the run went on."""
+    sc = scenario(tmp_path, 4)
+    r = in_process([a.format(sc=sc) for a in argv], capsys)
+    line = _only_error(r)
+    assert "is not a TCP port" in line and ("99999" in line or "'0'" in line), line
+
+
+def test_a_log_cut_just_after_a_digest_does_not_speak_of_the_last_0(tmp_path, monkeypatch):
+    """The truncation warning said "the last 0 are not covered by a digest"."""
+    from asyncnet.logfile import EventLog
+    monkeypatch.setattr("asyncnet.eventlog.CHECKPOINT", 100)  # a digest every ~100 records
+    sc = scenario(tmp_path, 40)
+    log = tmp_path / "x.log"
+    assert main(["run", sc, "-q", "--log", str(log)]) == 0
+    data = log.read_bytes()
+    up = msgpack.Unpacker(raw=False, strict_map_key=False)
+    up.feed(data)
+    seals = []
+    for obj in up:  # where each checkpoint's seal ends, and the records before it
+        if isinstance(obj, dict) and obj.get("checkpoint"):
+            seals.append((up.tell(), obj["checkpoint"]))
+    end, before = seals[-1]
+    cut = tmp_path / "cut.log"
+    cut.write_bytes(data[:end + 3])  # three bytes of the next record: not a whole one
+    with pytest.warns(UserWarning) as got:
+        records = sum(1 for _ in EventLog(str(cut)).records())
+    text = " ".join(str(w.message) for w in got)
+    assert records == before and "truncated after" in text, text
+    assert "last 0" not in text and "every one is covered by a digest" in text, text

@@ -79,7 +79,10 @@ class Worker:
             client_setup(s, self.keys)
         # the monitor is attached before connecting, so no event is missed
         mon = s.get_monitor_socket(zmq.EVENT_DISCONNECTED) if monitor else None
+        port = self.connect.rpartition(":")[2]
         try:
+            if not (port.isdigit() and 0 < int(port) <= 65535):  # ZeroMQ wraps 99999 around
+                raise zmq.ZMQError(msg=f"port {port!r} is not a TCP port, 1-65535")
             s.connect(self.connect)
         except zmq.ZMQError as e:
             s.close(0)
