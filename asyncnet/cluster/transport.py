@@ -81,7 +81,8 @@ class Cluster:
             if port != "*" and not (port.isdigit() and int(port) <= 65535):
                 # ZeroMQ takes 99999 and listens elsewhere (the port modulo 2^16)
                 raise ClusterError(f"bind address {self.bind}: port {port!r} is not a TCP "
-                                   f"port (0-65535, or 0 or * for any free one)")
+                                   f"port (0-65535, or 0 or * for any free one); expected "
+                                   f"tcp://HOST:PORT")
             try:
                 if port in ("0", "*"):
                     self.sock.bind_to_random_port(host)
