@@ -22,6 +22,7 @@ from .cluster.errors import WorkerLost
 from .commands import COMMANDS, Progress, command, finite_float, positive_int  # noqa: F401
 from .jsonout import dumps
 from .messages import KIND_NAMES
+from .metrics import NO_CHANGE_TRACED
 from .outputs import check_apart, check_output, npz_name
 from .schemes.gradep import cli as gradep_cli  # noqa: F401  (sample)
 
@@ -54,15 +55,19 @@ def format_summary(s: dict) -> str:
         f"{k} {_fmt_t(v['min'])}/{v['mean']:.3g}/{_fmt_t(v['max'])}" for k, v in d.items())
         + " (min/mean/max)")
     lat = s["latency"]
-    lines.append(f"          input change -> first weight update: "
-                 f"{_fmt_t(lat['input_to_first_update_forward'])} by the forward wave, "
-                 f"{_fmt_t(lat['input_to_first_update_credit'])} by its credit "
-                 f"(mean of {lat['input_changes_traced']} changes)")
+    if lat["input_changes_traced"]:
+        lines.append(f"          input change -> first weight update: "
+                     f"{_fmt_t(lat['input_to_first_update_forward'])} by the forward wave, "
+                     f"{_fmt_t(lat['input_to_first_update_credit'])} by its credit "
+                     f"(mean of {lat['input_changes_traced']} changes)")
+    else:
+        lines.append(f"          input change -> first weight update: {NO_CHANGE_TRACED}")
     lines.extend(s.get("report", []))  # the scheme's analyses, as they print themselves
     if "cluster" in s:
         from .cluster.report import format_cluster
         lines += format_cluster(s["cluster"])
-    lines.append(f"speed     {s['wall_seconds']:.2f} s wall, "
+    wall = s["wall_seconds"]  # a tiny run in ms: "0.00 s" read as no time at all
+    lines.append(f"speed     {f'{wall:.2f} s' if wall >= 0.01 else f'{wall * 1e3:.2g} ms'} wall, "
                  f"{s['messages_per_second'] or 0:,.0f} messages/s")
     if "log" in s:
         lg = s["log"]
@@ -161,8 +166,10 @@ def _run(args, sc, log_path: str | None, prog: Progress) -> int:
             return 2
         check_output(os.path.join(ck["checkpoint_dir"], "ck-probe"), create_dirs=True)
     elif ck_dir:
-        print("asyncnet: error: --checkpoint-dir ([output] checkpoint_dir) needs "
-              "--checkpoint-every T ([output] checkpoint_every)", file=sys.stderr)
+        given = ("--checkpoint-dir" if args.checkpoint_dir
+                 else f"{sc.path}: [output] checkpoint_dir")
+        print(f"asyncnet: error: {given} needs --checkpoint-every T "
+              f"([output] checkpoint_every)", file=sys.stderr)
         return 2
     check_apart({"log": log_path, "saved state": save_state,
                  "checkpoint directory": ck.get("checkpoint_dir")},
@@ -354,7 +361,8 @@ def _own_loop(path: str):
 
 
 cmd_resume.configure = lambda p: (
-    p.add_argument("path", help="a checkpoint directory, or the run's event log (LOG.ckpt)"),
+    p.add_argument("path", help="a checkpoint directory (by default LOG.ckpt), or the "
+                                "run's event log LOG, whose LOG.ckpt is then used"),
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object"),
     p.add_argument("--workers", type=positive_int, default=0,
                    help="resume on N local worker processes (N >= 1)"),
@@ -368,10 +376,6 @@ cmd_resume.configure = lambda p: (
 @command("replay", "re-run a log's scenario and compare every message")
 def cmd_replay(args) -> int:
     from .replay import verify
-    if not args.verify:
-        print("asyncnet: error: replay needs --verify (the only replay mode so far)",
-              file=sys.stderr)
-        return 2
     r = verify(args.log, make_progress=lambda d: Progress(d, "replay", not args.quiet))
     if args.json:
         print(dumps(r))
@@ -387,9 +391,12 @@ def cmd_replay(args) -> int:
 
 cmd_replay.configure = lambda p: (
     p.add_argument("log", help="an event log"),
-    p.add_argument("--verify", action="store_true", help="compare every message"),
-    p.add_argument("--json", action="store_true"),
-    p.add_argument("-q", "--quiet", action="store_true"),
+    # required: comparing is the only replay mode so far (the usage line says so)
+    p.add_argument("--verify", action="store_true", required=True,
+                   help="compare every message with the log's"),
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object (identical, compared, divergence)"),
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output"),
 )
 
 
@@ -408,7 +415,7 @@ def cmd_stats(args) -> int:
 
 cmd_stats.configure = lambda p: (
     p.add_argument("log", help="an event log"),
-    p.add_argument("--json", action="store_true"),
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object"),
 )
 
 

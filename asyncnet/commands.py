@@ -82,7 +82,7 @@ class Progress:
     def __init__(self, total: float, label: str, enabled: bool = True):
         self.total, self.label, self.enabled = total, label, enabled
         self.start = time.perf_counter()
-        self.shown = -1
+        self.shown = 0  # tenths printed: the first line at 10%, as the docs say
         self.bar = None
         interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
         if enabled and total > 0 and interactive:

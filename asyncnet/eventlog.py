@@ -169,7 +169,13 @@ class EventLogWriter:
                 d = os.path.dirname(self.path)
                 if d:
                     os.makedirs(d, exist_ok=True)
-                f = open(self.path, "ab")  # not "wb": cut only once it is this run's
+                try:
+                    f = open(self.path, "ab")  # not "wb": cut only once it is this run's
+                except OSError as e:  # a path the checks let through (/proc/x: root may write)
+                    self.failed = e
+                    raise LogWriteError(f"{self.path}: cannot create the event log "
+                                        f"({e.strerror or e}); the run stopped before "
+                                        f"anything was written") from None
                 try:
                     lock_alone(f)
                     if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # not /dev/null, a pipe

@@ -426,6 +426,11 @@ class Traffic:
         }
 
 
+NO_CHANGE_TRACED = "none traced (no input value changed after t=0 and reached a synapse)"
+"""What the summaries print where :class:`Traffic` traced no input change (a
+constant input): a mean of no changes would print as ``n/a``."""
+
+
 def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 

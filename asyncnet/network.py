@@ -172,7 +172,7 @@ class Network:
             u, v = str(u), str(v)
             if "delay" in a and ("length" in a or "speed" in a):
                 raise NetworkError(f"edge {u}->{v}: give a delay, or a length (with a speed), "
-                                   f"not both (the delay won silently)")
+                                   f"not both: one of the two would be ignored")
             if "delay" in a:
                 delay = a["delay"]
             elif "length" in a:

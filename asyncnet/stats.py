@@ -12,7 +12,7 @@ from .logfile import EventLog, LogError, open_log
 from .logscan import collector_paused, payload_value
 from .logtools import scenario_of
 from .messages import CONTROL, KIND_NAMES, Message, to_quanta
-from .metrics import Traffic
+from .metrics import NO_CHANGE_TRACED, Traffic
 from .network import Network, traffic_horizon
 from .wiring import link_table
 
@@ -187,10 +187,13 @@ def format_stats(s: dict) -> str:
     lat = s["latency"]
     f = lat["input_to_first_update_forward"]
     c = lat["input_to_first_update_credit"]
-    lines.append(f"latency   input change -> first weight update: "
-                 f"{'n/a' if f is None else f'{f:g}'} (forward), "
-                 f"{'n/a' if c is None else f'{c:g}'} (credit); "
-                 f"{lat['input_changes_traced']} changes traced")
+    if lat["input_changes_traced"]:
+        lines.append(f"latency   input change -> first weight update: "
+                     f"{'n/a' if f is None else f'{f:g}'} (forward), "
+                     f"{'n/a' if c is None else f'{c:g}'} (credit); "
+                     f"{lat['input_changes_traced']} changes traced")
+    else:
+        lines.append(f"latency   input change -> first weight update: {NO_CHANGE_TRACED}")
     for w in s.get("workers", []):
         lines.append("worker    " + ", ".join(f"{k} {v}" for k, v in w.items()))
     if "cluster" in s:
