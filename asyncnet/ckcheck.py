@@ -17,6 +17,8 @@ import os
 import warnings
 from typing import Any
 
+import numpy as np
+
 from .ckfile import CheckpointError, instant_of
 from .logformat import CHECKPOINT, LogError
 from .messages import QUANTA, to_quanta
@@ -139,21 +141,25 @@ def prefix_counts(log_file: str, t: int) -> tuple[int, list[int], int] | None:
     -------
     ``(count, by_kind, t_last)``, or ``None`` if the log cannot be read that far.
     """
+    from .logcols import read_columns
     from .logfile import open_log
-    count, by_kind, t_last = 0, [0, 0, 0], 0
+    count, by_kind, t_last = 0, np.zeros(3, dtype=np.int64), 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for chunk in open_log(log_file, strict=False).chunks(lazy=True):
-                for r in chunk:
-                    if r[0] >= t:
-                        return count, by_kind, t_last
-                    count += 1
-                    by_kind[r[1]] += 1
-                    t_last = r[0]
+            # as columns, payloads undecoded: ~3x the records a second of decoding each
+            for block in read_columns(open_log(log_file, strict=False)):
+                ts = block.t_arrive  # canonical order: times never go back
+                k = int(np.searchsorted(ts, t, side="left"))
+                if k:
+                    count += k
+                    by_kind += np.bincount(block.kind[:k], minlength=3)[:3]
+                    t_last = int(ts[k - 1])
+                if k < len(ts):
+                    break
     except (LogError, OSError):
         return None
-    return count, by_kind, t_last
+    return count, [int(x) for x in by_kind], t_last
 
 
 def check_log_counts(path: str, ck: dict, log_file: str) -> None:
