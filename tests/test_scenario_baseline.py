@@ -74,26 +74,6 @@ EXACT = BASELINE_FOR_KERNEL.get(KERNEL.partition(":")[2]) \
 BASELINE = load(EXACT or "scenario_baseline.json")
 
 
-# figures added to a summary after the baselines were written: compared with
-# their own references elsewhere (tests/test_exactness_delays.py), left out here
-ADDED = {"exactness": {"predicted_exact_from", "max_error_from_predicted"}}
-ADDED_PER_LAYER = {"exactness": {"predicted_exact_from", "max_error_from_predicted",
-                                 "error_before_predicted"}}
-
-
-def without_added(summary: dict) -> dict:
-    """The summary with the figures of ``ADDED`` taken out (the rest untouched)."""
-    out = dict(summary)
-    for key, names in ADDED.items():
-        if isinstance(out.get(key), dict):
-            entry = {k: v for k, v in out[key].items() if k not in names}
-            if "layers" in entry:
-                entry["layers"] = [{k: v for k, v in row.items()
-                                    if k not in ADDED_PER_LAYER[key]} for row in entry["layers"]]
-            out[key] = entry
-    return out
-
-
 def close(got, want, rel: float = REL) -> bool:
     """Equal, floats to a relative ``rel``, through lists and dicts."""
     if isinstance(want, float) and isinstance(got, (int, float)):
@@ -112,7 +92,6 @@ def close(got, want, rel: float = REL) -> bool:
 def test_scenario_unchanged(name, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     got = run_one(os.path.join("scenarios", name), str(tmp_path))
-    got["summary"] = without_added(got["summary"])
     want = BASELINE[name]
     if EXACT is None:
         if name in ROUNDING_SENSITIVE:

@@ -108,6 +108,9 @@ class Exactness(Analysis):
 
         def result() -> dict:
             L = net.depth()
+            # the paper's 2L is the waves' time where every layer's t* is 2L - layer
+            # (unit delays, a layered net): the entry is then what it always was
+            in_hops = all(t == 2 * L - lay for lay, t in by_layer.items())
             rows = []
             for lay in sorted({k[0] for k in errs}):
                 by_f = sorted((f, e) for (l_, f), e in errs.items() if l_ == lay)
@@ -118,25 +121,27 @@ class Exactness(Analysis):
                         break
                 after = [e for f, e in by_f if f >= 2 * L]
                 before = [e for f, e in by_f if f == 2 * L - 1]
-                t_star = by_layer[lay]
-                after_pred = [e for f, e in by_f if f >= t_star]
-                before_pred = [e for f, e in by_f if f < t_star][-1:]
-                rows.append({"layer": lay, "max_error_from_2L": max(after) if after else None,
-                             "error_at_2L_minus_1": before[0] if before else None,
-                             "exact_from_frame": first, "predicted_exact_from": t_star,
-                             "max_error_from_predicted": max(after_pred) if after_pred
-                             else None,
-                             "error_before_predicted": before_pred[0] if before_pred
-                             else None})
-            worst = [r["max_error_from_predicted"] for r in rows
-                     if r["max_error_from_predicted"] is not None]
-            return {"depth": L, "tolerance": EXACT_TOL, "layers": rows,
-                    "max_error_from_2L": max(
-                        [r["max_error_from_2L"] for r in rows
-                         if r["max_error_from_2L"] is not None], default=None),
-                    "predicted_exact_from": max(by_layer.values(), default=None),
-                    "max_error_from_predicted": max(worst) if worst else None,
-                    "exact": bool(worst) and max(worst) <= EXACT_TOL}
+                row = {"layer": lay, "max_error_from_2L": max(after) if after else None,
+                       "error_at_2L_minus_1": before[0] if before else None,
+                       "exact_from_frame": first}
+                if not in_hops:
+                    t_star = by_layer[lay]
+                    after = [e for f, e in by_f if f >= t_star]
+                    before = [e for f, e in by_f if f < t_star][-1:]
+                    row.update(predicted_exact_from=t_star,
+                               max_error_from_predicted=max(after) if after else None,
+                               error_before_predicted=before[0] if before else None)
+                rows.append(row)
+            worst = [r["max_error_from_2L"] for r in rows if r["max_error_from_2L"] is not None]
+            out = {"depth": L, "tolerance": EXACT_TOL, "layers": rows,
+                   "max_error_from_2L": max(worst) if worst else None}
+            if not in_hops:
+                worst = [r["max_error_from_predicted"] for r in rows
+                         if r["max_error_from_predicted"] is not None]
+                out.update(predicted_exact_from=max(by_layer.values(), default=None),
+                           max_error_from_predicted=max(worst) if worst else None)
+            out["exact"] = bool(worst) and max(worst) <= EXACT_TOL
+            return out
 
         result.errs = errs  # the accumulator, merged across workers
         return result
@@ -157,7 +162,7 @@ class Exactness(Analysis):
         """The per-layer table: against ``2L`` where the links' delays make that the
         wave's time (unit delays), else against the predicted time of each layer."""
         L = ex["depth"]
-        if all(r.get("predicted_exact_from") == 2 * L - r["layer"] for r in ex["layers"]):
+        if "predicted_exact_from" not in ex:  # every layer's t* is 2L - layer
             lines = [f"exactness vs plain numpy backprop, L={L} "
                      f"(normwise relative error, max|g-g*|/max|g*|):",
                      "          layer  error at t=2L-1  max error t>=2L  exact from t"]
