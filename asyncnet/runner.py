@@ -37,6 +37,13 @@ def _check_path(name: str, value: object) -> None:
                         f"{type(value).__name__} {value!r}")
 
 
+def _check_progress(progress: object) -> None:
+    """A ``progress`` argument is True, False, None or a function (called deep in the run)."""
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be True, False, None or a function of the simulated "
+                        f"time, got {type(progress).__name__} {progress!r}"[:200])
+
+
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
         save_state: str | None = None,
@@ -93,9 +100,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
     workers = int(workers)
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise TypeError(f"progress must be True, False, None or a function of the simulated "
-                        f"time, got {type(progress).__name__} {progress!r}")
+    _check_progress(progress)
     if progress is True:
         from .commands import Progress
         progress = Progress(sc.duration, sc.name)
@@ -430,6 +435,11 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
     workers = int(workers)
+    # checked before the log is cut to the checkpoint (a bad one failed in the engine after)
+    _check_progress(progress)
+    if not (notice is None or callable(notice)):
+        raise TypeError(f"notice must be None or a function of one line of text, "
+                        f"got {type(notice).__name__} {notice!r}"[:200])
     if os.path.isdir(path) and not candidates(path) \
             and os.path.exists(os.path.join(path, "scenario.toml")) \
             and os.path.exists(os.path.join(path, "checkpoint.npz")):

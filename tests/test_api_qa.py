@@ -1,0 +1,37 @@
+"""Defects found by using the Python API as a new user would (QA pass, 5 December).
+
+Each test states what went wrong before its fix: a bad argument to
+``asyncnet.resume`` that cut a finished log before failing inside the engine,
+and the like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+import asyncnet
+
+
+def _quick(duration: float = 40) -> asyncnet.Scenario:
+    return asyncnet.Scenario(asyncnet.layered([2, 3, 1]), "diffusion", params={"eta": 0.05},
+                             data={"kind": "xor", "hold": 8}, duration=duration, seed=1)
+
+
+def _md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("arg,value", [("progress", 3), ("notice", "resume.txt")])
+def test_resume_refuses_a_bad_callback_before_it_touches_the_log(tmp_path, arg, value):
+    # before: progress=3 failed in the engine ("'int' object is not callable") after the
+    # complete log had been cut back to its checkpoint (594 -> 394 records, footer
+    # marked interrupted); notice="..." failed the same way, before the cut
+    log = tmp_path / "ck.log"
+    asyncnet.run(_quick(), log=str(log), checkpoint_every=20)
+    before = _md5(log)
+    with pytest.raises(TypeError, match=f"^{arg} must be"):
+        asyncnet.resume(str(log), **{arg: value})
+    assert _md5(log) == before
+    assert asyncnet.open_log(str(log)).scan().complete
