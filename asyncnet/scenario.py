@@ -9,6 +9,7 @@ the key and the file. See README.md ("Scenario files") for the format.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import os
 import tomllib
@@ -119,11 +120,12 @@ class Scenario:
         self._made = self._described()
 
     def _described(self) -> str:
-        """What ``text`` was made from (the graph by its size): a run compares it to
-        catch a scenario changed after it was validated."""
+        """What ``text`` was made from: a run compares it to catch a scenario changed
+        after it was validated (the graph too: an edge's delay set in place ran while the
+        log embedded the old one, and replay diverged at its first record)."""
         return repr((self.rule_name, self.rule_params, self.duration, self.seed, self.data,
                      self.analysis, self.output, self.cluster, self.name, self.description,
-                     self.graph.number_of_nodes(), self.graph.number_of_edges()))
+                     _graph_digest(self.graph)))
 
     def current(self) -> Scenario:
         """This scenario, or, if an attribute was changed since it was validated
@@ -316,6 +318,22 @@ def make_rule(name: str, params: dict, path: str = "<scenario>") -> Any:
         return factory(**params)
     except (TypeError, ValueError) as e:
         raise ScenarioError(f"{path}: [rule] {e}") from None
+
+
+def _graph_digest(g: nx.DiGraph) -> str:
+    """A digest of a graph's nodes, edges and attributes, in order (hashed a node or an
+    edge at a time: no repr of a whole large graph held at once)."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def plain(d: dict) -> list:  # an array's repr elides the middle of a long one
+        return [(k, v.tolist() if hasattr(v, "tolist") else v) for k, v in d.items()]
+
+    h.update(repr(plain(g.graph)).encode())
+    for n, d in g.nodes(data=True):
+        h.update(repr((n, plain(d))).encode())
+    for u, v, d in g.edges(data=True):
+        h.update(repr((u, v, plain(d))).encode())
+    return h.hexdigest()
 
 
 def load(path: str | os.PathLike, text: str | None = None) -> Scenario:

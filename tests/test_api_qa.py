@@ -35,3 +35,27 @@ def test_resume_refuses_a_bad_callback_before_it_touches_the_log(tmp_path, arg, 
         asyncnet.resume(str(log), **{arg: value})
     assert _md5(log) == before
     assert asyncnet.open_log(str(log)).scan().complete
+
+
+@pytest.mark.parametrize("change", ["delay", "activation", "weight"])
+def test_a_graph_changed_in_place_is_what_the_log_embeds(tmp_path, change):
+    # before: only the graph's node and edge counts were compared, so a run used the
+    # changed graph while its log embedded the text of the old one: replay --verify of
+    # the fresh log diverged (at record 0 for a delay of 3 on l0->l1)
+    from asyncnet.replay import verify
+    sc = _quick()
+    if change == "delay":
+        sc.graph.edges["l0", "l1"]["delay"] = 3.0
+    elif change == "activation":
+        sc.graph.nodes["l1"]["activation"] = "relu"
+    else:
+        sc.graph.edges["l1", "l2"]["weight"] = [[0.5, -0.5, 0.25]]
+    log = tmp_path / "changed.log"
+    asyncnet.run(sc, log=str(log))
+    # the text the log holds, read back
+    (tmp_path / "embedded.toml").write_text(asyncnet.open_log(str(log)).scenario_text)
+    g = asyncnet.Scenario.from_toml(str(tmp_path / "embedded.toml")).graph
+    assert {"delay": g.edges["l0", "l1"]["delay"] == 3.0,
+            "activation": g.nodes["l1"]["activation"] == "relu",
+            "weight": g.edges["l1", "l2"].get("weight") == [[0.5, -0.5, 0.25]]}[change]
+    assert verify(str(log))["identical"]
