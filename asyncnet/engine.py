@@ -292,8 +292,9 @@ class Engine(SchedulingState, Recording, Incoming):
                 routes = agent.routes_out
             elif port == "in":
                 routes = agent.routes_in
-            else:
-                continue  # an unknown port has no neighbours
+            else:  # ('outs', ...) was dropped without a word: a typo's messages vanished
+                raise ValueError(f"{name}: an emit to port {port!r} (a model sends (port, kind, "
+                                 f"payload) to 'out', its outputs, or 'in', its inputs)")
             for delay, receivers, key in routes:
                 got = arrive.get(delay)
                 if got is None:

@@ -8,10 +8,15 @@ and the like.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import ClassVar
 
+import numpy as np
 import pytest
 
 import asyncnet
+from asyncnet.analysis.catalogue import kinds
+from asyncnet.messages import FORWARD
 
 
 def _quick(duration: float = 40) -> asyncnet.Scenario:
@@ -59,3 +64,38 @@ def test_a_graph_changed_in_place_is_what_the_log_embeds(tmp_path, change):
             "activation": g.nodes["l1"]["activation"] == "relu",
             "weight": g.edges["l1", "l2"].get("weight") == [[0.5, -0.5, 0.25]]}[change]
     assert verify(str(log))["identical"]
+
+
+def test_an_emit_to_an_unknown_port_is_refused_naming_agent_and_port(monkeypatch):
+    # before: the engine dropped an emit to any port but "out" and "in" without a word,
+    # so a scheme's typo ("outs") ran to the end with its messages gone
+    class Neuron:
+        def __init__(self, n: int):
+            self.x = np.ones(n)
+
+        def start(self, t):
+            return [("outs", FORWARD, self.x)]
+
+        def react(self, t, batch):
+            return []
+
+        def state(self):
+            return {"state": self.x}
+
+    @dataclass
+    class Typo:
+        name: ClassVar[str] = "qa_port_typo"
+        analyses: ClassVar[dict] = kinds("none")
+
+        def neuron(self, pop, ports, rng):
+            return Neuron(pop.size)
+
+        def synapse(self, proj, ports, rng):
+            return Neuron(1)
+
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})  # other tests see no new rule
+    asyncnet.register("qa_port_typo", Typo)
+    sc = asyncnet.Scenario(asyncnet.layered([2, 1]), "qa_port_typo", duration=5,
+                           analysis={"kind": "none"})
+    with pytest.raises(ValueError, match=r"^l0: an emit to port 'outs' .*'out'.*'in'"):
+        asyncnet.run(sc)
