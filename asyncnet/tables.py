@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .logcols import Payloads, read_columns
+from .logformat import LogError
 from .logscan import payload_value
 from .messages import KIND_NAMES, QUANTA
 
@@ -149,7 +150,11 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
     names = np.array(log.agents, dtype=object)
     pending: dict[str, list] = {c: [] for c in cols}
     for block in read_columns(log):
-        for c, v in _block_columns(block, names, payload == "values").items():
+        try:
+            got = _block_columns(block, names, payload == "values")
+        except LogError as e:  # a payload decoded only here: named with its file, as the
+            raise LogError(f"{log.path}: {e}") from None  # reader's errors are
+        for c, v in got.items():
             pending[c] += v
         at = 0  # batches cut from the front; the rest moved once a block
         while len(pending["time"]) - at >= batch_size:

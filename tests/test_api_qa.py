@@ -99,3 +99,23 @@ def test_an_emit_to_an_unknown_port_is_refused_naming_agent_and_port(monkeypatch
                            analysis={"kind": "none"})
     with pytest.raises(ValueError, match=r"^l0: an emit to port 'outs' .*'out'.*'in'"):
         asyncnet.run(sc)
+
+
+def test_a_malformed_payload_met_by_export_names_the_log(tmp_path, capsys):
+    # before: asyncnet export (and EventLog.to_dataframe) decode payloads the reader left
+    # encoded, and a malformed one ended in "asyncnet: error: a malformed array payload
+    # (array length does not match its shape)", no file named
+    from asyncnet.cli import main
+    from asyncnet.logfile import LogError
+    log = tmp_path / "bad.log"
+    asyncnet.run(_quick(), log=str(log))
+    data = bytearray(log.read_bytes())
+    vector2 = b"\xc7\x15\x01\x01\x02\x00\x00\x00"  # ext8, 21 bytes, array, 1-d, length 2
+    at = data.index(vector2, 200)
+    data[at + 4] = 3  # length 3: 16 bytes of values do not match it
+    log.write_bytes(bytes(data))
+    with pytest.raises(LogError, match=f"^{log}: a malformed array payload"):
+        asyncnet.open_log(str(log)).to_dataframe()
+    capsys.readouterr()
+    assert main(["export", str(log), "--format", "csv", "-o", str(tmp_path / "t.csv")]) == 2
+    assert capsys.readouterr().err.startswith(f"asyncnet: error: {log}: a malformed array")
