@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import Context
+from .ids import source_id
 from .messages import QUANTA, to_quanta
 from .scenario import ScenarioError
 
@@ -95,10 +96,16 @@ class Recorder:
             st = engine.agents[agent].model.state()
             slot = self.data.setdefault(agent, {})
             for key in keys:
-                if key not in st:
+                if key in st:
+                    value = np.array(st[key], dtype=float)
+                elif source_id(agent) in engine.agents:
+                    # fed by a data source: its data's keys (an output's target, which
+                    # arrives at t=1) appear later; a sample before them is NaN
+                    value = None
+                else:
                     raise ScenarioError(f"recorder: agent {agent!r} has no variable {key!r} "
-                                        f"(it has: {', '.join(sorted(st))})")
-                slot.setdefault(key, []).append(np.array(st[key], dtype=float))
+                                        f"(it has: {', '.join(sorted(st)) or 'none'})")
+                slot.setdefault(key, []).append(value)
 
     def arrays(self) -> dict[str, dict[str, np.ndarray]]:
         """The samples so far.
@@ -109,8 +116,14 @@ class Recorder:
         gained a batch axis during the run (a state sampled before the
         first batch arrived: one value every row shares) has its earlier
         samples repeated along it; one whose shape changed otherwise is an
-        object array of its samples.
+        object array of its samples. A variable that came with the agent's
+        data (an output's ``target``) is NaN in the samples before it arrived.
         """
+        for a, d in self.data.items():
+            for k, v in d.items():
+                if v and all(x is None for x in v):  # not its data's key either: a typo
+                    raise ScenarioError(f"recorder: agent {a!r} had no variable {k!r} at any "
+                                        f"sample (asyncnet inspect LOG --node {a} lists them)")
         return {a: {k: stack_samples(v) for k, v in d.items()} for a, d in self.data.items()}
 
 
@@ -120,7 +133,7 @@ def stack_samples(samples: list[np.ndarray]) -> np.ndarray:
     Parameters
     ----------
     samples:
-        the samples, in time order.
+        the samples, in time order (``None``: the variable did not exist yet).
 
     Returns
     -------
@@ -128,6 +141,9 @@ def stack_samples(samples: list[np.ndarray]) -> np.ndarray:
     broadcasts to it (a batch axis that appeared: before it, every row
     held the same value); else an object array, one sample an entry.
     """
+    if any(s is None for s in samples):  # before the variable existed (data not yet in)
+        shape = next(s.shape for s in reversed(samples) if s is not None)
+        samples = [np.full(shape, np.nan) if s is None else s for s in samples]
     shapes = {s.shape for s in samples}
     if len(shapes) == 1:
         return np.stack(samples)

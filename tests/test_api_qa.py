@@ -119,3 +119,18 @@ def test_a_malformed_payload_met_by_export_names_the_log(tmp_path, capsys):
     capsys.readouterr()
     assert main(["export", str(log), "--format", "csv", "-o", str(tmp_path / "t.csv")]) == 2
     assert capsys.readouterr().err.startswith(f"asyncnet: error: {log}: a malformed array")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_outputs_target_records_as_nan_until_it_arrives(workers):
+    # before: the target reaches the output at t=1, after the sample at t=1 (samples come
+    # before the instant's events), and record={"l2": ["target"]} with period 1 stopped
+    # the run: "agent 'l2' has no variable 'target'", a key --save-state documents
+    res = asyncnet.run(_quick(20), workers=workers, period=1, record={"l2": ["target", "state"]})
+    target = res.recorded["l2"]["target"]
+    assert target.shape == (19, 1)
+    assert np.isnan(target[0, 0])
+    assert set(np.round(target[1:, 0], 12)) <= {-0.9, 0.9}  # xor's targets
+    assert np.isfinite(res.recorded["l2"]["state"]).all()
+    with pytest.raises(asyncnet.ScenarioError, match="agent 'l2' had no variable 'targt'"):
+        asyncnet.run(_quick(20), workers=workers, period=1, record={"l2": ["targt"]})
