@@ -15,6 +15,7 @@ import pytest
 
 import asyncnet
 from asyncnet.analysis.exactness import predicted_frames
+from asyncnet.messages import QUANTA
 from asyncnet.network import Network, layered
 from asyncnet.schemes.diffusion import Diffusion
 from asyncnet.schemes.leastaction import LeastAction
@@ -92,3 +93,93 @@ def test_summary_calls_a_delay_two_run_exact():
     assert ex["max_error_from_2L"] > 1e-3  # what the hop count would have held it to
     text = "\n".join(s["report"])
     assert "EXACT from each layer's t* on, the last t*=11" in text
+
+
+def _layered_with_delay(d: float):
+    g = layered([3, 4, 4, 2])
+    for e in g.edges:
+        g.edges[e]["delay"] = d
+    return g
+
+
+@pytest.mark.parametrize("d", [0.5, 2.0])
+def test_a_layer_holds_the_input_shown_l_times_d_ago(d):
+    """What the alignment's "wave" reference means: a synapse of layer ``l`` at
+    frame ``f`` holds the activity of the input shown at ``f - l·d`` (``f - l``
+    only with unit delays), here against a from-scratch forward pass."""
+    from asyncnet.simulation import build_engine
+
+    from . import npref
+
+    sc = asyncnet.Scenario(_layered_with_delay(d), "diffusion", params={"eta": 0.0}, seed=4,
+                           data={"kind": "piecewise", "hold": 3, "patterns": 5},
+                           duration=20 + 20 * d)
+    eng, net, stream = build_engine(sc)
+    order, parents, W, b, act = npref.from_network(net)
+    layer = net.layer_of()
+    legs = {p.name: (p.legs[0], layer[p.pre], p.pre) for p in net.projections.values()}
+    seen = []
+
+    def monitor(agent, t):
+        if agent.name in legs:
+            leg, lay, pre = legs[agent.name]
+            seen.append(((t - leg) / QUANTA, lay, pre, agent.model.x_pre.copy()))
+
+    eng.monitors.append(monitor)
+    eng.run(sc.duration)
+    warm = 1 + (2 * net.depth() - 1) * d
+    checked = 0
+    for f, lay, pre, x in seen:
+        if f < warm:
+            continue
+        u = stream.inputs[stream.pattern(f - lay * d)]
+        want = npref.forward(order, parents, W, b, act, {net.inputs()[0]: u})[0][pre]
+        assert np.allclose(x, want, rtol=0, atol=1e-12), (f, lay, pre)
+        checked += 1
+    assert checked > 100
+
+
+def test_alignment_counts_its_frames_in_time():
+    """The alignment analysis, delays 2: its warm-up is the waves' time (1 + (2L - 1)·2,
+    not 2L) and its "wave" cosines are those of the input shown l·2 ago, recomputed
+    here from the engine's gradients and from-scratch backprop."""
+    from asyncnet.simulation import build_engine
+
+    from . import npref
+
+    d, hold = 2.0, 3
+    sc = asyncnet.Scenario(_layered_with_delay(d), "diffusion", params={"eta": 0.0}, seed=4,
+                           data={"kind": "piecewise", "hold": hold, "patterns": 5},
+                           duration=40, analysis={"kind": "alignment", "holds": [hold]})
+    al = asyncnet.run(sc).summary["alignment"]
+    L = 3
+    assert al["warmup"] == 1 + (2 * L - 1) * d
+    eng, net, stream = build_engine(sc, hold=float(hold))
+    order, parents, W, b, act = npref.from_network(net)
+    layer = net.layer_of()
+    info = {p.name: (p.legs[0], layer[p.pre], (p.pre, p.post)) for p in net.projections.values()}
+    frames: dict = {}
+
+    def monitor(agent, t):
+        if agent.name in info:
+            leg, lay, _ = info[agent.name]
+            f = (t - leg) / QUANTA
+            if f >= al["warmup"]:
+                frames.setdefault((lay, f), {})[agent.name] = agent.model.grad.copy()
+
+    eng.monitors.append(monitor)
+    eng.run(sc.duration)
+    ref = [npref.grads(order, parents, W, b, act, {net.inputs()[0]: u},
+                       {net.outputs()[0]: y})
+           for u, y in zip(stream.inputs, stream.targets, strict=True)]
+    wave: dict = {}
+    for (lay, f), grads in frames.items():
+        names = sorted(grads)
+        g = np.concatenate([grads[n].ravel() for n in names])
+        r = ref[stream.pattern(f - lay * d)]
+        gr = np.concatenate([r[info[n][2]].ravel() for n in names])
+        wave.setdefault(lay, []).append(g @ gr / np.linalg.norm(g) / np.linalg.norm(gr))
+    got = {int(k): v for k, v in al["rows"][0]["wave"].items()}
+    assert got.keys() == wave.keys()
+    for lay, cs in wave.items():
+        assert got[lay] == pytest.approx(np.mean(cs), abs=1e-12), lay

@@ -13,7 +13,7 @@ from ..messages import QUANTA
 from ..metrics import cosine
 from ..reference import backprop
 from . import Analysis, AnalysisError, Context
-from .exactness import synapse_layers
+from .exactness import predicted_frames, synapse_layers, wave_times
 
 
 class Alignment(Analysis):
@@ -22,7 +22,10 @@ class Alignment(Analysis):
     Extra unlogged runs, one per ``holds`` entry. Two references per
     meeting at frame t: the gradient of the frame shown at the input at t
     ("current"), and of the frame whose input the forward wave has carried
-    to the synapse's pre-layer ("wave": shown at t - l).
+    to the synapse's pre-layer ("wave": shown at t - l with unit delays; in
+    general the forward wave's time from the input to the pre-layer, l·d with
+    delays d). The default warm-up is the time the waves need to fill the net
+    (:func:`~asyncnet.analysis.exactness.predicted_frames`: 2L with unit delays).
     """
 
     key = "alignment"
@@ -51,16 +54,25 @@ class Alignment(Analysis):
         sc, net = ctx.scenario, ctx.net
         holds = sc.analysis.get("holds") or [sc.data.get("hold", 1)]
         L = net.depth()
-        warm = float(sc.analysis.get("warmup", 2 * L))
         layers = synapse_layers(net)
         legs = {p.name: p.legs[0] for p in net.projections.values()}
+        # in time, not hops: with delays d the waves need 1 + (2L - 1) d to fill the
+        # net, and a layer-l synapse holds the input shown l·d ago (2L and l at d = 1)
+        reach, _ = wave_times(net, ctx.engine.links)
+        shown = min(reach[n] for n in net.inputs())
+        lags: dict[int, float] = {}
+        for p in net.projections.values():
+            lay = layers[p.name]
+            lags[lay] = max(lags.get(lay, 0.0), (reach[p.pre] - shown) / QUANTA)
+        warm = float(sc.analysis.get("warmup", max(
+            predicted_frames(net, ctx.engine.links).values(), default=2 * L)))
         rows = []
         for k in holds:
             eng, _, stream = ctx.rebuild(hold=float(k))
             refs = [backprop(net, stream.input_map(stream.inputs[i]),
                              stream.target_map(stream.targets[i]))["grad"]
                     for i in range(len(stream.inputs))]
-            frames = _Frames(layers, legs, warm, refs, stream)
+            frames = _Frames(layers, legs, warm, refs, stream, lags)
             eng.monitors.append(frames.monitor)
             eng.run(sc.duration)
             frames.flush(math.inf)
@@ -98,9 +110,11 @@ class _Frames:
     """
 
     def __init__(self, layers: dict[str, int], legs: dict[str, int], warm: float,
-                 refs: list, stream) -> None:
+                 refs: list, stream, lags: dict[int, float] | None = None) -> None:
         self.layers, self.legs, self.warm, self.refs, self.stream = \
             layers, legs, warm, refs, stream
+        # layer -> how long ago its synapses' input was shown (None: the layer, in ticks)
+        self.lags = lags or {lay: float(lay) for lay in set(layers.values())}
         self.names = sorted(layers)
         self.longest: dict[int, int] = {}  # a layer's longest leg
         for n, lay in layers.items():
@@ -139,7 +153,7 @@ class _Frames:
     def _score(self, lay: int, f: float, grads: dict) -> None:
         ns = [n for n in self.names if n in grads]
         g = np.concatenate([grads[n].ravel() for n in ns])
-        for store, shown in ((self.cur, f), (self.wave, f - lay)):
+        for store, shown in ((self.cur, f), (self.wave, f - self.lags[lay])):
             r = self.refs[self.stream.pattern(shown)]
             gr = np.concatenate([r[split_synapse(n)].ravel() for n in ns])
             c = cosine(g, gr)

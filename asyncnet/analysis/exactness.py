@@ -21,19 +21,14 @@ def synapse_layers(net) -> dict[str, int]:
     return {p.name: layer[p.pre] for p in net.projections.values()}
 
 
-def predicted_frames(net, links: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Synapse agent -> the frame from which its gradient is exact, by the wave argument.
+def wave_times(net, links: dict[str, dict[str, int]]) -> tuple[dict[str, int], dict[str, int]]:
+    """When each population's activity, and its delta, are the waves' (quanta).
 
     A neuron's activity is right once every path from a source has delivered
-    (``A``: the source's delay plus the longest path in time, each projection
-    its full delay); its delta once that is so at every output below it and
-    the deltas have come back (``C``: the longest path in time up to an
-    output and back; an output also waits for its target). A synapse is right
-    once both have reached it: the frame ``max(C[post] + leg₂ - leg₁, A[pre])``
-    (a frame is a wake's time less the first leg). With unit delays and one
-    source delay of 1 this is ``2L - l`` for a synapse of layer ``l``, the
-    paper's ``2L`` for the first; with delays ``d`` it is
-    ``1 + (2L - l - 1) d``.
+    (``reach``: the source's delay plus the longest path in time, each
+    projection its full delay); its delta once that is so at every output
+    below it and the deltas have come back (``back``: the longest path in time
+    down to an output and back up; an output also waits for its target).
 
     Parameters
     ----------
@@ -44,21 +39,46 @@ def predicted_frames(net, links: dict[str, dict[str, int]]) -> dict[str, float]:
 
     Returns
     -------
-    Synapse agent -> frame (time units).
+    ``(reach, back)``: population -> quanta.
     """
     order = [str(n) for n in nx.topological_sort(net.graph)]
     src = {n: links.get(source_id(n), {}).get(n) for n in order}
-    reach: dict[str, int] = {}  # A: when the activity is right (quanta)
+    reach: dict[str, int] = {}
     for n in order:
         come = [reach[p] + net.projections[p, n].delay_q for p in net.pre(n)]
         reach[n] = max(come + ([src[n]] if src[n] is not None else []), default=0)
     outputs = set(net.outputs())
-    back: dict[str, int] = {}  # C: when the delta is right (quanta)
+    back: dict[str, int] = {}
     for n in reversed(order):
         come = [back[m] + net.projections[n, m].delay_q for m in net.post(n)]
         if n in outputs and src[n] is not None:
             come.append(src[n])
         back[n] = max([reach[n], *come])
+    return reach, back
+
+
+def predicted_frames(net, links: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Synapse agent -> the frame from which its gradient is exact, by the wave argument.
+
+    A synapse is right once the activity and the delta (:func:`wave_times`)
+    have both reached it: the frame ``max(back[post] + leg₂ - leg₁,
+    reach[pre])`` (a frame is a wake's time less the first leg). With unit
+    delays and one source delay of 1 this is ``2L - l`` for a synapse of
+    layer ``l``, the paper's ``2L`` for the first; with delays ``d`` it is
+    ``1 + (2L - l - 1) d``.
+
+    Parameters
+    ----------
+    net:
+        the network (a DAG).
+    links:
+        the engine's link table (quanta).
+
+    Returns
+    -------
+    Synapse agent -> frame (time units).
+    """
+    reach, back = wave_times(net, links)
     frames = {}
     for pr in net.projections.values():
         first, second = pr.legs
