@@ -144,6 +144,9 @@ def log_batches(log: Any, payload: str = "summary", batch_size: int = 65_536
     """
     if payload not in ("summary", "values"):
         raise ValueError(f"payload must be 'summary' or 'values', got {payload!r}")
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+            or batch_size < 1:  # 0 gave empty batches without end (export_log hung)
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}"[:200])
     if not hasattr(log, "records"):
         raise TypeError("log_batches needs an opened log: asyncnet.logfile.open_log(path)")
     cols = COLUMNS + (("values",) if payload == "values" else ())

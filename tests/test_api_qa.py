@@ -134,3 +134,18 @@ def test_an_outputs_target_records_as_nan_until_it_arrives(workers):
     assert np.isfinite(res.recorded["l2"]["state"]).all()
     with pytest.raises(asyncnet.ScenarioError, match="agent 'l2' had no variable 'targt'"):
         asyncnet.run(_quick(20), workers=workers, period=1, record={"l2": ["targt"]})
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_a_batch_size_that_is_no_positive_integer_is_refused(tmp_path, batch_size):
+    # before: batch_size=0 gave empty batches without end (export_log ran for ever,
+    # writing nothing) and -1 cut batches wrongly
+    from asyncnet.export import export_log
+    from asyncnet.tables import log_batches
+    log = tmp_path / "q.log"
+    asyncnet.run(_quick(10), log=str(log))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        next(log_batches(asyncnet.open_log(str(log)), batch_size=batch_size))
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        export_log(str(log), str(tmp_path / "q.csv"), "csv", batch_size=batch_size)
+    assert not (tmp_path / "q.csv").exists()
