@@ -294,6 +294,9 @@ def raster(log: Any, ax: Any = None, until: float | None = None,
         raise ValueError(f"by must be 'dst' or 'src', got {by!r}")
     opened = log if hasattr(log, "records") else open_log(log)
     names = opened.agents
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)  # "delta": one, not 5
+    if not set(kinds) <= set(KIND_NAMES):  # ("forwards",) failed in tuple.index
+        raise ValueError(f"kinds must name forward, delta or control, got {kinds!r}"[:200])
     want = {KIND_NAMES.index(k) for k in kinds}
     pts: dict[int, tuple[list, list]] = {k: ([], []) for k in want}
     n = 0
@@ -393,6 +396,9 @@ def traces(result: Any, agent: str | None = None, variable: str | None = None,
     if agent is not None and agent not in result.recorded:
         raise KeyError(f"agent {agent!r} was not recorded "
                        f"(recorded: {', '.join(result.recorded)})")
+    have = sorted({v for a, d in result.recorded.items() if agent in (None, a) for v in d})
+    if variable is not None and variable not in have:  # it drew an empty plot
+        raise KeyError(f"variable {variable!r} was not recorded (recorded: {', '.join(have)})")
     fig, ax = _axes(ax, (7, 3.5))
     t = np.asarray(result.times)
     for a, d in result.recorded.items():

@@ -149,3 +149,22 @@ def test_a_batch_size_that_is_no_positive_integer_is_refused(tmp_path, batch_siz
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         export_log(str(log), str(tmp_path / "q.csv"), "csv", batch_size=batch_size)
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_plots_refuse_a_kind_or_variable_they_would_not_draw(tmp_path):
+    # before: raster(kinds=["forwards"]) failed in tuple.index ("x not in tuple"), and
+    # kinds="delta" the same (five one-letter kinds); traces(res, "l1", "delta") of a run
+    # that recorded only l1's state drew an empty plot without a word
+    import matplotlib
+    matplotlib.use("agg")
+    from asyncnet import plots
+    log = tmp_path / "q.log"
+    res = asyncnet.run(_quick(10), log=str(log), record={"l1": ["state"]}, period=2)
+    with pytest.raises(ValueError, match="kinds must name forward, delta or control"):
+        plots.raster(str(log), kinds=["forwards"])
+    fig = plots.raster(str(log), kinds="delta")
+    colours = {tuple(c.get_facecolor()[0]) for c in fig.axes[0].collections}
+    assert len(colours) == 1  # one kind drawn
+    with pytest.raises(KeyError, match=r"variable 'delta' was not recorded \(recorded: state\)"):
+        plots.traces(res, "l1", "delta")
+    assert len(plots.traces(res, "l1", "state").axes[0].lines) == 3  # l1's 3 neurons
