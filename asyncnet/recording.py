@@ -9,6 +9,7 @@ times (probes, so the samples are the same on every backend); a
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,6 +267,9 @@ class Result:
         """
         from .outputs import write_whole
         from .tables import need, table_format
+        if not isinstance(path, (str, os.PathLike)):  # None wrote a file named "None"
+            raise TypeError(f"path must be a str or os.PathLike, got "
+                            f"{type(path).__name__} {path!r}"[:200])
         fmt = table_format(path, format)
         df = self.to_dataframe()
         if fmt == "parquet":

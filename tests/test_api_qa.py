@@ -168,3 +168,14 @@ def test_plots_refuse_a_kind_or_variable_they_would_not_draw(tmp_path):
     with pytest.raises(KeyError, match=r"variable 'delta' was not recorded \(recorded: state\)"):
         plots.traces(res, "l1", "delta")
     assert len(plots.traces(res, "l1", "state").axes[0].lines) == 3  # l1's 3 neurons
+
+
+@pytest.mark.parametrize("path", [None, 3])
+def test_result_export_needs_a_path(tmp_path, monkeypatch, path):
+    # before: export(None) wrote a parquet file named "None" in the working directory
+    # (export(3) one named "3") and returned the argument as if it were a path
+    monkeypatch.chdir(tmp_path)
+    res = asyncnet.run(_quick(10), record={"l1": ["state"]}, period=2)
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
+        res.export(path)
+    assert list(tmp_path.iterdir()) == []
