@@ -268,6 +268,22 @@ def save_npz(path: str, arrays: dict, what: str = "the final state") -> str:
     return out
 
 
+def sidecar_path(log_path: str) -> str:
+    """Where the per-worker figures of a distributed run are kept, next to its log
+    (not in it: the log itself is the same bytes whatever the number of workers).
+
+    Parameters
+    ----------
+    log_path:
+        the event log.
+
+    Returns
+    -------
+    ``LOG.cluster.json``.
+    """
+    return log_path + ".cluster.json"
+
+
 def npz_name(path: str) -> str:
     """The file ``numpy.savez`` really writes for ``path`` (it adds ``.npz``).
 

@@ -10,6 +10,7 @@ both end in :func:`summarize`, so the summary is assembled in one place.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from .ids import is_source
 from .messages import QUANTA, Message, to_quanta
 from .metrics import Traffic
 from .network import Network, traffic_horizon
-from .outputs import npz_name, save_npz
+from .outputs import npz_name, save_npz, sidecar_path
 from .scenario import Scenario, ScenarioError
 
 SAVED_KEYS = ("weight", "grad", "bias", "state", "delta", "input", "target")
@@ -263,6 +264,10 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
     finally:
         ckp.release(checkpoint_dir)
         footer = writer.close(complete=complete) if writer else None
+        if writer and writer.failed is None:  # the log is this run's now: an earlier
+            # distributed run's figures beside it had its very digest, and stats showed them
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(sidecar_path(log_file))
     wall = wall0 + time.perf_counter() - t0
     state = final_state(eng) if (save_state or final is not None) else {}
     if save_state:

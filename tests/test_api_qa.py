@@ -179,3 +179,19 @@ def test_result_export_needs_a_path(tmp_path, monkeypatch, path):
     with pytest.raises(TypeError, match="path must be a str or os.PathLike"):
         res.export(path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_one_process_run_into_a_distributed_runs_log_path_drops_its_cluster_figures(
+        tmp_path, capsys):
+    # before: LOG.cluster.json (written by a run on workers) stayed beside the log of a
+    # later one-process run of the same scenario; the two logs have the same bytes and
+    # digest, so asyncnet stats printed "cluster   2 workers ..." for the one-process run
+    from asyncnet.cli import main
+    log = str(tmp_path / "q.log")
+    asyncnet.run(_quick(10), workers=2, log=log)
+    assert main(["stats", log]) == 0
+    assert "\ncluster   2 workers" in capsys.readouterr().out
+    asyncnet.run(_quick(10), log=log)
+    assert main(["stats", log]) == 0
+    out = capsys.readouterr().out
+    assert "messages  " in out and "cluster" not in out and "worker 0" not in out

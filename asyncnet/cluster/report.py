@@ -6,11 +6,9 @@ import json
 import os
 import warnings
 
+from ..outputs import sidecar_path
 
-def sidecar_path(log_path: str) -> str:
-    """Where the per-worker figures of a distributed run are kept, next to its log
-    (not in it: the log itself is the same bytes whatever the number of workers)."""
-    return log_path + ".cluster.json"
+__all__ = ["sidecar_path", "read_sidecar", "format_cluster"]
 
 
 def read_sidecar(log_path: str, digest: bytes | str | None = None) -> dict | None:
