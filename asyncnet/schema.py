@@ -99,6 +99,10 @@ def describe(cls: type) -> list[dict[str, str]]:
     -------
     One dict per parameter, types and defaults as strings.
     """
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):  # it gave [] for "ep"
+        how = f" (asyncnet.get_scheme({cls!r}) is the class)" if isinstance(cls, str) else ""
+        raise TypeError(f"describe takes a scheme's parameter dataclass{how}, got "
+                        f"{type(cls).__name__} {cls!r}"[:200])
     rows = []
     for name, (t, default) in fields(cls).items():
         tname = str(t).replace("typing.", "") if not isinstance(t, type) else t.__name__

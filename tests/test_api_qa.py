@@ -195,3 +195,12 @@ def test_a_one_process_run_into_a_distributed_runs_log_path_drops_its_cluster_fi
     assert main(["stats", log]) == 0
     out = capsys.readouterr().out
     assert "messages  " in out and "cluster" not in out and "worker 0" not in out
+
+
+@pytest.mark.parametrize("given", ["diffusion", None, 3])
+def test_schema_describe_refuses_what_is_no_scheme_class(given):
+    # before: describe("diffusion") returned [] as if the scheme had no parameters
+    with pytest.raises(TypeError, match="describe takes a scheme's parameter dataclass"):
+        asyncnet.schema.describe(given)
+    rows = asyncnet.schema.describe(asyncnet.get_scheme("diffusion"))
+    assert {r["name"] for r in rows} == {"eta", "eta_bias", "init_state"}
