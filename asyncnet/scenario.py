@@ -338,6 +338,13 @@ def _graph_digest(g: nx.DiGraph) -> str:
 
 def load(path: str | os.PathLike, text: str | None = None) -> Scenario:
     """Read and validate a scenario file (or its ``text``, e.g. from a log)."""
+    # named here: os.fspath's and tomllib's own errors name no argument
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"a scenario's path must be a str or os.PathLike, got "
+                        f"{type(path).__name__} {path!r}"[:200])
+    if not isinstance(text, (str, type(None))):
+        raise TypeError(f"a scenario's text must be a str (TOML), got "
+                        f"{type(text).__name__} {text!r}"[:200])
     path = os.fspath(path)
     if text is None:
         try:

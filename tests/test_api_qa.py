@@ -204,3 +204,19 @@ def test_schema_describe_refuses_what_is_no_scheme_class(given):
         asyncnet.schema.describe(given)
     rows = asyncnet.schema.describe(asyncnet.get_scheme("diffusion"))
     assert {r["name"] for r in rows} == {"eta", "eta_bias", "init_state"}
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda: asyncnet.Scenario.from_toml(None), "a scenario's path must be a str or os.PathLike"),
+    (lambda: _quick_with(text=5), "a scenario's text must be a str"),
+    (lambda: _quick_with(path=5), "a scenario's path must be a str or os.PathLike"),
+])
+def test_a_scenario_path_or_text_of_the_wrong_type_is_named(call, words):
+    # before: os.fspath's "expected str, bytes or os.PathLike object, not NoneType", and
+    # for text=5 an AttributeError from inside tomllib ("'int' object has no attribute")
+    with pytest.raises(TypeError, match=words):
+        call()
+
+
+def _quick_with(**kw) -> asyncnet.Scenario:
+    return asyncnet.Scenario(asyncnet.layered([2, 1]), "diffusion", duration=5, **kw)
