@@ -129,6 +129,8 @@ class Network:
             name = str(node)  # the graph's own node for its degrees (an int 0 is not "0")
             if SYNAPSE_SEP in name or ":" in name:
                 raise NetworkError(f"node {name!r}: names may not contain '{SYNAPSE_SEP}' or ':'")
+            if not name.strip():  # "" ran, as agents "", "->c" and "src:"
+                raise NetworkError(f"node {name!r}: a population needs a name")
             size = a.get("size", 1)
             if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
                 raise NetworkError(f"node {name!r}: size must be a positive integer, got {size!r}")

@@ -220,3 +220,17 @@ def test_a_scenario_path_or_text_of_the_wrong_type_is_named(call, words):
 
 def _quick_with(**kw) -> asyncnet.Scenario:
     return asyncnet.Scenario(asyncnet.layered([2, 1]), "diffusion", duration=5, **kw)
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_a_population_without_a_name_is_refused(name):
+    # before: a node named "" ran, as agents "", "->c" and "src:" (asyncnet inspect
+    # --node ->c then read as an option)
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_node(name, size=2, role="input")
+    g.add_node("c", size=1, role="output")
+    g.add_edge(name, "c")
+    sc = asyncnet.Scenario(g, "diffusion", duration=5, data={"kind": "xor", "hold": 2})
+    with pytest.raises(asyncnet.ScenarioError, match=f"node {name!r}: a population needs a name"):
+        asyncnet.run(sc)
