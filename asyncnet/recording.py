@@ -19,6 +19,7 @@ import numpy as np
 from .analysis import Context
 from .ids import source_id
 from .messages import QUANTA, to_quanta
+from .network import machine_memory
 from .scenario import ScenarioError
 
 
@@ -88,6 +89,13 @@ class Recorder:
             what = f"period {self.period:g}" if self.start is None else f"start {first:g}"
             raise ScenarioError(f"recorder: {what} is not shorter than the run "
                                 f"({ctx.scenario.duration:g}): no sample would be taken")
+        # a lower bound (≈ 1.8 KB a sample measured): period=1e-5 over 4000 units asked for
+        # 4e8 probes and filled the memory before the first sample
+        need, have = n * (150 + 120 * sum(map(len, self.agents.values()))), machine_memory()
+        if have and need > have:
+            raise ScenarioError(f"recorder: {n:,} samples (period {self.period:g} over "
+                                f"{ctx.scenario.duration:g}) need over {need / 2**30:.3g} GiB, "
+                                f"this machine has {have / 2**30:.3g} GiB: a longer period")
         for k in range(n):
             ctx.engine.at(first + k * self.period, self._sample)
 

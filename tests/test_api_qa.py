@@ -234,3 +234,17 @@ def test_a_population_without_a_name_is_refused(name):
     sc = asyncnet.Scenario(g, "diffusion", duration=5, data={"kind": "xor", "hold": 2})
     with pytest.raises(asyncnet.ScenarioError, match=f"node {name!r}: a population needs a name"):
         asyncnet.run(sc)
+
+
+def test_a_recorder_this_machine_cannot_hold_is_refused_before_the_run(tmp_path, monkeypatch):
+    # before: period=1e-5 over 4000 units scheduled 4e8 probes and ran out of memory
+    # (a MemoryError under a 4 GB limit, the whole machine's memory without one); here a
+    # machine of 100 kB stands for it: 3,999 samples need over 1 MB
+    monkeypatch.setattr("asyncnet.recording.machine_memory", lambda: 100_000, raising=False)
+    log = tmp_path / "q.log"
+    with pytest.raises(asyncnet.ScenarioError, match=r"recorder: 3,999 samples \(period 0.01 "
+                                                       r"over 40\) need over .* GiB"):
+        asyncnet.run(_quick(40), log=str(log), record={"l1": ["state"]}, period=0.01)
+    assert not log.exists()
+    res = asyncnet.run(_quick(40), record={"l1": ["state"]}, period=1)  # 39 samples: 10 kB
+    assert len(res.times) == 39
