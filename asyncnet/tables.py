@@ -308,6 +308,17 @@ def recording_columns(times: np.ndarray, recorded: dict[str, dict[str, np.ndarra
     cols: dict[str, list] = {"time": [], "agent": [], "variable": [], "index": [], "value": []}
     for agent, d in recorded.items():
         for var, arr in d.items():
+            if isinstance(arr, np.ndarray) and arr.dtype == object:  # its shape changed:
+                # sample by sample (as one float array: "setting an array element with a
+                # sequence")
+                rows = [np.asarray(s, dtype=float).reshape(-1) for s in arr]
+                sizes = [len(r) for r in rows]
+                cols["time"].append(np.repeat(times[:len(rows)], sizes))
+                cols["agent"].append(np.full(sum(sizes), agent, dtype=object))
+                cols["variable"].append(np.full(sum(sizes), var, dtype=object))
+                cols["index"].append(np.concatenate([np.arange(k) for k in sizes]))
+                cols["value"].append(np.concatenate(rows))
+                continue
             flat = np.asarray(arr, dtype=float).reshape(len(arr), -1)
             n, m = flat.shape
             cols["time"].append(np.repeat(times[:n], m))

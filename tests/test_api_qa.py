@@ -248,3 +248,51 @@ def test_a_recorder_this_machine_cannot_hold_is_refused_before_the_run(tmp_path,
     assert not log.exists()
     res = asyncnet.run(_quick(40), record={"l1": ["state"]}, period=1)  # 39 samples: 10 kB
     assert len(res.times) == 39
+
+
+def test_to_dataframe_of_a_variable_whose_shape_changed(monkeypatch):
+    # before: Recorder.arrays gives such a variable as an object array (documented), and
+    # Result.to_dataframe failed on it: "setting an array element with a sequence"
+    class Growing:
+        def __init__(self):
+            self.seen = []
+
+        def start(self, t):
+            return None
+
+        def on_timer(self, t):
+            self.seen.append(t)  # one entry more each time unit
+            return []
+
+        def next_interval(self, rng):
+            return 1.0
+
+        def react(self, t, batch):
+            return []
+
+        def state(self):
+            return {"seen": np.array(self.seen), "state": np.zeros(1)}
+
+    @dataclass
+    class Grow:
+        name: ClassVar[str] = "qa_grow"
+        analyses: ClassVar[dict] = kinds("none")
+
+        def neuron(self, pop, ports, rng):
+            return Growing()
+
+        def synapse(self, proj, ports, rng):
+            return Growing()
+
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
+    asyncnet.register("qa_grow", Grow)
+    sc = asyncnet.Scenario(asyncnet.layered([1, 1]), "qa_grow", duration=5,
+                           analysis={"kind": "none"})
+    res = asyncnet.run(sc, record={"l1": ["seen"]}, period=1.5)
+    seen = res.recorded["l1"]["seen"]
+    # a sample at t comes before t's events: timers at 1 | 1, 2 | 1, 2, 3, 4
+    assert seen.dtype == object and [len(s) for s in seen] == [1, 2, 4]
+    df = res.to_dataframe()
+    assert list(df["time"]) == [1.5, 3.0, 3.0, 4.5, 4.5, 4.5, 4.5]
+    assert list(df["index"]) == [0, 0, 1, 0, 1, 2, 3]
+    assert list(df["value"]) == [1.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0]
