@@ -296,3 +296,36 @@ def test_to_dataframe_of_a_variable_whose_shape_changed(monkeypatch):
     assert list(df["time"]) == [1.5, 3.0, 3.0, 4.5, 4.5, 4.5, 4.5]
     assert list(df["index"]) == [0, 0, 1, 0, 1, 2, 3]
     assert list(df["value"]) == [1.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_scheme_whose_models_have_no_state_key_runs(monkeypatch):
+    # before: the run's "result" read-out took the output's state()["state"] and failed
+    # with a bare KeyError: 'state', though asyncnet.api.Model asks for no such key
+    class Model:
+        def start(self, t):
+            return [("out", FORWARD, np.ones(1))]
+
+        def react(self, t, batch):
+            return []
+
+        def state(self):
+            return {"x": np.ones(1)}
+
+    @dataclass
+    class NoState:
+        name: ClassVar[str] = "qa_nostate"
+        analyses: ClassVar[dict] = kinds("accuracy", "none")
+
+        def neuron(self, pop, ports, rng):
+            return Model()
+
+        def synapse(self, proj, ports, rng):
+            return Model()
+
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
+    asyncnet.register("qa_nostate", NoState)
+    sc = asyncnet.Scenario(asyncnet.layered([2, 1]), "qa_nostate", duration=20,
+                           data={"kind": "xor", "hold": 2})
+    res = asyncnet.run(sc, record={"l1": ["x"]}, period=5)
+    assert res.summary["result"]["evaluated"] == 0  # no output to read: no loss
+    assert res.recorded["l1"]["x"].shape == (3, 1)
