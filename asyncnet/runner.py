@@ -440,6 +440,11 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     if not (notice is None or callable(notice)):
         raise TypeError(f"notice must be None or a function of one line of text, "
                         f"got {type(notice).__name__} {notice!r}"[:200])
+    if mpi:  # the job checked before the log is cut (outside mpiexec it failed after)
+        from .cluster.mpi import MPIUnavailable, comm_world
+        if (workers := comm_world().Get_size() - 1) < 1:  # the workers: its other ranks
+            raise MPIUnavailable("resume(mpi=True) needs an MPI job of 2 ranks or more "
+                                 "(rank 0 coordinates): mpiexec -n N python ...")
     if os.path.isdir(path) and not candidates(path) \
             and os.path.exists(os.path.join(path, "scenario.toml")) \
             and os.path.exists(os.path.join(path, "checkpoint.npz")):

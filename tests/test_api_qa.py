@@ -329,3 +329,18 @@ def test_a_scheme_whose_models_have_no_state_key_runs(monkeypatch):
     res = asyncnet.run(sc, record={"l1": ["x"]}, period=5)
     assert res.summary["result"]["evaluated"] == 0  # no output to read: no loss
     assert res.recorded["l1"]["x"].shape == (3, 1)
+
+
+def test_resume_on_mpi_outside_an_mpi_job_leaves_the_log(tmp_path):
+    # before: resume(path, mpi=True) in a process of one rank cut the complete log back to
+    # its checkpoint (594 -> 394 records, marked incomplete) and only then failed, in the
+    # coordinator: "--mpi needs at least 2 MPI ranks"
+    pytest.importorskip("mpi4py")
+    from asyncnet.cluster.mpi import MPIUnavailable
+    log = tmp_path / "ck.log"
+    asyncnet.run(_quick(), log=str(log), checkpoint_every=20)
+    before = _md5(log)
+    with pytest.raises(MPIUnavailable, match=r"needs an MPI job of 2 ranks or more"):
+        asyncnet.resume(str(log), mpi=True)
+    assert _md5(log) == before
+    assert asyncnet.open_log(str(log)).scan().complete
