@@ -129,6 +129,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         check_output(os.fspath(log), create_dirs=True)
     if save_state is not None:
         check_output(npz_name(os.fspath(save_state)), create_dirs=False)
+    if kw.get("checkpoint_dir"):  # a file there failed at the first checkpoint, log begun
+        check_output(os.path.join(os.fspath(kw["checkpoint_dir"]), "ck-probe"), True)
     if not isinstance(restart_workers, (int, np.integer)) or isinstance(restart_workers, bool) \
             or restart_workers < 0:
         raise ScenarioError(f"restart_workers must be an integer of 0 or more, "

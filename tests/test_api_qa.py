@@ -344,3 +344,15 @@ def test_resume_on_mpi_outside_an_mpi_job_leaves_the_log(tmp_path):
         asyncnet.resume(str(log), mpi=True)
     assert _md5(log) == before
     assert asyncnet.open_log(str(log)).scan().complete
+
+
+def test_a_checkpoint_directory_that_is_a_file_is_refused_before_the_run(tmp_path):
+    # before: run(checkpoint_every=5, checkpoint_dir=<a file>) failed at the first
+    # checkpoint with os.makedirs' FileExistsError, its log already begun (the command
+    # line refused it up front)
+    a_file = tmp_path / "ckfile"
+    a_file.write_text("not a directory")
+    log = tmp_path / "q.log"
+    with pytest.raises(asyncnet.outputs.OutputError, match=f"{a_file} is not a directory"):
+        asyncnet.run(_quick(20), log=str(log), checkpoint_every=5, checkpoint_dir=str(a_file))
+    assert not log.exists() and a_file.read_text() == "not a directory"
