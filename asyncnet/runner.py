@@ -24,7 +24,7 @@ from .checkpoint import CheckpointError, Found, candidates, check_log, latest, s
 from .ckcheck import RunComplete, check_fields, check_log_counts, completed
 from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
-from .outputs import check_apart, check_output, npz_name, same_file
+from .outputs import OutputError, check_apart, check_output, npz_name, same_file
 from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
@@ -35,6 +35,8 @@ def _check_path(name: str, value: object) -> None:
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or os.PathLike), got "
                         f"{type(value).__name__} {value!r}")
+    if value is not None and not os.fspath(value):  # log="": ": is a directory"
+        raise OutputError(f"{name}: an empty path")
 
 
 def _check_progress(progress: object) -> None:

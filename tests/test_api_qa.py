@@ -356,3 +356,13 @@ def test_a_checkpoint_directory_that_is_a_file_is_refused_before_the_run(tmp_pat
     with pytest.raises(asyncnet.outputs.OutputError, match=f"{a_file} is not a directory"):
         asyncnet.run(_quick(20), log=str(log), checkpoint_every=5, checkpoint_dir=str(a_file))
     assert not log.exists() and a_file.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("arg", ["log", "save_state", "checkpoint_dir"])
+def test_an_empty_output_path_is_refused(tmp_path, monkeypatch, arg):
+    # before: log="" said ": is a directory"; save_state="" was taken as no saved state and
+    # checkpoint_dir="" as the default directory, without a word
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(asyncnet.outputs.OutputError, match=f"^{arg}: an empty path$"):
+        asyncnet.run(_quick(10), checkpoint_every=5, **{arg: ""})
+    assert list(tmp_path.iterdir()) == []
