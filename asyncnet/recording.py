@@ -235,10 +235,15 @@ class Result:
         -------
         ``{key: array}``, e.g. ``{"weight": ..., "grad": ...}`` for a synapse.
         """
+        if not isinstance(agent, str):  # a graph's node 2 is the agent "2"
+            raise TypeError(f"agent must be an agent id, a str ({str(agent)!r}), got "
+                            f"{type(agent).__name__} {agent!r}"[:200])
         out = {k.split("/", 1)[0]: v for k, v in self.final.items()
                if k.split("/", 1)[1] == agent}
         if not out:
-            raise KeyError(f"no final state for agent {agent!r}")
+            have = sorted({k.split("/", 1)[1] for k in self.final})
+            raise KeyError(f"no final state for agent {agent!r} (agents with one: "
+                           f"{', '.join(have[:8])}{', ...' if len(have) > 8 else ''})")
         return out
 
     def to_dataframe(self):

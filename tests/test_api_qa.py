@@ -366,3 +366,21 @@ def test_an_empty_output_path_is_refused(tmp_path, monkeypatch, arg):
     with pytest.raises(asyncnet.outputs.OutputError, match=f"^{arg}: an empty path$"):
         asyncnet.run(_quick(10), checkpoint_every=5, **{arg: ""})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_result_state_names_what_it_has():
+    # before: state(2) for a graph whose node is 2 said "no final state for agent 2" (its
+    # agent is "2"), and a misspelt agent listed nothing to choose from
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_node(1, size=2, role="input")
+    g.add_node(2, size=1, role="output")
+    g.add_edge(1, 2)
+    res = asyncnet.run(asyncnet.Scenario(g, "diffusion", duration=5,
+                                         data={"kind": "xor", "hold": 2}))
+    with pytest.raises(TypeError, match=r"agent must be an agent id, a str \('2'\), got int 2"):
+        res.state(2)
+    assert set(res.state("2")) >= {"state", "bias"}
+    with pytest.raises(KeyError, match=r"no final state for agent '3' \(agents with one: "
+                                       r"1, 1->2, 2\)"):
+        res.state("3")
