@@ -37,7 +37,7 @@ def _arrow_batch(pa: Any, cols: dict[str, list], csv: bool) -> Any:
     return pa.RecordBatch.from_pydict(arrays)
 
 
-def export_log(path: str, out: str, format: str = "parquet", payload: str = "summary",
+def export_log(path: str, out: str, format: str | None = None, payload: str = "summary",
                batch_size: int = 65_536) -> int:
     """Write a log's records to a Parquet or CSV file, streaming.
 
@@ -48,7 +48,9 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
     out:
         The table file to write.
     format:
-        ``"parquet"`` or ``"csv"``.
+        ``"parquet"`` or ``"csv"``; default: from ``out``'s ending (``.parquet``/``.pq``
+        or ``.csv``; none: parquet). An ending naming the other format, or none, is
+        refused (as by ``asyncnet export`` and ``Result.export``).
     payload:
         ``"summary"`` or ``"values"`` (see :func:`asyncnet.tables.log_batches`).
     batch_size:
@@ -58,8 +60,8 @@ def export_log(path: str, out: str, format: str = "parquet", payload: str = "sum
     -------
     The number of rows written.
     """
-    if format not in ("parquet", "csv"):
-        raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
+    # (format="parquet" by default wrote a parquet table into out="t.csv")
+    format = table_format(out, format)
     pa = need("pyarrow", "asyncnet export")
     writer_mod = need("pyarrow.parquet" if format == "parquet" else "pyarrow.csv",
                       "asyncnet export")

@@ -384,3 +384,17 @@ def test_result_state_names_what_it_has():
     with pytest.raises(KeyError, match=r"no final state for agent '3' \(agents with one: "
                                        r"1, 1->2, 2\)"):
         res.state("3")
+
+
+def test_export_log_takes_its_format_from_the_ending_and_refuses_the_other(tmp_path):
+    # before: export_log(log, "t.csv") wrote a parquet table (its default format) into a
+    # file named .csv, which asyncnet export and Result.export refuse
+    from asyncnet.export import export_log
+    log = tmp_path / "q.log"
+    asyncnet.run(_quick(10), log=str(log))
+    n = export_log(str(log), str(tmp_path / "t.csv"))
+    assert (tmp_path / "t.csv").read_bytes().startswith(b'"time","kind"')
+    assert n == asyncnet.open_log(str(log)).scan().count
+    with pytest.raises(ValueError, match="a .csv name for a parquet table"):
+        export_log(str(log), str(tmp_path / "u.csv"), "parquet")
+    assert not (tmp_path / "u.csv").exists()
