@@ -60,8 +60,14 @@ def export_log(path: str, out: str, format: str | None = None, payload: str = "s
     -------
     The number of rows written.
     """
+    if not isinstance(out, (str, os.PathLike)):  # None failed in os.stat
+        raise TypeError(f"out must be a path (str or os.PathLike), got "
+                        f"{type(out).__name__} {out!r}"[:200])
     # (format="parquet" by default wrote a parquet table into out="t.csv")
     format = table_format(out, format)
+    # out=path overwrote the log with its own table; a directory failed inside pyarrow
+    check_apart({"table": out}, {"log": path})
+    check_output(os.fspath(out), create_dirs=False)
     pa = need("pyarrow", "asyncnet export")
     writer_mod = need("pyarrow.parquet" if format == "parquet" else "pyarrow.csv",
                       "asyncnet export")

@@ -398,3 +398,20 @@ def test_export_log_takes_its_format_from_the_ending_and_refuses_the_other(tmp_p
     with pytest.raises(ValueError, match="a .csv name for a parquet table"):
         export_log(str(log), str(tmp_path / "u.csv"), "parquet")
     assert not (tmp_path / "u.csv").exists()
+
+
+def test_export_log_never_writes_over_its_log(tmp_path):
+    # before: export_log(log, log, "csv") wrote the log's own table over the event log
+    # (asyncnet export refuses it); out=None failed in os.stat, a directory inside pyarrow
+    from asyncnet.export import export_log
+    from asyncnet.outputs import OutputError
+    log = tmp_path / "q.log"
+    asyncnet.run(_quick(10), log=str(log))
+    before = _md5(log)
+    with pytest.raises(OutputError, match="the table would overwrite the log"):
+        export_log(str(log), str(log), "csv")
+    assert _md5(log) == before
+    with pytest.raises(OutputError, match="is a directory"):
+        export_log(str(log), str(tmp_path))
+    with pytest.raises(TypeError, match="out must be a path"):
+        export_log(str(log), None)
