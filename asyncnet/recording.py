@@ -284,6 +284,8 @@ class Result:
             raise TypeError(f"path must be a str or os.PathLike, got "
                             f"{type(path).__name__} {path!r}"[:200])
         fmt = table_format(path, format)
+        from .outputs import check_apart  # the run's own log: export(res.log) overwrote it
+        check_apart({"recordings": os.fspath(path)}, {"event log": self.log})
         df = self.to_dataframe()
         if fmt == "parquet":
             need("pyarrow", "Result.export to parquet")

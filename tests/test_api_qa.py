@@ -415,3 +415,15 @@ def test_export_log_never_writes_over_its_log(tmp_path):
         export_log(str(log), str(tmp_path))
     with pytest.raises(TypeError, match="out must be a path"):
         export_log(str(log), None)
+
+
+def test_result_export_never_writes_over_the_runs_log(tmp_path):
+    # before: res.export(res.log, format="csv") wrote the recordings over the event log
+    from asyncnet.outputs import OutputError
+    log = tmp_path / "q.log"
+    res = asyncnet.run(_quick(10), log=str(log), record={"l1": ["state"]}, period=2)
+    before = _md5(log)
+    with pytest.raises(OutputError, match="the recordings would overwrite the event log"):
+        res.export(res.log, format="csv")
+    assert _md5(log) == before
+    assert res.export(str(tmp_path / "rec.csv")) == str(tmp_path / "rec.csv")
