@@ -113,6 +113,8 @@ class Network:
         """
         if not isinstance(graph, nx.DiGraph):
             raise NetworkError("the network must be a networkx.DiGraph")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):  # "1" drew as 1
+            raise NetworkError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
         if graph.number_of_nodes() == 0:
             raise NetworkError("the network has no nodes")
         speed = graph.graph.get("speed", speed)

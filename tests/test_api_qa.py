@@ -427,3 +427,15 @@ def test_result_export_never_writes_over_the_runs_log(tmp_path):
         res.export(res.log, format="csv")
     assert _md5(log) == before
     assert res.export(str(tmp_path / "rec.csv")) == str(tmp_path / "rec.csv")
+
+
+@pytest.mark.parametrize("seed", ["1", 1.0, None, True])
+def test_network_from_graph_refuses_a_seed_that_is_no_integer(seed):
+    # before: any seed went into the agents' seed strings: "1" drew the weights of seed 1,
+    # 1.0 other weights than 1, None those of "None"
+    from asyncnet.network import NetworkError
+    with pytest.raises(NetworkError, match="seed must be an integer"):
+        asyncnet.Network.from_graph(asyncnet.layered([2, 1]), seed=seed)
+    net = asyncnet.Network.from_graph(asyncnet.layered([2, 1]), seed=np.int64(1))
+    same = asyncnet.Network.from_graph(asyncnet.layered([2, 1]), seed=1)
+    assert np.array_equal(net.projections["l0", "l1"].weight, same.projections["l0", "l1"].weight)
