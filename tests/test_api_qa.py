@@ -439,3 +439,23 @@ def test_network_from_graph_refuses_a_seed_that_is_no_integer(seed):
     net = asyncnet.Network.from_graph(asyncnet.layered([2, 1]), seed=np.int64(1))
     same = asyncnet.Network.from_graph(asyncnet.layered([2, 1]), seed=1)
     assert np.array_equal(net.projections["l0", "l1"].weight, same.projections["l0", "l1"].weight)
+
+
+def test_a_bind_address_that_cannot_listen_leaves_the_log_path_as_it_was(tmp_path, capsys):
+    # before: asyncnet run --workers 2 --bind tcp://127.0.0.1:99999 (refused, exit 2)
+    # closed the log it had not begun: an old 16 kB log at that path became an empty
+    # interrupted one of 405 bytes (docs/reference/cli.md: nothing is left behind)
+    from asyncnet.cli import main
+    sc = tmp_path / "s.toml"
+    sc.write_text(_quick(10).to_toml())
+    log = tmp_path / "q.log"
+    assert main(["run", str(sc), "-q", "--log", str(log)]) == 0
+    before = _md5(log)
+    assert main(["run", str(sc), "-q", "--log", str(log), "--workers", "2",
+                 "--bind", "tcp://127.0.0.1:99999"]) == 2
+    assert "is not a TCP port" in capsys.readouterr().err
+    assert _md5(log) == before
+    fresh = tmp_path / "fresh.log"
+    assert main(["run", str(sc), "-q", "--log", str(fresh), "--workers", "2",
+                 "--bind", "tcp://127.0.0.1:99999"]) == 2
+    assert not fresh.exists()

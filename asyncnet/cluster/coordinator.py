@@ -126,6 +126,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
             checkpoint_dir, fresh=resume is None, base=base,
             wall0=float((resume or {}).get("wall", 0.0)))
+    started = False
     try:
         if mpi:
             from .mpi import MPICluster
@@ -135,6 +136,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             opened = Cluster(workers, local=local, bind=bind, timeout=timeout,
                              join_timeout=join_timeout, keys=keys, step_timeout=step_timeout)
         with opened as cl:
+            started = True
             run.cluster = cl
             cl.describe_part = run.describe_part
             cl.spawn()
@@ -158,7 +160,10 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             complete = True
     finally:
         release(checkpoint_dir)
-        footer = writer.close(complete=complete) if writer else None
+        # a cluster that never opened (a --bind that cannot listen) leaves the log path as
+        # it was: its footer made an old log there an empty one
+        footer = writer.close(complete=complete) \
+            if writer and (started or resume is not None) else None
     wall = time.perf_counter() - t0
     # every worker counted its own traffic; the trace kept here adds the latencies
     merge_traffic(traffic, ([base] if base else []) + [r["traffic"] for r in results])
