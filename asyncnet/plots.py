@@ -442,11 +442,14 @@ def weight_evolution(result: Any, synapse: str, variables: tuple[str, ...] = ("w
     if rec is None:
         raise KeyError(f"synapse {synapse!r} was not recorded "
                        f"(recorded: {', '.join(result.recorded) or 'nothing'})")
+    variables = [variables] if isinstance(variables, str) else variables  # not 6 letters
     present = [v for v in variables if v in rec]
     if not present:
         raise KeyError(f"{synapse}: none of {', '.join(variables)} was recorded "
                        f"(recorded: {', '.join(rec)})")
     fig, axes = _axes(ax, (5 * len(present), 3.5), ncols=len(present), squeeze=False)
+    if np.size(axes) != len(present):  # it failed in zip(): "argument 2 is longer"
+        raise ValueError(f"ax: {np.size(axes)} axes for {len(present)} variables {present}")
     axes = np.ravel(axes)
     t = np.asarray(result.times)
     for a, var in zip(axes, present, strict=True):

@@ -459,3 +459,21 @@ def test_a_bind_address_that_cannot_listen_leaves_the_log_path_as_it_was(tmp_pat
     assert main(["run", str(sc), "-q", "--log", str(fresh), "--workers", "2",
                  "--bind", "tcp://127.0.0.1:99999"]) == 2
     assert not fresh.exists()
+
+
+def test_weight_evolution_takes_one_variable_by_name_and_counts_its_axes():
+    # before: variables="weight" was six one-letter variables ("none of w, e, i, g, h, t
+    # was recorded"), and one Axes for the default two variables failed in zip()
+    # ("argument 2 is longer than argument 1")
+    import matplotlib
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from asyncnet import plots
+    res = asyncnet.run(_quick(10), record={"l0->l1": ["weight", "grad"]}, period=2)
+    fig = plots.weight_evolution(res, "l0->l1", variables="weight")
+    assert [a.get_title() for a in fig.axes] == ["l0->l1: weight (6 entries)"]
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=r"ax: 1 axes for 2 variables \['weight', 'grad'\]"):
+        plots.weight_evolution(res, "l0->l1", ax=ax)
+    assert plots.weight_evolution(res, "l0->l1", ax=ax, variables=["grad"]) is ax.figure
