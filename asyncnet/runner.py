@@ -20,30 +20,15 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .apiargs import check_path, check_progress, check_workers
 from .checkpoint import CheckpointError, Found, candidates, check_log, latest, scenario_id
 from .ckcheck import RunComplete, check_fields, check_log_counts, completed
 from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
-from .outputs import OutputError, check_apart, check_output, npz_name, same_file
+from .outputs import check_apart, check_output, npz_name, same_file
 from .recording import Recorder, Result, recorded_variables
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
-
-
-def _check_path(name: str, value: object) -> None:
-    """A path argument is a path (a number there failed deep inside ``open``)."""
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got "
-                        f"{type(value).__name__} {value!r}")
-    if value is not None and not os.fspath(value):  # log="": ": is a directory"
-        raise OutputError(f"{name}: an empty path")
-
-
-def _check_progress(progress: object) -> None:
-    """A ``progress`` argument is True, False, None or a function (called deep in the run)."""
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise TypeError(f"progress must be True, False, None or a function of the simulated "
-                        f"time, got {type(progress).__name__} {progress!r}"[:200])
 
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
@@ -96,13 +81,11 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
                         f"got {type(scenario).__name__}")
     for name, value in (("log", log), ("save_state", save_state),
                         ("checkpoint_dir", checkpoint_dir)):
-        _check_path(name, value)
+        check_path(name, value)
     sc = scenario if isinstance(scenario, Scenario) else Scenario.from_toml(scenario)
     _check_pipeline(sc)
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
-        raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
-    workers = int(workers)
-    _check_progress(progress)
+    workers = check_workers(workers)
+    check_progress(progress)
     if progress is True:
         from .commands import Progress
         progress = Progress(sc.duration, sc.name)
@@ -435,12 +418,10 @@ def resume(path: str, *, progress: Callable[[float], None] | bool | None = None,
     """
     if path is None:
         raise TypeError("resume needs a path: a checkpoint directory or the run's event log")
-    _check_path("path", path)
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
-        raise ScenarioError(f"workers must be a positive integer, got {workers!r}")
-    workers = int(workers)
+    check_path("path", path)
+    workers = check_workers(workers)
     # checked before the log is cut to the checkpoint (a bad one failed in the engine after)
-    _check_progress(progress)
+    check_progress(progress)
     if not (notice is None or callable(notice)):
         raise TypeError(f"notice must be None or a function of one line of text, "
                         f"got {type(notice).__name__} {notice!r}"[:200])

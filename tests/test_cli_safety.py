@@ -272,8 +272,9 @@ def test_a_lost_worker_says_how_the_run_goes_on(tmp_path):
     ["worker", "--connect", "tcp://127.0.0.1:99999", "--wait", "1"],
     ["worker", "--connect", "tcp://127.0.0.1:0", "--wait", "1"],
 ])
-def test_a_port_past_65535_is_refused(tmp_path, capsys, argv):
+def test_a_port_past_65535_is_refused(tmp_path, capsys, monkeypatch, argv):
     """ZeroMQ took port 99999 (listening on 99999 - 65536) and the run went on."""
+    monkeypatch.chdir(tmp_path)  # the default log path (runs/) is not the checkout's
     sc = scenario(tmp_path, 4)
     r = in_process([a.format(sc=sc) for a in argv], capsys)
     line = _only_error(r)
