@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,10 +21,9 @@ import numpy as np
 
 from .commands import command, positive_time
 from .logfile import open_log
-from .logtools import engine_of, scenario_of
 from .messages import KIND_NAMES, QUANTA
 from .outputs import check_apart, check_figure_path, extra_hint, write_whole
-from .waves import UNINFORMED, depths, wave_labels
+from .waves import UNINFORMED, depths, tension_trace, wave_labels  # noqa: F401 (API)
 
 
 def _segments(steps: list[tuple[float, int]], t_end: float):
@@ -140,68 +138,6 @@ def draw_waves(labels: dict, out: str | None = None, until: float | None = None,
         ax.legend(handles=handles, fontsize=7, loc="upper right")
     _save(fig, out)
     return fig
-
-
-def tension_trace(path: str) -> dict:
-    """Activity ``(u+v)/2`` and credit ``(u-v)/2`` of every neuron over time.
-
-    Neuron states are not in the log (only messages are), so the run is
-    re-executed from the scenario the log's header carries (runs are
-    deterministic: ``asyncnet replay --verify`` checks the same thing message
-    by message), recording each neuron's tension pair every time it wakes.
-
-    Parameters
-    ----------
-    path:
-        An event log of a ``leastaction`` or ``continuous`` run.
-
-    Returns
-    -------
-    ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
-    "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
-    """
-    from .scenario import ScenarioError
-    log = open_log(path)
-    sc = scenario_of(log)
-    eng, net, _ = engine_of(log, sc)
-    probe = next(iter(eng.agents[n].model for n in net.populations))
-    if "credit" not in probe.state():
-        raise ScenarioError(f"{path}: rule {sc.rule_name!r} has no tension view "
-                            f"(the leastaction and continuous rules have)")
-    depth = depths(sc.graph, set(net.inputs()))
-    rows = sorted(net.populations, key=lambda n: (depth[n], n))
-    steps: dict[str, list] = {n: [] for n in rows}
-
-    def monitor(agent, t: int) -> None:
-        if agent.name in steps:
-            st = agent.model.state()
-            steps[agent.name].append((t / QUANTA, np.array(st["activity"], dtype=float),
-                                      np.array(st["credit"], dtype=float)))
-
-    eng.monitors.append(monitor)
-    eng.run(sc.duration)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        log.scan()  # checks the log and reads its footer (the count)
-    if log.footer is not None and log.footer.get("count") != eng.messages() \
-            and log.complete:
-        warnings.warn(f"{path}: the re-run delivered {eng.messages()} messages, the log "
-                      f"{log.footer.get('count')}: the picture may not match the log",
-                      stacklevel=2)
-    grid = np.arange(0.0, sc.duration, max(sc.duration / 800, 1 / QUANTA * 2))
-    out_rows, act, cred = [], [], []
-    for n in rows:
-        ts = np.array([s[0] for s in steps[n]])
-        for k in range(net.populations[n].size):
-            a = np.array([s[1][k] for s in steps[n]])
-            c = np.array([s[2][k] for s in steps[n]])
-            idx = np.searchsorted(ts, grid, side="right") - 1
-            ok = idx >= 0
-            act.append(np.where(ok, a[np.maximum(idx, 0)], np.nan))
-            cred.append(np.where(ok, c[np.maximum(idx, 0)], np.nan))
-            out_rows.append((f"{n}[{k}]" if net.populations[n].size > 1 else n, depth[n]))
-    return {"rows": out_rows, "t": grid, "activity": np.array(act), "credit": np.array(cred),
-            "scenario": sc.name}
 
 
 def draw_tension(tr: dict, out: str | None = None, until: float | None = None,

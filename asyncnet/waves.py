@@ -17,6 +17,10 @@ scenario (hence the graph), the records every delivered message.
   its own pre-activation). On a graph with cycles "oldest" would wait forever
   on the loop, so there labels mark the *first* influence (the newest frame
   that reached the agent by any path).
+
+:func:`tension_trace` is the other picture's data: the activity and credit
+of every neuron over time, re-run from the scenario the log embeds (neuron
+states are not in the log); :mod:`asyncnet.plots` draws both.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ import bisect
 import warnings
 
 import networkx as nx
+import numpy as np
 
 from .ids import is_synapse, source_id, split_synapse, synapse_id
 from .logfile import open_log
-from .logtools import scenario_of
+from .logtools import engine_of, scenario_of
 from .messages import CONTROL, FORWARD, QUANTA
 
 UNINFORMED = -1
@@ -178,3 +183,65 @@ def wave_labels(path: str, until: float | None = None) -> dict:
     return {"populations": pops, **out, "frames": [t / QUANTA for t in changes],
             "t_end": t_end / QUANTA if whole else until, "whole": whole,
             "scenario": sc.name, "records": n_records, "acyclic": lab.acyclic}
+
+
+def tension_trace(path: str) -> dict:
+    """Activity ``(u+v)/2`` and credit ``(u-v)/2`` of every neuron over time.
+
+    Neuron states are not in the log (only messages are), so the run is
+    re-executed from the scenario the log's header carries (runs are
+    deterministic: ``asyncnet replay --verify`` checks the same thing message
+    by message), recording each neuron's tension pair every time it wakes.
+
+    Parameters
+    ----------
+    path:
+        An event log of a ``leastaction`` or ``continuous`` run.
+
+    Returns
+    -------
+    ``{"rows": [(label, depth)], "t": [...], "activity": [[...]],
+    "credit": [[...]], "scenario": name}`` (one list per row, one value per time).
+    """
+    from .scenario import ScenarioError
+    log = open_log(path)
+    sc = scenario_of(log)
+    eng, net, _ = engine_of(log, sc)
+    probe = next(iter(eng.agents[n].model for n in net.populations))
+    if "credit" not in probe.state():
+        raise ScenarioError(f"{path}: rule {sc.rule_name!r} has no tension view "
+                            f"(the leastaction and continuous rules have)")
+    depth = depths(sc.graph, set(net.inputs()))
+    rows = sorted(net.populations, key=lambda n: (depth[n], n))
+    steps: dict[str, list] = {n: [] for n in rows}
+
+    def monitor(agent, t: int) -> None:
+        if agent.name in steps:
+            st = agent.model.state()
+            steps[agent.name].append((t / QUANTA, np.array(st["activity"], dtype=float),
+                                      np.array(st["credit"], dtype=float)))
+
+    eng.monitors.append(monitor)
+    eng.run(sc.duration)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        log.scan()  # checks the log and reads its footer (the count)
+    if log.footer is not None and log.footer.get("count") != eng.messages() \
+            and log.complete:
+        warnings.warn(f"{path}: the re-run delivered {eng.messages()} messages, the log "
+                      f"{log.footer.get('count')}: the picture may not match the log",
+                      stacklevel=2)
+    grid = np.arange(0.0, sc.duration, max(sc.duration / 800, 1 / QUANTA * 2))
+    out_rows, act, cred = [], [], []
+    for n in rows:
+        ts = np.array([s[0] for s in steps[n]])
+        for k in range(net.populations[n].size):
+            a = np.array([s[1][k] for s in steps[n]])
+            c = np.array([s[2][k] for s in steps[n]])
+            idx = np.searchsorted(ts, grid, side="right") - 1
+            ok = idx >= 0
+            act.append(np.where(ok, a[np.maximum(idx, 0)], np.nan))
+            cred.append(np.where(ok, c[np.maximum(idx, 0)], np.nan))
+            out_rows.append((f"{n}[{k}]" if net.populations[n].size > 1 else n, depth[n]))
+    return {"rows": out_rows, "t": grid, "activity": np.array(act), "credit": np.array(cred),
+            "scenario": sc.name}
