@@ -268,7 +268,8 @@ def format_report(r: dict) -> str:
     if r.get("log_altered"):
         lines.append(f"log       ALTERED: {r['log_altered']}")
     if r["identical"]:
-        lines.append(f"outputs identical: {r['compared']:,} messages")
+        n = r["compared"]
+        lines.append(f"outputs identical: {n:,} message{'' if n == 1 else 's'}")
     else:
         lines.append(f"outputs DIVERGED after {r['compared']:,} identical messages: "
                      f"{r['divergence']}")
