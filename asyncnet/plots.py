@@ -165,6 +165,8 @@ def draw_tension(tr: dict, out: str | None = None, until: float | None = None,
     n = len(tr["rows"])
     own = ax is None
     fig, axes = _axes(ax, (11, 1.4 + 0.22 * n), ncols=2, sharey=True)
+    if np.size(axes) != 2:  # one Axes: "'Axes' object is not iterable"
+        raise ValueError(f"ax: two axes (activity, credit), got {np.size(axes)}")
     titles = ("activity (u+v)/2 = x", "credit (u-v)/2 = λ")
     for ax, key, title in zip(axes, ("activity", "credit"), titles, strict=True):
         z = tr[key][:, keep]
@@ -189,6 +191,9 @@ KIND_COLOURS = {"forward": "#2171b5", "delta": "#cb181d", "control": "0.45"}
 
 def _records(log: Any, until: float | None) -> Iterator[list]:
     """A log's records (``log``: a path or an opened log), up to ``until``."""
+    if until is not None and (isinstance(until, bool) or not isinstance(until, (int, float))
+                              or not np.isfinite(until)):  # nan drew all, "5" failed later
+        raise ValueError(f"until must be a finite time or None, got {until!r}"[:200])
     if not hasattr(log, "records"):
         log = open_log(log)
     q_end = None if until is None else until * QUANTA
@@ -247,7 +252,11 @@ def raster(log: Any, ax: Any = None, until: float | None = None,
         if n >= max_events:
             break
     seen = {i for xs in pts.values() for i in xs[1]}
-    rows = agents if agents is not None else sorted(
+    unknown = sorted(set(agents or ()) - set(names))
+    if unknown:  # drawn as empty rows without a word
+        raise KeyError(f"no agent {', '.join(map(repr, unknown[:5]))} in this log "
+                       f"(e.g. {', '.join(names[:4])})")
+    rows = list(agents) if agents is not None else sorted(
         (names[i] for i in seen), key=lambda a: ("->" in a, a.startswith("src:"), a))
     row_of = {a: r for r, a in enumerate(rows)}
     fig, ax = _axes(ax, (9, 1.2 + 0.22 * len(rows)))
@@ -287,6 +296,8 @@ def latency_histogram(log: Any, ax: Any = None, bins: int = 40,
     -------
     The matplotlib ``Figure``.
     """
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}"[:200])  # 0: nothing
     delays: dict[int, list[float]] = {0: [], 1: [], 2: []}
     for rec in _records(log, until):
         delays[rec[1]].append((rec[0] - rec[4]) / QUANTA)

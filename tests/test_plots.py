@@ -197,3 +197,39 @@ def test_wave_labels_dag_longest_paths_decide(tmp_path):
         to_out = max((len(p) - 1 for p in nx.all_simple_paths(g, n, "out")), default=0)
         assert _first(lab["forward"][n], 0) == 1 + depth[n]
         assert _first(lab["credit"][n], 0) == 1 + L + to_out
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda p, log: p.latency_histogram(log, bins=0), "bins must be a positive integer"),
+    (lambda p, log: p.latency_histogram(log, bins="x"), "bins must be a positive integer"),
+    (lambda p, log: p.latency_histogram(log, until=float("nan")), "until must be a finite"),
+    (lambda p, log: p.raster(log, until=float("inf")), "until must be a finite"),
+    (lambda p, log: p.raster(log, agents=["zz", "l1"]), "no agent 'zz'"),
+])
+def test_plot_functions_refuse_what_they_would_not_draw(tmp_path, call, words):
+    """``bins=0`` and ``until=nan`` drew nothing or everything, an unknown agent an
+    empty row, each without a word."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    from asyncnet import plots
+    log = _log(tmp_path, "quickstart", **{"duration = 4000": "duration = 20"})
+    with pytest.raises((ValueError, KeyError), match=words):
+        call(plots, log)
+    fig = plots.raster(log, agents=["l1", "l0"], until=10)  # the same, right, draws
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["l1", "l0"]
+
+
+def test_draw_tension_needs_two_axes(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from asyncnet import plots
+    tr = {"rows": [("h", 1)], "t": np.array([0.0, 1.0]), "activity": np.array([[0.1, 0.2]]),
+          "credit": np.array([[0.0, 0.1]]), "scenario": "x"}
+    _, one = plt.subplots()
+    with pytest.raises(ValueError, match="two axes"):  # "'Axes' object is not iterable"
+        plots.draw_tension(tr, ax=one)
