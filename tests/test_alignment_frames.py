@@ -58,7 +58,8 @@ def test_frames_scored_during_the_run_are_the_frames_scored_after_it():
                      stream.target_map(stream.targets[i]))["grad"]
             for i in range(len(stream.inputs))]
     warm = 2.0
-    frames = _Frames(layers, legs, warm, refs, stream)
+    # the reference below scores the wave at f - layer: the lags given so
+    frames = _Frames(layers, legs, warm, refs, stream, {lay: float(lay) for lay in layers.values()})
     kept: dict = {}
     held = []
 

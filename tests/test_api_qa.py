@@ -28,6 +28,25 @@ def _md5(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def _register(monkeypatch, rule: str, make, analysis_kinds: tuple[str, ...] = ("none",)) -> None:
+    """Register, for this test only, a scheme whose every agent is ``make(size)``
+    (a neuron's population size; 1 for a synapse)."""
+
+    @dataclass
+    class Scheme:
+        name: ClassVar[str] = rule
+        analyses: ClassVar[dict] = kinds(*analysis_kinds)
+
+        def neuron(self, pop, ports, rng):
+            return make(pop.size)
+
+        def synapse(self, proj, ports, rng):
+            return make(1)
+
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})  # other tests see no new rule
+    asyncnet.register(rule, Scheme)
+
+
 @pytest.mark.parametrize("arg,value", [("progress", 3), ("notice", "resume.txt")])
 def test_resume_refuses_a_bad_callback_before_it_touches_the_log(tmp_path, arg, value):
     # before: progress=3 failed in the engine ("'int' object is not callable") after the
@@ -82,19 +101,7 @@ def test_an_emit_to_an_unknown_port_is_refused_naming_agent_and_port(monkeypatch
         def state(self):
             return {"state": self.x}
 
-    @dataclass
-    class Typo:
-        name: ClassVar[str] = "qa_port_typo"
-        analyses: ClassVar[dict] = kinds("none")
-
-        def neuron(self, pop, ports, rng):
-            return Neuron(pop.size)
-
-        def synapse(self, proj, ports, rng):
-            return Neuron(1)
-
-    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})  # other tests see no new rule
-    asyncnet.register("qa_port_typo", Typo)
+    _register(monkeypatch, "qa_port_typo", Neuron)
     sc = asyncnet.Scenario(asyncnet.layered([2, 1]), "qa_port_typo", duration=5,
                            analysis={"kind": "none"})
     with pytest.raises(ValueError, match=r"^l0: an emit to port 'outs' .*'out'.*'in'"):
@@ -273,19 +280,7 @@ def test_to_dataframe_of_a_variable_whose_shape_changed(monkeypatch):
         def state(self):
             return {"seen": np.array(self.seen), "state": np.zeros(1)}
 
-    @dataclass
-    class Grow:
-        name: ClassVar[str] = "qa_grow"
-        analyses: ClassVar[dict] = kinds("none")
-
-        def neuron(self, pop, ports, rng):
-            return Growing()
-
-        def synapse(self, proj, ports, rng):
-            return Growing()
-
-    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
-    asyncnet.register("qa_grow", Grow)
+    _register(monkeypatch, "qa_grow", lambda size: Growing())
     sc = asyncnet.Scenario(asyncnet.layered([1, 1]), "qa_grow", duration=5,
                            analysis={"kind": "none"})
     res = asyncnet.run(sc, record={"l1": ["seen"]}, period=1.5)
@@ -311,19 +306,7 @@ def test_a_scheme_whose_models_have_no_state_key_runs(monkeypatch):
         def state(self):
             return {"x": np.ones(1)}
 
-    @dataclass
-    class NoState:
-        name: ClassVar[str] = "qa_nostate"
-        analyses: ClassVar[dict] = kinds("accuracy", "none")
-
-        def neuron(self, pop, ports, rng):
-            return Model()
-
-        def synapse(self, proj, ports, rng):
-            return Model()
-
-    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})
-    asyncnet.register("qa_nostate", NoState)
+    _register(monkeypatch, "qa_nostate", lambda size: Model(), ("accuracy", "none"))
     sc = asyncnet.Scenario(asyncnet.layered([2, 1]), "qa_nostate", duration=20,
                            data={"kind": "xor", "hold": 2})
     res = asyncnet.run(sc, record={"l1": ["x"]}, period=5)

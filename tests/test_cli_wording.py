@@ -12,19 +12,11 @@ import pytest
 
 from asyncnet.cli import format_summary, main
 
-from .test_hardening import in_process, one_error_line, scenario
+from .test_hardening import SHORT, in_process, one_error_line, scenario
 
-CONSTANT = """[scenario]
-name = "still"
-seed = 1
-duration = 12
-[network]
-layers = [2, 3, 1]
-[rule]
-name = "diffusion"
-[data]
-kind = "constant"
-"""
+# the hardening tests' short scenario, its input held constant
+CONSTANT = SHORT.format(duration=12).replace('kind = "xor"\nhold = 5', 'kind = "constant"')
+assert 'kind = "constant"' in CONSTANT
 
 
 def test_progress_lines_come_one_per_tenth_from_ten_percent(tmp_path, capsys):

@@ -110,11 +110,10 @@ class _Frames:
     """
 
     def __init__(self, layers: dict[str, int], legs: dict[str, int], warm: float,
-                 refs: list, stream, lags: dict[int, float] | None = None) -> None:
+                 refs: list, stream, lags: dict[int, float]) -> None:
         self.layers, self.legs, self.warm, self.refs, self.stream = \
             layers, legs, warm, refs, stream
-        # layer -> how long ago its synapses' input was shown (None: the layer, in ticks)
-        self.lags = lags or {lay: float(lay) for lay in set(layers.values())}
+        self.lags = lags  # layer -> how long ago its synapses' input was shown
         self.names = sorted(layers)
         self.longest: dict[int, int] = {}  # a layer's longest leg
         for n, lay in layers.items():

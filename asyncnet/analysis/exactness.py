@@ -182,31 +182,26 @@ class Exactness(Analysis):
         """The per-layer table: against ``2L`` where the links' delays make that the
         wave's time (unit delays), else against the predicted time of each layer."""
         L = ex["depth"]
-        if "predicted_exact_from" not in ex:  # every layer's t* is 2L - layer
-            lines = [f"exactness vs plain numpy backprop, L={L} "
-                     f"(normwise relative error, max|g-g*|/max|g*|):",
-                     "          layer  error at t=2L-1  max error t>=2L  exact from t"]
-            for row in ex["layers"]:
-                lines.append(f"          {row['layer']:5d}  {_e(row['error_at_2L_minus_1']):>15}"
-                             f"  {_e(row['max_error_from_2L']):>15}"
-                             f"  {_t(row['exact_from_frame']):>12}")
-            verdict = "EXACT" if ex["exact"] else "NOT exact"
-            lines.append(f"          {verdict} from t=2L={2 * L} on "
-                         f"(tolerance {ex['tolerance']:g})")
-            return lines
-        lines = [f"exactness vs plain numpy backprop, L={L} (normwise relative error, "
-                 f"max|g-g*|/max|g*|),",
-                 "          each layer from t*: the waves there and back, in time (not 2L-layer "
-                 "here: the delays or paths differ)",
-                 "          layer        t*  error before t*  max error t>=t*  exact from t"]
+        head = f"exactness vs plain numpy backprop, L={L} (normwise relative error, " \
+               f"max|g-g*|/max|g*|)"
+        in_time = "predicted_exact_from" in ex  # else every layer's t* is 2L - layer
+        if not in_time:
+            lines = [head + ":", "          layer  error at t=2L-1  max error t>=2L"
+                                 "  exact from t"]
+            cols = ("error_at_2L_minus_1", "max_error_from_2L")
+            end = f"from t=2L={2 * L} on"
+        else:
+            lines = [head + ",", "          each layer from t*: the waves there and back, in "
+                                 "time (not 2L-layer here: the delays or paths differ)",
+                     "          layer        t*  error before t*  max error t>=t*  exact from t"]
+            cols = ("error_before_predicted", "max_error_from_predicted")
+            end = f"from each layer's t* on, the last t*={_t(ex['predicted_exact_from'])}"
         for row in ex["layers"]:
-            lines.append(f"          {row['layer']:5d}  {_t(row['predicted_exact_from']):>8}"
-                         f"  {_e(row['error_before_predicted']):>15}"
-                         f"  {_e(row['max_error_from_predicted']):>15}"
-                         f"  {_t(row['exact_from_frame']):>12}")
+            t_star = f"  {_t(row['predicted_exact_from']):>8}" if in_time else ""
+            lines.append(f"          {row['layer']:5d}{t_star}  {_e(row[cols[0]]):>15}"
+                         f"  {_e(row[cols[1]]):>15}  {_t(row['exact_from_frame']):>12}")
         verdict = "EXACT" if ex["exact"] else "NOT exact"
-        lines.append(f"          {verdict} from each layer's t* on, the last "
-                     f"t*={_t(ex['predicted_exact_from'])} (tolerance {ex['tolerance']:g})")
+        lines.append(f"          {verdict} {end} (tolerance {ex['tolerance']:g})")
         return lines
 
 
