@@ -68,11 +68,9 @@ def export_log(path: str, out: str, format: str | None = None, payload: str = "s
     # out=path overwrote the log with its own table; a directory failed inside pyarrow
     check_apart({"table": out}, {"log": path})
     check_output(os.fspath(out), create_dirs=False)
-    pa = need("pyarrow", "asyncnet export")
-    writer_mod = need("pyarrow.parquet" if format == "parquet" else "pyarrow.csv",
-                      "asyncnet export")
+    need("pyarrow", "asyncnet export")
+    need("pyarrow.parquet" if format == "parquet" else "pyarrow.csv", "asyncnet export")
     log = open_log(path)
-    writer, rows = None, 0
     # written beside and renamed over ``out`` once whole (a file already there was
     # removed when the export failed or was interrupted); through a symlink, its
     # target; a pipe or a device (/dev/stdout) is written into
@@ -80,9 +78,27 @@ def export_log(path: str, out: str, format: str | None = None, payload: str = "s
     target = os.path.realpath(out)
     tmp = f"{target}.partial-{os.getpid()}" if whole else out
 
+    try:
+        rows = _write_table(log, tmp, format, payload, batch_size)
+        if whole:
+            os.replace(tmp, target)
+    except BaseException:
+        if whole and os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return rows
+
+
+def _write_table(log: Any, sink: Any, format: str, payload: str, batch_size: int) -> int:
+    """Write ``log``'s records into ``sink`` (a path or a binary stream); the rows written."""
+    pa = need("pyarrow", "asyncnet export")
+    writer_mod = need("pyarrow.parquet" if format == "parquet" else "pyarrow.csv",
+                      "asyncnet export")
+    writer, rows = None, 0
+
     def open_writer(schema: Any) -> Any:
-        return (writer_mod.ParquetWriter(tmp, schema) if format == "parquet"
-                else writer_mod.CSVWriter(tmp, schema))
+        return (writer_mod.ParquetWriter(sink, schema) if format == "parquet"
+                else writer_mod.CSVWriter(sink, schema))
 
     try:
         for cols in log_batches(log, payload, batch_size):
@@ -96,13 +112,9 @@ def export_log(path: str, out: str, format: str | None = None, payload: str = "s
             writer.write_batch(batch)
         writer, done = None, writer
         done.close()
-        if whole:
-            os.replace(tmp, target)
     except BaseException:
         if writer is not None:
             writer.close()
-        if whole and os.path.exists(tmp):
-            os.remove(tmp)
         raise
     return rows
 
@@ -126,7 +138,9 @@ def cmd_export(args) -> int:
     except MissingExtra as e:
         print(f"asyncnet: error: {args.log}: {e}", file=sys.stderr)
         return 2
-    open_log(args.log)  # a bad log is an error before any output exists
+    log = open_log(args.log)  # a bad log is an error before any output exists
+    if args.output == "-":  # stdout (it wrote a file named '-')
+        return _export_to_stdout(log, fmt, "values" if args.values else "summary")
     check_output(out, create_dirs=True)
     check_apart({"table": out}, {"log": args.log})
     _not_over_a_run_file(out)
@@ -144,6 +158,19 @@ def cmd_export(args) -> int:
     # the table itself may be going to stdout (-o /dev/stdout): the note goes to stderr then
     print(f"wrote {out} ({rows:,} rows, {fmt})",
           file=sys.stdout if renamable(out) else sys.stderr)
+    return 0
+
+
+def _export_to_stdout(log: Any, fmt: str, payload: str) -> int:
+    """``-o -``: the table as CSV on stdout, the note on stderr; a binary table refused
+    (parquet bytes on a terminal or in a text pipe are of no use to anything)."""
+    if fmt != "csv":
+        raise OutputError(f"-o -: a {fmt} table is binary and is not written to stdout "
+                          f"(give --format csv, or -o FILE.{fmt})")
+    sys.stdout.flush()
+    rows = _write_table(log, sys.stdout.buffer, fmt, payload, 65_536)
+    sys.stdout.buffer.flush()
+    print(f"wrote stdout ({rows:,} rows, {fmt})", file=sys.stderr)
     return 0
 
 
@@ -170,7 +197,7 @@ cmd_export.configure = lambda p: (
     p.add_argument("--format", choices=("parquet", "csv"),
                    help="default: from -o's ending (.parquet, .pq or .csv; none: parquet)"),
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="default: LOG with .parquet or .csv"),
+                   help="default: LOG with .parquet or .csv; '-': stdout (csv only)"),
     p.add_argument("--values", action="store_true",
                    help="every payload value (a list column; space-separated in CSV), "
                         "not only size/value/mean/norm"),

@@ -1,0 +1,45 @@
+"""Small defects found in review: each test failed on the code before its fix."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import asyncnet
+from asyncnet import cli
+
+
+@pytest.fixture(scope="module")
+def xor_log(tmp_path_factory):
+    """A short XOR run's event log and the number of messages in it."""
+    d = tmp_path_factory.mktemp("xor")
+    sc = asyncnet.Scenario(asyncnet.layered([2, 4, 1]), "diffusion", params={"eta": 0.05},
+                           seed=1, data={"kind": "xor", "hold": 8}, duration=50)
+    log = str(d / "x.log")
+    res = asyncnet.run(sc, log=log)
+    return log, res.summary["messages"]["total"]
+
+
+def _one_error(argv, capsys) -> str:
+    """Run the CLI, expecting exit 2 and one ``asyncnet: error:`` line; that line."""
+    rc = cli.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("asyncnet: error: "), err
+    return err[0]
+
+
+def test_export_dash_writes_csv_to_stdout_and_refuses_parquet(xor_log, tmp_path, capsys,
+                                                              monkeypatch):
+    """``export LOG -o -`` wrote a file literally named '-'."""
+    pytest.importorskip("pyarrow")
+    log, total = xor_log
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["export", log, "-o", "-", "--format", "csv"]) == 0
+    got = capsys.readouterr()
+    lines = got.out.splitlines()
+    assert lines[0].startswith('"time","kind"') and len(lines) == total + 1
+    assert "wrote stdout" in got.err and not os.path.exists("-")
+    line = _one_error(["export", log, "-o", "-"], capsys)
+    assert "-o -: a parquet table is binary" in line and "--format csv" in line
+    assert not os.path.exists("-")
