@@ -141,11 +141,11 @@ def cmd_export(args) -> int:
     log = open_log(args.log)  # a bad log is an error before any output exists
     if args.output == "-":  # stdout (it wrote a file named '-')
         return _export_to_stdout(log, fmt, "values" if args.values else "summary")
-    check_output(out, create_dirs=True)
+    # a missing directory is refused, as by plot -o and Result.export (a typo in -o
+    # made a directory tree)
+    check_output(out, create_dirs=False)
     check_apart({"table": out}, {"log": args.log})
     _not_over_a_run_file(out)
-    if os.path.dirname(out):  # what check_output's create_dirs promised (pyarrow makes none)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
     try:
         rows = export_log(args.log, out, fmt, "values" if args.values else "summary")
     except BaseException as e:  # export_log left no part of a table (and ``out`` as it was)

@@ -208,10 +208,15 @@ def test_result_export_writes_whole_or_leaves_the_file_as_it_was(run, tmp_path, 
     assert os.listdir(tmp_path) == ["rec.csv"]
 
 
-def test_export_makes_the_directory_it_was_said_to_make(run, tmp_path, capsys):
-    """check_output promised missing directories; pyarrow made none ('No such file')."""
+def test_export_refuses_a_missing_directory_as_plot_does(run, tmp_path, capsys):
+    """``export -o new/dir/t.csv`` made the directories, where ``plot -o`` and
+    ``Result.export`` refuse a missing one."""
     pytest.importorskip("pyarrow")
     out = tmp_path / "new dir" / "ü.csv"
+    line = _one_error(["export", run[1], "-o", str(out)], capsys)
+    assert f"directory {tmp_path / 'new dir'} does not exist" in line
+    assert not (tmp_path / "new dir").exists()
+    (tmp_path / "new dir").mkdir()
     assert cli.main(["export", run[1], "-o", str(out)]) == 0
     assert out.read_text().count("\n") == run[0].summary["messages"]["total"] + 1
 
