@@ -165,6 +165,33 @@ def stack_samples(samples: list[np.ndarray]) -> np.ndarray:
         return out
 
 
+def recorder_for(record: Any, period: Any) -> Recorder | None:
+    """The :class:`Recorder` that ``run(record=..., period=...)`` asks for, or ``None``.
+
+    Parameters
+    ----------
+    record:
+        ``{agent: [variable, ...]}``, a :class:`Recorder` or ``None``.
+    period:
+        the sampling period of a ``record`` dict (``None``: 1).
+
+    Returns
+    -------
+    The recorder; ``None`` if nothing is recorded. A :class:`ScenarioError` for a
+    ``period`` that would be ignored (it was, silently): with no ``record``, or
+    with a :class:`Recorder`, which has its own.
+    """
+    if record is not None and not isinstance(record, Recorder):
+        return Recorder(record, period=1.0 if period is None else period)
+    if period is not None:
+        raise ScenarioError(
+            f"period={period!r} given but nothing to record (give record={{agent: "
+            f"[variable, ...]}} too)" if record is None else
+            f"period={period!r} given with a Recorder, which has its own period (give "
+            f"Recorder(..., period={period!r}))")
+    return record
+
+
 def recorded_variables(record: Any) -> dict[str, list[str]]:
     """``{agent: [variable, ...]}`` checked (one variable may be a bare name).
 

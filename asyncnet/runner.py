@@ -26,13 +26,14 @@ from .ckcheck import RunComplete, check_fields, check_log_counts, completed
 from .ckfile import MAGIC, held
 from .messages import QUANTA, to_quanta
 from .outputs import check_apart, check_output, npz_name, same_file
-from .recording import Recorder, Result, recorded_variables
+from .recording import Recorder, Result, recorder_for
 from .scenario import Scenario, ScenarioError, load
 from .simulation import simulate
 
 
 def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
-        record: dict[str, Iterable[str]] | Recorder | None = None, period: float = 1.0,
+        record: dict[str, Iterable[str]] | Recorder | None = None,
+        period: float | None = None,
         save_state: str | None = None,
         progress: Callable[[float], None] | bool | None = None,
         cluster: bool = False, checkpoint_every: float | None = None,
@@ -56,7 +57,8 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         ``{agent: [variable, ...]}`` to sample every ``period``, or a
         :class:`Recorder`.
     period:
-        The sampling period of ``record`` given as a dict.
+        The sampling period of ``record`` given as a dict (default 1); refused
+        without one.
     save_state:
         An ``.npz`` path for the final state.
     progress:
@@ -91,12 +93,7 @@ def run(scenario: Scenario | str, *, workers: int = 1, log: str | None = None,
         progress = Progress(sc.duration, sc.name)
     elif progress is False:
         progress = None
-    if record is None:
-        rec = None
-    elif isinstance(record, Recorder):
-        rec = record
-    else:
-        rec = Recorder(recorded_variables(record), period=period)
+    rec = recorder_for(record, period)
     attach = [rec.attach] if rec else []
     final: dict = {}
     kw = dict(log_path=log, progress=progress, save_state=save_state, attach=attach,

@@ -43,3 +43,19 @@ def test_export_dash_writes_csv_to_stdout_and_refuses_parquet(xor_log, tmp_path,
     line = _one_error(["export", log, "-o", "-"], capsys)
     assert "-o -: a parquet table is binary" in line and "--format csv" in line
     assert not os.path.exists("-")
+
+
+def _quick(duration: float = 20) -> asyncnet.Scenario:
+    """A small XOR scenario that runs in well under a second."""
+    return asyncnet.Scenario(asyncnet.layered([2, 4, 1]), "diffusion", params={"eta": 0.05},
+                             seed=1, data={"kind": "xor", "hold": 8}, duration=duration)
+
+
+def test_run_refuses_a_period_that_would_be_ignored():
+    """``run(period=5)`` with no ``record`` (or with a Recorder) ran and ignored it."""
+    with pytest.raises(ValueError, match=r"period=5 given but nothing to record"):
+        asyncnet.run(_quick(), period=5)
+    rec = asyncnet.Recorder({"l2": ["state"]}, period=2)
+    with pytest.raises(ValueError, match=r"period=5 given with a Recorder, which has its own"):
+        asyncnet.run(_quick(), record=rec, period=5)
+    assert len(asyncnet.run(_quick(), record={"l2": ["state"]}).recorded["l2"]["state"]) == 19
