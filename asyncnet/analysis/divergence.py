@@ -38,12 +38,16 @@ def diverged(states: dict[str, dict]) -> dict | None:
     """
     first = None
     for name in sorted(states):
-        t = np.asarray(states[name].get("diverged_at", -1.0), dtype=float).ravel()
+        if "diverged_at" not in states[name]:  # (most agents: no call made for them)
+            continue
+        t = np.asarray(states[name]["diverged_at"], dtype=float).ravel()
         if t.size and t[0] >= 0 and (first is None or t[0] < first[1]):
             first = (name, float(t[0]))
     if first is not None:
         return {"agent": first[0], "key": "diverged_at", "t": first[1], "limit": LIMIT,
                 "how": "its state passed the limit or became non-finite"}
+    if _all_within(states):  # the usual end: one numpy pass, not two calls a value
+        return None
     for name in sorted(states):
         for key, val in states[name].items():
             arr = np.asarray(val)
@@ -54,6 +58,39 @@ def diverged(states: dict[str, dict]) -> dict | None:
                 return {"agent": name, "key": key, "t": None, "limit": LIMIT,
                         "how": f"{key} {'not finite' if bad else 'above the limit'} at the end"}
     return None
+
+
+def _all_within(states: dict[str, dict]) -> bool:
+    """Whether every float or complex value in ``states`` is finite and within
+    :data:`LIMIT` in magnitude.
+
+    Two numpy calls a value cost ~6 µs: 1.8 s for the 29,000 agents of a
+    per-neuron net whose states came over the wire. Here Python floats are
+    checked as floats and arrays are joined and checked at once; the values
+    :func:`diverged` would look at are exactly these (float or complex, any
+    shape), so "all within" here means it finds nothing.
+    """
+    floats: list[float] = []
+    arrays: list[np.ndarray] = []
+    for state in states.values():
+        for val in state.values():
+            if type(val) is float:
+                floats.append(val)
+            elif type(val) is np.ndarray and val.dtype.kind == "f":
+                arrays.append(val.ravel())
+            else:  # anything else as diverged() takes it (ints, lists, complex, scalars)
+                arr = np.asarray(val)
+                if arr.dtype.kind == "c":
+                    arrays.append(np.abs(arr).ravel())
+                elif arr.dtype.kind == "f":
+                    arrays.append(arr.ravel())
+    if floats:
+        arrays.append(np.array(floats))
+    if not arrays:
+        return True
+    joined = np.concatenate(arrays, dtype=float, casting="same_kind")
+    with np.errstate(invalid="ignore"):  # a NaN is caught, not warned about
+        return bool(np.all(np.abs(joined) <= LIMIT))
 
 
 class Divergence(Analysis):
