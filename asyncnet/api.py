@@ -20,6 +20,10 @@ reads the network: the engine hands each agent what it may address.
 A scheme may also provide (all optional, found by attribute):
 
 - ``requires_dag`` (bool): refuse cyclic networks;
+- ``fixed_state_keys`` (bool): every agent's ``state()`` has from its
+  construction on every key it will ever have (an output's data keys
+  aside), so a recorder refuses a misspelt variable before the run, not at
+  its first sample;
 - ``stream(scenario, net)``: a data stream of its own kinds (else the
   generic ``asyncnet.data`` streams);
 - ``analyses``: ``{kind: attach(run) -> result()}``, the analyses it adds;

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .agents import Source
 from .analysis import Context
+from .engine import Engine
 from .ids import source_id
 from .messages import QUANTA, to_quanta
 from .network import machine_memory
@@ -80,6 +82,7 @@ class Recorder:
                 raise ScenarioError(f"recorder: no agent {agent!r} in this run "
                                     f"(agents are populations, 'pre->post' synapses "
                                     f"and 'src:pop' sources)")
+        self._refuse_unknown_variables(ctx.engine)
         first = self.period if self.start is None else self.start
         n = int(math.floor((ctx.scenario.duration - first) / self.period - 1e-9)) + 1
         end = to_quanta(ctx.scenario.duration)
@@ -98,6 +101,26 @@ class Recorder:
                                 f"this machine has {have / 2**30:.3g} GiB: a longer period")
         for k in range(n):
             ctx.engine.at(first + k * self.period, self._sample)
+
+    def _refuse_unknown_variables(self, engine: Any) -> None:
+        """Refuse before the run a variable the first sample would refuse mid-run,
+        where an agent's variables are known now: in this process (a distributed
+        run's models live in the workers), for a data source (no state) or an
+        agent with none (a source's data adds keys later) whose scheme declares
+        ``fixed_state_keys`` (GradEP's neurons gain and lose ``state``)."""
+        if not isinstance(engine, Engine):
+            return
+        fixed = getattr(engine.rule, "fixed_state_keys", False) is True
+        for agent, keys in self.agents.items():
+            model = engine.agents[agent].model
+            if not (isinstance(model, Source)
+                    or fixed and source_id(agent) not in engine.agents):
+                continue
+            have = model.state()
+            for key in keys:
+                if key not in have:
+                    raise ScenarioError(f"recorder: agent {agent!r} has no variable {key!r} "
+                                        f"(it has: {', '.join(sorted(have)) or 'none'})")
 
     def _sample(self, engine, t: float) -> None:
         self.times.append(t)

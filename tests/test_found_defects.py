@@ -59,3 +59,21 @@ def test_run_refuses_a_period_that_would_be_ignored():
     with pytest.raises(ValueError, match=r"period=5 given with a Recorder, which has its own"):
         asyncnet.run(_quick(), record=rec, period=5)
     assert len(asyncnet.run(_quick(), record={"l2": ["state"]}).recorded["l2"]["state"]) == 19
+
+
+@pytest.mark.parametrize("agent", ["l1", "l0->l1", "src:l0"])
+def test_recorder_refuses_a_misspelt_variable_before_the_run(agent):
+    """A variable an agent with no data source lacks was refused only at the first
+    sample, mid-run (here at t=40, after 40 units of simulation)."""
+    reached = []
+    rec = asyncnet.Recorder({agent: ["stat"]}, period=10, start=40)
+    with pytest.raises(ValueError, match=rf"recorder: agent '{agent}' has no variable 'stat' "
+                                         rf"\(it has: "):
+        asyncnet.run(_quick(50), record=rec, progress=reached.append)
+    assert reached == []
+
+
+def test_recorder_still_takes_an_outputs_target_that_arrives_with_its_data():
+    """An output's ``target`` comes with its data source's first message: not refused."""
+    res = asyncnet.run(_quick(), record={"l2": ["target", "state"]})
+    assert res.recorded["l2"]["target"].shape[0] == 19

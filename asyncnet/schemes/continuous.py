@@ -106,6 +106,7 @@ class Continuous:
     gamma: float = 0.0
     init_state: Literal["random", "zero"] = "zero"
     name: ClassVar[str] = "continuous"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = False
     batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "tracking")

@@ -38,6 +38,7 @@ class Diffusion:
     eta_bias: float | None = None
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "diffusion"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = True
     batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "alignment")

@@ -213,6 +213,7 @@ class LeastAction:
     jitter: float = 0.3
     init_state: Literal["random", "zero"] = "random"
     name: ClassVar[str] = "leastaction"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = False
     batched: ClassVar[bool] = True  # takes [data] batch (asyncnet/schemes/batching.py)
     analyses: ClassVar[dict] = kinds("accuracy", "none", "exactness", "settling", "alignment")

@@ -75,6 +75,7 @@ class Coupled(EnergyScheme):
     k_high: float = 1.5
     apply: Literal["continual", "deferred"] = "continual"
     name: ClassVar[str] = "coupled"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = False
     face: ClassVar = CoupledFace  # the numpy face the analyses use
     analyses: ClassVar[dict] = ENERGY_ANALYSES

@@ -99,6 +99,7 @@ class EP(EnergyScheme):
     init_scale: float = 0.0
     apply: Literal["continual", "deferred"] = "continual"
     name: ClassVar[str] = "ep"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = False
     face: ClassVar = EPFace  # the numpy face the analyses use
     analyses: ClassVar[dict] = ENERGY_ANALYSES

@@ -86,6 +86,7 @@ class STLP:
     jitter: float = 0.0
     init_state: Literal["zero", "random"] = "zero"
     name: ClassVar[str] = "stlp"
+    fixed_state_keys: ClassVar[bool] = True  # a recorder checks its variables up front
     requires_dag: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
