@@ -77,3 +77,27 @@ def test_recorder_still_takes_an_outputs_target_that_arrives_with_its_data():
     """An output's ``target`` comes with its data source's first message: not refused."""
     res = asyncnet.run(_quick(), record={"l2": ["target", "state"]})
     assert res.recorded["l2"]["target"].shape[0] == 19
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("holds", [], "key 'holds' is empty"),
+    ("holds", [2, 0], "key 'holds': every hold time must be positive, got 0"),
+    ("warmup", -5, "key 'warmup' must be a time of 0 or more"),
+])
+def test_alignment_refuses_empty_holds_and_a_negative_warmup(key, value, words, tmp_path,
+                                                            capsys):
+    """``holds = []`` swept the data's hold instead and a negative warmup scored frames
+    before the run, both without a word."""
+    sc = asyncnet.Scenario(asyncnet.layered([3, 4, 2], delay=1.0), "diffusion",
+                           data={"kind": "piecewise", "patterns": 4, "hold": 2},
+                           analysis={"kind": "alignment", key: value}, duration=20)
+    with pytest.raises(ValueError, match=rf"\[analysis\] {words}"):
+        asyncnet.run(sc)
+    text = open(os.path.join(ROOT, "scenarios", "waves_fast.toml"), encoding="utf-8").read()
+    line = {"holds": "holds = [2]\n", "warmup": "warmup = 18\n"}[key]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(line, f"{key} = {value!r}\n"), encoding="utf-8")
+    assert words in _one_error(["run", str(bad), "--no-log", "-q"], capsys)

@@ -40,6 +40,7 @@ class Alignment(Analysis):
         if getattr(ctx.stream, "batch", 1) != 1:
             raise AnalysisError("the alignment analysis compares single patterns' gradients: "
                                 "it needs unbatched data (batch = 1)")
+        _check_options(ctx.scenario.analysis)
         cache: dict = {}
 
         def result() -> dict:
@@ -97,6 +98,22 @@ class Alignment(Analysis):
                 vals = "".join(f"{row[ref].get(x, float('nan')):7.3f}" for x in layers)
                 lines.append(f"            {row['hold']:6g} {vals}")
         return lines
+
+
+def _check_options(options: dict) -> None:
+    """Refuse ``holds = []`` (it swept the data's hold instead, saying nothing), a hold
+    that is no positive time, and a negative ``warmup`` (frames before the run)."""
+    holds = options.get("holds")
+    if holds is not None and len(holds) == 0:
+        raise AnalysisError("key 'holds' is empty: give the hold times to sweep (e.g. "
+                            "holds = [2, 4]), or leave it out for the data's hold")
+    for k in holds or ():
+        if not k > 0:
+            raise AnalysisError(f"key 'holds': every hold time must be positive, got {k!r}")
+    warmup = options.get("warmup")
+    if warmup is not None and not warmup >= 0:
+        raise AnalysisError(f"key 'warmup' must be a time of 0 or more (frames scored from "
+                            f"t = warmup on), got {warmup!r}")
 
 
 class _Frames:
