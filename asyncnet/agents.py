@@ -12,7 +12,7 @@ its links the engine's own table and its port lists shared tuples.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -296,11 +296,62 @@ def unknown_kind(m: Message) -> ValueError:
 
 def check_model(rule: Any, name: str, model: Any) -> None:
     """Refuse what a rule's factory gave for agent ``name`` unless it is a model
-    (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least), naming the
-    factory, where the run would fail at its first message otherwise."""
-    if callable(getattr(model, "react", None)) and callable(getattr(model, "state", None)):
-        return
+    (:class:`asyncnet.api.Model`: ``react`` and ``state`` at least, its state a
+    dict), naming the factory, where the run would fail at its first message
+    otherwise (or, for a state that is no dict, at its end, the run lost)."""
     made = "synapse" if is_synapse(name) else "neuron"
-    raise ModelError(f"rule {getattr(rule, 'name', type(rule).__name__)!r}: {made}() for "
-                    f"{name!r} gave a {type(model).__name__}, not a model (one with "
-                    f"react(t, batch) and state(): asyncnet.api.Model)")
+    scheme = getattr(rule, "name", type(rule).__name__)
+    if not (callable(getattr(model, "react", None)) and callable(getattr(model, "state", None))):
+        raise ModelError(f"rule {scheme!r}: {made}() for {name!r} gave a "
+                         f"{type(model).__name__}, not a model (one with react(t, batch) and "
+                         f"state(): asyncnet.api.Model)")
+    try:
+        state = model.state()
+    except Exception:  # a state only whole once the run began: checked where it is read
+        return
+    if not isinstance(state, Mapping):
+        raise ModelError(f"rule {scheme!r}: the model {made}() gave for {name!r} returned a "
+                         f"{type(state).__name__} from state(), not a dict ({{variable: "
+                         f"value}}: asyncnet.api.Model)")
+
+
+def emit_error(rule: Any, name: str, emits: Any, err: Exception) -> Exception:
+    """The error for what a model of ``rule`` returned as agent ``name``'s emits when
+    sending them failed with ``err``: naming the scheme, the agent and what was
+    expected if the emits are no list of ``(port, kind, payload)`` triples to ``'out'``
+    or ``'in'`` (an unpacking error, or a port that is neither); else ``err`` itself
+    (the failure was not the emits').
+
+    Parameters
+    ----------
+    rule:
+        the run's scheme object.
+    name:
+        the agent whose model returned ``emits``.
+    emits:
+        what ``start``, ``react`` or ``on_timer`` returned.
+    err:
+        the error sending them raised.
+
+    Returns
+    -------
+    The exception to raise.
+    """
+    scheme = getattr(rule, "name", type(rule).__name__)
+    expected = "a list of (port, kind, payload) triples: asyncnet.api.Model"
+    if isinstance(emits, (str, bytes, Mapping)) or not isinstance(emits, Iterable):
+        return ModelError(f"rule {scheme!r}: agent {name!r}'s model returned a "
+                          f"{type(emits).__name__} as its emits, not {expected}")
+    for emit in emits:
+        try:
+            if isinstance(emit, (str, bytes)):  # 'out' unpacks into three letters
+                raise TypeError(emit)
+            port, _, _ = emit
+        except (TypeError, ValueError):
+            return ModelError(f"rule {scheme!r}: agent {name!r}'s model returned the emit "
+                              f"{emit!r}"[:200] + f", not a (port, kind, payload) triple "
+                              f"({expected})")
+        if port not in ("out", "in"):
+            return ValueError(f"{name}: an emit to port {port!r} (a model sends (port, kind, "
+                              f"payload) to 'out', its outputs, or 'in', its inputs)")
+    return err

@@ -1,18 +1,16 @@
 """The SimPy engine: time, delivery and canonical batches — nothing of any scheme.
 
-Each agent is an event-driven process on one ``simpy.Environment``, but the
-scheduler holds one event per *instant*, not one per agent wake-up: the
-engine keeps, for every future instant, the agents due then, and wakes them
-all in canonical order (their place in the sorted ``names``) when the
-instant's event fires (DESIGN.md point 7). What is in flight lives in one
-table per arrival instant (receiver's index -> its message, or a list once
-a second one comes), not in a dictionary per agent: the messages of an
-instant and their receivers' entries stay together in memory, which is
-what a large net waits for (``tools/bench_engine.py``, L ÷ S). Only the
-first message for an agent at a new instant adds it to that instant's due
-list (and only the first agent due at a new instant makes a scheduler
-event). At its wake-up an agent gets everything that reached it then as
-one batch in canonical order, then its local timer if due then.
+Each agent is an event-driven process on one ``simpy.Environment``, but the scheduler
+holds one event per *instant*, not one per agent wake-up: the engine keeps, for every
+future instant, the agents due then, and wakes them all in canonical order (their place in
+the sorted ``names``) when the instant's event fires (DESIGN.md point 7). What is in
+flight lives in one table per arrival instant (receiver's index -> its message, or a list
+once a second one comes), not in a dictionary per agent: the messages of an instant and
+their receivers' entries stay together in memory, which is what a large net waits for
+(``tools/bench_engine.py``, L ÷ S). Only the first message for an agent at a new instant
+adds it to that instant's due list (and only the first agent due at a new instant makes a
+scheduler event). At its wake-up an agent gets everything that reached it then as one
+batch in canonical order, then its local timer if due then.
 
 Probes (:meth:`Engine.at`) keep the place among the wake-ups of their
 instant that SimPy's insertion order gave them: a probe sees the agents
@@ -41,7 +39,7 @@ from typing import Any
 
 import simpy
 
-from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng, check_model, unknown_kind
+from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng, check_model, emit_error, unknown_kind
 from .capture import Captured, Recording
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse
 from .incoming import Incoming
@@ -287,64 +285,66 @@ class Engine(SchedulingState, Recording, Incoming):
         """Send a rule's emits along the agent's routes (the hot path)."""
         name, seq = agent.name, agent.seq
         arrive, boxes, sends = self._arrive, self._boxes, self._sends
-        for port, kind, payload in emits:
-            if port == "out":
-                routes = agent.routes_out
-            elif port == "in":
-                routes = agent.routes_in
-            else:  # ('outs', ...) was dropped without a word: a typo's messages vanished
-                raise ValueError(f"{name}: an emit to port {port!r} (a model sends (port, kind, "
-                                 f"payload) to 'out', its outputs, or 'in', its inputs)")
-            for delay, receivers, key in routes:
-                got = arrive.get(delay)
-                if got is None:
-                    ta = t + delay
-                    noted = None
-                    if sends is not None:  # a recorder's: one entry a send, not one a message
-                        noted = sends.get(ta)
-                        if noted is None:
-                            noted = sends[ta] = ([], [])
-                    got = arrive[delay] = (ta, boxes.get(ta), noted)
-                ta, box, noted = got
-                if noted is not None and key is not None:  # None: every receiver elsewhere
-                    # appended one by one: a tuple to extend with is made and freed
-                    # (≈ 36 instructions a message more on the S net, valgrind)
-                    numbers = noted[0]
-                    numbers.append(agent.idx)
-                    numbers.append(t)
-                    numbers.append(seq)
-                    numbers.append(kind)
-                    numbers.append(key)
-                    noted[1].append(payload)
-                for a in receivers:
-                    seq += 1
-                    idx = a.idx
-                    if idx < 0:  # another partition's (Elsewhere)
-                        agent.seq = seq
-                        out = self.remote  # six numbers and the payload: no Message
-                        out.numbers.extend((kind, agent.idx, -1 - idx, t, ta, seq))
-                        out.payloads.append(payload)
-                        continue
-                    m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
-                    if box is None:  # made for a receiver here only (none for a remote one)
-                        box = boxes.get(ta)
-                        if box is None:
-                            box = boxes[ta] = {}
-                        arrive[delay] = (ta, box, noted)
-                    held = box.get(idx)
-                    if held is None:
-                        box[idx] = m  # one message alone, no list: most synapses get one
-                        if a.timer_due != ta:
-                            due = self._due.get(ta)
-                            if due is None:
-                                self._due[ta] = [idx]
-                                self._new_instant(ta)
-                            else:
-                                due.append(idx)
-                    elif type(held) is list:
-                        held.append(m)
-                    else:
-                        box[idx] = [held, m]
+        try:  # no work a message; only the error path names what a rule got wrong
+            for port, kind, payload in emits:
+                if port == "out":
+                    routes = agent.routes_out
+                elif port == "in":
+                    routes = agent.routes_in
+                else:  # ('outs', ...) was dropped without a word: emit_error names it
+                    raise ValueError(port)
+                for delay, receivers, key in routes:
+                    got = arrive.get(delay)
+                    if got is None:
+                        ta = t + delay
+                        noted = None
+                        if sends is not None:  # a recorder's: one entry a send, not one a message
+                            noted = sends.get(ta)
+                            if noted is None:
+                                noted = sends[ta] = ([], [])
+                        got = arrive[delay] = (ta, boxes.get(ta), noted)
+                    ta, box, noted = got
+                    if noted is not None and key is not None:  # None: every receiver elsewhere
+                        # appended one by one: a tuple to extend with is made and freed
+                        # (≈ 36 instructions a message more on the S net, valgrind)
+                        numbers = noted[0]
+                        numbers.append(agent.idx)
+                        numbers.append(t)
+                        numbers.append(seq)
+                        numbers.append(kind)
+                        numbers.append(key)
+                        noted[1].append(payload)
+                    for a in receivers:
+                        seq += 1
+                        idx = a.idx
+                        if idx < 0:  # another partition's (Elsewhere)
+                            agent.seq = seq
+                            out = self.remote  # six numbers and the payload: no Message
+                            out.numbers.extend((kind, agent.idx, -1 - idx, t, ta, seq))
+                            out.payloads.append(payload)
+                            continue
+                        m = _new_tuple(Message, (kind, name, a.name, t, ta, seq, payload))
+                        if box is None:  # made for a receiver here only (none for a remote one)
+                            box = boxes.get(ta)
+                            if box is None:
+                                box = boxes[ta] = {}
+                            arrive[delay] = (ta, box, noted)
+                        held = box.get(idx)
+                        if held is None:
+                            box[idx] = m  # one message alone, no list: most synapses get one
+                            if a.timer_due != ta:
+                                due = self._due.get(ta)
+                                if due is None:
+                                    self._due[ta] = [idx]
+                                    self._new_instant(ta)
+                                else:
+                                    due.append(idx)
+                        elif type(held) is list:
+                            held.append(m)
+                        else:
+                            box[idx] = [held, m]
+        except (TypeError, ValueError) as e:
+            raise emit_error(self.rule, name, emits, e) from None
         agent.seq = seq
 
     def _wake(self, agent: Agent, t: int, now: float) -> None:
@@ -444,10 +444,10 @@ class Engine(SchedulingState, Recording, Incoming):
         froze = gc.isenabled() and gc.get_freeze_count() == 0
         if froze:
             gc.freeze()
-        # and the young objects (messages, their lists and tables, nearly all
-        # freed by their reference counts within an instant) are collected
-        # every YOUNG allocations, not every 700: 10-15% of a large per-neuron
-        # run went to walking them; cyclic garbage stays bounded by YOUNG
+        # and the young objects (messages, their lists and tables, nearly all freed by their
+        # reference counts within an instant) are collected every YOUNG allocations, not
+        # every 700: 10-15% of a large per-neuron run went to walking them; cyclic garbage
+        # stays bounded by YOUNG
         before = gc.get_threshold()
         if before[0] and before[0] < YOUNG:
             gc.set_threshold(YOUNG, *before[1:])
@@ -458,13 +458,12 @@ class Engine(SchedulingState, Recording, Incoming):
                     progress(to_time(self.env.now))
         finally:
             if froze:
-                # what the run made and still holds (the messages in flight: 58k
-                # at the end of the L net's run) joins the oldest generation
-                # unvisited, as the network did: restoring a threshold of 700
-                # with them all young would make the next allocation walk every
-                # one of them (17.8 ms after that net's 0.38 CPU-s run), though
-                # nearly all die by their reference counts once the engine runs
-                # on or is dropped
+                # what the run made and still holds (the messages in flight: 58k at the end
+                # of the L net's run) joins the oldest generation unvisited, as the network
+                # did: restoring a threshold of 700 with them all young would make the next
+                # allocation walk every one of them (17.8 ms after that net's 0.38 CPU-s
+                # run), though nearly all die by their reference counts once the engine
+                # runs on or is dropped
                 gc.freeze()
             gc.set_threshold(*before)
             if froze:

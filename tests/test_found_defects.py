@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 
 import asyncnet
 from asyncnet import cli
+from asyncnet.analysis.catalogue import kinds
+from asyncnet.api import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +105,62 @@ def test_alignment_refuses_empty_holds_and_a_negative_warmup(key, value, words, 
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace(line, f"{key} = {value!r}\n"), encoding="utf-8")
     assert words in _one_error(["run", str(bad), "--no-log", "-q"], capsys)
+
+
+def _register_one_model(monkeypatch, rule: str, start_emits, state) -> None:
+    """Register, for this test only, a scheme whose every agent starts by returning
+    ``start_emits`` and whose state is ``state``."""
+    class Model:
+        def start(self, t):
+            return start_emits
+
+        def react(self, t, batch):
+            return []
+
+        def state(self):
+            return state
+
+    @dataclass
+    class Scheme:
+        name: ClassVar[str] = rule
+        analyses: ClassVar[dict] = kinds("none")
+
+        def neuron(self, pop, ports, rng):
+            return Model()
+
+        def synapse(self, proj, ports, rng):
+            return Model()
+
+    monkeypatch.setattr("asyncnet.registry._REGISTERED", {})  # other tests see no new rule
+    asyncnet.register(rule, Scheme)
+
+
+def _contract_scenario(rule: str) -> asyncnet.Scenario:
+    return asyncnet.Scenario(asyncnet.layered([2, 1]), rule, duration=5,
+                             analysis={"kind": "none"})
+
+
+@pytest.mark.parametrize("state", [["state", 1.0], 1.0, None])
+def test_a_scheme_whose_state_is_no_dict_is_named_before_the_run(monkeypatch, state):
+    """A state() that was no dict failed at the run's end in whatever read it first
+    ("TypeError: list indices must be integers or slices, not str"), the run lost."""
+    _register_one_model(monkeypatch, "qa_state_list", [], state)
+    with pytest.raises(ModelError, match=rf"^rule 'qa_state_list': the model neuron\(\) gave "
+                                         rf"for 'l0' returned a {type(state).__name__} from "
+                                         rf"state\(\), not a dict"):
+        asyncnet.run(_contract_scenario("qa_state_list"))
+
+
+@pytest.mark.parametrize("emits, what", [
+    ([("out", 1.0)], r"the emit \('out', 1.0\), not a \(port, kind, payload\) triple"),
+    ([1.0], r"the emit 1.0, not a \(port, kind, payload\) triple"),
+    (("out", 0, 1.0), r"the emit 'out', not a \(port, kind, payload\) triple"),
+    (5, r"a int as its emits, not a list of \(port, kind, payload\) triples"),
+])
+def test_a_scheme_whose_emit_is_no_triple_is_named(monkeypatch, emits, what):
+    """An emit that was no (port, kind, payload) triple ended in the engine's unpacking
+    error ("not enough values to unpack (expected 3, got 2)"), naming no scheme or agent."""
+    _register_one_model(monkeypatch, "qa_emit_pair", emits, {})
+    with pytest.raises(ModelError, match=rf"^rule 'qa_emit_pair': agent 'l0'\S* model "
+                                         rf"returned {what}"):
+        asyncnet.run(_contract_scenario("qa_emit_pair"))
