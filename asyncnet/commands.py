@@ -94,6 +94,9 @@ class Progress:
     def __call__(self, now: float) -> None:
         if not self.enabled or self.total <= 0:
             return
+        # to a thousandth of the total's order (t=0.999999/1: a distributed run's last
+        # window ends a quantum before the end; an in-process run reports fiftieths)
+        now = round(now, 3 - math.floor(math.log10(self.total)))
         if self.bar is not None:
             self.bar.update(min(now, self.total) - self.bar.n)
             if now >= self.total:

@@ -164,3 +164,17 @@ def test_a_scheme_whose_emit_is_no_triple_is_named(monkeypatch, emits, what):
     with pytest.raises(ModelError, match=rf"^rule 'qa_emit_pair': agent 'l0'\S* model "
                                          rf"returned {what}"):
         asyncnet.run(_contract_scenario("qa_emit_pair"))
+
+
+def test_plain_progress_rounds_a_time_a_quantum_short_of_the_end(capsys):
+    """A distributed run's last window ends a quantum before the end: its progress said
+    "99% (t=0.999999/1, ...)" before the 100% line."""
+    from asyncnet.commands import Progress
+    progress = Progress(1, "q")
+    for now in (0.14, 0.62, 0.999999, 1.0):
+        progress(now)
+    lines = [line.split(", ")[0] for line in capsys.readouterr().err.splitlines()]
+    assert lines == ["q: 14% (t=0.14/1", "q: 62% (t=0.62/1", "q: 100% (t=1/1"]
+    progress = Progress(4000, "q")
+    progress(1234.5678)
+    assert capsys.readouterr().err.startswith("q: 30% (t=1235/4000, ")
