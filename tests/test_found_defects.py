@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -166,10 +167,11 @@ def test_a_scheme_whose_emit_is_no_triple_is_named(monkeypatch, emits, what):
         asyncnet.run(_contract_scenario("qa_emit_pair"))
 
 
-def test_plain_progress_rounds_a_time_a_quantum_short_of_the_end(capsys):
+def test_plain_progress_rounds_a_time_a_quantum_short_of_the_end(capsys, monkeypatch):
     """A distributed run's last window ends a quantum before the end: its progress said
     "99% (t=0.999999/1, ...)" before the 100% line."""
     from asyncnet.commands import Progress
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # the plain lines, not a bar
     progress = Progress(1, "q")
     for now in (0.14, 0.62, 0.999999, 1.0):
         progress(now)
