@@ -191,3 +191,49 @@ def test_a_worker_is_reaped_when_popens_lock_was_left_taken():
         assert p.returncode is not None
         assert not os.path.exists(f"/proc/{p.pid}") or \
             open(f"/proc/{p.pid}/stat").read().split()[2] != "Z"  # no zombie left
+
+
+def test_a_partition_that_fails_after_the_workers_started_leaves_no_process(tmp_path):
+    """The workers start before the coordinator partitions (their start-up overlaps its
+    own): a partition that then fails stops them all, the log path untouched. Before,
+    each worker that had not joined was waited for in turn (0.5 s each, 20 s for 40)."""
+    from asyncnet.scenario import ScenarioError
+    sc = shortened(QUICK, 6.0)
+    log = tmp_path / "kept.log"
+    log.write_bytes(b"an older file")
+    before = children()
+    with pytest.raises(ScenarioError, match=r"\[cluster\] 9 workers but the network has "
+                                            r"only 5 agent groups"):
+        simulate_distributed(sc, workers=9, log_path=str(log))
+    assert children() == before
+    assert log.read_bytes() == b"an older file"
+
+
+def test_large_partitions_with_a_log_load_the_packing_loop_before_they_join(monkeypatch):
+    """The coordinator tells its local workers (an environment variable) to load the
+    log's packing loop at start when each partition will hold WARM_AGENTS agents."""
+    from asyncnet.cluster import transport, worker
+    from asyncnet.network import Network, expand_to_neurons, layered
+    from asyncnet.scenario import Scenario
+
+    seen: list[str | None] = []
+
+    def popen(cmd, **kw):
+        seen.append(kw["env"].get(worker.WARM_ENV))
+        raise OSError("not started (test)")
+
+    monkeypatch.setattr(transport.subprocess, "Popen", popen)
+    for sizes, workers, log, want in (([60, 120, 120, 60], 2, True, "1"),
+                                      ([60, 120, 120, 60], 2, False, None),
+                                      ([60, 120, 120, 60], 3, True, None),
+                                      ([4, 8, 4], 1, True, None)):
+        g = expand_to_neurons(Network.from_graph(layered(sizes), seed=0))
+        agents = g.number_of_nodes() + g.number_of_edges()  # one a neuron and a synapse
+        assert worker.warm_workers(Scenario(g, "diffusion", duration=1.0), workers) == \
+            (agents >= worker.WARM_AGENTS * workers)
+        monkeypatch.setenv(worker.WARM_ENV, "1")  # (the parent's own setting is not passed on)
+        seen.clear()
+        with transport.Cluster(workers) as cl, pytest.raises(OSError, match="test"):
+            cl.spawn(warm=log and worker.warm_workers(Scenario(g, "diffusion", duration=1.0),
+                                                       workers))
+        assert seen == [want]

@@ -48,6 +48,7 @@ from .merge import SegmentMerger, merge_traffic, trace_messages
 from .part import TRACE_OFF, TRACE_ON
 from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
+from .worker import warm_workers
 
 WINDOWS_AT_LEAST = 50
 """A run starts with windows of at most 1/50 of its duration (progress, streaming)."""
@@ -87,46 +88,8 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                             f"asyncnet.register() in this process only, and worker processes "
                             f"cannot see it: install it with an entry point "
                             f"(group {GROUP!r}) or run in one process")
-    eng0, net, stream = build_engine(sc, local=[])
-    try:
-        part = partition(eng0.links, workers, method or sc.cluster.get("partition", "auto"),
-                         starts=net.inputs())
-    except PartitionError as e:
-        raise ScenarioError(f"{sc.path}: [cluster] {e}") from None
-    traffic = new_traffic(eng0.links, net)
-    writer = EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
-    t0 = time.perf_counter()
+    side = _Side()
     complete = False
-    run = _Run(sc, part, eng0.names, traffic, writer, progress, net.inputs())
-    probe_eng = ProbeEngine(eng0, run.fetch, lambda: run.delivered)
-    ctx = context(sc, probe_eng, net, stream, progress)
-    analyses = attach_analyses(sc, ctx)
-    for fn in attach:  # recorders: probes, which read states fetched from the workers
-        fn(ctx)
-    # analyses that watch agents at every wake run in the workers and merge here
-    merged = [(a, res) for a, res in analyses if a.monitors]
-    run.keep_counts = any(a.counts_per_instant for a, _ in merged)
-    run.probe_eng = probe_eng
-    # a checkpoint's state beyond the agents, as an in-process run lists it
-    roots = [*(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
-             probe_eng.monitors]
-    base = None  # a resumed run's traffic counters at its checkpoint
-    if resume is not None:  # a checkpoint is per agent: each worker restores its own
-        run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, roots)
-        run.resume = resume
-        run.delivered = sum(eng0.delivered)
-        run.retrace()
-        base = traffic_base(traffic)
-    if checkpoint_every is not None:
-        run.ck_times = checkpoint_times(sc.duration, checkpoint_every, run.t)
-        info = checkpoint_meta(sc, log_path, os.path.abspath(log_path) if writer else None,
-                               save_state, os.path.abspath(save_state) if save_state else None,
-                               checkpoint_every, checkpoint_dir, meta)
-        run.on_checkpoint = checkpoint_writer(
-            sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
-            checkpoint_dir, fresh=resume is None, base=base,
-            wall0=float((resume or {}).get("wall", 0.0)))
-    started = False
     try:
         if mpi:
             from .mpi import MPICluster
@@ -136,16 +99,21 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             opened = Cluster(workers, local=local, bind=bind, timeout=timeout,
                              join_timeout=join_timeout, keys=keys, step_timeout=step_timeout)
         with opened as cl:
-            started = True
-            run.cluster = cl
-            cl.describe_part = run.describe_part
-            cl.spawn()
+            # the workers start (Python, imports, the log's packing loop) while this
+            # process builds its side and partitions: start-up overlaps, not adds up
+            cl.spawn(warm=log_path is not None and warm_workers(sc, workers))
             remote = workers - cl.local
             if remote > 0 and notice is not None:
                 notice(f"coordinator listening at {cl.endpoint}; waiting up to "
                        f"{join_timeout:g} s for {remote} worker(s) to join: "
                        f"asyncnet worker --connect {cl.endpoint}"
                        + (" --keys DIR" if keys else ""))
+            side.build(sc, workers, method, log_path, progress, attach, resume,
+                       (checkpoint_every, checkpoint_dir, save_state, meta))
+            eng0, net, part, traffic, writer, run = \
+                side.eng0, side.net, side.part, side.traffic, side.writer, side.run
+            run.cluster = cl
+            cl.describe_part = run.describe_part
             cl.join()
             try:
                 run.start(want_log=writer is not None)
@@ -160,14 +128,13 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             complete = True
     finally:
         release(checkpoint_dir)
-        # a cluster that never opened (a --bind that cannot listen) leaves the log path as
-        # it was: its footer made an old log there an empty one
-        footer = writer.close(complete=complete) \
-            if writer and (started or resume is not None) else None
-    wall = time.perf_counter() - t0
+        # the writer is made once the cluster opened: a --bind that cannot listen leaves
+        # the log path as it was (a footer would make an old log there an empty one)
+        footer = side.writer.close(complete=complete) if side.writer is not None else None
+    wall = time.perf_counter() - side.t0
     # every worker counted its own traffic; the trace kept here adds the latencies
-    merge_traffic(traffic, ([base] if base else []) + [r["traffic"] for r in results])
-    for a, res in merged:
+    merge_traffic(traffic, ([side.base] if side.base else []) + [r["traffic"] for r in results])
+    for a, res in side.merged:
         a.merge(res, results, run.merger.through)
     if save_state or final is not None:
         index = {n: i for i, n in enumerate(eng0.names)}
@@ -177,11 +144,11 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             save_npz(save_state, dict(arrays))
         if final is not None:
             final.update(arrays)
-    summary = summarize(sc, net, traffic, analyses, wall=wall, log_path=log_path,
+    summary = summarize(sc, net, traffic, side.analyses, wall=wall, log_path=log_path,
                         footer=footer, save_state=save_state)
     cluster = {**part.describe(), "windows": run.n_windows,
                # start-up (processes, partitions built) vs the windows themselves
-               "seconds": {"start": t1 - t0, "windows": t2 - t1, "total": wall,
+               "seconds": {"start": t1 - side.t0, "windows": t2 - t1, "total": wall,
                            # the windows' critical path in CPU time: what the
                            # windows would take with a free core per worker
                            "critical_cpu": run.critical_cpu,
@@ -196,10 +163,67 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
     if writer:
         # the log it describes, by its digest: a later run into the same log (on one
         # process: no sidecar) left these figures beside a log they do not describe
-        side = {**cluster, "log_digest": footer.get("digest") if footer else None}
+        sidecar = {**cluster, "log_digest": footer.get("digest") if footer else None}
         with open(sidecar_path(log_path), "w", encoding="utf-8") as f:
-            json.dump(side, f, indent=1, default=_digest_json)
+            json.dump(sidecar, f, indent=1, default=_digest_json)
     return summary
+
+
+class _Side:
+    """The coordinator's own side of a run, built while the workers start: the
+    network (no agents), the partition, the log's writer, the analyses and,
+    for a resumed or checkpointed run, what that needs."""
+
+    writer: EventLogWriter | None = None
+    """The log's writer, once made (a failure after that still closes the log)."""
+
+    def build(self, sc: Scenario, workers: int, method: str | None, log_path: str | None,
+              progress: Callable[[float], None] | None, attach: list[Callable],
+              resume: dict | None, checkpointing: tuple) -> None:
+        """Build it (see the class); ``checkpointing``: ``(checkpoint_every,
+        checkpoint_dir, save_state, meta)`` as :func:`simulate_distributed` takes them."""
+        checkpoint_every, checkpoint_dir, save_state, meta = checkpointing
+        eng0, net, stream = build_engine(sc, local=[])
+        try:
+            part = partition(eng0.links, workers, method or sc.cluster.get("partition", "auto"),
+                             starts=net.inputs())
+        except PartitionError as e:
+            raise ScenarioError(f"{sc.path}: [cluster] {e}") from None
+        traffic = new_traffic(eng0.links, net)
+        writer = self.writer = \
+            EventLogWriter(log_path, log_header(sc, eng0.names)) if log_path else None
+        self.t0 = time.perf_counter()
+        run = _Run(sc, part, eng0.names, traffic, writer, progress, net.inputs())
+        probe_eng = ProbeEngine(eng0, run.fetch, lambda: run.delivered)
+        ctx = context(sc, probe_eng, net, stream, progress)
+        analyses = attach_analyses(sc, ctx)
+        for fn in attach:  # recorders: probes, which read states fetched from the workers
+            fn(ctx)
+        # analyses that watch agents at every wake run in the workers and merge here
+        merged = [(a, res) for a, res in analyses if a.monitors]
+        run.keep_counts = any(a.counts_per_instant for a, _ in merged)
+        run.probe_eng = probe_eng
+        # a checkpoint's state beyond the agents, as an in-process run lists it
+        roots = [*(fn for _, fn in analyses), *(a for a, _ in analyses), *attach, traffic,
+                 probe_eng.monitors]
+        base = None  # a resumed run's traffic counters at its checkpoint
+        if resume is not None:  # a checkpoint is per agent: each worker restores its own
+            run.t = resume_coordinator(resume, eng0, probe_eng, writer, merged, roots)
+            run.resume = resume
+            run.delivered = sum(eng0.delivered)
+            run.retrace()
+            base = traffic_base(traffic)
+        if checkpoint_every is not None:
+            run.ck_times = checkpoint_times(sc.duration, checkpoint_every, run.t)
+            info = checkpoint_meta(sc, log_path, os.path.abspath(log_path) if writer else None,
+                                   save_state, os.path.abspath(save_state) if save_state else None,
+                                   checkpoint_every, checkpoint_dir, meta)
+            run.on_checkpoint = checkpoint_writer(
+                sc, eng0, traffic, writer, merged, roots, [net, stream, ctx, probe_eng, run], info,
+                checkpoint_dir, fresh=resume is None, base=base,
+                wall0=float((resume or {}).get("wall", 0.0)))
+        self.eng0, self.net, self.part, self.traffic, self.run = eng0, net, part, traffic, run
+        self.analyses, self.merged, self.base = analyses, merged, base
 
 
 def _digest_json(value: object) -> object:

@@ -27,7 +27,7 @@ from . import wire
 from .errors import ClusterError, WorkerLost
 from .security import server_setup
 from .sockets import NOBLOCK, has_input, recv_frames, send_frames
-from .worker import HEARTBEAT, PARENT_ENV
+from .worker import HEARTBEAT, PARENT_ENV, WARM_ENV
 
 TICK_MS = 100
 CHECK_EVERY = 0.05
@@ -106,8 +106,15 @@ class Cluster:
         self.failed = typ is not None
         self.close()
 
-    def spawn(self) -> None:
-        """Start the local worker processes (``python -m asyncnet worker``)."""
+    def spawn(self, warm: bool = False) -> None:
+        """Start the local worker processes (``python -m asyncnet worker``).
+
+        Parameters
+        ----------
+        warm:
+            whether they load the log's packing loop before they join
+            (:func:`~.part.warm_workers`).
+        """
         local_ep = self.endpoint.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
         env = dict(os.environ)
         # the workers import the same asyncnet as this process, wherever it lives
@@ -115,6 +122,9 @@ class Cluster:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                     if env.get("PYTHONPATH") else "")
         env[PARENT_ENV] = str(os.getpid())  # a worker whose parent is gone leaves
+        env.pop(WARM_ENV, None)
+        if warm:
+            env[WARM_ENV] = "1"
         for k in range(self.local):
             # -P: no working directory ahead of PYTHONPATH (run from a directory
             # that holds another asyncnet, the workers would import that one)
@@ -182,9 +192,13 @@ class Cluster:
                     self.sock.send_multipart([m.ident, b"STOP"], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
+        # a healthy worker leaves at once on STOP; after a failure do not wait long
+        # (one deadline for them all, not one each); one that never joined was told
+        # nothing (the run failed while it started) and goes at once
+        joined = {m.pid for m in self.members if m.proc is not None}
+        end = time.monotonic() + (0.5 if self.failed else 3)
         for p, err in self.procs:
-            # a healthy worker leaves at once; after a failure do not wait long
-            reap(p, 0.5 if self.failed else 3)
+            reap(p, max(0.0, end - time.monotonic()) if p.pid in joined else 0.0)
             err.close()
         self.procs = []
         if self.auth is not None:

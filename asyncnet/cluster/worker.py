@@ -24,13 +24,14 @@ from typing import Any
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from .. import logsends
 from .._version import __version__
 from ..engine import YOUNG
 from ..messages import LocalityError
 from ..numerics import numeric_stack
 from . import wire
 from .errors import ClusterError
-from .part import PartError, PartRunner
+from .part import WARM_AGENTS, PartError, PartRunner
 from .peers import PeerNet, local_address
 from .security import client_setup
 from .sockets import recv_frames, send_frames
@@ -44,6 +45,31 @@ killed) gives its main thread to notice, before the process ends itself."""
 
 PARENT_ENV = "ASYNCNET_COORDINATOR_PID"
 """Set by the coordinator for the local workers it starts: its process id."""
+
+
+WARM_ENV = "ASYNCNET_WARM_LOG"
+"""Set (to ``1``) by the coordinator for the local workers it starts when their
+partitions will be that large and the run keeps a log: they load the packing loop
+before they join, while the coordinator builds its side and partitions."""
+
+
+def warm_workers(sc: Any, workers: int) -> bool:
+    """Whether ``workers`` partitions of ``sc`` hold :data:`WARM_AGENTS` agents each,
+    on average (an agent a node and an edge of its graph, as the engine makes them).
+
+    Parameters
+    ----------
+    sc:
+        the :class:`~asyncnet.scenario.Scenario`.
+    workers:
+        how many partitions.
+
+    Returns
+    -------
+    Whether its workers should load the packing loop when they start.
+    """
+    g = sc.graph
+    return g.number_of_nodes() + g.number_of_edges() >= WARM_AGENTS * workers
 
 
 class WorkerFailed(RuntimeError):
@@ -300,6 +326,8 @@ class Worker:
 
 def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:
     """``asyncnet worker``: serve one run, then exit."""
+    if os.environ.get(WARM_ENV) == "1":  # a large partition comes: load it before joining
+        logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
     try:
         return Worker(connect, token=token, wait=wait, keys=keys).run()
     except WorkerFailed as e:
