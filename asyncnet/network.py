@@ -7,7 +7,6 @@ description is checked here, once, with errors that name what is wrong.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 
@@ -17,7 +16,15 @@ import numpy as np
 from .graphs import layered  # noqa: F401 (where it was: asyncnet.network.layered)
 from .ids import SYNAPSE_SEP
 from .messages import QUANTA, to_quanta
-from .netparts import NetworkError, Population, Projection
+from .netparts import (  # noqa: F401 (agent_rng, init_weight: where they were)
+    NetworkError,
+    Population,
+    Projection,
+    WeightDraw,
+    agent_rng,
+    check_init,
+    init_weight,
+)
 
 MAX_DELAY = 1e9
 """The longest link delay, in time units: arrival times (quanta) stay within
@@ -56,12 +63,6 @@ def activation(name: str) -> tuple[Callable, Callable]:
         raise NetworkError(
             f"unknown activation {name!r} (known: {', '.join(sorted(ACTIVATIONS))})"
         ) from None
-
-
-def agent_rng(seed: int, name: str) -> np.random.Generator:
-    """The random stream of one agent, seeded from ``(seed, name)`` only."""
-    h = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=16).digest()
-    return np.random.default_rng(int.from_bytes(h, "little"))
 
 
 class Network:
@@ -205,11 +206,14 @@ class Network:
                 projs[(u, v)] = Projection(u, v, w, dq, a)
                 continue
             if w is None:
+                init, scale = a.get("init", "normal"), a.get("scale", 1.0)
                 try:
-                    w = init_weight(shape, a.get("init", "normal"), a.get("scale", 1.0),
-                                    agent_rng(seed, f"init:{u}->{v}"))
+                    check_init(init, scale)
                 except NetworkError as e:
                     raise NetworkError(f"edge {u}->{v}: {e}") from None
+                # drawn when first read: a worker draws only its partition's synapses
+                projs[(u, v)] = Projection(u, v, WeightDraw(shape, init, scale, seed), dq, a)
+                continue
             try:
                 w = np.asarray(w, dtype=float)
                 if w.ndim < 2:
@@ -355,22 +359,6 @@ def check_memory(sizes: dict[str, int], graph: nx.DiGraph) -> None:
     if have and need > have:
         raise NetworkError(f"the network has {n_w:,} weights: a run needs about "
                            f"{need / 2**30:.3g} GiB, this machine has {have / 2**30:.3g} GiB")
-
-
-def init_weight(shape: tuple[int, int], init: str, scale: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """Draw one weight matrix: ``normal`` (scale/sqrt(fan_in)) or ``uniform``."""
-    fan_in = shape[1]
-    if not isinstance(scale, (int, float, np.integer, np.floating)) or isinstance(scale, bool) \
-            or not 0 <= scale < float("inf"):
-        # a negative scale flips every weight's sign: a typo, not a distribution
-        raise NetworkError(f"weight scale must be a finite number >= 0, got {scale!r}"[:200])
-    if init == "normal":
-        return rng.standard_normal(shape) * (scale / np.sqrt(fan_in))
-    if init == "uniform":
-        lim = scale * np.sqrt(3.0 / fan_in)
-        return rng.uniform(-lim, lim, shape)
-    raise NetworkError(f"unknown weight init {init!r} (known: normal, uniform)")
 
 
 def expand_to_neurons(net: Network) -> nx.DiGraph:
