@@ -180,3 +180,19 @@ def test_plain_progress_rounds_a_time_a_quantum_short_of_the_end(capsys, monkeyp
     progress = Progress(4000, "q")
     progress(1234.5678)
     assert capsys.readouterr().err.startswith("q: 30% (t=1235/4000, ")
+
+
+@pytest.mark.parametrize("warmup", ["-3", "40", "1e9"])
+def test_tracking_refuses_a_warmup_outside_the_run(warmup, tmp_path, capsys):
+    """A negative warmup put a probe in the past (a ValueError's traceback); one at or past
+    the end probed nothing and reported 'n/a'. Both are refused before the run."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "scenarios", "continuous_lag.toml"), encoding="utf-8") as f:
+        text = f.read()
+    assert 'kind = "tracking"\n' in text and "duration = 40" in text
+    path = tmp_path / "lag.toml"
+    path.write_text(text.replace('kind = "tracking"\n',
+                                 f'kind = "tracking"\nwarmup = {warmup}\n'), encoding="utf-8")
+    msg = _one_error(["run", str(path), "-q", "--log", str(tmp_path / "x.log")], capsys)
+    assert "[analysis] key 'warmup' must be a time from 0 to below the run's duration 40" in msg
+    assert not (tmp_path / "x.log").exists()

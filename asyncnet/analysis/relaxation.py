@@ -199,6 +199,9 @@ def attach_tracking(eng, net, stream, params: dict, duration: float) -> Callable
     ``mean_t Σ‖G − ∇V‖ / mean_t Σ‖∇V‖`` over the projections.
     """
     warm = float(params.get("warmup", duration / 2))
+    if not 0 <= warm < duration:  # before the run (a probe in the past), or nothing probed
+        raise AnalysisError(f"key 'warmup' must be a time from 0 to below the run's duration "
+                            f"{duration:g} (probes from t = warmup on), got {warm:g}")
     if getattr(stream, "batch", 1) != 1:
         raise AnalysisError("the tracking analysis compares with one input's gradient: "
                             "it needs unbatched data (batch = 1)")
