@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +102,22 @@ def test_many_agents_with_one_bad_value_late_in_name_order():
     got = diverged(states)
     assert (got["agent"], got["key"]) == ("s04321", "weight")
     assert got["how"] == "weight above the limit at the end"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -2e12, 1j * 3e12])
+def test_large_arrays_are_checked_alone_and_small_ones_in_chunks(bad):
+    # arrays past the chunk size are checked one by one, and many small ones in
+    # bounded batches (joining the whole state doubled a run's peak memory)
+    big = np.linspace(-1.0, 1.0, 200_000).reshape(400, 500)
+    states = {"a": {"weight": big.copy()}, "b": {"w": big.astype(np.float32)},
+              **{f"s{k:06d}": {"weight": np.array([[0.5]]), "grad": 0.25} for k in range(70_000)}}
+    assert diverged(states) is None
+    for name, key in (("a", "weight"), ("b", "w"), ("s069999", "weight")):
+        trial = {n: dict(v) for n, v in states.items()}
+        arr = trial[name][key].astype(complex if isinstance(bad, complex) else
+                                      trial[name][key].dtype)
+        arr.flat[-1] = bad
+        trial[name][key] = arr
+        got = diverged(trial)
+        want = reference({name: {key: arr}})
+        assert (got["agent"], got["key"]) == (name, key) == want[:2]
