@@ -18,9 +18,8 @@ due before it was registered as already woken, the others not yet.
 
 The scheduling state, for checkpoints: each agent's pending messages
 (:meth:`Engine.inbox`, :meth:`Engine.set_inbox`: instant -> messages),
-``timer_due``, ``started``, ``seq`` and ``rng`` (its random stream, a
-property: made at first use, assignable);
-:meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
+``timer_due``, ``started``, ``seq`` and ``rng`` (its random stream, a property: made at
+first use, assignable); :meth:`Engine.schedule` ``(agent, t)`` makes sure ``agent`` is woken at
 instant ``t`` (quanta); :meth:`Engine.clear_schedule` forgets every pending
 wake-up (a fresh engine has every agent due at 0, and wakes there those with
 something to do: an agent whose model has ``start = None`` and no timer is
@@ -41,6 +40,7 @@ import simpy
 
 from .agents import Agent, LazyRng, Outbox, Source, UnmadeRng, check_model, emit_error, unknown_kind
 from .capture import Captured, Recording
+from .gcpause import collector_paused
 from .ids import is_source, is_synapse, source_id, source_node, split_synapse
 from .incoming import Incoming
 from .messages import CONTROL, QUANTA, Message, to_quanta, to_time
@@ -66,6 +66,7 @@ class Engine(SchedulingState, Recording, Incoming):
     ``remote``.
     """
 
+    @collector_paused()  # millions of long-lived objects: no collection walks them
     def __init__(
         self,
         net: Network,

@@ -13,7 +13,6 @@ payloads.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from itertools import chain
 from typing import Any
@@ -22,6 +21,7 @@ import msgpack
 import numpy as np
 
 from . import logformat as fmt
+from .gcpause import collector_paused as paused
 from .logformat import MAX_ITEM, LogError, _new_hash
 from .messages import decode_ext
 
@@ -61,13 +61,8 @@ def collector_paused(fn: Callable[..., Any], *args: Any) -> Any:
     -------
     What ``fn(*args)`` returns.
     """
-    on = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():
         return fn(*args)
-    finally:
-        if on:
-            gc.enable()
 
 
 def payload_value(p: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import networkx as nx
 import numpy as np
 
+from .gcpause import collector_paused
 from .graphs import layered  # noqa: F401 (where it was: asyncnet.network.layered)
 from .ids import SYNAPSE_SEP
 from .messages import QUANTA, to_quanta
@@ -75,6 +76,7 @@ class Network:
 
     # -- construction ---------------------------------------------------
     @classmethod
+    @collector_paused()  # a projection an edge, millions of them: no collection walks them
     def from_graph(
         cls,
         graph: nx.DiGraph,
