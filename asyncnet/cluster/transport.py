@@ -113,7 +113,7 @@ class Cluster:
         ----------
         warm:
             whether they load the log's packing loop before they join
-            (:func:`~.part.warm_workers`).
+            (:func:`~.worker.warm_workers`).
         """
         local_ep = self.endpoint.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
         env = dict(os.environ)

@@ -48,9 +48,10 @@ PARENT_ENV = "ASYNCNET_COORDINATOR_PID"
 
 
 WARM_ENV = "ASYNCNET_WARM_LOG"
-"""Set (to ``1``) by the coordinator for the local workers it starts when their
-partitions will be that large and the run keeps a log: they load the packing loop
-before they join, while the coordinator builds its side and partitions."""
+"""Set (to ``1``) by the coordinator for the local workers it starts when each
+partition will hold :data:`~.part.WARM_AGENTS` agents or more and the run keeps a
+log: they load the log's packing loop before they join, while the coordinator
+builds its side and partitions, not after INIT."""
 
 
 def warm_workers(sc: Any, workers: int) -> bool:
@@ -327,7 +328,10 @@ class Worker:
 def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:
     """``asyncnet worker``: serve one run, then exit."""
     if os.environ.get(WARM_ENV) == "1":  # a large partition comes: load it before joining
-        logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
+        try:
+            logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
+        except Exception:  # only a head start: INIT loads it again, and reports a failure
+            pass
     try:
         return Worker(connect, token=token, wait=wait, keys=keys).run()
     except WorkerFailed as e:
