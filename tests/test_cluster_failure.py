@@ -237,3 +237,20 @@ def test_large_partitions_with_a_log_load_the_packing_loop_before_they_join(monk
             cl.spawn(warm=log and worker.warm_workers(Scenario(g, "diffusion", duration=1.0),
                                                        workers))
         assert seen == [want]
+
+
+def test_an_analysis_refused_on_the_coordinator_leaves_an_old_log_as_it_was(tmp_path):
+    """The coordinator makes its log writer, then attaches the analyses (after the
+    workers started): one refused there must not turn an old log into an empty one."""
+    from asyncnet.scenario import ScenarioError, load
+    path = os.path.join(ROOT, "scenarios", "continuous_lag.toml")
+    with open(path, encoding="utf-8") as f:
+        text = f.read().replace('kind = "tracking"\n', 'kind = "tracking"\nwarmup = -3\n')
+    sc = load(path, text=text)
+    log = tmp_path / "kept.log"
+    log.write_bytes(b"an older file")
+    before = children()
+    with pytest.raises(ScenarioError, match=r"\[analysis\] key 'warmup' must be a time from 0"):
+        simulate_distributed(sc, workers=2, log_path=str(log))
+    assert log.read_bytes() == b"an older file"
+    assert children() == before

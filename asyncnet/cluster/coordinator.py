@@ -89,7 +89,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                             f"cannot see it: install it with an entry point "
                             f"(group {GROUP!r}) or run in one process")
     side = _Side()
-    complete = False
+    complete = built = False
     try:
         if mpi:
             from .mpi import MPICluster
@@ -110,6 +110,7 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
                        + (" --keys DIR" if keys else ""))
             side.build(sc, workers, method, log_path, progress, attach, resume,
                        (checkpoint_every, checkpoint_dir, save_state, meta))
+            built = True
             eng0, net, part, traffic, writer, run = \
                 side.eng0, side.net, side.part, side.traffic, side.writer, side.run
             run.cluster = cl
@@ -128,9 +129,11 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             complete = True
     finally:
         release(checkpoint_dir)
-        # the writer is made once the cluster opened: a --bind that cannot listen leaves
-        # the log path as it was (a footer would make an old log there an empty one)
-        footer = side.writer.close(complete=complete) if side.writer is not None else None
+        # a run that failed before its side was built (a --bind that cannot listen, an
+        # analysis refused) leaves the log path as it was: a footer would make an old log
+        # there an empty one; a resumed run's log was cut to its checkpoint, and is closed
+        footer = side.writer.close(complete=complete) \
+            if side.writer is not None and (built or resume is not None) else None
     wall = time.perf_counter() - side.t0
     # every worker counted its own traffic; the trace kept here adds the latencies
     merge_traffic(traffic, ([side.base] if side.base else []) + [r["traffic"] for r in results])
