@@ -5,7 +5,8 @@ that live as long as the run, and decoding a piece of an event log makes
 thousands of small lists: each collection those allocations trigger walks
 all of them, and everything else alive, for nothing (none of it is cyclic
 garbage). Measured on a 720,000-synapse engine: 7.46 CPU-s to build with the
-collector on, 5.41 with it paused.
+collector on, 5.41 with it paused; pausing it while a log piece is decoded
+halves the time ``stats`` takes.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import msgpack
 import numpy as np
 
 from . import logformat as fmt
-from .gcpause import collector_paused as paused
+from .gcpause import collector_paused
 from .logformat import MAX_ITEM, LogError, _new_hash
 from .messages import decode_ext
 
@@ -42,27 +42,6 @@ def unpacker(ext_hook: Callable[[int, bytes], Any] = decode_ext) -> msgpack.Unpa
         raw=False, ext_hook=ext_hook, max_buffer_size=MAX_ITEM + fmt.CHUNK,
         max_str_len=MAX_ITEM, max_bin_len=MAX_ITEM, max_array_len=1_000_000,
         max_map_len=10_000, max_ext_len=MAX_ITEM, strict_map_key=True, use_list=True)
-
-
-def collector_paused(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` with the cyclic garbage collector paused.
-
-    A piece of the log becomes thousands of small acyclic lists at once:
-    each collection the allocations would trigger walks all of them (and
-    everything else alive) for nothing. Pausing it while a piece is decoded
-    and checked halves the time ``stats`` takes.
-
-    Parameters
-    ----------
-    fn, args:
-        the call.
-
-    Returns
-    -------
-    What ``fn(*args)`` returns.
-    """
-    with paused():
-        return fn(*args)
 
 
 def payload_value(p: Any) -> Any:
@@ -321,7 +300,8 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                 up.feed(chunk)
                 buf += chunk
             try:
-                items: list | None = collector_paused(list, up)
+                with collector_paused():  # thousands of small acyclic lists at once
+                    items: list | None = list(up)
             except Exception:  # corrupt: the slow path finds where, and says so
                 items = None
             # runs of records at numpy speed, checkpoints between them located
@@ -335,7 +315,8 @@ def read_blocks(log: Any, lazy: bool) -> Iterator[tuple[list, tuple | None]]:
                     j += 1
                 run = items[i:j] if j > i else []
                 if run:
-                    cols = collector_paused(sc.fast, run)
+                    with collector_paused():
+                        cols = sc.fast(run)
                     if cols is None:
                         break
                     held += len(run)

@@ -53,13 +53,16 @@ def init_weight(shape: tuple[int, int], init: str, scale: float,
                 rng: np.random.Generator) -> np.ndarray:
     """Draw one weight matrix: ``normal`` (scale/sqrt(fan_in)) or ``uniform``."""
     check_init(init, scale)
-    fan_in = shape[1]
+    return _drawn(shape, init, scale, rng)
+
+
+def _drawn(shape: tuple[int, int], init: str, scale: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """:func:`init_weight` of an init and scale :func:`check_init` took."""
     if init == "normal":
-        return rng.standard_normal(shape) * (scale / np.sqrt(fan_in))
-    if init == "uniform":
-        lim = scale * np.sqrt(3.0 / fan_in)
-        return rng.uniform(-lim, lim, shape)
-    raise NetworkError(f"unknown weight init {init!r} (known: normal, uniform)")
+        return rng.standard_normal(shape) * (scale / np.sqrt(shape[1]))
+    lim = scale * np.sqrt(3.0 / shape[1])
+    return rng.uniform(-lim, lim, shape)
 
 
 class WeightDraw:
@@ -87,8 +90,8 @@ class WeightDraw:
         -------
         The weight.
         """
-        w = init_weight(self.shape, self.init, self.scale,
-                        agent_rng(self.seed, f"init:{pre}->{post}"))
+        # (its init and scale were checked when the network was built)
+        w = _drawn(self.shape, self.init, self.scale, agent_rng(self.seed, f"init:{pre}->{post}"))
         return float(w[0, 0]) if self.shape == (1, 1) else w
 
 

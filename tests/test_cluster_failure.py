@@ -228,14 +228,13 @@ def test_large_partitions_with_a_log_load_the_packing_loop_before_they_join(monk
                                       ([60, 120, 120, 60], 3, True, None),
                                       ([4, 8, 4], 1, True, None)):
         g = expand_to_neurons(Network.from_graph(layered(sizes), seed=0))
+        sc = Scenario(g, "diffusion", duration=1.0)
         agents = g.number_of_nodes() + g.number_of_edges()  # one a neuron and a synapse
-        assert worker.warm_workers(Scenario(g, "diffusion", duration=1.0), workers) == \
-            (agents >= worker.WARM_AGENTS * workers)
+        assert worker.warm_workers(sc, workers) == (agents >= worker.WARM_AGENTS * workers)
         monkeypatch.setenv(worker.WARM_ENV, "1")  # (the parent's own setting is not passed on)
         seen.clear()
         with transport.Cluster(workers) as cl, pytest.raises(OSError, match="test"):
-            cl.spawn(warm=log and worker.warm_workers(Scenario(g, "diffusion", duration=1.0),
-                                                       workers))
+            cl.spawn(warm=log and worker.warm_workers(sc, workers))
         assert seen == [want]
 
 
