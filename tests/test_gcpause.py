@@ -73,3 +73,22 @@ def test_nested_pauses_restore_what_each_found():
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_a_cluster_partition_is_made_with_the_collector_paused(monkeypatch):
+    """Seen from the union-find it joins every link with: off inside, on after; and
+    the same partition as the one made with the collector free to run."""
+    from asyncnet.cluster import partition as partition_mod
+    seen: list[bool] = []
+    join = partition_mod._Union.join
+    monkeypatch.setattr(partition_mod._Union, "join",
+                        lambda self, a, b: seen.append(gc.isenabled()) or join(self, a, b))
+    eng = Engine(Network.from_graph(expand_to_neurons(Network.from_graph(
+        layered([6, 10, 4]), seed=0)), seed=0), Diffusion(eta=0.01), seed=1)
+    for method in ("metis", "layers"):
+        seen.clear()
+        part = partition_mod.partition(eng.links, 3, method)
+        assert seen and not any(seen) and gc.isenabled()
+        free = partition_mod.partition.__wrapped__(eng.links, 3, method)
+        assert all(seen[-len(seen) // 2:])  # (that one ran with it on)
+        assert part.parts == free.parts and part.cut == free.cut

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..gcpause import collector_paused
 from ..ids import is_source
 from ..messages import to_time
 from .depth import even_depths
@@ -168,6 +169,7 @@ def _chunks(items: list, weights: list[int], n: int) -> list[list]:
     return parts
 
 
+@collector_paused()  # its sets, tuples and groups of a large net: 0.40 -> 0.34 s at L
 def partition(links: dict[str, dict[str, int]], n: int, method: str = "auto",
               starts: list[str] | None = None) -> Partition:
     """Assign every agent of the locality graph ``links`` to one of ``n`` workers.
