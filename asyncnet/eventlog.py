@@ -50,6 +50,7 @@ from .logformat import (
     record_key,
     unpack_records,
 )
+from .logsends import projected
 from .messages import QUANTA, Message
 from .outputs import lock_alone
 
@@ -85,6 +86,10 @@ class EventLogWriter:
         self.failed: OSError | None = None
         # the last instant record() took, packed: written when a later one comes
         self._held: tuple[bytes | memoryview, int, list[int], int] | None = None
+        self.end: int | None = None
+        """The run's last instant (quanta), where the caller knows it: the log's
+        records are projected to it when the packing loop is chosen
+        (:func:`asyncnet.logsends.projected`)."""
 
     def __call__(self, batch: list[Message]) -> None:
         """Engine sink: take one delivered batch."""
@@ -127,7 +132,8 @@ class EventLogWriter:
             raise ValueError(f"the log's agent table has {len(enc.index)} agents, the "
                              f"engine {captured.agents}: give the writer the engine's names")
         # packed now: a payload array may be changed in place once its instant is over
-        got = pack_captured([captured], enc.index, enc.packer, enc.codes, self.count)
+        got = pack_captured([captured], enc.index, enc.packer, enc.codes,
+                            projected(self.count, captured.t, self.end))
         enc.drop()  # the payload codes made for this instant
         held = self._held
         if held is not None:

@@ -52,8 +52,8 @@ def pack_instant(parts: list[Captured], index: dict[str, int], packer: msgpack.P
     code:
         payload -> its log code (:class:`asyncnet.logencode.PayloadCodes`).
     records:
-        how many records the log has so far (a large log compiles the
-        packing loop: :func:`asyncnet.logsends.kernel`).
+        how many records the log has, or will have by the run's end (a
+        large log compiles the packing loop: :func:`asyncnet.logsends.kernel`).
 
     Returns
     -------
@@ -107,7 +107,7 @@ def pack_sends(part: Captured, records: int, table: np.ndarray | None = None
     part:
         a :class:`~asyncnet.capture.Captured` with sends.
     records:
-        how many records the log has so far (see :func:`asyncnet.logsends.kernel`).
+        how many records the log has, or will have (see :func:`asyncnet.logsends.kernel`).
     table:
         its :func:`~asyncnet.capture.send_table` if the caller made it (read only).
 

@@ -218,6 +218,7 @@ def simulate(sc: Scenario, *, log_path: str | None = None,
         if save_state else None
     writer = EventLogWriter(log_file, log_header(sc, eng.names)) if log_path else None
     if writer:
+        writer.end = to_quanta(sc.duration)  # its records projected there (the packing loop)
         eng.record(writer.record)
     feed_traffic(eng, traffic)  # (after the writer: counted from its sends)
     ctx = context(sc, eng, net, stream, progress)

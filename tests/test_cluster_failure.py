@@ -209,12 +209,12 @@ def test_a_partition_that_fails_after_the_workers_started_leaves_no_process(tmp_
     assert log.read_bytes() == b"an older file"
 
 
-def test_large_partitions_with_a_log_load_the_packing_loop_before_they_join(monkeypatch):
-    """The coordinator tells its local workers (an environment variable) to load the
-    log's packing loop at start when each partition will hold WARM_AGENTS agents."""
+def test_workers_load_the_packing_loop_at_start_only_when_asked(monkeypatch):
+    """A worker's log takes its compiled packing loop when its records are on course
+    to pay for it (tests/test_log_loop_choice.py), however large its partition; the
+    coordinator passes its own ASYNCNET_WARM_LOG on to the workers it starts (a
+    benchmark's switch) and sets none itself."""
     from asyncnet.cluster import transport, worker
-    from asyncnet.network import Network, expand_to_neurons, layered
-    from asyncnet.scenario import Scenario
 
     seen: list[str | None] = []
 
@@ -223,18 +223,14 @@ def test_large_partitions_with_a_log_load_the_packing_loop_before_they_join(monk
         raise OSError("not started (test)")
 
     monkeypatch.setattr(transport.subprocess, "Popen", popen)
-    for sizes, workers, log, want in (([60, 120, 120, 60], 2, True, "1"),
-                                      ([60, 120, 120, 60], 2, False, None),
-                                      ([60, 120, 120, 60], 3, True, None),
-                                      ([4, 8, 4], 1, True, None)):
-        g = expand_to_neurons(Network.from_graph(layered(sizes), seed=0))
-        sc = Scenario(g, "diffusion", duration=1.0)
-        agents = g.number_of_nodes() + g.number_of_edges()  # one a neuron and a synapse
-        assert worker.warm_workers(sc, workers) == (agents >= worker.WARM_AGENTS * workers)
-        monkeypatch.setenv(worker.WARM_ENV, "1")  # (the parent's own setting is not passed on)
+    for parent, want in ((None, None), ("1", "1")):
+        if parent is None:
+            monkeypatch.delenv(worker.WARM_ENV, raising=False)
+        else:
+            monkeypatch.setenv(worker.WARM_ENV, parent)
         seen.clear()
-        with transport.Cluster(workers) as cl, pytest.raises(OSError, match="test"):
-            cl.spawn(warm=log and worker.warm_workers(sc, workers))
+        with transport.Cluster(2) as cl, pytest.raises(OSError, match="test"):
+            cl.spawn()
         assert seen == [want]
 
 

@@ -337,7 +337,7 @@ def test_a_worker_records_an_instant_from_its_sends(monkeypatch, path):
 
     pr = PartRunner.__new__(PartRunner)
     pr.codes, pr.packer = PayloadCodes(), wire.packer()
-    pr.chunks, pr.stats, pr.tracing = [], {"delivered": 0}, False
+    pr.chunks, pr.stats, pr.tracing, pr.end = [], {"delivered": 0}, False, None
     table = ReceiverTable()
     groups = [[3, -1, 1, 4], [2], [-1, 0]]
     for g in groups:

@@ -129,6 +129,11 @@ def child(spec: dict) -> dict:
         return {"cpu": cpu_self() - c0, "wall": time.perf_counter() - t0,
                 "messages": eng.messages()}
     from asyncnet.cluster import simulate_distributed
+    # the workers load the compiled packing loop before they join, outside the windows,
+    # as the in-process run above loads it outside the clock: the same loop on both
+    # sides (a run decides by its records' projection; trees before 5 December, night
+    # session, by partition size)
+    os.environ["ASYNCNET_WARM_LOG"] = "1"
     s = simulate_distributed(sc, workers=spec["workers"], log_path=log)
     c = s["cluster"]
     # (workers_cpu: the workers are this process's children, reaped at the end)

@@ -62,6 +62,8 @@ if int(workers):
     s = simulate_distributed(sc, workers=int(workers), log_path=log, timeout=600.0,
                              join_timeout=3000.0, step_timeout=3000.0)
 else:
+    from asyncnet import logsends  # the compiled packing loop, as the workers load it
+    logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
     from asyncnet.simulation import simulate
     s = simulate(sc, log_path=log)
 print("messages", s["messages"]["total"], flush=True)
@@ -74,8 +76,11 @@ def run(root: str, scenario: str, workers: int, tmp: str, cache: bool = False
     instructions, or with ``cache`` ``(instructions, L1 data misses, last-level
     data misses)``."""
     out = tempfile.mkdtemp(dir=tmp)
+    # the workers load the log's compiled packing loop before they join
+    # (ASYNCNET_WARM_LOG; older trees did so by partition size), the in-process run
+    # before it runs (CHILD): the same loop on both sides, loaded outside the windows
     env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": root}
+           "PYTHONPATH": root, "ASYNCNET_WARM_LOG": "1"}
     sim = CACHES if cache else ["--cache-sim=no"]
     got = subprocess.run(["valgrind", "--tool=cachegrind", *sim, "--trace-children=yes",
                           f"--cachegrind-out-file={out}/cg.%p", sys.executable, "-c", CHILD,

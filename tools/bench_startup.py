@@ -84,7 +84,8 @@ def main() -> None:
     logs = [os.path.join(tmp, f"{code}-{w}.log") for code, _, w in ways]
     if not all(filecmp.cmp(logs[0], x, shallow=False) for x in logs[1:]):
         raise SystemExit("bench_startup: the logs differ: the runs did not do the same work")
-    print(f"per-neuron {a.sizes} (L net), diffusion, {a.duration:g} time unit, log on; "
+    units = "time unit" if a.duration == 1 else "time units"
+    print(f"per-neuron {a.sizes} (L net), diffusion, {a.duration:g} {units}, log on; "
           f"{a.reps} interleaved repetitions; {os.cpu_count()} CPUs; "
           f"load {os.getloadavg()[0]:.2f}; every log byte-identical\n")
     print("| code | workers | wall s | CPU s (all processes) | wall ÷ in-process |")

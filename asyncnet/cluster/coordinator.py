@@ -48,7 +48,6 @@ from .merge import SegmentMerger, merge_traffic, trace_messages
 from .part import TRACE_OFF, TRACE_ON
 from .partition import Partition, PartitionError, partition
 from .report import sidecar_path
-from .worker import warm_workers
 
 WINDOWS_AT_LEAST = 50
 """A run starts with windows of at most 1/50 of its duration (progress, streaming)."""
@@ -99,9 +98,9 @@ def simulate_distributed(sc: Scenario, *, workers: int, log_path: str | None = N
             opened = Cluster(workers, local=local, bind=bind, timeout=timeout,
                              join_timeout=join_timeout, keys=keys, step_timeout=step_timeout)
         with opened as cl:
-            # the workers start (Python, imports, the log's packing loop) while this
-            # process builds its side and partitions: start-up overlaps, not adds up
-            cl.spawn(warm=log_path is not None and warm_workers(sc, workers))
+            # the workers start (Python, imports) while this process builds its
+            # side and partitions: start-up overlaps, not adds up
+            cl.spawn()
             remote = workers - cl.local
             if remote > 0 and notice is not None:
                 notice(f"coordinator listening at {cl.endpoint}; waiting up to "

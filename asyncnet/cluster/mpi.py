@@ -181,9 +181,8 @@ class MPICluster:
             self.link.send(_join([b"STOP"]), m.rank, CTRL)
         self.link.flush()
 
-    def spawn(self, warm: bool = False) -> None:
-        """Nothing to start: mpiexec started the workers (they load the packing
-        loop when their partition comes, if it is large: ``warm`` is not theirs)."""
+    def spawn(self) -> None:
+        """Nothing to start: mpiexec started the workers."""
 
     def join(self) -> list[_Member]:
         """The workers are the other ranks; nothing to wait for."""

@@ -33,7 +33,7 @@ from ..logcapture import pack_sends, send_records
 from ..logencode import PayloadCodes
 from ..logformat import array_items, record_key
 from ..logpack import MIN_RECORDS, pack_batches
-from ..messages import LocalityError, Message
+from ..messages import LocalityError, Message, to_quanta
 from ..metrics import Traffic
 from ..scenario import load
 from ..simulation import analyses_of, build_engine, context, feed_traffic, final_state
@@ -47,8 +47,6 @@ TRAFFIC_KEYS = ("count", "local", "dmin", "dmax", "dsum")
 """The mergeable counters of :class:`~asyncnet.metrics.Traffic` a partition reports."""
 TRACE_OFF, TRACE_ON = 0, 1
 """Whether a window returns rows for the coordinator's latency trace (see ``run_window``)."""
-WARM_AGENTS = 10_000
-"""A partition of this many agents loads the log's compiled packing loop at start."""
 _ARRIVES = itemgetter(4)
 _ONE_OF = ((1, 0, 0), (0, 1, 0), (0, 0, 1))  # a one-message batch's count by kind
 _new_tuple = tuple.__new__
@@ -126,12 +124,10 @@ class PartRunner:
         eng.instant_sinks.append(self._record)
         if self.log:  # the segment from the sends (asyncnet.logcapture), batches where not
             eng.record(self._logged)
-            # a large partition is made for a large run: the compiled packing loop
-            # (where numba is) is loaded now, not in a window. Loading costs a worker
-            # 0.3-0.7 CPU-s, more than a small run's whole log (the suite's cluster
-            # tests took twice as long); a small one loads it past MIN_RECORDS
-            if len(mine) >= WARM_AGENTS:
-                logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
+        # the run's end: this partition's records are projected there when its log
+        # chooses the packing loop (loading the compiled one costs a worker 0.3-0.7
+        # CPU-s, more than the records of a short run save)
+        self.end = to_quanta(sc.duration)
         feed_traffic(eng, self.traffic)
         # probes run at the coordinator (it asks for states); monitors run here
         ctx = context(sc, eng, net, stream)
@@ -166,7 +162,8 @@ class PartRunner:
         if self.tracing and (table is None or not self.cones.sends(captured, table)):
             self.cones.instant(self._traced)
         self._traced = []
-        got = None if small else pack_sends(captured, self.stats["delivered"], table)
+        got = None if small else pack_sends(
+            captured, logsends.projected(self.stats["delivered"], captured.t, self.end), table)
         if got is None:  # not column-wise exactly: the records one by one
             recs = sorted(send_records(captured, self.codes), key=record_key)
             self._record_segment(captured.t, recs)

@@ -27,7 +27,7 @@ from . import wire
 from .errors import ClusterError, WorkerLost
 from .security import server_setup
 from .sockets import NOBLOCK, has_input, recv_frames, send_frames
-from .worker import HEARTBEAT, PARENT_ENV, WARM_ENV
+from .worker import HEARTBEAT, PARENT_ENV
 
 TICK_MS = 100
 CHECK_EVERY = 0.05
@@ -106,15 +106,8 @@ class Cluster:
         self.failed = typ is not None
         self.close()
 
-    def spawn(self, warm: bool = False) -> None:
-        """Start the local worker processes (``python -m asyncnet worker``).
-
-        Parameters
-        ----------
-        warm:
-            whether they load the log's packing loop before they join
-            (:func:`~.worker.warm_workers`).
-        """
+    def spawn(self) -> None:
+        """Start the local worker processes (``python -m asyncnet worker``)."""
         local_ep = self.endpoint.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]")
         env = dict(os.environ)
         # the workers import the same asyncnet as this process, wherever it lives
@@ -122,9 +115,6 @@ class Cluster:
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"]
                                     if env.get("PYTHONPATH") else "")
         env[PARENT_ENV] = str(os.getpid())  # a worker whose parent is gone leaves
-        env.pop(WARM_ENV, None)
-        if warm:
-            env[WARM_ENV] = "1"
         for k in range(self.local):
             # -P: no working directory ahead of PYTHONPATH (run from a directory
             # that holds another asyncnet, the workers would import that one)

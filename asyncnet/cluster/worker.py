@@ -31,7 +31,7 @@ from ..messages import LocalityError
 from ..numerics import numeric_stack
 from . import wire
 from .errors import ClusterError
-from .part import WARM_AGENTS, PartError, PartRunner
+from .part import PartError, PartRunner
 from .peers import PeerNet, local_address
 from .security import client_setup
 from .sockets import recv_frames, send_frames
@@ -48,29 +48,11 @@ PARENT_ENV = "ASYNCNET_COORDINATOR_PID"
 
 
 WARM_ENV = "ASYNCNET_WARM_LOG"
-"""Set (to ``1``) by the coordinator for the local workers it starts when each
-partition will hold :data:`~.part.WARM_AGENTS` agents or more and the run keeps a
-log: they load the log's packing loop before they join, while the coordinator
-builds its side and partitions, not after INIT."""
-
-
-def warm_workers(sc: Any, workers: int) -> bool:
-    """Whether ``workers`` partitions of ``sc`` hold :data:`WARM_AGENTS` agents each,
-    on average (an agent a node and an edge of its graph, as the engine makes them).
-
-    Parameters
-    ----------
-    sc:
-        the :class:`~asyncnet.scenario.Scenario`.
-    workers:
-        how many partitions.
-
-    Returns
-    -------
-    Whether its workers should load the packing loop when they start.
-    """
-    g = sc.graph
-    return g.number_of_nodes() + g.number_of_edges() >= WARM_AGENTS * workers
+"""Set to ``1`` in a worker's environment (the coordinator passes its own on to
+the local workers it starts): the worker loads the log's compiled packing loop
+before it joins, rather than when its records are on course to pay for it
+(:func:`asyncnet.logsends.projected`). A benchmark's switch: the compiled loop
+in every window, loaded outside them."""
 
 
 class WorkerFailed(RuntimeError):
@@ -327,7 +309,7 @@ class Worker:
 
 def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:
     """``asyncnet worker``: serve one run, then exit."""
-    if os.environ.get(WARM_ENV) == "1":  # a large partition comes: load it before joining
+    if os.environ.get(WARM_ENV) == "1":  # asked for: load it before joining
         try:
             logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
         except Exception:  # only a head start: INIT loads it again, and reports a failure
