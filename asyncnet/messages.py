@@ -68,7 +68,6 @@ def to_time(q: int) -> float:
 # their shape. Bit-exact, no pickle, and the decoder checks every length.
 _EXT_ARRAY = 1
 _HDR = struct.Struct("<B")
-_VEC = struct.Struct("<BI")
 _F8 = np.dtype("<f8")
 _DIMS = [struct.Struct(f"<{k}I") for k in range(9)]  # an array's shape, by its ndim
 _HEADS: dict[tuple[int, ...], bytes] = {}  # an array extension's header, by shape

@@ -88,7 +88,7 @@ def test_a_writer_asks_with_its_records_projected_to_the_run_end(tmp_path, monke
             len(seen) // 2][0]
 
 
-def test_a_run_tells_its_writer_when_it_ends(monkeypatch):
+def test_a_run_tells_its_writer_when_it_ends(tmp_path, monkeypatch):
     from asyncnet.eventlog import EventLogWriter
     from asyncnet.scenario import load
     from asyncnet.simulation import simulate
@@ -98,12 +98,7 @@ def test_a_run_tells_its_writer_when_it_ends(monkeypatch):
                         or record(self, c))
     sc = load(os.path.join(ROOT, "scenarios", "quickstart.toml"))
     sc.duration = 20.0
-    log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"choice-{os.getpid()}.log")
-    try:
-        simulate(sc, log_path=log)
-    finally:
-        if os.path.exists(log):
-            os.remove(log)
+    simulate(sc, log_path=str(tmp_path / "q.log"))
     assert ends and set(ends) == {to_quanta(20.0)}
 
 
