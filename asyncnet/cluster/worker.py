@@ -312,7 +312,8 @@ def main(connect: str, token: str | None, wait: float, keys: str | None) -> int:
     if os.environ.get(WARM_ENV) == "1":  # asked for: load it before joining
         try:
             logsends.warm(logsends.kernel(logsends.MIN_RECORDS))
-        except Exception:  # only a head start: INIT loads it again, and reports a failure
+        except Exception:  # only a head start: the log loads it again when its records
+            # call for it, and a failure then is reported as the run's
             pass
     try:
         return Worker(connect, token=token, wait=wait, keys=keys).run()
